@@ -1,0 +1,158 @@
+"""Input validation: one place that turns user data into a finite float array.
+
+Every entry point (estimators, the PyMC model builder, the command line) calls
+:func:`check_data`, so bad input fails early with a message naming the problem
+and the remedy, never deep inside NumPy or PyTensor.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+
+def _column_names(X) -> list[str] | None:
+    if isinstance(X, pd.DataFrame):
+        return [str(c) for c in X.columns]
+    return None
+
+
+def _describe(j: int, names: list[str] | None) -> str:
+    return f"column {j} ({names[j]!r})" if names else f"column {j}"
+
+
+def check_data(
+    X,
+    *,
+    name: str = "X",
+    allow_1d: bool = False,
+    min_samples: int = 2,
+    n_components: int | None = None,
+    check_constant: bool = True,
+) -> np.ndarray:
+    """Validate data and return it as a float64 array of shape (n_samples, n_features).
+
+    Parameters
+    ----------
+    X : array-like or pandas.DataFrame
+        Data, one row per sample.
+    name : str
+        How the data are called in messages.
+    allow_1d : bool
+        Accept a 1-D array as one feature (else a 1-D input is an error that says how to
+        reshape it, as scikit-learn does).
+    min_samples : int
+        Fewest rows accepted.
+    n_components : int, optional
+        If given, require ``n_components <= n_samples``.
+    check_constant : bool
+        Reject columns whose values are all equal (their variance cannot be estimated).
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_features)
+
+    Raises
+    ------
+    TypeError
+        Non-numeric values (the offending columns are named).
+    ValueError
+        Wrong number of dimensions, empty data, NaN or infinite values, too few samples,
+        ``n_components`` larger than the number of samples, constant columns.
+    """
+    if sp.issparse(X):
+        raise TypeError(
+            f"A sparse matrix was passed as {name}, but dense data is required: Gaussian "
+            "mixtures do not support sparse input. Use X.toarray() to convert it."
+        )
+    names = _column_names(X)
+    if isinstance(X, pd.DataFrame):
+        bad = [str(c) for c, dt in X.dtypes.items() if not pd.api.types.is_numeric_dtype(dt)
+               or pd.api.types.is_bool_dtype(dt)]
+        if bad:
+            raise TypeError(
+                f"{name} has non-numeric columns {bad}: select numeric columns only "
+                "(for example with --columns on the command line)"
+            )
+        X = X.to_numpy(dtype=np.float64)
+    elif isinstance(X, pd.Series):
+        names = [str(X.name)] if X.name is not None else None
+        X = X.to_numpy()
+    try:
+        array = np.asarray(X)
+    except ValueError as err:
+        raise ValueError(f"{name} could not be read as a rectangular array: {err}") from None
+    if array.dtype.kind in "OUSV" or array.dtype.kind == "b":
+        try:
+            array = array.astype(np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"{name} contains non-numeric values (dtype {array.dtype}); argument must be "
+                "a string or a real number in every cell: convert or drop those columns"
+            ) from None
+    elif array.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported: {name} is complex, mixtures need real data")
+    array = np.asarray(array, dtype=np.float64)
+    if array.ndim == 1:
+        if not allow_1d:
+            raise ValueError(
+                f"Expected 2D array, got 1D array instead: {name} has shape {array.shape}. "
+                "Reshape your data either using array.reshape(-1, 1) if your data has a single "
+                "feature or array.reshape(1, -1) if it contains a single sample."
+            )
+        array = array[:, None]
+    if array.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D (n_samples, n_features), got an array with {array.ndim} "
+            f"dimensions and shape {array.shape}"
+        )
+    n_samples, n_features = array.shape
+    if n_features == 0:
+        raise ValueError(
+            f"{name} has 0 feature(s) (shape={array.shape}) while a minimum of 1 is required."
+        )
+    if n_samples < min_samples:
+        raise ValueError(
+            f"{name} has n_samples={n_samples} (shape={array.shape}), but at least "
+            f"{min_samples} samples are required"
+        )
+    finite = np.isfinite(array)
+    if not finite.all():
+        cols = sorted(set(np.nonzero(~finite)[1].tolist()))
+        kinds = "NaN" if np.isnan(array).any() else "infinity"
+        if np.isnan(array).any() and np.isinf(array).any():
+            kinds = "NaN and infinity"
+        where = ", ".join(_describe(j, names) for j in cols[:5])
+        raise ValueError(
+            f"Input {name} contains {kinds} in {int((~finite).sum())} cell(s), in {where}: "
+            "drop or impute those rows first"
+        )
+    if n_components is not None and n_components > n_samples:
+        raise ValueError(
+            f"n_components={n_components} must be <= n_samples={n_samples}: a mixture needs at "
+            "least one sample per component; decrease n_components"
+        )
+    if check_constant and n_samples > 1:
+        constant = np.flatnonzero(np.ptp(array, axis=0) == 0)
+        if constant.size:
+            where = ", ".join(_describe(int(j), names) for j in constant[:5])
+            raise ValueError(
+                f"{name} has constant {where} (every value equals {array[0, constant[0]]!r}): "
+                "its variance is zero, so no Gaussian density fits it; drop that column"
+            )
+    return array
+
+
+def check_positive_int(value, name: str, minimum: int = 1) -> int:
+    """Return ``value`` as int if it is an integer >= ``minimum``, else raise a clear error."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+__all__ = ["check_data", "check_positive_int"]

@@ -1,0 +1,223 @@
+"""The E-step and M-step of EM for Gaussian mixtures, maximum likelihood or MAP.
+
+Pure functions on arrays. With ``gamma_nk`` the responsibilities:
+
+* E-step: ``log gamma_nk = log alpha_k + log N(x_n | mu_k, Sigma_k) - logsumexp_j(...)``,
+  normalised in log space (never exponentiated before normalising).
+* M-step (maximum likelihood): ``N_k = sum_n gamma_nk``, ``alpha_k = N_k / N``,
+  ``mu_k = sum_n gamma_nk x_n / N_k``,
+  ``Sigma_k = sum_n gamma_nk (x_n - mu_k)(x_n - mu_k)^T / N_k``.
+* M-step (MAP, conjugate :class:`~bayesgmm.priors.MixturePrior`): the same sufficient
+  statistics, then the joint posterior mode of each component's Normal-Inverse-Wishart
+  (or Normal-Inverse-Gamma) posterior and the Dirichlet mode of the weights:
+
+  - ``alpha_k = (N_k + a0 - 1) / (N + K (a0 - 1))``
+  - ``mu_k = (N_k xbar_k + kappa0 m0) / (N_k + kappa0)``
+  - full: ``Sigma_k = (Psi0 + S_k + B_k) / (nu0 + N_k + d + 2)`` with
+    ``S_k = sum_n gamma_nk (x_n - xbar_k)(x_n - xbar_k)^T`` and
+    ``B_k = kappa0 N_k / (kappa0 + N_k) (xbar_k - m0)(xbar_k - m0)^T``
+  - tied: ``Sigma = (Psi0 + sum_k (S_k + B_k)) / (nu0 + N + d + 1 + K)``
+  - diag: ``sigma2_kj = (psi0_j + S_kjj + B_kjj) / (nu0 + N_k + 3)``
+  - spherical: ``sigma2_k = (psi0 + tr(S_k + B_k)) / (nu0 + 2 + d + d N_k)``
+
+``reg_covar`` is added to every variance afterwards, as in scikit-learn.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import logsumexp
+
+from bayesgmm._types import CovarianceType
+from bayesgmm.em.gaussian import estimate_log_gaussian_prob
+from bayesgmm.params import MixtureParams
+from bayesgmm.priors import MixturePrior
+
+_EPS = 10 * np.finfo(np.float64).eps
+
+
+def estimate_weighted_log_prob(X: np.ndarray, params: MixtureParams) -> np.ndarray:
+    """``log alpha_k + log N(x_n | mu_k, Sigma_k)``, shape (n_samples, n_components)."""
+    with np.errstate(divide="ignore"):
+        log_weights = np.log(params.weights)
+    return (
+        estimate_log_gaussian_prob(
+            X, params.means, params.precisions_cholesky, params.covariance_type
+        )
+        + log_weights
+    )
+
+
+def e_step(X: np.ndarray, params: MixtureParams) -> tuple[np.ndarray, np.ndarray]:
+    """Log-responsibilities and per-sample log-likelihood.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    params : MixtureParams
+
+    Returns
+    -------
+    log_resp : ndarray of shape (n_samples, n_components)
+        ``log gamma_nk``; each row's ``exp`` sums to one.
+    log_lik : ndarray of shape (n_samples,)
+        ``log p(x_n | params) = logsumexp_k(log alpha_k + log N(x_n | mu_k, Sigma_k))``.
+    """
+    weighted = estimate_weighted_log_prob(X, params)
+    log_lik = logsumexp(weighted, axis=1)
+    with np.errstate(under="ignore"):
+        log_resp = weighted - log_lik[:, None]
+    return log_resp, log_lik
+
+
+def _component_stats(
+    X: np.ndarray, resp: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Soft counts ``N_k`` (K,) and weighted means ``xbar_k`` (K, d)."""
+    nk = resp.sum(axis=0) + _EPS
+    xbar = resp.T @ X / nk[:, None]
+    return nk, xbar
+
+
+def _scatter_full(X: np.ndarray, resp: np.ndarray, xbar: np.ndarray) -> np.ndarray:
+    """``S_k = sum_n gamma_nk (x_n - xbar_k)(x_n - xbar_k)^T``, shape (K, d, d)."""
+    n_components, n_features = xbar.shape
+    scatter = np.empty((n_components, n_features, n_features))
+    for k in range(n_components):
+        diff = X - xbar[k]
+        scatter[k] = (resp[:, k] * diff.T) @ diff
+    return scatter
+
+
+def _scatter_diag(X: np.ndarray, resp: np.ndarray, xbar: np.ndarray, nk: np.ndarray) -> np.ndarray:
+    """Diagonal of ``S_k``, shape (K, d)."""
+    avg_x2 = resp.T @ (X * X)
+    return avg_x2 - 2.0 * xbar * (resp.T @ X) + xbar**2 * nk[:, None]
+
+
+def _prior_shift(prior: MixturePrior, nk: np.ndarray, xbar: np.ndarray) -> np.ndarray:
+    """``sqrt(kappa0 N_k / (kappa0 + N_k)) (xbar_k - m0)``, shape (K, d)."""
+    kappa = prior.mean_precision
+    return np.sqrt(kappa * nk / (kappa + nk))[:, None] * (xbar - prior.mean_prior)
+
+
+def _weights(nk: np.ndarray, prior: MixturePrior | None) -> np.ndarray:
+    if prior is None:
+        return nk / nk.sum()
+    unnormalised = nk + prior.concentration(nk.shape[0]) - 1.0
+    return unnormalised / unnormalised.sum()
+
+
+def _means(nk: np.ndarray, xbar: np.ndarray, prior: MixturePrior | None) -> np.ndarray:
+    if prior is None:
+        return xbar
+    kappa = prior.mean_precision
+    return (nk[:, None] * xbar + kappa * prior.mean_prior) / (nk + kappa)[:, None]
+
+
+def _covariances_full(X, resp, nk, xbar, prior, reg_covar):
+    scatter = _scatter_full(X, resp, xbar)
+    d = X.shape[1]
+    if prior is None:
+        covs = scatter / nk[:, None, None]
+    else:
+        shift = _prior_shift(prior, nk, xbar)
+        numerator = prior.covariance_prior + scatter + shift[:, :, None] * shift[:, None, :]
+        covs = numerator / (prior.degrees_of_freedom + nk + d + 2.0)[:, None, None]
+    covs[:, np.arange(d), np.arange(d)] += reg_covar
+    return covs
+
+
+def _covariances_tied(X, resp, nk, xbar, prior, reg_covar):
+    n_components, d = xbar.shape
+    if prior is None:
+        avg_x2 = X.T @ X
+        avg_means2 = (nk * xbar.T) @ xbar
+        cov = (avg_x2 - avg_means2) / nk.sum()
+    else:
+        scatter = _scatter_full(X, resp, xbar).sum(axis=0)
+        shift = _prior_shift(prior, nk, xbar)
+        numerator = prior.covariance_prior + scatter + shift.T @ shift
+        cov = numerator / (prior.degrees_of_freedom + nk.sum() + d + 1.0 + n_components)
+    cov.flat[:: d + 1] += reg_covar
+    return cov
+
+
+def _covariances_diag(X, resp, nk, xbar, prior, reg_covar):
+    scatter = _scatter_diag(X, resp, xbar, nk)
+    if prior is None:
+        return scatter / nk[:, None] + reg_covar
+    shift = _prior_shift(prior, nk, xbar)
+    numerator = prior.covariance_prior + scatter + shift**2
+    return numerator / (prior.degrees_of_freedom + nk + 3.0)[:, None] + reg_covar
+
+
+def _covariances_spherical(X, resp, nk, xbar, prior, reg_covar):
+    d = X.shape[1]
+    scatter = _scatter_diag(X, resp, xbar, nk)
+    if prior is None:
+        return (scatter / nk[:, None] + reg_covar).mean(axis=1)
+    shift = _prior_shift(prior, nk, xbar)
+    numerator = prior.covariance_prior + scatter.sum(axis=1) + (shift**2).sum(axis=1)
+    return numerator / (prior.degrees_of_freedom + 2.0 + d + d * nk) + reg_covar
+
+
+_COVARIANCE_UPDATES = {
+    "full": _covariances_full,
+    "tied": _covariances_tied,
+    "diag": _covariances_diag,
+    "spherical": _covariances_spherical,
+}
+
+
+def m_step(
+    X: np.ndarray,
+    resp: np.ndarray,
+    covariance_type: CovarianceType = "full",
+    prior: MixturePrior | None = None,
+    reg_covar: float = 0.0,
+) -> MixtureParams:
+    """Maximum-likelihood (``prior=None``) or MAP update of the mixture parameters.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    resp : ndarray of shape (n_samples, n_components)
+        Responsibilities ``gamma_nk`` (rows sum to one).
+    covariance_type : {"full", "tied", "diag", "spherical"}
+    prior : MixturePrior or None
+        Conjugate prior; ``None`` gives the maximum-likelihood updates.
+    reg_covar : float
+        Added to the diagonal of every covariance.
+
+    Returns
+    -------
+    MixtureParams
+
+    Raises
+    ------
+    SingularCovarianceError
+        If an updated covariance is not positive definite (maximum likelihood only:
+        a proper prior keeps every covariance positive definite).
+    """
+    nk, xbar = _component_stats(X, resp)
+    covariances = _COVARIANCE_UPDATES[covariance_type](X, resp, nk, xbar, prior, reg_covar)
+    return MixtureParams(_weights(nk, prior), _means(nk, xbar, prior), covariances, covariance_type)
+
+
+def log_objective(log_lik: np.ndarray, params: MixtureParams, prior: MixturePrior | None) -> float:
+    """The quantity EM increases, per sample: mean log-likelihood, plus ``log p(theta) / N``.
+
+    Parameters
+    ----------
+    log_lik : ndarray of shape (n_samples,)
+    params : MixtureParams
+    prior : MixturePrior or None
+    """
+    value = float(np.mean(log_lik))
+    if prior is not None:
+        value += prior.log_density(params) / log_lik.shape[0]
+    return value
+
+
+__all__ = ["e_step", "estimate_weighted_log_prob", "log_objective", "m_step"]

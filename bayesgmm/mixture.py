@@ -1,0 +1,367 @@
+"""``GaussianMixture``: the EM / MAP estimator with scikit-learn conventions.
+
+The estimator only orchestrates: validation, the prior, and the pure functions of
+:mod:`bayesgmm.em`. With ``prior=None`` it is maximum likelihood and, from the same
+starting parameters, reproduces :class:`sklearn.mixture.GaussianMixture`; with
+``prior="default"`` (or a :class:`~bayesgmm.priors.MixturePrior`) every M-step is the
+conjugate MAP update and the fit can no longer collapse onto a singular covariance.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from bayesgmm._types import COVARIANCE_TYPES
+from bayesgmm._validation import check_data, check_positive_int
+from bayesgmm.em.fit import fit_em
+from bayesgmm.em.init import INITIALIZERS
+from bayesgmm.em.steps import e_step
+from bayesgmm.params import MixtureParams
+from bayesgmm.priors import MixturePrior
+
+
+def resolve_prior(
+    prior: MixturePrior | str | None, X: np.ndarray, n_components: int, covariance_type: str
+) -> MixturePrior | None:
+    """Turn the ``prior`` argument into a :class:`MixturePrior` (or ``None`` for MLE).
+
+    Parameters
+    ----------
+    prior : None, "default" or MixturePrior
+    X : ndarray of shape (n_samples, n_features)
+    n_components : int
+    covariance_type : str
+    """
+    if prior is None:
+        return None
+    if isinstance(prior, str):
+        if prior != "default":
+            raise ValueError(f"prior must be None, 'default' or a MixturePrior, got {prior!r}")
+        return MixturePrior.default(X, n_components, covariance_type)
+    if not isinstance(prior, MixturePrior):
+        raise TypeError(
+            f"prior must be None, 'default' or a MixturePrior, got {type(prior).__name__}"
+        )
+    if prior.covariance_type != covariance_type:
+        raise ValueError(
+            f"the prior is for covariance_type={prior.covariance_type!r} but the model uses "
+            f"{covariance_type!r}"
+        )
+    if prior.n_features != X.shape[1]:
+        raise ValueError(
+            f"the prior is for {prior.n_features} feature(s), X has {X.shape[1]}"
+        )
+    if np.any(prior.concentration(n_components) < 1.0):
+        raise ValueError(
+            "MAP-EM needs weight_concentration >= 1 (below 1 the Dirichlet density has no "
+            "interior mode); use the PyMC model for sparse Dirichlet priors"
+        )
+    return prior
+
+
+def n_parameters(n_components: int, n_features: int, covariance_type: str) -> int:
+    """Number of free parameters (scikit-learn's ``_n_parameters``)."""
+    cov_params = {
+        "full": n_components * n_features * (n_features + 1) / 2.0,
+        "diag": n_components * n_features,
+        "tied": n_features * (n_features + 1) / 2.0,
+        "spherical": n_components,
+    }[covariance_type]
+    return int(cov_params + n_components * n_features + n_components - 1)
+
+
+class GaussianMixture(DensityMixin, BaseEstimator):
+    """Gaussian mixture fitted by EM (maximum likelihood) or MAP-EM.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of components K.
+    covariance_type : {"full", "tied", "diag", "spherical"}, default="full"
+        Same meaning as in scikit-learn.
+    prior : None, "default" or MixturePrior, default=None
+        ``None``: maximum likelihood. ``"default"``: MAP under
+        :meth:`MixturePrior.default` (data-scaled, Fraley & Raftery 2007).
+    tol : float, default=1e-3
+        Convergence threshold on the change of the per-sample objective.
+    reg_covar : float, default=1e-6
+        Non-negative value added to the covariance diagonals.
+    max_iter : int, default=100
+    n_init : int, default=1
+        Number of restarts; the best objective is kept.
+    init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default="kmeans"
+    weights_init : ndarray of shape (n_components,), optional
+    means_init : ndarray of shape (n_components, n_features), optional
+    precisions_init : ndarray, optional
+        Precisions in scikit-learn's layout for ``covariance_type``.
+    random_state : int, numpy Generator or None, default=None
+        Seed of the initialisation and of :meth:`sample`.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+    means_ : ndarray of shape (n_components, n_features)
+    covariances_ : ndarray
+        Shape (K, d, d), (d, d), (K, d) or (K,) for full, tied, diag, spherical.
+    precisions_ : ndarray
+        Inverses of ``covariances_``, same layout.
+    precisions_cholesky_ : ndarray
+        Cholesky factors of ``precisions_``, same layout.
+    params_ : MixtureParams
+        The fitted parameters as one record.
+    prior_ : MixturePrior or None
+        The prior actually used.
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+        Per-sample objective (log-likelihood, plus ``log p(theta) / N`` for MAP) of the best fit.
+    lower_bound_trace_ : ndarray of shape (n_iter_,)
+        The objective at every iteration of the best start.
+    n_reseeds_ : int
+        Collapsed components re-seeded during the best start (MLE only).
+    n_features_in_ : int
+    """
+
+    def __init__(
+        self,
+        n_components: int = 1,
+        *,
+        covariance_type: str = "full",
+        prior: MixturePrior | str | None = None,
+        tol: float = 1e-3,
+        reg_covar: float = 1e-6,
+        max_iter: int = 100,
+        n_init: int = 1,
+        init_params: str = "kmeans",
+        weights_init: np.ndarray | None = None,
+        means_init: np.ndarray | None = None,
+        precisions_init: np.ndarray | None = None,
+        random_state: int | np.random.Generator | None = None,
+    ) -> None:
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.prior = prior
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+
+    def _check_parameters(self, n_features: int) -> None:
+        check_positive_int(self.n_components, "n_components")
+        check_positive_int(self.n_init, "n_init")
+        check_positive_int(self.max_iter, "max_iter", minimum=0)
+        if self.covariance_type not in COVARIANCE_TYPES:
+            raise ValueError(
+                f"Invalid value for 'covariance_type': {self.covariance_type!r}; "
+                f"choose one of {list(COVARIANCE_TYPES)}"
+            )
+        if self.init_params not in INITIALIZERS:
+            raise ValueError(
+                f"Invalid value for 'init_params': {self.init_params!r}; "
+                f"choose one of {sorted(INITIALIZERS)}"
+            )
+        for name in ("tol", "reg_covar"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Real) or not value >= 0 or not np.isfinite(value):
+                raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
+        k = self.n_components
+        expected = {
+            "weights_init": (k,),
+            "means_init": (k, n_features),
+            "precisions_init": {
+                "full": (k, n_features, n_features),
+                "tied": (n_features, n_features),
+                "diag": (k, n_features),
+                "spherical": (k,),
+            }[self.covariance_type],
+        }
+        for name, shape in expected.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            value = np.asarray(value, dtype=np.float64)
+            if value.shape != shape:
+                raise ValueError(
+                    f"{name} must have shape {shape} for n_components={k}, "
+                    f"n_features={n_features}, covariance_type={self.covariance_type!r}; "
+                    f"got {value.shape}"
+                )
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"{name} contains NaN or infinity")
+        if self.weights_init is not None:
+            weights = np.asarray(self.weights_init, dtype=np.float64)
+            if np.any(weights < 0) or not np.isclose(weights.sum(), 1.0):
+                raise ValueError(
+                    f"weights_init must be non-negative and sum to 1, got {weights.tolist()}"
+                )
+
+    def fit(self, X, y=None) -> GaussianMixture:
+        """Estimate the parameters by EM; see :meth:`fit_predict`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        self.fit_predict(X, y)
+        return self
+
+    def fit_predict(self, X, y=None) -> np.ndarray:
+        """Fit, then label every sample with its most probable component.
+
+        ``fit(X).predict(X)`` gives the same labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        data = check_data(X, n_components=None, check_constant=self.prior is None)
+        self._check_parameters(data.shape[1])
+        check_data(data, n_components=self.n_components, check_constant=False)
+        validate_data(self, X, dtype=np.float64)
+        prior = resolve_prior(self.prior, data, self.n_components, self.covariance_type)
+        result = fit_em(
+            data,
+            self.n_components,
+            self.covariance_type,
+            prior=prior,
+            reg_covar=self.reg_covar,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            n_init=self.n_init,
+            init_params=self.init_params,
+            random_state=self.random_state,
+            weights_init=self.weights_init,
+            means_init=self.means_init,
+            precisions_init=self.precisions_init,
+        )
+        self.prior_ = prior
+        self._set_params(result.params)
+        self.converged_ = result.converged
+        self.n_iter_ = result.n_iter
+        self.lower_bound_ = result.lower_bound
+        self.lower_bound_trace_ = result.trace
+        self.n_reseeds_ = result.n_reseeds
+        log_resp, _ = e_step(data, self.params_)
+        return log_resp.argmax(axis=1)
+
+    def _set_params(self, params: MixtureParams) -> None:
+        self.params_ = params
+        self.weights_ = np.array(params.weights)
+        self.means_ = np.array(params.means)
+        self.covariances_ = np.array(params.covariances)
+        self.precisions_cholesky_ = np.array(params.precisions_cholesky)
+        if self.covariance_type in ("full", "tied"):
+            pc = self.precisions_cholesky_
+            self.precisions_ = pc @ np.swapaxes(pc, -1, -2)
+        else:
+            self.precisions_ = self.precisions_cholesky_**2
+
+    def _validate_predict_data(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        data = check_data(X, min_samples=1, check_constant=False)
+        validate_data(self, X, dtype=np.float64, reset=False)
+        return data
+
+    def score_samples(self, X) -> np.ndarray:
+        """Log density ``log p(x_n)`` of every sample, shape (n_samples,)."""
+        return e_step(self._validate_predict_data(X), self.params_)[1]
+
+    def score(self, X, y=None) -> float:
+        """Mean log-likelihood per sample."""
+        return float(self.score_samples(X).mean())
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Responsibilities ``gamma_nk``, shape (n_samples, n_components)."""
+        return np.exp(e_step(self._validate_predict_data(X), self.params_)[0])
+
+    def predict(self, X) -> np.ndarray:
+        """Most probable component of every sample, shape (n_samples,)."""
+        return e_step(self._validate_predict_data(X), self.params_)[0].argmax(axis=1)
+
+    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Draw samples from the fitted mixture.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,)
+            Component labels.
+        """
+        check_is_fitted(self)
+        n_samples = check_positive_int(n_samples, "n_samples")
+        return sample_mixture(self.params_, n_samples, self.random_state)
+
+    def _n_parameters(self) -> int:
+        return n_parameters(self.n_components, self.means_.shape[1], self.covariance_type)
+
+    def bic(self, X) -> float:
+        """Bayesian information criterion ``-2 log L + p log N`` (lower is better)."""
+        data = self._validate_predict_data(X)
+        return float(
+            -2 * self.score(data) * data.shape[0] + self._n_parameters() * np.log(data.shape[0])
+        )
+
+    def aic(self, X) -> float:
+        """Akaike information criterion ``-2 log L + 2 p`` (lower is better)."""
+        data = self._validate_predict_data(X)
+        return float(-2 * self.score(data) * data.shape[0] + 2 * self._n_parameters())
+
+    def icl(self, X) -> float:
+        """Integrated completed likelihood criterion, BIC plus twice the assignment entropy.
+
+        ``ICL = BIC - 2 sum_n sum_k gamma_nk log gamma_nk`` (Biernacki et al. 2000, on
+        the BIC scale: lower is better). It penalises components that overlap.
+        """
+        data = self._validate_predict_data(X)
+        log_resp = e_step(data, self.params_)[0]
+        entropy = -np.sum(np.exp(log_resp) * np.where(np.isfinite(log_resp), log_resp, 0.0))
+        return float(self.bic(data) + 2.0 * entropy)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        return tags
+
+
+def sample_mixture(
+    params: MixtureParams, n_samples: int, random_state=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw ``n_samples`` points and their labels from a mixture.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples,)
+    """
+    rng = np.random.default_rng(random_state)
+    labels = rng.choice(params.n_components, size=n_samples, p=params.weights)
+    chol = np.linalg.cholesky(params.full_covariances())
+    noise = rng.standard_normal((n_samples, params.n_features))
+    X = params.means[labels] + np.einsum("nij,nj->ni", chol[labels], noise)
+    return X, labels
+
+
+__all__ = ["GaussianMixture", "n_parameters", "resolve_prior", "sample_mixture"]

@@ -1,0 +1,606 @@
+"""The Gaussian mixture as a PyMC model, with the component labels summed out.
+
+:func:`build_model` writes the same latent variable model that MAP-EM fits
+(:mod:`bayesgmm.priors` gives the priors), so that ``find_MAP`` on the PyMC model
+(no Jacobian, constrained space) and MAP-EM optimise one objective, and NUTS
+samples the posterior whose mode EM finds.
+
+Working scale
+    The sampler sees standardised data ``x_z = (x - location) / scale``
+    (:class:`Standardization`): per-feature scales for ``full``/``tied``/``diag``
+    and one common scale for ``spherical`` (a spherical covariance stays spherical
+    only under an isotropic rescaling). The prior hyper-parameters are mapped to the
+    working scale exactly (``Psi0 -> D Psi0 D`` with ``D = diag(1 / scale)``), so the
+    model is the user's model re-expressed; the map is linear, so modes map to modes.
+    The observed variable ``X`` stays on the user's scale: its log-density
+    standardises internally and adds the Jacobian ``-sum(log scale)`` per
+    observation, so ``log_likelihood`` and ``posterior_predictive`` are on the
+    user's scale too.
+
+Variables (named dims ``component``, ``feature``, ``feature_bis``, ``obs``)
+    ``weights`` (component)
+        Dirichlet(``a0``); a constant one when ``n_components == 1``.
+    ``covariances_z`` / ``variances_z`` / ``stds_z`` + ``corr_chol_z``
+        Covariances on the working scale: Inverse-Wishart matrices (full
+        (component, feature, feature_bis); tied (feature, feature_bis)),
+        Inverse-Gamma variances (diag (component, feature); spherical
+        (component)), or with ``covariance_prior_family="lkj"`` half-normal
+        scales times LKJ correlation Cholesky factors, one per component.
+    ``means_z`` (component, feature)
+        ``mu_k | Sigma_k ~ N(m0, Sigma_k / kappa0)``, batched over components. In
+        one dimension the means are ordered (identifiability).
+    ``means`` (component, feature), ``covariances`` (component, feature, feature_bis)
+        Deterministics on the user's scale; covariances are full matrices for every
+        covariance type.
+    ``X`` (obs, feature)
+        Observed; ``log p(x_n) = logsumexp_k(log w_k + log N(x_n | mu_k, Sigma_k))``,
+        one term per observation.
+
+The Inverse-Wishart variable is a :class:`pymc.CustomDist` whose density is with
+respect to the matrix itself; the sampler moves in the unconstrained space of
+:class:`SPDCholeskyTransform`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+from pymc.logprob.transforms import Transform
+from scipy import stats
+
+from bayesgmm._types import COVARIANCE_TYPES, CovarianceType
+from bayesgmm.params import MixtureParams
+from bayesgmm.priors import MixturePrior
+
+CovariancePriorFamily = Literal["niw", "lkj"]
+COVARIANCE_PRIOR_FAMILIES: tuple[str, ...] = ("niw", "lkj")
+OBSERVED = "X"
+
+
+@dataclass(frozen=True)
+class Standardization:
+    """Affine map from the user's scale to the working scale, ``x_z = (x - location) / scale``.
+
+    Parameters
+    ----------
+    location : ndarray of shape (n_features,)
+    scale : ndarray of shape (n_features,)
+        Positive; all entries equal for ``spherical`` covariances.
+    """
+
+    location: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def from_data(
+        cls, X: np.ndarray, covariance_type: CovarianceType, *, enabled: bool = True
+    ) -> Standardization:
+        """Standardisation of ``X`` (shape (n_samples, n_features)); identity if not ``enabled``."""
+        d = X.shape[1]
+        if not enabled or X.shape[0] < 2:
+            return cls(np.zeros(d), np.ones(d))
+        scale = X.std(axis=0)
+        if covariance_type == "spherical":
+            scale = np.full(d, np.sqrt(np.mean(scale**2)))
+        scale = np.where(scale > 0, scale, 1.0)
+        return cls(X.mean(axis=0), scale)
+
+    @property
+    def log_jacobian(self) -> float:
+        """``sum(log scale)``: ``log p_user(x) = log p_working(x_z) - log_jacobian``."""
+        return float(np.log(self.scale).sum())
+
+    def prior_to_working(self, prior: MixturePrior) -> MixturePrior:
+        """The same prior expressed on the working scale."""
+        inv = 1.0 / self.scale
+        psi = np.asarray(prior.covariance_prior)
+        psi_z = {
+            "full": lambda: psi * np.outer(inv, inv),
+            "tied": lambda: psi * np.outer(inv, inv),
+            "diag": lambda: psi * inv**2,
+            "spherical": lambda: np.asarray(psi * inv[0] ** 2),
+        }[prior.covariance_type]()
+        return MixturePrior(
+            weight_concentration=prior.weight_concentration,
+            mean_prior=(prior.mean_prior - self.location) * inv,
+            mean_precision=prior.mean_precision,
+            degrees_of_freedom=prior.degrees_of_freedom,
+            covariance_prior=psi_z,
+            covariance_type=prior.covariance_type,
+        )
+
+    def params_to_working(self, params: MixtureParams) -> MixtureParams:
+        """Mixture parameters mapped from the user's scale to the working scale."""
+        return _rescale_params(params, -self.location / self.scale, 1.0 / self.scale)
+
+    def params_to_user(self, params: MixtureParams) -> MixtureParams:
+        """Mixture parameters mapped from the working scale back to the user's scale."""
+        return _rescale_params(params, self.location, self.scale)
+
+
+def _rescale_params(params: MixtureParams, shift: np.ndarray, scale: np.ndarray) -> MixtureParams:
+    """Parameters of the mixture of ``shift + scale * x`` when ``x`` follows ``params``."""
+    cov = params.covariances
+    covariances = {
+        "full": lambda: cov * np.outer(scale, scale),
+        "tied": lambda: cov * np.outer(scale, scale),
+        "diag": lambda: cov * scale**2,
+        "spherical": lambda: cov * scale[0] ** 2,
+    }[params.covariance_type]()
+    return MixtureParams(
+        params.weights, shift + scale * params.means, covariances, params.covariance_type
+    )
+
+
+class SPDCholeskyTransform(Transform):
+    """Unconstrained vector of length ``d(d+1)/2`` <-> symmetric positive definite matrix.
+
+    ``y`` fills the lower triangle of ``L`` row by row (``numpy.tril_indices``) with the
+    diagonal exponentiated, and ``Sigma = L L^T``. The log-Jacobian of ``y -> Sigma`` is
+    ``d log 2 + sum_i (d - i + 2) log L_ii`` (``i`` 1-indexed), so densities stay with
+    respect to ``Sigma`` itself. Batched over leading dimensions.
+    """
+
+    name = "spd_cholesky"
+    ndim_supp = 2
+
+    def __init__(self, n_features: int) -> None:
+        self.n_features = n_features
+        rows, cols = np.tril_indices(n_features)
+        self._rows, self._cols = rows, cols
+        self._diag = np.flatnonzero(rows == cols)
+        self._off = np.flatnonzero(rows != cols)
+
+    def _cholesky(self, value):
+        d = self.n_features
+        chol = pt.zeros((*value.shape[:-1], d, d))
+        chol = pt.set_subtensor(
+            chol[..., self._rows[self._off], self._cols[self._off]], value[..., self._off]
+        )
+        diag = np.arange(d)
+        return pt.set_subtensor(chol[..., diag, diag], pt.exp(value[..., self._diag]))
+
+    def backward(self, value, *inputs):
+        chol = self._cholesky(value)
+        return chol @ chol.mT
+
+    def forward(self, value, *inputs):
+        chol = pt.linalg.cholesky(value)
+        packed = chol[..., self._rows, self._cols]
+        return pt.set_subtensor(packed[..., self._diag], pt.log(packed[..., self._diag]))
+
+    def log_jac_det(self, value, *inputs):
+        d = self.n_features
+        powers = d - np.arange(d) + 1.0
+        return d * np.log(2.0) + (powers * value[..., self._diag]).sum(axis=-1)
+
+
+class OrderedComponents(Transform):
+    """Means of shape (n_components, 1) kept in increasing order along the component axis.
+
+    ``y_0 = mu_0``, ``y_k = log(mu_k - mu_{k-1})``. The log-Jacobian is returned per
+    component (``0, y_1, ..., y_{K-1}``), matching the shape of a batched MvNormal logp.
+    """
+
+    name = "ordered_components"
+    ndim_supp = 2
+
+    def backward(self, value, *inputs):
+        steps = pt.set_subtensor(value[1:], pt.exp(value[1:]))
+        return pt.cumsum(steps, axis=0)
+
+    def forward(self, value, *inputs):
+        return pt.set_subtensor(value[1:], pt.log(value[1:] - value[:-1]))
+
+    def log_jac_det(self, value, *inputs):
+        return pt.set_subtensor(value[:1, 0], 0.0)[:, 0]
+
+
+def inverse_wishart_logp(value, dof, scale):
+    """Inverse-Wishart log-density of ``value`` (shape (..., d, d)) w.r.t. the matrix itself.
+
+    Returns a tensor of shape (...).
+    """
+    d = value.shape[-1]
+    chol = pt.linalg.cholesky(value)
+    scale_chol = pt.linalg.cholesky(scale)
+    logdet = 2.0 * pt.log(pt.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
+    logdet_scale = 2.0 * pt.log(pt.diagonal(scale_chol)).sum()
+    whitened = pt.linalg.solve_triangular(chol, pt.broadcast_to(scale_chol, value.shape), lower=True)
+    trace = pt.sqr(whitened).sum(axis=(-2, -1))
+    half_dof = 0.5 * dof
+    log_multigamma = 0.25 * d * (d - 1) * np.log(np.pi) + pt.gammaln(
+        half_dof + 0.5 * (1 - pt.arange(1, d + 1))
+    ).sum()
+    return (
+        half_dof * logdet_scale
+        - half_dof * d * np.log(2.0)
+        - log_multigamma
+        - 0.5 * (dof + d + 1.0) * logdet
+        - 0.5 * trace
+    )
+
+
+def _inverse_wishart_random(dof, scale, rng=None, size=None):
+    n = int(np.prod(size)) if size else 1
+    draws = stats.invwishart.rvs(df=float(dof), scale=scale, size=n, random_state=rng)
+    d = scale.shape[-1]
+    return np.reshape(draws, (*(size or ()), d, d))
+
+
+def _inverse_wishart_mode(rv, size, dof, scale):
+    d = scale.shape[-1]
+    return pt.broadcast_to(scale / (dof + d + 1.0), rv.shape)
+
+
+def _flat_spd_logp(value, *inputs):
+    return pt.zeros(value.shape[:-2])
+
+
+def mixture_logp(value, weights, means, chol, location, scale):
+    """Log-density of each observation under the mixture, labels summed out.
+
+    Parameters
+    ----------
+    value : tensor of shape (n_samples, n_features)
+        Observations on the user's scale.
+    weights : tensor of shape (n_components,)
+    means : tensor of shape (n_components, n_features)
+        Working-scale means.
+    chol : tensor of shape (n_components, n_features, n_features)
+        Lower Cholesky factors of the working-scale covariances.
+    location, scale : tensor of shape (n_features,)
+        The standardisation ``x_z = (x - location) / scale``.
+
+    Returns
+    -------
+    tensor of shape (n_samples,)
+        ``logsumexp_k(log w_k + log N(x_z | mu_k, Sigma_k)) - sum(log scale)``.
+    """
+    x_z = (value - location) / scale
+    d = x_z.shape[-1]
+    diff = x_z[..., None, :] - means
+    chol_inv = pt.linalg.solve_triangular(
+        chol, pt.broadcast_to(pt.eye(d), chol.shape), lower=True
+    )
+    whitened = (chol_inv * diff[..., None, :]).sum(axis=-1)
+    half_logdet = pt.log(pt.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
+    log_component = -0.5 * d * np.log(2.0 * np.pi) - half_logdet - 0.5 * pt.sqr(whitened).sum(-1)
+    log_joint = pt.log(weights) + log_component
+    return pt.logsumexp(log_joint, axis=-1) - pt.log(scale).sum(axis=-1)
+
+
+def mixture_random(weights, means, chol, location, scale, rng=None, size=None):
+    """Draw observations (shape (*size, n_features)) on the user's scale from the mixture."""
+    size = tuple(size or ())
+    labels = rng.choice(weights.shape[0], size=size, p=weights / weights.sum())
+    noise = rng.standard_normal((*size, means.shape[-1]))
+    x_z = means[labels] + np.einsum("...ij,...j->...i", chol[labels], noise)
+    return location + scale * x_z
+
+
+def _niw_full(prior, dims_k, n_features, n_components):
+    transform = SPDCholeskyTransform(n_features)
+    batch = (n_components,) if dims_k else ()
+    dims = ("component", "feature", "feature_bis") if dims_k else ("feature", "feature_bis")
+    if prior is None:
+        cov = pm.CustomDist(
+            "covariances_z",
+            logp=_flat_spd_logp,
+            support_point=lambda rv, size: pt.broadcast_to(pt.eye(n_features), rv.shape),
+            signature="->(d,d)",
+            transform=transform,
+            shape=(*batch, n_features, n_features),
+            dims=dims,
+        )
+    else:
+        cov = pm.CustomDist(
+            "covariances_z",
+            prior.degrees_of_freedom,
+            np.asarray(prior.covariance_prior),
+            logp=inverse_wishart_logp,
+            random=_inverse_wishart_random,
+            support_point=_inverse_wishart_mode,
+            signature="(),(d,d)->(d,d)",
+            transform=transform,
+            shape=(*batch, n_features, n_features),
+            dims=dims,
+        )
+    chol = pt.linalg.cholesky(cov)
+    return cov, (pt.broadcast_to(chol, (n_components, n_features, n_features)))
+
+
+def _covariances_full(prior, n_components, n_features):
+    """Full covariances: one Inverse-Wishart matrix per component."""
+    return _niw_full(prior, True, n_features, n_components)
+
+
+def _covariances_tied(prior, n_components, n_features):
+    """Tied covariance: one Inverse-Wishart matrix shared by all components."""
+    return _niw_full(prior, False, n_features, n_components)
+
+
+def _variances(prior, shape, dims):
+    if prior is None:
+        return pm.HalfFlat("variances_z", shape=shape, dims=dims)
+    return pm.InverseGamma(
+        "variances_z",
+        alpha=0.5 * prior.degrees_of_freedom,
+        beta=0.5 * np.asarray(prior.covariance_prior),
+        shape=shape,
+        dims=dims,
+    )
+
+
+def _covariances_diag(prior, n_components, n_features):
+    """Diagonal covariances: Inverse-Gamma variances per component and feature."""
+    var = _variances(prior, (n_components, n_features), ("component", "feature"))
+    cov = var[:, :, None] * pt.eye(n_features)
+    return cov, pt.sqrt(var)[:, :, None] * pt.eye(n_features)
+
+
+def _covariances_spherical(prior, n_components, n_features):
+    """Spherical covariances: one Inverse-Gamma variance per component."""
+    var = _variances(prior, (n_components,), ("component",))
+    cov = var[:, None, None] * pt.eye(n_features)
+    return cov, pt.sqrt(var)[:, None, None] * pt.eye(n_features)
+
+
+_NIW_COVARIANCES = {
+    "full": _covariances_full,
+    "tied": _covariances_tied,
+    "diag": _covariances_diag,
+    "spherical": _covariances_spherical,
+}
+
+
+def _covariances_lkj(covariance_type, n_components, n_features, eta, sd_scale):
+    """Half-normal scales times LKJ correlations (working scale), batched over components."""
+    batch = (n_components,) if covariance_type == "full" else ()
+    comp = ("component",) if batch else ()
+    stds = pm.HalfNormal("stds_z", sigma=sd_scale, shape=(*batch, n_features), dims=(*comp, "feature"))
+    corr_chol = pm.LKJCorr(
+        "corr_chol_z",
+        n=n_features,
+        eta=eta,
+        shape=(*batch, n_features, n_features),
+        dims=(*comp, "feature", "feature_bis"),
+    )
+    chol = stds[..., :, None] * corr_chol
+    chol = pt.broadcast_to(chol, (n_components, n_features, n_features))
+    return chol @ chol.mT, chol
+
+
+def resolve_prior(
+    prior: MixturePrior | str | None,
+    X: np.ndarray,
+    n_components: int,
+    covariance_type: CovarianceType,
+) -> MixturePrior | None:
+    """``"default"`` -> :meth:`MixturePrior.default`; check a given prior matches the model.
+
+    Raises
+    ------
+    ValueError
+        If ``prior`` is an unknown string, or a :class:`MixturePrior` for another
+        covariance type or dimension.
+    """
+    if prior is None:
+        return None
+    if isinstance(prior, str):
+        if prior != "default":
+            raise ValueError(f"prior must be 'default', None or a MixturePrior, got {prior!r}")
+        return MixturePrior.default(X, n_components, covariance_type)
+    if not isinstance(prior, MixturePrior):
+        raise ValueError(f"prior must be 'default', None or a MixturePrior, got {prior!r}")
+    if prior.covariance_type != covariance_type:
+        raise ValueError(
+            f"prior.covariance_type={prior.covariance_type!r} does not match "
+            f"covariance_type={covariance_type!r}; build the prior with the same type"
+        )
+    if prior.n_features != X.shape[1]:
+        raise ValueError(
+            f"prior is for {prior.n_features} features but X has {X.shape[1]}"
+        )
+    return prior
+
+
+def check_model_options(
+    covariance_type: str, covariance_prior_family: str, n_features: int
+) -> None:
+    """Raise ``ValueError`` naming the bad value if the options do not describe a model."""
+    if covariance_type not in COVARIANCE_TYPES:
+        raise ValueError(
+            f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}"
+        )
+    if covariance_prior_family not in COVARIANCE_PRIOR_FAMILIES:
+        raise ValueError(
+            f"covariance_prior_family must be one of {COVARIANCE_PRIOR_FAMILIES}, got "
+            f"{covariance_prior_family!r}"
+        )
+    if covariance_prior_family == "lkj" and (
+        covariance_type not in ("full", "tied") or n_features < 2
+    ):
+        raise ValueError(
+            "covariance_prior_family='lkj' needs covariance_type 'full' or 'tied' and at least "
+            f"2 features, got covariance_type={covariance_type!r} with {n_features} feature(s); "
+            "use covariance_prior_family='niw'"
+        )
+
+
+def build_model(
+    X: np.ndarray,
+    n_components: int,
+    covariance_type: CovarianceType = "full",
+    prior: MixturePrior | str | None = "default",
+    *,
+    covariance_prior_family: CovariancePriorFamily = "niw",
+    standardize: bool = True,
+    batch_size: int | None = None,
+    lkj_eta: float = 2.0,
+    lkj_sd_scale: float = 1.0,
+    random_seed: int | None = None,
+) -> pm.Model:
+    """PyMC model of a K-component Gaussian mixture with marginalised labels.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Validated data on the user's scale.
+    n_components : int
+        K.
+    covariance_type : {"full", "tied", "diag", "spherical"}
+    prior : "default", MixturePrior or None
+        ``"default"`` is :meth:`MixturePrior.default` (the MAP-EM prior). ``None`` puts
+        improper flat priors on means and covariances (and a uniform Dirichlet on the
+        weights): the posterior mode is then the maximum-likelihood estimate, which is
+        what ``find_MAP`` is for; the posterior may be improper, so do not sample it.
+    covariance_prior_family : {"niw", "lkj"}
+        ``"niw"`` uses ``prior`` throughout (Inverse-Wishart / Inverse-Gamma).
+        ``"lkj"`` (full/tied, d >= 2) replaces the covariance prior by
+        ``Sigma_k = diag(s_k) R_k diag(s_k)`` with ``s_kj ~ HalfNormal(lkj_sd_scale)`` on
+        the working scale and ``R_k ~ LKJ(lkj_eta)``, keeping the Dirichlet and the
+        ``N(m0, Sigma_k / kappa0)`` means prior.
+    standardize : bool
+        Sample on standardised data (see :class:`Standardization`).
+    batch_size : int, optional
+        Minibatch size for stochastic variational inference; the likelihood is then
+        rescaled to the full data (``total_size``) and ``obs`` is not a named dim.
+    lkj_eta, lkj_sd_scale : float
+        Hyper-parameters of the ``"lkj"`` family.
+    random_seed : int, optional
+        Seed of the minibatch index stream.
+
+    Returns
+    -------
+    pymc.Model
+        Variables as in the module docstring.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n_samples, n_features = X.shape
+    check_model_options(covariance_type, covariance_prior_family, n_features)
+    prior = resolve_prior(prior, X, n_components, covariance_type)
+    if prior is None and covariance_prior_family == "lkj":
+        raise ValueError("covariance_prior_family='lkj' needs a prior ('default' or MixturePrior)")
+    std = Standardization.from_data(X, covariance_type, enabled=standardize)
+    prior_z = None if prior is None else std.prior_to_working(prior)
+    coords = {
+        "component": np.arange(n_components),
+        "feature": np.arange(n_features),
+        "feature_bis": np.arange(n_features),
+        "obs": np.arange(n_samples),
+    }
+    with pm.Model(coords=coords) as model:
+        if n_components == 1:
+            weights = pm.Deterministic("weights", pt.ones(1), dims="component")
+        else:
+            conc = np.ones(n_components) if prior is None else prior.concentration(n_components)
+            weights = pm.Dirichlet("weights", a=conc, dims="component")
+        if covariance_prior_family == "lkj":
+            cov_z, chol = _covariances_lkj(
+                covariance_type, n_components, n_features, lkj_eta, lkj_sd_scale
+            )
+        else:
+            cov_z, chol = _NIW_COVARIANCES[covariance_type](prior_z, n_components, n_features)
+        ordered = {"transform": OrderedComponents()} if n_features == 1 else {}
+        if prior_z is None:
+            means_z = pm.Flat(
+                "means_z", shape=(n_components, n_features), dims=("component", "feature"),
+                **ordered,
+            )
+        else:
+            means_z = pm.MvNormal(
+                "means_z",
+                mu=prior_z.mean_prior,
+                chol=chol / np.sqrt(prior_z.mean_precision),
+                shape=(n_components, n_features),
+                dims=("component", "feature"),
+                **ordered,
+            )
+        scale = std.scale
+        pm.Deterministic("means", std.location + scale * means_z, dims=("component", "feature"))
+        pm.Deterministic(
+            "covariances",
+            pt.broadcast_to(cov_z, (n_components, n_features, n_features))
+            * np.outer(scale, scale),
+            dims=("component", "feature", "feature_bis"),
+        )
+        params = (weights, means_z, chol, std.location, std.scale)
+        dist_kwargs = {
+            "logp": mixture_logp,
+            "random": mixture_random,
+            "signature": "(k),(k,d),(k,d,d),(d),(d)->(d)",
+        }
+        if batch_size is None:
+            pm.CustomDist(OBSERVED, *params, observed=X, dims=("obs", "feature"), **dist_kwargs)
+        else:
+            batch = pm.Minibatch(X, batch_size=batch_size, random_seed=random_seed)
+            pm.CustomDist(OBSERVED, *params, observed=batch, total_size=n_samples, **dist_kwargs)
+    return model
+
+
+def initial_point(
+    params: MixtureParams,
+    model: pm.Model,
+    X: np.ndarray,
+    *,
+    standardize: bool = True,
+) -> dict[str, np.ndarray]:
+    """Values of the free variables of ``model`` (from :func:`build_model`) at ``params``.
+
+    Parameters
+    ----------
+    params : MixtureParams
+        A point on the user's scale, e.g. the MAP-EM estimate. In one dimension it
+        must be sorted by mean (:meth:`MixtureParams.sorted_by_mean`).
+    model : pymc.Model
+    X : ndarray of shape (n_samples, n_features)
+        The data the model was built on (for the standardisation).
+    standardize : bool
+        As given to :func:`build_model`.
+
+    Returns
+    -------
+    dict
+        Constrained values keyed by free variable name, usable as ``initvals``.
+    """
+    std = Standardization.from_data(X, params.covariance_type, enabled=standardize)
+    working = std.params_to_working(params)
+    names = {rv.name for rv in model.free_RVs}
+    point = {"means_z": working.means}
+    if "weights" in names:
+        point["weights"] = working.weights
+    if "covariances_z" in names or "variances_z" in names:
+        key = "covariances_z" if "covariances_z" in names else "variances_z"
+        point[key] = working.covariances
+    if "stds_z" in names:
+        cov = working.full_covariances()
+        if params.covariance_type == "tied":
+            cov = cov[:1]
+        stds = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
+        corr_chol = np.linalg.cholesky(cov / (stds[..., :, None] * stds[..., None, :]))
+        squeeze = params.covariance_type == "tied"
+        point["stds_z"] = stds[0] if squeeze else stds
+        point["corr_chol_z"] = corr_chol[0] if squeeze else corr_chol
+    return point
+
+
+__all__ = [
+    "COVARIANCE_PRIOR_FAMILIES",
+    "OBSERVED",
+    "CovariancePriorFamily",
+    "OrderedComponents",
+    "SPDCholeskyTransform",
+    "Standardization",
+    "build_model",
+    "check_model_options",
+    "initial_point",
+    "inverse_wishart_logp",
+    "mixture_logp",
+    "mixture_random",
+    "resolve_prior",
+]
