@@ -70,8 +70,11 @@ def check_data(
         )
     names = _column_names(X)
     if isinstance(X, pd.DataFrame):
-        bad = [str(c) for c, dt in X.dtypes.items() if not pd.api.types.is_numeric_dtype(dt)
-               or pd.api.types.is_bool_dtype(dt)]
+        bad = [
+            str(c)
+            for c, dt in X.dtypes.items()
+            if not pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt)
+        ]
         if bad:
             raise TypeError(
                 f"{name} has non-numeric columns {bad}: select numeric columns only "

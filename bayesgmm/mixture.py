@@ -17,7 +17,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from bayesgmm._types import COVARIANCE_TYPES
 from bayesgmm._validation import check_data, check_positive_int
-from bayesgmm.em.fit import fit_em
+from bayesgmm.em.chunked import fit_em_chunked, is_dask_array
+from bayesgmm.em.fit import EMResult, fit_em
 from bayesgmm.em.init import INITIALIZERS
 from bayesgmm.em.steps import e_step
 from bayesgmm.params import MixtureParams
@@ -52,9 +53,7 @@ def resolve_prior(
             f"{covariance_type!r}"
         )
     if prior.n_features != X.shape[1]:
-        raise ValueError(
-            f"the prior is for {prior.n_features} feature(s), X has {X.shape[1]}"
-        )
+        raise ValueError(f"the prior is for {prior.n_features} feature(s), X has {X.shape[1]}")
     if np.any(prior.concentration(n_components) < 1.0):
         raise ValueError(
             "MAP-EM needs weight_concentration >= 1 (below 1 the Dirichlet density has no "
@@ -215,9 +214,41 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Returns
         -------
         self
+
+        Notes
+        -----
+        A Dask array is fitted out of core by :func:`bayesgmm.em.chunked.fit_em_chunked`
+        (one pass over its blocks per iteration, initialised on a seeded subsample of
+        ``20_000`` rows); ``n_init`` and explicit ``*_init`` arrays are then not used.
         """
-        self.fit_predict(X, y)
+        if is_dask_array(X):
+            self._fit_chunked(X)
+        else:
+            self.fit_predict(X, y)
         return self
+
+    def _fit_chunked(self, X) -> None:
+        if X.ndim != 2:
+            raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
+        self._check_parameters(X.shape[1])
+        prior = self.prior
+        if isinstance(prior, MixturePrior):
+            prior = resolve_prior(
+                prior, np.zeros((2, X.shape[1])), self.n_components, self.covariance_type
+            )
+        result = fit_em_chunked(
+            X,
+            self.n_components,
+            self.covariance_type,
+            prior=prior,
+            reg_covar=self.reg_covar,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            init_params=self.init_params,
+            random_state=self.random_state,
+        )
+        self._store(result, result.prior if prior == "default" else prior)
+        self.n_features_in_ = X.shape[1]
 
     def fit_predict(self, X, y=None) -> np.ndarray:
         """Fit, then label every sample with its most probable component.
@@ -253,6 +284,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             means_init=self.means_init,
             precisions_init=self.precisions_init,
         )
+        self._store(result, prior)
+        log_resp, _ = e_step(data, self.params_)
+        return log_resp.argmax(axis=1)
+
+    def _store(self, result: EMResult, prior: MixturePrior | None) -> None:
         self.prior_ = prior
         self._set_params(result.params)
         self.converged_ = result.converged
@@ -260,8 +296,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.lower_bound_ = result.lower_bound
         self.lower_bound_trace_ = result.trace
         self.n_reseeds_ = result.n_reseeds
-        log_resp, _ = e_step(data, self.params_)
-        return log_resp.argmax(axis=1)
 
     def _set_params(self, params: MixtureParams) -> None:
         self.params_ = params
@@ -281,21 +315,43 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         validate_data(self, X, dtype=np.float64, reset=False)
         return data
 
+    def _per_sample(self, X, fn):
+        """Apply ``fn(data)`` to validated data; blockwise (lazily) for Dask arrays."""
+        if is_dask_array(X):
+            check_is_fitted(self)
+            if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+                raise ValueError(
+                    f"X has shape {X.shape}, but GaussianMixture is expecting "
+                    f"{self.n_features_in_} features as input"
+                )
+            sample = fn(np.zeros((1, self.n_features_in_)))
+            rows = X.rechunk({1: -1})
+            if sample.ndim == 1:
+                return rows.map_blocks(
+                    lambda block: fn(_finite(block)), drop_axis=1, dtype=sample.dtype
+                )
+            return rows.map_blocks(
+                lambda block: fn(_finite(block)),
+                chunks=(rows.chunks[0], (sample.shape[1],)),
+                dtype=sample.dtype,
+            )
+        return fn(self._validate_predict_data(X))
+
     def score_samples(self, X) -> np.ndarray:
         """Log density ``log p(x_n)`` of every sample, shape (n_samples,)."""
-        return e_step(self._validate_predict_data(X), self.params_)[1]
+        return self._per_sample(X, lambda data: e_step(data, self.params_)[1])
 
     def score(self, X, y=None) -> float:
         """Mean log-likelihood per sample."""
-        return float(self.score_samples(X).mean())
+        return float(np.mean(self.score_samples(X)))
 
     def predict_proba(self, X) -> np.ndarray:
         """Responsibilities ``gamma_nk``, shape (n_samples, n_components)."""
-        return np.exp(e_step(self._validate_predict_data(X), self.params_)[0])
+        return self._per_sample(X, lambda data: np.exp(e_step(data, self.params_)[0]))
 
     def predict(self, X) -> np.ndarray:
         """Most probable component of every sample, shape (n_samples,)."""
-        return e_step(self._validate_predict_data(X), self.params_)[0].argmax(axis=1)
+        return self._per_sample(X, lambda data: e_step(data, self.params_)[0].argmax(axis=1))
 
     def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw samples from the fitted mixture.
@@ -344,6 +400,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         return tags
+
+
+def _finite(block: np.ndarray) -> np.ndarray:
+    return check_data(block, min_samples=0, check_constant=False)
 
 
 def sample_mixture(

@@ -82,7 +82,8 @@ class MixtureParams:
             New position ``i`` holds old component ``order[i]``.
         """
         order = np.asarray(order)
-        covariances = self.covariances if self.covariance_type == "tied" else self.covariances[order]
+        tied = self.covariance_type == "tied"
+        covariances = self.covariances if tied else self.covariances[order]
         return MixtureParams(
             self.weights[order], self.means[order], covariances, self.covariance_type
         )

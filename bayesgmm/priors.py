@@ -146,10 +146,35 @@ class MixturePrior:
         """
         X = np.asarray(X, dtype=np.float64)
         n_samples, d = X.shape
-        if n_samples > 1:
-            cov = np.atleast_2d(np.cov(X, rowvar=False))
-        else:
-            cov = np.eye(d)
+        cov = np.atleast_2d(np.cov(X, rowvar=False)) if n_samples > 1 else np.eye(d)
+        return cls.from_moments(
+            X.mean(axis=0),
+            cov,
+            n_components,
+            covariance_type,
+            weight_concentration=weight_concentration,
+            mean_precision=mean_precision,
+        )
+
+    @classmethod
+    def from_moments(
+        cls,
+        mean: np.ndarray,
+        covariance: np.ndarray,
+        n_components: int,
+        covariance_type: CovarianceType = "full",
+        *,
+        weight_concentration: float = 1.0,
+        mean_precision: float = 0.01,
+    ) -> MixturePrior:
+        """The default prior from the data's mean (d,) and covariance (d, d) alone.
+
+        Used when the data are too large to hold in memory: the moments come from one
+        pass over chunks.
+        """
+        mean = np.atleast_1d(np.asarray(mean, dtype=np.float64))
+        cov = np.atleast_2d(np.asarray(covariance, dtype=np.float64))
+        d = mean.shape[0]
         shrink = float(n_components) ** (2.0 / d)
         scale = {
             "full": lambda: cov / shrink,
@@ -159,7 +184,7 @@ class MixturePrior:
         }[covariance_type]()
         return cls(
             weight_concentration=weight_concentration,
-            mean_prior=X.mean(axis=0),
+            mean_prior=mean,
             mean_precision=mean_precision,
             degrees_of_freedom=d + 2.0,
             covariance_prior=scale,

@@ -36,9 +36,7 @@ def test_one_hand_computed_iteration():
     # N_k = (1.75641584461, 2.24358415539); alpha_k = N_k / 4
     np.testing.assert_allclose(new.weights, [0.439103961152, 0.560896038848], rtol=1e-10)
     np.testing.assert_allclose(new.means[:, 0], [0.457125771394, 3.65357235762], rtol=1e-10)
-    np.testing.assert_allclose(
-        new.covariances[:, 0], [0.277474890145, 1.87063358623], rtol=1e-10
-    )
+    np.testing.assert_allclose(new.covariances[:, 0], [0.277474890145, 1.87063358623], rtol=1e-10)
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
@@ -56,9 +54,7 @@ def test_log_gaussian_prob_matches_scipy(covariance_type):
         }[covariance_type],
         covariance_type,
     )
-    got = estimate_log_gaussian_prob(
-        X, params.means, params.precisions_cholesky, covariance_type
-    )
+    got = estimate_log_gaussian_prob(X, params.means, params.precisions_cholesky, covariance_type)
     full = params.full_covariances()
     expected = np.column_stack(
         [multivariate_normal(params.means[k], full[k]).logpdf(X) for k in range(2)]
@@ -147,22 +143,32 @@ def mixture_problems(draw):
 def test_objective_never_decreases(problem, use_prior):
     X, n_components, covariance_type, seed = problem
     prior = MixturePrior.default(X, n_components, covariance_type) if use_prior else None
-    result = fit_em(
-        X,
-        n_components,
-        covariance_type,
-        prior=prior,
-        reg_covar=0.0,
-        tol=1e-10,
-        max_iter=30,
-        random_state=seed,
-        warn_not_converged=False,
-    ) if use_prior else None
+    result = (
+        fit_em(
+            X,
+            n_components,
+            covariance_type,
+            prior=prior,
+            reg_covar=0.0,
+            tol=1e-10,
+            max_iter=30,
+            random_state=seed,
+            warn_not_converged=False,
+        )
+        if use_prior
+        else None
+    )
     if not use_prior:
         try:
             result = fit_em(
-                X, n_components, covariance_type, reg_covar=0.0, tol=1e-10, max_iter=30,
-                random_state=seed, warn_not_converged=False,
+                X,
+                n_components,
+                covariance_type,
+                reg_covar=0.0,
+                tol=1e-10,
+                max_iter=30,
+                random_state=seed,
+                warn_not_converged=False,
             )
         except SingularCovarianceError:
             assume(False)
@@ -184,7 +190,13 @@ def test_collapsing_component_is_reseeded_not_nan():
     X = np.vstack([rng.normal(size=(40, 2)), [[30.0, 30.0], [30.0, 30.0]]])
     means_init = np.array([[0.0, 0.0], [30.0, 30.0], [1.0, 1.0]])
     result = fit_em(
-        X, 3, "full", reg_covar=0.0, means_init=means_init, max_iter=50, random_state=0,
+        X,
+        3,
+        "full",
+        reg_covar=0.0,
+        means_init=means_init,
+        max_iter=50,
+        random_state=0,
         warn_not_converged=False,
     )
     assert result.n_reseeds >= 1
@@ -197,16 +209,16 @@ def test_collapse_under_map_prior_never_happens():
     X = np.vstack([rng.normal(size=(40, 2)), [[30.0, 30.0], [30.0, 30.0]]])
     prior = MixturePrior.default(X, 3, "full")
     means_init = np.array([[0.0, 0.0], [30.0, 30.0], [1.0, 1.0]])
-    result = fit_em(X, 3, "full", prior=prior, reg_covar=0.0, means_init=means_init,
-                    random_state=0)
+    result = fit_em(X, 3, "full", prior=prior, reg_covar=0.0, means_init=means_init, random_state=0)
     assert result.n_reseeds == 0
     assert np.all(np.linalg.eigvalsh(result.params.full_covariances()) > 0)
 
 
 def test_tied_collapse_raises_a_clear_error():
     X = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 1.0], [1.0, 1.0]])
-    start = MixtureParams(np.array([0.5, 0.5]), np.array([[0.0, 0.0], [1.0, 1.0]]),
-                          np.eye(2), "tied")
+    start = MixtureParams(
+        np.array([0.5, 0.5]), np.array([[0.0, 0.0], [1.0, 1.0]]), np.eye(2), "tied"
+    )
     with pytest.raises(SingularCovarianceError, match="reg_covar"):
         run_em(X, start, reg_covar=0.0)
 

@@ -94,8 +94,9 @@ def test_trace_and_attributes(faithful):
     assert model.lower_bound_trace_.shape == (model.n_iter_,)
     assert model.lower_bound_ == model.lower_bound_trace_[-1]
     assert isinstance(model.prior_, MixturePrior)
-    np.testing.assert_allclose(model.precisions_ @ model.covariances_, np.stack([np.eye(2)] * 2),
-                               atol=1e-10)
+    np.testing.assert_allclose(
+        model.precisions_ @ model.covariances_, np.stack([np.eye(2)] * 2), atol=1e-10
+    )
     assert model.icl(faithful) >= model.bic(faithful)
 
 
@@ -103,9 +104,7 @@ def test_map_changes_little_on_large_data_and_stays_proper(faithful):
     mle = GaussianMixture(2, random_state=0, tol=1e-8).fit(faithful)
     map_ = GaussianMixture(2, random_state=0, tol=1e-8, prior="default").fit(faithful)
     order = np.argsort(map_.means_[:, 0])
-    np.testing.assert_allclose(
-        np.sort(mle.means_[:, 0]), map_.means_[order, 0], rtol=0.02
-    )
+    np.testing.assert_allclose(np.sort(mle.means_[:, 0]), map_.means_[order, 0], rtol=0.02)
 
 
 def test_sample_is_seeded_and_shaped(faithful):
@@ -126,9 +125,7 @@ def test_same_seed_same_fit(faithful):
 
 @pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
 def test_every_initialisation_fits(faithful, init_params):
-    model = GaussianMixture(2, init_params=init_params, random_state=0, max_iter=300).fit(
-        faithful
-    )
+    model = GaussianMixture(2, init_params=init_params, random_state=0, max_iter=300).fit(faithful)
     assert model.converged_
     assert np.isclose(model.weights_.sum(), 1.0)
 
@@ -151,27 +148,62 @@ def test_accepts_dataframes_and_keeps_feature_names():
         (np.ones((2, 3, 4)), {}, ValueError, "must be 2-D"),
         (np.array([[1.0, np.nan], [2.0, 3.0], [4.0, 5.0]]), {}, ValueError, "NaN"),
         (np.array([[1.0, np.inf], [2.0, 3.0], [4.0, 5.0]]), {}, ValueError, "infinity"),
-        (pd.DataFrame({"a": [1.0, 2, 3], "b": ["x", "y", "z"]}), {}, TypeError,
-         r"non-numeric columns \['b'\]"),
+        (
+            pd.DataFrame({"a": [1.0, 2, 3], "b": ["x", "y", "z"]}),
+            {},
+            TypeError,
+            r"non-numeric columns \['b'\]",
+        ),
         (np.array([["a", "b"], ["c", "d"]], dtype=object), {}, TypeError, "non-numeric"),
-        (np.random.default_rng(0).normal(size=(5, 2)), {"n_components": 0}, ValueError,
-         "n_components must be >= 1"),
-        (np.random.default_rng(0).normal(size=(5, 2)), {"n_components": 6}, ValueError,
-         "n_components=6 must be <= n_samples=5"),
-        (np.random.default_rng(0).normal(size=(5, 2)), {"covariance_type": "banana"},
-         ValueError, "covariance_type"),
-        (np.random.default_rng(0).normal(size=(5, 2)), {"reg_covar": -1.0}, ValueError,
-         "reg_covar must be a non-negative"),
-        (np.random.default_rng(0).normal(size=(5, 2)), {"init_params": "magic"}, ValueError,
-         "init_params"),
-        (np.random.default_rng(0).normal(size=(5, 2)), {"n_components": 2.5}, TypeError,
-         "n_components must be an integer"),
-        (np.random.default_rng(0).normal(size=(5, 2)), {"means_init": np.zeros((3, 2))},
-         ValueError, r"means_init must have shape \(1, 2\)"),
-        (np.column_stack([np.arange(5.0), np.full(5, 3.0)]), {}, ValueError,
-         r"constant column 1"),
-        (np.random.default_rng(0).normal(size=(5, 2)), {"prior": "flat"}, ValueError,
-         "prior must be None, 'default' or a MixturePrior"),
+        (
+            np.random.default_rng(0).normal(size=(5, 2)),
+            {"n_components": 0},
+            ValueError,
+            "n_components must be >= 1",
+        ),
+        (
+            np.random.default_rng(0).normal(size=(5, 2)),
+            {"n_components": 6},
+            ValueError,
+            "n_components=6 must be <= n_samples=5",
+        ),
+        (
+            np.random.default_rng(0).normal(size=(5, 2)),
+            {"covariance_type": "banana"},
+            ValueError,
+            "covariance_type",
+        ),
+        (
+            np.random.default_rng(0).normal(size=(5, 2)),
+            {"reg_covar": -1.0},
+            ValueError,
+            "reg_covar must be a non-negative",
+        ),
+        (
+            np.random.default_rng(0).normal(size=(5, 2)),
+            {"init_params": "magic"},
+            ValueError,
+            "init_params",
+        ),
+        (
+            np.random.default_rng(0).normal(size=(5, 2)),
+            {"n_components": 2.5},
+            TypeError,
+            "n_components must be an integer",
+        ),
+        (
+            np.random.default_rng(0).normal(size=(5, 2)),
+            {"means_init": np.zeros((3, 2))},
+            ValueError,
+            r"means_init must have shape \(1, 2\)",
+        ),
+        (np.column_stack([np.arange(5.0), np.full(5, 3.0)]), {}, ValueError, r"constant column 1"),
+        (
+            np.random.default_rng(0).normal(size=(5, 2)),
+            {"prior": "flat"},
+            ValueError,
+            "prior must be None, 'default' or a MixturePrior",
+        ),
     ],
 )
 def test_bad_input_gets_a_clear_error(X, kwargs, error, match):

@@ -24,7 +24,10 @@ def test_log_density_matches_scipy(covariance_type):
     prior = MixturePrior.default(X, 2, covariance_type, weight_concentration=2.5)
     params = _params(covariance_type, rng)
     m0, kappa, nu, psi = (
-        prior.mean_prior, prior.mean_precision, prior.degrees_of_freedom, prior.covariance_prior
+        prior.mean_prior,
+        prior.mean_precision,
+        prior.degrees_of_freedom,
+        prior.covariance_prior,
     )
     expected = stats.dirichlet(np.full(2, 2.5)).logpdf(params.weights)
     full = params.full_covariances()

@@ -123,8 +123,7 @@ def run_em(
     trace: list[float] = []
     converged = False
     n_reseeds = 0
-    n_iter = 0
-    for n_iter in range(1, max_iter + 1):
+    for _ in range(max_iter):
         previous = lower_bound
         log_resp, log_lik = e_step(X, params)
         lower_bound = log_objective(log_lik, params, prior)
@@ -141,7 +140,7 @@ def run_em(
         if abs(lower_bound - previous) < tol:
             converged = True
             break
-    return EMResult(params, lower_bound, converged, n_iter, np.asarray(trace), n_reseeds)
+    return EMResult(params, lower_bound, converged, len(trace), np.asarray(trace), n_reseeds)
 
 
 def initial_params(

@@ -25,6 +25,8 @@ Pure functions on arrays. With ``gamma_nk`` the responsibilities:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.special import logsumexp
 
@@ -70,29 +72,47 @@ def e_step(X: np.ndarray, params: MixtureParams) -> tuple[np.ndarray, np.ndarray
     return log_resp, log_lik
 
 
-def _component_stats(
-    X: np.ndarray, resp: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Soft counts ``N_k`` (K,) and weighted means ``xbar_k`` (K, d)."""
+@dataclass(frozen=True)
+class SufficientStatistics:
+    """What the M-step needs from the data and the responsibilities.
+
+    Attributes
+    ----------
+    nk : ndarray of shape (n_components,)
+        Soft counts ``N_k = sum_n gamma_nk`` (plus ``10 eps``, as scikit-learn).
+    xbar : ndarray of shape (n_components, n_features)
+        Weighted means ``sum_n gamma_nk x_n / N_k``.
+    scatter : ndarray
+        ``S_k = sum_n gamma_nk (x_n - xbar_k)(x_n - xbar_k)^T``: shape (K, d, d) for
+        ``full``/``tied``; only its diagonal, shape (K, d), for ``diag``/``spherical``.
+    """
+
+    nk: np.ndarray
+    xbar: np.ndarray
+    scatter: np.ndarray
+
+
+def sufficient_statistics(
+    X: np.ndarray, resp: np.ndarray, covariance_type: CovarianceType
+) -> SufficientStatistics:
+    """Centred sufficient statistics of one data set (see :class:`SufficientStatistics`).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    resp : ndarray of shape (n_samples, n_components)
+    covariance_type : {"full", "tied", "diag", "spherical"}
+    """
     nk = resp.sum(axis=0) + _EPS
     xbar = resp.T @ X / nk[:, None]
-    return nk, xbar
-
-
-def _scatter_full(X: np.ndarray, resp: np.ndarray, xbar: np.ndarray) -> np.ndarray:
-    """``S_k = sum_n gamma_nk (x_n - xbar_k)(x_n - xbar_k)^T``, shape (K, d, d)."""
-    n_components, n_features = xbar.shape
-    scatter = np.empty((n_components, n_features, n_features))
-    for k in range(n_components):
-        diff = X - xbar[k]
-        scatter[k] = (resp[:, k] * diff.T) @ diff
-    return scatter
-
-
-def _scatter_diag(X: np.ndarray, resp: np.ndarray, xbar: np.ndarray, nk: np.ndarray) -> np.ndarray:
-    """Diagonal of ``S_k``, shape (K, d)."""
-    avg_x2 = resp.T @ (X * X)
-    return avg_x2 - 2.0 * xbar * (resp.T @ X) + xbar**2 * nk[:, None]
+    if covariance_type in ("full", "tied"):
+        scatter = np.empty((xbar.shape[0], X.shape[1], X.shape[1]))
+        for k in range(xbar.shape[0]):
+            diff = X - xbar[k]
+            scatter[k] = (resp[:, k] * diff.T) @ diff
+    else:
+        scatter = resp.T @ (X * X) - 2.0 * xbar * (resp.T @ X) + xbar**2 * nk[:, None]
+    return SufficientStatistics(nk, xbar, scatter)
 
 
 def _prior_shift(prior: MixturePrior, nk: np.ndarray, xbar: np.ndarray) -> np.ndarray:
@@ -115,27 +135,26 @@ def _means(nk: np.ndarray, xbar: np.ndarray, prior: MixturePrior | None) -> np.n
     return (nk[:, None] * xbar + kappa * prior.mean_prior) / (nk + kappa)[:, None]
 
 
-def _covariances_full(X, resp, nk, xbar, prior, reg_covar):
-    scatter = _scatter_full(X, resp, xbar)
-    d = X.shape[1]
+def _covariances_full(stats: SufficientStatistics, prior, reg_covar):
+    nk, xbar = stats.nk, stats.xbar
+    d = xbar.shape[1]
     if prior is None:
-        covs = scatter / nk[:, None, None]
+        covs = stats.scatter / nk[:, None, None]
     else:
         shift = _prior_shift(prior, nk, xbar)
-        numerator = prior.covariance_prior + scatter + shift[:, :, None] * shift[:, None, :]
+        numerator = prior.covariance_prior + stats.scatter + shift[:, :, None] * shift[:, None, :]
         covs = numerator / (prior.degrees_of_freedom + nk + d + 2.0)[:, None, None]
     covs[:, np.arange(d), np.arange(d)] += reg_covar
     return covs
 
 
-def _covariances_tied(X, resp, nk, xbar, prior, reg_covar):
+def _covariances_tied(stats: SufficientStatistics, prior, reg_covar):
+    nk, xbar = stats.nk, stats.xbar
     n_components, d = xbar.shape
+    scatter = stats.scatter.sum(axis=0)
     if prior is None:
-        avg_x2 = X.T @ X
-        avg_means2 = (nk * xbar.T) @ xbar
-        cov = (avg_x2 - avg_means2) / nk.sum()
+        cov = scatter / nk.sum()
     else:
-        scatter = _scatter_full(X, resp, xbar).sum(axis=0)
         shift = _prior_shift(prior, nk, xbar)
         numerator = prior.covariance_prior + scatter + shift.T @ shift
         cov = numerator / (prior.degrees_of_freedom + nk.sum() + d + 1.0 + n_components)
@@ -143,22 +162,22 @@ def _covariances_tied(X, resp, nk, xbar, prior, reg_covar):
     return cov
 
 
-def _covariances_diag(X, resp, nk, xbar, prior, reg_covar):
-    scatter = _scatter_diag(X, resp, xbar, nk)
+def _covariances_diag(stats: SufficientStatistics, prior, reg_covar):
+    nk = stats.nk
     if prior is None:
-        return scatter / nk[:, None] + reg_covar
-    shift = _prior_shift(prior, nk, xbar)
-    numerator = prior.covariance_prior + scatter + shift**2
+        return stats.scatter / nk[:, None] + reg_covar
+    shift = _prior_shift(prior, nk, stats.xbar)
+    numerator = prior.covariance_prior + stats.scatter + shift**2
     return numerator / (prior.degrees_of_freedom + nk + 3.0)[:, None] + reg_covar
 
 
-def _covariances_spherical(X, resp, nk, xbar, prior, reg_covar):
-    d = X.shape[1]
-    scatter = _scatter_diag(X, resp, xbar, nk)
+def _covariances_spherical(stats: SufficientStatistics, prior, reg_covar):
+    nk = stats.nk
+    d = stats.xbar.shape[1]
     if prior is None:
-        return (scatter / nk[:, None] + reg_covar).mean(axis=1)
-    shift = _prior_shift(prior, nk, xbar)
-    numerator = prior.covariance_prior + scatter.sum(axis=1) + (shift**2).sum(axis=1)
+        return (stats.scatter / nk[:, None] + reg_covar).mean(axis=1)
+    shift = _prior_shift(prior, nk, stats.xbar)
+    numerator = prior.covariance_prior + stats.scatter.sum(axis=1) + (shift**2).sum(axis=1)
     return numerator / (prior.degrees_of_freedom + 2.0 + d + d * nk) + reg_covar
 
 
@@ -168,6 +187,36 @@ _COVARIANCE_UPDATES = {
     "diag": _covariances_diag,
     "spherical": _covariances_spherical,
 }
+
+
+def m_step_from_statistics(
+    stats: SufficientStatistics,
+    covariance_type: CovarianceType = "full",
+    prior: MixturePrior | None = None,
+    reg_covar: float = 0.0,
+) -> MixtureParams:
+    """The M-step from sufficient statistics (in memory or accumulated over chunks).
+
+    Parameters
+    ----------
+    stats : SufficientStatistics
+    covariance_type : {"full", "tied", "diag", "spherical"}
+    prior : MixturePrior or None
+        ``None`` gives the maximum-likelihood updates.
+    reg_covar : float
+        Added to the diagonal of every covariance.
+
+    Returns
+    -------
+    MixtureParams
+    """
+    covariances = _COVARIANCE_UPDATES[covariance_type](stats, prior, reg_covar)
+    return MixtureParams(
+        _weights(stats.nk, prior),
+        _means(stats.nk, stats.xbar, prior),
+        covariances,
+        covariance_type,
+    )
 
 
 def m_step(
@@ -200,9 +249,9 @@ def m_step(
         If an updated covariance is not positive definite (maximum likelihood only:
         a proper prior keeps every covariance positive definite).
     """
-    nk, xbar = _component_stats(X, resp)
-    covariances = _COVARIANCE_UPDATES[covariance_type](X, resp, nk, xbar, prior, reg_covar)
-    return MixtureParams(_weights(nk, prior), _means(nk, xbar, prior), covariances, covariance_type)
+    return m_step_from_statistics(
+        sufficient_statistics(X, resp, covariance_type), covariance_type, prior, reg_covar
+    )
 
 
 def log_objective(log_lik: np.ndarray, params: MixtureParams, prior: MixturePrior | None) -> float:
@@ -220,4 +269,12 @@ def log_objective(log_lik: np.ndarray, params: MixtureParams, prior: MixturePrio
     return value
 
 
-__all__ = ["e_step", "estimate_weighted_log_prob", "log_objective", "m_step"]
+__all__ = [
+    "SufficientStatistics",
+    "e_step",
+    "estimate_weighted_log_prob",
+    "log_objective",
+    "m_step",
+    "m_step_from_statistics",
+    "sufficient_statistics",
+]

@@ -1,0 +1,247 @@
+"""EM over data that do not fit in memory: the same M-step on chunked sufficient statistics.
+
+Each E-step pass visits the data chunk by chunk and accumulates, per component,
+moments about a fixed shift ``c`` (the first chunk's mean, to avoid cancellation):
+``s0 = sum gamma``, ``s1 = sum gamma (x - c)``, ``s2 = sum gamma (x - c)(x - c)^T``.
+From them ``xbar = c + s1 / N_k`` and ``S_k = s2 - s1 s1^T / N_k``, which feed
+:func:`~bayesgmm.em.steps.m_step_from_statistics`, the M-step the in-memory path uses.
+Memory is O(chunk_size * K) whatever the number of rows.
+
+Accepted data: NumPy arrays (including ``np.memmap``), Dask arrays (blocks are
+reduced in parallel by Dask's scheduler), and anything else that slices by rows and
+has ``shape``, such as HDF5 or Zarr arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bayesgmm._types import CovarianceType
+from bayesgmm.em.fit import EMResult, initial_params
+from bayesgmm.em.steps import SufficientStatistics, e_step, m_step_from_statistics
+from bayesgmm.params import MixtureParams
+from bayesgmm.priors import MixturePrior
+
+
+@dataclass(frozen=True)
+class ChunkedEMResult(EMResult):
+    """:class:`EMResult` plus the prior actually used (built from the data if "default")."""
+
+    prior: MixturePrior | None = None
+
+
+@dataclass(frozen=True)
+class ChunkMoments:
+    """Moments of one or more chunks about ``shift``; ``+`` combines them.
+
+    Attributes
+    ----------
+    s0 : ndarray of shape (K,)
+    s1 : ndarray of shape (K, d)
+    s2 : ndarray of shape (K, d, d) (full, tied) or (K, d) (diag, spherical)
+    log_lik : float
+        Sum of ``log p(x_n)`` over the rows seen.
+    n_samples : int
+    """
+
+    s0: np.ndarray
+    s1: np.ndarray
+    s2: np.ndarray
+    log_lik: float
+    n_samples: int
+
+    def __add__(self, other: ChunkMoments) -> ChunkMoments:
+        return ChunkMoments(
+            self.s0 + other.s0,
+            self.s1 + other.s1,
+            self.s2 + other.s2,
+            self.log_lik + other.log_lik,
+            self.n_samples + other.n_samples,
+        )
+
+    def statistics(self, shift: np.ndarray) -> SufficientStatistics:
+        """Centred statistics for the M-step."""
+        nk = self.s0 + 10 * np.finfo(np.float64).eps
+        centred_mean = self.s1 / nk[:, None]
+        if self.s2.ndim == 3:
+            scatter = self.s2 - nk[:, None, None] * centred_mean[:, :, None] * centred_mean[:, None]
+        else:
+            scatter = self.s2 - nk[:, None] * centred_mean**2
+        return SufficientStatistics(nk, shift + centred_mean, scatter)
+
+
+def chunk_moments(chunk: np.ndarray, params: MixtureParams, shift: np.ndarray) -> ChunkMoments:
+    """E-step on one chunk, reduced to moments about ``shift``.
+
+    Parameters
+    ----------
+    chunk : ndarray of shape (n_rows, n_features)
+    params : MixtureParams
+    shift : ndarray of shape (n_features,)
+    """
+    chunk = _finite_chunk(chunk)
+    log_resp, log_lik = e_step(chunk, params)
+    resp = np.exp(log_resp)
+    centred = chunk - shift
+    if params.covariance_type in ("full", "tied"):
+        s2 = np.einsum("nk,ni,nj->kij", resp, centred, centred)
+    else:
+        s2 = resp.T @ (centred * centred)
+    return ChunkMoments(
+        resp.sum(axis=0), resp.T @ centred, s2, float(log_lik.sum()), chunk.shape[0]
+    )
+
+
+def _finite_chunk(chunk) -> np.ndarray:
+    chunk = np.asarray(chunk, dtype=np.float64)
+    if chunk.ndim != 2:
+        raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {chunk.shape}")
+    if not np.isfinite(chunk).all():
+        cols = sorted(set(np.nonzero(~np.isfinite(chunk))[1].tolist()))
+        raise ValueError(f"Input X contains NaN or infinity in column(s) {cols}")
+    return chunk
+
+
+def is_dask_array(X) -> bool:
+    """Whether ``X`` is a Dask array (duck-typed, so Dask need not be installed)."""
+    return hasattr(X, "to_delayed") and hasattr(X, "chunks")
+
+
+def _row_slices(n_samples: int, chunk_size: int):
+    for start in range(0, n_samples, chunk_size):
+        yield slice(start, min(start + chunk_size, n_samples))
+
+
+def _reduce(X, chunk_size: int, fn) -> ChunkMoments:
+    """Apply ``fn`` to every chunk of ``X`` and add the results."""
+    if is_dask_array(X):
+        import dask
+
+        blocks = X.rechunk({1: -1}).to_delayed().ravel()
+        parts = dask.compute(*[dask.delayed(fn)(block) for block in blocks])
+    else:
+        parts = [fn(X[rows]) for rows in _row_slices(X.shape[0], chunk_size)]
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total
+
+
+def data_moments(X, chunk_size: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (d,) and unbiased covariance (d, d) of chunked data in one pass."""
+    first = _finite_chunk(X[:chunk_size] if not is_dask_array(X) else X[:chunk_size].compute())
+    shift = first.mean(axis=0)
+    one = MixtureParams(np.ones(1), shift[None], np.ones(1), "spherical")
+    total = _reduce(X, chunk_size, lambda c: _plain_moments(c, shift, one))
+    stats = total.statistics(shift)
+    return stats.xbar[0], stats.scatter[0] / (total.n_samples - 1)
+
+
+def _plain_moments(chunk, shift, one: MixtureParams) -> ChunkMoments:
+    chunk = _finite_chunk(chunk)
+    centred = chunk - shift
+    return ChunkMoments(
+        np.array([float(chunk.shape[0])]),
+        centred.sum(axis=0)[None],
+        (centred.T @ centred)[None],
+        0.0,
+        chunk.shape[0],
+    )
+
+
+def fit_em_chunked(
+    X,
+    n_components: int,
+    covariance_type: CovarianceType = "full",
+    *,
+    prior: MixturePrior | str | None = None,
+    reg_covar: float = 1e-6,
+    tol: float = 1e-3,
+    max_iter: int = 100,
+    chunk_size: int = 100_000,
+    init_size: int = 20_000,
+    init_params: str = "kmeans",
+    random_state: int | np.random.Generator | None = None,
+    params_init: MixtureParams | None = None,
+) -> ChunkedEMResult:
+    """EM or MAP-EM on chunked data (see the module docstring).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        NumPy (or memmap), Dask, or any row-sliceable array.
+    n_components : int
+    covariance_type : {"full", "tied", "diag", "spherical"}
+    prior : None, "default" or MixturePrior
+        ``"default"`` builds :meth:`MixturePrior.from_moments` from one pass over the data.
+    reg_covar, tol, max_iter : as in :func:`~bayesgmm.em.fit.run_em`
+    chunk_size : int
+        Rows per chunk for non-Dask input (Dask input uses its own row blocks).
+    init_size : int
+        Rows of a seeded random subsample used to initialise.
+    init_params : str
+        Initialisation method applied to the subsample.
+    random_state : int, Generator or None
+    params_init : MixtureParams, optional
+        Explicit start (overrides the subsample initialisation).
+
+    Returns
+    -------
+    EMResult
+        With ``lower_bound`` the per-sample objective over all rows.
+    """
+    rng = np.random.default_rng(random_state)
+    n_samples = X.shape[0]
+    if n_components > n_samples:
+        raise ValueError(f"n_components={n_components} must be <= n_samples={n_samples}")
+    if prior == "default":
+        mean, cov = data_moments(X, chunk_size)
+        prior = MixturePrior.from_moments(mean, cov, n_components, covariance_type)
+    if params_init is None:
+        rows = np.sort(rng.choice(n_samples, size=min(init_size, n_samples), replace=False))
+        subsample = X[rows]
+        subsample = _finite_chunk(subsample.compute() if is_dask_array(subsample) else subsample)
+        params_init = initial_params(
+            subsample,
+            n_components,
+            covariance_type,
+            prior=prior,
+            reg_covar=reg_covar,
+            init_params=init_params,
+            rng=rng,
+        )
+    first = X[: min(chunk_size, n_samples)]
+    shift = _finite_chunk(first.compute() if is_dask_array(first) else first).mean(axis=0)
+
+    params = params_init
+    lower_bound = -np.inf
+    trace: list[float] = []
+    converged = False
+    for _ in range(max_iter):
+        previous = lower_bound
+        moments = _reduce(X, chunk_size, lambda c, p=params: chunk_moments(c, p, shift))
+        lower_bound = moments.log_lik / moments.n_samples
+        if prior is not None:
+            lower_bound += prior.log_density(params) / moments.n_samples
+        trace.append(lower_bound)
+        params = m_step_from_statistics(
+            moments.statistics(shift), covariance_type, prior, reg_covar
+        )
+        if abs(lower_bound - previous) < tol:
+            converged = True
+            break
+    return ChunkedEMResult(
+        params, lower_bound, converged, len(trace), np.asarray(trace), prior=prior
+    )
+
+
+__all__ = [
+    "ChunkMoments",
+    "ChunkedEMResult",
+    "chunk_moments",
+    "data_moments",
+    "fit_em_chunked",
+    "is_dask_array",
+]

@@ -1,0 +1,80 @@
+"""Out-of-core EM: chunked sufficient statistics give the in-memory fit."""
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from bayesgmm import GaussianMixture, MixturePrior, datasets
+from bayesgmm.em import run_em
+from bayesgmm.em.chunked import data_moments, fit_em_chunked
+from bayesgmm.em.fit import initial_params
+
+COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
+
+
+@pytest.fixture(scope="module")
+def shifted_data():
+    X, _, _ = datasets.make_mixture(6000, 3, 2, separation=3.0, random_state=4)
+    return X + 1000.0  # a large offset: the shifted moments must not cancel
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("use_prior", [False, True])
+def test_chunked_equals_in_memory(shifted_data, covariance_type, use_prior):
+    X = shifted_data
+    prior = MixturePrior.default(X, 3, covariance_type) if use_prior else None
+    start = initial_params(
+        X,
+        3,
+        covariance_type,
+        prior=prior,
+        reg_covar=1e-6,
+        init_params="kmeans",
+        rng=np.random.default_rng(0),
+    )
+    reference = run_em(X, start, prior=prior, tol=1e-10, max_iter=15)
+    for data, chunk_size in ((X, 700), (da.from_array(X, chunks=(1000, 1)), 0)):
+        chunked = fit_em_chunked(
+            data,
+            3,
+            covariance_type,
+            prior=prior,
+            params_init=start,
+            tol=1e-10,
+            max_iter=15,
+            chunk_size=chunk_size or 1000,
+        )
+        np.testing.assert_allclose(chunked.params.means, reference.params.means, rtol=1e-9)
+        np.testing.assert_allclose(
+            chunked.params.covariances, reference.params.covariances, rtol=1e-7
+        )
+        np.testing.assert_allclose(chunked.params.weights, reference.params.weights, rtol=1e-9)
+        np.testing.assert_allclose(chunked.trace, reference.trace, rtol=1e-10)
+
+
+def test_data_moments_match_numpy(shifted_data):
+    mean, cov = data_moments(da.from_array(shifted_data, chunks=(777, 2)))
+    np.testing.assert_allclose(mean, shifted_data.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(cov, np.cov(shifted_data, rowvar=False), rtol=1e-9)
+
+
+def test_estimator_fits_and_predicts_dask_arrays(shifted_data):
+    X = da.from_array(shifted_data, chunks=(1500, 2))
+    model = GaussianMixture(3, prior="default", random_state=0).fit(X)
+    in_memory = GaussianMixture(3, prior="default", random_state=0).fit(shifted_data)
+    np.testing.assert_allclose(
+        np.sort(model.means_[:, 0]), np.sort(in_memory.means_[:, 0]), rtol=1e-4
+    )
+    np.testing.assert_allclose(model.prior_.mean_prior, shifted_data.mean(axis=0))
+    labels = model.predict(X)
+    assert isinstance(labels, da.Array)
+    np.testing.assert_array_equal(labels.compute(), model.predict(shifted_data))
+    assert model.predict_proba(X).compute().shape == (6000, 3)
+    np.testing.assert_allclose(model.score(X), model.score(shifted_data))
+
+
+def test_chunked_rejects_nan():
+    X = np.ones((100, 2))
+    X[57, 1] = np.nan
+    with pytest.raises(ValueError, match=r"NaN or infinity in column\(s\) \[1\]"):
+        fit_em_chunked(da.from_array(X, chunks=(10, 2)), 2, random_state=0)
