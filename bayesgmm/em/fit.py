@@ -164,14 +164,17 @@ def initial_params(
     Explicit ``weights_init``, ``means_init`` and ``precisions_init`` override the
     corresponding parts (precisions in scikit-learn's layout for ``covariance_type``).
     """
-    resp = initial_responsibilities(X, n_components, init_params, rng)
-    try:
-        start = m_step(X, resp, covariance_type, prior, reg_covar)
-    except SingularCovarianceError:
-        # An initial cluster with too few distinct points: start that fit from the
-        # covariances regularised by the default prior instead of failing.
-        default = MixturePrior.default(X, n_components, covariance_type)
-        start = m_step(X, resp, covariance_type, default, reg_covar)
+    if means_init is not None and precisions_init is not None:
+        start = None  # nothing left to initialise from data
+    else:
+        resp = initial_responsibilities(X, n_components, init_params, rng)
+        try:
+            start = m_step(X, resp, covariance_type, prior, reg_covar)
+        except SingularCovarianceError:
+            # An initial cluster with too few distinct points: start that fit from the
+            # covariances regularised by the default prior instead of failing.
+            default = MixturePrior.default(X, n_components, covariance_type)
+            start = m_step(X, resp, covariance_type, default, reg_covar)
     weights = np.full(n_components, 1.0 / n_components) if weights_init is None else weights_init
     means = start.means if means_init is None else means_init
     if precisions_init is None:

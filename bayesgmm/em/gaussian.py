@@ -9,7 +9,6 @@ come from its diagonal and no covariance is ever inverted explicitly.
 from __future__ import annotations
 
 import numpy as np
-from scipy import linalg
 
 from bayesgmm._types import CovarianceType
 
@@ -53,19 +52,28 @@ def compute_precision_cholesky(
     covariances = np.asarray(covariances, dtype=np.float64)
     if covariance_type in ("full", "tied"):
         stacked = covariances[None] if covariance_type == "tied" else covariances
-        out = np.empty_like(stacked)
-        eye = np.eye(stacked.shape[-1])
-        for k, cov in enumerate(stacked):
-            try:
-                cov_chol = linalg.cholesky(cov, lower=True)
-            except linalg.LinAlgError:
-                raise SingularCovarianceError(None if covariance_type == "tied" else k) from None
-            out[k] = linalg.solve_triangular(cov_chol, eye, lower=True).T
+        try:
+            cov_chol = np.linalg.cholesky(stacked)
+        except np.linalg.LinAlgError:
+            raise SingularCovarianceError(_first_not_pd(stacked, covariance_type)) from None
+        eye = np.broadcast_to(np.eye(stacked.shape[-1]), stacked.shape)
+        out = np.swapaxes(np.linalg.solve(cov_chol, eye), -1, -2)
         return out[0] if covariance_type == "tied" else out
     if np.any(~(covariances > 0.0)):
         bad = np.argwhere(~(covariances > 0.0))[0][0]
         raise SingularCovarianceError(int(bad))
     return 1.0 / np.sqrt(covariances)
+
+
+def _first_not_pd(stacked: np.ndarray, covariance_type: CovarianceType) -> int | None:
+    if covariance_type == "tied":
+        return None
+    for k, cov in enumerate(stacked):
+        try:
+            np.linalg.cholesky(cov)
+        except np.linalg.LinAlgError:
+            return k
+    return None
 
 
 def covariances_from_precision_cholesky(
