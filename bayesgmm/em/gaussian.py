@@ -57,7 +57,7 @@ def compute_precision_cholesky(
         except np.linalg.LinAlgError:
             raise SingularCovarianceError(_first_not_pd(stacked, covariance_type)) from None
         eye = np.broadcast_to(np.eye(stacked.shape[-1]), stacked.shape)
-        out = np.swapaxes(np.linalg.solve(cov_chol, eye), -1, -2)
+        out = np.swapaxes(np.tril(np.linalg.solve(cov_chol, eye)), -1, -2)
         return out[0] if covariance_type == "tied" else out
     if np.any(~(covariances > 0.0)):
         bad = np.argwhere(~(covariances > 0.0))[0][0]
