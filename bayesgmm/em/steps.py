@@ -28,7 +28,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import logsumexp
 
 from bayesgmm._types import CovarianceType
 from bayesgmm.em.gaussian import estimate_log_gaussian_prob
@@ -50,6 +49,14 @@ def estimate_weighted_log_prob(X: np.ndarray, params: MixtureParams) -> np.ndarr
     )
 
 
+def logsumexp_rows(a: np.ndarray) -> np.ndarray:
+    """``log(sum_k exp(a_nk))`` per row, stably, for a finite-max array of shape (n, K)."""
+    top = a.max(axis=1)
+    top = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.log(np.exp(a - top[:, None]).sum(axis=1)) + top
+
+
 def e_step(X: np.ndarray, params: MixtureParams) -> tuple[np.ndarray, np.ndarray]:
     """Log-responsibilities and per-sample log-likelihood.
 
@@ -66,7 +73,7 @@ def e_step(X: np.ndarray, params: MixtureParams) -> tuple[np.ndarray, np.ndarray
         ``log p(x_n | params) = logsumexp_k(log alpha_k + log N(x_n | mu_k, Sigma_k))``.
     """
     weighted = estimate_weighted_log_prob(X, params)
-    log_lik = logsumexp(weighted, axis=1)
+    log_lik = logsumexp_rows(weighted)
     with np.errstate(under="ignore"):
         log_resp = weighted - log_lik[:, None]
     return log_resp, log_lik
