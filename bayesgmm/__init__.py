@@ -9,10 +9,17 @@ Two fitting paths for one model, ``z_n ~ Categorical(alpha)``,
   marginalised, sampled by NUTS or fitted by variational inference.
 """
 
+from bayesgmm.inference import BayesianGaussianMixture
 from bayesgmm.mixture import GaussianMixture
 from bayesgmm.params import MixtureParams
 from bayesgmm.priors import MixturePrior
 
 __version__ = "0.1.0"
 
-__all__ = ["GaussianMixture", "MixtureParams", "MixturePrior", "__version__"]
+__all__ = [
+    "BayesianGaussianMixture",
+    "GaussianMixture",
+    "MixtureParams",
+    "MixturePrior",
+    "__version__",
+]

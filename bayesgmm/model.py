@@ -145,7 +145,7 @@ class SPDCholeskyTransform(Transform):
     respect to ``Sigma`` itself. Batched over leading dimensions.
     """
 
-    name = "spd_cholesky"
+    name = "spdcholesky"
     ndim_supp = 2
 
     def __init__(self, n_features: int) -> None:
@@ -156,6 +156,7 @@ class SPDCholeskyTransform(Transform):
         self._off = np.flatnonzero(rows != cols)
 
     def _cholesky(self, value):
+        value = pt.as_tensor(value)
         d = self.n_features
         chol = pt.zeros((*value.shape[:-1], d, d))
         chol = pt.set_subtensor(
@@ -169,11 +170,12 @@ class SPDCholeskyTransform(Transform):
         return chol @ chol.mT
 
     def forward(self, value, *inputs):
-        chol = pt.linalg.cholesky(value)
+        chol = pt.linalg.cholesky(pt.as_tensor(value))
         packed = chol[..., self._rows, self._cols]
         return pt.set_subtensor(packed[..., self._diag], pt.log(packed[..., self._diag]))
 
     def log_jac_det(self, value, *inputs):
+        value = pt.as_tensor(value)
         d = self.n_features
         powers = d - np.arange(d) + 1.0
         return d * np.log(2.0) + (powers * value[..., self._diag]).sum(axis=-1)
@@ -186,18 +188,21 @@ class OrderedComponents(Transform):
     component (``0, y_1, ..., y_{K-1}``), matching the shape of a batched MvNormal logp.
     """
 
-    name = "ordered_components"
+    name = "ordered"
     ndim_supp = 2
 
     def backward(self, value, *inputs):
-        steps = pt.set_subtensor(value[1:], pt.exp(value[1:]))
+        value = pt.as_tensor(value)
+        steps = pt.concatenate([value[:1], pt.exp(value[1:])], axis=0)
         return pt.cumsum(steps, axis=0)
 
     def forward(self, value, *inputs):
-        return pt.set_subtensor(value[1:], pt.log(value[1:] - value[:-1]))
+        value = pt.as_tensor(value)
+        return pt.concatenate([value[:1], pt.log(value[1:] - value[:-1])], axis=0)
 
     def log_jac_det(self, value, *inputs):
-        return pt.set_subtensor(value[:1, 0], 0.0)[:, 0]
+        value = pt.as_tensor(value)
+        return pt.concatenate([pt.zeros_like(value[:1, 0]), value[1:, 0]])
 
 
 def inverse_wishart_logp(value, dof, scale):
@@ -208,14 +213,16 @@ def inverse_wishart_logp(value, dof, scale):
     d = value.shape[-1]
     chol = pt.linalg.cholesky(value)
     scale_chol = pt.linalg.cholesky(scale)
-    logdet = 2.0 * pt.log(pt.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
-    logdet_scale = 2.0 * pt.log(pt.diagonal(scale_chol)).sum()
-    whitened = pt.linalg.solve_triangular(chol, pt.broadcast_to(scale_chol, value.shape), lower=True)
+    logdet = 2.0 * pt.log(pt.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
+    logdet_scale = 2.0 * pt.log(pt.diagonal(scale_chol, axis1=-2, axis2=-1)).sum(axis=-1)
+    whitened = pt.linalg.solve_triangular(
+        chol, pt.broadcast_to(scale_chol, value.shape), lower=True
+    )
     trace = pt.sqr(whitened).sum(axis=(-2, -1))
     half_dof = 0.5 * dof
     log_multigamma = 0.25 * d * (d - 1) * np.log(np.pi) + pt.gammaln(
-        half_dof + 0.5 * (1 - pt.arange(1, d + 1))
-    ).sum()
+        half_dof[..., None] + 0.5 * (1 - pt.arange(1, d + 1))
+    ).sum(axis=-1)
     return (
         half_dof * logdet_scale
         - half_dof * d * np.log(2.0)
@@ -226,10 +233,15 @@ def inverse_wishart_logp(value, dof, scale):
 
 
 def _inverse_wishart_random(dof, scale, rng=None, size=None):
-    n = int(np.prod(size)) if size else 1
-    draws = stats.invwishart.rvs(df=float(dof), scale=scale, size=n, random_state=rng)
-    d = scale.shape[-1]
-    return np.reshape(draws, (*(size or ()), d, d))
+    d = np.shape(scale)[-1]
+    size = tuple(size or ())
+    draws = stats.invwishart.rvs(
+        df=float(np.ravel(dof)[0]),
+        scale=np.reshape(scale, (-1, d, d))[0],
+        size=int(np.prod(size)),
+        random_state=rng,
+    )
+    return np.reshape(draws, (*size, d, d))
 
 
 def _inverse_wishart_mode(rv, size, dof, scale):
@@ -264,9 +276,7 @@ def mixture_logp(value, weights, means, chol, location, scale):
     x_z = (value - location) / scale
     d = x_z.shape[-1]
     diff = x_z[..., None, :] - means
-    chol_inv = pt.linalg.solve_triangular(
-        chol, pt.broadcast_to(pt.eye(d), chol.shape), lower=True
-    )
+    chol_inv = pt.linalg.solve_triangular(chol, pt.broadcast_to(pt.eye(d), chol.shape), lower=True)
     whitened = (chol_inv * diff[..., None, :]).sum(axis=-1)
     half_logdet = pt.log(pt.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
     log_component = -0.5 * d * np.log(2.0 * np.pi) - half_logdet - 0.5 * pt.sqr(whitened).sum(-1)
@@ -275,7 +285,17 @@ def mixture_logp(value, weights, means, chol, location, scale):
 
 
 def mixture_random(weights, means, chol, location, scale, rng=None, size=None):
-    """Draw observations (shape (*size, n_features)) on the user's scale from the mixture."""
+    """Draw observations (shape (*size, n_features)) on the user's scale from the mixture.
+
+    Parameters are those of :func:`mixture_logp` (leading dimensions of size one allowed).
+    """
+    k, d = np.shape(means)[-2:]
+    weights, means, chol = (
+        np.reshape(weights, (k,)),
+        np.reshape(means, (k, d)),
+        np.reshape(chol, (k, d, d)),
+    )
+    location, scale = np.reshape(location, (d,)), np.reshape(scale, (d,))
     size = tuple(size or ())
     labels = rng.choice(weights.shape[0], size=size, p=weights / weights.sum())
     noise = rng.standard_normal((*size, means.shape[-1]))
@@ -283,18 +303,21 @@ def mixture_random(weights, means, chol, location, scale, rng=None, size=None):
     return location + scale * x_z
 
 
-def _niw_full(prior, dims_k, n_features, n_components):
+def _inverse_wishart_covariances(prior, batch, n_features, n_components):
+    """Inverse-Wishart (or flat) SPD matrices of shape (*batch, d, d) and the Cholesky factors
+    broadcast to (n_components, d, d)."""
+    dims = ("component",) * len(batch) + ("feature", "feature_bis")
+    shape = (*batch, n_features, n_features)
     transform = SPDCholeskyTransform(n_features)
-    batch = (n_components,) if dims_k else ()
-    dims = ("component", "feature", "feature_bis") if dims_k else ("feature", "feature_bis")
     if prior is None:
         cov = pm.CustomDist(
             "covariances_z",
+            np.eye(n_features),
             logp=_flat_spd_logp,
-            support_point=lambda rv, size: pt.broadcast_to(pt.eye(n_features), rv.shape),
-            signature="->(d,d)",
+            support_point=lambda rv, size, reference: pt.broadcast_to(reference, rv.shape),
+            signature="(d,d)->(d,d)",
             transform=transform,
-            shape=(*batch, n_features, n_features),
+            shape=shape,
             dims=dims,
         )
     else:
@@ -307,21 +330,21 @@ def _niw_full(prior, dims_k, n_features, n_components):
             support_point=_inverse_wishart_mode,
             signature="(),(d,d)->(d,d)",
             transform=transform,
-            shape=(*batch, n_features, n_features),
+            shape=shape,
             dims=dims,
         )
     chol = pt.linalg.cholesky(cov)
-    return cov, (pt.broadcast_to(chol, (n_components, n_features, n_features)))
+    return cov, pt.broadcast_to(chol, (n_components, n_features, n_features))
 
 
 def _covariances_full(prior, n_components, n_features):
     """Full covariances: one Inverse-Wishart matrix per component."""
-    return _niw_full(prior, True, n_features, n_components)
+    return _inverse_wishart_covariances(prior, (n_components,), n_features, n_components)
 
 
 def _covariances_tied(prior, n_components, n_features):
     """Tied covariance: one Inverse-Wishart matrix shared by all components."""
-    return _niw_full(prior, False, n_features, n_components)
+    return _inverse_wishart_covariances(prior, (), n_features, n_components)
 
 
 def _variances(prior, shape, dims):
@@ -362,7 +385,9 @@ def _covariances_lkj(covariance_type, n_components, n_features, eta, sd_scale):
     """Half-normal scales times LKJ correlations (working scale), batched over components."""
     batch = (n_components,) if covariance_type == "full" else ()
     comp = ("component",) if batch else ()
-    stds = pm.HalfNormal("stds_z", sigma=sd_scale, shape=(*batch, n_features), dims=(*comp, "feature"))
+    stds = pm.HalfNormal(
+        "stds_z", sigma=sd_scale, shape=(*batch, n_features), dims=(*comp, "feature")
+    )
     corr_chol = pm.LKJCorr(
         "corr_chol_z",
         n=n_features,
@@ -403,9 +428,7 @@ def resolve_prior(
             f"covariance_type={covariance_type!r}; build the prior with the same type"
         )
     if prior.n_features != X.shape[1]:
-        raise ValueError(
-            f"prior is for {prior.n_features} features but X has {X.shape[1]}"
-        )
+        raise ValueError(f"prior is for {prior.n_features} features but X has {X.shape[1]}")
     return prior
 
 
@@ -509,7 +532,9 @@ def build_model(
         ordered = {"transform": OrderedComponents()} if n_features == 1 else {}
         if prior_z is None:
             means_z = pm.Flat(
-                "means_z", shape=(n_components, n_features), dims=("component", "feature"),
+                "means_z",
+                shape=(n_components, n_features),
+                dims=("component", "feature"),
                 **ordered,
             )
         else:
@@ -525,8 +550,7 @@ def build_model(
         pm.Deterministic("means", std.location + scale * means_z, dims=("component", "feature"))
         pm.Deterministic(
             "covariances",
-            pt.broadcast_to(cov_z, (n_components, n_features, n_features))
-            * np.outer(scale, scale),
+            pt.broadcast_to(cov_z, (n_components, n_features, n_features)) * np.outer(scale, scale),
             dims=("component", "feature", "feature_bis"),
         )
         params = (weights, means_z, chol, std.location, std.scale)

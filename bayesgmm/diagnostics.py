@@ -1,0 +1,161 @@
+"""Sampling diagnostics of a mixture posterior as one small record.
+
+:func:`diagnose` reads an ArviZ DataTree (after relabelling, so that per-component
+statistics mean something) and returns :class:`Diagnostics`: worst rank-normalised
+R-hat, smallest bulk and tail ESS (arviz-stats), divergences, smallest E-BFMI and the
+label-switching verdict. Entries that are constant across all draws (the zero
+off-diagonals of ``diag``/``spherical`` covariances) have no R-hat and are skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import arviz_stats as azs
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+POSTERIOR_VARS: tuple[str, ...] = ("weights", "means", "covariances")
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """Convergence summary of an MCMC run, with the thresholds it is judged by.
+
+    Attributes
+    ----------
+    max_rhat : float
+    min_ess_bulk, min_ess_tail : float
+    n_divergences : int
+    min_bfmi : float
+        Smallest per-chain E-BFMI (NaN when the sampler stores no energy).
+    label_switching : str
+        Verdict of the relabelling step (:attr:`RelabelingRecord.verdict`).
+    n_chains, n_draws : int
+    rhat_threshold, ess_threshold, bfmi_threshold : float
+    """
+
+    max_rhat: float
+    min_ess_bulk: float
+    min_ess_tail: float
+    n_divergences: int
+    min_bfmi: float
+    label_switching: str
+    n_chains: int
+    n_draws: int
+    rhat_threshold: float = 1.01
+    ess_threshold: float = 400.0
+    bfmi_threshold: float = 0.3
+
+    @property
+    def ok(self) -> bool:
+        """All checks pass: R-hat, both ESS, no divergences, E-BFMI."""
+        return all(self._checks().values())
+
+    def _checks(self) -> dict[str, bool]:
+        return {
+            "max_rhat": self.max_rhat <= self.rhat_threshold,
+            "min_ess_bulk": self.min_ess_bulk >= self.ess_threshold,
+            "min_ess_tail": self.min_ess_tail >= self.ess_threshold,
+            "n_divergences": self.n_divergences == 0,
+            "min_bfmi": bool(np.isnan(self.min_bfmi) or self.min_bfmi >= self.bfmi_threshold),
+        }
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per check: value, threshold, pass."""
+        thresholds = {
+            "max_rhat": f"<= {self.rhat_threshold}",
+            "min_ess_bulk": f">= {self.ess_threshold:g}",
+            "min_ess_tail": f">= {self.ess_threshold:g}",
+            "n_divergences": "== 0",
+            "min_bfmi": f">= {self.bfmi_threshold}",
+        }
+        values = asdict(self)
+        rows = [
+            {"check": name, "value": values[name], "threshold": thresholds[name], "ok": passed}
+            for name, passed in self._checks().items()
+        ]
+        rows.append(
+            {"check": "label_switching", "value": self.label_switching, "threshold": "", "ok": True}
+        )
+        return pd.DataFrame(rows).set_index("check")
+
+    def __str__(self) -> str:
+        status = "OK" if self.ok else "PROBLEMS FOUND"
+        lines = [
+            f"Sampling diagnostics ({self.n_chains} chains x {self.n_draws} draws): {status}",
+            f"  max R-hat      {self.max_rhat:.4f}  (<= {self.rhat_threshold})",
+            f"  min bulk ESS   {self.min_ess_bulk:.0f}  (>= {self.ess_threshold:g})",
+            f"  min tail ESS   {self.min_ess_tail:.0f}  (>= {self.ess_threshold:g})",
+            f"  divergences    {self.n_divergences}",
+            f"  min E-BFMI     {self.min_bfmi:.3f}  (>= {self.bfmi_threshold})",
+            f"  labels         {self.label_switching}",
+        ]
+        return "\n".join(lines)
+
+
+def _extreme(stat: xr.Dataset, varying: xr.Dataset, reduce) -> float:
+    values = [
+        np.asarray(stat[name].where(varying[name]).values, dtype=float).ravel()
+        for name in stat.data_vars
+    ]
+    return float(reduce(np.concatenate(values)))
+
+
+def diagnose(
+    idata: xr.DataTree,
+    *,
+    var_names: tuple[str, ...] = POSTERIOR_VARS,
+    label_switching: str = "not checked",
+    rhat_threshold: float = 1.01,
+    ess_threshold: float = 400.0,
+) -> Diagnostics:
+    """Diagnostics of the posterior in ``idata``.
+
+    Parameters
+    ----------
+    idata : xarray.DataTree
+        With ``posterior`` (dims ``chain``, ``draw``) and ``sample_stats`` (``diverging``
+        and, if available, ``energy``).
+    var_names : tuple of str
+        Posterior variables checked.
+    label_switching : str
+        The relabelling verdict to report.
+    rhat_threshold, ess_threshold : float
+        Limits used by :attr:`Diagnostics.ok`.
+
+    Raises
+    ------
+    ValueError
+        With fewer than 2 chains or 4 draws (R-hat is undefined).
+    """
+    posterior = idata["posterior"].to_dataset()[list(var_names)]
+    n_chains, n_draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    if n_chains < 2 or n_draws < 4:
+        raise ValueError(
+            f"diagnostics need at least 2 chains of 4 draws, got {n_chains} x {n_draws}: "
+            "sample with method='nuts' and chains >= 2"
+        )
+    varying = posterior.std(dim=("chain", "draw")) > 0
+    stats = idata["sample_stats"].to_dataset()
+    n_div = int(stats["diverging"].sum()) if "diverging" in stats else 0
+    if "energy" in stats:
+        min_bfmi = float(np.min(azs.bfmi(stats["energy"])))
+    else:
+        min_bfmi = float("nan")
+    return Diagnostics(
+        max_rhat=_extreme(azs.rhat(posterior), varying, np.nanmax),
+        min_ess_bulk=_extreme(azs.ess(posterior, method="bulk"), varying, np.nanmin),
+        min_ess_tail=_extreme(azs.ess(posterior, method="tail"), varying, np.nanmin),
+        n_divergences=n_div,
+        min_bfmi=min_bfmi,
+        label_switching=label_switching,
+        n_chains=n_chains,
+        n_draws=n_draws,
+        rhat_threshold=rhat_threshold,
+        ess_threshold=ess_threshold,
+    )
+
+
+__all__ = ["POSTERIOR_VARS", "Diagnostics", "diagnose"]

@@ -1,0 +1,231 @@
+"""Align mixture component labels across posterior draws and chains.
+
+A mixture likelihood is invariant to permuting the components, so chains can sit in
+different labelings (between-chain switching) or jump between them (within-chain
+switching); either makes per-component R-hat and ESS meaningless. In one dimension
+the model orders the means, which fixes the labels. For ``d > 1`` every draw is
+relabelled to a reference solution (the MAP estimate): the permutation that
+minimises the summed Kullback-Leibler divergences ``KL(N(draw_i) || N(ref_j))``
+between matched components, found by the Hungarian algorithm
+(:func:`scipy.optimize.linear_sum_assignment`).
+
+Permutation convention (as :meth:`bayesgmm.params.MixtureParams.permuted`): after
+relabelling, position ``j`` holds the draw's old component ``perm[j]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from bayesgmm.params import MixtureParams
+
+
+def gaussian_kl_cost(
+    means: np.ndarray, covariances: np.ndarray, ref_means: np.ndarray, ref_covariances: np.ndarray
+) -> np.ndarray:
+    """KL divergence of every draw component from every reference component.
+
+    Parameters
+    ----------
+    means : ndarray of shape (n_draws, K, d)
+    covariances : ndarray of shape (n_draws, K, d, d)
+    ref_means : ndarray of shape (K, d)
+    ref_covariances : ndarray of shape (K, d, d)
+
+    Returns
+    -------
+    ndarray of shape (n_draws, K, K)
+        ``cost[s, i, j] = KL(N_si || N_ref_j)`` with ``N_si`` the draw's component ``i``
+        and ``N_ref_j`` the reference component ``j``.
+    """
+    d = means.shape[-1]
+    ref_prec = np.linalg.inv(ref_covariances)
+    _, ref_logdet = np.linalg.slogdet(ref_covariances)
+    _, logdet = np.linalg.slogdet(covariances)
+    trace = np.einsum("jab,siba->sij", ref_prec, covariances)
+    diff = ref_means[None, None, :, :] - means[:, :, None, :]
+    maha = np.einsum("sija,jab,sijb->sij", diff, ref_prec, diff)
+    return 0.5 * (trace + maha - d + ref_logdet[None, None, :] - logdet[:, :, None])
+
+
+def best_permutations(cost: np.ndarray) -> np.ndarray:
+    """Assignment minimising the total cost, draw by draw.
+
+    Parameters
+    ----------
+    cost : ndarray of shape (n_draws, K, K)
+        ``cost[s, i, j]`` of giving draw component ``i`` the reference label ``j``.
+
+    Returns
+    -------
+    ndarray of shape (n_draws, K)
+        ``perm[s, j]``: the draw component that takes label ``j``.
+    """
+    perms = np.empty(cost.shape[:2], dtype=np.intp)
+    for s, matrix in enumerate(cost):
+        rows, cols = linear_sum_assignment(matrix)
+        perms[s, cols] = rows
+    return perms
+
+
+def apply_permutations(values: np.ndarray, perms: np.ndarray) -> np.ndarray:
+    """Reorder the component axis of ``values`` draw by draw.
+
+    Parameters
+    ----------
+    values : ndarray of shape (*batch, K, ...)
+    perms : ndarray of shape (*batch, K)
+
+    Returns
+    -------
+    ndarray of the shape of ``values``, with ``out[b, j] = values[b, perms[b, j]]``.
+    """
+    index = perms.reshape(perms.shape + (1,) * (values.ndim - perms.ndim))
+    return np.take_along_axis(values, index, axis=perms.ndim - 1)
+
+
+@dataclass(frozen=True)
+class RelabelingRecord:
+    """What relabelling did to a posterior sample.
+
+    Attributes
+    ----------
+    method : {"ordered", "kl-hungarian", "none"}
+        ``"ordered"``: identified by ordered means (1-D), nothing relabelled;
+        ``"none"``: one component, nothing to relabel.
+    n_draws : int
+        Draws per chain.
+    permuted_per_chain : ndarray of shape (n_chains,)
+        Draws of each chain whose labels were changed.
+    chain_labelings : ndarray of shape (n_chains, K)
+        The most frequent permutation of each chain (identity: the chain already used
+        the reference labels).
+    switches_per_chain : ndarray of shape (n_chains,)
+        Consecutive draws of each chain whose best permutations differ.
+    """
+
+    method: str
+    n_draws: int
+    permuted_per_chain: np.ndarray
+    chain_labelings: np.ndarray
+    switches_per_chain: np.ndarray
+
+    @property
+    def chains_disagree(self) -> bool:
+        """Between-chain switching: chains sat in different labelings."""
+        return bool(np.any(self.chain_labelings != self.chain_labelings[:1]))
+
+    @property
+    def switching_within_chains(self) -> bool:
+        """Within-chain switching: some chain changed labeling during sampling."""
+        return bool(np.any(self.switches_per_chain > 0))
+
+    @property
+    def relabelled(self) -> bool:
+        """Whether any draw was permuted."""
+        return bool(np.any(self.permuted_per_chain > 0))
+
+    @property
+    def verdict(self) -> str:
+        """One-line summary of the label switching that was found."""
+        if self.method in ("ordered", "none"):
+            return f"identified ({self.method}), nothing relabelled"
+        if not self.relabelled:
+            return "no label switching"
+        kinds = [
+            name
+            for name, found in (
+                ("between chains", self.chains_disagree),
+                ("within chains", self.switching_within_chains),
+            )
+            if found
+        ]
+        where = " and ".join(kinds) if kinds else "isolated draws"
+        total = int(self.permuted_per_chain.sum())
+        return f"label switching {where}: {total} draws relabelled to the MAP labels"
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable form (stored in the posterior's attributes)."""
+        return {
+            "method": self.method,
+            "n_draws": self.n_draws,
+            "permuted_per_chain": self.permuted_per_chain.tolist(),
+            "chain_labelings": self.chain_labelings.tolist(),
+            "switches_per_chain": self.switches_per_chain.tolist(),
+            "chains_disagree": self.chains_disagree,
+            "switching_within_chains": self.switching_within_chains,
+            "verdict": self.verdict,
+        }
+
+    def __str__(self) -> str:
+        permuted = self.permuted_per_chain.tolist()
+        return f"RelabelingRecord({self.verdict}; permuted per chain {permuted})"
+
+
+def identity_record(
+    method: str, n_chains: int, n_draws: int, n_components: int
+) -> RelabelingRecord:
+    """Record for a sample whose labels need no alignment (``"ordered"`` or ``"none"``)."""
+    return RelabelingRecord(
+        method=method,
+        n_draws=n_draws,
+        permuted_per_chain=np.zeros(n_chains, dtype=int),
+        chain_labelings=np.tile(np.arange(n_components), (n_chains, 1)),
+        switches_per_chain=np.zeros(n_chains, dtype=int),
+    )
+
+
+def relabel_to_reference(
+    means: np.ndarray, covariances: np.ndarray, reference: MixtureParams
+) -> tuple[np.ndarray, RelabelingRecord]:
+    """Permutations aligning every draw to ``reference``, and the record of what they do.
+
+    Parameters
+    ----------
+    means : ndarray of shape (n_chains, n_draws, K, d)
+    covariances : ndarray of shape (n_chains, n_draws, K, d, d)
+    reference : MixtureParams
+        The labelling to align to (the MAP estimate).
+
+    Returns
+    -------
+    perms : ndarray of shape (n_chains, n_draws, K)
+        Apply with :func:`apply_permutations`.
+    record : RelabelingRecord
+    """
+    n_chains, n_draws, k, d = means.shape
+    cost = gaussian_kl_cost(
+        means.reshape(-1, k, d),
+        covariances.reshape(-1, k, d, d),
+        reference.means,
+        reference.full_covariances(),
+    )
+    perms = best_permutations(cost).reshape(n_chains, n_draws, k)
+    identity = np.arange(k)
+    moved = np.any(perms != identity, axis=-1)
+    modal = np.empty((n_chains, k), dtype=np.intp)
+    for c in range(n_chains):
+        labelings, counts = np.unique(perms[c], axis=0, return_counts=True)
+        modal[c] = labelings[np.argmax(counts)]
+    switches = np.any(perms[:, 1:] != perms[:, :-1], axis=-1).sum(axis=1)
+    record = RelabelingRecord(
+        method="kl-hungarian",
+        n_draws=n_draws,
+        permuted_per_chain=moved.sum(axis=1),
+        chain_labelings=modal,
+        switches_per_chain=switches,
+    )
+    return perms, record
+
+
+__all__ = [
+    "RelabelingRecord",
+    "apply_permutations",
+    "best_permutations",
+    "gaussian_kl_cost",
+    "identity_record",
+    "relabel_to_reference",
+]

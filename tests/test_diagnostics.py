@@ -1,0 +1,72 @@
+"""The diagnostics record on synthetic DataTrees with known behaviour."""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from bayesgmm.diagnostics import Diagnostics, diagnose
+
+
+def _tree(shift=0.0, n_div=0, seed=0, chains=4, draws=500):
+    rng = np.random.default_rng(seed)
+    weights = rng.dirichlet([20, 30], size=(chains, draws))
+    means = rng.normal(size=(chains, draws, 2, 1))
+    means[0] += shift
+    covs = np.exp(rng.normal(size=(chains, draws, 2, 1, 1)))
+    posterior = xr.Dataset(
+        {
+            "weights": (("chain", "draw", "component"), weights),
+            "means": (("chain", "draw", "component", "feature"), means),
+            "covariances": (("chain", "draw", "component", "feature", "feature_bis"), covs),
+        }
+    )
+    diverging = np.zeros((chains, draws), dtype=bool)
+    diverging.flat[:n_div] = True
+    energy = rng.normal(size=(chains, draws)).cumsum(axis=1) * 0.1 + rng.normal(
+        size=(chains, draws)
+    )
+    stats = xr.Dataset(
+        {"diverging": (("chain", "draw"), diverging), "energy": (("chain", "draw"), energy)}
+    )
+    return xr.DataTree.from_dict({"posterior": posterior, "sample_stats": stats})
+
+
+def test_independent_draws_pass():
+    diag = diagnose(_tree(), label_switching="no label switching")
+    assert isinstance(diag, Diagnostics)
+    assert diag.max_rhat < 1.01 and diag.min_ess_bulk > 1000 and diag.n_divergences == 0
+    assert diag.ok
+    assert "OK" in str(diag)
+
+
+def test_a_shifted_chain_fails_rhat():
+    diag = diagnose(_tree(shift=3.0))
+    assert diag.max_rhat > 1.1
+    assert not diag.ok
+    frame = diag.to_frame()
+    assert not frame.loc["max_rhat", "ok"]
+    assert "PROBLEMS" in str(diag)
+
+
+def test_divergences_are_counted():
+    diag = diagnose(_tree(n_div=3))
+    assert diag.n_divergences == 3 and not diag.ok
+
+
+def test_constant_entries_are_ignored():
+    tree = _tree()
+    post = tree["posterior"].to_dataset()
+    covs = post["covariances"].values
+    padded = np.zeros((*covs.shape[:3], 2, 2))
+    padded[..., 0, 0] = covs[..., 0, 0]
+    padded[..., 1, 1] = covs[..., 0, 0]
+    post = post.drop_vars("covariances").assign(
+        covariances=(("chain", "draw", "component", "row", "column"), padded)
+    )
+    tree["posterior"] = xr.DataTree(post)
+    assert np.isfinite(diagnose(tree).max_rhat)
+
+
+def test_one_chain_is_refused():
+    with pytest.raises(ValueError, match="2 chains"):
+        diagnose(_tree(chains=1))

@@ -1,0 +1,93 @@
+"""Relabelling of posterior draws: KL costs, Hungarian assignment, switching records."""
+
+import numpy as np
+import pytest
+
+from bayesgmm.params import MixtureParams
+from bayesgmm.relabel import (
+    apply_permutations,
+    best_permutations,
+    gaussian_kl_cost,
+    identity_record,
+    relabel_to_reference,
+)
+
+
+def _reference():
+    return MixtureParams(
+        np.array([0.2, 0.3, 0.5]),
+        np.array([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]]),
+        np.array([np.eye(2), 2 * np.eye(2), [[1.0, 0.5], [0.5, 1.0]]]),
+    )
+
+
+def test_kl_cost_matches_closed_form_in_one_dimension():
+    rng = np.random.default_rng(0)
+    m0, m1 = rng.normal(size=(4, 2, 1)), rng.normal(size=(2, 1))
+    v0, v1 = rng.uniform(0.5, 2, size=(4, 2)), rng.uniform(0.5, 2, size=2)
+    cost = gaussian_kl_cost(m0, v0[..., None, None], m1, v1[:, None, None])
+    expected = 0.5 * (
+        v0[:, :, None] / v1
+        + (m1[None, None, :, 0] - m0[..., None, 0]) ** 2 / v1
+        - 1
+        + np.log(v1 / v0[:, :, None])
+    )
+    np.testing.assert_allclose(cost, expected, rtol=1e-12)
+
+
+def test_best_permutations_undo_known_permutations():
+    ref = _reference()
+    rng = np.random.default_rng(1)
+    truth = np.array([rng.permutation(3) for _ in range(50)])
+    inverse = np.argsort(truth, axis=1)
+    means = ref.means[inverse] + 0.05 * rng.normal(size=(50, 3, 2))
+    covs = ref.full_covariances()[inverse]
+    perms = best_permutations(gaussian_kl_cost(means, covs, ref.means, ref.full_covariances()))
+    np.testing.assert_array_equal(
+        apply_permutations(inverse, perms), np.tile(np.arange(3), (50, 1))
+    )
+
+
+def test_apply_permutations_moves_trailing_axes_together():
+    values = np.arange(2 * 3 * 4).reshape(2, 3, 4)
+    perms = np.array([[2, 0, 1], [0, 1, 2]])
+    out = apply_permutations(values, perms)
+    np.testing.assert_array_equal(out[0], values[0, [2, 0, 1]])
+    np.testing.assert_array_equal(out[1], values[1])
+
+
+def test_relabel_detects_chains_in_other_labelings_and_switches():
+    ref = _reference()
+    rng = np.random.default_rng(2)
+    n_chains, n_draws = 3, 40
+    order = np.tile(np.arange(3), (n_chains, n_draws, 1))
+    order[1] = [1, 0, 2]  # chain 1 sits in another labelling
+    order[2, 20:] = [2, 1, 0]  # chain 2 switches half-way
+    means = ref.means[order] + 0.05 * rng.normal(size=(n_chains, n_draws, 3, 2))
+    covs = ref.full_covariances()[order]
+    perms, record = relabel_to_reference(means, covs, ref)
+    aligned = apply_permutations(means, perms)
+    np.testing.assert_allclose(aligned.mean(axis=(0, 1)), ref.means, atol=0.05)
+    np.testing.assert_array_equal(record.permuted_per_chain, [0, n_draws, 20])
+    np.testing.assert_array_equal(record.chain_labelings[1], [1, 0, 2])
+    assert record.chains_disagree
+    assert record.switching_within_chains
+    np.testing.assert_array_equal(record.switches_per_chain, [0, 0, 1])
+    assert "between chains and within chains" in record.verdict
+    assert record.to_dict()["permuted_per_chain"] == [0, n_draws, 20]
+
+
+def test_aligned_sample_reports_no_switching():
+    ref = _reference()
+    means = np.broadcast_to(ref.means, (2, 5, 3, 2))
+    covs = np.broadcast_to(ref.full_covariances(), (2, 5, 3, 2, 2))
+    _, record = relabel_to_reference(means, covs, ref)
+    assert not record.relabelled and not record.chains_disagree
+    assert record.verdict == "no label switching"
+
+
+@pytest.mark.parametrize("method", ["ordered", "none"])
+def test_identity_record(method):
+    record = identity_record(method, 4, 10, 3)
+    assert not record.relabelled
+    assert method in record.verdict
