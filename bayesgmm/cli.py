@@ -1,59 +1,386 @@
-"""Command line: ``bayesgmm demo`` (more commands arrive with the reports)."""
+"""Command line: ``bayesgmm fit | compare | report | demo``.
+
+``DATA`` is a CSV file (one row per observation, a header row; pick columns with
+``--columns``) or the name of a bundled data set (``faithful``, ``galaxies``,
+``enzyme``, ``acidity``, ``low_dim_gauss_mix``); an existing file wins over a name.
+
+Every command writes its outputs into a temporary sibling of ``--out`` and moves them
+into place only when everything succeeded (:func:`bayesgmm._io.atomic_directory`), so
+a failed or interrupted run leaves no half-written file. Bad input (missing file,
+non-numeric column, too few rows for K, bad option values, unwritable output folder)
+ends with one line ``bayesgmm: error: ...`` on stderr and exit status 2; anything else
+is a bug and shows its traceback. Progress goes to stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
 import sys
+import time
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+
+from bayesgmm import datasets
+from bayesgmm._io import atomic_directory, write_text_atomic
+from bayesgmm._types import COVARIANCE_TYPES
+from bayesgmm._validation import check_data
+
+BUNDLED: tuple[str, ...] = ("faithful", "galaxies", "enzyme", "acidity", "low_dim_gauss_mix")
+FIT_METHODS: tuple[str, ...] = ("nuts", "advi", "fullrank_advi", "map")
 
 
-def _demo(args: argparse.Namespace) -> int:
-    import matplotlib
+class InputError(ValueError):
+    """Bad input from the user: reported in one line, exit status 2."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    from bayesgmm import GaussianMixture, datasets
+@dataclass(frozen=True)
+class Dataset:
+    """Validated data from the command line.
+
+    Attributes
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    feature_names : list of str
+    name : str
+        File stem or bundled name.
+    """
+
+    X: np.ndarray
+    feature_names: list[str]
+    name: str
+
+
+def read_frame(source: str) -> tuple[pd.DataFrame, str]:
+    """Read ``source`` (a CSV path or a bundled name) as a DataFrame; also return its name."""
+    path = Path(source)
+    if path.is_file():
+        try:
+            frame = pd.read_csv(path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+            raise InputError(f"cannot read {source!r} as CSV: {_one_line(err)}") from None
+        return frame, path.stem
+    if source in BUNDLED:
+        return getattr(datasets, f"load_{source}")(as_frame=True), source
+    if path.exists():
+        raise InputError(f"{source!r} is not a file")
+    raise InputError(
+        f"data file {source!r} not found (bundled data sets: {', '.join(BUNDLED)})"
+    )
+
+
+def load_dataset(source: str, columns: str | None, max_components: int) -> Dataset:
+    """Read, select columns and validate (enough rows for ``max_components``)."""
+    frame, name = read_frame(source)
+    if columns:
+        wanted = [c.strip() for c in columns.split(",") if c.strip()]
+        missing = [c for c in wanted if c not in frame.columns]
+        if missing:
+            raise InputError(
+                f"column(s) {missing} not in {source!r}; available: {list(map(str, frame.columns))}"
+            )
+        frame = frame[wanted]
+    try:
+        X = check_data(frame, name=f"data {source!r}", n_components=max_components)
+    except (TypeError, ValueError) as err:
+        raise InputError(_one_line(err)) from None
+    if X.shape[0] < 2 * max_components:
+        raise InputError(
+            f"data {source!r} has {X.shape[0]} rows, too few for K={max_components} "
+            f"(need at least {2 * max_components}): use fewer components"
+        )
+    return Dataset(X, [str(c) for c in frame.columns], name)
+
+
+def parse_ks(text: str) -> list[int]:
+    """``"3"``, ``"1-6"`` or ``"1-3,5"`` -> sorted list of distinct positive ints."""
+    ks: set[int] = set()
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.strip().partition("-")
+            ks.update(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise InputError(f"--k must look like 3, 1-6 or 1-3,5; got {text!r}") from None
+    if not ks or min(ks) < 1:
+        raise InputError(f"--k needs positive numbers of components, got {text!r}")
+    return sorted(ks)
+
+
+def parse_covariances(text: str) -> list[str]:
+    """``"full,diag"`` -> list of covariance types (validated)."""
+    types = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in types if t not in COVARIANCE_TYPES]
+    if bad or not types:
+        raise InputError(
+            f"--covariance must be a comma-separated subset of {', '.join(COVARIANCE_TYPES)}; "
+            f"got {text!r}"
+        )
+    return types
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+class Progress:
+    """Timestamped progress messages on stderr (silent when ``quiet``)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.start = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        if not self.quiet:
+            print(f"[{time.perf_counter() - self.start:6.1f}s] {message}", file=sys.stderr,
+                  flush=True)
+
+
+def _sampler_kwargs(args: argparse.Namespace) -> dict:
+    return {"draws": args.draws, "tune": args.tune, "chains": args.chains}
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    write_text_atomic(path, json.dumps(payload, indent=2, default=float) + "\n")
+
+
+def _posterior_mean_params(bayes):
+    from bayesgmm.params import MixtureParams
+
+    post = bayes.idata_.posterior.to_dataset().mean(("chain", "draw"))
+    return MixtureParams(
+        post["weights"].to_numpy(), post["means"].to_numpy(), post["covariances"].to_numpy()
+    )
+
+
+def _fit(args: argparse.Namespace, progress: Progress) -> int:
+    from bayesgmm.inference import BayesianGaussianMixture
+    from bayesgmm.report import map_vs_posterior, markdown_table, software_versions
+
+    ks = parse_ks(args.k)
+    if len(ks) != 1:
+        raise InputError(f"fit needs one number of components, got --k {args.k!r}")
+    k = ks[0]
+    (cov,) = parse_covariances(args.covariance)
+    data = load_dataset(args.data, args.columns, k)
+    with atomic_directory(args.out) as tmp:
+        progress(f"fitting K={k} {cov} to {data.name} ({data.X.shape[0]} x {data.X.shape[1]}) "
+                 f"by {args.method}")
+        bayes = BayesianGaussianMixture(
+            k, covariance_type=cov, random_state=args.seed, progressbar=not args.quiet
+        ).fit(data.X, method=args.method, sampler=args.sampler, **_sampler_kwargs(args))
+        progress("writing results")
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Consolidated metadata")
+            bayes.idata_.to_zarr(tmp / "posterior.zarr", mode="w")
+        summary = bayes.summary(ci_prob=args.ci_prob)
+        summary.to_csv(tmp / "summary.csv")
+        text = [f"# {data.name}: K={k} {cov}, {args.method}", "", markdown_table(summary)]
+        if args.method == "nuts":
+            text += ["", "```", str(bayes.diagnose()), "```"]
+        if args.method != "map":
+            table = map_vs_posterior(
+                bayes.idata_.posterior.to_dataset(), bayes.map_, ci_prob=args.ci_prob,
+                feature_names=data.feature_names,
+            )
+            table.to_csv(tmp / "map_vs_posterior.csv", index=False)
+        write_text_atomic(tmp / "summary.md", "\n".join(text) + "\n")
+        _write_json(tmp / "params.json", {
+            "command": args.command,
+            "data": {"source": args.data, "columns": data.feature_names,
+                     "n_samples": data.X.shape[0]},
+            "n_components": k,
+            "covariance_type": cov,
+            "method": args.method,
+            "map": bayes.map_.to_dict(),
+            "posterior_mean": _posterior_mean_params(bayes).to_dict(),
+            "versions": software_versions(),
+        })
+        print(summary.to_string())
+    progress(f"written to {args.out}/ (posterior.zarr, params.json, summary.csv, summary.md)")
+    return 0
+
+
+def _run_comparison(args: argparse.Namespace, data: Dataset, progress: Progress):
+    from bayesgmm.compare import compare
+
+    method = None if args.method == "map" else args.method
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        result = compare(
+            data.X, parse_ks(args.k), parse_covariances(args.covariance), method,
+            **_sampler_kwargs(args), fit_kwargs={"sampler": args.sampler}, n_jobs=args.jobs,
+            random_seed=args.seed, progress=progress,
+        )
+    for warning in caught:
+        if "PSIS-LOO is unreliable" in str(warning.message):
+            progress(f"warning: {_one_line(warning.message)}")
+    return result
+
+
+def _compare(args: argparse.Namespace, progress: Progress) -> int:
+    from bayesgmm.plots import plot_loo_comparison
+    from bayesgmm.report import figure_png, markdown_table
+
+    data = load_dataset(args.data, args.columns, max(parse_ks(args.k)))
+    with atomic_directory(args.out) as tmp:
+        result = _run_comparison(args, data, progress)
+        result.table.to_csv(tmp / "comparison.csv")
+        lines = [
+            f"# Model comparison: {data.name}", "", markdown_table(result.table.round(2), digits=8),
+            "",
+            result.sign_convention, "", f"**Recommended: {result.recommended}.** {result.reason}",
+            "", "```", args.command, "```",
+        ]
+        write_text_atomic(tmp / "comparison.md", "\n".join(lines) + "\n")
+        if result.method is not None:
+            (tmp / "loo_comparison.png").write_bytes(
+                figure_png(plot_loo_comparison(result.table))
+            )
+        print(result)
+    progress(f"written to {args.out}/")
+    return 0
+
+
+def _report(args: argparse.Namespace, progress: Progress) -> int:
+    from bayesgmm.report import build_report
+
+    if args.method == "map":
+        raise InputError("report needs a posterior: use --method nuts, advi or fullrank_advi")
+    data = load_dataset(args.data, args.columns, max(parse_ks(args.k)))
+    with atomic_directory(args.out) as tmp:
+        result = _run_comparison(args, data, progress)
+        progress(f"analysing {result.recommended} and drawing figures")
+        report = build_report(
+            data.X, result, feature_names=data.feature_names, data_name=data.name,
+            command=args.command, ci_prob=args.ci_prob,
+        )
+        report.write(tmp)
+        result.table.to_csv(tmp / "comparison.csv")
+        print(result)
+    progress(f"written to {args.out}/ (report.md, report.html, figures/)")
+    return 0
+
+
+def _demo(args: argparse.Namespace, progress: Progress) -> int:
+    from bayesgmm import GaussianMixture
+    from bayesgmm.report import Report
 
     frame = datasets.load_faithful(as_frame=True)
     X = frame.to_numpy()
-    model = GaussianMixture(2, prior="default", random_state=args.seed).fit(frame)
+    names = [str(c) for c in frame.columns]
+    model = GaussianMixture(2, prior="default", random_state=args.seed).fit(X)
     print(f"Old Faithful, K=2, MAP-EM: converged={model.converged_} in {model.n_iter_} iterations")
     for k in np.argsort(model.means_[:, 0]):
         print(
             f"  component {k}: weight {model.weights_[k]:.3f}, mean "
             f"({model.means_[k, 0]:.3f}, {model.means_[k, 1]:.2f})"
         )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    ax.scatter(X[:, 0], X[:, 1], c=model.predict(frame), s=12, cmap="coolwarm")
+    with atomic_directory(args.out) as tmp:
+        fig = _demo_figure(X, model.predict(X))
+        fig.savefig(tmp / "demo.png", dpi=100)
+        if not args.no_posterior:
+            from bayesgmm.inference import BayesianGaussianMixture
+            from bayesgmm.report import add_posterior_analysis
+
+            progress("sampling the posterior by NUTS (2 chains x 500 draws)")
+            bayes = BayesianGaussianMixture(2, random_state=args.seed, progressbar=False).fit(
+                X, draws=500, tune=500, chains=2
+            )
+            report = Report("bayesgmm demo: Old Faithful, K=2")
+            table = add_posterior_analysis(report, X, bayes, feature_names=names)
+            report.write(tmp, stem="demo")
+            print("\nMAP (EM) versus posterior, 89% equal-tailed intervals:")
+            print(table.drop(columns="kind").round(3).to_string(index=False))
+    print(f"figure written to {Path(args.out) / 'demo.png'}")
+    if not args.no_posterior:
+        print(f"MAP-versus-posterior report written to {Path(args.out) / 'demo.html'}")
+    return 0
+
+
+def _demo_figure(X: np.ndarray, labels: np.ndarray):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4.5))
+    ax = fig.subplots()
+    ax.scatter(X[:, 0], X[:, 1], c=labels, s=12, cmap="coolwarm")
     ax.set(xlabel="eruption duration (min)", ylabel="waiting time (min)",
            title="Old Faithful: MAP-EM clusters")
-    path = out / "demo.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    print(f"figure written to {path}")
-    return 0
+    return fig
+
+
+def _add_data_options(parser: argparse.ArgumentParser, k_help: str) -> None:
+    parser.add_argument("data", metavar="DATA", help=f"CSV file or one of {', '.join(BUNDLED)}")
+    parser.add_argument("--k", required=True, help=k_help)
+    parser.add_argument("--columns", help="comma-separated columns to use (default: all)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--draws", type=int, default=1000, help="posterior draws per chain")
+    parser.add_argument("--tune", type=int, default=1000, help="tuning steps per chain")
+    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--sampler", choices=("pymc", "nutpie"), default="pymc")
+    parser.add_argument("--ci-prob", type=float, default=0.89,
+                        help="credible interval probability (equal-tailed; default 0.89)")
+    parser.add_argument("--quiet", action="store_true", help="no progress messages")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``bayesgmm`` argument parser."""
-    parser = argparse.ArgumentParser(prog="bayesgmm", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="fit the bundled Old Faithful data and write a figure")
+    parser = argparse.ArgumentParser(
+        prog="bayesgmm", description="Bayesian Gaussian mixtures: fit, compare, report."
+    )
+    sub = parser.add_subparsers(dest="name", required=True)
+    fit = sub.add_parser("fit", help="fit one model; write posterior, point estimates, summary")
+    _add_data_options(fit, "number of components, e.g. 3")
+    fit.add_argument("--covariance", default="full", choices=COVARIANCE_TYPES)
+    fit.add_argument("--method", default="nuts", choices=FIT_METHODS)
+    fit.set_defaults(func=_fit)
+    for name, func, text in (
+        ("compare", _compare, "compare K and covariance types by LOO and BIC/AIC/ICL"),
+        ("report", _report, "comparison plus the chosen model's analysis as Markdown/HTML"),
+    ):
+        cmd = sub.add_parser(name, help=text)
+        _add_data_options(cmd, "numbers of components, e.g. 1-6 or 1-3,5")
+        cmd.add_argument("--covariance", default="full",
+                         help="comma-separated covariance types, e.g. full,diag")
+        cmd.add_argument("--method", default="nuts", choices=FIT_METHODS,
+                         help="posterior method (map: EM criteria only)")
+        cmd.add_argument("--jobs", type=int, default=1, help="candidates fitted in parallel")
+        cmd.set_defaults(func=func)
+    demo = sub.add_parser("demo", help="fit the bundled Old Faithful data and write figures")
     demo.add_argument("--out", default="bayesgmm-demo", help="output folder")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--no-posterior", action="store_true", help="MAP-EM only (no NUTS)")
+    demo.add_argument("--quiet", action="store_true", help="no progress messages")
     demo.set_defaults(func=_demo)
     return parser
 
 
+def _check_out(out: str) -> None:
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"--out {out!r} exists and is not a folder")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``bayesgmm`` command."""
+    """Entry point of the ``bayesgmm`` command; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    args.command = shlex.join(["bayesgmm", *argv])
+    progress = Progress(args.quiet)
+    try:
+        _check_out(args.out)
+        return args.func(args, progress)
+    except (InputError, OSError) as err:
+        print(f"bayesgmm: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bayesgmm: interrupted; nothing written", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

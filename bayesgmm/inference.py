@@ -31,6 +31,7 @@ independent and stored as one chain.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 from typing import Literal
 
@@ -71,6 +72,8 @@ MINIBATCH_THRESHOLD = 20_000
 MINIBATCH_SIZE = 1_000
 TARGET_ACCEPT = 0.9
 START_SIGMA = 0.1
+#: Largest ``n_obs * chains * draws`` for which log-likelihood and predictive draws are stored.
+MAX_POINTWISE_VALUES = 20_000_000
 
 
 def _check_choice(name: str, value, allowed: tuple[str, ...]) -> None:
@@ -284,7 +287,11 @@ class BayesianGaussianMixture:
             (iterations, default 10000; mean-field ADVI starts at the MAP with
             standard deviations 0.1 in the unconstrained space) and ``batch_size``
             (minibatch size; automatic above 20000 observations). Anything else goes
-            to ``pymc.sample``, ``nutpie.sample`` or ``pymc.fit``.
+            to ``pymc.sample``, ``nutpie.sample`` or ``pymc.fit``. ``pointwise``: whether to
+            store the per-observation ``log_likelihood`` and ``posterior_predictive``
+            groups (default: when they hold at most ``MAX_POINTWISE_VALUES`` = 2e7
+            values, so a million-row minibatch fit does not allocate gigabytes; LOO and
+            ``posterior_predictive`` need them).
 
         Returns
         -------
@@ -326,6 +333,7 @@ class BayesianGaussianMixture:
             covariance_prior_family=self.covariance_prior_family,
         )
         start = kwargs.pop("start", self.map_)
+        pointwise = kwargs.pop("pointwise", None)
         jitter = kwargs.pop("jitter", 0.1)
         rng = np.random.default_rng(seeds[1])
         if method == "map":
@@ -337,7 +345,7 @@ class BayesianGaussianMixture:
         else:
             idata = self._run_vi(X, start, method, draws, seeds[0], prior, kwargs)
         self.method_ = method
-        self.idata_ = self._postprocess(idata, seeds[2], method)
+        self.idata_ = self._postprocess(idata, seeds[2], method, pointwise)
         return self
 
     def _starts(self, start, chains):
@@ -412,7 +420,9 @@ class BayesianGaussianMixture:
         )
         return xr.DataTree.from_dict({"posterior": _posterior_from_point(self.model_, values)})
 
-    def _postprocess(self, idata: xr.DataTree, seed, method: str) -> xr.DataTree:
+    def _postprocess(
+        self, idata: xr.DataTree, seed, method: str, pointwise: bool | None = None
+    ) -> xr.DataTree:
         posterior = idata["posterior"].to_dataset()
         n_chains, n_draws = posterior.sizes["chain"], posterior.sizes["draw"]
         if self.n_components == 1:
@@ -431,16 +441,24 @@ class BayesianGaussianMixture:
             coords={"obs": np.arange(len(self._X)), "feature": np.arange(self.n_features_in_)},
         )
         tree = xr.DataTree.from_dict(groups)
+        if pointwise is None:
+            pointwise = len(self._X) * n_chains * n_draws <= MAX_POINTWISE_VALUES
+        if not pointwise:
+            return tree
         tree = pm.compute_log_likelihood(
             tree, model=self.model_, extend_inferencedata=True, progressbar=False
         )
-        return pm.sample_posterior_predictive(
-            tree,
-            model=self.model_,
-            extend_inferencedata=True,
-            random_seed=int(seed),
-            progressbar=False,
-        )
+        with warnings.catch_warnings():
+            # The observed variable's random function is NumPy code (mixture_random);
+            # PyTensor's numba backend says it runs it in object mode, which is expected.
+            warnings.filterwarnings("ignore", message="Numba will use object mode")
+            return pm.sample_posterior_predictive(
+                tree,
+                model=self.model_,
+                extend_inferencedata=True,
+                random_seed=int(seed),
+                progressbar=False,
+            )
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "idata_"):

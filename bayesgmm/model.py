@@ -562,7 +562,7 @@ def build_model(
         if batch_size is None:
             pm.CustomDist(OBSERVED, *params, observed=X, dims=("obs", "feature"), **dist_kwargs)
         else:
-            batch = pm.Minibatch(X, batch_size=batch_size, random_seed=random_seed)
+            batch = pm.Minibatch(X, batch_size=batch_size)
             pm.CustomDist(OBSERVED, *params, observed=batch, total_size=n_samples, **dist_kwargs)
     return model
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from arviz_stats import mcse
 
+from bayesgmm.datasets import make_mixture
 from bayesgmm.inference import BayesianGaussianMixture, jitter_points, log_joint_densities
 from bayesgmm.mixture import GaussianMixture
 from bayesgmm.priors import MixturePrior
@@ -204,6 +205,23 @@ def test_advi_means_agree_with_nuts(galaxies, galaxies_nuts):
     advi_means = advi.idata_["posterior"]["means"].mean(("chain", "draw")).values
     assert np.all(np.abs(advi_means - nuts_means) <= 0.1 * sd), (advi_means, nuts_means)
     assert advi.idata_["log_likelihood"]["X"].dims == ("chain", "draw", "obs")
+
+
+@pytest.mark.slow
+def test_minibatch_advi_on_large_data_recovers_the_mixture():
+    X, _, truth = make_mixture(30_000, 2, 2, separation=5.0, random_state=1)
+    kwargs = dict(method="advi", draws=200, n=2000, batch_size=500, pointwise=False)
+    fit = _fit(X, 2, **kwargs)
+    assert fit.approximation_ is not None and "log_likelihood" not in fit.idata_
+    means = fit.idata_["posterior"]["means"].mean(("chain", "draw")).values
+    order = np.argsort(means[:, 0])
+    np.testing.assert_allclose(means[order], truth.means, atol=0.1)
+    # the stochastic optimiser agrees with the full-data MAP to a small fraction of an sd
+    np.testing.assert_allclose(means, fit.map_.means, atol=0.06)
+    again = _fit(X, 2, **kwargs)
+    np.testing.assert_array_equal(
+        again.idata_["posterior"]["means"].values, fit.idata_["posterior"]["means"].values
+    )
 
 
 @pytest.mark.slow

@@ -1,0 +1,570 @@
+"""Choose K and the covariance structure: PSIS-LOO on the posterior beside EM criteria.
+
+:func:`compare` fits every candidate ``(n_components, covariance_type)`` twice, by EM
+(:class:`~bayesgmm.GaussianMixture`) and by the PyMC posterior
+(:class:`~bayesgmm.inference.BayesianGaussianMixture`), and returns one
+:class:`ModelComparison` whose table has one row per candidate.
+
+Sign conventions
+    ``elpd_loo`` (expected log pointwise predictive density, PSIS-LOO): **higher is
+    better**; ``elpd_diff <= 0`` is the difference to the best model and ``dse`` its
+    standard error. ``bic``, ``aic`` and ``icl`` follow scikit-learn (``-2 log L +
+    penalty``): **lower is better**. ``loglik`` is the total EM log-likelihood.
+
+Pareto k
+    PSIS-LOO is unreliable for observations whose Pareto shape ``k`` exceeds ArviZ's
+    threshold ``good_k = min(1 - 1 / log10(S), 0.7)`` (``S`` posterior draws). Those are
+    counted, a :class:`UserWarning` names the candidates, and, when the PyMC model is
+    at hand, :func:`arviz_stats.loo_moment_match` (Paananen et al. 2021: importance
+    weights recomputed after moving the draws in the unconstrained space) is applied to
+    them; ``loo_method`` records which estimate the row holds. The other fallback that
+    ``arviz_stats.loo`` offers, mixture importance sampling (``mixture=True``), needs
+    draws from a different (mixture) posterior than the one NUTS targets, so it is not
+    used.
+
+Reuse and parallelism
+    The PyMC graph depends on K, the covariance type and the data (its
+    standardisation and number of observations are constants of the graph), so a
+    compiled model cannot be shared between candidates, and ``pm.Data`` would not help
+    (the standardisation is baked into the graph). What is reused: one validated array
+    for all candidates; each candidate's EM fit as the sampler's start (inside
+    :class:`BayesianGaussianMixture`); the PyMC model of each fit for moment matching;
+    PyTensor's on-disk cache of compiled C modules (re-used by every later fit whose
+    operations match, e.g. re-running a comparison); and, in the command line's ``report``, the
+    comparison's fit of the chosen model for its MAP-versus-posterior analysis (no
+    refit). Candidates run in parallel with ``n_jobs > 1`` (joblib processes; results
+    travel cloudpickled because a PyMC model does not pickle).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import cloudpickle
+import numpy as np
+import pandas as pd
+from arviz_stats import compare as az_compare
+from arviz_stats import loo as az_loo
+from arviz_stats.utils import ELPDData
+from joblib import Parallel, delayed
+
+from bayesgmm._types import COVARIANCE_TYPES
+from bayesgmm._validation import check_data, check_positive_int
+from bayesgmm.mixture import GaussianMixture
+
+Method = Literal["nuts", "advi", "fullrank_advi"]
+METHODS: tuple[str, ...] = ("nuts", "advi", "fullrank_advi")
+
+SIGN_CONVENTION = (
+    "elpd_loo: higher is better (elpd_diff = elpd - elpd of the best, with standard error "
+    "dse); bic, aic, icl: lower is better (scikit-learn convention, -2 log L + penalty)."
+)
+
+
+def candidate_name(n_components: int, covariance_type: str) -> str:
+    """Row label of a candidate, e.g. ``"K=3 full"``."""
+    return f"K={n_components} {covariance_type}"
+
+
+def em_criteria(model: GaussianMixture, X: np.ndarray) -> dict[str, float]:
+    """Information criteria of a fitted EM model.
+
+    Parameters
+    ----------
+    model : GaussianMixture
+        Fitted.
+    X : ndarray of shape (n_samples, n_features)
+
+    Returns
+    -------
+    dict
+        ``n_parameters``, ``loglik`` (total log-likelihood), ``bic``, ``aic`` and ``icl``
+        (all three on the ``-2 log L`` scale: lower is better).
+    """
+    return {
+        "n_parameters": model._n_parameters(),
+        "loglik": float(model.score_samples(X).sum()),
+        "bic": model.bic(X),
+        "aic": model.aic(X),
+        "icl": model.icl(X),
+    }
+
+
+def pareto_k_counts(pareto_k: np.ndarray, good_k: float) -> dict[str, int]:
+    """Count observations by Pareto shape ``k``.
+
+    Parameters
+    ----------
+    pareto_k : ndarray of shape (n_samples,)
+    good_k : float
+        Threshold of reliable importance sampling (ArviZ's ``good_k``).
+
+    Returns
+    -------
+    dict
+        ``k_ok`` (``k <= good_k``), ``k_high`` (``good_k < k <= 1``), ``k_very_high``
+        (``k > 1`` or not estimable (NaN): the estimate for that observation is meaningless).
+    """
+    k = np.asarray(pareto_k, dtype=np.float64).ravel()
+    ok = k <= good_k
+    high = (k > good_k) & (k <= 1.0)
+    return {
+        "k_ok": int(ok.sum()),
+        "k_high": int(high.sum()),
+        "k_very_high": int(k.size - ok.sum() - high.sum()),
+    }
+
+
+def psis_loo(idata, model=None, *, moment_match: bool = True) -> tuple[ELPDData, str]:
+    """PSIS-LOO of one posterior, moment-matched where Pareto k is high and a model is given.
+
+    Parameters
+    ----------
+    idata : xarray.DataTree
+        With ``posterior`` and ``log_likelihood`` groups.
+    model : pymc.Model, optional
+        The model behind ``idata``; needed for moment matching.
+    moment_match : bool
+        Try :func:`arviz_stats.loo_moment_match` on high-k observations.
+
+    Returns
+    -------
+    elpd : ELPDData
+        Pointwise LOO result.
+    method : str
+        ``"psis"``, ``"psis+moment_matching"``, or ``"psis (moment matching failed: ...)"``.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
+        result = az_loo(idata, pointwise=True)
+    if not (moment_match and model is not None and result.warning):
+        return result, "psis"
+    try:
+        with warnings.catch_warnings():
+            for message in ("Estimated shape parameter of Pareto", "Observation .* Moment",
+                            "After Moment Matching"):
+                warnings.filterwarnings("ignore", message=message)
+            matched = az_loo(idata, pointwise=True, moment_match=True, model=model)
+    except (ValueError, KeyError, NotImplementedError, np.linalg.LinAlgError) as err:
+        return result, f"psis (moment matching failed: {type(err).__name__})"
+    return matched, "psis+moment_matching"
+
+
+@dataclass
+class CandidateFit:
+    """Both fits of one candidate.
+
+    Attributes
+    ----------
+    n_components : int
+    covariance_type : str
+    em : GaussianMixture
+        EM fit behind the information criteria.
+    criteria : dict
+        :func:`em_criteria` of ``em``.
+    bayes : BayesianGaussianMixture or None
+        The posterior fit (``None`` when the comparison is EM-only).
+    loo : ELPDData or None
+        Pointwise PSIS-LOO of ``bayes``.
+    loo_method : str
+        See :func:`psis_loo`.
+    diagnostics_ok : bool or None
+        ``bayes.diagnose().ok`` (NUTS only).
+    """
+
+    n_components: int
+    covariance_type: str
+    em: GaussianMixture
+    criteria: dict
+    bayes: object = None
+    loo: ELPDData | None = None
+    loo_method: str = ""
+    diagnostics_ok: bool | None = None
+
+    @property
+    def name(self) -> str:
+        """Row label, see :func:`candidate_name`."""
+        return candidate_name(self.n_components, self.covariance_type)
+
+
+def fit_candidate(
+    X: np.ndarray,
+    n_components: int,
+    covariance_type: str,
+    *,
+    method: Method | None,
+    fit_kwargs: dict,
+    em_prior: str | None,
+    em_n_init: int,
+    moment_match: bool,
+    random_seed: int | None,
+) -> CandidateFit:
+    """Fit one candidate by EM and (unless ``method`` is None) by the PyMC posterior.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Validated data.
+    n_components : int
+    covariance_type : str
+    method : {"nuts", "advi", "fullrank_advi"} or None
+    fit_kwargs : dict
+        Passed to :meth:`BayesianGaussianMixture.fit` (``draws``, ``tune``, ...).
+    em_prior : None or "default"
+        Prior of the EM fit behind the criteria (None: maximum likelihood).
+    em_n_init : int
+        EM restarts.
+    moment_match : bool
+        See :func:`psis_loo`.
+    random_seed : int, optional
+
+    Returns
+    -------
+    CandidateFit
+    """
+    em = GaussianMixture(
+        n_components,
+        covariance_type=covariance_type,
+        prior=em_prior,
+        n_init=em_n_init,
+        random_state=random_seed,
+    ).fit(X)
+    fit = CandidateFit(n_components, covariance_type, em, em_criteria(em, X))
+    if method is None:
+        return fit
+    from bayesgmm.inference import BayesianGaussianMixture
+
+    bayes = BayesianGaussianMixture(
+        n_components,
+        covariance_type=covariance_type,
+        random_state=random_seed,
+        progressbar=False,
+    ).fit(X, method=method, random_seed=random_seed, **fit_kwargs)
+    fit.bayes = bayes
+    fit.loo, fit.loo_method = psis_loo(
+        bayes.idata_, bayes.model_, moment_match=moment_match and method == "nuts"
+    )
+    if method == "nuts":
+        try:
+            fit.diagnostics_ok = bool(bayes.diagnose().ok)
+        except ValueError:  # too few chains or draws to diagnose
+            fit.diagnostics_ok = None
+    return fit
+
+
+def _fit_in_worker(*args, **kwargs) -> bytes:
+    """:func:`fit_candidate` in a joblib worker, cloudpickled (a PyMC model does not pickle)."""
+    return cloudpickle.dumps(fit_candidate(*args, **kwargs))
+
+
+def recommend(table: pd.DataFrame, *, n_se: float = 1.0) -> tuple[str, str]:
+    """Pick a model from a comparison table and say why in one sentence.
+
+    With LOO: the simplest candidate (fewest parameters, then highest elpd) whose
+    ``elpd_loo`` is within ``n_se`` standard errors (``dse``) of the best. Without LOO
+    (EM-only table): the lowest BIC.
+
+    Parameters
+    ----------
+    table : DataFrame
+        :attr:`ModelComparison.table`.
+    n_se : float
+        How many standard errors of the difference count as "as good as the best".
+
+    Returns
+    -------
+    name : str
+        Row label of the recommended candidate.
+    reason : str
+    """
+    by_bic = table["bic"].idxmin()
+    if "elpd_loo" not in table or table["elpd_loo"].isna().all():
+        return by_bic, (
+            f"{by_bic} has the lowest BIC ({table.loc[by_bic, 'bic']:.1f}; lower is better)."
+        )
+    best = table["elpd_loo"].idxmax()
+    close = table[table["elpd_diff"] + n_se * table["dse"] >= 0]
+    name = close.sort_values(["n_parameters", "elpd_loo"], ascending=[True, False]).index[0]
+    row = table.loc[name]
+    if name == best:
+        reason = (
+            f"{name} has the highest LOO elpd ({row.elpd_loo:.1f} ± {row.se:.1f}) and no "
+            f"simpler candidate is within {n_se:g} SE of it"
+        )
+    else:
+        reason = (
+            f"{name} is the simplest candidate whose LOO elpd ({row.elpd_loo:.1f}) is within "
+            f"{n_se:g} SE of the best ({best}, difference {row.elpd_diff:.1f} ± {row.dse:.1f})"
+        )
+    agrees = "agrees" if by_bic == name else f"prefers {by_bic}"
+    flagged = row.k_high + row.k_very_high
+    caveat = f", though {flagged} observation(s) keep a high Pareto k" if flagged else ""
+    return name, f"{reason}; BIC {agrees}{caveat}."
+
+
+@dataclass
+class ModelComparison:
+    """Result of :func:`compare`: one row per candidate, best LOO first.
+
+    Columns of :attr:`table` (index: ``"K=<k> <covariance_type>"``)
+        ``n_components``, ``covariance_type``, ``n_parameters``;
+        ``rank`` (0 is the best elpd), ``elpd_loo`` and its ``se``, ``elpd_diff`` (to the
+        best, <= 0) and its ``dse``, ``p_loo`` (effective number of parameters),
+        ``weight`` (stacking weight), Pareto-k counts ``k_ok``, ``k_high``,
+        ``k_very_high`` (see :func:`pareto_k_counts`), ``loo_method``,
+        ``sampler_ok`` (the posterior's diagnostics verdict); and from EM: ``loglik``,
+        ``bic``, ``aic``, ``icl``. Higher elpd is better; lower BIC, AIC, ICL is better.
+
+    Attributes
+    ----------
+    table : DataFrame
+    recommended : str
+        Row label of the recommended candidate (see :func:`recommend`).
+    reason : str
+        Why, in one sentence.
+    fits : dict of str to CandidateFit
+    method : str or None
+        Posterior method, ``None`` for an EM-only comparison.
+    """
+
+    table: pd.DataFrame
+    recommended: str
+    reason: str
+    fits: dict[str, CandidateFit] = field(repr=False)
+    method: str | None = None
+
+    sign_convention = SIGN_CONVENTION
+
+    @property
+    def best(self) -> CandidateFit:
+        """The recommended candidate's fits."""
+        return self.fits[self.recommended]
+
+    @property
+    def elpd(self) -> dict[str, ELPDData]:
+        """Pointwise LOO results by candidate name (empty for an EM-only comparison)."""
+        return {name: fit.loo for name, fit in self.fits.items() if fit.loo is not None}
+
+    def to_frame(self) -> pd.DataFrame:
+        """The comparison table (a copy)."""
+        return self.table.copy()
+
+    def __str__(self) -> str:
+        columns = [c for c in DISPLAY_COLUMNS if c in self.table]
+        with pd.option_context("display.width", 160, "display.max_columns", 30):
+            text = self.table[columns].round(2).to_string()
+        return (
+            f"Model comparison ({self.method or 'EM only'})\n{text}\n"
+            f"{SIGN_CONVENTION}\nRecommended: {self.recommended}. {self.reason}"
+        )
+
+
+DISPLAY_COLUMNS: tuple[str, ...] = (
+    "rank", "elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight",
+    "k_ok", "k_high", "k_very_high", "sampler_ok", "loglik", "bic", "aic", "icl",
+)
+
+
+def comparison_table(fits: Sequence[CandidateFit]) -> pd.DataFrame:
+    """Assemble the table of :class:`ModelComparison` from fitted candidates.
+
+    Parameters
+    ----------
+    fits : sequence of CandidateFit
+        All with LOO results, or all without (EM-only).
+
+    Returns
+    -------
+    DataFrame
+        Sorted by ``elpd_loo`` (descending) when present, else by BIC (ascending).
+    """
+    rows = {
+        fit.name: {
+            "n_components": fit.n_components,
+            "covariance_type": fit.covariance_type,
+            **fit.criteria,
+        }
+        for fit in fits
+    }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    if any(fit.loo is None for fit in fits):
+        return table.sort_values("bic")
+    elpds = {fit.name: fit.loo for fit in fits}
+    if len(fits) > 1:
+        loo_table = az_compare(elpds, method="stacking", round_to="none")
+    else:
+        (name, elpd), = elpds.items()
+        loo_table = pd.DataFrame(
+            {"rank": [0], "elpd_diff": [0.0], "dse": [0.0], "p": [elpd.p], "elpd": [elpd.elpd],
+             "se": [elpd.se], "weight": [1.0]},
+            index=[name],
+        )
+    loo_part = pd.DataFrame(
+        {
+            "rank": loo_table["rank"].astype(int),
+            "elpd_loo": loo_table["elpd"].astype(float),
+            "se": loo_table["se"].astype(float),
+            "elpd_diff": loo_table["elpd_diff"].astype(float),
+            "dse": loo_table["dse"].astype(float),
+            "p_loo": loo_table["p"].astype(float),
+            "weight": loo_table["weight"].astype(float),
+        }
+    )
+    k_part = pd.DataFrame.from_dict(
+        {
+            fit.name: {
+                **pareto_k_counts(fit.loo.pareto_k.values, fit.loo.good_k),
+                "loo_method": fit.loo_method,
+                "sampler_ok": fit.diagnostics_ok,
+            }
+            for fit in fits
+        },
+        orient="index",
+    )
+    table = table.join(loo_part).join(k_part)
+    order = ["n_components", "covariance_type", "n_parameters", *loo_part.columns,
+             *k_part.columns, "loglik", "bic", "aic", "icl"]
+    return table[order].sort_values("elpd_loo", ascending=False)
+
+
+def _warn_high_k(fits: Iterable[CandidateFit]) -> None:
+    flagged = {
+        fit.name: int(np.sum(~(fit.loo.pareto_k.values <= fit.loo.good_k)))
+        for fit in fits
+        if fit.loo is not None
+    }
+    flagged = {name: n for name, n in flagged.items() if n}
+    if flagged:
+        listing = ", ".join(f"{name}: {n}" for name, n in flagged.items())
+        warnings.warn(
+            f"PSIS-LOO is unreliable for some observations (Pareto k above ArviZ's good_k "
+            f"threshold, at most 0.7), after moment matching where it applied ({listing}); "
+            "their elpd is optimistic. Prefer K-fold cross-validation "
+            "(arviz_stats.loo_kfold) or more draws before trusting close differences.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def compare(
+    X,
+    n_components: Iterable[int] = range(1, 7),
+    covariance_types: Sequence[str] = ("full",),
+    method: Method | None = "nuts",
+    *,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    fit_kwargs: dict | None = None,
+    em_prior: str | None = None,
+    em_n_init: int = 5,
+    moment_match: bool = True,
+    n_se: float = 1.0,
+    n_jobs: int = 1,
+    random_seed: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ModelComparison:
+    """Fit every candidate and compare them by PSIS-LOO and EM information criteria.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    n_components : iterable of int, default=range(1, 7)
+        Candidate numbers of components K.
+    covariance_types : sequence of str, default=("full",)
+        Candidate covariance structures.
+    method : {"nuts", "advi", "fullrank_advi"} or None, default="nuts"
+        How the posterior is fitted; ``None`` compares by EM criteria only. LOO on
+        variational draws is plain PSIS and less trustworthy than on NUTS draws.
+    draws, tune, chains : int
+        Sampler settings for every candidate.
+    fit_kwargs : dict, optional
+        Further arguments of :meth:`BayesianGaussianMixture.fit` (e.g. ``sampler``).
+    em_prior : None or "default", default=None
+        ``None``: BIC, AIC and ICL at the maximum-likelihood EM fit (their textbook
+        definition); ``"default"``: at the MAP-EM fit.
+    em_n_init : int, default=5
+        EM restarts per candidate.
+    moment_match : bool, default=True
+        Moment-match high Pareto-k observations (NUTS only); see the module docstring.
+    n_se : float, default=1.0
+        Tolerance of the recommendation rule, see :func:`recommend`.
+    n_jobs : int, default=1
+        Candidates fitted in parallel (joblib processes). Each NUTS fit already runs its
+        chains in parallel, so more jobs than cores divided by chains rarely helps.
+    random_seed : int, optional
+        Seeds every candidate (independent streams).
+    progress : callable, optional
+        Called with a short message before each candidate is fitted.
+
+    Returns
+    -------
+    ModelComparison
+
+    Warns
+    -----
+    UserWarning
+        When observations keep a Pareto k above the reliability threshold.
+    """
+    ks = [check_positive_int(int(k), "n_components") for k in n_components]
+    if not ks:
+        raise ValueError("n_components is empty: give at least one number of components")
+    covariance_types = list(covariance_types)
+    bad = [c for c in covariance_types if c not in COVARIANCE_TYPES]
+    if bad or not covariance_types:
+        raise ValueError(
+            f"covariance_types must be a non-empty subset of {list(COVARIANCE_TYPES)}, "
+            f"got {covariance_types}"
+        )
+    if method is not None and method not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)} or None, got {method!r}")
+    data = check_data(X, n_components=max(ks), min_samples=2)
+    candidates = [(k, c) for c in covariance_types for k in sorted(set(ks))]
+    seeds = np.random.SeedSequence(random_seed).generate_state(len(candidates)).tolist()
+    sampler_kwargs = {"draws": draws, "tune": tune, "chains": chains, **(fit_kwargs or {})}
+
+    jobs = []
+    for i, (k, cov) in enumerate(candidates):
+        args = (data, k, cov)
+        kwargs = {"method": method, "fit_kwargs": sampler_kwargs, "em_prior": em_prior,
+                  "em_n_init": em_n_init, "moment_match": moment_match, "random_seed": seeds[i]}
+        jobs.append((f"fitting {candidate_name(k, cov)} ({i + 1}/{len(candidates)})", args,
+                     kwargs))
+    if n_jobs == 1:
+        fits = []
+        for message, args, kwargs in jobs:
+            if progress is not None:
+                progress(message)
+            fits.append(fit_candidate(*args, **kwargs))
+    else:
+        if progress is not None:
+            progress(f"fitting {len(jobs)} candidates with n_jobs={n_jobs}")
+        fits = [
+            cloudpickle.loads(blob)
+            for blob in Parallel(n_jobs=n_jobs)(
+                delayed(_fit_in_worker)(*args, **kwargs) for _, args, kwargs in jobs
+            )
+        ]
+    _warn_high_k(fits)
+    table = comparison_table(fits)
+    name, reason = recommend(table, n_se=n_se)
+    return ModelComparison(table, name, reason, {fit.name: fit for fit in fits}, method)
+
+
+__all__ = [
+    "METHODS",
+    "SIGN_CONVENTION",
+    "CandidateFit",
+    "ModelComparison",
+    "candidate_name",
+    "compare",
+    "comparison_table",
+    "em_criteria",
+    "fit_candidate",
+    "pareto_k_counts",
+    "psis_loo",
+    "recommend",
+]

@@ -1,0 +1,190 @@
+"""Command line: argument parsing, bad input, atomic output, fit / compare / report round trips."""
+
+import json
+import re
+
+import arviz_stats as azs
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from bayesgmm import cli
+from bayesgmm.diagnostics import POSTERIOR_VARS
+
+SMALL = ["--draws", "200", "--tune", "200", "--chains", "2", "--quiet"]
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("bayesgmm: error: ")
+    return err[0]
+
+
+def _nothing_written(parent, out) -> None:
+    assert not out.exists()
+    assert not [p for p in parent.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize(("text", "expected"),
+                         [("3", [3]), ("1-4", [1, 2, 3, 4]), ("1-3,5,2", [1, 2, 3, 5])])
+def test_parse_ks(text, expected):
+    assert cli.parse_ks(text) == expected
+
+
+@pytest.mark.parametrize("text", ["a", "0-2", "", "3-x"])
+def test_parse_ks_rejects(text):
+    with pytest.raises(cli.InputError, match="--k"):
+        cli.parse_ks(text)
+
+
+def test_parse_covariances():
+    assert cli.parse_covariances("full, diag") == ["full", "diag"]
+    with pytest.raises(cli.InputError, match="--covariance"):
+        cli.parse_covariances("full,round")
+
+
+@pytest.fixture
+def csv_files(tmp_path):
+    rng = np.random.default_rng(0)
+    good = tmp_path / "good.csv"
+    pd.DataFrame({"a": rng.normal(size=30), "b": rng.normal(size=30)}).to_csv(good, index=False)
+    text = tmp_path / "text.csv"
+    pd.DataFrame({"a": rng.normal(size=30), "label": ["x"] * 30}).to_csv(text, index=False)
+    tiny = tmp_path / "tiny.csv"
+    pd.DataFrame({"a": [1.0, 2.0, 3.5, 4.0]}).to_csv(tiny, index=False)
+    return {"good": good, "text": text, "tiny": tiny}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fit", "{dir}/missing.csv", "--k", "2"], "not found"),
+        (["fit", "{text}", "--k", "2"], "non-numeric"),
+        (["compare", "{tiny}", "--k", "1-3"], "too few"),
+        (["fit", "{good}", "--k", "2", "--columns", "a,zz"], "not in"),
+        (["fit", "{good}", "--k", "1-2"], "one number"),
+        (["fit", "nonsense_dataset", "--k", "2"], "bundled data sets"),
+        (["report", "{good}", "--k", "1-2", "--method", "map"], "needs a posterior"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(
+    tmp_path, csv_files, capsys, args, message
+):
+    out = tmp_path / "out"
+    names = {"dir": tmp_path, **csv_files}
+    argv = [a.format(**names) for a in args] + ["--out", str(out), "--quiet"]
+    assert cli.main(argv) == 2
+    assert message in _error_line(capsys)
+    assert not out.exists()
+
+
+def test_unwritable_output_exits_2(tmp_path, csv_files, capsys):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a folder")
+    for out in (blocker, blocker / "out"):
+        assert cli.main(["compare", str(csv_files["good"]), "--k", "1-2", "--method", "map",
+                         "--out", str(out), "--quiet"]) == 2
+        _error_line(capsys)
+    assert blocker.read_text() == "not a folder"
+
+
+def test_compare_em_only_writes_table(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert cli.main(["compare", "galaxies", "--k", "1-3", "--method", "map",
+                     "--out", str(out), "--quiet"]) == 0
+    table = pd.read_csv(out / "comparison.csv", index_col=0)
+    assert sorted(table.index) == ["K=1 full", "K=2 full", "K=3 full"]
+    md = (out / "comparison.md").read_text()
+    assert "lower is better" in md and "Recommended:" in md
+    assert "bayesgmm compare galaxies --k 1-3 --method map" in md
+    assert "Recommended" in capsys.readouterr().out
+    _nothing_written(tmp_path, tmp_path / "absent")
+
+
+def test_failure_mid_run_leaves_no_output(tmp_path, monkeypatch):
+    import bayesgmm.report
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(bayesgmm.report, "markdown_table", explode)
+    out = tmp_path / "cmp"
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        cli.main(["compare", "galaxies", "--k", "1-2", "--method", "map", "--out", str(out),
+                  "--quiet"])
+    _nothing_written(tmp_path, out)
+
+
+def test_interrupt_exits_130_and_leaves_no_output(tmp_path, monkeypatch, capsys):
+    import bayesgmm.report
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bayesgmm.report, "markdown_table", interrupt)
+    out = tmp_path / "cmp"
+    assert cli.main(["compare", "galaxies", "--k", "1-2", "--method", "map", "--out", str(out),
+                     "--quiet"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    _nothing_written(tmp_path, out)
+
+
+def test_rerun_into_existing_folder_replaces_files(tmp_path):
+    out = tmp_path / "cmp"
+    out.mkdir()
+    (out / "comparison.csv").write_text("stale")
+    (out / "keep.txt").write_text("mine")
+    assert cli.main(["compare", "galaxies", "--k", "1-2", "--method", "map", "--out", str(out),
+                     "--quiet"]) == 0
+    assert "K=1 full" in (out / "comparison.csv").read_text()
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_demo_without_posterior(tmp_path, capsys):
+    assert cli.main(["demo", "--out", str(tmp_path / "demo"), "--no-posterior", "--quiet"]) == 0
+    assert (tmp_path / "demo" / "demo.png").stat().st_size > 1000
+    assert "MAP-EM" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_fit_round_trip_gives_same_summary(tmp_path):
+    out = tmp_path / "fit"
+    assert cli.main(["fit", "galaxies", "--k", "2", "--seed", "3", *SMALL, "--out", str(out)]) == 0
+    loaded = xr.open_datatree(out / "posterior.zarr", engine="zarr")
+    for group in ("posterior", "sample_stats", "log_likelihood", "observed_data"):
+        assert group in loaded.children
+    saved = pd.read_csv(out / "summary.csv", index_col=0)
+    again = azs.summary(loaded, var_names=list(POSTERIOR_VARS), ci_prob=0.89)
+    assert list(again.index) == list(saved.index)
+    pd.testing.assert_frame_equal(again.astype(float), saved.astype(float), check_dtype=False)
+    params = json.loads((out / "params.json").read_text())
+    assert params["n_components"] == 2 and params["method"] == "nuts"
+    assert params["command"].startswith("bayesgmm fit galaxies --k 2")
+    mean = loaded.posterior["means"].mean(("chain", "draw")).values
+    np.testing.assert_allclose(params["posterior_mean"]["means"], mean)
+    table = pd.read_csv(out / "map_vs_posterior.csv")
+    assert {"map", "lower", "upper", "map_in_interval"} <= set(table.columns)
+
+
+@pytest.mark.slow
+def test_report_writes_markdown_and_html_with_figures(tmp_path):
+    out = tmp_path / "rep"
+    argv = ["report", "faithful", "--k", "1-2", "--seed", "1", *SMALL, "--out", str(out)]
+    assert cli.main(argv) == 0
+    md = (out / "report.md").read_text()
+    page = (out / "report.html").read_text()
+    figures = re.findall(r"\]\((figures/[^)]+\.png)\)", md)
+    assert {"figures/loo_comparison.png", "figures/density.png", "figures/assignment.png",
+            "figures/map_vs_posterior.png", "figures/ellipses.png", "figures/trace.png",
+            "figures/rank.png"} <= set(figures)
+    for name in figures:
+        data = (out / name).read_bytes()
+        assert data.startswith(b"\x89PNG") and len(data) > 1000
+    assert page.count("data:image/png;base64,") == len(figures)
+    command = "bayesgmm " + " ".join(argv)
+    assert command in md and command in page
+    for text in ("Recommended:", "equal-tailed", "lower is better", "pymc", "Sampler diagnostics"):
+        assert text in md
+    _nothing_written(tmp_path, tmp_path / "absent")

@@ -1,0 +1,161 @@
+"""Model comparison: EM criteria against scikit-learn, the LOO table, the recommendation."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from arviz_base import from_dict
+from scipy.stats import norm
+from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+from bayesgmm import GaussianMixture, datasets
+from bayesgmm.compare import (
+    CandidateFit,
+    _warn_high_k,
+    compare,
+    comparison_table,
+    em_criteria,
+    pareto_k_counts,
+    psis_loo,
+    recommend,
+)
+
+
+def _sklearn_with_params(model: GaussianMixture) -> SkGaussianMixture:
+    """A scikit-learn mixture holding exactly the parameters of ``model``."""
+    sk = SkGaussianMixture(model.n_components, covariance_type=model.covariance_type)
+    sk.weights_ = model.weights_
+    sk.means_ = model.means_
+    sk.covariances_ = model.covariances_
+    sk.precisions_cholesky_ = model.precisions_cholesky_
+    sk.precisions_ = model.precisions_
+    sk.n_features_in_ = model.means_.shape[1]
+    sk.converged_ = True
+    return sk
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_em_criteria_equal_sklearn_for_same_parameters(faithful, covariance_type):
+    result = compare(faithful, [1, 2, 3], [covariance_type], method=None, random_seed=1)
+    for name, fit in result.fits.items():
+        sk = _sklearn_with_params(fit.em)
+        row = result.table.loc[name]
+        assert row["bic"] == pytest.approx(sk.bic(faithful), rel=1e-10)
+        assert row["aic"] == pytest.approx(sk.aic(faithful), rel=1e-10)
+        assert row["loglik"] == pytest.approx(sk.score(faithful) * len(faithful), rel=1e-10)
+        assert row["n_parameters"] == sk._n_parameters()
+        resp = sk.predict_proba(faithful)
+        entropy = -np.sum(resp * np.log(np.clip(resp, 1e-300, None)))
+        assert row["icl"] == pytest.approx(sk.bic(faithful) + 2 * entropy, rel=1e-8)
+
+
+def test_em_only_comparison_sorted_by_bic_and_recommends_lowest(galaxies):
+    result = compare(galaxies, range(1, 5), method=None, random_seed=0)
+    assert list(result.table["bic"]) == sorted(result.table["bic"])
+    assert result.recommended == result.table["bic"].idxmin()
+    assert "lowest BIC" in result.reason
+    assert "elpd_loo" not in result.table
+    text = str(result)
+    assert "lower is better" in text and "higher is better" in text
+    assert result.to_frame().equals(result.table)
+
+
+def test_compare_rejects_bad_arguments(galaxies):
+    with pytest.raises(ValueError, match="covariance_types"):
+        compare(galaxies, [1], ["banana"], method=None)
+    with pytest.raises(ValueError, match="method"):
+        compare(galaxies, [1], method="gibbs")
+    with pytest.raises(ValueError, match="n_components"):
+        compare(galaxies[:3], [1, 5], method=None)
+    with pytest.raises(ValueError, match="empty"):
+        compare(galaxies, [], method=None)
+
+
+def test_pareto_k_counts_bins():
+    counts = pareto_k_counts(np.array([0.1, 0.5, 0.69, 0.71, 1.0, 1.2, np.inf, np.nan]), 0.7)
+    assert counts == {"k_ok": 3, "k_high": 2, "k_very_high": 3}
+
+
+def _loo_fit(name_k: int, log_lik: np.ndarray, X: np.ndarray) -> CandidateFit:
+    idata = from_dict({"posterior": {"mu": log_lik[..., 0]}, "log_likelihood": {"X": log_lik}},
+                      dims={"X": ["obs"]})
+    em = GaussianMixture(name_k, random_state=0).fit(X)
+    fit = CandidateFit(name_k, "full", em, em_criteria(em, X))
+    fit.loo, fit.loo_method = psis_loo(idata)
+    return fit
+
+
+def _normal_log_lik(y: np.ndarray, centre: float, rng) -> np.ndarray:
+    """Log-likelihood draws (2 chains, 200 draws, n) of y under N(mu, 1), mu ~ N(centre, 0.1)."""
+    mu = centre + 0.1 * rng.standard_normal((2, 200, 1))
+    return norm.logpdf(y[None, None, :], mu, 1.0)
+
+
+def test_comparison_table_ranks_by_elpd_with_se():
+    rng = np.random.default_rng(3)
+    y = rng.standard_normal(60)
+    X = y[:, None]
+    fits = [_loo_fit(k, _normal_log_lik(y, centre, rng), X)
+            for k, centre in ((1, 2.0), (2, 0.0), (3, 1.0))]
+    table = comparison_table(fits)
+    assert list(table.index) == ["K=2 full", "K=3 full", "K=1 full"]
+    assert list(table["rank"]) == [0, 1, 2]
+    assert table["elpd_diff"].iloc[0] == 0 and (table["elpd_diff"].iloc[1:] < 0).all()
+    assert (table["dse"].iloc[1:] > 0).all()
+    np.testing.assert_allclose(table["elpd_loo"] - table["elpd_loo"].iloc[0],
+                               table["elpd_diff"], atol=1e-8)
+    assert table["weight"].sum() == pytest.approx(1.0)
+    assert (table[["k_ok", "k_high", "k_very_high"]].sum(axis=1) == len(y)).all()
+    assert set(table["loo_method"]) == {"psis"}
+    name, reason = recommend(table)
+    assert name == "K=2 full" and "highest LOO elpd" in reason
+
+
+def test_recommend_prefers_simplest_within_one_se():
+    table = pd.DataFrame(
+        {"n_parameters": [11, 8, 5], "elpd_loo": [-100.0, -101.0, -130.0],
+         "se": [5.0] * 3, "elpd_diff": [0.0, -1.0, -30.0], "dse": [0.0, 2.0, 6.0],
+         "k_high": [0, 0, 0], "k_very_high": [0, 1, 0], "bic": [300.0, 290.0, 320.0]},
+        index=["K=4 full", "K=3 full", "K=2 full"],
+    )
+    name, reason = recommend(table)
+    assert name == "K=3 full"
+    assert "simplest" in reason and "K=4 full" in reason and "BIC agrees" in reason
+    assert "Pareto k" in reason
+    assert recommend(table, n_se=0.1)[0] == "K=4 full"
+
+
+def test_high_pareto_k_warns_with_candidate_name():
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal(30)
+    log_lik = _normal_log_lik(y, 0.0, rng)
+    # importance ratios exp(1.5 E), E ~ Exp(1), have a Pareto tail with shape k = 1.5
+    log_lik[..., 0] = -1.5 * rng.exponential(size=(2, 200))
+    fit = _loo_fit(1, log_lik, y[:, None])
+    assert fit.loo.pareto_k.values[0] > 1.0
+    assert pareto_k_counts(fit.loo.pareto_k.values, fit.loo.good_k)["k_ok"] == len(y) - 1
+    with pytest.warns(UserWarning, match=r"K=1 full: \d"):
+        _warn_high_k([fit])
+
+
+@pytest.mark.slow
+def test_loo_on_galaxies_ranks_k1_and_k2_below_best(galaxies):
+    result = compare(galaxies, range(1, 5), draws=300, tune=300, chains=2, random_seed=0)
+    table = result.table
+    best = table.index[0]
+    assert best not in ("K=1 full", "K=2 full")
+    for name, n_se in (("K=1 full", 2.0), ("K=2 full", 1.0)):
+        row = table.loc[name]
+        assert row["elpd_diff"] + n_se * row["dse"] < 0, (name, row)
+    assert set(result.elpd) == set(table.index)
+    assert result.recommended in ("K=3 full", "K=4 full")
+
+
+@pytest.mark.slow
+def test_loo_recovers_three_separated_components():
+    X, _, _ = datasets.make_mixture(150, 3, 1, separation=6.0, random_state=11)
+    result = compare(X, range(1, 5), draws=300, tune=300, chains=2, random_seed=1)
+    table = result.table
+    k3 = table.loc["K=3 full"]
+    assert k3["rank"] == 0 or k3["elpd_diff"] + k3["dse"] >= 0
+    k1 = table.loc["K=1 full"]
+    assert k1["elpd_diff"] + 2 * k1["dse"] < 0
