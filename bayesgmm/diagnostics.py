@@ -144,10 +144,16 @@ def diagnose(
         min_bfmi = float(np.min(azs.bfmi(stats["energy"])))
     else:
         min_bfmi = float("nan")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # entries that never vary (the zero off-diagonals of diag covariances, a fixed
+        # weight at K=1) give 0/0 in R-hat and ESS; they are masked out by ``varying``.
+        rhat = azs.rhat(posterior)
+        ess_bulk = azs.ess(posterior, method="bulk")
+        ess_tail = azs.ess(posterior, method="tail")
     return Diagnostics(
-        max_rhat=_extreme(azs.rhat(posterior), varying, np.nanmax),
-        min_ess_bulk=_extreme(azs.ess(posterior, method="bulk"), varying, np.nanmin),
-        min_ess_tail=_extreme(azs.ess(posterior, method="tail"), varying, np.nanmin),
+        max_rhat=_extreme(rhat, varying, np.nanmax),
+        min_ess_bulk=_extreme(ess_bulk, varying, np.nanmin),
+        min_ess_tail=_extreme(ess_tail, varying, np.nanmin),
         n_divergences=n_div,
         min_bfmi=min_bfmi,
         label_switching=label_switching,

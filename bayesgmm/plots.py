@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import arviz_plots as azp
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -148,6 +149,7 @@ def plot_map_vs_posterior(table: pd.DataFrame) -> Figure:
                 label="MAP (EM)")
         ax.axvline(0, color="0.8", lw=0.8, zorder=0)
         ax.set_yticks(y, rows["parameter"], fontsize="small")
+        ax.set_ylabel("parameter")
         ax.set_title(kind, fontsize="medium", loc="left")
     axes[0, 0].legend(frameon=False, fontsize="small")
     axes[-1, 0].set_xlabel("(value - posterior median) / posterior sd")
@@ -250,6 +252,12 @@ def plot_loo_comparison(table: pd.DataFrame) -> Figure:
         figure_kwargs={"figsize": (7, 1.2 + 0.45 * len(table)), "figsize_units": "inches"},
     )
     fig = pc.get_viz("figure")
+    plt.close(fig)  # arviz-plots registers the figure with pyplot; the caller owns it
+    for ax in fig.axes:
+        ax.set_ylabel("candidate model")
+        if not ax.get_xlabel():
+            ax.set_xlabel("ELPD (PSIS-LOO, higher is better)")
+    fig.axes[0].set_title("LOO comparison: ELPD difference to the best, with SE")
     fig.tight_layout()
     return fig
 
