@@ -53,10 +53,9 @@ from bayesgmm.model import (
     build_model,
     check_model_options,
     initial_point,
-    resolve_prior,
 )
 from bayesgmm.params import MixtureParams
-from bayesgmm.priors import MixturePrior
+from bayesgmm.priors import MixturePrior, resolve_prior
 from bayesgmm.relabel import (
     RelabelingRecord,
     apply_permutations,

@@ -22,42 +22,25 @@ from bayesgmm.em.fit import EMResult, fit_em
 from bayesgmm.em.init import INITIALIZERS
 from bayesgmm.em.steps import e_step
 from bayesgmm.params import MixtureParams
-from bayesgmm.priors import MixturePrior
+from bayesgmm.priors import MixturePrior, resolve_prior
 
 
-def resolve_prior(
+def resolve_map_prior(
     prior: MixturePrior | str | None, X: np.ndarray, n_components: int, covariance_type: str
 ) -> MixturePrior | None:
-    """Turn the ``prior`` argument into a :class:`MixturePrior` (or ``None`` for MLE).
+    """:func:`~bayesgmm.priors.resolve_prior`, plus what MAP-EM needs of the prior.
 
-    Parameters
-    ----------
-    prior : None, "default" or MixturePrior
-    X : ndarray of shape (n_samples, n_features)
-    n_components : int
-    covariance_type : str
+    Raises
+    ------
+    ValueError
+        Also when ``weight_concentration < 1``: the Dirichlet density then has no
+        interior mode, so MAP-EM is undefined.
     """
-    if prior is None:
-        return None
-    if isinstance(prior, str):
-        if prior != "default":
-            raise ValueError(f"prior must be None, 'default' or a MixturePrior, got {prior!r}")
-        return MixturePrior.default(X, n_components, covariance_type)
-    if not isinstance(prior, MixturePrior):
-        raise TypeError(
-            f"prior must be None, 'default' or a MixturePrior, got {type(prior).__name__}"
-        )
-    if prior.covariance_type != covariance_type:
-        raise ValueError(
-            f"the prior is for covariance_type={prior.covariance_type!r} but the model uses "
-            f"{covariance_type!r}"
-        )
-    if prior.n_features != X.shape[1]:
-        raise ValueError(f"the prior is for {prior.n_features} feature(s), X has {X.shape[1]}")
-    if np.any(prior.concentration(n_components) < 1.0):
+    prior = resolve_prior(prior, X, n_components, covariance_type)
+    if prior is not None and np.any(prior.concentration(n_components) < 1.0):
         raise ValueError(
             "MAP-EM needs weight_concentration >= 1 (below 1 the Dirichlet density has no "
-            "interior mode); use the PyMC model for sparse Dirichlet priors"
+            "interior mode); use BayesianGaussianMixture for sparse Dirichlet priors"
         )
     return prior
 
@@ -233,7 +216,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self._check_parameters(X.shape[1])
         prior = self.prior
         if isinstance(prior, MixturePrior):
-            prior = resolve_prior(
+            prior = resolve_map_prior(
                 prior, np.zeros((2, X.shape[1])), self.n_components, self.covariance_type
             )
         result = fit_em_chunked(
@@ -268,7 +251,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self._check_parameters(data.shape[1])
         check_data(data, n_components=self.n_components, check_constant=False)
         validate_data(self, X, dtype=np.float64)
-        prior = resolve_prior(self.prior, data, self.n_components, self.covariance_type)
+        prior = resolve_map_prior(self.prior, data, self.n_components, self.covariance_type)
         result = fit_em(
             data,
             self.n_components,
@@ -424,4 +407,4 @@ def sample_mixture(
     return X, labels
 
 
-__all__ = ["GaussianMixture", "n_parameters", "resolve_prior", "sample_mixture"]
+__all__ = ["GaussianMixture", "n_parameters", "resolve_map_prior", "sample_mixture"]

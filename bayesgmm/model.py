@@ -54,7 +54,7 @@ from scipy import stats
 
 from bayesgmm._types import COVARIANCE_TYPES, CovarianceType
 from bayesgmm.params import MixtureParams
-from bayesgmm.priors import MixturePrior
+from bayesgmm.priors import MixturePrior, resolve_prior
 
 CovariancePriorFamily = Literal["niw", "lkj"]
 COVARIANCE_PRIOR_FAMILIES: tuple[str, ...] = ("niw", "lkj")
@@ -400,38 +400,6 @@ def _covariances_lkj(covariance_type, n_components, n_features, eta, sd_scale):
     return chol @ chol.mT, chol
 
 
-def resolve_prior(
-    prior: MixturePrior | str | None,
-    X: np.ndarray,
-    n_components: int,
-    covariance_type: CovarianceType,
-) -> MixturePrior | None:
-    """``"default"`` -> :meth:`MixturePrior.default`; check a given prior matches the model.
-
-    Raises
-    ------
-    ValueError
-        If ``prior`` is an unknown string, or a :class:`MixturePrior` for another
-        covariance type or dimension.
-    """
-    if prior is None:
-        return None
-    if isinstance(prior, str):
-        if prior != "default":
-            raise ValueError(f"prior must be 'default', None or a MixturePrior, got {prior!r}")
-        return MixturePrior.default(X, n_components, covariance_type)
-    if not isinstance(prior, MixturePrior):
-        raise ValueError(f"prior must be 'default', None or a MixturePrior, got {prior!r}")
-    if prior.covariance_type != covariance_type:
-        raise ValueError(
-            f"prior.covariance_type={prior.covariance_type!r} does not match "
-            f"covariance_type={covariance_type!r}; build the prior with the same type"
-        )
-    if prior.n_features != X.shape[1]:
-        raise ValueError(f"prior is for {prior.n_features} features but X has {X.shape[1]}")
-    return prior
-
-
 def check_model_options(
     covariance_type: str, covariance_prior_family: str, n_features: int
 ) -> None:
@@ -626,5 +594,4 @@ __all__ = [
     "inverse_wishart_logp",
     "mixture_logp",
     "mixture_random",
-    "resolve_prior",
 ]

@@ -208,6 +208,47 @@ class MixturePrior:
         )
 
 
+def resolve_prior(
+    prior: MixturePrior | str | None, X: np.ndarray, n_components: int, covariance_type: str
+) -> MixturePrior | None:
+    """Turn a ``prior`` argument into a :class:`MixturePrior` (or ``None``, flat).
+
+    Parameters
+    ----------
+    prior : None, "default" or MixturePrior
+        ``"default"`` builds :meth:`MixturePrior.default` from ``X``; a given prior is
+        checked against the model.
+    X : ndarray of shape (n_samples, n_features)
+    n_components : int
+    covariance_type : str
+
+    Raises
+    ------
+    ValueError
+        An unknown string, or a prior for another covariance type or dimension.
+    TypeError
+        Anything else.
+    """
+    if prior is None:
+        return None
+    if isinstance(prior, str):
+        if prior != "default":
+            raise ValueError(f"prior must be None, 'default' or a MixturePrior, got {prior!r}")
+        return MixturePrior.default(X, n_components, covariance_type)
+    if not isinstance(prior, MixturePrior):
+        raise TypeError(
+            f"prior must be None, 'default' or a MixturePrior, got {type(prior).__name__}"
+        )
+    if prior.covariance_type != covariance_type:
+        raise ValueError(
+            f"the prior is for covariance_type={prior.covariance_type!r} but the model uses "
+            f"{covariance_type!r}; build the prior with the same type"
+        )
+    if prior.n_features != X.shape[1]:
+        raise ValueError(f"the prior is for {prior.n_features} feature(s), X has {X.shape[1]}")
+    return prior
+
+
 def log_dirichlet(weights: np.ndarray, concentration: np.ndarray) -> float:
     """Dirichlet log density of ``weights`` (shape (K,)) with ``concentration`` (K,)."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -321,4 +362,10 @@ _LOG_COVARIANCE_PRIOR = {
     "spherical": _log_prior_spherical,
 }
 
-__all__ = ["MixturePrior", "log_dirichlet", "log_inverse_gamma", "log_inverse_wishart"]
+__all__ = [
+    "MixturePrior",
+    "log_dirichlet",
+    "log_inverse_gamma",
+    "log_inverse_wishart",
+    "resolve_prior",
+]

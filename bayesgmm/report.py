@@ -33,12 +33,13 @@ import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
 from scipy.optimize import linear_sum_assignment
+from scipy.special import softmax
 from scipy.stats import norm
 
 from bayesgmm import plots
 from bayesgmm._io import write_bytes_atomic, write_text_atomic
 from bayesgmm.compare import SIGN_CONVENTION, ModelComparison
-from bayesgmm.em.steps import e_step
+from bayesgmm.inference import log_joint_densities
 from bayesgmm.params import MixtureParams
 
 INTERVAL_KIND = "equal-tailed"
@@ -209,10 +210,7 @@ def responsibility_draws(
     -------
     ndarray of shape (n_draws, n_samples, n_components)
     """
-    return np.stack([
-        np.exp(e_step(X, MixtureParams(w, m, c, "full"))[0])
-        for w, m, c in zip(weights, means, covariances, strict=True)
-    ])
+    return softmax(log_joint_densities(X, weights, means, covariances), axis=-1)
 
 
 def assignment_summary(
