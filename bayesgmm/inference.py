@@ -39,6 +39,7 @@ import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import pymc as pm
+import pytensor.tensor as pt
 import xarray as xr
 from pymc.initial_point import make_initial_point_fn
 from scipy.special import logsumexp, softmax
@@ -86,6 +87,24 @@ def transformed_point(model: pm.Model, point: dict[str, np.ndarray]) -> dict[str
         model=model, overrides=point, jitter_rvs=set(), return_transformed=True
     )
     return fn(0)
+
+
+def constrained_point(model: pm.Model, point: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Inverse of :func:`transformed_point`: free variables' values keyed by their own names.
+
+    ``pm.sample(initvals=...)`` recovers a variable from a transformed value's name by
+    cutting at the last underscore, which fails for transforms whose names contain one
+    (``LKJCorr``'s ``cholesky_corr``); constrained values keyed by the variables' names
+    avoid that.
+    """
+    out = {}
+    for rv in model.free_RVs:
+        value = point[model.rvs_to_values[rv].name]
+        transform = model.rvs_to_transforms.get(rv)
+        if transform is not None:
+            value = transform.backward(pt.as_tensor(value), *rv.owner.inputs).eval()
+        out[rv.name] = np.asarray(value)
+    return out
 
 
 def jitter_points(
@@ -374,7 +393,9 @@ class BayesianGaussianMixture:
                 self.model_, constrained, jitter, progressbar=self.progressbar, **common, **kwargs
             )
         points = starts * chains if len(starts) == 1 else starts
-        jittered = [jitter_points(p, 1, jitter, rng)[0] for p in points]
+        jittered = [
+            constrained_point(self.model_, jitter_points(p, 1, jitter, rng)[0]) for p in points
+        ]
         return _sample_pymc(self.model_, jittered, progressbar=self.progressbar, **common, **kwargs)
 
     def _run_vi(self, X, start, method, draws, seed, prior, kwargs):
@@ -393,20 +414,29 @@ class BayesianGaussianMixture:
                 batch_size=batch_size,
                 random_seed=int(seed),
             )
-        point = initial_point(start, fit_model, X)
+        inf_kwargs = {
+            **kwargs.pop("inf_kwargs", {}),
+            "random_seed": int(seed),
+            "start": initial_point(start, fit_model, X),
+        }
         if method == "advi":
-            kwargs.setdefault(
+            inf_kwargs["start_sigma"] = kwargs.pop(
                 "start_sigma", {value.name: START_SIGMA for value in fit_model.value_vars}
             )
-        approx = pm.fit(
-            n=n_iter,
-            method=method,
-            model=fit_model,
-            random_seed=int(seed),
-            start=point,
-            progressbar=self.progressbar,
-            **kwargs,
+        # what pm.fit(method=...) does, keeping the Inference to set the cost scaling
+        inference = (pm.ADVI if method == "advi" else pm.FullRankADVI)(
+            model=fit_model, **inf_kwargs
         )
+        if batch_size is not None:
+            # PyMC (6.4) divides a minibatch objective by a wrong constant: it divides total_size
+            # by every entry of the minibatch's shape (1e5/1000 * 1e5/2 = 5e6 for 1e5 rows
+            # of 2 features, instead of 1e5/1000 = 100; Approximation.
+            # symbolic_normalizing_constant passes get_scaling a shape wrapped in a tuple).
+            # The tiny gradients then vanish under adagrad_window's epsilon and the
+            # standard deviations never leave their start. Optimise the unscaled ELBO, as
+            # without minibatches: same optimum, usable gradients.
+            inference.approx.scale_cost_to_minibatch = False
+        approx = inference.fit(n_iter, progressbar=self.progressbar, **kwargs)
         self.approximation_ = approx
         return approx.sample(draws, random_seed=int(seed))
 

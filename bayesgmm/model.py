@@ -49,6 +49,7 @@ from typing import Literal
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+from pymc.distributions import transforms
 from pymc.logprob.transforms import Transform
 from scipy import stats
 
@@ -381,6 +382,17 @@ _NIW_COVARIANCES = {
 }
 
 
+class CholeskyCorrTransform(transforms.CholeskyCorrTransform):
+    """PyMC's LKJ correlation transform under a name without an underscore.
+
+    PyMC recovers a variable from its transformed value's name by cutting at the last
+    underscore (``pymc.util.get_untransformed_name``), which breaks for the default name
+    ``cholesky_corr`` (initial values, ``compute_log_likelihood``).
+    """
+
+    name = "choleskycorr"
+
+
 def _covariances_lkj(covariance_type, n_components, n_features, eta, sd_scale):
     """Half-normal scales times LKJ correlations (working scale), batched over components."""
     batch = (n_components,) if covariance_type == "full" else ()
@@ -392,6 +404,7 @@ def _covariances_lkj(covariance_type, n_components, n_features, eta, sd_scale):
         "corr_chol_z",
         n=n_features,
         eta=eta,
+        default_transform=CholeskyCorrTransform(n=n_features, upper=False),
         shape=(*batch, n_features, n_features),
         dims=(*comp, "feature", "feature_bis"),
     )

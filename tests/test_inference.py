@@ -225,6 +225,20 @@ def test_minibatch_advi_on_large_data_recovers_the_mixture():
 
 
 @pytest.mark.slow
+def test_lkj_covariance_prior_samples_near_the_map(faithful):
+    fit = BayesianGaussianMixture(
+        2, covariance_prior_family="lkj", random_state=0, progressbar=False
+    ).fit(faithful, draws=300, tune=300, chains=2)
+    post = fit.idata_["posterior"]
+    mean = post["means"].mean(("chain", "draw")).values
+    sd = post["means"].std(("chain", "draw")).values
+    # a different covariance prior, but 272 points: the posterior sits on the MAP-EM fit
+    assert np.all(np.abs(mean - fit.map_.means) < 3 * sd)
+    assert fit.idata_["log_likelihood"]["X"].dims == ("chain", "draw", "obs")
+    assert int(fit.idata_["sample_stats"]["diverging"].sum()) == 0
+
+
+@pytest.mark.slow
 def test_posterior_predictions(galaxies, galaxies_nuts):
     model = galaxies_nuts
     resp = model.responsibilities()
