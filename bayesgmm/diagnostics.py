@@ -47,6 +47,7 @@ class Diagnostics:
     rhat_threshold: float = 1.01
     ess_threshold: float = 400.0
     bfmi_threshold: float = 0.3
+    empty_components: tuple[int, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -79,6 +80,14 @@ class Diagnostics:
         rows.append(
             {"check": "label_switching", "value": self.label_switching, "threshold": "", "ok": True}
         )
+        rows.append(
+            {
+                "check": "empty_components",
+                "value": list(self.empty_components),
+                "threshold": "",
+                "ok": True,
+            }
+        )
         return pd.DataFrame(rows).set_index("check")
 
     def __str__(self) -> str:
@@ -92,7 +101,30 @@ class Diagnostics:
             f"  min E-BFMI     {self.min_bfmi:.3f}  (>= {self.bfmi_threshold})",
             f"  labels         {self.label_switching}",
         ]
+        if self.empty_components:
+            lines.append(
+                f"  note           component(s) {list(self.empty_components)} are probably "
+                "empty (posterior P(N_k < 1) > 0.5): fewer components may describe the data"
+            )
         return "\n".join(lines)
+
+
+def empty_components(counts: np.ndarray, min_count: float = 1.0) -> tuple[int, ...]:
+    """Components that are more likely than not to hold fewer than ``min_count`` samples.
+
+    Parameters
+    ----------
+    counts : ndarray of shape (n_draws, n_components)
+        Posterior draws of ``N_k = sum_n gamma_nk``.
+    min_count : float
+
+    Returns
+    -------
+    tuple of int
+        Indices ``k`` with ``P(N_k < min_count | X) > 0.5``.
+    """
+    counts = np.asarray(counts, dtype=float)
+    return tuple(int(k) for k in np.flatnonzero((counts < min_count).mean(axis=0) > 0.5))
 
 
 def _extreme(stat: xr.Dataset, varying: xr.Dataset, reduce) -> float:
@@ -108,6 +140,7 @@ def diagnose(
     *,
     var_names: tuple[str, ...] = POSTERIOR_VARS,
     label_switching: str = "not checked",
+    component_counts: np.ndarray | None = None,
     rhat_threshold: float = 1.01,
     ess_threshold: float = 400.0,
 ) -> Diagnostics:
@@ -122,6 +155,8 @@ def diagnose(
         Posterior variables checked.
     label_switching : str
         The relabelling verdict to report.
+    component_counts : ndarray of shape (n_draws, n_components), optional
+        Posterior draws of ``N_k``, to flag empty components.
     rhat_threshold, ess_threshold : float
         Limits used by :attr:`Diagnostics.ok`.
 
@@ -161,7 +196,8 @@ def diagnose(
         n_draws=n_draws,
         rhat_threshold=rhat_threshold,
         ess_threshold=ess_threshold,
+        empty_components=() if component_counts is None else empty_components(component_counts),
     )
 
 
-__all__ = ["POSTERIOR_VARS", "Diagnostics", "diagnose"]
+__all__ = ["POSTERIOR_VARS", "Diagnostics", "diagnose", "empty_components"]

@@ -538,7 +538,10 @@ class BayesianGaussianMixture:
                 f"diagnose() needs MCMC draws, but the model was fitted with "
                 f"method={self.method_!r}: refit with method='nuts'"
             )
-        return diagnose(self.idata_, label_switching=self.relabeling_.verdict)
+        counts = self.component_counts().values.reshape(-1, self.n_components)
+        return diagnose(
+            self.idata_, label_switching=self.relabeling_.verdict, component_counts=counts
+        )
 
     def responsibilities(self, X=None) -> xr.DataArray:
         """Posterior draws of ``gamma_nk = p(z_n = k | x_n, theta)``.

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from bayesgmm.diagnostics import Diagnostics, diagnose
+from bayesgmm.diagnostics import Diagnostics, diagnose, empty_components
 
 
 def _tree(shift=0.0, n_div=0, seed=0, chains=4, draws=500):
@@ -70,3 +70,34 @@ def test_constant_entries_are_ignored():
 def test_one_chain_is_refused():
     with pytest.raises(ValueError, match="2 chains"):
         diagnose(_tree(chains=1))
+
+
+def test_empty_components_are_flagged():
+    rng = np.random.default_rng(0)
+    counts = np.column_stack(
+        [
+            rng.normal(60, 3, 400),  # well populated
+            rng.exponential(0.3, 400),  # almost always below one sample
+            rng.normal(22, 2, 400),
+        ]
+    )
+    assert empty_components(counts) == (1,)
+    assert empty_components(counts[:, [0, 2]]) == ()
+
+
+def test_empty_components_reach_the_report():
+    rng = np.random.default_rng(1)
+    idata = xr.DataTree.from_dict(
+        {
+            "posterior": xr.Dataset(
+                {"weights": (("chain", "draw", "component"), rng.dirichlet([5, 5], size=(4, 100)))}
+            ),
+            "sample_stats": xr.Dataset(
+                {"diverging": (("chain", "draw"), np.zeros((4, 100), dtype=bool))}
+            ),
+        }
+    )
+    counts = np.column_stack([rng.normal(50, 2, 400), np.full(400, 0.2)])
+    result = diagnose(idata, var_names=("weights",), component_counts=counts)
+    assert result.empty_components == (1,)
+    assert "probably empty" in str(result)
