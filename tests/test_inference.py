@@ -239,6 +239,17 @@ def test_lkj_covariance_prior_samples_near_the_map(faithful):
 
 
 @pytest.mark.slow
+def test_minibatch_advi_standard_deviations_leave_their_start():
+    # PyMC scales a minibatch objective by a wrong constant (5e4 instead of 20 here), which
+    # froze the standard deviations at their start (0.1 in the standardised space)
+    X, _, _ = make_mixture(5_000, 2, 2, separation=5.0, random_state=1)
+    fit = _fit(X, 2, method="advi", draws=200, n=5000, batch_size=250, pointwise=False)
+    sd = fit.idata_["posterior"]["means"].std(("chain", "draw")).values
+    start_sd = 0.1 * X.std(axis=0)  # START_SIGMA on the standardised scale, per feature
+    assert np.all(sd < 0.5 * start_sd), sd / start_sd
+
+
+@pytest.mark.slow
 def test_posterior_predictions(galaxies, galaxies_nuts):
     model = galaxies_nuts
     resp = model.responsibilities()
