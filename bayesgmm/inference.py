@@ -72,6 +72,10 @@ MINIBATCH_THRESHOLD = 20_000
 MINIBATCH_SIZE = 1_000
 TARGET_ACCEPT = 0.9
 START_SIGMA = 0.1
+#: Convergence of the MAP-EM start: tighter than GaussianMixture's default (1e-3 per sample),
+#: which on a million rows stops tens of posterior sds short of the mode.
+EM_TOL = 1e-6
+EM_MAX_ITER = 1000
 #: Largest ``n_obs * chains * draws`` for which log-likelihood and predictive draws are stored.
 MAX_POINTWISE_VALUES = 20_000_000
 
@@ -339,6 +343,8 @@ class BayesianGaussianMixture:
             covariance_type=self.covariance_type,
             prior=_em_prior(prior, self.n_components),
             n_init=5,
+            tol=EM_TOL,
+            max_iter=EM_MAX_ITER,
             random_state=self.random_state,
         ).fit(X)
         params = self.em_.params_

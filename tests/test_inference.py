@@ -5,7 +5,13 @@ import pytest
 from arviz_stats import mcse
 
 from bayesgmm.datasets import make_mixture
-from bayesgmm.inference import BayesianGaussianMixture, jitter_points, log_joint_densities
+from bayesgmm.inference import (
+    EM_MAX_ITER,
+    EM_TOL,
+    BayesianGaussianMixture,
+    jitter_points,
+    log_joint_densities,
+)
 from bayesgmm.mixture import GaussianMixture
 from bayesgmm.priors import MixturePrior
 
@@ -67,7 +73,13 @@ def test_map_method_matches_em_predictions(faithful, covariance_type):
     model = BayesianGaussianMixture(2, covariance_type=covariance_type, random_state=0)
     model.fit(faithful, method="map")
     em = GaussianMixture(
-        2, covariance_type=covariance_type, prior="default", n_init=5, random_state=0
+        2,
+        covariance_type=covariance_type,
+        prior="default",
+        n_init=5,
+        random_state=0,
+        tol=EM_TOL,
+        max_iter=EM_MAX_ITER,
     ).fit(faithful)
     np.testing.assert_allclose(
         model.predict_proba(faithful), em.predict_proba(faithful), atol=1e-10
