@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bayesgmm._types import CovarianceType
-from bayesgmm.em.fit import EMResult, initial_params
+from bayesgmm.em.fit import EMResult, initial_params, iterate_em
 from bayesgmm.em.steps import SufficientStatistics, e_step, m_step_from_statistics
 from bayesgmm.params import MixtureParams
 from bayesgmm.priors import MixturePrior
@@ -215,26 +215,18 @@ def fit_em_chunked(
     first = X[: min(chunk_size, n_samples)]
     shift = _finite_chunk(first.compute() if is_dask_array(first) else first).mean(axis=0)
 
-    params = params_init
-    lower_bound = -np.inf
-    trace: list[float] = []
-    converged = False
-    for _ in range(max_iter):
-        previous = lower_bound
-        moments = _reduce(X, chunk_size, lambda c, p=params: chunk_moments(c, p, shift))
-        lower_bound = moments.log_lik / moments.n_samples
+    def step(params: MixtureParams) -> tuple[float, MixtureParams, bool]:
+        moments = _reduce(X, chunk_size, lambda c: chunk_moments(c, params, shift))
+        objective = moments.log_lik / moments.n_samples
         if prior is not None:
-            lower_bound += prior.log_density(params) / moments.n_samples
-        trace.append(lower_bound)
-        params = m_step_from_statistics(
+            objective += prior.log_density(params) / moments.n_samples
+        updated = m_step_from_statistics(
             moments.statistics(shift), covariance_type, prior, reg_covar
         )
-        if abs(lower_bound - previous) < tol:
-            converged = True
-            break
-    return ChunkedEMResult(
-        params, lower_bound, converged, len(trace), np.asarray(trace), prior=prior
-    )
+        return objective, updated, False
+
+    result = iterate_em(step, params_init, tol=tol, max_iter=max_iter)
+    return ChunkedEMResult(**vars(result), prior=prior)
 
 
 __all__ = [

@@ -7,6 +7,7 @@ MLE and MAP differ only in the M-step (``prior`` given or not) and the objective
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,6 +119,41 @@ def run_em(
     EMResult
     """
     covariance_type = params.covariance_type
+
+    def step(current: MixtureParams) -> tuple[float, MixtureParams, bool]:
+        log_resp, log_lik = e_step(X, current)
+        objective = log_objective(log_lik, current, prior)
+        updated, reseeded = _m_step_or_reseed(
+            X, log_resp, log_lik, current, covariance_type, prior, reg_covar
+        )
+        return objective, updated, reseeded
+
+    return iterate_em(step, params, tol=tol, max_iter=max_iter, max_reseeds=max_reseeds)
+
+
+def iterate_em(
+    step: Callable[[MixtureParams], tuple[float, MixtureParams, bool]],
+    params: MixtureParams,
+    *,
+    tol: float,
+    max_iter: int,
+    max_reseeds: int | None = None,
+) -> EMResult:
+    """The convergence loop shared by in-memory and chunked EM.
+
+    Parameters
+    ----------
+    step : callable
+        ``step(params) -> (objective at params, params after the M-step, reseeded)``: one
+        E-step (which yields the per-sample objective) and one M-step.
+    params : MixtureParams
+        Starting point.
+    tol, max_iter : float, int
+        Stop when the objective changes by less than ``tol``, or after ``max_iter`` steps.
+    max_reseeds : int, optional
+        Re-seeded steps allowed (default ``10 * K``) before a
+        :class:`SingularCovarianceError`; a re-seed restarts the convergence test.
+    """
     max_reseeds = 10 * params.n_components if max_reseeds is None else max_reseeds
     lower_bound = -np.inf
     trace: list[float] = []
@@ -125,12 +161,8 @@ def run_em(
     n_reseeds = 0
     for _ in range(max_iter):
         previous = lower_bound
-        log_resp, log_lik = e_step(X, params)
-        lower_bound = log_objective(log_lik, params, prior)
+        lower_bound, params, reseeded = step(params)
         trace.append(lower_bound)
-        params, reseeded = _m_step_or_reseed(
-            X, log_resp, log_lik, params, covariance_type, prior, reg_covar
-        )
         if reseeded:
             n_reseeds += 1
             if n_reseeds > max_reseeds:
@@ -257,4 +289,4 @@ def fit_em(
     return best
 
 
-__all__ = ["EMResult", "fit_em", "initial_params", "run_em"]
+__all__ = ["EMResult", "fit_em", "initial_params", "iterate_em", "run_em"]
