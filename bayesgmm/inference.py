@@ -30,7 +30,9 @@ independent and stored as one chain.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import warnings
 from collections.abc import Sequence
 from typing import Literal
@@ -91,6 +93,19 @@ def transformed_point(model: pm.Model, point: dict[str, np.ndarray]) -> dict[str
         model=model, overrides=point, jitter_rvs=set(), return_transformed=True
     )
     return fn(0)
+
+
+@contextlib.contextmanager
+def _pymc_log_level(verbose: bool):
+    """Silence PyMC's INFO messages (``Sampling: [X]``) unless ``verbose``."""
+    logger = logging.getLogger("pymc")
+    level = logger.level
+    if not verbose:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def constrained_point(model: pm.Model, point: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -483,7 +498,7 @@ class BayesianGaussianMixture:
         tree = pm.compute_log_likelihood(
             tree, model=self.model_, extend_inferencedata=True, progressbar=False
         )
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _pymc_log_level(self.progressbar):
             # The observed variable's random function is NumPy code (mixture_random);
             # PyTensor's numba backend says it runs it in object mode, which is expected.
             warnings.filterwarnings("ignore", message="Numba will use object mode")
