@@ -95,6 +95,9 @@ def chunk_moments(chunk: np.ndarray, params: MixtureParams, shift: np.ndarray) -
 
 
 def _finite_chunk(chunk) -> np.ndarray:
+    """A chunk as a finite float array (computing it first if it is a Dask slice)."""
+    if is_dask_array(chunk):
+        chunk = chunk.compute()
     chunk = np.asarray(chunk, dtype=np.float64)
     if chunk.ndim != 2:
         raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {chunk.shape}")
@@ -131,7 +134,7 @@ def _reduce(X, chunk_size: int, fn) -> ChunkMoments:
 
 def data_moments(X, chunk_size: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
     """Mean (d,) and unbiased covariance (d, d) of chunked data in one pass."""
-    first = _finite_chunk(X[:chunk_size] if not is_dask_array(X) else X[:chunk_size].compute())
+    first = _finite_chunk(X[:chunk_size])
     shift = first.mean(axis=0)
     one = MixtureParams(np.ones(1), shift[None], np.ones(1), "spherical")
     total = _reduce(X, chunk_size, lambda c: _plain_moments(c, shift, one))
@@ -201,8 +204,7 @@ def fit_em_chunked(
         prior = MixturePrior.from_moments(mean, cov, n_components, covariance_type)
     if params_init is None:
         rows = np.sort(rng.choice(n_samples, size=min(init_size, n_samples), replace=False))
-        subsample = X[rows]
-        subsample = _finite_chunk(subsample.compute() if is_dask_array(subsample) else subsample)
+        subsample = _finite_chunk(X[rows])
         params_init = initial_params(
             subsample,
             n_components,
@@ -212,8 +214,7 @@ def fit_em_chunked(
             init_params=init_params,
             rng=rng,
         )
-    first = X[: min(chunk_size, n_samples)]
-    shift = _finite_chunk(first.compute() if is_dask_array(first) else first).mean(axis=0)
+    shift = _finite_chunk(X[:chunk_size]).mean(axis=0)
 
     def step(params: MixtureParams) -> tuple[float, MixtureParams, bool]:
         moments = _reduce(X, chunk_size, lambda c: chunk_moments(c, params, shift))

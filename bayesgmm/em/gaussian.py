@@ -76,17 +76,6 @@ def _first_not_pd(stacked: np.ndarray, covariance_type: CovarianceType) -> int |
     return None
 
 
-def covariances_from_precision_cholesky(
-    precisions_cholesky: np.ndarray, covariance_type: CovarianceType
-) -> np.ndarray:
-    """Inverse of :func:`compute_precision_cholesky`."""
-    prec_chol = np.asarray(precisions_cholesky, dtype=np.float64)
-    if covariance_type in ("full", "tied"):
-        precisions = prec_chol @ np.swapaxes(prec_chol, -1, -2)
-        return np.linalg.inv(precisions)
-    return 1.0 / prec_chol**2
-
-
 def log_det_cholesky(
     precisions_cholesky: np.ndarray, covariance_type: CovarianceType, n_features: int
 ) -> np.ndarray:
@@ -158,7 +147,6 @@ def estimate_log_gaussian_prob(
 __all__ = [
     "SingularCovarianceError",
     "compute_precision_cholesky",
-    "covariances_from_precision_cholesky",
     "estimate_log_gaussian_prob",
     "log_det_cholesky",
 ]
