@@ -1,8 +1,7 @@
-"""Shared type aliases."""
+"""Shared type aliases (the covariance registry is the source of the names)."""
 
-from typing import Literal
+from bayesgmm.covariance import CovarianceType, covariance_types
 
-CovarianceType = Literal["full", "tied", "diag", "spherical"]
-COVARIANCE_TYPES: tuple[str, ...] = ("full", "tied", "diag", "spherical")
+COVARIANCE_TYPES: tuple[str, ...] = covariance_types()
 
 __all__ = ["COVARIANCE_TYPES", "CovarianceType"]

@@ -58,7 +58,8 @@ from bayesgmm.model import (
     initial_point,
 )
 from bayesgmm.params import MixtureParams
-from bayesgmm.priors import MixturePrior, resolve_prior
+from bayesgmm.priors import MixturePrior
+from bayesgmm.spec import EMOptions, MixtureSpec
 from bayesgmm.relabel import (
     RelabelingRecord,
     apply_permutations,
@@ -342,8 +343,10 @@ class BayesianGaussianMixture:
         check_positive_int(tune, "tune", minimum=0)
         X = check_data(X, allow_1d=True, n_components=self.n_components)
         n_features = X.shape[1]
-        check_model_options(self.covariance_type, self.covariance_prior_family, n_features)
-        prior = resolve_prior(self.prior, X, self.n_components, self.covariance_type)
+        spec = MixtureSpec.from_data(X, self.n_components, self.covariance_type, self.prior)
+        check_model_options(spec.structure, self.covariance_prior_family, n_features)
+        prior = spec.prior
+        self.spec_ = spec
         if prior is None and method != "map":
             raise ValueError(
                 f"prior=None (flat, improper) only supports method='map', got method={method!r}: "
@@ -356,20 +359,16 @@ class BayesianGaussianMixture:
         self.em_ = GaussianMixture(
             self.n_components,
             covariance_type=self.covariance_type,
-            prior=_em_prior(prior, self.n_components),
+            prior=spec.map_prior(),
             n_init=5,
             tol=EM_TOL,
             max_iter=EM_MAX_ITER,
             random_state=self.random_state,
-        ).fit(X)
+        )._fit_spec(X, spec.with_prior(spec.map_prior()))
         params = self.em_.params_
         self.map_ = params.sorted_by_mean() if n_features == 1 else params
         self.model_ = build_model(
-            X,
-            self.n_components,
-            self.covariance_type,
-            prior,
-            covariance_prior_family=self.covariance_prior_family,
+            X, spec, covariance_prior_family=self.covariance_prior_family
         )
         start = kwargs.pop("start", self.map_)
         pointwise = kwargs.pop("pointwise", None)
@@ -394,7 +393,7 @@ class BayesianGaussianMixture:
                 f"start must be one MixtureParams or one per chain ({chains}), got {len(starts)}"
             )
         return [
-            transformed_point(self.model_, initial_point(s, self.model_, self._X)) for s in starts
+            transformed_point(self.model_, initial_point(s, self.model_, self.spec_)) for s in starts
         ]
 
     def _run_nuts(self, start, jitter, rng, sampler, draws, tune, chains, seed, kwargs):
@@ -408,7 +407,7 @@ class BayesianGaussianMixture:
                     "or use sampler='pymc' for per-chain starts"
                 )
             constrained = initial_point(
-                start if isinstance(start, MixtureParams) else start[0], self.model_, self._X
+                start if isinstance(start, MixtureParams) else start[0], self.model_, self.spec_
             )
             return _sample_nutpie(
                 self.model_, constrained, jitter, progressbar=self.progressbar, **common, **kwargs
@@ -428,9 +427,7 @@ class BayesianGaussianMixture:
         if batch_size is not None:
             fit_model = build_model(
                 X,
-                self.n_components,
-                self.covariance_type,
-                prior,
+                self.spec_,
                 covariance_prior_family=self.covariance_prior_family,
                 batch_size=batch_size,
                 random_seed=int(seed),
@@ -438,7 +435,7 @@ class BayesianGaussianMixture:
         inf_kwargs = {
             **kwargs.pop("inf_kwargs", {}),
             "random_seed": int(seed),
-            "start": initial_point(start, fit_model, X),
+            "start": initial_point(start, fit_model, self.spec_),
         }
         if method == "advi":
             inf_kwargs["start_sigma"] = kwargs.pop(
@@ -462,7 +459,7 @@ class BayesianGaussianMixture:
         return approx.sample(draws, random_seed=int(seed))
 
     def _map_idata(self) -> xr.DataTree:
-        values = initial_point(self.map_, self.model_, self._X)
+        values = initial_point(self.map_, self.model_, self.spec_)
         values.update(
             weights=self.map_.weights,
             means=self.map_.means,
@@ -674,19 +671,6 @@ class BayesianGaussianMixture:
         noise = rng.standard_normal((n_samples, self.n_features_in_))
         X = means[draw, labels] + np.einsum("nij,nj->ni", chol, noise)
         return X, labels
-
-
-def _em_prior(prior: MixturePrior | None, n_components: int) -> MixturePrior | None:
-    """The EM start's prior: ``prior`` with Dirichlet concentrations below one raised to one.
-
-    MAP-EM has no interior mode for ``a0 < 1``; the sampler still uses ``prior``.
-    """
-    if prior is None:
-        return None
-    conc = prior.concentration(n_components)
-    if np.all(conc >= 1.0):
-        return prior
-    return dataclasses.replace(prior, weight_concentration=np.maximum(conc, 1.0))
 
 
 __all__ = [

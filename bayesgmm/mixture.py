@@ -15,45 +15,14 @@ import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from bayesgmm._types import COVARIANCE_TYPES
 from bayesgmm._validation import check_data, check_positive_int
-from bayesgmm.em.chunked import fit_em_chunked, is_dask_array
-from bayesgmm.em.fit import EMResult, fit_em
-from bayesgmm.em.init import INITIALIZERS
+from bayesgmm.covariance import get_structure
+from bayesgmm.em.chunked import data_moments, fit_em_chunked, is_dask_array
+from bayesgmm.em.fit import EMResult, fit_em, warn_if_not_converged
 from bayesgmm.em.steps import e_step
 from bayesgmm.params import MixtureParams
-from bayesgmm.priors import MixturePrior, resolve_prior
-
-
-def resolve_map_prior(
-    prior: MixturePrior | str | None, X: np.ndarray, n_components: int, covariance_type: str
-) -> MixturePrior | None:
-    """:func:`~bayesgmm.priors.resolve_prior`, plus what MAP-EM needs of the prior.
-
-    Raises
-    ------
-    ValueError
-        Also when ``weight_concentration < 1``: the Dirichlet density then has no
-        interior mode, so MAP-EM is undefined.
-    """
-    prior = resolve_prior(prior, X, n_components, covariance_type)
-    if prior is not None and np.any(prior.concentration(n_components) < 1.0):
-        raise ValueError(
-            "MAP-EM needs weight_concentration >= 1 (below 1 the Dirichlet density has no "
-            "interior mode); use BayesianGaussianMixture for sparse Dirichlet priors"
-        )
-    return prior
-
-
-def n_parameters(n_components: int, n_features: int, covariance_type: str) -> int:
-    """Number of free parameters (scikit-learn's ``_n_parameters``)."""
-    cov_params = {
-        "full": n_components * n_features * (n_features + 1) / 2.0,
-        "diag": n_components * n_features,
-        "tied": n_features * (n_features + 1) / 2.0,
-        "spherical": n_components,
-    }[covariance_type]
-    return int(cov_params + n_components * n_features + n_components - 1)
+from bayesgmm.priors import MixturePrior
+from bayesgmm.spec import EMOptions, MixtureSpec
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
@@ -97,6 +66,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         The fitted parameters as one record.
     prior_ : MixturePrior or None
         The prior actually used.
+    spec_ : MixtureSpec
+        The model fitted: K, covariance structure, prior (:class:`bayesgmm.spec.MixtureSpec`).
     converged_ : bool
     n_iter_ : int
     lower_bound_ : float
@@ -137,54 +108,20 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.precisions_init = precisions_init
         self.random_state = random_state
 
-    def _check_parameters(self, n_features: int) -> None:
+    def _options(self) -> EMOptions:
+        """The EM settings as one validated record (raises naming a bad setting)."""
         check_positive_int(self.n_components, "n_components")
-        check_positive_int(self.n_init, "n_init")
-        check_positive_int(self.max_iter, "max_iter", minimum=0)
-        if self.covariance_type not in COVARIANCE_TYPES:
-            raise ValueError(
-                f"Invalid value for 'covariance_type': {self.covariance_type!r}; "
-                f"choose one of {list(COVARIANCE_TYPES)}"
-            )
-        if self.init_params not in INITIALIZERS:
-            raise ValueError(
-                f"Invalid value for 'init_params': {self.init_params!r}; "
-                f"choose one of {sorted(INITIALIZERS)}"
-            )
-        for name in ("tol", "reg_covar"):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Real) or not value >= 0 or not np.isfinite(value):
-                raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
-        k = self.n_components
-        expected = {
-            "weights_init": (k,),
-            "means_init": (k, n_features),
-            "precisions_init": {
-                "full": (k, n_features, n_features),
-                "tied": (n_features, n_features),
-                "diag": (k, n_features),
-                "spherical": (k,),
-            }[self.covariance_type],
-        }
-        for name, shape in expected.items():
-            value = getattr(self, name)
-            if value is None:
-                continue
-            value = np.asarray(value, dtype=np.float64)
-            if value.shape != shape:
-                raise ValueError(
-                    f"{name} must have shape {shape} for n_components={k}, "
-                    f"n_features={n_features}, covariance_type={self.covariance_type!r}; "
-                    f"got {value.shape}"
-                )
-            if not np.all(np.isfinite(value)):
-                raise ValueError(f"{name} contains NaN or infinity")
-        if self.weights_init is not None:
-            weights = np.asarray(self.weights_init, dtype=np.float64)
-            if np.any(weights < 0) or not np.isclose(weights.sum(), 1.0):
-                raise ValueError(
-                    f"weights_init must be non-negative and sum to 1, got {weights.tolist()}"
-                )
+        get_structure(self.covariance_type)
+        return EMOptions(
+            tol=self.tol,
+            reg_covar=self.reg_covar,
+            max_iter=self.max_iter,
+            n_init=self.n_init,
+            init_params=self.init_params,
+            weights_init=self.weights_init,
+            means_init=self.means_init,
+            precisions_init=self.precisions_init,
+        )
 
     def fit(self, X, y=None) -> GaussianMixture:
         """Estimate the parameters by EM; see :meth:`fit_predict`.
@@ -213,24 +150,19 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _fit_chunked(self, X) -> None:
         if X.ndim != 2:
             raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
-        self._check_parameters(X.shape[1])
-        prior = self.prior
-        if isinstance(prior, MixturePrior):
-            prior = resolve_map_prior(
-                prior, np.zeros((2, X.shape[1])), self.n_components, self.covariance_type
-            )
-        result = fit_em_chunked(
+        options = self._options()
+        moments = data_moments(X) if self.prior == "default" else None
+        spec = MixtureSpec.from_data(
             X,
             self.n_components,
             self.covariance_type,
-            prior=prior,
-            reg_covar=self.reg_covar,
-            tol=self.tol,
-            max_iter=self.max_iter,
-            init_params=self.init_params,
-            random_state=self.random_state,
+            self.prior,
+            standardize=False,
+            moments=moments,
         )
-        self._store(result, result.prior if prior == "default" else prior)
+        result = fit_em_chunked(X, spec, options, random_state=self.random_state)
+        warn_if_not_converged(result, options)
+        self._store(result, spec)
         self.n_features_in_ = X.shape[1]
 
     def fit_predict(self, X, y=None) -> np.ndarray:
@@ -247,32 +179,27 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples,)
         """
-        data = check_data(X, n_components=None, check_constant=self.prior is None)
-        self._check_parameters(data.shape[1])
-        check_data(data, n_components=self.n_components, check_constant=False)
+        options = self._options()
+        data = check_data(X, n_components=self.n_components, check_constant=self.prior is None)
         validate_data(self, X, dtype=np.float64)
-        prior = resolve_map_prior(self.prior, data, self.n_components, self.covariance_type)
-        result = fit_em(
-            data,
-            self.n_components,
-            self.covariance_type,
-            prior=prior,
-            reg_covar=self.reg_covar,
-            tol=self.tol,
-            max_iter=self.max_iter,
-            n_init=self.n_init,
-            init_params=self.init_params,
-            random_state=self.random_state,
-            weights_init=self.weights_init,
-            means_init=self.means_init,
-            precisions_init=self.precisions_init,
+        spec = MixtureSpec.from_data(
+            data, self.n_components, self.covariance_type, self.prior, standardize=False
         )
-        self._store(result, prior)
+        result = fit_em(data, spec, options, random_state=self.random_state)
+        self._store(result, spec)
         log_resp, _ = e_step(data, self.params_)
         return log_resp.argmax(axis=1)
 
-    def _store(self, result: EMResult, prior: MixturePrior | None) -> None:
-        self.prior_ = prior
+    def _fit_spec(self, X: np.ndarray, spec: MixtureSpec) -> GaussianMixture:
+        """Fit validated data under a prepared spec (used by the Bayesian estimator's start)."""
+        result = fit_em(X, spec, self._options(), random_state=self.random_state)
+        self._store(result, spec)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def _store(self, result: EMResult, spec: MixtureSpec) -> None:
+        self.spec_ = spec
+        self.prior_ = spec.prior
         self._set_params(result.params)
         self.converged_ = result.converged
         self.n_iter_ = result.n_iter
@@ -286,11 +213,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.means_ = np.array(params.means)
         self.covariances_ = np.array(params.covariances)
         self.precisions_cholesky_ = np.array(params.precisions_cholesky)
-        if self.covariance_type in ("full", "tied"):
-            pc = self.precisions_cholesky_
-            self.precisions_ = pc @ np.swapaxes(pc, -1, -2)
-        else:
-            self.precisions_ = self.precisions_cholesky_**2
+        self.precisions_ = np.array(params.precisions())
 
     def _validate_predict_data(self, X) -> np.ndarray:
         check_is_fitted(self)
@@ -354,7 +277,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return sample_mixture(self.params_, n_samples, self.random_state)
 
     def _n_parameters(self) -> int:
-        return n_parameters(self.n_components, self.means_.shape[1], self.covariance_type)
+        return self.spec_.n_parameters
 
     def bic(self, X) -> float:
         """Bayesian information criterion ``-2 log L + p log N`` (lower is better)."""
@@ -407,4 +330,4 @@ def sample_mixture(
     return X, labels
 
 
-__all__ = ["GaussianMixture", "n_parameters", "resolve_map_prior", "sample_mixture"]
+__all__ = ["GaussianMixture", "sample_mixture"]

@@ -7,7 +7,8 @@ samples the posterior whose mode EM finds.
 
 Working scale
     The sampler sees standardised data ``x_z = (x - location) / scale``
-    (:class:`Standardization`): per-feature scales for ``full``/``tied``/``diag``
+    (:class:`bayesgmm.spec.Standardization`, part of the :class:`~bayesgmm.spec.MixtureSpec`):
+    per-feature scales for ``full``/``tied``/``diag``
     and one common scale for ``spherical`` (a spherical covariance stays spherical
     only under an isotropic rescaling). The prior hyper-parameters are mapped to the
     working scale exactly (``Psi0 -> D Psi0 D`` with ``D = diag(1 / scale)``), so the
@@ -43,7 +44,6 @@ respect to the matrix itself; the sampler moves in the unconstrained space of
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -53,88 +53,14 @@ from pymc.distributions import transforms
 from pymc.logprob.transforms import Transform
 from scipy import stats
 
-from bayesgmm._types import COVARIANCE_TYPES, CovarianceType
+from bayesgmm.covariance import CovarianceStructure
 from bayesgmm.params import MixtureParams
-from bayesgmm.priors import MixturePrior, resolve_prior
+from bayesgmm.priors import MixturePrior
+from bayesgmm.spec import MixtureSpec
 
 CovariancePriorFamily = Literal["niw", "lkj"]
 COVARIANCE_PRIOR_FAMILIES: tuple[str, ...] = ("niw", "lkj")
 OBSERVED = "X"
-
-
-@dataclass(frozen=True)
-class Standardization:
-    """Affine map from the user's scale to the working scale, ``x_z = (x - location) / scale``.
-
-    Parameters
-    ----------
-    location : ndarray of shape (n_features,)
-    scale : ndarray of shape (n_features,)
-        Positive; all entries equal for ``spherical`` covariances.
-    """
-
-    location: np.ndarray
-    scale: np.ndarray
-
-    @classmethod
-    def from_data(
-        cls, X: np.ndarray, covariance_type: CovarianceType, *, enabled: bool = True
-    ) -> Standardization:
-        """Standardisation of ``X`` (shape (n_samples, n_features)); identity if not ``enabled``."""
-        d = X.shape[1]
-        if not enabled or X.shape[0] < 2:
-            return cls(np.zeros(d), np.ones(d))
-        scale = X.std(axis=0)
-        if covariance_type == "spherical":
-            scale = np.full(d, np.sqrt(np.mean(scale**2)))
-        scale = np.where(scale > 0, scale, 1.0)
-        return cls(X.mean(axis=0), scale)
-
-    @property
-    def log_jacobian(self) -> float:
-        """``sum(log scale)``: ``log p_user(x) = log p_working(x_z) - log_jacobian``."""
-        return float(np.log(self.scale).sum())
-
-    def prior_to_working(self, prior: MixturePrior) -> MixturePrior:
-        """The same prior expressed on the working scale."""
-        inv = 1.0 / self.scale
-        psi = np.asarray(prior.covariance_prior)
-        psi_z = {
-            "full": lambda: psi * np.outer(inv, inv),
-            "tied": lambda: psi * np.outer(inv, inv),
-            "diag": lambda: psi * inv**2,
-            "spherical": lambda: np.asarray(psi * inv[0] ** 2),
-        }[prior.covariance_type]()
-        return MixturePrior(
-            weight_concentration=prior.weight_concentration,
-            mean_prior=(prior.mean_prior - self.location) * inv,
-            mean_precision=prior.mean_precision,
-            degrees_of_freedom=prior.degrees_of_freedom,
-            covariance_prior=psi_z,
-            covariance_type=prior.covariance_type,
-        )
-
-    def params_to_working(self, params: MixtureParams) -> MixtureParams:
-        """Mixture parameters mapped from the user's scale to the working scale."""
-        return _rescale_params(params, -self.location / self.scale, 1.0 / self.scale)
-
-    def params_to_user(self, params: MixtureParams) -> MixtureParams:
-        """Mixture parameters mapped from the working scale back to the user's scale."""
-        return _rescale_params(params, self.location, self.scale)
-
-
-def _rescale_params(params: MixtureParams, shift: np.ndarray, scale: np.ndarray) -> MixtureParams:
-    """Parameters of the mixture of ``shift + scale * x`` when ``x`` follows ``params``."""
-    cov = params.covariances
-    covariances = {
-        "full": lambda: cov * np.outer(scale, scale),
-        "tied": lambda: cov * np.outer(scale, scale),
-        "diag": lambda: cov * scale**2,
-        "spherical": lambda: cov * scale[0] ** 2,
-    }[params.covariance_type]()
-    return MixtureParams(
-        params.weights, shift + scale * params.means, covariances, params.covariance_type
-    )
 
 
 class SPDCholeskyTransform(Transform):
@@ -304,9 +230,24 @@ def mixture_random(weights, means, chol, location, scale, rng=None, size=None):
     return location + scale * x_z
 
 
-def _inverse_wishart_covariances(prior, batch, n_features, n_components):
-    """Inverse-Wishart (or flat) SPD matrices of shape (*batch, d, d) and the Cholesky factors
-    broadcast to (n_components, d, d)."""
+def inverse_wishart_covariances(
+    prior: MixturePrior | None, batch: tuple[int, ...], n_features: int, n_components: int
+):
+    """Inverse-Wishart (or flat) SPD matrices ``covariances_z`` in the current model.
+
+    Parameters
+    ----------
+    prior : MixturePrior or None
+        Working-scale prior (``None``: flat, for ``find_MAP`` only).
+    batch : tuple of int
+        ``(K,)`` for one matrix per component, ``()`` for a shared one.
+    n_features, n_components : int
+
+    Returns
+    -------
+    covariances : tensor of shape (*batch, d, d)
+    cholesky : tensor of shape (n_components, d, d)
+    """
     dims = ("component",) * len(batch) + ("feature", "feature_bis")
     shape = (*batch, n_features, n_features)
     transform = SPDCholeskyTransform(n_features)
@@ -338,48 +279,38 @@ def _inverse_wishart_covariances(prior, batch, n_features, n_components):
     return cov, pt.broadcast_to(chol, (n_components, n_features, n_features))
 
 
-def _covariances_full(prior, n_components, n_features):
-    """Full covariances: one Inverse-Wishart matrix per component."""
-    return _inverse_wishart_covariances(prior, (n_components,), n_features, n_components)
+def inverse_gamma_covariances(
+    prior: MixturePrior | None,
+    structure: CovarianceStructure,
+    n_components: int,
+    n_features: int,
+):
+    """Inverse-Gamma (or flat) variances ``variances_z`` and the diagonal covariances.
 
+    The variances have the structure's layout ((K, d) diag, (K,) spherical).
 
-def _covariances_tied(prior, n_components, n_features):
-    """Tied covariance: one Inverse-Wishart matrix shared by all components."""
-    return _inverse_wishart_covariances(prior, (), n_features, n_components)
-
-
-def _variances(prior, shape, dims):
+    Returns
+    -------
+    covariances : tensor of shape (n_components, d, d)
+    cholesky : tensor of shape (n_components, d, d)
+    """
+    shape = structure.shape(n_components, n_features)
+    dims = ("component", "feature")[: len(shape)]
     if prior is None:
-        return pm.HalfFlat("variances_z", shape=shape, dims=dims)
-    return pm.InverseGamma(
-        "variances_z",
-        alpha=0.5 * prior.degrees_of_freedom,
-        beta=0.5 * np.asarray(prior.covariance_prior),
-        shape=shape,
-        dims=dims,
-    )
-
-
-def _covariances_diag(prior, n_components, n_features):
-    """Diagonal covariances: Inverse-Gamma variances per component and feature."""
-    var = _variances(prior, (n_components, n_features), ("component", "feature"))
-    cov = var[:, :, None] * pt.eye(n_features)
-    return cov, pt.sqrt(var)[:, :, None] * pt.eye(n_features)
-
-
-def _covariances_spherical(prior, n_components, n_features):
-    """Spherical covariances: one Inverse-Gamma variance per component."""
-    var = _variances(prior, (n_components,), ("component",))
-    cov = var[:, None, None] * pt.eye(n_features)
-    return cov, pt.sqrt(var)[:, None, None] * pt.eye(n_features)
-
-
-_NIW_COVARIANCES = {
-    "full": _covariances_full,
-    "tied": _covariances_tied,
-    "diag": _covariances_diag,
-    "spherical": _covariances_spherical,
-}
+        var = pm.HalfFlat("variances_z", shape=shape, dims=dims)
+    else:
+        var = pm.InverseGamma(
+            "variances_z",
+            alpha=0.5 * prior.degrees_of_freedom,
+            beta=0.5 * np.asarray(prior.covariance_prior),
+            shape=shape,
+            dims=dims,
+        )
+    sd = pt.sqrt(var)
+    if len(shape) == 1:  # one variance per component, the same in every direction
+        var, sd = var[:, None], sd[:, None]
+    eye = pt.eye(n_features)
+    return var[:, :, None] * eye, sd[:, :, None] * eye
 
 
 class CholeskyCorrTransform(transforms.CholeskyCorrTransform):
@@ -387,15 +318,18 @@ class CholeskyCorrTransform(transforms.CholeskyCorrTransform):
 
     PyMC recovers a variable from its transformed value's name by cutting at the last
     underscore (``pymc.util.get_untransformed_name``), which breaks for the default name
-    ``cholesky_corr`` (initial values, ``compute_log_likelihood``).
+    ``cholesky_corr`` (initial values, ``compute_log_likelihood``). Reproducer (PyMC 6.4)::
+
+        >>> pymc.util.get_untransformed_name("c_cholesky_corr__")
+        'c_cholesky'    # expected 'c'; pm.sample(initvals=...) then raises a KeyError
     """
 
     name = "choleskycorr"
 
 
-def _covariances_lkj(covariance_type, n_components, n_features, eta, sd_scale):
+def _covariances_lkj(structure, n_components, n_features, eta, sd_scale):
     """Half-normal scales times LKJ correlations (working scale), batched over components."""
-    batch = (n_components,) if covariance_type == "full" else ()
+    batch = structure.batch(n_components)
     comp = ("component",) if batch else ()
     stds = pm.HalfNormal(
         "stds_z", sigma=sd_scale, shape=(*batch, n_features), dims=(*comp, "feature")
@@ -414,36 +348,27 @@ def _covariances_lkj(covariance_type, n_components, n_features, eta, sd_scale):
 
 
 def check_model_options(
-    covariance_type: str, covariance_prior_family: str, n_features: int
+    structure: CovarianceStructure, covariance_prior_family: str, n_features: int
 ) -> None:
     """Raise ``ValueError`` naming the bad value if the options do not describe a model."""
-    if covariance_type not in COVARIANCE_TYPES:
-        raise ValueError(
-            f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}"
-        )
     if covariance_prior_family not in COVARIANCE_PRIOR_FAMILIES:
         raise ValueError(
             f"covariance_prior_family must be one of {COVARIANCE_PRIOR_FAMILIES}, got "
             f"{covariance_prior_family!r}"
         )
-    if covariance_prior_family == "lkj" and (
-        covariance_type not in ("full", "tied") or n_features < 2
-    ):
+    if covariance_prior_family == "lkj" and (not structure.supports_lkj or n_features < 2):
         raise ValueError(
-            "covariance_prior_family='lkj' needs covariance_type 'full' or 'tied' and at least "
-            f"2 features, got covariance_type={covariance_type!r} with {n_features} feature(s); "
-            "use covariance_prior_family='niw'"
+            "covariance_prior_family='lkj' needs a covariance structure with correlations "
+            f"('full' or 'tied') and at least 2 features, got covariance_type={structure.name!r} "
+            f"with {n_features} feature(s); use covariance_prior_family='niw'"
         )
 
 
 def build_model(
     X: np.ndarray,
-    n_components: int,
-    covariance_type: CovarianceType = "full",
-    prior: MixturePrior | str | None = "default",
+    spec: MixtureSpec,
     *,
     covariance_prior_family: CovariancePriorFamily = "niw",
-    standardize: bool = True,
     batch_size: int | None = None,
     lkj_eta: float = 2.0,
     lkj_sd_scale: float = 1.0,
@@ -455,22 +380,18 @@ def build_model(
     ----------
     X : ndarray of shape (n_samples, n_features)
         Validated data on the user's scale.
-    n_components : int
-        K.
-    covariance_type : {"full", "tied", "diag", "spherical"}
-    prior : "default", MixturePrior or None
-        ``"default"`` is :meth:`MixturePrior.default` (the MAP-EM prior). ``None`` puts
-        improper flat priors on means and covariances (and a uniform Dirichlet on the
-        weights): the posterior mode is then the maximum-likelihood estimate, which is
-        what ``find_MAP`` is for; the posterior may be improper, so do not sample it.
+    spec : MixtureSpec
+        K, the covariance structure, the prior (``None`` puts improper flat priors on
+        means and covariances and a uniform Dirichlet on the weights: the posterior mode
+        is then the maximum-likelihood estimate, which is what ``find_MAP`` is for; do not
+        sample it) and the standardisation the sampler works in
+        (``MixtureSpec.from_data(..., standardize=False)`` for none).
     covariance_prior_family : {"niw", "lkj"}
-        ``"niw"`` uses ``prior`` throughout (Inverse-Wishart / Inverse-Gamma).
-        ``"lkj"`` (full/tied, d >= 2) replaces the covariance prior by
+        ``"niw"`` uses the spec's prior throughout (Inverse-Wishart / Inverse-Gamma).
+        ``"lkj"`` (structures with correlations, d >= 2) replaces the covariance prior by
         ``Sigma_k = diag(s_k) R_k diag(s_k)`` with ``s_kj ~ HalfNormal(lkj_sd_scale)`` on
         the working scale and ``R_k ~ LKJ(lkj_eta)``, keeping the Dirichlet and the
         ``N(m0, Sigma_k / kappa0)`` means prior.
-    standardize : bool
-        Sample on standardised data (see :class:`Standardization`).
     batch_size : int, optional
         Minibatch size for stochastic variational inference; the likelihood is then
         rescaled to the full data (``total_size``) and ``obs`` is not a named dim.
@@ -486,12 +407,14 @@ def build_model(
     """
     X = np.asarray(X, dtype=np.float64)
     n_samples, n_features = X.shape
-    check_model_options(covariance_type, covariance_prior_family, n_features)
-    prior = resolve_prior(prior, X, n_components, covariance_type)
-    if prior is None and covariance_prior_family == "lkj":
+    n_components, structure = spec.n_components, spec.structure
+    if n_features != spec.n_features:
+        raise ValueError(f"X has {n_features} features, the spec is for {spec.n_features}")
+    check_model_options(structure, covariance_prior_family, n_features)
+    if spec.prior is None and covariance_prior_family == "lkj":
         raise ValueError("covariance_prior_family='lkj' needs a prior ('default' or MixturePrior)")
-    std = Standardization.from_data(X, covariance_type, enabled=standardize)
-    prior_z = None if prior is None else std.prior_to_working(prior)
+    std = spec.standardization
+    prior_z = spec.working_prior
     coords = {
         "component": np.arange(n_components),
         "feature": np.arange(n_features),
@@ -502,14 +425,14 @@ def build_model(
         if n_components == 1:
             weights = pm.Deterministic("weights", pt.ones(1), dims="component")
         else:
-            conc = np.ones(n_components) if prior is None else prior.concentration(n_components)
+            conc = np.ones(n_components) if prior_z is None else prior_z.concentration(n_components)
             weights = pm.Dirichlet("weights", a=conc, dims="component")
         if covariance_prior_family == "lkj":
             cov_z, chol = _covariances_lkj(
-                covariance_type, n_components, n_features, lkj_eta, lkj_sd_scale
+                structure, n_components, n_features, lkj_eta, lkj_sd_scale
             )
         else:
-            cov_z, chol = _NIW_COVARIANCES[covariance_type](prior_z, n_components, n_features)
+            cov_z, chol = structure.pymc_covariances(prior_z, n_components, n_features)
         ordered = {"transform": OrderedComponents()} if n_features == 1 else {}
         if prior_z is None:
             means_z = pm.Flat(
@@ -549,11 +472,7 @@ def build_model(
 
 
 def initial_point(
-    params: MixtureParams,
-    model: pm.Model,
-    X: np.ndarray,
-    *,
-    standardize: bool = True,
+    params: MixtureParams, model: pm.Model, spec: MixtureSpec
 ) -> dict[str, np.ndarray]:
     """Values of the free variables of ``model`` (from :func:`build_model`) at ``params``.
 
@@ -563,34 +482,27 @@ def initial_point(
         A point on the user's scale, e.g. the MAP-EM estimate. In one dimension it
         must be sorted by mean (:meth:`MixtureParams.sorted_by_mean`).
     model : pymc.Model
-    X : ndarray of shape (n_samples, n_features)
-        The data the model was built on (for the standardisation).
-    standardize : bool
-        As given to :func:`build_model`.
+    spec : MixtureSpec
+        The spec the model was built from (for the standardisation).
 
     Returns
     -------
     dict
         Constrained values keyed by free variable name, usable as ``initvals``.
     """
-    std = Standardization.from_data(X, params.covariance_type, enabled=standardize)
-    working = std.params_to_working(params)
+    working = spec.standardization.params_to_working(params)
+    structure = spec.structure
     names = {rv.name for rv in model.free_RVs}
     point = {"means_z": working.means}
     if "weights" in names:
         point["weights"] = working.weights
-    if "covariances_z" in names or "variances_z" in names:
-        key = "covariances_z" if "covariances_z" in names else "variances_z"
-        point[key] = working.covariances
     if "stds_z" in names:
-        cov = working.full_covariances()
-        if params.covariance_type == "tied":
-            cov = cov[:1]
+        cov = structure.batched_full(working.covariances, params.n_components, params.n_features)
         stds = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
-        corr_chol = np.linalg.cholesky(cov / (stds[..., :, None] * stds[..., None, :]))
-        squeeze = params.covariance_type == "tied"
-        point["stds_z"] = stds[0] if squeeze else stds
-        point["corr_chol_z"] = corr_chol[0] if squeeze else corr_chol
+        point["stds_z"] = stds
+        point["corr_chol_z"] = np.linalg.cholesky(cov / (stds[..., :, None] * stds[..., None, :]))
+    else:
+        point.update(structure.pymc_initial_values(working.covariances))
     return point
 
 
@@ -600,10 +512,11 @@ __all__ = [
     "CovariancePriorFamily",
     "OrderedComponents",
     "SPDCholeskyTransform",
-    "Standardization",
     "build_model",
     "check_model_options",
     "initial_point",
+    "inverse_gamma_covariances",
+    "inverse_wishart_covariances",
     "inverse_wishart_logp",
     "mixture_logp",
     "mixture_random",

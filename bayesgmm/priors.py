@@ -35,12 +35,13 @@ J. Classification 24, as used by mclust's ``priorControl()``:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import gammaln, multigammaln
 
-from bayesgmm._types import COVARIANCE_TYPES, CovarianceType
+from bayesgmm.covariance import CovarianceStructure, CovarianceType, get_structure
+from bayesgmm.densities import log_dirichlet
 from bayesgmm.params import MixtureParams
 
 
@@ -73,36 +74,30 @@ class MixturePrior:
     covariance_type: CovarianceType = "full"
 
     def __post_init__(self) -> None:
-        if self.covariance_type not in COVARIANCE_TYPES:
-            raise ValueError(
-                f"covariance_type must be one of {COVARIANCE_TYPES}, got {self.covariance_type!r}"
-            )
+        structure = get_structure(self.covariance_type)
+        object.__setattr__(self, "covariance_type", structure.name)
         mean_prior = np.atleast_1d(np.asarray(self.mean_prior, dtype=np.float64))
         d = mean_prior.shape[0]
         psi = np.asarray(self.covariance_prior, dtype=np.float64)
-        expected = {"full": (d, d), "tied": (d, d), "diag": (d,), "spherical": ()}[
-            self.covariance_type
-        ]
+        expected = structure.prior_scale_shape(d)
         if psi.shape != expected:
             raise ValueError(
-                f"covariance_prior for covariance_type={self.covariance_type!r} must have shape "
+                f"covariance_prior for covariance_type={structure.name!r} must have shape "
                 f"{expected}, got {psi.shape}"
             )
-        if self.mean_precision <= 0 or not np.isfinite(self.mean_precision):
+        if not np.all(np.isfinite(mean_prior)):
+            raise ValueError("mean_prior must be finite")
+        if not (self.mean_precision > 0 and np.isfinite(self.mean_precision)):
             raise ValueError(f"mean_precision must be positive, got {self.mean_precision}")
-        min_dof = d - 1 if self.covariance_type in ("full", "tied") else 0
-        if not self.degrees_of_freedom > min_dof:
+        min_dof = structure.min_degrees_of_freedom(d)
+        if not (self.degrees_of_freedom > min_dof and np.isfinite(self.degrees_of_freedom)):
             raise ValueError(
-                f"degrees_of_freedom must exceed {min_dof} for covariance_type="
-                f"{self.covariance_type!r}, got {self.degrees_of_freedom}"
+                f"degrees_of_freedom must exceed {min_dof:g} for covariance_type="
+                f"{structure.name!r}, got {self.degrees_of_freedom}"
             )
-        if psi.ndim == 2:
-            if not np.allclose(psi, psi.T) or np.any(np.linalg.eigvalsh(psi) <= 0):
-                raise ValueError("covariance_prior must be symmetric positive definite")
-        elif np.any(psi <= 0):
-            raise ValueError("covariance_prior must be positive")
+        structure.check_prior_scale(psi)
         conc = np.asarray(self.weight_concentration, dtype=np.float64)
-        if np.any(conc <= 0) or not np.all(np.isfinite(conc)):
+        if np.any(~(conc > 0)) or not np.all(np.isfinite(conc)):
             raise ValueError(f"weight_concentration must be positive, got {conc}")
         for name, value in (
             ("mean_prior", mean_prior),
@@ -111,6 +106,11 @@ class MixturePrior:
         ):
             value.setflags(write=False)
             object.__setattr__(self, name, value)
+
+    @property
+    def structure(self) -> CovarianceStructure:
+        """The covariance structure the prior is for."""
+        return get_structure(self.covariance_type)
 
     @property
     def n_features(self) -> int:
@@ -144,11 +144,9 @@ class MixturePrior:
         weight_concentration, mean_precision : float
             Overrides of ``a0`` and ``kappa0``.
         """
-        X = np.asarray(X, dtype=np.float64)
-        n_samples, d = X.shape
-        cov = np.atleast_2d(np.cov(X, rowvar=False)) if n_samples > 1 else np.eye(d)
+        mean, cov = sample_moments(X)
         return cls.from_moments(
-            X.mean(axis=0),
+            mean,
             cov,
             n_components,
             covariance_type,
@@ -174,21 +172,15 @@ class MixturePrior:
         """
         mean = np.atleast_1d(np.asarray(mean, dtype=np.float64))
         cov = np.atleast_2d(np.asarray(covariance, dtype=np.float64))
-        d = mean.shape[0]
-        shrink = float(n_components) ** (2.0 / d)
-        scale = {
-            "full": lambda: cov / shrink,
-            "tied": lambda: cov / shrink,
-            "diag": lambda: np.diag(cov) / shrink,
-            "spherical": lambda: np.asarray(np.trace(cov) / d / shrink),
-        }[covariance_type]()
+        structure = get_structure(covariance_type)
+        _check_data_covariance(cov, structure)
         return cls(
             weight_concentration=weight_concentration,
             mean_prior=mean,
             mean_precision=mean_precision,
-            degrees_of_freedom=d + 2.0,
-            covariance_prior=scale,
-            covariance_type=covariance_type,
+            degrees_of_freedom=mean.shape[0] + 2.0,
+            covariance_prior=structure.default_prior_scale(cov, n_components),
+            covariance_type=structure.name,
         )
 
     def log_density(self, params: MixtureParams) -> float:
@@ -204,168 +196,97 @@ class MixturePrior:
             )
         return float(
             log_dirichlet(params.weights, self.concentration(params.n_components))
-            + _LOG_COVARIANCE_PRIOR[self.covariance_type](self, params)
+            + self.structure.log_prior(self, params)
         )
 
 
+def _check_data_covariance(cov: np.ndarray, structure: CovarianceStructure) -> None:
+    """Name the data problem that would make the data-scaled prior improper.
+
+    Raises
+    ------
+    ValueError
+        Constant columns (zero variance), or, for structures with correlations,
+        perfectly collinear columns (a singular data covariance).
+    """
+    variances = np.diag(cov)
+    constant = np.flatnonzero(~(variances > 0))
+    if constant.size:
+        raise ValueError(
+            f"data column(s) {constant.tolist()} are constant (zero variance): the "
+            "data-scaled default prior and every Gaussian density need each column to vary; "
+            "drop those columns"
+        )
+    if not structure.matrix_scatter or cov.shape[0] < 2:
+        return
+    sd = np.sqrt(variances)
+    values, vectors = np.linalg.eigh(cov / np.outer(sd, sd))
+    if values[0] <= 1e-10 * cov.shape[0]:
+        involved = np.flatnonzero(np.abs(vectors[:, 0]) > 1e-3).tolist()
+        raise ValueError(
+            f"data columns {involved} are perfectly collinear (their covariance matrix is "
+            f"singular): covariance_type={structure.name!r} cannot be estimated; drop one of "
+            "those columns or use covariance_type='diag'"
+        )
+
+
+PRIOR_CHOICES = "None (maximum likelihood), 'default' (data-scaled conjugate) or a MixturePrior"
+
+
 def resolve_prior(
-    prior: MixturePrior | str | None, X: np.ndarray, n_components: int, covariance_type: str
+    prior: MixturePrior | str | None,
+    n_components: int,
+    covariance_type: str | CovarianceStructure,
+    n_features: int,
+    moments: Callable[[], tuple[np.ndarray, np.ndarray]],
 ) -> MixturePrior | None:
     """Turn a ``prior`` argument into a :class:`MixturePrior` (or ``None``, flat).
 
     Parameters
     ----------
     prior : None, "default" or MixturePrior
-        ``"default"`` builds :meth:`MixturePrior.default` from ``X``; a given prior is
-        checked against the model.
-    X : ndarray of shape (n_samples, n_features)
+        ``"default"`` builds :meth:`MixturePrior.from_moments`; a given prior is checked
+        against the model.
     n_components : int
-    covariance_type : str
+    covariance_type : str or CovarianceStructure
+    n_features : int
+    moments : callable
+        Returns the data's mean (d,) and covariance (d, d); called only for ``"default"``.
 
     Raises
     ------
     ValueError
-        An unknown string, or a prior for another covariance type or dimension.
+        An unknown string, a prior for another covariance type or dimension, or data
+        on which the default prior is improper (constant or collinear columns).
     TypeError
         Anything else.
     """
+    structure = get_structure(covariance_type)
     if prior is None:
         return None
     if isinstance(prior, str):
         if prior != "default":
-            raise ValueError(f"prior must be None, 'default' or a MixturePrior, got {prior!r}")
-        return MixturePrior.default(X, n_components, covariance_type)
+            raise ValueError(f"prior must be {PRIOR_CHOICES}; got {prior!r}")
+        mean, cov = moments()
+        return MixturePrior.from_moments(mean, cov, n_components, structure.name)
     if not isinstance(prior, MixturePrior):
-        raise TypeError(
-            f"prior must be None, 'default' or a MixturePrior, got {type(prior).__name__}"
-        )
-    if prior.covariance_type != covariance_type:
+        raise TypeError(f"prior must be {PRIOR_CHOICES}; got a {type(prior).__name__}")
+    if prior.covariance_type != structure.name:
         raise ValueError(
             f"the prior is for covariance_type={prior.covariance_type!r} but the model uses "
-            f"{covariance_type!r}; build the prior with the same type"
+            f"{structure.name!r}; build the prior with the same type"
         )
-    if prior.n_features != X.shape[1]:
-        raise ValueError(f"the prior is for {prior.n_features} feature(s), X has {X.shape[1]}")
+    if prior.n_features != n_features:
+        raise ValueError(f"the prior is for {prior.n_features} feature(s), X has {n_features}")
     return prior
 
 
-def log_dirichlet(weights: np.ndarray, concentration: np.ndarray) -> float:
-    """Dirichlet log density of ``weights`` (shape (K,)) with ``concentration`` (K,)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(concentration == 1.0, 0.0, (concentration - 1.0) * np.log(weights))
-    return float(gammaln(concentration.sum()) - gammaln(concentration).sum() + terms.sum())
+def sample_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (d,) and unbiased covariance (d, d) of in-memory data (n_samples, d)."""
+    X = np.asarray(X, dtype=np.float64)
+    n_samples, d = X.shape
+    cov = np.atleast_2d(np.cov(X, rowvar=False)) if n_samples > 1 else np.eye(d)
+    return X.mean(axis=0), cov
 
 
-def log_inverse_wishart(covariances: np.ndarray, dof: float, scale: np.ndarray) -> np.ndarray:
-    """Inverse-Wishart log density of each matrix in ``covariances``.
-
-    Parameters
-    ----------
-    covariances : ndarray of shape (..., d, d)
-    dof : float
-        ``nu > d - 1``.
-    scale : ndarray of shape (d, d)
-        ``Psi``.
-
-    Returns
-    -------
-    ndarray of shape (...)
-    """
-    d = scale.shape[0]
-    chol = np.linalg.cholesky(covariances)
-    logdet_cov = 2.0 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
-    inv = np.linalg.inv(covariances)
-    trace = np.einsum("ij,...ji->...", scale, inv)
-    _, logdet_scale = np.linalg.slogdet(scale)
-    return (
-        0.5 * dof * logdet_scale
-        - 0.5 * dof * d * np.log(2.0)
-        - multigammaln(0.5 * dof, d)
-        - 0.5 * (dof + d + 1.0) * logdet_cov
-        - 0.5 * trace
-    )
-
-
-def log_inverse_gamma(x: np.ndarray, shape: float, scale: np.ndarray) -> np.ndarray:
-    """Inverse-gamma log density ``a log b - log Gamma(a) - (a+1) log x - b / x`` elementwise."""
-    return shape * np.log(scale) - gammaln(shape) - (shape + 1.0) * np.log(x) - scale / x
-
-
-def log_normal_precision_scaled(
-    means: np.ndarray, location: np.ndarray, covariances: np.ndarray, kappa: float
-) -> np.ndarray:
-    """Log N(means | location, covariances / kappa) for stacked full covariances.
-
-    Parameters
-    ----------
-    means : ndarray of shape (K, d)
-    location : ndarray of shape (d,)
-    covariances : ndarray of shape (K, d, d)
-    kappa : float
-
-    Returns
-    -------
-    ndarray of shape (K,)
-    """
-    d = means.shape[1]
-    chol = np.linalg.cholesky(covariances / kappa)
-    diff = means - location
-    solved = np.linalg.solve(chol, diff[..., None])[..., 0]
-    logdet = 2.0 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
-    return -0.5 * (d * np.log(2 * np.pi) + logdet + (solved**2).sum(-1))
-
-
-def _log_prior_full(prior: MixturePrior, params: MixtureParams) -> float:
-    covs = params.covariances
-    return float(
-        log_inverse_wishart(covs, prior.degrees_of_freedom, prior.covariance_prior).sum()
-        + log_normal_precision_scaled(
-            params.means, prior.mean_prior, covs, prior.mean_precision
-        ).sum()
-    )
-
-
-def _log_prior_tied(prior: MixturePrior, params: MixtureParams) -> float:
-    cov = params.covariances
-    stacked = np.broadcast_to(cov, (params.n_components, *cov.shape))
-    return float(
-        log_inverse_wishart(cov, prior.degrees_of_freedom, prior.covariance_prior)
-        + log_normal_precision_scaled(
-            params.means, prior.mean_prior, stacked, prior.mean_precision
-        ).sum()
-    )
-
-
-def _log_prior_diag(prior: MixturePrior, params: MixtureParams) -> float:
-    var = params.covariances
-    nu, psi, kappa = prior.degrees_of_freedom, prior.covariance_prior, prior.mean_precision
-    log_var_prior = log_inverse_gamma(var, 0.5 * nu, 0.5 * psi).sum()
-    diff2 = (params.means - prior.mean_prior) ** 2
-    log_mean_prior = (-0.5 * (np.log(2 * np.pi * var / kappa) + kappa * diff2 / var)).sum()
-    return float(log_var_prior + log_mean_prior)
-
-
-def _log_prior_spherical(prior: MixturePrior, params: MixtureParams) -> float:
-    var = params.covariances
-    d = params.n_features
-    nu, psi, kappa = prior.degrees_of_freedom, prior.covariance_prior, prior.mean_precision
-    log_var_prior = log_inverse_gamma(var, 0.5 * nu, 0.5 * psi).sum()
-    diff2 = ((params.means - prior.mean_prior) ** 2).sum(-1)
-    log_mean_prior = (-0.5 * (d * np.log(2 * np.pi * var / kappa) + kappa * diff2 / var)).sum()
-    return float(log_var_prior + log_mean_prior)
-
-
-_LOG_COVARIANCE_PRIOR = {
-    "full": _log_prior_full,
-    "tied": _log_prior_tied,
-    "diag": _log_prior_diag,
-    "spherical": _log_prior_spherical,
-}
-
-__all__ = [
-    "MixturePrior",
-    "log_dirichlet",
-    "log_inverse_gamma",
-    "log_inverse_wishart",
-    "resolve_prior",
-]
+__all__ = ["PRIOR_CHOICES", "MixturePrior", "resolve_prior", "sample_moments"]

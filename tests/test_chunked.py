@@ -8,6 +8,7 @@ from bayesgmm import GaussianMixture, MixturePrior, datasets
 from bayesgmm.em import run_em
 from bayesgmm.em.chunked import data_moments, fit_em_chunked
 from bayesgmm.em.fit import initial_params
+from bayesgmm.spec import EMOptions, MixtureSpec
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 
@@ -23,26 +24,13 @@ def shifted_data():
 def test_chunked_equals_in_memory(shifted_data, covariance_type, use_prior):
     X = shifted_data
     prior = MixturePrior.default(X, 3, covariance_type) if use_prior else None
-    start = initial_params(
-        X,
-        3,
-        covariance_type,
-        prior=prior,
-        reg_covar=1e-6,
-        init_params="kmeans",
-        rng=np.random.default_rng(0),
-    )
+    spec = MixtureSpec.from_data(X, 3, covariance_type, prior, standardize=False)
+    options = EMOptions(tol=1e-10, max_iter=15, reg_covar=1e-6)
+    start = initial_params(X, spec, options, rng=np.random.default_rng(0))
     reference = run_em(X, start, prior=prior, tol=1e-10, max_iter=15)
     for data, chunk_size in ((X, 700), (da.from_array(X, chunks=(1000, 1)), 0)):
         chunked = fit_em_chunked(
-            data,
-            3,
-            covariance_type,
-            prior=prior,
-            params_init=start,
-            tol=1e-10,
-            max_iter=15,
-            chunk_size=chunk_size or 1000,
+            data, spec, options, params_init=start, chunk_size=chunk_size or 1000
         )
         np.testing.assert_allclose(chunked.params.means, reference.params.means, rtol=1e-9)
         np.testing.assert_allclose(
@@ -77,4 +65,5 @@ def test_chunked_rejects_nan():
     X = np.ones((100, 2))
     X[57, 1] = np.nan
     with pytest.raises(ValueError, match=r"NaN or infinity in column\(s\) \[1\]"):
-        fit_em_chunked(da.from_array(X, chunks=(10, 2)), 2, random_state=0)
+        spec = MixtureSpec.from_data(X, 2, "full", None, standardize=False)
+        fit_em_chunked(da.from_array(X, chunks=(10, 2)), spec, random_state=0)

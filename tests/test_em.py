@@ -16,8 +16,17 @@ from bayesgmm.em import (
 )
 from bayesgmm.params import MixtureParams
 from bayesgmm.priors import MixturePrior
+from bayesgmm.spec import EMOptions, MixtureSpec
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
+
+
+def _fit(X, k, covariance_type, *, prior=None, random_state=None, warn_not_converged=True,
+         **options):
+    """fit_em with the spec and options built from keywords."""
+    spec = MixtureSpec.from_data(X, k, covariance_type, prior, standardize=False)
+    return fit_em(X, spec, EMOptions(**options), random_state=random_state,
+                  warn_not_converged=warn_not_converged)
 
 
 def test_one_hand_computed_iteration():
@@ -66,7 +75,7 @@ def test_log_gaussian_prob_matches_scipy(covariance_type):
 def test_single_component_is_the_closed_form(covariance_type):
     rng = np.random.default_rng(1)
     X = rng.normal(size=(50, 3)) @ np.array([[1, 0.5, 0], [0, 1, 0.2], [0, 0, 2]])
-    result = fit_em(X, 1, covariance_type, reg_covar=0.0, random_state=0)
+    result = _fit(X, 1, covariance_type, reg_covar=0.0, random_state=0)
     cov = np.cov(X, rowvar=False, bias=True)  # the 1/N covariance
     expected = {
         "full": cov[None],
@@ -84,7 +93,7 @@ def test_map_single_component_is_the_niw_posterior_mode():
     rng = np.random.default_rng(2)
     X = rng.normal(size=(30, 2)) + 3.0
     prior = MixturePrior(1.0, np.zeros(2), 0.5, 5.0, np.eye(2) * 2.0, "full")
-    result = fit_em(X, 1, "full", prior=prior, reg_covar=0.0, random_state=0)
+    result = _fit(X, 1, "full", prior=prior, reg_covar=0.0, random_state=0)
     n, xbar = X.shape[0], X.mean(axis=0)
     scatter = (X - xbar).T @ (X - xbar)
     kappa_n, nu_n = 0.5 + n, 5.0 + n
@@ -144,7 +153,7 @@ def test_objective_never_decreases(problem, use_prior):
     X, n_components, covariance_type, seed = problem
     prior = MixturePrior.default(X, n_components, covariance_type) if use_prior else None
     result = (
-        fit_em(
+        _fit(
             X,
             n_components,
             covariance_type,
@@ -160,7 +169,7 @@ def test_objective_never_decreases(problem, use_prior):
     )
     if not use_prior:
         try:
-            result = fit_em(
+            result = _fit(
                 X,
                 n_components,
                 covariance_type,
@@ -189,7 +198,7 @@ def test_collapsing_component_is_reseeded_not_nan():
     rng = np.random.default_rng(0)
     X = np.vstack([rng.normal(size=(40, 2)), [[30.0, 30.0], [30.0, 30.0]]])
     means_init = np.array([[0.0, 0.0], [30.0, 30.0], [1.0, 1.0]])
-    result = fit_em(
+    result = _fit(
         X,
         3,
         "full",
@@ -209,7 +218,7 @@ def test_collapse_under_map_prior_never_happens():
     X = np.vstack([rng.normal(size=(40, 2)), [[30.0, 30.0], [30.0, 30.0]]])
     prior = MixturePrior.default(X, 3, "full")
     means_init = np.array([[0.0, 0.0], [30.0, 30.0], [1.0, 1.0]])
-    result = fit_em(X, 3, "full", prior=prior, reg_covar=0.0, means_init=means_init, random_state=0)
+    result = _fit(X, 3, "full", prior=prior, reg_covar=0.0, means_init=means_init, random_state=0)
     assert result.n_reseeds == 0
     assert np.all(np.linalg.eigvalsh(result.params.full_covariances()) > 0)
 
@@ -225,12 +234,12 @@ def test_tied_collapse_raises_a_clear_error():
 
 def test_same_seed_same_result_and_n_init_keeps_best():
     X = np.random.default_rng(4).normal(size=(80, 2))
-    a = fit_em(X, 3, "full", random_state=11, n_init=3, warn_not_converged=False)
-    b = fit_em(X, 3, "full", random_state=11, n_init=3, warn_not_converged=False)
+    a = _fit(X, 3, "full", random_state=11, n_init=3, warn_not_converged=False)
+    b = _fit(X, 3, "full", random_state=11, n_init=3, warn_not_converged=False)
     np.testing.assert_array_equal(a.params.means, b.params.means)
     singles = [
-        fit_em(X, 3, "full", random_state=seed, warn_not_converged=False).lower_bound
+        _fit(X, 3, "full", random_state=seed, warn_not_converged=False).lower_bound
         for seed in range(3)
     ]
-    best = fit_em(X, 3, "full", random_state=0, n_init=6, warn_not_converged=False)
+    best = _fit(X, 3, "full", random_state=0, n_init=6, warn_not_converged=False)
     assert best.lower_bound >= max(singles) - 1e-3

@@ -202,7 +202,7 @@ def test_accepts_dataframes_and_keeps_feature_names():
             np.random.default_rng(0).normal(size=(5, 2)),
             {"prior": "flat"},
             ValueError,
-            "prior must be None, 'default' or a MixturePrior",
+            "prior must be None .maximum likelihood., 'default'",
         ),
     ],
 )

@@ -65,7 +65,7 @@ def test_default_prior_follows_fraley_raftery():
         ({"mean_precision": 0.0}, "mean_precision must be positive"),
         ({"covariance_prior": np.array([[1.0, 2.0], [2.0, 1.0]])}, "positive definite"),
         ({"weight_concentration": -1.0}, "weight_concentration must be positive"),
-        ({"covariance_type": "banana"}, "covariance_type must be one of"),
+        ({"covariance_type": "banana"}, "Invalid value for .covariance_type."),
     ],
 )
 def test_invalid_priors_are_rejected(kwargs, match):

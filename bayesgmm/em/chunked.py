@@ -18,18 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bayesgmm._types import CovarianceType
-from bayesgmm.em.fit import EMResult, initial_params, iterate_em
+from bayesgmm.em.fit import EMResult, check_map_prior, initial_params, iterate_em
 from bayesgmm.em.steps import SufficientStatistics, e_step, m_step_from_statistics
 from bayesgmm.params import MixtureParams
-from bayesgmm.priors import MixturePrior
-
-
-@dataclass(frozen=True)
-class ChunkedEMResult(EMResult):
-    """:class:`EMResult` plus the prior actually used (built from the data if "default")."""
-
-    prior: MixturePrior | None = None
+from bayesgmm.spec import EMOptions, MixtureSpec
 
 
 @dataclass(frozen=True)
@@ -85,10 +77,7 @@ def chunk_moments(chunk: np.ndarray, params: MixtureParams, shift: np.ndarray) -
     log_resp, log_lik = e_step(chunk, params)
     resp = np.exp(log_resp)
     centred = chunk - shift
-    if params.covariance_type in ("full", "tied"):
-        s2 = np.einsum("nk,ni,nj->kij", resp, centred, centred)
-    else:
-        s2 = resp.T @ (centred * centred)
+    s2 = params.structure.second_moments(resp, centred)
     return ChunkMoments(
         resp.sum(axis=0), resp.T @ centred, s2, float(log_lik.sum()), chunk.shape[0]
     )
@@ -156,36 +145,29 @@ def _plain_moments(chunk, shift, one: MixtureParams) -> ChunkMoments:
 
 def fit_em_chunked(
     X,
-    n_components: int,
-    covariance_type: CovarianceType = "full",
+    spec: MixtureSpec,
+    options: EMOptions | None = None,
     *,
-    prior: MixturePrior | str | None = None,
-    reg_covar: float = 1e-6,
-    tol: float = 1e-3,
-    max_iter: int = 100,
     chunk_size: int = 100_000,
     init_size: int = 20_000,
-    init_params: str = "kmeans",
     random_state: int | np.random.Generator | None = None,
     params_init: MixtureParams | None = None,
-) -> ChunkedEMResult:
+) -> EMResult:
     """EM or MAP-EM on chunked data (see the module docstring).
 
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features)
         NumPy (or memmap), Dask, or any row-sliceable array.
-    n_components : int
-    covariance_type : {"full", "tied", "diag", "spherical"}
-    prior : None, "default" or MixturePrior
-        ``"default"`` builds :meth:`MixturePrior.from_moments` from one pass over the data.
-    reg_covar, tol, max_iter : as in :func:`~bayesgmm.em.fit.run_em`
+    spec : MixtureSpec
+        Built with the data's moments (:func:`data_moments`) when the prior is the
+        data-scaled default.
+    options : EMOptions, optional
+        ``tol``, ``max_iter``, ``reg_covar`` and ``init_params`` are used (one start).
     chunk_size : int
         Rows per chunk for non-Dask input (Dask input uses its own row blocks).
     init_size : int
         Rows of a seeded random subsample used to initialise.
-    init_params : str
-        Initialisation method applied to the subsample.
     random_state : int, Generator or None
     params_init : MixtureParams, optional
         Explicit start (overrides the subsample initialisation).
@@ -195,25 +177,16 @@ def fit_em_chunked(
     EMResult
         With ``lower_bound`` the per-sample objective over all rows.
     """
+    options = EMOptions() if options is None else options
+    check_map_prior(spec)
     rng = np.random.default_rng(random_state)
     n_samples = X.shape[0]
-    if n_components > n_samples:
-        raise ValueError(f"n_components={n_components} must be <= n_samples={n_samples}")
-    if prior == "default":
-        mean, cov = data_moments(X, chunk_size)
-        prior = MixturePrior.from_moments(mean, cov, n_components, covariance_type)
+    if spec.n_components > n_samples:
+        raise ValueError(f"n_components={spec.n_components} must be <= n_samples={n_samples}")
+    prior = spec.prior
     if params_init is None:
         rows = np.sort(rng.choice(n_samples, size=min(init_size, n_samples), replace=False))
-        subsample = _finite_chunk(X[rows])
-        params_init = initial_params(
-            subsample,
-            n_components,
-            covariance_type,
-            prior=prior,
-            reg_covar=reg_covar,
-            init_params=init_params,
-            rng=rng,
-        )
+        params_init = initial_params(_finite_chunk(X[rows]), spec, options, rng)
     shift = _finite_chunk(X[:chunk_size]).mean(axis=0)
 
     def step(params: MixtureParams) -> tuple[float, MixtureParams, bool]:
@@ -222,17 +195,15 @@ def fit_em_chunked(
         if prior is not None:
             objective += prior.log_density(params) / moments.n_samples
         updated = m_step_from_statistics(
-            moments.statistics(shift), covariance_type, prior, reg_covar
+            moments.statistics(shift), spec.structure, prior, options.reg_covar
         )
         return objective, updated, False
 
-    result = iterate_em(step, params_init, tol=tol, max_iter=max_iter)
-    return ChunkedEMResult(**vars(result), prior=prior)
+    return iterate_em(step, params_init, tol=options.tol, max_iter=options.max_iter)
 
 
 __all__ = [
     "ChunkMoments",
-    "ChunkedEMResult",
     "chunk_moments",
     "data_moments",
     "fit_em_chunked",

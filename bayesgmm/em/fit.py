@@ -13,12 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from bayesgmm._types import CovarianceType
-from bayesgmm.em.gaussian import SingularCovarianceError
 from bayesgmm.em.init import initial_responsibilities
 from bayesgmm.em.steps import e_step, log_objective, m_step
+from bayesgmm.exceptions import SingularCovarianceError
 from bayesgmm.params import MixtureParams
-from bayesgmm.priors import MixturePrior
+from bayesgmm.priors import MixturePrior, sample_moments
+from bayesgmm.spec import EMOptions, MixtureSpec
 
 #: A component whose soft count falls below this many samples is treated as collapsed.
 MIN_COMPONENT_COUNT = 1e-3
@@ -52,38 +52,42 @@ class EMResult:
 
 def _reseed(
     X: np.ndarray, params: MixtureParams, log_lik: np.ndarray, component: int
-) -> MixtureParams:
-    """Move a collapsed component onto the worst-explained sample with the data's spread."""
+) -> MixtureParams | None:
+    """Move a collapsed component onto the worst-explained sample with the data's spread.
+
+    Returns ``None`` when the structure cannot re-seed one component (a shared covariance).
+    """
     n_components, d = params.n_components, params.n_features
+    spread = sample_moments(X)[1] / n_components ** (2.0 / d)
+    covariances = params.structure.reseed(params.covariances, component, spread)
+    if covariances is None:
+        return None
     means = params.means.copy()
     means[component] = X[np.argmin(log_lik)]
-    spread = np.atleast_2d(np.cov(X, rowvar=False)) / n_components ** (2.0 / d)
-    covariances = params.covariances.copy()
-    if params.covariance_type == "full":
-        covariances[component] = spread
-    elif params.covariance_type == "diag":
-        covariances[component] = np.diag(spread)
-    else:
-        covariances[component] = np.trace(spread) / d
     weights = params.weights.copy()
     weights[component] = 1.0 / n_components
     return MixtureParams(weights / weights.sum(), means, covariances, params.covariance_type)
 
 
 def _m_step_or_reseed(
-    X, log_resp, log_lik, params, covariance_type, prior, reg_covar
+    X, log_resp, log_lik, params: MixtureParams, prior, reg_covar
 ) -> tuple[MixtureParams, bool]:
     resp = np.exp(log_resp)
     nk = resp.sum(axis=0)
     empty = np.flatnonzero(nk < MIN_COMPONENT_COUNT)
-    if prior is None and empty.size and covariance_type != "tied":
-        return _reseed(X, params, log_lik, int(empty[0])), True
+    if prior is None and empty.size:
+        reseeded = _reseed(X, params, log_lik, int(empty[0]))
+        if reseeded is not None:
+            return reseeded, True
     try:
-        return m_step(X, resp, covariance_type, prior, reg_covar), False
+        return m_step(X, resp, params.structure, prior, reg_covar), False
     except SingularCovarianceError as err:
-        if prior is not None or covariance_type == "tied" or err.component is None:
+        if prior is not None or err.component is None:
             raise
-        return _reseed(X, params, log_lik, err.component), True
+        reseeded = _reseed(X, params, log_lik, err.component)
+        if reseeded is None:
+            raise
+        return reseeded, True
 
 
 def run_em(
@@ -118,14 +122,11 @@ def run_em(
     -------
     EMResult
     """
-    covariance_type = params.covariance_type
 
     def step(current: MixtureParams) -> tuple[float, MixtureParams, bool]:
         log_resp, log_lik = e_step(X, current)
         objective = log_objective(log_lik, current, prior)
-        updated, reseeded = _m_step_or_reseed(
-            X, log_resp, log_lik, current, covariance_type, prior, reg_covar
-        )
+        updated, reseeded = _m_step_or_reseed(X, log_resp, log_lik, current, prior, reg_covar)
         return objective, updated, reseeded
 
     return iterate_em(step, params, tol=tol, max_iter=max_iter, max_reseeds=max_reseeds)
@@ -177,62 +178,65 @@ def iterate_em(
 
 def initial_params(
     X: np.ndarray,
-    n_components: int,
-    covariance_type: CovarianceType,
-    *,
-    prior: MixturePrior | None,
-    reg_covar: float,
-    init_params: str,
+    spec: MixtureSpec,
+    options: EMOptions,
     rng: np.random.Generator,
-    weights_init: np.ndarray | None = None,
-    means_init: np.ndarray | None = None,
-    precisions_init: np.ndarray | None = None,
 ) -> MixtureParams:
     """Starting parameters: an M-step on initial responsibilities, ``alpha_k = 1/K``.
 
     If an initial cluster is degenerate (its maximum-likelihood covariance is singular),
     the start uses the MAP update under :meth:`MixturePrior.default` instead.
 
-    Explicit ``weights_init``, ``means_init`` and ``precisions_init`` override the
-    corresponding parts (precisions in scikit-learn's layout for ``covariance_type``).
+    Explicit ``weights_init``, ``means_init`` and ``precisions_init`` of ``options``
+    override the corresponding parts (precisions in the structure's layout).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    spec : MixtureSpec
+    options : EMOptions
+    rng : numpy.random.Generator
     """
-    if means_init is not None and precisions_init is not None:
+    k, structure, prior = spec.n_components, spec.structure, spec.prior
+    if options.has_full_start:
         start = None  # nothing left to initialise from data
     else:
-        resp = initial_responsibilities(X, n_components, init_params, rng)
+        resp = initial_responsibilities(X, k, options.init_params, rng)
         try:
-            start = m_step(X, resp, covariance_type, prior, reg_covar)
+            start = m_step(X, resp, structure, prior, options.reg_covar)
         except SingularCovarianceError:
             # An initial cluster with too few distinct points: start that fit from the
             # covariances regularised by the default prior instead of failing.
-            default = MixturePrior.default(X, n_components, covariance_type)
-            start = m_step(X, resp, covariance_type, default, reg_covar)
-    weights = np.full(n_components, 1.0 / n_components) if weights_init is None else weights_init
-    means = start.means if means_init is None else means_init
-    if precisions_init is None:
+            default = MixturePrior.default(X, k, structure.name)
+            start = m_step(X, resp, structure, default, options.reg_covar)
+    weights = np.full(k, 1.0 / k) if options.weights_init is None else options.weights_init
+    means = start.means if options.means_init is None else options.means_init
+    if options.precisions_init is None:
         covariances = start.covariances
-    elif covariance_type in ("full", "tied"):
-        covariances = np.linalg.inv(precisions_init)
     else:
-        covariances = 1.0 / np.asarray(precisions_init, dtype=np.float64)
-    return MixtureParams(weights, means, covariances, covariance_type)
+        covariances = structure.covariances_from_precisions(options.precisions_init)
+    return MixtureParams(weights, means, covariances, structure.name)
+
+
+def check_map_prior(spec: MixtureSpec) -> None:
+    """Raise ``ValueError`` if MAP-EM is undefined under the spec's prior.
+
+    Below ``weight_concentration = 1`` the Dirichlet density has no interior mode.
+    """
+    prior = spec.prior
+    if prior is not None and np.any(prior.concentration(spec.n_components) < 1.0):
+        raise ValueError(
+            "MAP-EM needs weight_concentration >= 1 (below 1 the Dirichlet density has no "
+            "interior mode); use BayesianGaussianMixture for sparse Dirichlet priors"
+        )
 
 
 def fit_em(
     X: np.ndarray,
-    n_components: int,
-    covariance_type: CovarianceType = "full",
+    spec: MixtureSpec,
+    options: EMOptions | None = None,
     *,
-    prior: MixturePrior | None = None,
-    reg_covar: float = 1e-6,
-    tol: float = 1e-3,
-    max_iter: int = 100,
-    n_init: int = 1,
-    init_params: str = "kmeans",
     random_state: int | np.random.Generator | None = None,
-    weights_init: np.ndarray | None = None,
-    means_init: np.ndarray | None = None,
-    precisions_init: np.ndarray | None = None,
     warn_not_converged: bool = True,
 ) -> EMResult:
     """Fit a Gaussian mixture by EM (MLE) or MAP-EM, keeping the best of ``n_init`` starts.
@@ -241,17 +245,12 @@ def fit_em(
     ----------
     X : ndarray of shape (n_samples, n_features)
         Validated, finite data.
-    n_components : int
-    covariance_type : {"full", "tied", "diag", "spherical"}
-    prior : MixturePrior or None
-    reg_covar, tol, max_iter : see :func:`run_em`
-    n_init : int
-        Number of starts; the one with the highest final objective is kept.
-    init_params : {"kmeans", "k-means++", "random", "random_from_data"}
+    spec : MixtureSpec
+        K, the covariance structure and the prior (``None``: maximum likelihood).
+    options : EMOptions, optional
+        Tolerance, iterations, restarts, initialisation (defaults: :class:`EMOptions`).
     random_state : int, Generator or None
         Seed of every random choice.
-    weights_init, means_init, precisions_init : ndarray, optional
-        Explicit starting values (shapes as in scikit-learn).
     warn_not_converged : bool
         Emit a :class:`~sklearn.exceptions.ConvergenceWarning` if no start converged.
 
@@ -259,34 +258,48 @@ def fit_em(
     -------
     EMResult
     """
+    options = EMOptions() if options is None else options
+    check_map_prior(spec)
+    options.check_starts(spec)
     rng = np.random.default_rng(random_state)
     best: EMResult | None = None
-    for _ in range(n_init):
-        start = initial_params(
+    for _ in range(options.n_init):
+        start = initial_params(X, spec, options, rng)
+        result = run_em(
             X,
-            n_components,
-            covariance_type,
-            prior=prior,
-            reg_covar=reg_covar,
-            init_params=init_params,
-            rng=rng,
-            weights_init=weights_init,
-            means_init=means_init,
-            precisions_init=precisions_init,
+            start,
+            prior=spec.prior,
+            reg_covar=options.reg_covar,
+            tol=options.tol,
+            max_iter=options.max_iter,
         )
-        result = run_em(X, start, prior=prior, reg_covar=reg_covar, tol=tol, max_iter=max_iter)
         if best is None or result.lower_bound > best.lower_bound:
             best = result
     assert best is not None
-    if warn_not_converged and not best.converged and max_iter > 0:
-        warnings.warn(
-            f"EM did not converge in max_iter={max_iter} iterations (tol={tol}, last change "
-            f"{np.diff(best.trace[-2:]).tolist() or 'n/a'}). Increase max_iter or tol, or "
-            "check the initialisation.",
-            ConvergenceWarning,
-            stacklevel=2,
-        )
+    if warn_not_converged:
+        warn_if_not_converged(best, options)
     return best
 
 
-__all__ = ["EMResult", "fit_em", "initial_params", "iterate_em", "run_em"]
+def warn_if_not_converged(result: EMResult, options: EMOptions) -> None:
+    """The :class:`~sklearn.exceptions.ConvergenceWarning` of every EM path."""
+    if result.converged or options.max_iter == 0:
+        return
+    warnings.warn(
+        f"EM did not converge in max_iter={options.max_iter} iterations (tol={options.tol}, "
+        f"last change {np.diff(result.trace[-2:]).tolist() or 'n/a'}). Increase max_iter or "
+        "tol, or check the initialisation.",
+        ConvergenceWarning,
+        stacklevel=3,
+    )
+
+
+__all__ = [
+    "EMResult",
+    "check_map_prior",
+    "fit_em",
+    "initial_params",
+    "iterate_em",
+    "run_em",
+    "warn_if_not_converged",
+]

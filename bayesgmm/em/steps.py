@@ -29,8 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bayesgmm._types import CovarianceType
-from bayesgmm.em.gaussian import estimate_log_gaussian_prob
+from bayesgmm.covariance import CovarianceStructure, get_structure
 from bayesgmm.params import MixtureParams
 from bayesgmm.priors import MixturePrior
 
@@ -42,9 +41,7 @@ def estimate_weighted_log_prob(X: np.ndarray, params: MixtureParams) -> np.ndarr
     with np.errstate(divide="ignore"):
         log_weights = np.log(params.weights)
     return (
-        estimate_log_gaussian_prob(
-            X, params.means, params.precisions_cholesky, params.covariance_type
-        )
+        params.structure.log_gaussian_prob(X, params.means, params.precisions_cholesky)
         + log_weights
     )
 
@@ -100,7 +97,7 @@ class SufficientStatistics:
 
 
 def sufficient_statistics(
-    X: np.ndarray, resp: np.ndarray, covariance_type: CovarianceType
+    X: np.ndarray, resp: np.ndarray, covariance_type: str | CovarianceStructure
 ) -> SufficientStatistics:
     """Centred sufficient statistics of one data set (see :class:`SufficientStatistics`).
 
@@ -108,24 +105,13 @@ def sufficient_statistics(
     ----------
     X : ndarray of shape (n_samples, n_features)
     resp : ndarray of shape (n_samples, n_components)
-    covariance_type : {"full", "tied", "diag", "spherical"}
+    covariance_type : str or CovarianceStructure
+        Decides whether full scatter matrices or their diagonals are kept.
     """
     nk = resp.sum(axis=0) + _EPS
     xbar = resp.T @ X / nk[:, None]
-    if covariance_type in ("full", "tied"):
-        scatter = np.empty((xbar.shape[0], X.shape[1], X.shape[1]))
-        for k in range(xbar.shape[0]):
-            diff = X - xbar[k]
-            scatter[k] = (resp[:, k] * diff.T) @ diff
-    else:
-        scatter = resp.T @ (X * X) - 2.0 * xbar * (resp.T @ X) + xbar**2 * nk[:, None]
+    scatter = get_structure(covariance_type).scatter(X, resp, xbar, nk)
     return SufficientStatistics(nk, xbar, scatter)
-
-
-def _prior_shift(prior: MixturePrior, nk: np.ndarray, xbar: np.ndarray) -> np.ndarray:
-    """``sqrt(kappa0 N_k / (kappa0 + N_k)) (xbar_k - m0)``, shape (K, d)."""
-    kappa = prior.mean_precision
-    return np.sqrt(kappa * nk / (kappa + nk))[:, None] * (xbar - prior.mean_prior)
 
 
 def _weights(nk: np.ndarray, prior: MixturePrior | None) -> np.ndarray:
@@ -142,63 +128,9 @@ def _means(nk: np.ndarray, xbar: np.ndarray, prior: MixturePrior | None) -> np.n
     return (nk[:, None] * xbar + kappa * prior.mean_prior) / (nk + kappa)[:, None]
 
 
-def _covariances_full(stats: SufficientStatistics, prior, reg_covar):
-    nk, xbar = stats.nk, stats.xbar
-    d = xbar.shape[1]
-    if prior is None:
-        covs = stats.scatter / nk[:, None, None]
-    else:
-        shift = _prior_shift(prior, nk, xbar)
-        numerator = prior.covariance_prior + stats.scatter + shift[:, :, None] * shift[:, None, :]
-        covs = numerator / (prior.degrees_of_freedom + nk + d + 2.0)[:, None, None]
-    covs[:, np.arange(d), np.arange(d)] += reg_covar
-    return covs
-
-
-def _covariances_tied(stats: SufficientStatistics, prior, reg_covar):
-    nk, xbar = stats.nk, stats.xbar
-    n_components, d = xbar.shape
-    scatter = stats.scatter.sum(axis=0)
-    if prior is None:
-        cov = scatter / nk.sum()
-    else:
-        shift = _prior_shift(prior, nk, xbar)
-        numerator = prior.covariance_prior + scatter + shift.T @ shift
-        cov = numerator / (prior.degrees_of_freedom + nk.sum() + d + 1.0 + n_components)
-    cov.flat[:: d + 1] += reg_covar
-    return cov
-
-
-def _covariances_diag(stats: SufficientStatistics, prior, reg_covar):
-    nk = stats.nk
-    if prior is None:
-        return stats.scatter / nk[:, None] + reg_covar
-    shift = _prior_shift(prior, nk, stats.xbar)
-    numerator = prior.covariance_prior + stats.scatter + shift**2
-    return numerator / (prior.degrees_of_freedom + nk + 3.0)[:, None] + reg_covar
-
-
-def _covariances_spherical(stats: SufficientStatistics, prior, reg_covar):
-    nk = stats.nk
-    d = stats.xbar.shape[1]
-    if prior is None:
-        return (stats.scatter / nk[:, None] + reg_covar).mean(axis=1)
-    shift = _prior_shift(prior, nk, stats.xbar)
-    numerator = prior.covariance_prior + stats.scatter.sum(axis=1) + (shift**2).sum(axis=1)
-    return numerator / (prior.degrees_of_freedom + 2.0 + d + d * nk) + reg_covar
-
-
-_COVARIANCE_UPDATES = {
-    "full": _covariances_full,
-    "tied": _covariances_tied,
-    "diag": _covariances_diag,
-    "spherical": _covariances_spherical,
-}
-
-
 def m_step_from_statistics(
     stats: SufficientStatistics,
-    covariance_type: CovarianceType = "full",
+    covariance_type: str | CovarianceStructure = "full",
     prior: MixturePrior | None = None,
     reg_covar: float = 0.0,
 ) -> MixtureParams:
@@ -207,7 +139,7 @@ def m_step_from_statistics(
     Parameters
     ----------
     stats : SufficientStatistics
-    covariance_type : {"full", "tied", "diag", "spherical"}
+    covariance_type : str or CovarianceStructure
     prior : MixturePrior or None
         ``None`` gives the maximum-likelihood updates.
     reg_covar : float
@@ -217,19 +149,19 @@ def m_step_from_statistics(
     -------
     MixtureParams
     """
-    covariances = _COVARIANCE_UPDATES[covariance_type](stats, prior, reg_covar)
+    structure = get_structure(covariance_type)
     return MixtureParams(
         _weights(stats.nk, prior),
         _means(stats.nk, stats.xbar, prior),
-        covariances,
-        covariance_type,
+        structure.m_step(stats, prior, reg_covar),
+        structure.name,
     )
 
 
 def m_step(
     X: np.ndarray,
     resp: np.ndarray,
-    covariance_type: CovarianceType = "full",
+    covariance_type: str | CovarianceStructure = "full",
     prior: MixturePrior | None = None,
     reg_covar: float = 0.0,
 ) -> MixtureParams:
@@ -240,7 +172,7 @@ def m_step(
     X : ndarray of shape (n_samples, n_features)
     resp : ndarray of shape (n_samples, n_components)
         Responsibilities ``gamma_nk`` (rows sum to one).
-    covariance_type : {"full", "tied", "diag", "spherical"}
+    covariance_type : str or CovarianceStructure
     prior : MixturePrior or None
         Conjugate prior; ``None`` gives the maximum-likelihood updates.
     reg_covar : float

@@ -1,0 +1,20 @@
+"""Exceptions raised by bayesgmm (light module: imports nothing heavy)."""
+
+from __future__ import annotations
+
+
+class SingularCovarianceError(ValueError):
+    """A component covariance is not positive definite (a collapsed component)."""
+
+    def __init__(self, component: int | None = None) -> None:
+        where = f"component {component}" if component is not None else "a component"
+        super().__init__(
+            f"the covariance of {where} is singular or not positive definite: the component "
+            "has collapsed onto too few points. Remedies: fit with a prior (MAP, "
+            "prior='default'), increase reg_covar, decrease n_components, or standardise the "
+            "input data."
+        )
+        self.component = component
+
+
+__all__ = ["SingularCovarianceError"]

@@ -1,0 +1,276 @@
+"""The model specification every fitting path reads, built once from validated data.
+
+:class:`MixtureSpec` fixes what the model is: the number of components, the covariance
+structure (an object of :mod:`bayesgmm.covariance`), the resolved prior and the
+standardisation the sampler works in. The EM path (:mod:`bayesgmm.em`), the PyMC model
+(:func:`bayesgmm.model.build_model`), :func:`bayesgmm.compare.compare`, the command
+line and the report all consume the same spec, so no layer re-validates the data,
+re-resolves the prior or recomputes the standardisation.
+
+:class:`EMOptions` is the one record of EM settings (tolerance, iterations, restarts,
+initialisation), passed whole instead of keyword by keyword.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from bayesgmm.covariance import CovarianceStructure, get_structure
+from bayesgmm.params import MixtureParams
+from bayesgmm.priors import MixturePrior, resolve_prior, sample_moments
+
+
+@dataclass(frozen=True)
+class Standardization:
+    """Affine map from the user's scale to the working scale, ``x_z = (x - location) / scale``.
+
+    Parameters
+    ----------
+    location : ndarray of shape (n_features,)
+    scale : ndarray of shape (n_features,)
+        Positive; all entries equal for structures that need an isotropic rescaling
+        (``spherical``).
+    """
+
+    location: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def identity(cls, n_features: int) -> Standardization:
+        """The map that changes nothing."""
+        return cls(np.zeros(n_features), np.ones(n_features))
+
+    @classmethod
+    def from_moments(
+        cls, mean: np.ndarray, std: np.ndarray, structure: CovarianceStructure
+    ) -> Standardization:
+        """Standardisation to zero mean and unit (per-feature, or common) scale."""
+        scale = structure.working_scale(np.asarray(std, dtype=np.float64))
+        scale = np.where(scale > 0, scale, 1.0)
+        return cls(np.asarray(mean, dtype=np.float64), scale)
+
+    @property
+    def log_jacobian(self) -> float:
+        """``sum(log scale)``: ``log p_user(x) = log p_working(x_z) - log_jacobian``."""
+        return float(np.log(self.scale).sum())
+
+    def prior_to_working(self, prior: MixturePrior) -> MixturePrior:
+        """The same prior expressed on the working scale."""
+        inv = 1.0 / self.scale
+        return MixturePrior(
+            weight_concentration=prior.weight_concentration,
+            mean_prior=(prior.mean_prior - self.location) * inv,
+            mean_precision=prior.mean_precision,
+            degrees_of_freedom=prior.degrees_of_freedom,
+            covariance_prior=prior.structure.rescale(np.asarray(prior.covariance_prior), inv),
+            covariance_type=prior.covariance_type,
+        )
+
+    def params_to_working(self, params: MixtureParams) -> MixtureParams:
+        """Mixture parameters mapped from the user's scale to the working scale."""
+        return params.rescaled(-self.location / self.scale, 1.0 / self.scale)
+
+    def params_to_user(self, params: MixtureParams) -> MixtureParams:
+        """Mixture parameters mapped from the working scale back to the user's scale."""
+        return params.rescaled(self.location, self.scale)
+
+
+@dataclass(frozen=True)
+class MixtureSpec:
+    """What the model is: K, the covariance structure, the prior and the working scale.
+
+    Build it with :meth:`from_data` (validated data) so that the prior and the
+    standardisation come from the same data.
+
+    Attributes
+    ----------
+    n_components : int
+    structure : CovarianceStructure
+    n_features : int
+    prior : MixturePrior or None
+        ``None``: flat (maximum likelihood).
+    standardization : Standardization
+    """
+
+    n_components: int
+    structure: CovarianceStructure
+    n_features: int
+    prior: MixturePrior | None
+    standardization: Standardization = field(repr=False)
+
+    @classmethod
+    def from_data(
+        cls,
+        X,
+        n_components: int,
+        covariance_type: str | CovarianceStructure = "full",
+        prior: MixturePrior | str | None = "default",
+        *,
+        standardize: bool = True,
+        moments: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> MixtureSpec:
+        """The spec of a model for validated data ``X`` (n_samples, n_features).
+
+        Parameters
+        ----------
+        X : ndarray or chunked array of shape (n_samples, n_features)
+            Validated data (only its shape is read when ``moments`` are given).
+        n_components : int
+        covariance_type : str or CovarianceStructure
+        prior : None, "default" or MixturePrior
+        standardize : bool
+            Whether the PyMC model works on standardised data.
+        moments : (mean (d,), covariance (d, d)), optional
+            The data's moments, when they were computed elsewhere (out-of-core data).
+        """
+        structure = get_structure(covariance_type)
+        n_features = int(X.shape[1])
+        cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+        def data_moments() -> tuple[np.ndarray, np.ndarray]:
+            if "value" not in cache:
+                cache["value"] = moments if moments is not None else sample_moments(X)
+            return cache["value"]
+
+        resolved = resolve_prior(prior, n_components, structure, n_features, data_moments)
+        if standardize and X.shape[0] >= 2:
+            mean, cov = data_moments()
+            n = X.shape[0]
+            std = np.sqrt(np.diag(cov) * (n - 1) / n)  # population sd, as numpy's X.std()
+            standardization = Standardization.from_moments(mean, std, structure)
+        else:
+            standardization = Standardization.identity(n_features)
+        return cls(n_components, structure, n_features, resolved, standardization)
+
+    @property
+    def covariance_type(self) -> str:
+        """Name of the covariance structure."""
+        return self.structure.name
+
+    @property
+    def n_parameters(self) -> int:
+        """Free parameters: weights, means and covariances (scikit-learn's count)."""
+        k, d = self.n_components, self.n_features
+        return self.structure.n_parameters(k, d) + k * d + k - 1
+
+    def with_prior(self, prior: MixturePrior | None) -> MixtureSpec:
+        """The same spec under another (already resolved) prior."""
+        return MixtureSpec(
+            self.n_components, self.structure, self.n_features, prior, self.standardization
+        )
+
+    def map_prior(self) -> MixturePrior | None:
+        """The prior MAP-EM can use: Dirichlet concentrations below one raised to one.
+
+        MAP-EM has no interior mode for ``a0 < 1``; a sampler still uses :attr:`prior`.
+        """
+        prior = self.prior
+        if prior is None:
+            return None
+        conc = prior.concentration(self.n_components)
+        if np.all(conc >= 1.0):
+            return prior
+        return replace(prior, weight_concentration=np.maximum(conc, 1.0))
+
+    @property
+    def working_prior(self) -> MixturePrior | None:
+        """The prior expressed on the working (standardised) scale."""
+        if self.prior is None:
+            return None
+        return self.standardization.prior_to_working(self.prior)
+
+
+@dataclass(frozen=True)
+class EMOptions:
+    """Settings of an EM fit, validated on construction.
+
+    Attributes
+    ----------
+    tol : float
+        Convergence threshold on the change of the per-sample objective.
+    reg_covar : float
+        Added to every covariance diagonal in each M-step.
+    max_iter : int
+    n_init : int
+        Restarts; the best final objective is kept.
+    init_params : {"kmeans", "k-means++", "random", "random_from_data"}
+    weights_init, means_init, precisions_init : ndarray, optional
+        Explicit starting values (scikit-learn's shapes).
+    """
+
+    tol: float = 1e-3
+    reg_covar: float = 1e-6
+    max_iter: int = 100
+    n_init: int = 1
+    init_params: str = "kmeans"
+    weights_init: np.ndarray | None = None
+    means_init: np.ndarray | None = None
+    precisions_init: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("tol", "reg_covar"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, numbers.Real)
+                or not value >= 0
+                or not np.isfinite(value)
+            ):
+                raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
+        for name, minimum in (("max_iter", 0), ("n_init", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise TypeError(f"{name} must be an integer, got {value!r}")
+            if value < minimum:
+                raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        from bayesgmm.em.init import INITIALIZERS  # bayesgmm.em imports this module
+
+        if self.init_params not in INITIALIZERS:
+            raise ValueError(
+                f"Invalid value for 'init_params': {self.init_params!r}; "
+                f"choose one of {sorted(INITIALIZERS)}"
+            )
+
+    def check_starts(self, spec: MixtureSpec) -> None:
+        """Check explicit starting values against the model's shapes.
+
+        Raises
+        ------
+        ValueError
+            Wrong shape, non-finite values, or weights that are negative or do not sum to 1.
+        """
+        k, d = spec.n_components, spec.n_features
+        expected = {
+            "weights_init": (k,),
+            "means_init": (k, d),
+            "precisions_init": spec.structure.shape(k, d),
+        }
+        for name, shape in expected.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            value = np.asarray(value, dtype=np.float64)
+            if value.shape != shape:
+                raise ValueError(
+                    f"{name} must have shape {shape} for n_components={k}, n_features={d}, "
+                    f"covariance_type={spec.covariance_type!r}; got {value.shape}"
+                )
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"{name} contains NaN or infinity")
+        if self.weights_init is not None:
+            weights = np.asarray(self.weights_init, dtype=np.float64)
+            if np.any(weights < 0) or not np.isclose(weights.sum(), 1.0):
+                raise ValueError(
+                    f"weights_init must be non-negative and sum to 1, got {weights.tolist()}"
+                )
+
+    @property
+    def has_full_start(self) -> bool:
+        """Whether means and precisions are both given (nothing to initialise from data)."""
+        return self.means_init is not None and self.precisions_init is not None
+
+
+__all__ = ["EMOptions", "MixtureSpec", "Standardization"]
