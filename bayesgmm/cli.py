@@ -158,8 +158,9 @@ def _posterior_mean_params(bayes):
 
 
 def _fit(args: argparse.Namespace, progress: Progress) -> int:
+    from bayesgmm.analysis import map_vs_posterior
     from bayesgmm.inference import BayesianGaussianMixture
-    from bayesgmm.report import map_vs_posterior, markdown_table, software_versions
+    from bayesgmm.report import markdown_table, software_versions
 
     ks = parse_ks(args.k)
     if len(ks) != 1:

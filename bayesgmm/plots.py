@@ -1,6 +1,6 @@
 """Figures of a mixture fit: every function draws precomputed numbers and returns a Figure.
 
-The numbers come from :mod:`bayesgmm.report` (densities, bands, assignment
+The numbers come from :mod:`bayesgmm.analysis` (densities, bands, assignment
 probabilities, the MAP-versus-posterior table) and :mod:`bayesgmm.compare`; trace,
 rank and LOO-comparison plots are drawn by :mod:`arviz_plots`. Nothing here fits or
 summarises, so every figure can be redrawn from saved results.
@@ -46,7 +46,7 @@ def plot_density(
         Marginal density of each feature under the MAP (EM) mixture.
     band : dict of str to ndarray of shape (n_grid, n_features)
         ``mean``, ``lower`` and ``upper`` of the marginal predictive density over
-        posterior draws (see :func:`bayesgmm.report.marginal_density_band`).
+        posterior draws (see :func:`bayesgmm.analysis.marginal_density_band`).
     feature_names : sequence of str, optional
     ci_prob : float
         Probability of the band, for the legend.
@@ -84,7 +84,7 @@ def plot_assignment(
         Horizontal position of each observation (the value itself in one dimension,
         else an index).
     assignment : DataFrame
-        :func:`bayesgmm.report.assignment_summary`: one row per observation with
+        :func:`bayesgmm.analysis.assignment_summary`: one row per observation with
         ``component``, ``prob``, ``lower``, ``upper`` and ``uncertain``.
     xlabel : str
 
@@ -126,7 +126,7 @@ def plot_map_vs_posterior(table: pd.DataFrame) -> Figure:
     Parameters
     ----------
     table : DataFrame
-        :func:`bayesgmm.report.map_vs_posterior`.
+        :func:`bayesgmm.analysis.map_vs_posterior`.
 
     Returns
     -------

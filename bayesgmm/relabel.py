@@ -7,7 +7,9 @@ the model orders the means, which fixes the labels. For ``d > 1`` every draw is
 relabelled to a reference solution (the MAP estimate): the permutation that
 minimises the summed Kullback-Leibler divergences ``KL(N(draw_i) || N(ref_j))``
 between matched components, found by the Hungarian algorithm
-(:func:`scipy.optimize.linear_sum_assignment`).
+(:func:`scipy.optimize.linear_sum_assignment`). The same rule relabels a point estimate
+to the posterior (:func:`align_point_estimate`), so that the MAP and the draws are
+compared component by component.
 
 Permutation convention (as :meth:`bayesgmm.params.MixtureParams.permuted`): after
 relabelling, position ``j`` holds the draw's old component ``perm[j]``.
@@ -85,6 +87,44 @@ def apply_permutations(values: np.ndarray, perms: np.ndarray) -> np.ndarray:
     """
     index = perms.reshape(perms.shape + (1,) * (values.ndim - perms.ndim))
     return np.take_along_axis(values, index, axis=perms.ndim - 1)
+
+
+def align_point_estimate(
+    params: MixtureParams, reference_means: np.ndarray, reference_covariances: np.ndarray
+) -> MixtureParams:
+    """Relabel a point estimate so that its component ``j`` matches reference component ``j``.
+
+    The rule of the draws (:func:`relabel_to_reference`) with the roles set the same
+    way: the point estimate's components take the reference labels that minimise the
+    summed ``KL(N(params_i) || N(ref_j))`` (Hungarian algorithm).
+
+    Parameters
+    ----------
+    params : MixtureParams
+        With as many components and features as the reference.
+    reference_means : ndarray of shape (K, d)
+        For instance the posterior means of the means.
+    reference_covariances : ndarray of shape (K, d, d)
+        For instance the posterior means of the covariances.
+
+    Returns
+    -------
+    MixtureParams
+        ``params`` with its components reordered.
+    """
+    reference_means = np.asarray(reference_means, dtype=np.float64)
+    if reference_means.shape != params.means.shape:
+        raise ValueError(
+            f"the point estimate has means of shape {params.means.shape} but the reference "
+            f"{reference_means.shape}: compare fits with the same K and number of features"
+        )
+    cost = gaussian_kl_cost(
+        params.means[None],
+        params.full_covariances()[None],
+        reference_means,
+        np.asarray(reference_covariances, dtype=np.float64),
+    )
+    return params.permuted(best_permutations(cost)[0])
 
 
 @dataclass(frozen=True)
@@ -223,6 +263,7 @@ def relabel_to_reference(
 
 __all__ = [
     "RelabelingRecord",
+    "align_point_estimate",
     "apply_permutations",
     "best_permutations",
     "gaussian_kl_cost",

@@ -19,8 +19,9 @@ import os
 
 import pandas as pd
 
-from bayesgmm import GaussianMixture, datasets, plots, report
+from bayesgmm import GaussianMixture, analysis, datasets, plots
 from bayesgmm.inference import BayesianGaussianMixture
+from bayesgmm.posterior import stack_draws
 
 logging.getLogger("pymc").setLevel(logging.WARNING)  # PyMC warnings only, no progress messages
 FAST = os.environ.get("BAYESGMM_FAST") == "1"  # set by the test suite: fewer draws
@@ -76,7 +77,7 @@ bgm.summary().loc[["weights[0]", "weights[1]", "means[0, 0]", "means[0, 1]",
 
 # %%
 posterior = bgm.idata_["posterior"].to_dataset()
-_, draw_means, draw_covs = report.posterior_draws(posterior, max_draws=50, random_state=SEED)
+_, draw_means, draw_covs = stack_draws(posterior, max_draws=50, random_state=SEED)
 plots.plot_ellipses(
     X, bgm.map_.means, bgm.map_.full_covariances(), draw_means, draw_covs, feature_names=names
 )
@@ -86,9 +87,9 @@ plots.plot_ellipses(
 # estimate, and the posterior predictive density with its 89% band over posterior draws.
 
 # %%
-grid = report.data_grid(X)
-band = report.marginal_density_band(grid, posterior)
-map_density = report.marginal_density(
+grid = analysis.data_grid(X)
+band = analysis.marginal_density_band(grid, posterior)
+map_density = analysis.marginal_density(
     grid, bgm.map_.weights, bgm.map_.means, bgm.map_.full_covariances()
 )
 plots.plot_density(X, grid, map_density, band, feature_names=names)
@@ -100,7 +101,7 @@ plots.plot_density(X, grid, map_density, band, feature_names=names)
 # ones whose interval reaches below 0.5.
 
 # %%
-assignment = report.assignment_summary(X, posterior)
+assignment = analysis.assignment_summary(X, posterior)
 uncertain = assignment["uncertain"].to_numpy()
 print(f"{uncertain.sum()} of {len(X)} eruptions have an interval reaching below 0.5; "
       f"their durations (min): {X[uncertain, 0].round(2).tolist()}")

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from bayesgmm import datasets, plots, report
+from bayesgmm import analysis, datasets, plots
 from bayesgmm.inference import BayesianGaussianMixture
 
 logging.getLogger("pymc").setLevel(logging.WARNING)  # PyMC warnings only, no progress messages
@@ -65,7 +65,7 @@ posterior = bgm.idata_["posterior"].to_dataset()
 # minus MAP, in posterior standard deviations).
 
 # %%
-table = report.map_vs_posterior(posterior, bgm.map_, feature_names=["v"])
+table = analysis.map_vs_posterior(posterior, bgm.map_, feature_names=["v"])
 table["mean_over_map"] = table["mean"] / table["map"]
 table["shift_in_sd"] = (table["mean"] - table["map"]) / table["sd"]
 table.round(3)
@@ -144,8 +144,8 @@ largest[["parameter", "map", "median", "mean", "lower", "upper", "mean_over_map"
 
 # %%
 grid = np.linspace(X.min() - 3, X.max() + 3, 400)[:, None]
-band = report.marginal_density_band(grid, posterior, max_draws=1000)
-map_density = report.marginal_density(
+band = analysis.marginal_density_band(grid, posterior, max_draws=1000)
+map_density = analysis.marginal_density(
     grid, bgm.map_.weights, bgm.map_.means, bgm.map_.full_covariances()
 )
 fig = plots.plot_density(X, grid, map_density, band, feature_names=names)
@@ -165,7 +165,7 @@ display(fig)
 # draws, fewer than 5.5% of them, are much lower than the rest.)
 
 # %%
-assignment = report.assignment_summary(X, posterior, max_draws=1000)
+assignment = analysis.assignment_summary(X, posterior, max_draws=1000)
 print(f"{int(assignment['uncertain'].sum())} of {len(X)} galaxies have an interval below 0.5")
 print("least certain galaxies:")
 print(assignment.assign(velocity=X[:, 0]).nsmallest(3, "lower").round(3))

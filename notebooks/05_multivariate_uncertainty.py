@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesgmm import datasets, plots, report
+from bayesgmm import datasets, plots
 from bayesgmm.inference import BayesianGaussianMixture
+from bayesgmm.posterior import stack_draws
 
 logging.getLogger("pymc").setLevel(logging.WARNING)  # PyMC warnings only, no progress messages
 FAST = os.environ.get("BAYESGMM_FAST") == "1"  # set by the test suite: fewer draws
@@ -43,7 +44,7 @@ nuts = BayesianGaussianMixture(n_components=2, random_state=SEED, progressbar=Fa
 nuts.fit(X, method="nuts", draws=DRAWS, tune=TUNE, chains=CHAINS)
 print(nuts.diagnose())
 posterior = nuts.idata_["posterior"].to_dataset()
-_, draw_means, draw_covs = report.posterior_draws(posterior, max_draws=100, random_state=SEED)
+_, draw_means, draw_covs = stack_draws(posterior, max_draws=100, random_state=SEED)
 plots.plot_ellipses(
     X, nuts.map_.means, nuts.map_.full_covariances(), draw_means, draw_covs, feature_names=names
 )
@@ -184,7 +185,7 @@ fits = {
 }
 for ax, (label, fit) in zip(axes, fits.items(), strict=True):
     post = fit.idata_["posterior"].to_dataset()
-    _, means, _ = report.posterior_draws(post, max_draws=500, random_state=SEED)
+    _, means, _ = stack_draws(post, max_draws=500, random_state=SEED)
     for k in range(2):
         ax.scatter(means[:, k, 0], means[:, k, 1], s=4, alpha=0.4, color=f"C{k}",
                    label=f"component {k}")
@@ -205,7 +206,7 @@ fig, ax = plt.subplots(figsize=(6, 4.5))
 correlation = {}
 for (label, fit), color in zip(fits.items(), ["k", "C1", "C2"], strict=True):
     post = fit.idata_["posterior"].to_dataset()
-    _, means, _ = report.posterior_draws(post, max_draws=1000, random_state=SEED)
+    _, means, _ = stack_draws(post, max_draws=1000, random_state=SEED)
     ax.scatter(means[:, long, 0], means[:, long, 1], s=4, alpha=0.3, color=color, label=label)
     correlation[label] = np.corrcoef(means[:, long, 0], means[:, long, 1])[0, 1]
 ax.set(xlabel=names[0], ylabel=names[1], title="Posterior of the long eruptions' mean")

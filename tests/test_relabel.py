@@ -2,9 +2,11 @@
 
 import numpy as np
 import pytest
+from scipy.optimize import linear_sum_assignment
 
 from bayesgmm.params import MixtureParams
 from bayesgmm.relabel import (
+    align_point_estimate,
     apply_permutations,
     best_permutations,
     gaussian_kl_cost,
@@ -91,3 +93,52 @@ def test_identity_record(method):
     record = identity_record(method, 4, 10, 3)
     assert not record.relabelled
     assert method in record.verdict
+
+
+@pytest.mark.parametrize("order", [[0, 1, 2], [1, 2, 0], [2, 0, 1], [0, 2, 1]])
+def test_align_point_estimate_recovers_a_permuted_estimate(order):
+    ref = _reference()
+    shuffled = ref.permuted(np.array(order))
+    aligned = align_point_estimate(shuffled, ref.means + 0.1, ref.full_covariances() * 1.1)
+    np.testing.assert_array_equal(aligned.means, ref.means)
+    np.testing.assert_array_equal(aligned.weights, ref.weights)
+    np.testing.assert_array_equal(aligned.full_covariances(), ref.full_covariances())
+
+
+def test_align_point_estimate_uses_covariances_when_means_coincide():
+    covs = np.array([np.eye(2), 9 * np.eye(2)])
+    ref = MixtureParams(np.array([0.5, 0.5]), np.zeros((2, 2)), covs)
+    aligned = align_point_estimate(ref.permuted(np.array([1, 0])), ref.means, ref.covariances)
+    np.testing.assert_array_equal(aligned.covariances, ref.covariances)
+
+
+def test_align_point_estimate_refuses_another_shape():
+    ref = _reference()
+    with pytest.raises(ValueError, match="same K"):
+        align_point_estimate(ref, ref.means[:2], ref.full_covariances()[:2])
+
+
+def _scaled_means_order(params, ref_means, ref_covariances):
+    """The former rule of report.align_to_posterior: Hungarian on scaled squared distances."""
+    scale = np.sqrt(np.diagonal(ref_covariances, axis1=-2, axis2=-1).mean(axis=0))
+    cost = (((params.means[:, None, :] - ref_means[None, :, :]) / scale) ** 2).sum(axis=-1)
+    rows, cols = linear_sum_assignment(cost)
+    order = np.empty_like(rows)
+    order[cols] = rows
+    return order
+
+
+def test_align_point_estimate_agrees_with_the_former_rule_when_well_separated():
+    ref = _reference()
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        order = rng.permutation(3)
+        noisy = MixtureParams(
+            ref.weights[order],
+            ref.means[order] + 0.3 * rng.normal(size=(3, 2)),
+            ref.full_covariances()[order] * rng.uniform(0.7, 1.4, size=(3, 1, 1)),
+        )
+        former = _scaled_means_order(noisy, ref.means, ref.full_covariances())
+        np.testing.assert_array_equal(np.argsort(order), former)
+        aligned = align_point_estimate(noisy, ref.means, ref.full_covariances())
+        np.testing.assert_array_equal(aligned.means, noisy.permuted(former).means)

@@ -1,137 +1,18 @@
-"""MAP-versus-posterior analysis and the report document, on hand-made posteriors."""
+"""The report document: Markdown and HTML rendering, tables, provenance."""
 
 import numpy as np
 import pandas as pd
-import pytest
-import xarray as xr
-from scipy.stats import multivariate_normal, norm
 
+from bayesgmm.analysis import data_grid, marginal_density
 from bayesgmm.params import MixtureParams
 from bayesgmm.plots import plot_density
-from bayesgmm.report import (
-    Report,
-    align_to_posterior,
-    assignment_summary,
-    data_grid,
-    map_vs_posterior,
-    marginal_density,
-    marginal_density_band,
-    markdown_table,
-    posterior_draws,
-    responsibility_draws,
-    software_versions,
-)
+from bayesgmm.report import Report, markdown_table, software_versions
 
 TRUE = MixtureParams(
     np.array([0.3, 0.7]),
     np.array([[0.0, 0.0], [5.0, 1.0]]),
     np.array([[[1.0, 0.3], [0.3, 0.5]], [[0.8, -0.2], [-0.2, 1.2]]]),
 )
-
-
-def _posterior(params: MixtureParams, spread: float = 0.05, chains: int = 2, draws: int = 400,
-               seed: int = 0) -> xr.Dataset:
-    """Draws scattered around ``params`` in the layout of ``BayesianGaussianMixture.idata_``."""
-    rng = np.random.default_rng(seed)
-    shape = (chains, draws)
-    weights = params.weights + spread * 0.1 * rng.standard_normal((*shape, 1)) * [1, -1]
-    means = params.means + spread * rng.standard_normal((*shape, *params.means.shape))
-    covs = params.full_covariances() * np.exp(spread * rng.standard_normal((*shape, 1, 1, 1)))
-    return xr.Dataset({
-        "weights": (("chain", "draw", "component"), weights),
-        "means": (("chain", "draw", "component", "feature"), means),
-        "covariances": (("chain", "draw", "component", "feature", "feature_bis"), covs),
-    })
-
-
-def test_posterior_draws_stacks_and_thins():
-    post = _posterior(TRUE)
-    w, m, c = posterior_draws(post)
-    assert w.shape == (800, 2) and m.shape == (800, 2, 2) and c.shape == (800, 2, 2, 2)
-    np.testing.assert_array_equal(m[401], post["means"].values[1, 1])
-    w, m, c = posterior_draws(post, max_draws=50)
-    assert w.shape == (50, 2) and c.shape == (50, 2, 2, 2)
-
-
-def test_align_to_posterior_undoes_a_permutation():
-    post = _posterior(TRUE)
-    swapped = TRUE.permuted(np.array([1, 0]))
-    aligned = align_to_posterior(swapped, post)
-    np.testing.assert_allclose(aligned.means, TRUE.means)
-    np.testing.assert_allclose(aligned.weights, TRUE.weights)
-    with pytest.raises(ValueError, match="same K"):
-        align_to_posterior(MixtureParams(np.ones(1), np.zeros((1, 2)), np.eye(2)[None]), post)
-
-
-def test_map_vs_posterior_table_against_numpy_quantiles():
-    post = _posterior(TRUE)
-    shifted = MixtureParams(TRUE.weights, TRUE.means + np.array([[0.0, 0.0], [1.0, 0.0]]),
-                            TRUE.covariances)
-    table = map_vs_posterior(post, shifted.permuted(np.array([1, 0])), ci_prob=0.9,
-                             feature_names=["a", "b"])
-    assert len(table) == 2 + 4 + 6
-    assert table.attrs == {"ci_prob": 0.9, "interval": "equal-tailed"}
-    row = table.set_index("parameter").loc["mu[1, a]"]
-    draws = post["means"].values[:, :, 1, 0].ravel()
-    assert row["map"] == pytest.approx(6.0)
-    assert row["lower"] == pytest.approx(np.quantile(draws, 0.05))
-    assert row["upper"] == pytest.approx(np.quantile(draws, 0.95))
-    assert row["median"] == pytest.approx(np.median(draws))
-    assert row["sd"] == pytest.approx(draws.std(ddof=1))
-    assert not row["map_in_interval"]
-    others = table[table["parameter"] != "mu[1, a]"]
-    assert others["map_in_interval"].all()
-
-
-@pytest.mark.parametrize(("covariance_type", "n_cov_rows"),
-                         [("full", 6), ("tied", 3), ("diag", 4), ("spherical", 2)])
-def test_map_vs_posterior_rows_follow_covariance_type(covariance_type, n_cov_rows):
-    cov = {"full": TRUE.covariances, "tied": TRUE.covariances[0],
-           "diag": np.array([[1.0, 0.5], [0.8, 1.2]]), "spherical": np.array([1.0, 0.7])}
-    params = MixtureParams(TRUE.weights, TRUE.means, cov[covariance_type], covariance_type)
-    table = map_vs_posterior(_posterior(params), params)
-    assert (table["kind"] == "covariances").sum() == n_cov_rows
-    assert table["map_in_interval"].all()
-
-
-def test_responsibility_draws_match_scipy():
-    X = np.array([[0.0, 0.0], [2.5, 0.5], [5.0, 1.0]])
-    w, m, c = posterior_draws(_posterior(TRUE), max_draws=3)
-    resp = responsibility_draws(X, w, m, c)
-    assert resp.shape == (3, 3, 2)
-    s = 1
-    joint = np.stack([w[s, k] * multivariate_normal(m[s, k], c[s, k]).pdf(X) for k in range(2)],
-                     axis=1)
-    np.testing.assert_allclose(resp[s], joint / joint.sum(axis=1, keepdims=True), rtol=1e-10)
-
-
-def test_assignment_summary_flags_points_between_components():
-    X = np.array([[0.0, 0.0], [5.0, 1.0], [2.6, 0.6]])
-    summary = assignment_summary(X, _posterior(TRUE, spread=0.3), ci_prob=0.89)
-    assert list(summary["component"][:2]) == [0, 1]
-    assert list(summary["uncertain"]) == [False, False, True]
-    assert (summary["lower"] <= summary["upper"]).all()
-    assert summary["prob"].between(0.5, 1.0).all()
-
-
-def test_marginal_density_is_a_normal_mixture_per_feature():
-    grid = np.column_stack([np.linspace(-6, 11, 2001), np.linspace(-6, 8, 2001)])
-    dens = marginal_density(grid, TRUE.weights, TRUE.means, TRUE.full_covariances())
-    expected = sum(w * norm.pdf(grid[:, 1], m[1], np.sqrt(c[1, 1]))
-                   for w, m, c in zip(TRUE.weights, TRUE.means, TRUE.full_covariances(),
-                                      strict=True))
-    np.testing.assert_allclose(dens[:, 1], expected)
-    np.testing.assert_allclose(np.trapezoid(dens, grid, axis=0), 1.0, atol=1e-4)
-
-
-def test_marginal_density_band_brackets_the_draws():
-    post = _posterior(TRUE, spread=0.2)
-    grid = data_grid(np.array([[-3.0, -3.0], [8.0, 4.0]]), n_grid=50)
-    band = marginal_density_band(grid, post, ci_prob=0.89)
-    assert set(band) == {"mean", "lower", "upper"}
-    assert band["mean"].shape == (50, 2)
-    assert (band["lower"] <= band["upper"]).all()
-    assert (band["upper"] - band["lower"]).max() > 0
 
 
 def test_markdown_table_layout_and_escaping():
@@ -152,8 +33,11 @@ def test_report_renders_markdown_and_self_contained_html(tmp_path):
     report.text("**Bold** text & more")
     report.table(pd.DataFrame({"v": [1.0]}))
     report.code("bayesgmm report x")
-    report.figure("density", plot_density(X, grid, dens, {"mean": dens, "lower": dens,
-                                                           "upper": dens}), "A caption")
+    report.figure(
+        "density",
+        plot_density(X, grid, dens, {"mean": dens, "lower": dens, "upper": dens}),
+        "A caption",
+    )
     md = report.to_markdown()
     assert md.startswith("# Title <&>")
     assert "![A caption](figures/density.png)" in md and "```\nbayesgmm report x\n```" in md

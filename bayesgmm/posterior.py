@@ -1,0 +1,248 @@
+"""Posterior maths of a Gaussian mixture on arrays of parameter draws (NumPy only).
+
+Every function takes the mixture's parameters as plain arrays, full covariance
+matrices on the user's scale, either for one parameter set or for a stack of draws:
+
+==============  ============================  ===============================
+argument        one parameter set             ``S`` posterior draws
+==============  ============================  ===============================
+``weights``     (K,)                          (S, K)
+``means``       (K, d)                        (S, K, d)
+``covariances`` (K, d, d)                     (S, K, d, d)
+==============  ============================  ===============================
+
+The densities accept any leading batch shape ``(...)`` and return ``(..., N, K)`` or
+``(..., N)``; :func:`sample_mixture` takes either layout; :func:`stack_draws` turns a
+posterior ``xarray.Dataset`` into the stacked layout and :func:`equal_tailed_interval`
+summarises any array of draws. Normalisations are log-sum-exps. Importing this module
+imports NumPy only (no PyMC, PyTensor, ArviZ, SciPy or xarray).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+_LOG_2PI = np.log(2.0 * np.pi)
+_DIMS = {
+    "weights": ("component",),
+    "means": ("component", "feature"),
+    "covariances": ("component", "feature", "feature_bis"),
+}
+
+
+def log_joint_densities(
+    X: np.ndarray, weights: np.ndarray, means: np.ndarray, covariances: np.ndarray
+) -> np.ndarray:
+    """``log w_k + log N(x_n | mu_k, Sigma_k)`` for every draw, sample and component.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    weights : ndarray of shape (..., n_components)
+        ``(n_draws, n_components)`` for posterior draws; a zero weight gives ``-inf``.
+    means : ndarray of shape (..., n_components, n_features)
+    covariances : ndarray of shape (..., n_components, n_features, n_features)
+        Positive definite.
+
+    Returns
+    -------
+    ndarray of shape (..., n_samples, n_components)
+        ``(n_draws, n_samples, n_components)`` for posterior draws.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    means = np.asarray(means, dtype=np.float64)
+    d = X.shape[-1]
+    chol_inv = np.linalg.inv(np.linalg.cholesky(covariances))
+    half_logdet = -np.log(np.diagonal(chol_inv, axis1=-2, axis2=-1)).sum(-1)
+    diff = X[:, None, :] - means[..., None, :, :]
+    whitened = np.einsum("...kij,...nkj->...nki", chol_inv, diff)
+    log_normal = -0.5 * d * _LOG_2PI - half_logdet[..., None, :] - 0.5 * (whitened**2).sum(-1)
+    with np.errstate(divide="ignore"):
+        return np.log(weights)[..., None, :] + log_normal
+
+
+def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
+    """``log(sum(exp(a), axis))`` without overflow; ``-inf`` where every term is ``-inf``."""
+    top = np.max(a, axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.log(np.sum(np.exp(a - top), axis=axis)) + np.squeeze(top, axis=axis)
+
+
+def responsibilities(
+    X: np.ndarray, weights: np.ndarray, means: np.ndarray, covariances: np.ndarray
+) -> np.ndarray:
+    """Assignment probabilities ``P(z_n = k | x_n, theta)`` for every draw.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    weights : ndarray of shape (..., n_components)
+    means : ndarray of shape (..., n_components, n_features)
+    covariances : ndarray of shape (..., n_components, n_features, n_features)
+
+    Returns
+    -------
+    ndarray of shape (..., n_samples, n_components)
+        Rows sum to one (the softmax of :func:`log_joint_densities` over components).
+    """
+    log_joint = log_joint_densities(X, weights, means, covariances)
+    return np.exp(log_joint - _logsumexp(log_joint, axis=-1)[..., None])
+
+
+def log_mixture_density(
+    X: np.ndarray, weights: np.ndarray, means: np.ndarray, covariances: np.ndarray
+) -> np.ndarray:
+    """Log-density ``log sum_k w_k N(x_n | mu_k, Sigma_k)`` of every sample for every draw.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    weights : ndarray of shape (..., n_components)
+    means : ndarray of shape (..., n_components, n_features)
+    covariances : ndarray of shape (..., n_components, n_features, n_features)
+
+    Returns
+    -------
+    ndarray of shape (..., n_samples)
+    """
+    return _logsumexp(log_joint_densities(X, weights, means, covariances), axis=-1)
+
+
+def sample_mixture(
+    weights: np.ndarray,
+    means: np.ndarray,
+    covariances: np.ndarray,
+    n_samples: int,
+    rng: np.random.Generator | int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw points and their component labels from a mixture or from a stack of draws.
+
+    For a stack of posterior draws each point first picks a draw uniformly at random,
+    which samples the posterior predictive distribution. The labels are drawn by
+    inverting the cumulative weights with one uniform per point, then one standard
+    normal vector per point is coloured by the component's Cholesky factor.
+
+    Parameters
+    ----------
+    weights : ndarray of shape (n_components,) or (n_draws, n_components)
+    means : ndarray of shape (n_components, n_features) or (n_draws, n_components, n_features)
+    covariances : ndarray of shape (n_components, n_features, n_features) or
+        (n_draws, n_components, n_features, n_features)
+    n_samples : int
+    rng : numpy.random.Generator, int or None
+        Generator, or seed of a new one.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+    labels : ndarray of shape (n_samples,)
+        Component of each point.
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    means = np.asarray(means, dtype=np.float64)
+    covariances = np.asarray(covariances, dtype=np.float64)
+    if weights.ndim not in (1, 2):
+        raise ValueError(
+            f"weights must have shape (n_components,) or (n_draws, n_components), got "
+            f"{weights.shape}"
+        )
+    lead = weights.shape[:-1]
+    k = weights.shape[-1]
+    if means.shape[:-1] != (*lead, k) or covariances.shape != (*means.shape, means.shape[-1]):
+        raise ValueError(
+            f"weights {weights.shape}, means {means.shape} and covariances "
+            f"{covariances.shape} do not describe the same mixture: expected means "
+            f"(*lead, K, d) and covariances (*lead, K, d, d) for weights (*lead, K)"
+        )
+    rng = np.random.default_rng(rng)
+    chol = np.linalg.cholesky(covariances)
+    if weights.ndim == 1:
+        weights, means, chol = weights[None], means[None], chol[None]
+        draw = np.zeros(n_samples, dtype=np.intp)
+    else:
+        draw = rng.integers(weights.shape[0], size=n_samples)
+    cdf = np.cumsum(weights[draw], axis=1)
+    cdf /= cdf[:, -1:]
+    labels = np.minimum((cdf <= rng.random(n_samples)[:, None]).sum(axis=1), k - 1)
+    noise = rng.standard_normal((n_samples, means.shape[-1]))
+    X = means[draw, labels] + np.einsum("nij,nj->ni", chol[draw, labels], noise)
+    return X, labels
+
+
+def equal_tailed_interval(
+    draws: np.ndarray, ci_prob: float = 0.89, axis: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Equal-tailed credible interval of ``draws`` along ``axis``.
+
+    Parameters
+    ----------
+    draws : ndarray
+    ci_prob : float, default=0.89
+        Probability inside the interval, in (0, 1); each tail holds ``(1 - ci_prob) / 2``.
+    axis : int, default=0
+        The draws' axis.
+
+    Returns
+    -------
+    lower, upper : ndarray
+        The ``(1 - ci_prob) / 2`` and ``(1 + ci_prob) / 2`` quantiles; shape of ``draws``
+        without ``axis``.
+    """
+    if not 0 < ci_prob < 1:
+        raise ValueError(f"ci_prob must be in (0, 1), got {ci_prob}")
+    tail = (1.0 - ci_prob) / 2.0
+    return np.quantile(draws, tail, axis=axis), np.quantile(draws, 1.0 - tail, axis=axis)
+
+
+def stack_draws(
+    posterior: xr.Dataset, max_draws: int | None = None, random_state: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stack chains and draws of a posterior into arrays, optionally thinned at random.
+
+    Parameters
+    ----------
+    posterior : xarray.Dataset
+        ``weights`` (chain, draw, component), ``means`` (chain, draw, component, feature)
+        and ``covariances`` (chain, draw, component, feature, feature_bis), full
+        matrices on the user's scale.
+    max_draws : int, optional
+        Keep at most this many draws: a seeded random subset, in their original order.
+    random_state : int, default=0
+        Seed of the subset.
+
+    Returns
+    -------
+    weights : ndarray of shape (n_draws, n_components)
+    means : ndarray of shape (n_draws, n_components, n_features)
+    covariances : ndarray of shape (n_draws, n_components, n_features, n_features)
+        Draw ``c * n_draws_per_chain + t`` is chain ``c``'s draw ``t`` (before thinning).
+    """
+    arrays = [
+        posterior[name]
+        .transpose("chain", "draw", *dims)
+        .stack(sample=("chain", "draw"))
+        .transpose("sample", *dims)
+        .to_numpy()
+        for name, dims in _DIMS.items()
+    ]
+    n = arrays[0].shape[0]
+    if max_draws is not None and n > max_draws:
+        keep = np.sort(np.random.default_rng(random_state).choice(n, max_draws, replace=False))
+        arrays = [a[keep] for a in arrays]
+    return arrays[0], arrays[1], arrays[2]
+
+
+__all__ = [
+    "equal_tailed_interval",
+    "log_joint_densities",
+    "log_mixture_density",
+    "responsibilities",
+    "sample_mixture",
+    "stack_draws",
+]
