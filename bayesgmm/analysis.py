@@ -26,6 +26,7 @@ import pandas as pd
 import xarray as xr
 from scipy.stats import norm
 
+from bayesgmm.covariance import get_structure
 from bayesgmm.params import MixtureParams
 from bayesgmm.posterior import equal_tailed_interval, responsibilities, stack_draws
 from bayesgmm.relabel import align_point_estimate
@@ -68,18 +69,8 @@ def _parameter_entries(
         for k in range(n_components)
         for j in range(n_features)
     ]
-    cov_components = [0] if covariance_type == "tied" else range(n_components)
-    pairs = {
-        "full": [(i, j) for i in range(n_features) for j in range(i + 1)],
-        "tied": [(i, j) for i in range(n_features) for j in range(i + 1)],
-        "diag": [(j, j) for j in range(n_features)],
-        "spherical": [(0, 0)],
-    }[covariance_type]
-    for k in cov_components:
-        for i, j in pairs:
-            who = "all" if covariance_type == "tied" else str(k)
-            label = f"Sigma[{who}, {names[i]}, {names[j]}]"
-            entries.append(("covariances", label, (k, i, j)))
+    for who, (k, i, j) in get_structure(covariance_type).entries(n_components, n_features):
+        entries.append(("covariances", f"Sigma[{who}, {names[i]}, {names[j]}]", (k, i, j)))
     return entries
 
 

@@ -21,6 +21,7 @@ from bayesgmm.em.chunked import data_moments, fit_em_chunked, is_dask_array
 from bayesgmm.em.fit import EMResult, fit_em, warn_if_not_converged
 from bayesgmm.em.steps import e_step
 from bayesgmm.params import MixtureParams
+from bayesgmm.posterior import sample_mixture
 from bayesgmm.priors import MixturePrior
 from bayesgmm.spec import EMOptions, MixtureSpec
 
@@ -274,7 +275,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         check_is_fitted(self)
         n_samples = check_positive_int(n_samples, "n_samples")
-        return sample_mixture(self.params_, n_samples, self.random_state)
+        params = self.params_
+        return sample_mixture(
+            params.weights, params.means, params.full_covariances(), n_samples, self.random_state
+        )
 
     def _n_parameters(self) -> int:
         return self.spec_.n_parameters
@@ -312,22 +316,4 @@ def _finite(block: np.ndarray) -> np.ndarray:
     return check_data(block, min_samples=0, check_constant=False)
 
 
-def sample_mixture(
-    params: MixtureParams, n_samples: int, random_state=None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Draw ``n_samples`` points and their labels from a mixture.
-
-    Returns
-    -------
-    X : ndarray of shape (n_samples, n_features)
-    y : ndarray of shape (n_samples,)
-    """
-    rng = np.random.default_rng(random_state)
-    labels = rng.choice(params.n_components, size=n_samples, p=params.weights)
-    chol = np.linalg.cholesky(params.full_covariances())
-    noise = rng.standard_normal((n_samples, params.n_features))
-    X = params.means[labels] + np.einsum("nij,nj->ni", chol[labels], noise)
-    return X, labels
-
-
-__all__ = ["GaussianMixture", "sample_mixture"]
+__all__ = ["GaussianMixture"]

@@ -55,6 +55,7 @@ from scipy import stats
 
 from bayesgmm.covariance import CovarianceStructure
 from bayesgmm.params import MixtureParams
+from bayesgmm.posterior import sample_mixture
 from bayesgmm.priors import MixturePrior
 from bayesgmm.spec import MixtureSpec
 
@@ -224,10 +225,10 @@ def mixture_random(weights, means, chol, location, scale, rng=None, size=None):
     )
     location, scale = np.reshape(location, (d,)), np.reshape(scale, (d,))
     size = tuple(size or ())
-    labels = rng.choice(weights.shape[0], size=size, p=weights / weights.sum())
-    noise = rng.standard_normal((*size, means.shape[-1]))
-    x_z = means[labels] + np.einsum("...ij,...j->...i", chol[labels], noise)
-    return location + scale * x_z
+    x_z, _ = sample_mixture(
+        weights / weights.sum(), means, chol @ np.swapaxes(chol, -1, -2), int(np.prod(size)), rng
+    )
+    return location + scale * x_z.reshape(*size, d)
 
 
 def inverse_wishart_covariances(

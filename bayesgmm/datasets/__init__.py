@@ -33,6 +33,7 @@ import pandas as pd
 
 from bayesgmm._validation import check_positive_int
 from bayesgmm.params import MixtureParams
+from bayesgmm.posterior import sample_mixture
 
 _FILES = {
     "faithful": "faithful.csv",
@@ -114,7 +115,6 @@ def make_mixture(
     params : MixtureParams
         The true mixture (components ordered by their first mean coordinate).
     """
-    from bayesgmm.mixture import sample_mixture
 
     n_samples = check_positive_int(n_samples, "n_samples")
     n_components = check_positive_int(n_components, "n_components")
@@ -130,7 +130,9 @@ def make_mixture(
     if weights is None:
         weights = np.full(n_components, 1.0 / n_components)
     params = MixtureParams(np.asarray(weights, dtype=np.float64), means, covariances, "full")
-    X, labels = sample_mixture(params, n_samples, rng)
+    X, labels = sample_mixture(
+        params.weights, params.means, params.full_covariances(), n_samples, rng
+    )
     return X, labels, params
 
 

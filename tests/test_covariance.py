@@ -1,0 +1,151 @@
+"""The covariance-structure registry against scikit-learn, SciPy and closed forms."""
+
+import numpy as np
+import pytest
+from scipy import stats
+from sklearn.mixture import GaussianMixture as SkGaussianMixture
+from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
+
+from bayesgmm import GaussianMixture, MixtureParams, datasets
+from bayesgmm import covariance as cov_module
+from bayesgmm.covariance import Diag, covariance_types, get_structure
+from bayesgmm.exceptions import SingularCovarianceError
+
+K, D = 3, 2
+
+
+def _random_params(covariance_type: str, rng: np.random.Generator) -> MixtureParams:
+    structure = get_structure(covariance_type)
+    a = rng.normal(size=(K, D, D))
+    full = a @ np.swapaxes(a, -1, -2) + D * np.eye(D)
+    covariances = {
+        "full": full,
+        "tied": full[0],
+        "diag": np.diagonal(full, axis1=1, axis2=2).copy(),
+        "spherical": np.trace(full, axis1=1, axis2=2) / D,
+    }[structure.name]
+    return MixtureParams(rng.dirichlet(np.ones(K)), rng.normal(size=(K, D)), covariances,
+                         covariance_type)
+
+
+def test_registry_lists_the_four_structures_and_rejects_others():
+    assert covariance_types() == ("full", "tied", "diag", "spherical")
+    with pytest.raises(ValueError, match="choose one of"):
+        get_structure("banana")
+    assert get_structure(get_structure("diag")) is get_structure("diag")
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_structure_matches_scikit_learn_and_scipy(covariance_type):
+    rng = np.random.default_rng(3)
+    structure = get_structure(covariance_type)
+    params = _random_params(covariance_type, rng)
+    X = rng.normal(size=(20, D))
+    # precision Cholesky factors in scikit-learn's layout
+    np.testing.assert_allclose(
+        structure.precisions_cholesky(params.covariances),
+        _compute_precision_cholesky(params.covariances, covariance_type),
+        rtol=1e-12,
+    )
+    # parameter count as scikit-learn's _n_parameters (weights and means added)
+    sk = SkGaussianMixture(K, covariance_type=covariance_type)
+    sk.means_ = params.means
+    assert structure.n_parameters(K, D) + K * D + K - 1 == sk._n_parameters()
+    # log-densities against SciPy with the expanded full matrices
+    full = structure.expand(params.covariances, K, D)
+    expected = np.column_stack(
+        [stats.multivariate_normal(params.means[k], full[k]).logpdf(X) for k in range(K)]
+    )
+    got = structure.log_gaussian_prob(X, params.means, params.precisions_cholesky)
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+    # precisions and their inverse
+    precisions = structure.precisions(params.precisions_cholesky)
+    np.testing.assert_allclose(
+        structure.covariances_from_precisions(precisions), params.covariances, rtol=1e-10
+    )
+    # the free entries cover the expanded matrices' distinct values exactly
+    entries = structure.entries(K, D)
+    assert len(entries) == structure.n_parameters(K, D)
+    values = {round(float(full[k, i, j]), 12) for _, (k, i, j) in entries}
+    distinct = {round(float(v), 12) for v in np.unique(np.tril(full).ravel()) if v != 0}
+    assert values == distinct
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_rescaling_is_the_change_of_variables(covariance_type):
+    rng = np.random.default_rng(4)
+    params = _random_params(covariance_type, rng)
+    shift = np.array([10.0, -3.0])
+    scale = get_structure(covariance_type).working_scale(np.array([2.0, 0.5]))
+    moved = params.rescaled(shift, scale)
+    X = rng.normal(size=(15, D))
+    from bayesgmm.em import e_step
+
+    # log p_Y(shift + scale x) = log p_X(x) - sum(log scale)
+    np.testing.assert_allclose(
+        e_step(shift + scale * X, moved)[1], e_step(X, params)[1] - np.log(scale).sum(),
+        rtol=1e-10,
+    )
+
+
+def test_singular_covariance_names_the_component():
+    covs = np.stack([np.eye(2), np.array([[1.0, 1.0], [1.0, 1.0]]), np.eye(2)])
+    with pytest.raises(SingularCovarianceError, match="component 1"):
+        get_structure("full").precisions_cholesky(covs)
+    with pytest.raises(SingularCovarianceError, match="component 2"):
+        get_structure("diag").precisions_cholesky(np.array([[1.0, 1.0], [1, 2], [0, 1]]))
+
+
+def test_tied_structure_cannot_reseed_one_component():
+    assert get_structure("tied").reseed(np.eye(2), 0, np.eye(2)) is None
+    reseeded = get_structure("diag").reseed(np.ones((2, 2)), 1, np.diag([4.0, 9.0]))
+    np.testing.assert_array_equal(reseeded, [[1.0, 1.0], [4.0, 9.0]])
+
+
+def test_a_new_structure_is_one_class(faithful):
+    """Registering a subclass under a new name makes it usable everywhere EM runs."""
+
+    class DiagCopy(Diag):
+        name = "diag_copy"
+
+    cov_module.register(DiagCopy)
+    try:
+        new = GaussianMixture(3, covariance_type="diag_copy", prior="default", random_state=0)
+        old = GaussianMixture(3, covariance_type="diag", prior="default", random_state=0)
+        new.fit(faithful)
+        old.fit(faithful)
+        np.testing.assert_array_equal(new.covariances_, old.covariances_)
+        assert new.bic(faithful) == old.bic(faithful)
+    finally:
+        cov_module._REGISTRY.pop("diag_copy")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"covariance_type": "banana"}, "covariance_type"),
+        ({"weights": np.array([0.9, 0.9])}, "sum to 1"),
+        ({"weights": np.array([1.5, -0.5])}, "non-negative"),
+        ({"means": np.zeros((3, 2))}, "means must have shape"),
+        ({"covariances": np.ones((2, 3))}, "covariances for covariance_type='diag'"),
+        ({"means": np.array([[0.0, np.nan], [1.0, 1.0]])}, "NaN"),
+        ({"covariances": np.array([[1.0, 1.0], [1.0, -1.0]])}, "component 1"),
+    ],
+)
+def test_mixture_params_validate_their_invariants(kwargs, match):
+    args = {
+        "weights": np.array([0.4, 0.6]),
+        "means": np.zeros((2, 2)),
+        "covariances": np.ones((2, 2)),
+        "covariance_type": "diag",
+    } | kwargs
+    with pytest.raises(ValueError, match=match):
+        MixtureParams(**args)
+
+
+def test_fitted_params_round_trip_through_dict():
+    X = datasets.load_faithful()
+    params = GaussianMixture(2, covariance_type="tied", random_state=0).fit(X).params_
+    again = MixtureParams.from_dict(params.to_dict())
+    np.testing.assert_array_equal(again.covariances, params.covariances)
+    assert again.covariance_type == "tied"
