@@ -393,18 +393,31 @@ def binder_loss(partition: np.ndarray, psm: np.ndarray) -> float:
     return float(_binder(_check_partition(partition, len(psm)), psm))
 
 
-def vi_lower_bound(partition: np.ndarray, psm: np.ndarray, *, base: float = 2.0) -> float:
-    """Wade & Ghahramani's (2018) lower bound on the expected VI, from the PSM alone.
+def vi_lower_bound(
+    partition: np.ndarray,
+    psm: np.ndarray,
+    *,
+    z_draws: np.ndarray | None = None,
+    base: float = 2.0,
+) -> float:
+    """Wade & Ghahramani's (2018) Jensen bound on the expected VI, from the PSM.
 
-    By Jensen's inequality,
-    ``E[VI] >= (1/N) sum_n [log |c_n| + log sum_m psm[n, m]
-    - 2 log sum_{m in c_n} psm[n, m]]``, where ``|c_n|`` is the size of ``n``'s cluster.
-    Cheap, but only a bound: :func:`expected_vi` gives the exact value.
+    With ``|c_n|`` the size of ``n``'s cluster in ``partition`` and ``z`` a posterior
+    partition,
+    ``E[VI] = (1/N) sum_n [log |c_n| + E log |z_n| - 2 E log |c_n and z_n|]``. Jensen's
+    inequality on the last term gives the bound
+    ``(1/N) sum_n [log |c_n| + E log |z_n| - 2 log sum_{m in c_n} psm[n, m]]``.
 
     Parameters
     ----------
     partition : array-like of int, shape (n_samples,)
     psm : ndarray of shape (n_samples, n_samples)
+    z_draws : array-like of int, shape (n_draws, n_samples), optional
+        Used only for the term ``E log |z_n|``, which does not depend on ``partition``.
+        Given, the result is a true lower bound on :func:`expected_vi`. Omitted, that
+        term is replaced by ``log sum_m psm[n, m]`` (as ``mcclust.ext::VI.lb`` in R);
+        this is not below ``E log |z_n|`` in general, so the value is then a criterion
+        with the same minimiser, not a guaranteed bound.
     base : float, default=2
 
     Returns
@@ -417,8 +430,17 @@ def vi_lower_bound(partition: np.ndarray, psm: np.ndarray, *, base: float = 2.0)
     rows = np.arange(len(labels))
     size = onehot.sum(axis=0)[labels]
     within = (psm @ onehot)[rows, labels]
-    terms = np.log(size) + np.log(psm.sum(axis=1)) - 2.0 * np.log(within)
-    return float(terms.mean() / np.log(base))
+    if z_draws is None:
+        posterior_term = np.log(psm.sum(axis=1)).mean()
+    else:
+        z = _check_draws(z_draws)
+        if z.shape[1] != len(labels):
+            raise ValueError(f"z_draws must have {len(labels)} columns, got {z.shape[1]}")
+        sizes = np.stack([np.bincount(r, minlength=z.max() + 1) for r in z])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            posterior_term = np.nansum(sizes * np.log(sizes)) / z.size
+    terms = np.log(size) - 2.0 * np.log(within)
+    return float((terms.mean() + posterior_term) / np.log(base))
 
 
 # ----------------------------------------------------------------------------- SALSO
