@@ -505,9 +505,8 @@ def _best_slot(cost, sizes, n_slots, allow_new):
 
 
 @njit(cache=True)
-def _salso_run(z_t, n_labels, psm, vi, max_clusters, seed):
+def _salso_run(z_t, n_labels, psm, vi, max_clusters, rng):
     """One SALSO run: sequential allocation in a random order, then sweetening sweeps."""
-    np.random.seed(seed)
     n, n_draws = z_t.shape
     nlogn = np.zeros(n + 2)
     for m in range(1, n + 2):
@@ -519,7 +518,7 @@ def _salso_run(z_t, n_labels, psm, vi, max_clusters, seed):
     labels = np.full(n, -1, np.int64)
     n_slots = 0
     n_clusters = 0
-    for i in np.random.permutation(n):
+    for i in rng.permutation(n):
         _costs(i, labels, sizes, n_slots, table, z_t, psm, vi, nlogn, cost)
         k = _best_slot(cost, sizes, n_slots, n_clusters < max_clusters)
         if k == n_slots:
@@ -531,7 +530,7 @@ def _salso_run(z_t, n_labels, psm, vi, max_clusters, seed):
         _move(i, k, 1, labels, sizes, table, z_t, vi)
     for _ in range(_MAX_SWEEPS):
         changed = False
-        for i in np.random.permutation(n):
+        for i in rng.permutation(n):
             a = labels[i]
             _move(i, a, -1, labels, sizes, table, z_t, vi)
             if sizes[a] == 0:
@@ -625,7 +624,7 @@ def salso(
     """
     _check_loss(loss)
     z = _check_draws(z_draws)
-    n_draws, n_samples = z.shape
+    n_samples = z.shape[1]
     n_runs = check_positive_int(n_runs, "n_runs")
     cap = n_samples if max_clusters is None else check_positive_int(max_clusters, "max_clusters")
     vi = loss == "vi"
@@ -636,12 +635,11 @@ def salso(
         if psm_arr.shape != (n_samples, n_samples):
             raise ValueError(f"psm must have shape {(n_samples, n_samples)}, got {psm_arr.shape}")
     rng = np.random.default_rng(random_state)
-    seeds = rng.integers(0, 2**31 - 1, size=n_runs)
     z_t = np.ascontiguousarray(z.T)
     n_labels = int(z.max()) + 1
     best_labels, best_value = None, np.inf
-    for seed in seeds:
-        labels = canonical_labels(_salso_run(z_t, n_labels, psm_arr, vi, cap, int(seed)))
+    for run_rng in rng.spawn(n_runs):
+        labels = canonical_labels(_salso_run(z_t, n_labels, psm_arr, vi, cap, run_rng))
         value = expected_vi(labels, z) if vi else binder_loss(labels, psm_arr)
         if value < best_value - _TOL:
             best_labels, best_value = labels, value

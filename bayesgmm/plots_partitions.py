@@ -82,8 +82,12 @@ def plot_similarity_matrix(
         fig = ax.figure
     n = len(labels)
     image = ax.imshow(
-        psm[np.ix_(order, order)], cmap=cmap, vmin=0.0, vmax=1.0,
-        interpolation="nearest", extent=(-0.5, n - 0.5, n - 0.5, -0.5),
+        psm[np.ix_(order, order)],
+        cmap=cmap,
+        vmin=0.0,
+        vmax=1.0,
+        interpolation="nearest",
+        extent=(-0.5, n - 0.5, n - 0.5, -0.5),
     )
     for edge in np.cumsum(np.bincount(labels))[:-1] - 0.5:
         ax.axhline(edge, color="white", lw=1.0, gid=BOUNDARY_GID)
