@@ -390,3 +390,23 @@ def test_plot_similarity_matrix_draws_ordered_blocks():
     assert "3 clusters" in ax.get_title()
     assert len(fig.axes) == 2
     assert fig.axes[1].get_ylabel() == "P(same cluster | X)"
+
+
+@pytest.mark.parametrize("loss", ["vi", "binder"])
+def test_salso_result_is_a_local_minimum_under_single_moves(loss):
+    """Sweetening stops only when no single point improves by moving (new cluster included)."""
+    rng = np.random.default_rng(9)
+    z = random_posterior(rng, 25, 40, 5)
+    z = np.where(rng.random(z.shape) < 0.3, rng.integers(0, 5, z.shape), z)
+    psm = similarity_matrix(z)
+
+    def value(c):
+        return expected_vi(c, z) if loss == "vi" else binder_loss(c, psm)
+
+    labels = salso(z, loss, n_runs=1, random_state=0).labels
+    best = value(labels)
+    for i in range(len(labels)):
+        for k in range(labels.max() + 2):
+            moved = labels.copy()
+            moved[i] = k
+            assert value(moved) >= best - 1e-12
