@@ -88,8 +88,12 @@ def canonical_labels(z: np.ndarray) -> np.ndarray:
             raise ValueError("cluster labels must be integers")
         z = z.astype(np.int64)
     rows = np.atleast_2d(z)
-    values, inverse = np.unique(rows, return_inverse=True)
-    out = _first_appearance(inverse.reshape(rows.shape).astype(np.int64), len(values))
+    low, high = rows.min(), rows.max()
+    if low >= 0 and high <= rows.size:
+        out = _first_appearance(rows.astype(np.int64, copy=False), int(high) + 1)
+    else:
+        values, inverse = np.unique(rows, return_inverse=True)
+        out = _first_appearance(inverse.reshape(rows.shape).astype(np.int64), len(values))
     return out[0] if z.ndim == 1 else out
 
 
@@ -457,7 +461,7 @@ def _grow(table: np.ndarray, sizes: np.ndarray, cost: np.ndarray):
 
 
 @njit(cache=True)
-def _costs(i, labels, sizes, n_slots, table, z_t, psm, vi, nlogn, cost):
+def _costs(i, labels, sizes, n_slots, table, z_t, psm, vi, grow, cost):
     """Change in the objective from adding ``i`` to each slot (empty slots: 0)."""
     n_draws = z_t.shape[1]
     for k in range(n_slots):
@@ -468,9 +472,8 @@ def _costs(i, labels, sizes, n_slots, table, z_t, psm, vi, nlogn, cost):
                 continue
             acc = 0.0
             for s in range(n_draws):
-                m = table[k, s, z_t[i, s]]
-                acc += nlogn[m + 1] - nlogn[m]
-            cost[k] = nlogn[sizes[k] + 1] - nlogn[sizes[k]] - 2.0 * acc / n_draws
+                acc += grow[table[k, s, z_t[i, s]]]
+            cost[k] = grow[sizes[k]] - 2.0 * acc / n_draws
     else:
         for j in range(len(labels)):
             if j != i and labels[j] >= 0:
@@ -508,9 +511,9 @@ def _best_slot(cost, sizes, n_slots, allow_new):
 def _salso_run(z_t, n_labels, psm, vi, max_clusters, rng):
     """One SALSO run: sequential allocation in a random order, then sweetening sweeps."""
     n, n_draws = z_t.shape
-    nlogn = np.zeros(n + 2)
-    for m in range(1, n + 2):
-        nlogn[m] = m * np.log(m)
+    grow = np.zeros(n + 1)  # (m + 1) log(m + 1) - m log m
+    for m in range(1, n + 1):
+        grow[m] = (m + 1) * np.log(m + 1) - m * np.log(m)
     cap = 8
     table = np.zeros((cap, n_draws if vi else 1, n_labels if vi else 1), np.int32)
     sizes = np.zeros(cap, np.int64)
@@ -519,7 +522,7 @@ def _salso_run(z_t, n_labels, psm, vi, max_clusters, rng):
     n_slots = 0
     n_clusters = 0
     for i in rng.permutation(n):
-        _costs(i, labels, sizes, n_slots, table, z_t, psm, vi, nlogn, cost)
+        _costs(i, labels, sizes, n_slots, table, z_t, psm, vi, grow, cost)
         k = _best_slot(cost, sizes, n_slots, n_clusters < max_clusters)
         if k == n_slots:
             if n_slots == len(sizes):
@@ -535,7 +538,7 @@ def _salso_run(z_t, n_labels, psm, vi, max_clusters, rng):
             _move(i, a, -1, labels, sizes, table, z_t, vi)
             if sizes[a] == 0:
                 n_clusters -= 1
-            _costs(i, labels, sizes, n_slots, table, z_t, psm, vi, nlogn, cost)
+            _costs(i, labels, sizes, n_slots, table, z_t, psm, vi, grow, cost)
             stay = cost[a] if sizes[a] > 0 else 0.0
             k = _best_slot(cost, sizes, n_slots, n_clusters < max_clusters)
             if k == n_slots:
@@ -640,7 +643,10 @@ def salso(
     best_labels, best_value = None, np.inf
     for run_rng in rng.spawn(n_runs):
         labels = canonical_labels(_salso_run(z_t, n_labels, psm_arr, vi, cap, run_rng))
-        value = expected_vi(labels, z) if vi else binder_loss(labels, psm_arr)
+        if vi:
+            value = _distances(labels, labels.max() + 1, z, n_labels, True).mean() / np.log(2)
+        else:
+            value = _binder(labels, psm_arr)
         if value < best_value - _TOL:
             best_labels, best_value = labels, value
     return SalsoResult(best_labels, loss, float(best_value), n_runs)
