@@ -1,19 +1,37 @@
-"""Atomic output: a failed or interrupted run leaves no half-written file behind.
+"""Atomic output: nothing half-written, nothing of the user's destroyed.
 
 Files are written to a temporary name in the destination's folder and renamed into
 place with :func:`os.replace` (atomic on POSIX and Windows within one file system).
 :func:`atomic_directory` does the same for a whole output folder: everything is written
-into a temporary sibling folder, which becomes the output folder only on success.
+into a temporary sibling folder, which replaces the output folder in one step only when
+the run succeeded (an atomic exchange of the two folders where the kernel offers one,
+Linux's ``renameat2(RENAME_EXCHANGE)``; otherwise two renames a few microseconds
+apart). So a failed or interrupted run leaves the previous output exactly as it was, and
+a successful one leaves nothing of the previous run behind.
+
+An output folder written by bayesgmm carries a marker file (:data:`MARKER`). An
+existing, non-empty folder without it is the user's own and is never replaced unless
+``overwrite=True`` (the command line's ``--overwrite``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+#: Marker file in every output folder written by bayesgmm.
+MARKER = ".bayesgmm-output"
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+class OutputFolderError(OSError):
+    """The output folder cannot or may not be written (reported in one line)."""
 
 
 def _umask() -> int:
@@ -43,48 +61,93 @@ def write_text_atomic(path: Path | str, text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
 
 
-@contextlib.contextmanager
-def atomic_directory(out: Path | str) -> Iterator[Path]:
-    """Yield a temporary folder whose contents become ``out`` when the block succeeds.
-
-    The temporary folder is a hidden sibling of ``out``. On success, a new ``out`` is the
-    renamed temporary folder; an existing ``out`` receives each entry by
-    :func:`os.replace` (an entry of the same name is replaced whole). On any exception,
-    including KeyboardInterrupt, the temporary folder is removed and ``out`` is left as
-    it was.
+def check_output_folder(out: Path | str, *, overwrite: bool = False) -> Path:
+    """Check, before any work, that ``out`` may be (re)written; return its absolute path.
 
     Raises
     ------
-    OSError
-        If the parent of ``out`` cannot be created or written.
+    OutputFolderError
+        ``out`` exists and is not a folder; it is a non-empty folder that bayesgmm did
+        not write and ``overwrite`` is False; or its parent folder is not writable.
     """
     out = Path(out).absolute()
+    if out.exists() and not out.is_dir():
+        raise OutputFolderError(f"--out {str(out)!r} exists and is not a folder")
+    if out.is_dir() and not overwrite and not (out / MARKER).exists() and any(out.iterdir()):
+        raise OutputFolderError(
+            f"--out {str(out)!r} is a non-empty folder that bayesgmm did not write; choose a "
+            "new folder or pass --overwrite to replace it whole"
+        )
+    parent = next((p for p in (out.parent, *out.parent.parents) if p.exists()), None)
+    if parent is None or not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputFolderError(f"cannot write into {str(parent or out.parent)!r}")
+    return out
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two folders atomically (Linux ``renameat2``); False where unsupported."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    result = renameat2(
+        _AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE
+    )
+    return result == 0
+
+
+def _replace_folder(new: Path, out: Path) -> None:
+    """Make folder ``new`` become ``out``; the previous ``out`` is removed afterwards."""
+    if not out.exists():
+        os.replace(new, out)
+        return
+    if _exchange(new, out):
+        shutil.rmtree(new, ignore_errors=True)  # ``new`` now holds the previous output
+        return
+    aside = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
+    os.replace(out, aside / out.name)
+    os.replace(new, out)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_directory(out: Path | str, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder whose contents replace ``out`` when the block succeeds.
+
+    The temporary folder is a hidden sibling of ``out``. On success it receives the
+    :data:`MARKER` file and replaces ``out`` whole (see the module docstring). On any
+    exception, including KeyboardInterrupt, the temporary folder is removed and ``out``
+    is left exactly as it was.
+
+    Parameters
+    ----------
+    out : path
+        The output folder.
+    overwrite : bool
+        Allow replacing a non-empty folder that bayesgmm did not write.
+
+    Raises
+    ------
+    OutputFolderError
+        See :func:`check_output_folder` (checked before the block runs).
+    """
+    out = check_output_folder(out, overwrite=overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
-        if not out.exists():
-            os.replace(tmp, out)
-            return
-        for entry in tmp.iterdir():
-            target = out / entry.name
-            if target.is_dir() and not entry.is_dir():
-                shutil.rmtree(target)
-            elif entry.is_dir() and target.exists():
-                _replace_tree(entry, target)
-                continue
-            os.replace(entry, target)
+        (tmp / MARKER).write_text("written by bayesgmm; replaced whole by the next run\n")
+        _replace_folder(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _replace_tree(source: Path, target: Path) -> None:
-    """Swap folder ``target`` for ``source`` (old one renamed aside, then removed)."""
-    aside = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".old"))
-    os.replace(target, aside / target.name)
-    os.replace(source, target)
-    shutil.rmtree(aside, ignore_errors=True)
-
-
-__all__ = ["atomic_directory", "write_bytes_atomic", "write_text_atomic"]
+__all__ = [
+    "MARKER",
+    "OutputFolderError",
+    "atomic_directory",
+    "check_output_folder",
+    "write_bytes_atomic",
+    "write_text_atomic",
+]

@@ -59,13 +59,13 @@ from bayesgmm.model import (
 )
 from bayesgmm.params import MixtureParams
 from bayesgmm.priors import MixturePrior
-from bayesgmm.spec import EMOptions, MixtureSpec
 from bayesgmm.relabel import (
     RelabelingRecord,
     apply_permutations,
     identity_record,
     relabel_to_reference,
 )
+from bayesgmm.spec import MixtureSpec
 
 Method = Literal["nuts", "advi", "fullrank_advi", "map"]
 Sampler = Literal["nutpie", "pymc"]

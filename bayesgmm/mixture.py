@@ -9,8 +9,6 @@ conjugate MAP update and the fit can no longer collapse onto a singular covarian
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
