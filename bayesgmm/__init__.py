@@ -7,14 +7,32 @@ Two fitting paths for one model, ``z_n ~ Categorical(alpha)``,
   scikit-learn conventions.
 * :class:`BayesianGaussianMixture`: the same model and priors in PyMC, with the labels
   marginalised, sampled by NUTS or fitted by variational inference.
+
+The public names are imported on first use (module ``__getattr__``), so ``import bayesgmm``
+is quick and the command line's ``--help`` loads no numerical library, and EM fits never
+load PyMC, PyTensor or ArviZ, which only :class:`BayesianGaussianMixture` needs.
 """
 
-from bayesgmm.inference import BayesianGaussianMixture
-from bayesgmm.mixture import GaussianMixture
-from bayesgmm.params import MixtureParams
-from bayesgmm.priors import MixturePrior
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bayesgmm.inference import BayesianGaussianMixture
+    from bayesgmm.mixture import GaussianMixture
+    from bayesgmm.params import MixtureParams
+    from bayesgmm.priors import MixturePrior
 
 __version__ = "0.1.0"
+
+#: Public name -> module that defines it.
+_LAZY: dict[str, str] = {
+    "BayesianGaussianMixture": "bayesgmm.inference",
+    "GaussianMixture": "bayesgmm.mixture",
+    "MixtureParams": "bayesgmm.params",
+    "MixturePrior": "bayesgmm.priors",
+}
 
 __all__ = [
     "BayesianGaussianMixture",
@@ -23,3 +41,15 @@ __all__ = [
     "MixturePrior",
     "__version__",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'bayesgmm' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -10,6 +10,9 @@ a failed or interrupted run leaves no half-written file. Bad input (missing file
 non-numeric column, too few rows for K, bad option values, unwritable output folder)
 ends with one line ``bayesgmm: error: ...`` on stderr and exit status 2; anything else
 is a bug and shows its traceback. Progress goes to stderr.
+
+Only the standard library is imported at module level: NumPy, pandas, scikit-learn and PyMC
+load inside the command that needs them, so ``bayesgmm --help`` answers at once.
 """
 
 from __future__ import annotations
@@ -22,17 +25,17 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-
-from bayesgmm import datasets
 from bayesgmm._io import atomic_directory, write_text_atomic
-from bayesgmm._types import COVARIANCE_TYPES
-from bayesgmm._validation import check_data
+from bayesgmm._methods import METHODS, SAMPLERS
+from bayesgmm.covariance import covariance_types
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 BUNDLED: tuple[str, ...] = ("faithful", "galaxies", "enzyme", "acidity", "low_dim_gauss_mix")
-FIT_METHODS: tuple[str, ...] = ("nuts", "advi", "fullrank_advi", "map")
 
 
 class InputError(ValueError):
@@ -58,6 +61,10 @@ class Dataset:
 
 def read_frame(source: str) -> tuple[pd.DataFrame, str]:
     """Read ``source`` (a CSV path or a bundled name) as a DataFrame; also return its name."""
+    import pandas as pd
+
+    from bayesgmm import datasets
+
     path = Path(source)
     if path.is_file():
         try:
@@ -69,13 +76,13 @@ def read_frame(source: str) -> tuple[pd.DataFrame, str]:
         return getattr(datasets, f"load_{source}")(as_frame=True), source
     if path.exists():
         raise InputError(f"{source!r} is not a file")
-    raise InputError(
-        f"data file {source!r} not found (bundled data sets: {', '.join(BUNDLED)})"
-    )
+    raise InputError(f"data file {source!r} not found (bundled data sets: {', '.join(BUNDLED)})")
 
 
 def load_dataset(source: str, columns: str | None, max_components: int) -> Dataset:
     """Read, select columns and validate (enough rows for ``max_components``)."""
+    from bayesgmm._validation import check_data
+
     frame, name = read_frame(source)
     if columns:
         wanted = [c.strip() for c in columns.split(",") if c.strip()]
@@ -114,10 +121,10 @@ def parse_ks(text: str) -> list[int]:
 def parse_covariances(text: str) -> list[str]:
     """``"full,diag"`` -> list of covariance types (validated)."""
     types = [t.strip() for t in text.split(",") if t.strip()]
-    bad = [t for t in types if t not in COVARIANCE_TYPES]
+    bad = [t for t in types if t not in covariance_types()]
     if bad or not types:
         raise InputError(
-            f"--covariance must be a comma-separated subset of {', '.join(COVARIANCE_TYPES)}; "
+            f"--covariance must be a comma-separated subset of {', '.join(covariance_types())}; "
             f"got {text!r}"
         )
     return types
@@ -136,8 +143,9 @@ class Progress:
 
     def __call__(self, message: str) -> None:
         if not self.quiet:
-            print(f"[{time.perf_counter() - self.start:6.1f}s] {message}", file=sys.stderr,
-                  flush=True)
+            print(
+                f"[{time.perf_counter() - self.start:6.1f}s] {message}", file=sys.stderr, flush=True
+            )
 
 
 def _sampler_kwargs(args: argparse.Namespace) -> dict:
@@ -169,11 +177,19 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
     (cov,) = parse_covariances(args.covariance)
     data = load_dataset(args.data, args.columns, k)
     with atomic_directory(args.out) as tmp:
-        progress(f"fitting K={k} {cov} to {data.name} ({data.X.shape[0]} x {data.X.shape[1]}) "
-                 f"by {args.method}")
+        progress(
+            f"fitting K={k} {cov} to {data.name} ({data.X.shape[0]} x {data.X.shape[1]}) "
+            f"by {args.method}"
+        )
         bayes = BayesianGaussianMixture(
-            k, covariance_type=cov, random_state=args.seed, progressbar=not args.quiet
-        ).fit(data.X, method=args.method, sampler=args.sampler, **_sampler_kwargs(args))
+            k,
+            covariance_type=cov,
+            method=args.method,
+            sampler=args.sampler,
+            random_state=args.seed,
+            progressbar=not args.quiet,
+            **_sampler_kwargs(args),
+        ).fit(data.X)
         progress("writing results")
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Consolidated metadata")
@@ -185,22 +201,30 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
             text += ["", "```", str(bayes.diagnose()), "```"]
         if args.method != "map":
             table = map_vs_posterior(
-                bayes.idata_.posterior.to_dataset(), bayes.map_, ci_prob=args.ci_prob,
+                bayes.idata_.posterior.to_dataset(),
+                bayes.map_,
+                ci_prob=args.ci_prob,
                 feature_names=data.feature_names,
             )
             table.to_csv(tmp / "map_vs_posterior.csv", index=False)
         write_text_atomic(tmp / "summary.md", "\n".join(text) + "\n")
-        _write_json(tmp / "params.json", {
-            "command": args.command,
-            "data": {"source": args.data, "columns": data.feature_names,
-                     "n_samples": data.X.shape[0]},
-            "n_components": k,
-            "covariance_type": cov,
-            "method": args.method,
-            "map": bayes.map_.to_dict(),
-            "posterior_mean": _posterior_mean_params(bayes).to_dict(),
-            "versions": software_versions(),
-        })
+        _write_json(
+            tmp / "params.json",
+            {
+                "command": args.command,
+                "data": {
+                    "source": args.data,
+                    "columns": data.feature_names,
+                    "n_samples": data.X.shape[0],
+                },
+                "n_components": k,
+                "covariance_type": cov,
+                "method": args.method,
+                "map": bayes.map_.to_dict(),
+                "posterior_mean": _posterior_mean_params(bayes).to_dict(),
+                "versions": software_versions(),
+            },
+        )
         print(summary.to_string())
     progress(f"written to {args.out}/ (posterior.zarr, params.json, summary.csv, summary.md)")
     return 0
@@ -213,9 +237,15 @@ def _run_comparison(args: argparse.Namespace, data: Dataset, progress: Progress)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         result = compare(
-            data.X, parse_ks(args.k), parse_covariances(args.covariance), method,
-            **_sampler_kwargs(args), fit_kwargs={"sampler": args.sampler}, n_jobs=args.jobs,
-            random_seed=args.seed, progress=progress,
+            data.X,
+            parse_ks(args.k),
+            parse_covariances(args.covariance),
+            method,
+            **_sampler_kwargs(args),
+            bayes_kwargs={"sampler": args.sampler},
+            n_jobs=args.jobs,
+            random_state=args.seed,
+            progress=progress,
         )
     for warning in caught:
         if "PSIS-LOO is unreliable" in str(warning.message):
@@ -232,16 +262,21 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
         result = _run_comparison(args, data, progress)
         result.table.to_csv(tmp / "comparison.csv")
         lines = [
-            f"# Model comparison: {data.name}", "", markdown_table(result.table.round(2), digits=8),
+            f"# Model comparison: {data.name}",
             "",
-            result.sign_convention, "", f"**Recommended: {result.recommended}.** {result.reason}",
-            "", "```", args.command, "```",
+            markdown_table(result.table.round(2), digits=8),
+            "",
+            result.sign_convention,
+            "",
+            f"**Recommended: {result.recommended}.** {result.reason}",
+            "",
+            "```",
+            args.command,
+            "```",
         ]
         write_text_atomic(tmp / "comparison.md", "\n".join(lines) + "\n")
         if result.method is not None:
-            (tmp / "loo_comparison.png").write_bytes(
-                figure_png(plot_loo_comparison(result.table))
-            )
+            (tmp / "loo_comparison.png").write_bytes(figure_png(plot_loo_comparison(result.table)))
         print(result)
     progress(f"written to {args.out}/")
     return 0
@@ -257,8 +292,12 @@ def _report(args: argparse.Namespace, progress: Progress) -> int:
         result = _run_comparison(args, data, progress)
         progress(f"analysing {result.recommended} and drawing figures")
         report = build_report(
-            data.X, result, feature_names=data.feature_names, data_name=data.name,
-            command=args.command, ci_prob=args.ci_prob,
+            data.X,
+            result,
+            feature_names=data.feature_names,
+            data_name=data.name,
+            command=args.command,
+            ci_prob=args.ci_prob,
         )
         report.write(tmp)
         result.table.to_csv(tmp / "comparison.csv")
@@ -268,7 +307,9 @@ def _report(args: argparse.Namespace, progress: Progress) -> int:
 
 
 def _demo(args: argparse.Namespace, progress: Progress) -> int:
-    from bayesgmm import GaussianMixture
+    import numpy as np
+
+    from bayesgmm import GaussianMixture, datasets
     from bayesgmm.report import Report
 
     frame = datasets.load_faithful(as_frame=True)
@@ -289,9 +330,9 @@ def _demo(args: argparse.Namespace, progress: Progress) -> int:
             from bayesgmm.report import add_posterior_analysis
 
             progress("sampling the posterior by NUTS (2 chains x 500 draws)")
-            bayes = BayesianGaussianMixture(2, random_state=args.seed, progressbar=False).fit(
-                X, draws=500, tune=500, chains=2
-            )
+            bayes = BayesianGaussianMixture(
+                2, draws=500, tune=500, chains=2, random_state=args.seed, progressbar=False
+            ).fit(X)
             report = Report("bayesgmm demo: Old Faithful, K=2")
             table = add_posterior_analysis(report, X, bayes, feature_names=names)
             report.write(tmp, stem="demo")
@@ -309,8 +350,11 @@ def _demo_figure(X: np.ndarray, labels: np.ndarray):
     fig = Figure(figsize=(6, 4.5))
     ax = fig.subplots()
     ax.scatter(X[:, 0], X[:, 1], c=labels, s=12, cmap="coolwarm")
-    ax.set(xlabel="eruption duration (min)", ylabel="waiting time (min)",
-           title="Old Faithful: MAP-EM clusters")
+    ax.set(
+        xlabel="eruption duration (min)",
+        ylabel="waiting time (min)",
+        title="Old Faithful: MAP-EM clusters",
+    )
     return fig
 
 
@@ -323,9 +367,13 @@ def _add_data_options(parser: argparse.ArgumentParser, k_help: str) -> None:
     parser.add_argument("--draws", type=int, default=1000, help="posterior draws per chain")
     parser.add_argument("--tune", type=int, default=1000, help="tuning steps per chain")
     parser.add_argument("--chains", type=int, default=4)
-    parser.add_argument("--sampler", choices=("pymc", "nutpie"), default="pymc")
-    parser.add_argument("--ci-prob", type=float, default=0.89,
-                        help="credible interval probability (equal-tailed; default 0.89)")
+    parser.add_argument("--sampler", choices=SAMPLERS, default="pymc")
+    parser.add_argument(
+        "--ci-prob",
+        type=float,
+        default=0.89,
+        help="credible interval probability (equal-tailed; default 0.89)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress messages")
 
 
@@ -337,8 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="name", required=True)
     fit = sub.add_parser("fit", help="fit one model; write posterior, point estimates, summary")
     _add_data_options(fit, "number of components, e.g. 3")
-    fit.add_argument("--covariance", default="full", choices=COVARIANCE_TYPES)
-    fit.add_argument("--method", default="nuts", choices=FIT_METHODS)
+    fit.add_argument("--covariance", default="full", choices=covariance_types())
+    fit.add_argument("--method", default="nuts", choices=METHODS)
     fit.set_defaults(func=_fit)
     for name, func, text in (
         ("compare", _compare, "compare K and covariance types by LOO and BIC/AIC/ICL"),
@@ -346,10 +394,15 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         cmd = sub.add_parser(name, help=text)
         _add_data_options(cmd, "numbers of components, e.g. 1-6 or 1-3,5")
-        cmd.add_argument("--covariance", default="full",
-                         help="comma-separated covariance types, e.g. full,diag")
-        cmd.add_argument("--method", default="nuts", choices=FIT_METHODS,
-                         help="posterior method (map: EM criteria only)")
+        cmd.add_argument(
+            "--covariance", default="full", help="comma-separated covariance types, e.g. full,diag"
+        )
+        cmd.add_argument(
+            "--method",
+            default="nuts",
+            choices=METHODS,
+            help="posterior method (map: EM criteria only)",
+        )
         cmd.add_argument("--jobs", type=int, default=1, help="candidates fitted in parallel")
         cmd.set_defaults(func=func)
     demo = sub.add_parser("demo", help="fit the bundled Old Faithful data and write figures")

@@ -41,7 +41,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import cloudpickle
 import numpy as np
@@ -51,12 +50,20 @@ from arviz_stats import loo as az_loo
 from arviz_stats.utils import ELPDData
 from joblib import Parallel, delayed
 
-from bayesgmm._types import COVARIANCE_TYPES
+from bayesgmm._methods import POSTERIOR_METHODS, PosteriorMethod
 from bayesgmm._validation import check_data, check_positive_int
 from bayesgmm.mixture import GaussianMixture
 
-Method = Literal["nuts", "advi", "fullrank_advi"]
-METHODS: tuple[str, ...] = ("nuts", "advi", "fullrank_advi")
+#: Posterior methods a comparison can use (``None``: EM criteria only).
+METHODS: tuple[str, ...] = POSTERIOR_METHODS
+#: Settings of :class:`BayesianGaussianMixture` that :func:`fit_candidate` sets itself.
+CANDIDATE_SETTINGS: tuple[str, ...] = (
+    "n_components",
+    "covariance_type",
+    "method",
+    "random_state",
+    "progressbar",
+)
 
 SIGN_CONVENTION = (
     "elpd_loo: higher is better (elpd_diff = elpd - elpd of the best, with standard error "
@@ -144,8 +151,11 @@ def psis_loo(idata, model=None, *, moment_match: bool = True) -> tuple[ELPDData,
         return result, "psis"
     try:
         with warnings.catch_warnings():
-            for message in ("Estimated shape parameter of Pareto", "Observation .* Moment",
-                            "After Moment Matching"):
+            for message in (
+                "Estimated shape parameter of Pareto",
+                "Observation .* Moment",
+                "After Moment Matching",
+            ):
                 warnings.filterwarnings("ignore", message=message)
             matched = az_loo(idata, pointwise=True, moment_match=True, model=model)
     except (ValueError, KeyError, NotImplementedError, np.linalg.LinAlgError) as err:
@@ -195,12 +205,12 @@ def fit_candidate(
     n_components: int,
     covariance_type: str,
     *,
-    method: Method | None,
-    fit_kwargs: dict,
+    method: PosteriorMethod | None,
+    bayes_kwargs: dict,
     em_prior: str | None,
     em_n_init: int,
     moment_match: bool,
-    random_seed: int | None,
+    random_state: int | None,
 ) -> CandidateFit:
     """Fit one candidate by EM and (unless ``method`` is None) by the PyMC posterior.
 
@@ -211,15 +221,17 @@ def fit_candidate(
     n_components : int
     covariance_type : str
     method : {"nuts", "advi", "fullrank_advi"} or None
-    fit_kwargs : dict
-        Passed to :meth:`BayesianGaussianMixture.fit` (``draws``, ``tune``, ...).
+    bayes_kwargs : dict
+        Further settings of :class:`BayesianGaussianMixture` (``draws``, ``tune``,
+        ``sampler``, ...), all but :data:`CANDIDATE_SETTINGS`.
     em_prior : None or "default"
         Prior of the EM fit behind the criteria (None: maximum likelihood).
     em_n_init : int
         EM restarts.
     moment_match : bool
         See :func:`psis_loo`.
-    random_seed : int, optional
+    random_state : int, optional
+        Seed of both fits.
 
     Returns
     -------
@@ -230,7 +242,7 @@ def fit_candidate(
         covariance_type=covariance_type,
         prior=em_prior,
         n_init=em_n_init,
-        random_state=random_seed,
+        random_state=random_state,
     ).fit(X)
     fit = CandidateFit(n_components, covariance_type, em, em_criteria(em, X))
     if method is None:
@@ -240,9 +252,11 @@ def fit_candidate(
     bayes = BayesianGaussianMixture(
         n_components,
         covariance_type=covariance_type,
-        random_state=random_seed,
+        method=method,
+        random_state=random_state,
         progressbar=False,
-    ).fit(X, method=method, random_seed=random_seed, **fit_kwargs)
+        **bayes_kwargs,
+    ).fit(X)
     fit.bayes = bayes
     fit.loo, fit.loo_method = psis_loo(
         bayes.idata_, bayes.model_, moment_match=moment_match and method == "nuts"
@@ -363,8 +377,21 @@ class ModelComparison:
 
 
 DISPLAY_COLUMNS: tuple[str, ...] = (
-    "rank", "elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight",
-    "k_ok", "k_high", "k_very_high", "sampler_ok", "loglik", "bic", "aic", "icl",
+    "rank",
+    "elpd_loo",
+    "se",
+    "elpd_diff",
+    "dse",
+    "p_loo",
+    "weight",
+    "k_ok",
+    "k_high",
+    "k_very_high",
+    "sampler_ok",
+    "loglik",
+    "bic",
+    "aic",
+    "icl",
 )
 
 
@@ -396,10 +423,17 @@ def comparison_table(fits: Sequence[CandidateFit]) -> pd.DataFrame:
     if len(fits) > 1:
         loo_table = az_compare(elpds, method="stacking", round_to="none")
     else:
-        (name, elpd), = elpds.items()
+        ((name, elpd),) = elpds.items()
         loo_table = pd.DataFrame(
-            {"rank": [0], "elpd_diff": [0.0], "dse": [0.0], "p": [elpd.p], "elpd": [elpd.elpd],
-             "se": [elpd.se], "weight": [1.0]},
+            {
+                "rank": [0],
+                "elpd_diff": [0.0],
+                "dse": [0.0],
+                "p": [elpd.p],
+                "elpd": [elpd.elpd],
+                "se": [elpd.se],
+                "weight": [1.0],
+            },
             index=[name],
         )
     loo_part = pd.DataFrame(
@@ -425,8 +459,17 @@ def comparison_table(fits: Sequence[CandidateFit]) -> pd.DataFrame:
         orient="index",
     )
     table = table.join(loo_part).join(k_part)
-    order = ["n_components", "covariance_type", "n_parameters", *loo_part.columns,
-             *k_part.columns, "loglik", "bic", "aic", "icl"]
+    order = [
+        "n_components",
+        "covariance_type",
+        "n_parameters",
+        *loo_part.columns,
+        *k_part.columns,
+        "loglik",
+        "bic",
+        "aic",
+        "icl",
+    ]
     return table[order].sort_values("elpd_loo", ascending=False)
 
 
@@ -453,18 +496,18 @@ def compare(
     X,
     n_components: Iterable[int] = range(1, 7),
     covariance_types: Sequence[str] = ("full",),
-    method: Method | None = "nuts",
+    method: PosteriorMethod | None = "nuts",
     *,
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
-    fit_kwargs: dict | None = None,
+    bayes_kwargs: dict | None = None,
     em_prior: str | None = None,
     em_n_init: int = 5,
     moment_match: bool = True,
     n_se: float = 1.0,
     n_jobs: int = 1,
-    random_seed: int | None = None,
+    random_state: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> ModelComparison:
     """Fit every candidate and compare them by PSIS-LOO and EM information criteria.
@@ -481,8 +524,9 @@ def compare(
         variational draws is plain PSIS and less trustworthy than on NUTS draws.
     draws, tune, chains : int
         Sampler settings for every candidate.
-    fit_kwargs : dict, optional
-        Further arguments of :meth:`BayesianGaussianMixture.fit` (e.g. ``sampler``).
+    bayes_kwargs : dict, optional
+        Further settings of :class:`BayesianGaussianMixture` for every candidate (e.g.
+        ``sampler``, ``target_accept``); not those in :data:`CANDIDATE_SETTINGS`.
     em_prior : None or "default", default=None
         ``None``: BIC, AIC and ICL at the maximum-likelihood EM fit (their textbook
         definition); ``"default"``: at the MAP-EM fit.
@@ -495,7 +539,7 @@ def compare(
     n_jobs : int, default=1
         Candidates fitted in parallel (joblib processes). Each NUTS fit already runs its
         chains in parallel, so more jobs than cores divided by chains rarely helps.
-    random_seed : int, optional
+    random_state : int, optional
         Seeds every candidate (independent streams).
     progress : callable, optional
         Called with a short message before each candidate is fitted.
@@ -513,26 +557,37 @@ def compare(
     if not ks:
         raise ValueError("n_components is empty: give at least one number of components")
     covariance_types = list(covariance_types)
-    bad = [c for c in covariance_types if c not in COVARIANCE_TYPES]
+    bad = [c for c in covariance_types if c not in covariance_types()]
     if bad or not covariance_types:
         raise ValueError(
-            f"covariance_types must be a non-empty subset of {list(COVARIANCE_TYPES)}, "
+            f"covariance_types must be a non-empty subset of {list(covariance_types())}, "
             f"got {covariance_types}"
         )
     if method is not None and method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)} or None, got {method!r}")
+    owned = sorted(set(bayes_kwargs or {}) & set(CANDIDATE_SETTINGS))
+    if owned:
+        raise ValueError(
+            f"bayes_kwargs sets {owned}, which compare() sets per candidate: pass "
+            "n_components, covariance_types, method and random_state to compare() instead"
+        )
     data = check_data(X, n_components=max(ks), min_samples=2)
     candidates = [(k, c) for c in covariance_types for k in sorted(set(ks))]
-    seeds = np.random.SeedSequence(random_seed).generate_state(len(candidates)).tolist()
-    sampler_kwargs = {"draws": draws, "tune": tune, "chains": chains, **(fit_kwargs or {})}
+    seeds = np.random.SeedSequence(random_state).generate_state(len(candidates)).tolist()
+    settings = {"draws": draws, "tune": tune, "chains": chains, **(bayes_kwargs or {})}
 
     jobs = []
     for i, (k, cov) in enumerate(candidates):
         args = (data, k, cov)
-        kwargs = {"method": method, "fit_kwargs": sampler_kwargs, "em_prior": em_prior,
-                  "em_n_init": em_n_init, "moment_match": moment_match, "random_seed": seeds[i]}
-        jobs.append((f"fitting {candidate_name(k, cov)} ({i + 1}/{len(candidates)})", args,
-                     kwargs))
+        kwargs = {
+            "method": method,
+            "bayes_kwargs": settings,
+            "em_prior": em_prior,
+            "em_n_init": em_n_init,
+            "moment_match": moment_match,
+            "random_state": seeds[i],
+        }
+        jobs.append((f"fitting {candidate_name(k, cov)} ({i + 1}/{len(candidates)})", args, kwargs))
     if n_jobs == 1:
         fits = []
         for message, args, kwargs in jobs:
@@ -555,6 +610,7 @@ def compare(
 
 
 __all__ = [
+    "CANDIDATE_SETTINGS",
     "METHODS",
     "SIGN_CONVENTION",
     "CandidateFit",

@@ -33,8 +33,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import numbers
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import arviz_stats as azs
@@ -44,13 +45,18 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 from pymc.initial_point import make_initial_point_fn
-from scipy.special import logsumexp, softmax
+from scipy.special import logsumexp
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import validate_data
 
-from bayesgmm._types import CovarianceType
+from bayesgmm._methods import METHODS, SAMPLERS, Method, Sampler
 from bayesgmm._validation import check_data, check_positive_int
+from bayesgmm.covariance import CovarianceType, covariance_types
 from bayesgmm.diagnostics import POSTERIOR_VARS, Diagnostics, diagnose
 from bayesgmm.mixture import GaussianMixture
 from bayesgmm.model import (
+    COVARIANCE_PRIOR_FAMILIES,
     OBSERVED,
     CovariancePriorFamily,
     build_model,
@@ -58,6 +64,13 @@ from bayesgmm.model import (
     initial_point,
 )
 from bayesgmm.params import MixtureParams
+from bayesgmm.posterior import (
+    equal_tailed_interval,
+    log_mixture_density,
+    responsibilities,
+    sample_mixture,
+    stack_draws,
+)
 from bayesgmm.priors import MixturePrior
 from bayesgmm.relabel import (
     RelabelingRecord,
@@ -67,13 +80,10 @@ from bayesgmm.relabel import (
 )
 from bayesgmm.spec import MixtureSpec
 
-Method = Literal["nuts", "advi", "fullrank_advi", "map"]
-Sampler = Literal["nutpie", "pymc"]
-METHODS: tuple[str, ...] = ("nuts", "advi", "fullrank_advi", "map")
-SAMPLERS: tuple[str, ...] = ("nutpie", "pymc")
 MINIBATCH_THRESHOLD = 20_000
 MINIBATCH_SIZE = 1_000
 TARGET_ACCEPT = 0.9
+START_JITTER = 0.1
 START_SIGMA = 0.1
 #: Convergence of the MAP-EM start: tighter than GaussianMixture's default (1e-3 per sample),
 #: which on a million rows stops tens of posterior sds short of the mode.
@@ -81,11 +91,6 @@ EM_TOL = 1e-6
 EM_MAX_ITER = 1000
 #: Largest ``n_obs * chains * draws`` for which log-likelihood and predictive draws are stored.
 MAX_POINTWISE_VALUES = 20_000_000
-
-
-def _check_choice(name: str, value, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 
 
 def transformed_point(model: pm.Model, point: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -159,6 +164,12 @@ def _sample_nutpie(model, start, jitter, *, draws, tune, chains, seed, progressb
     """NUTS with nutpie, every chain starting at ``start`` plus a seeded U(-jitter, jitter)."""
     import nutpie
 
+    # Workaround of an upstream limitation: nutpie's initial point is PyMC's, whose jitter is
+    # a fixed U(-1, 1) on every jittered variable, with no scale and no per-chain start
+    # (https://github.com/pymc-devs/nutpie/issues/149, https://github.com/pymc-devs/pymc/issues/7555):
+    #   c = nutpie.compile_pymc_model(model, initial_points=start)
+    #   c.initial_point_func(0) - c.initial_point_func(1)  # differences up to 2, not 2 * jitter
+    # So compile without jitter and replace the initial-point function by a scaled one.
     compiled = nutpie.compile_pymc_model(model, initial_points=start, jitter_rvs=set())
     base = np.asarray(compiled.initial_point_func(0), dtype=np.float64)
 
@@ -210,42 +221,119 @@ def _relabel_posterior(posterior: xr.Dataset, reference: MixtureParams):
     return posterior.assign(updated), record
 
 
-def log_joint_densities(
-    X: np.ndarray, weights: np.ndarray, means: np.ndarray, covariances: np.ndarray
-) -> np.ndarray:
-    """``log w_k + log N(x_n | mu_k, Sigma_k)`` for every draw, sample and component.
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
 
-    Parameters
-    ----------
-    X : ndarray of shape (n_samples, d)
-    weights : ndarray of shape (n_draws, K)
-    means : ndarray of shape (n_draws, K, d)
-    covariances : ndarray of shape (n_draws, K, d, d)
 
-    Returns
-    -------
-    ndarray of shape (n_draws, n_samples, K)
-    """
-    d = X.shape[1]
-    chol_inv = np.linalg.inv(np.linalg.cholesky(covariances))
-    half_logdet = -np.log(np.diagonal(chol_inv, axis1=-2, axis2=-1)).sum(-1)
-    diff = X[None, :, None, :] - means[:, None, :, :]
-    whitened = np.einsum("skij,snkj->snki", chol_inv, diff)
-    log_normal = (
-        -0.5 * d * np.log(2 * np.pi) - half_logdet[:, None, :] - 0.5 * (whitened**2).sum(-1)
+def _int_at_least(minimum: int) -> Callable[[object], bool]:
+    return lambda value: _is_int(value) and value >= minimum
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[object], bool]:
+    return lambda value: isinstance(value, str) and value in choices
+
+
+def _is_bool(value) -> bool:
+    return isinstance(value, bool | np.bool_)
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not _is_bool(value) and np.isfinite(value)
+
+
+def _is_start(value) -> bool:
+    if value is None or isinstance(value, MixtureParams):
+        return True
+    return (
+        isinstance(value, Sequence)
+        and len(value) > 0
+        and all(isinstance(v, MixtureParams) for v in value)
     )
-    with np.errstate(divide="ignore"):
-        return np.log(weights)[:, None, :] + log_normal
 
 
-def _interval(draws: np.ndarray, ci_prob: float, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Equal-tailed interval of ``draws`` along ``axis``."""
-    tail = (1.0 - ci_prob) / 2.0
-    return np.quantile(draws, tail, axis=axis), np.quantile(draws, 1.0 - tail, axis=axis)
+def _choices(choices: tuple[str, ...]) -> str:
+    return "one of " + ", ".join(repr(c) for c in choices)
 
 
-class BayesianGaussianMixture:
+#: Every constructor setting: a test of its value and what it must be. ``fit`` checks them all.
+PARAMETER_CONSTRAINTS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "n_components": (_int_at_least(1), "a positive int (the number of components K)"),
+    "covariance_type": (
+        lambda v: isinstance(v, str) and v in covariance_types(),
+        "a registered covariance structure: " + _choices(covariance_types()),
+    ),
+    "prior": (
+        lambda v: (
+            v is None or isinstance(v, MixturePrior) or (isinstance(v, str) and v == "default")
+        ),
+        "'default', None (flat: method='map' only) or a MixturePrior",
+    ),
+    "covariance_prior_family": (
+        _one_of(COVARIANCE_PRIOR_FAMILIES),
+        _choices(COVARIANCE_PRIOR_FAMILIES),
+    ),
+    "method": (_one_of(METHODS), _choices(METHODS)),
+    "draws": (_int_at_least(1), "a positive int (draws per chain)"),
+    "tune": (_int_at_least(0), "an int >= 0 (tuning steps per chain)"),
+    "chains": (_int_at_least(1), "a positive int"),
+    "sampler": (_one_of(SAMPLERS), _choices(SAMPLERS)),
+    "target_accept": (
+        lambda v: _is_real(v) and 0.0 < v < 1.0,
+        "a float strictly between 0 and 1 (e.g. 0.9; raise it towards 0.99 on divergences)",
+    ),
+    "jitter": (
+        lambda v: _is_real(v) and v >= 0.0,
+        "a float >= 0 (half-width of the uniform start jitter; 0 starts every chain "
+        "exactly at `start`)",
+    ),
+    "start": (_is_start, "None (the MAP), a MixtureParams, or a list of them, one per chain"),
+    "vi_iterations": (_int_at_least(1), "a positive int (optimisation steps of VI)"),
+    "batch_size": (
+        lambda v: v is None or (isinstance(v, str) and v == "auto") or _int_at_least(1)(v),
+        f"'auto' (minibatches of {MINIBATCH_SIZE} above {MINIBATCH_THRESHOLD} rows), None "
+        "(no minibatches) or a positive int",
+    ),
+    "pointwise": (
+        lambda v: _is_bool(v) or (isinstance(v, str) and v == "auto"),
+        f"'auto' (when at most {MAX_POINTWISE_VALUES:.0e} values), True or False",
+    ),
+    "sampler_kwargs": (
+        lambda v: v is None or (isinstance(v, dict) and all(isinstance(k, str) for k in v)),
+        "None or a dict of keyword arguments (str keys) for pymc.sample, nutpie.sample or "
+        "the VI fit",
+    ),
+    "random_state": (
+        lambda v: v is None or _int_at_least(0)(v),
+        "None (fresh entropy) or an int >= 0 (the same int gives identical draws)",
+    ),
+    "progressbar": (_is_bool, "True or False"),
+}
+
+#: Keys of ``sampler_kwargs`` that a constructor setting owns (``None``: fixed by the estimator).
+RESERVED_SAMPLER_KWARGS: dict[str, str | None] = {
+    "draws": "draws",
+    "tune": "tune",
+    "chains": "chains",
+    "target_accept": "target_accept",
+    "random_seed": "random_state",
+    "seed": "random_state",
+    "progressbar": "progressbar",
+    "progress_bar": "progressbar",
+    "initvals": "start",
+    "start": "start",
+    "n": "vi_iterations",
+    "init": None,
+    "model": None,
+    "nuts_sampler": None,
+}
+
+
+class BayesianGaussianMixture(DensityMixin, BaseEstimator):
     """Gaussian mixture with a full posterior (PyMC), started from MAP-EM.
+
+    A scikit-learn estimator: every setting is a constructor argument (``get_params``,
+    ``set_params`` and :func:`sklearn.base.clone` work), checked by :meth:`fit` against
+    :data:`PARAMETER_CONSTRAINTS`; :meth:`fit` takes only data.
 
     Parameters
     ----------
@@ -256,8 +344,41 @@ class BayesianGaussianMixture:
         priors, only for ``method="map"`` (the MLE); NUTS and VI need a proper prior.
     covariance_prior_family : {"niw", "lkj"}, default="niw"
         See :func:`bayesgmm.model.build_model`.
-    random_state : int or None
-        Seed of the EM start and default of ``random_seed``.
+    method : {"nuts", "advi", "fullrank_advi", "map"}, default="nuts"
+        NUTS, mean-field or full-rank ADVI, or only the MAP (stored as one draw).
+    draws : int, default=1000
+        Draws per chain (NUTS); independent draws stored as one chain (VI).
+    tune : int, default=1000
+        Tuning steps per chain (NUTS).
+    chains : int, default=4
+        NUTS chains.
+    sampler : {"pymc", "nutpie"}, default="pymc"
+        NUTS implementation.
+    target_accept : float, default=0.9
+        Target acceptance rate of NUTS.
+    jitter : float, default=0.1
+        Half-width of the uniform jitter added to the start of every chain in the
+        unconstrained space.
+    start : MixtureParams, sequence of MixtureParams or None, default=None
+        Start on the user's scale: ``None`` starts at the MAP; a sequence gives one start
+        per chain (``sampler="pymc"`` only).
+    vi_iterations : int, default=10000
+        Optimisation steps of ADVI / full-rank ADVI (mean-field ADVI starts at the MAP
+        with standard deviations 0.1 in the unconstrained space).
+    batch_size : "auto", int or None, default="auto"
+        Minibatch size of VI: ``"auto"`` uses minibatches of 1000 above 20000 rows,
+        ``None`` never.
+    pointwise : "auto" or bool, default="auto"
+        Store the per-observation ``log_likelihood`` and ``posterior_predictive`` groups
+        (LOO needs them); ``"auto"``: when they hold at most ``MAX_POINTWISE_VALUES``
+        (2e7) values, so a million-row minibatch fit does not allocate gigabytes.
+    sampler_kwargs : dict or None, default=None
+        Further keyword arguments of ``pymc.sample`` (``sampler="pymc"``),
+        ``nutpie.sample`` (``sampler="nutpie"``) or the VI ``fit``; keys that a setting
+        above owns (``draws``, ``random_seed``, ...) are refused.
+    random_state : int or None, default=None
+        The one seed (EM start, jitter, sampler, predictive draws): the same int gives
+        identical draws.
     progressbar : bool, default=True
 
     Attributes
@@ -273,8 +394,13 @@ class BayesianGaussianMixture:
         The fitted EM estimator that gave the start.
     model_ : pymc.Model
     relabeling_ : RelabelingRecord
+    approximation_ : pymc Approximation
+        VI only.
     n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Only when ``X`` had string column names.
     method_ : str
+        The method of the last fit.
     """
 
     def __init__(
@@ -282,8 +408,20 @@ class BayesianGaussianMixture:
         n_components: int = 1,
         *,
         covariance_type: CovarianceType = "full",
-        prior: MixturePrior | str | None = "default",
+        prior: MixturePrior | Literal["default"] | None = "default",
         covariance_prior_family: CovariancePriorFamily = "niw",
+        method: Method = "nuts",
+        draws: int = 1000,
+        tune: int = 1000,
+        chains: int = 4,
+        sampler: Sampler = "pymc",
+        target_accept: float = TARGET_ACCEPT,
+        jitter: float = START_JITTER,
+        start: MixtureParams | Sequence[MixtureParams] | None = None,
+        vi_iterations: int = 10_000,
+        batch_size: int | Literal["auto"] | None = "auto",
+        pointwise: bool | Literal["auto"] = "auto",
+        sampler_kwargs: dict | None = None,
         random_state: int | None = None,
         progressbar: bool = True,
     ) -> None:
@@ -291,138 +429,145 @@ class BayesianGaussianMixture:
         self.covariance_type = covariance_type
         self.prior = prior
         self.covariance_prior_family = covariance_prior_family
+        self.method = method
+        self.draws = draws
+        self.tune = tune
+        self.chains = chains
+        self.sampler = sampler
+        self.target_accept = target_accept
+        self.jitter = jitter
+        self.start = start
+        self.vi_iterations = vi_iterations
+        self.batch_size = batch_size
+        self.pointwise = pointwise
+        self.sampler_kwargs = sampler_kwargs
         self.random_state = random_state
         self.progressbar = progressbar
 
-    def fit(
-        self,
-        X,
-        *,
-        method: Method = "nuts",
-        draws: int = 1000,
-        tune: int = 1000,
-        chains: int = 4,
-        sampler: Sampler = "pymc",
-        random_seed: int | None = None,
-        **kwargs,
-    ) -> BayesianGaussianMixture:
-        """Fit the posterior.
+    def _validate_params(self) -> None:
+        """Check every setting against :data:`PARAMETER_CONSTRAINTS`, then their combinations."""
+        name_of = type(self).__name__
+        for name, (is_valid, expected) in PARAMETER_CONSTRAINTS.items():
+            value = getattr(self, name)
+            if not is_valid(value):
+                raise ValueError(
+                    f"{name_of}({name}={value!r}) is invalid: {name} must be {expected}. "
+                    f"Pass such a value to the constructor or to set_params({name}=...)."
+                )
+        if self.prior is None and self.method != "map":
+            raise ValueError(
+                f"prior=None (flat, improper) only supports method='map', got "
+                f"method={self.method!r}: use prior='default' or a MixturePrior for NUTS and VI"
+            )
+        for key in self.sampler_kwargs or {}:
+            if key not in RESERVED_SAMPLER_KWARGS:
+                continue
+            owner = RESERVED_SAMPLER_KWARGS[key]
+            remedy = (
+                f"set {name_of}({owner}=...) instead"
+                if owner
+                else f"{name_of} sets it itself; remove it"
+            )
+            raise ValueError(f"sampler_kwargs={{{key!r}: ...}} is not allowed: {remedy}")
+        if isinstance(self.start, Sequence) and len(self.start) > 1:
+            if self.method in ("advi", "fullrank_advi"):
+                raise ValueError(
+                    f"method={self.method!r} starts from one point, got {len(self.start)} "
+                    "starts: pass a single MixtureParams"
+                )
+            if self.method == "nuts" and self.sampler == "nutpie":
+                raise ValueError(
+                    "sampler='nutpie' starts all chains from one point; pass a single start "
+                    "or use sampler='pymc' for per-chain starts"
+                )
+            if len(self.start) != self.chains:
+                raise ValueError(
+                    f"start must be one MixtureParams or one per chain ({self.chains}), got "
+                    f"{len(self.start)}: give {self.chains} starts or set chains={len(self.start)}"
+                )
+
+    def fit(self, X, y=None) -> BayesianGaussianMixture:
+        """Fit the posterior (or only the MAP) with the constructor's settings.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-        method : {"nuts", "advi", "fullrank_advi", "map"}
-        draws, tune, chains : int
-            NUTS settings; VI stores ``draws`` independent draws as one chain.
-        sampler : {"pymc", "nutpie"}
-            NUTS implementation.
-        random_seed : int, optional
-            Defaults to ``random_state``; the same seed gives identical draws.
-        **kwargs
-            ``start``: a MixtureParams (user's scale) for all chains, or one per chain
-            (``sampler="pymc"`` only), instead of the MAP; ``jitter``: half-width of the
-            uniform start jitter in unconstrained space (default 0.1); for VI ``n``
-            (iterations, default 10000; mean-field ADVI starts at the MAP with
-            standard deviations 0.1 in the unconstrained space) and ``batch_size``
-            (minibatch size; automatic above 20000 observations). Anything else goes
-            to ``pymc.sample``, ``nutpie.sample`` or ``pymc.fit``. ``pointwise``: whether to
-            store the per-observation ``log_likelihood`` and ``posterior_predictive``
-            groups (default: when they hold at most ``MAX_POINTWISE_VALUES`` = 2e7
-            values, so a million-row minibatch fit does not allocate gigabytes; LOO and
-            ``posterior_predictive`` need them).
+        X : array-like of shape (n_samples, n_features), or (n_samples,) for one feature
+        y : None
+            Ignored; present for scikit-learn's API.
 
         Returns
         -------
         self
         """
-        _check_choice("method", method, METHODS)
-        _check_choice("sampler", sampler, SAMPLERS)
-        check_positive_int(self.n_components, "n_components")
-        for name, value in (("draws", draws), ("chains", chains)):
-            check_positive_int(value, name)
-        check_positive_int(tune, "tune", minimum=0)
-        X = check_data(X, allow_1d=True, n_components=self.n_components)
-        n_features = X.shape[1]
-        spec = MixtureSpec.from_data(X, self.n_components, self.covariance_type, self.prior)
+        self._validate_params()
+        data = check_data(X, allow_1d=True, n_components=self.n_components)
+        validate_data(self, X if np.ndim(X) == 2 else data, dtype=np.float64)
+        n_features = data.shape[1]
+        spec = MixtureSpec.from_data(data, self.n_components, self.covariance_type, self.prior)
         check_model_options(spec.structure, self.covariance_prior_family, n_features)
         prior = spec.prior
+        seeds = np.random.default_rng(self.random_state).integers(2**31 - 1, size=4)
+        self._X = data
         self.spec_ = spec
-        if prior is None and method != "map":
-            raise ValueError(
-                f"prior=None (flat, improper) only supports method='map', got method={method!r}: "
-                "use prior='default' or a MixturePrior for NUTS and VI"
-            )
-        seed = self.random_state if random_seed is None else random_seed
-        seeds = np.random.default_rng(seed).integers(2**31 - 1, size=4)
-        self.n_features_in_ = n_features
-        self._X = X
+        map_spec = spec.with_prior(spec.map_prior())
         self.em_ = GaussianMixture(
             self.n_components,
             covariance_type=self.covariance_type,
-            prior=spec.map_prior(),
+            prior=map_spec.prior,
             n_init=5,
             tol=EM_TOL,
             max_iter=EM_MAX_ITER,
             random_state=self.random_state,
-        )._fit_spec(X, spec.with_prior(spec.map_prior()))
+        )._fit_spec(data, map_spec)
         params = self.em_.params_
         self.map_ = params.sorted_by_mean() if n_features == 1 else params
-        self.model_ = build_model(
-            X, spec, covariance_prior_family=self.covariance_prior_family
-        )
-        start = kwargs.pop("start", self.map_)
-        pointwise = kwargs.pop("pointwise", None)
-        jitter = kwargs.pop("jitter", 0.1)
-        rng = np.random.default_rng(seeds[1])
-        if method == "map":
+        self.model_ = build_model(data, spec, covariance_prior_family=self.covariance_prior_family)
+        start = self.map_ if self.start is None else self.start
+        if self.method == "map":
             idata = self._map_idata()
-        elif method == "nuts":
-            idata = self._run_nuts(
-                start, jitter, rng, sampler, draws, tune, chains, seeds[0], kwargs
-            )
+        elif self.method == "nuts":
+            idata = self._run_nuts(start, np.random.default_rng(seeds[1]), seeds[0])
         else:
-            idata = self._run_vi(X, start, method, draws, seeds[0], prior, kwargs)
-        self.method_ = method
-        self.idata_ = self._postprocess(idata, seeds[2], method, pointwise)
+            idata = self._run_vi(data, start, seeds[0], prior)
+        self.method_ = self.method
+        pointwise = None if isinstance(self.pointwise, str) else self.pointwise
+        self.idata_ = self._postprocess(idata, seeds[2], self.method, pointwise)
         return self
 
-    def _starts(self, start, chains):
+    def _starts(self, start) -> list[dict[str, np.ndarray]]:
         starts = list(start) if isinstance(start, Sequence) else [start]
-        if len(starts) not in (1, chains):
-            raise ValueError(
-                f"start must be one MixtureParams or one per chain ({chains}), got {len(starts)}"
-            )
         return [
-            transformed_point(self.model_, initial_point(s, self.model_, self.spec_)) for s in starts
+            transformed_point(self.model_, initial_point(s, self.model_, self.spec_))
+            for s in starts
         ]
 
-    def _run_nuts(self, start, jitter, rng, sampler, draws, tune, chains, seed, kwargs):
-        starts = self._starts(start, chains)
-        common = {"draws": draws, "tune": tune, "chains": chains, "seed": int(seed)}
-        kwargs.setdefault("target_accept", TARGET_ACCEPT)
-        if sampler == "nutpie":
-            if len(starts) > 1:
-                raise ValueError(
-                    "sampler='nutpie' starts all chains from one point; pass a single start "
-                    "or use sampler='pymc' for per-chain starts"
-                )
-            constrained = initial_point(
-                start if isinstance(start, MixtureParams) else start[0], self.model_, self.spec_
-            )
-            return _sample_nutpie(
-                self.model_, constrained, jitter, progressbar=self.progressbar, **common, **kwargs
-            )
-        points = starts * chains if len(starts) == 1 else starts
+    def _run_nuts(self, start, rng: np.random.Generator, seed) -> xr.DataTree:
+        common = {
+            "draws": self.draws,
+            "tune": self.tune,
+            "chains": self.chains,
+            "seed": int(seed),
+            "target_accept": self.target_accept,
+            "progressbar": self.progressbar,
+            **(self.sampler_kwargs or {}),
+        }
+        if self.sampler == "nutpie":
+            single = start if isinstance(start, MixtureParams) else start[0]
+            constrained = initial_point(single, self.model_, self.spec_)
+            return _sample_nutpie(self.model_, constrained, self.jitter, **common)
+        starts = self._starts(start)
+        points = starts * self.chains if len(starts) == 1 else starts
         jittered = [
-            constrained_point(self.model_, jitter_points(p, 1, jitter, rng)[0]) for p in points
+            constrained_point(self.model_, jitter_points(p, 1, self.jitter, rng)[0]) for p in points
         ]
-        return _sample_pymc(self.model_, jittered, progressbar=self.progressbar, **common, **kwargs)
+        return _sample_pymc(self.model_, jittered, **common)
 
-    def _run_vi(self, X, start, method, draws, seed, prior, kwargs):
-        n_iter = kwargs.pop("n", 10_000)
-        batch_size = kwargs.pop(
-            "batch_size", MINIBATCH_SIZE if len(X) > MINIBATCH_THRESHOLD else None
-        )
+    def _run_vi(self, X, start, seed, prior) -> xr.DataTree:
+        if isinstance(start, Sequence):
+            (start,) = start
+        batch_size = self.batch_size
+        if isinstance(batch_size, str):
+            batch_size = MINIBATCH_SIZE if len(X) > MINIBATCH_THRESHOLD else None
         fit_model = self.model_
         if batch_size is not None:
             fit_model = build_model(
@@ -432,31 +577,30 @@ class BayesianGaussianMixture:
                 batch_size=batch_size,
                 random_seed=int(seed),
             )
-        inf_kwargs = {
-            **kwargs.pop("inf_kwargs", {}),
-            "random_seed": int(seed),
-            "start": initial_point(start, fit_model, self.spec_),
-        }
-        if method == "advi":
-            inf_kwargs["start_sigma"] = kwargs.pop(
-                "start_sigma", {value.name: START_SIGMA for value in fit_model.value_vars}
-            )
+        start_point = initial_point(start, fit_model, self.spec_)
+        inf_kwargs = {"random_seed": int(seed), "start": start_point}
+        if self.method == "advi":
+            inf_kwargs["start_sigma"] = {value.name: START_SIGMA for value in fit_model.value_vars}
         # what pm.fit(method=...) does, keeping the Inference to set the cost scaling
-        inference = (pm.ADVI if method == "advi" else pm.FullRankADVI)(
+        inference = (pm.ADVI if self.method == "advi" else pm.FullRankADVI)(
             model=fit_model, **inf_kwargs
         )
         if batch_size is not None:
-            # PyMC (6.4) divides a minibatch objective by a wrong constant: it divides total_size
-            # by every entry of the minibatch's shape (1e5/1000 * 1e5/2 = 5e6 for 1e5 rows
-            # of 2 features, instead of 1e5/1000 = 100; Approximation.
-            # symbolic_normalizing_constant passes get_scaling a shape wrapped in a tuple).
+            # Workaround of a PyMC 6.4 bug (no upstream issue found): a minibatch objective is
+            # divided by total_size / (every entry of the minibatch's shape), not by
+            # total_size / batch_size, because Approximation.symbolic_normalizing_constant
+            # passes get_scaling a shape wrapped in a tuple. Reproducer (prints 5e6, not 100):
+            #   with pm.Model() as m: x = pm.Normal("x"); pm.Normal("y", x, observed=pm.Minibatch(np.zeros((100_000, 2)), batch_size=1000), total_size=100_000)  # noqa: E501
+            #   print(pm.ADVI(model=m).approx.symbolic_normalizing_constant.eval())
             # The tiny gradients then vanish under adagrad_window's epsilon and the
             # standard deviations never leave their start. Optimise the unscaled ELBO, as
             # without minibatches: same optimum, usable gradients.
             inference.approx.scale_cost_to_minibatch = False
-        approx = inference.fit(n_iter, progressbar=self.progressbar, **kwargs)
+        approx = inference.fit(
+            self.vi_iterations, progressbar=self.progressbar, **(self.sampler_kwargs or {})
+        )
         self.approximation_ = approx
-        return approx.sample(draws, random_seed=int(seed))
+        return approx.sample(self.draws, random_seed=int(seed))
 
     def _map_idata(self) -> xr.DataTree:
         values = initial_point(self.map_, self.model_, self.spec_)
@@ -509,7 +653,7 @@ class BayesianGaussianMixture:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "idata_"):
-            raise ValueError(
+            raise NotFittedError(
                 "This BayesianGaussianMixture instance is not fitted yet: call fit(X) first"
             )
 
@@ -517,31 +661,17 @@ class BayesianGaussianMixture:
         """Posterior weights (S, K), means (S, K, d), covariances (S, K, d, d), (chains, draws)."""
         self._check_fitted()
         post = self.idata_["posterior"].to_dataset()
-        shape = (post.sizes["chain"], post.sizes["draw"])
-        k, d = self.n_components, self.n_features_in_
-        weights = post["weights"].transpose("chain", "draw", "component").values.reshape(-1, k)
-        means = post["means"].transpose("chain", "draw", "component", "feature").values
-        covs = (
-            post["covariances"]
-            .transpose("chain", "draw", "component", "feature", "feature_bis")
-            .values
-        )
-        return weights, means.reshape(-1, k, d), covs.reshape(-1, k, d, d), shape
+        weights, means, covs = stack_draws(post)
+        return weights, means, covs, (post.sizes["chain"], post.sizes["draw"])
 
     def _data(self, X) -> np.ndarray:
         self._check_fitted()
         if X is None:
             return self._X
-        X = check_data(X, allow_1d=self.n_features_in_ == 1, min_samples=1, check_constant=False)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but the model was fitted with {self.n_features_in_}"
-            )
-        return X
+        data = check_data(X, allow_1d=self.n_features_in_ == 1, min_samples=1, check_constant=False)
+        validate_data(self, X if np.ndim(X) == 2 else data, dtype=np.float64, reset=False)
+        return data
 
-    def _log_joint(self, X) -> tuple[np.ndarray, tuple[int, int]]:
-        weights, means, covs, shape = self._draws()
-        return log_joint_densities(X, weights, means, covs), shape
 
     def summary(self, ci_prob: float = 0.89) -> pd.DataFrame:
         """ArviZ summary (mean, sd, interval, R-hat, ESS) of weights, means and covariances."""
@@ -569,8 +699,8 @@ class BayesianGaussianMixture:
         DataArray of dims (chain, draw, obs, component)
         """
         X = self._data(X)
-        log_joint, shape = self._log_joint(X)
-        resp = softmax(log_joint, axis=-1).reshape(*shape, len(X), self.n_components)
+        weights, means, covs, shape = self._draws()
+        resp = responsibilities(X, weights, means, covs).reshape(*shape, len(X), self.n_components)
         return xr.DataArray(
             resp,
             dims=("chain", "draw", "obs", "component"),
@@ -586,7 +716,7 @@ class BayesianGaussianMixture:
         DataFrame indexed by (obs, component) with columns ``mean``, ``lower``, ``upper``
         """
         resp = self.responsibilities(X).stack(sample=("chain", "draw")).transpose("sample", ...)
-        lower, upper = _interval(resp.values, ci_prob)
+        lower, upper = equal_tailed_interval(resp.values, ci_prob)
         n_obs, k = lower.shape
         index = pd.MultiIndex.from_product([range(n_obs), range(k)], names=["obs", "component"])
         return pd.DataFrame(
@@ -621,9 +751,8 @@ class BayesianGaussianMixture:
         ``grid`` (point, feature)
         """
         grid = self._data(grid)
-        log_joint, _ = self._log_joint(grid)
-        density = np.exp(logsumexp(log_joint, axis=-1))
-        lower, upper = _interval(density, ci_prob)
+        density = np.exp(log_mixture_density(grid, *self._draws()[:3]))
+        lower, upper = equal_tailed_interval(density, ci_prob)
         return xr.Dataset(
             {
                 "mean": ("point", density.mean(axis=0)),
@@ -644,8 +773,7 @@ class BayesianGaussianMixture:
 
     def score_samples(self, X) -> np.ndarray:
         """Log posterior predictive density ``log mean_s p(x_n | theta_s)``, shape (n_samples,)."""
-        log_joint, _ = self._log_joint(self._data(X))
-        log_lik = logsumexp(log_joint, axis=-1)
+        log_lik = log_mixture_density(self._data(X), *self._draws()[:3])
         return logsumexp(log_lik, axis=0) - np.log(log_lik.shape[0])
 
     def score(self, X, y=None) -> float:
@@ -661,24 +789,15 @@ class BayesianGaussianMixture:
         labels : ndarray of shape (n_samples,)
         """
         check_positive_int(n_samples, "n_samples")
-        weights, means, covs, _ = self._draws()
-        rng = np.random.default_rng(random_state)
-        draw = rng.integers(len(weights), size=n_samples)
-        u = rng.random(n_samples)[:, None]
-        labels = (u > np.cumsum(weights[draw], axis=1)).sum(axis=1)
-        labels = np.minimum(labels, self.n_components - 1)
-        chol = np.linalg.cholesky(covs[draw, labels])
-        noise = rng.standard_normal((n_samples, self.n_features_in_))
-        X = means[draw, labels] + np.einsum("nij,nj->ni", chol, noise)
-        return X, labels
+        return sample_mixture(*self._draws()[:3], n_samples, random_state)
 
 
 __all__ = [
     "METHODS",
+    "PARAMETER_CONSTRAINTS",
     "SAMPLERS",
     "BayesianGaussianMixture",
     "RelabelingRecord",
     "jitter_points",
-    "log_joint_densities",
     "transformed_point",
 ]

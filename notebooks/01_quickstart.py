@@ -56,8 +56,11 @@ pd.DataFrame(
 # E-BFMI and label switching before we look at any number.
 
 # %%
-bgm = BayesianGaussianMixture(n_components=2, random_state=SEED, progressbar=False)
-bgm.fit(X, method="nuts", draws=DRAWS, tune=TUNE, chains=CHAINS)
+bgm = BayesianGaussianMixture(
+    n_components=2, method="nuts", draws=DRAWS, tune=TUNE, chains=CHAINS, random_state=SEED,
+    progressbar=False,
+)
+bgm.fit(X)
 print(bgm.diagnose())
 
 # %% [markdown]

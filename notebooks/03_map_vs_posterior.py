@@ -49,8 +49,11 @@ print(f"{len(X)} galaxies, velocities from {X.min():.1f} to {X.max():.1f} thousa
 # label switching to undo.
 
 # %%
-bgm = BayesianGaussianMixture(n_components=K, random_state=SEED, progressbar=False)
-bgm.fit(X, method="nuts", draws=DRAWS, tune=TUNE, chains=CHAINS)
+bgm = BayesianGaussianMixture(
+    n_components=K, method="nuts", draws=DRAWS, tune=TUNE, chains=CHAINS, random_state=SEED,
+    progressbar=False,
+)
+bgm.fit(X)
 map_em = bgm.em_  # the MAP-EM fit that started the sampler (MAP: it has a prior)
 assert map_em.prior_ is not None
 print(bgm.diagnose())

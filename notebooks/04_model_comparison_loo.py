@@ -54,7 +54,7 @@ with warnings.catch_warnings(record=True) as caught:
         draws=DRAWS,
         tune=TUNE,
         chains=CHAINS,
-        random_seed=SEED,
+        random_state=SEED,
     )
 for warning in caught:
     if str(warning.message).startswith("PSIS-LOO is unreliable"):

@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import xarray as xr
+from sklearn.base import clone
 
 from bayesgmm import datasets, plots
 from bayesgmm.inference import BayesianGaussianMixture
@@ -40,8 +41,11 @@ names = ["eruption duration (min)", "waiting time (min)"]
 # spread shows how well location, size and orientation of each component are known.
 
 # %%
-nuts = BayesianGaussianMixture(n_components=2, random_state=SEED, progressbar=False)
-nuts.fit(X, method="nuts", draws=DRAWS, tune=TUNE, chains=CHAINS)
+nuts = BayesianGaussianMixture(
+    n_components=2, method="nuts", draws=DRAWS, tune=TUNE, chains=CHAINS, random_state=SEED,
+    progressbar=False,
+)
+nuts.fit(X)
 print(nuts.diagnose())
 posterior = nuts.idata_["posterior"].to_dataset()
 _, draw_means, draw_covs = stack_draws(posterior, max_draws=100, random_state=SEED)
@@ -86,9 +90,8 @@ pd.DataFrame(
 # %%
 swapped = nuts.map_.permuted([1, 0])
 starts = [nuts.map_ if c % 2 == 0 else swapped for c in range(CHAINS)]
-switched = BayesianGaussianMixture(n_components=2, random_state=SEED, progressbar=False)
-switched.fit(X, method="nuts", draws=DRAWS, tune=TUNE, chains=CHAINS, sampler="pymc",
-             start=starts)
+switched = clone(nuts).set_params(sampler="pymc", start=starts)  # same settings, new starts
+switched.fit(X)
 record = switched.relabeling_
 print(record)
 print("chain labelings (position j holds the chain's component):\n", record.chain_labelings)
@@ -161,8 +164,11 @@ print(switched.diagnose())
 # %%
 vi_fits = {}
 for method in ("advi", "fullrank_advi"):
-    fit = BayesianGaussianMixture(n_components=2, random_state=SEED, progressbar=False)
-    vi_fits[method] = fit.fit(X, method=method, draws=2000, n=VI_STEPS)
+    fit = BayesianGaussianMixture(
+        n_components=2, method=method, draws=2000, vi_iterations=VI_STEPS, random_state=SEED,
+        progressbar=False,
+    )
+    vi_fits[method] = fit.fit(X)
 
 params = ["weights[0]", "means[0, 0]", "means[0, 1]", "means[1, 0]", "means[1, 1]",
           "covariances[0, 1, 1]", "covariances[1, 1, 1]"]

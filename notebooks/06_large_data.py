@@ -186,8 +186,8 @@ print(f"largest difference to the in-memory fit: means "
 #   that scale. PyMC's default optimiser (`adagrad_window`, step $10^{-3}$) moves a log
 #   standard deviation by about one step size per iteration, so it needs many thousands
 #   of iterations; a larger step gets there sooner but leaves the final estimate noisy.
-#   We use Adam with a step decaying from $10^{-2}$ to $10^{-4}$ over the run; `fit`
-#   passes `obj_optimizer` and `callbacks` on to PyMC.
+#   We use Adam with a step decaying from $10^{-2}$ to $10^{-4}$ over the run; the
+#   estimator's `sampler_kwargs` passes `obj_optimizer` and `callbacks` on to PyMC.
 
 # %%
 ADVI_STEPS = 10_000 if FAST else 40_000
@@ -200,11 +200,12 @@ def decay(approximation, losses, step):
 
 
 start = time.perf_counter()
-advi = BayesianGaussianMixture(n_components=3, random_state=SEED, progressbar=False)
-advi.fit(
-    X, method="advi", n=ADVI_STEPS, draws=1_000, batch_size=1_000, start=em.params_,
-    obj_optimizer=pm.adam(learning_rate=learning_rate), callbacks=[decay],
+advi = BayesianGaussianMixture(
+    n_components=3, method="advi", vi_iterations=ADVI_STEPS, draws=1_000, batch_size=1_000,
+    start=em.params_, random_state=SEED, progressbar=False,
+    sampler_kwargs={"obj_optimizer": pm.adam(learning_rate=learning_rate), "callbacks": [decay]},
 )
+advi.fit(X)
 advi_seconds = time.perf_counter() - start
 print(f"minibatch ADVI: {ADVI_STEPS:,} steps in {advi_seconds:.1f} s "
       "(including the estimator's own MAP-EM fit)")
@@ -241,8 +242,11 @@ n_sub = 500 if FAST else 2_000
 subsample = X[np.random.default_rng(SEED).choice(N, size=n_sub, replace=False)]
 DRAWS, TUNE, CHAINS = (300, 300, 2) if FAST else (1000, 1000, 4)
 start = time.perf_counter()
-nuts = BayesianGaussianMixture(n_components=3, random_state=SEED, progressbar=False)
-nuts.fit(subsample, method="nuts", draws=DRAWS, tune=TUNE, chains=CHAINS)
+nuts = BayesianGaussianMixture(
+    n_components=3, method="nuts", draws=DRAWS, tune=TUNE, chains=CHAINS, random_state=SEED,
+    progressbar=False,
+)
+nuts.fit(subsample)
 nuts_seconds = time.perf_counter() - start
 print(f"NUTS on {n_sub:,} points: {nuts_seconds:.1f} s")
 print(nuts.diagnose())

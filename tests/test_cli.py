@@ -27,8 +27,9 @@ def _nothing_written(parent, out) -> None:
     assert not [p for p in parent.iterdir() if p.name.startswith(".")]
 
 
-@pytest.mark.parametrize(("text", "expected"),
-                         [("3", [3]), ("1-4", [1, 2, 3, 4]), ("1-3,5,2", [1, 2, 3, 5])])
+@pytest.mark.parametrize(
+    ("text", "expected"), [("3", [3]), ("1-4", [1, 2, 3, 4]), ("1-3,5,2", [1, 2, 3, 5])]
+)
 def test_parse_ks(text, expected):
     assert cli.parse_ks(text) == expected
 
@@ -84,16 +85,34 @@ def test_unwritable_output_exits_2(tmp_path, csv_files, capsys):
     blocker = tmp_path / "file.txt"
     blocker.write_text("not a folder")
     for out in (blocker, blocker / "out"):
-        assert cli.main(["compare", str(csv_files["good"]), "--k", "1-2", "--method", "map",
-                         "--out", str(out), "--quiet"]) == 2
+        assert (
+            cli.main(
+                [
+                    "compare",
+                    str(csv_files["good"]),
+                    "--k",
+                    "1-2",
+                    "--method",
+                    "map",
+                    "--out",
+                    str(out),
+                    "--quiet",
+                ]
+            )
+            == 2
+        )
         _error_line(capsys)
     assert blocker.read_text() == "not a folder"
 
 
 def test_compare_em_only_writes_table(tmp_path, capsys):
     out = tmp_path / "cmp"
-    assert cli.main(["compare", "galaxies", "--k", "1-3", "--method", "map",
-                     "--out", str(out), "--quiet"]) == 0
+    assert (
+        cli.main(
+            ["compare", "galaxies", "--k", "1-3", "--method", "map", "--out", str(out), "--quiet"]
+        )
+        == 0
+    )
     table = pd.read_csv(out / "comparison.csv", index_col=0)
     assert sorted(table.index) == ["K=1 full", "K=2 full", "K=3 full"]
     md = (out / "comparison.md").read_text()
@@ -101,6 +120,61 @@ def test_compare_em_only_writes_table(tmp_path, capsys):
     assert "bayesgmm compare galaxies --k 1-3 --method map" in md
     assert "Recommended" in capsys.readouterr().out
     _nothing_written(tmp_path, tmp_path / "absent")
+
+
+def test_method_and_sampler_choices_come_from_one_list():
+    from bayesgmm._methods import METHODS, SAMPLERS
+
+    parser = cli.build_parser()
+    for command in ("fit", "compare", "report"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([command, "galaxies", "--k", "2", "--out", "o", "--method", "gibbs"])
+        for method in METHODS:
+            args = parser.parse_args(
+                [command, "galaxies", "--k", "2", "--out", "o", "--method", method]
+            )
+            assert args.method == method
+    actions = {
+        a.dest: a for a in cli.build_parser()._subparsers._group_actions[0].choices["fit"]._actions
+    }
+    assert tuple(actions["method"].choices) == METHODS
+    assert tuple(actions["sampler"].choices) == SAMPLERS
+
+
+def test_fit_map_passes_settings_to_the_estimator(tmp_path, monkeypatch):
+    import bayesgmm.inference
+
+    seen = {}
+    original = bayesgmm.inference.BayesianGaussianMixture.fit
+
+    def spy(self, X, y=None):
+        seen.update(self.get_params())
+        return original(self, X, y)
+
+    monkeypatch.setattr(bayesgmm.inference.BayesianGaussianMixture, "fit", spy)
+    out = tmp_path / "fit"
+    argv = [
+        "fit",
+        "faithful",
+        "--k",
+        "2",
+        "--method",
+        "map",
+        "--seed",
+        "5",
+        "--draws",
+        "7",
+        "--covariance",
+        "diag",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
+    assert cli.main(argv) == 0
+    assert (seen["method"], seen["random_state"], seen["draws"]) == ("map", 5, 7)
+    assert (seen["covariance_type"], seen["progressbar"]) == ("diag", False)
+    params = json.loads((out / "params.json").read_text())
+    assert params["method"] == "map" and params["covariance_type"] == "diag"
 
 
 def test_failure_mid_run_leaves_no_output(tmp_path, monkeypatch):
@@ -112,8 +186,9 @@ def test_failure_mid_run_leaves_no_output(tmp_path, monkeypatch):
     monkeypatch.setattr(bayesgmm.report, "markdown_table", explode)
     out = tmp_path / "cmp"
     with pytest.raises(RuntimeError, match="disk on fire"):
-        cli.main(["compare", "galaxies", "--k", "1-2", "--method", "map", "--out", str(out),
-                  "--quiet"])
+        cli.main(
+            ["compare", "galaxies", "--k", "1-2", "--method", "map", "--out", str(out), "--quiet"]
+        )
     _nothing_written(tmp_path, out)
 
 
@@ -125,8 +200,12 @@ def test_interrupt_exits_130_and_leaves_no_output(tmp_path, monkeypatch, capsys)
 
     monkeypatch.setattr(bayesgmm.report, "markdown_table", interrupt)
     out = tmp_path / "cmp"
-    assert cli.main(["compare", "galaxies", "--k", "1-2", "--method", "map", "--out", str(out),
-                     "--quiet"]) == 130
+    assert (
+        cli.main(
+            ["compare", "galaxies", "--k", "1-2", "--method", "map", "--out", str(out), "--quiet"]
+        )
+        == 130
+    )
     assert "interrupted" in capsys.readouterr().err
     _nothing_written(tmp_path, out)
 
@@ -136,8 +215,12 @@ def test_rerun_into_existing_folder_replaces_files(tmp_path):
     out.mkdir()
     (out / "comparison.csv").write_text("stale")
     (out / "keep.txt").write_text("mine")
-    assert cli.main(["compare", "galaxies", "--k", "1-2", "--method", "map", "--out", str(out),
-                     "--quiet"]) == 0
+    assert (
+        cli.main(
+            ["compare", "galaxies", "--k", "1-2", "--method", "map", "--out", str(out), "--quiet"]
+        )
+        == 0
+    )
     assert "K=1 full" in (out / "comparison.csv").read_text()
     assert (out / "keep.txt").read_text() == "mine"
 
@@ -176,9 +259,15 @@ def test_report_writes_markdown_and_html_with_figures(tmp_path):
     md = (out / "report.md").read_text()
     page = (out / "report.html").read_text()
     figures = re.findall(r"\]\((figures/[^)]+\.png)\)", md)
-    assert {"figures/loo_comparison.png", "figures/density.png", "figures/assignment.png",
-            "figures/map_vs_posterior.png", "figures/ellipses.png", "figures/trace.png",
-            "figures/rank.png"} <= set(figures)
+    assert {
+        "figures/loo_comparison.png",
+        "figures/density.png",
+        "figures/assignment.png",
+        "figures/map_vs_posterior.png",
+        "figures/ellipses.png",
+        "figures/trace.png",
+        "figures/rank.png",
+    } <= set(figures)
     for name in figures:
         data = (out / name).read_bytes()
         assert data.startswith(b"\x89PNG") and len(data) > 1000

@@ -8,12 +8,14 @@ from scipy.stats import norm
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 from bayesgmm import GaussianMixture, datasets
+from bayesgmm import compare as compare_module
 from bayesgmm.compare import (
     CandidateFit,
     _warn_high_k,
     compare,
     comparison_table,
     em_criteria,
+    fit_candidate,
     pareto_k_counts,
     psis_loo,
     recommend,
@@ -35,7 +37,7 @@ def _sklearn_with_params(model: GaussianMixture) -> SkGaussianMixture:
 
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
 def test_em_criteria_equal_sklearn_for_same_parameters(faithful, covariance_type):
-    result = compare(faithful, [1, 2, 3], [covariance_type], method=None, random_seed=1)
+    result = compare(faithful, [1, 2, 3], [covariance_type], method=None, random_state=1)
     for name, fit in result.fits.items():
         sk = _sklearn_with_params(fit.em)
         row = result.table.loc[name]
@@ -49,7 +51,7 @@ def test_em_criteria_equal_sklearn_for_same_parameters(faithful, covariance_type
 
 
 def test_em_only_comparison_sorted_by_bic_and_recommends_lowest(galaxies):
-    result = compare(galaxies, range(1, 5), method=None, random_seed=0)
+    result = compare(galaxies, range(1, 5), method=None, random_state=0)
     assert list(result.table["bic"]) == sorted(result.table["bic"])
     assert result.recommended == result.table["bic"].idxmin()
     assert "lowest BIC" in result.reason
@@ -68,6 +70,39 @@ def test_compare_rejects_bad_arguments(galaxies):
         compare(galaxies[:3], [1, 5], method=None)
     with pytest.raises(ValueError, match="empty"):
         compare(galaxies, [], method=None)
+    with pytest.raises(ValueError, match=r"bayes_kwargs sets \['random_state'\]"):
+        compare(galaxies, [1], bayes_kwargs={"random_state": 1})
+
+
+def test_method_names_have_one_definition():
+    from bayesgmm import _methods, inference
+
+    assert compare_module.METHODS == _methods.POSTERIOR_METHODS
+    assert inference.METHODS is _methods.METHODS
+    assert set(_methods.METHODS) == {*_methods.POSTERIOR_METHODS, "map"}
+
+
+def test_fit_candidate_passes_settings_to_the_estimator(faithful):
+    fit = fit_candidate(
+        faithful,
+        2,
+        "diag",
+        method="advi",
+        bayes_kwargs={"draws": 100, "vi_iterations": 200, "pointwise": True},
+        em_prior=None,
+        em_n_init=1,
+        moment_match=False,
+        random_state=3,
+    )
+    params = fit.bayes.get_params()
+    assert (params["method"], params["covariance_type"], params["random_state"]) == (
+        "advi",
+        "diag",
+        3,
+    )
+    assert params["vi_iterations"] == 200 and params["progressbar"] is False
+    assert fit.bayes.idata_["posterior"].sizes["draw"] == 100
+    assert fit.loo is not None and fit.loo_method == "psis"
 
 
 def test_pareto_k_counts_bins():
@@ -76,8 +111,10 @@ def test_pareto_k_counts_bins():
 
 
 def _loo_fit(name_k: int, log_lik: np.ndarray, X: np.ndarray) -> CandidateFit:
-    idata = from_dict({"posterior": {"mu": log_lik[..., 0]}, "log_likelihood": {"X": log_lik}},
-                      dims={"X": ["obs"]})
+    idata = from_dict(
+        {"posterior": {"mu": log_lik[..., 0]}, "log_likelihood": {"X": log_lik}},
+        dims={"X": ["obs"]},
+    )
     em = GaussianMixture(name_k, random_state=0).fit(X)
     fit = CandidateFit(name_k, "full", em, em_criteria(em, X))
     fit.loo, fit.loo_method = psis_loo(idata)
@@ -94,15 +131,18 @@ def test_comparison_table_ranks_by_elpd_with_se():
     rng = np.random.default_rng(3)
     y = rng.standard_normal(60)
     X = y[:, None]
-    fits = [_loo_fit(k, _normal_log_lik(y, centre, rng), X)
-            for k, centre in ((1, 2.0), (2, 0.0), (3, 1.0))]
+    fits = [
+        _loo_fit(k, _normal_log_lik(y, centre, rng), X)
+        for k, centre in ((1, 2.0), (2, 0.0), (3, 1.0))
+    ]
     table = comparison_table(fits)
     assert list(table.index) == ["K=2 full", "K=3 full", "K=1 full"]
     assert list(table["rank"]) == [0, 1, 2]
     assert table["elpd_diff"].iloc[0] == 0 and (table["elpd_diff"].iloc[1:] < 0).all()
     assert (table["dse"].iloc[1:] > 0).all()
-    np.testing.assert_allclose(table["elpd_loo"] - table["elpd_loo"].iloc[0],
-                               table["elpd_diff"], atol=1e-8)
+    np.testing.assert_allclose(
+        table["elpd_loo"] - table["elpd_loo"].iloc[0], table["elpd_diff"], atol=1e-8
+    )
     assert table["weight"].sum() == pytest.approx(1.0)
     assert (table[["k_ok", "k_high", "k_very_high"]].sum(axis=1) == len(y)).all()
     assert set(table["loo_method"]) == {"psis"}
@@ -112,9 +152,16 @@ def test_comparison_table_ranks_by_elpd_with_se():
 
 def test_recommend_prefers_simplest_within_one_se():
     table = pd.DataFrame(
-        {"n_parameters": [11, 8, 5], "elpd_loo": [-100.0, -101.0, -130.0],
-         "se": [5.0] * 3, "elpd_diff": [0.0, -1.0, -30.0], "dse": [0.0, 2.0, 6.0],
-         "k_high": [0, 0, 0], "k_very_high": [0, 1, 0], "bic": [300.0, 290.0, 320.0]},
+        {
+            "n_parameters": [11, 8, 5],
+            "elpd_loo": [-100.0, -101.0, -130.0],
+            "se": [5.0] * 3,
+            "elpd_diff": [0.0, -1.0, -30.0],
+            "dse": [0.0, 2.0, 6.0],
+            "k_high": [0, 0, 0],
+            "k_very_high": [0, 1, 0],
+            "bic": [300.0, 290.0, 320.0],
+        },
         index=["K=4 full", "K=3 full", "K=2 full"],
     )
     name, reason = recommend(table)
@@ -139,7 +186,7 @@ def test_high_pareto_k_warns_with_candidate_name():
 
 @pytest.mark.slow
 def test_loo_on_galaxies_ranks_k1_and_k2_below_best(galaxies):
-    result = compare(galaxies, range(1, 5), draws=300, tune=300, chains=2, random_seed=0)
+    result = compare(galaxies, range(1, 5), draws=300, tune=300, chains=2, random_state=0)
     table = result.table
     best = table.index[0]
     assert best not in ("K=1 full", "K=2 full")
@@ -153,7 +200,7 @@ def test_loo_on_galaxies_ranks_k1_and_k2_below_best(galaxies):
 @pytest.mark.slow
 def test_loo_recovers_three_separated_components():
     X, _, _ = datasets.make_mixture(150, 3, 1, separation=6.0, random_state=11)
-    result = compare(X, range(1, 5), draws=300, tune=300, chains=2, random_seed=1)
+    result = compare(X, range(1, 5), draws=300, tune=300, chains=2, random_state=1)
     table = result.table
     k3 = table.loc["K=3 full"]
     assert k3["rank"] == 0 or k3["elpd_diff"] + k3["dse"] >= 0

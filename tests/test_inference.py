@@ -1,24 +1,27 @@
 """BayesianGaussianMixture: starts, NUTS convergence, closed forms, relabelling, VI, predictions."""
 
+import inspect
+
 import numpy as np
 import pytest
 from arviz_stats import mcse
+from sklearn.base import clone
 
 from bayesgmm.datasets import make_mixture
 from bayesgmm.inference import (
     EM_MAX_ITER,
     EM_TOL,
+    PARAMETER_CONSTRAINTS,
     BayesianGaussianMixture,
     jitter_points,
-    log_joint_densities,
 )
 from bayesgmm.mixture import GaussianMixture
+from bayesgmm.posterior import log_joint_densities
 from bayesgmm.priors import MixturePrior
 
 
-def _fit(X, k, seed=0, **kwargs):
-    model = BayesianGaussianMixture(k, random_state=seed, progressbar=False)
-    return model.fit(X, **kwargs)
+def _fit(X, k, seed=0, **settings):
+    return BayesianGaussianMixture(k, random_state=seed, progressbar=False, **settings).fit(X)
 
 
 @pytest.fixture(scope="module")
@@ -34,24 +37,139 @@ def faithful_nuts(faithful):
 # ---------------------------------------------------------------- fast: wiring and errors
 
 
+def test_every_setting_is_checked_from_one_table():
+    settings = set(inspect.signature(BayesianGaussianMixture).parameters)
+    assert set(PARAMETER_CONSTRAINTS) == settings
+    assert set(BayesianGaussianMixture().get_params()) == settings
+    # the defaults themselves pass the table
+    defaults = BayesianGaussianMixture().get_params()
+    assert all(check(defaults[name]) for name, (check, _) in PARAMETER_CONSTRAINTS.items())
+
+
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [({"method": "gibbs"}, "method"), ({"sampler": "stan"}, "sampler")],
+    ("settings", "match"),
+    [
+        ({"method": "gibbs"}, r"method='gibbs'.*'nuts'"),
+        ({"sampler": "stan"}, r"sampler='stan'.*'nutpie'"),
+        ({"n_components": 0}, r"n_components=0.*positive int"),
+        ({"draws": 0}, r"draws=0.*positive int"),
+        ({"draws": 10.0}, r"draws=10\.0"),
+        ({"tune": -1}, r"tune=-1.*>= 0"),
+        ({"chains": True}, r"chains=True"),
+        ({"target_accept": 1.0}, r"target_accept=1\.0.*between 0 and 1"),
+        ({"jitter": -0.1}, r"jitter=-0\.1.*>= 0"),
+        ({"vi_iterations": 0}, r"vi_iterations=0"),
+        ({"batch_size": 0}, r"batch_size=0.*'auto'"),
+        ({"batch_size": "big"}, r"batch_size='big'"),
+        ({"pointwise": "yes"}, r"pointwise='yes'.*True or False"),
+        ({"random_state": -1}, r"random_state=-1.*int >= 0"),
+        ({"random_state": np.random.default_rng(0)}, r"random_state=Generator"),
+        ({"progressbar": "no"}, r"progressbar='no'"),
+        ({"prior": "flat"}, r"prior='flat'.*MixturePrior"),
+        ({"covariance_prior_family": "wishart"}, r"'niw', 'lkj'"),
+        ({"start": [1, 2]}, r"start=\[1, 2\].*MixtureParams"),
+        ({"sampler_kwargs": [("a", 1)]}, r"sampler_kwargs=.*dict"),
+        ({"sampler_kwargs": {"draws": 5}}, r"draws=\.\.\.\) instead"),
+        ({"sampler_kwargs": {"random_seed": 5}}, r"random_state=\.\.\.\) instead"),
+        ({"sampler_kwargs": {"nuts_sampler": "numpyro"}}, r"sets it itself"),
+    ],
 )
-def test_bad_choices_name_the_value(galaxies, kwargs, match):
+def test_bad_settings_name_the_value_and_the_remedy(galaxies, settings, match):
+    model = BayesianGaussianMixture(**{"n_components": 2, **settings})  # __init__ only stores
+    assert model.get_params()[next(iter(settings))] is next(iter(settings.values()))
     with pytest.raises(ValueError, match=match):
-        BayesianGaussianMixture(2).fit(galaxies, **kwargs)
+        model.fit(galaxies)
+    assert not hasattr(model, "idata_")
+
+
+def test_unknown_setting_is_a_type_error():
+    with pytest.raises(TypeError, match="random_seed"):
+        BayesianGaussianMixture(2, random_seed=1)
+    with pytest.raises(TypeError):
+        BayesianGaussianMixture(2, "full")  # settings after n_components are keyword-only
+    with pytest.raises(ValueError, match="Invalid parameter 'n'"):
+        BayesianGaussianMixture(2).set_params(n=100)
+
+
+def test_start_list_must_match_chains_and_sampler(faithful):
+    em_map = GaussianMixture(2, prior="default", random_state=0).fit(faithful).params_
+    with pytest.raises(ValueError, match="one per chain"):
+        BayesianGaussianMixture(2, start=[em_map] * 3, chains=4).fit(faithful)
+    with pytest.raises(ValueError, match="nutpie"):
+        BayesianGaussianMixture(2, start=[em_map] * 4, sampler="nutpie").fit(faithful)
+    with pytest.raises(ValueError, match="one point"):
+        BayesianGaussianMixture(2, start=[em_map] * 4, method="advi").fit(faithful)
+
+
+def test_get_params_set_params_and_clone_round_trip(faithful):
+    prior = MixturePrior.default(faithful, 2, "full")
+    em_map = GaussianMixture(2, prior="default", random_state=0).fit(faithful).params_
+    model = BayesianGaussianMixture(
+        3,
+        prior=prior,
+        method="advi",
+        draws=7,
+        start=[em_map],
+        batch_size=None,
+        pointwise=False,
+        sampler_kwargs={"obj_optimizer": None},
+        random_state=4,
+    )
+    copy = clone(model)
+    assert copy is not model
+    params, copied = model.get_params(), copy.get_params()
+    assert params.keys() == copied.keys()
+    for name, value in params.items():
+        if name in ("prior", "start", "sampler_kwargs"):
+            assert copied[name] is not value  # deep copies
+        assert repr(copied[name]) == repr(value), name
+    copy.set_params(method="map", draws=1, n_components=2)
+    assert (copy.method, copy.draws, copy.n_components) == ("map", 1, 2)
+    assert (model.method, model.draws, model.n_components) == ("advi", 7, 3)
+    assert repr(clone(copy).get_params()) == repr(copy.get_params())
+
+
+def test_settings_reach_pymc_sample(faithful, monkeypatch):
+    """draws, tune, chains, target_accept, the seed and sampler_kwargs go to pm.sample."""
+    import bayesgmm.inference as inference
+
+    calls = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_sample(draws, **kwargs):
+        calls.append({"draws": draws, **kwargs})
+        raise Stop
+
+    monkeypatch.setattr(inference.pm, "sample", fake_sample)
+    settings = dict(draws=12, tune=34, chains=3, target_accept=0.95, jitter=0.0)
+    for seed in (7, 7, 8):
+        model = BayesianGaussianMixture(
+            2, random_state=seed, sampler_kwargs={"discard_tuned_samples": False}, **settings
+        )
+        with pytest.raises(Stop):
+            model.fit(faithful)
+    first, again, other = calls
+    assert (first["draws"], first["tune"], first["chains"]) == (12, 34, 3)
+    assert first["target_accept"] == 0.95 and first["discard_tuned_samples"] is False
+    assert first["nuts_sampler"] == "pymc" and first["random_seed"] == again["random_seed"]
+    assert first["random_seed"] != other["random_seed"]
+    # jitter=0: every chain starts exactly at the MAP, on the model's constrained scale
+    assert len(first["initvals"]) == 3
+    for name, value in first["initvals"][0].items():
+        np.testing.assert_allclose(first["initvals"][2][name], value)
 
 
 def test_flat_prior_only_for_map(galaxies):
     with pytest.raises(ValueError, match="prior=None"):
-        BayesianGaussianMixture(2, prior=None).fit(galaxies, method="nuts")
+        BayesianGaussianMixture(2, prior=None, method="nuts").fit(galaxies)
 
 
 def test_prior_mismatch_is_rejected(faithful):
     prior = MixturePrior.default(faithful, 2, "diag")
     with pytest.raises(ValueError, match="diag"):
-        BayesianGaussianMixture(2, prior=prior).fit(faithful, method="map")
+        BayesianGaussianMixture(2, prior=prior, method="map").fit(faithful)
 
 
 def test_unfitted_model_says_so():
@@ -70,8 +188,9 @@ def test_jitter_points_are_seeded_and_bounded():
 
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
 def test_map_method_matches_em_predictions(faithful, covariance_type):
-    model = BayesianGaussianMixture(2, covariance_type=covariance_type, random_state=0)
-    model.fit(faithful, method="map")
+    model = BayesianGaussianMixture(
+        2, covariance_type=covariance_type, method="map", random_state=0
+    ).fit(faithful)
     em = GaussianMixture(
         2,
         covariance_type=covariance_type,
@@ -148,7 +267,7 @@ def test_k1_nuts_matches_normal_inverse_wishart_posterior(faithful):
     X = faithful
     n, d = X.shape
     prior = MixturePrior(1.0, np.array([3.0, 65.0]), 2.0, d + 3.0, np.diag([0.5, 50.0]), "full")
-    model = BayesianGaussianMixture(1, prior=prior, random_state=3, progressbar=False).fit(X)
+    model = _fit(X, 1, seed=3, prior=prior)
     xbar = X.mean(0)
     scatter = (X - xbar).T @ (X - xbar)
     kappa_n, nu_n = prior.mean_precision + n, prior.degrees_of_freedom + n
@@ -175,10 +294,10 @@ def test_k1_nuts_matches_normal_inverse_wishart_posterior(faithful):
 
 @pytest.mark.slow
 def test_chains_started_in_permuted_labelings_are_relabelled(faithful):
-    gm = BayesianGaussianMixture(2, random_state=5, progressbar=False)
     em_map = GaussianMixture(2, prior="default", n_init=5, random_state=5).fit(faithful).params_
     swapped = em_map.permuted([1, 0])
-    gm.fit(faithful, draws=500, tune=500, start=[em_map, swapped, em_map, swapped])
+    starts = [em_map, swapped, em_map, swapped]
+    gm = _fit(faithful, 2, seed=5, draws=500, tune=500, start=starts)
     record = gm.relabeling_
     assert record.chains_disagree
     np.testing.assert_array_equal(record.permuted_per_chain, [0, 500, 0, 500])
@@ -191,9 +310,9 @@ def test_chains_started_in_permuted_labelings_are_relabelled(faithful):
 @pytest.mark.slow
 def test_nutpie_starts_from_the_given_point(faithful):
     """Every nutpie chain starts in the (swapped) labelling it is given, and stays there."""
-    gm = BayesianGaussianMixture(2, random_state=6, progressbar=False)
     em_map = GaussianMixture(2, prior="default", n_init=5, random_state=6).fit(faithful).params_
-    gm.fit(faithful, sampler="nutpie", draws=200, tune=200, start=em_map.permuted([1, 0]))
+    swapped = em_map.permuted([1, 0])
+    gm = _fit(faithful, 2, seed=6, sampler="nutpie", draws=200, tune=200, start=swapped)
     record = gm.relabeling_
     np.testing.assert_array_equal(record.permuted_per_chain, [200] * 4)
     np.testing.assert_array_equal(record.chain_labelings, [[1, 0]] * 4)
@@ -222,7 +341,7 @@ def test_advi_means_agree_with_nuts(galaxies, galaxies_nuts):
 @pytest.mark.slow
 def test_minibatch_advi_on_large_data_recovers_the_mixture():
     X, _, truth = make_mixture(30_000, 2, 2, separation=5.0, random_state=1)
-    kwargs = dict(method="advi", draws=200, n=2000, batch_size=500, pointwise=False)
+    kwargs = dict(method="advi", draws=200, vi_iterations=2000, batch_size=500, pointwise=False)
     fit = _fit(X, 2, **kwargs)
     assert fit.approximation_ is not None and "log_likelihood" not in fit.idata_
     means = fit.idata_["posterior"]["means"].mean(("chain", "draw")).values
@@ -238,9 +357,7 @@ def test_minibatch_advi_on_large_data_recovers_the_mixture():
 
 @pytest.mark.slow
 def test_lkj_covariance_prior_samples_near_the_map(faithful):
-    fit = BayesianGaussianMixture(
-        2, covariance_prior_family="lkj", random_state=0, progressbar=False
-    ).fit(faithful, draws=300, tune=300, chains=2)
+    fit = _fit(faithful, 2, covariance_prior_family="lkj", draws=300, tune=300, chains=2)
     post = fit.idata_["posterior"]
     mean = post["means"].mean(("chain", "draw")).values
     sd = post["means"].std(("chain", "draw")).values
@@ -255,7 +372,7 @@ def test_minibatch_advi_standard_deviations_leave_their_start():
     # PyMC scales a minibatch objective by a wrong constant (5e4 instead of 20 here), which
     # froze the standard deviations at their start (0.1 in the standardised space)
     X, _, _ = make_mixture(5_000, 2, 2, separation=5.0, random_state=1)
-    fit = _fit(X, 2, method="advi", draws=200, n=5000, batch_size=250, pointwise=False)
+    fit = _fit(X, 2, method="advi", draws=200, vi_iterations=5000, batch_size=250, pointwise=False)
     sd = fit.idata_["posterior"]["means"].std(("chain", "draw")).values
     start_sd = 0.1 * X.std(axis=0)  # START_SIGMA on the standardised scale, per feature
     assert np.all(sd < 0.5 * start_sd), sd / start_sd
