@@ -30,12 +30,10 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 
-from bayesgmm.densities import (
-    log_inverse_gamma,
-    log_inverse_wishart,
-    log_normal_precision_scaled,
-)
 from bayesgmm.exceptions import SingularCovarianceError
+
+# SciPy-based densities (bayesgmm.densities) are imported where used, so that the registry,
+# and with it the command line's --help, loads nothing heavier than NumPy.
 
 if TYPE_CHECKING:  # pragma: no cover
     from bayesgmm.em.steps import SufficientStatistics
@@ -355,6 +353,8 @@ class Full(_MatrixStructure):
         return covs
 
     def log_prior(self, prior, params):
+        from bayesgmm.densities import log_inverse_wishart, log_normal_precision_scaled
+
         covs = params.covariances
         return float(
             log_inverse_wishart(covs, prior.degrees_of_freedom, prior.covariance_prior).sum()
@@ -426,6 +426,8 @@ class Tied(_MatrixStructure):
         return None
 
     def log_prior(self, prior, params):
+        from bayesgmm.densities import log_inverse_wishart, log_normal_precision_scaled
+
         cov = params.covariances
         stacked = np.broadcast_to(cov, (params.n_components, *cov.shape))
         return float(
@@ -513,6 +515,8 @@ class Diag(_VarianceStructure):
         return covariances * scale**2
 
     def log_prior(self, prior, params):
+        from bayesgmm.densities import log_inverse_gamma
+
         var = params.covariances
         nu, psi, kappa = prior.degrees_of_freedom, prior.covariance_prior, prior.mean_precision
         log_var_prior = log_inverse_gamma(var, 0.5 * nu, 0.5 * psi).sum()
@@ -577,6 +581,8 @@ class Spherical(_VarianceStructure):
         return covariances * scale[0] ** 2
 
     def log_prior(self, prior, params):
+        from bayesgmm.densities import log_inverse_gamma
+
         var = params.covariances
         d = params.n_features
         nu, psi, kappa = prior.degrees_of_freedom, prior.covariance_prior, prior.mean_precision
