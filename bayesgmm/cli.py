@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import signal
 import sys
 import time
 import warnings
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bayesgmm._io import atomic_directory, write_text_atomic
+from bayesgmm._io import atomic_directory, check_output_folder, write_text_atomic
 from bayesgmm._methods import METHODS, SAMPLERS
 from bayesgmm.covariance import covariance_types
 
@@ -176,7 +177,7 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
     k = ks[0]
     (cov,) = parse_covariances(args.covariance)
     data = load_dataset(args.data, args.columns, k)
-    with atomic_directory(args.out) as tmp:
+    with atomic_directory(args.out, overwrite=args.overwrite) as tmp:
         progress(
             f"fitting K={k} {cov} to {data.name} ({data.X.shape[0]} x {data.X.shape[1]}) "
             f"by {args.method}"
@@ -258,7 +259,7 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
     from bayesgmm.report import figure_png, markdown_table
 
     data = load_dataset(args.data, args.columns, max(parse_ks(args.k)))
-    with atomic_directory(args.out) as tmp:
+    with atomic_directory(args.out, overwrite=args.overwrite) as tmp:
         result = _run_comparison(args, data, progress)
         result.table.to_csv(tmp / "comparison.csv")
         lines = [
@@ -288,7 +289,7 @@ def _report(args: argparse.Namespace, progress: Progress) -> int:
     if args.method == "map":
         raise InputError("report needs a posterior: use --method nuts, advi or fullrank_advi")
     data = load_dataset(args.data, args.columns, max(parse_ks(args.k)))
-    with atomic_directory(args.out) as tmp:
+    with atomic_directory(args.out, overwrite=args.overwrite) as tmp:
         result = _run_comparison(args, data, progress)
         progress(f"analysing {result.recommended} and drawing figures")
         report = build_report(
@@ -322,7 +323,7 @@ def _demo(args: argparse.Namespace, progress: Progress) -> int:
             f"  component {k}: weight {model.weights_[k]:.3f}, mean "
             f"({model.means_[k, 0]:.3f}, {model.means_[k, 1]:.2f})"
         )
-    with atomic_directory(args.out) as tmp:
+    with atomic_directory(args.out, overwrite=args.overwrite) as tmp:
         fig = _demo_figure(X, model.predict(X))
         fig.savefig(tmp / "demo.png", dpi=100)
         if not args.no_posterior:
@@ -375,6 +376,16 @@ def _add_data_options(parser: argparse.ArgumentParser, k_help: str) -> None:
         help="credible interval probability (equal-tailed; default 0.89)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress messages")
+    _add_overwrite_option(parser)
+
+
+def _add_overwrite_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing non-empty --out folder that bayesgmm did not write "
+        "(a folder written by bayesgmm is always replaced whole)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -410,31 +421,47 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--no-posterior", action="store_true", help="MAP-EM only (no NUTS)")
     demo.add_argument("--quiet", action="store_true", help="no progress messages")
+    _add_overwrite_option(demo)
     demo.set_defaults(func=_demo)
     return parser
 
 
-def _check_out(out: str) -> None:
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise InputError(f"--out {out!r} exists and is not a folder")
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an interrupt so that it unwinds (and cleans up) like Ctrl-C."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``bayesgmm`` command; returns the exit status."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
-    args.command = shlex.join(["bayesgmm", *argv])
-    progress = Progress(args.quiet)
+    """Entry point of the ``bayesgmm`` command; returns the exit status.
+
+    0 on success; 2 with one line ``bayesgmm: error: ...`` for bad input or an output
+    folder that cannot be written; 130 after Ctrl-C (SIGINT) and 143 after SIGTERM, with
+    one line and nothing written.
+    """
     try:
-        _check_out(args.out)
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: leave signal handling to the caller
+        previous = None
+    try:
+        argv = sys.argv[1:] if argv is None else list(argv)
+        args = build_parser().parse_args(argv)
+        args.command = shlex.join(["bayesgmm", *argv])
+        progress = Progress(args.quiet)
+        check_output_folder(args.out, overwrite=args.overwrite)
         return args.func(args, progress)
     except (InputError, OSError) as err:
         print(f"bayesgmm: error: {_one_line(err)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("bayesgmm: interrupted; nothing written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        name = "terminated" if isinstance(err, Terminated) else "interrupted"
+        print(f"bayesgmm: {name}; nothing written", file=sys.stderr)
+        return 143 if isinstance(err, Terminated) else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

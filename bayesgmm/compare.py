@@ -92,7 +92,7 @@ def em_criteria(model: GaussianMixture, X: np.ndarray) -> dict[str, float]:
         (all three on the ``-2 log L`` scale: lower is better).
     """
     return {
-        "n_parameters": model._n_parameters(),
+        "n_parameters": model.spec_.n_parameters,
         "loglik": float(model.score_samples(X).sum()),
         "bic": model.bic(X),
         "aic": model.aic(X),

@@ -188,6 +188,21 @@ def _sample_nutpie(model, start, jitter, *, draws, tune, chains, seed, progressb
     )
 
 
+def _check_complete(idata: xr.DataTree, settings: dict) -> xr.DataTree:
+    """Raise ``KeyboardInterrupt`` if the sampler returned fewer chains or draws than asked.
+
+    PyMC catches Ctrl-C and returns the draws made so far; a truncated run must not pass
+    for a finished fit (diagnostics and reports would silently describe a partial posterior).
+    """
+    sizes = idata["posterior"].sizes
+    if sizes["chain"] < settings["chains"] or sizes["draw"] < settings["draws"]:
+        raise KeyboardInterrupt(
+            f"sampling was interrupted: {sizes['chain']} chain(s) x {sizes['draw']} draws of "
+            f"the {settings['chains']} x {settings['draws']} asked for"
+        )
+    return idata
+
+
 def _posterior_from_point(model: pm.Model, values: dict[str, np.ndarray]) -> xr.Dataset:
     """A (1 chain x 1 draw) posterior dataset from named values."""
     dims = model.named_vars_to_dims
@@ -554,13 +569,15 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         if self.sampler == "nutpie":
             single = start if isinstance(start, MixtureParams) else start[0]
             constrained = initial_point(single, self.model_, self.spec_)
-            return _sample_nutpie(self.model_, constrained, self.jitter, **common)
+            return _check_complete(
+                _sample_nutpie(self.model_, constrained, self.jitter, **common), common
+            )
         starts = self._starts(start)
         points = starts * self.chains if len(starts) == 1 else starts
         jittered = [
             constrained_point(self.model_, jitter_points(p, 1, self.jitter, rng)[0]) for p in points
         ]
-        return _sample_pymc(self.model_, jittered, **common)
+        return _check_complete(_sample_pymc(self.model_, jittered, **common), common)
 
     def _run_vi(self, X, start, seed, prior) -> xr.DataTree:
         if isinstance(start, Sequence):
