@@ -217,8 +217,8 @@ def test_stable_to_max_components(three_fit, three_clusters):
     assert abs(p10 - p20) < max(4 * sd, 0.02)
 
 
-def test_hyperprior_default_finds_three_clusters(three_clusters):
-    fit = fit_sparse_mixture(three_clusters[0], 10, draws=600, burn=400, random_state=4)
+def test_gamma_hyperprior_finds_three_clusters(three_clusters):
+    fit = fit_sparse_mixture(three_clusters[0], 10, e0=None, draws=600, burn=400, random_state=4)
     assert fit.cluster_count.mode == 3
     assert fit.sparsity.shape == 10 and fit.sparsity.rate == 100
     e0 = fit.idata["posterior"]["e0"]
