@@ -588,9 +588,7 @@ class Spherical(_VarianceStructure):
         nu, psi, kappa = prior.degrees_of_freedom, prior.covariance_prior, prior.mean_precision
         log_var_prior = log_inverse_gamma(var, 0.5 * nu, 0.5 * psi).sum()
         diff2 = ((params.means - prior.mean_prior) ** 2).sum(-1)
-        log_mean_prior = (
-            -0.5 * (d * np.log(2 * np.pi * var / kappa) + kappa * diff2 / var)
-        ).sum()
+        log_mean_prior = (-0.5 * (d * np.log(2 * np.pi * var / kappa) + kappa * diff2 / var)).sum()
         return float(log_var_prior + log_mean_prior)
 
 

@@ -689,7 +689,6 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         validate_data(self, X if np.ndim(X) == 2 else data, dtype=np.float64, reset=False)
         return data
 
-
     def summary(self, ci_prob: float = 0.89) -> pd.DataFrame:
         """ArviZ summary (mean, sd, interval, R-hat, ESS) of weights, means and covariances."""
         self._check_fitted()

@@ -61,8 +61,12 @@ def plot_density(
     for j, ax in enumerate(axes[0]):
         ax.hist(X[:, j], bins="auto", density=True, color="0.85", edgecolor="0.6", label="data")
         ax.fill_between(
-            grid[:, j], band["lower"][:, j], band["upper"][:, j], color=POSTERIOR_COLOR,
-            alpha=0.3, label=f"posterior {ci_prob:.0%} band",
+            grid[:, j],
+            band["lower"][:, j],
+            band["upper"][:, j],
+            color=POSTERIOR_COLOR,
+            alpha=0.3,
+            label=f"posterior {ci_prob:.0%} band",
         )
         ax.plot(grid[:, j], band["mean"][:, j], color=POSTERIOR_COLOR, label="posterior mean")
         ax.plot(grid[:, j], map_density[:, j], color=MAP_COLOR, ls="--", label="MAP (EM)")
@@ -102,12 +106,19 @@ def plot_assignment(
     sure = ~assignment["uncertain"].to_numpy()
     ax.scatter(x[sure], assignment["prob"][sure], c=colors[sure], s=14, zorder=2)
     ax.scatter(
-        x[~sure], assignment["prob"][~sure], c=colors[~sure], s=40, edgecolors="k",
-        zorder=3, label=f"uncertain ({int((~sure).sum())})",
+        x[~sure],
+        assignment["prob"][~sure],
+        c=colors[~sure],
+        s=40,
+        edgecolors="k",
+        zorder=3,
+        label=f"uncertain ({int((~sure).sum())})",
     )
     ax.axhline(0.5, color="0.4", lw=0.8, ls=":")
     ax.set(
-        xlabel=xlabel, ylabel="P(most probable component)", ylim=(0, 1.05),
+        xlabel=xlabel,
+        ylabel="P(most probable component)",
+        ylim=(0, 1.05),
         title="Assignment probabilities with credible intervals",
     )
     ax.legend(frameon=False, fontsize="small", loc="lower right")
@@ -136,25 +147,40 @@ def plot_map_vs_posterior(table: pd.DataFrame) -> Figure:
     kinds = list(dict.fromkeys(table["kind"]))
     heights = [max(1.2, 0.3 * int((table["kind"] == k).sum())) for k in kinds]
     fig = Figure(figsize=(6.5, sum(heights) + 1.2))
-    axes = fig.subplots(len(kinds), 1, squeeze=False, sharex=True,
-                        gridspec_kw={"height_ratios": heights})
+    axes = fig.subplots(
+        len(kinds), 1, squeeze=False, sharex=True, gridspec_kw={"height_ratios": heights}
+    )
     for kind, ax in zip(kinds, axes[:, 0], strict=True):
         rows = table[table["kind"] == kind]
         sd = rows["sd"].where(rows["sd"] > 0, 1.0)
         y = np.arange(len(rows))[::-1]
-        ax.hlines(y, (rows["lower"] - rows["median"]) / sd, (rows["upper"] - rows["median"]) / sd,
-                  color=POSTERIOR_COLOR, lw=2)
+        ax.hlines(
+            y,
+            (rows["lower"] - rows["median"]) / sd,
+            (rows["upper"] - rows["median"]) / sd,
+            color=POSTERIOR_COLOR,
+            lw=2,
+        )
         ax.plot(np.zeros(len(rows)), y, "o", color=POSTERIOR_COLOR, label="posterior median")
-        ax.plot((rows["map"] - rows["median"]) / sd, y, "x", color=MAP_COLOR, ms=8, mew=2,
-                label="MAP (EM)")
+        ax.plot(
+            (rows["map"] - rows["median"]) / sd,
+            y,
+            "x",
+            color=MAP_COLOR,
+            ms=8,
+            mew=2,
+            label="MAP (EM)",
+        )
         ax.axvline(0, color="0.8", lw=0.8, zorder=0)
         ax.set_yticks(y, rows["parameter"], fontsize="small")
         ax.set_ylabel("parameter")
         ax.set_title(kind, fontsize="medium", loc="left")
     axes[0, 0].legend(frameon=False, fontsize="small")
     axes[-1, 0].set_xlabel("(value - posterior median) / posterior sd")
-    fig.suptitle(f"MAP versus posterior ({table.attrs.get('ci_prob', 0.89):.0%} "
-                 f"{table.attrs.get('interval', 'equal-tailed')} intervals)")
+    fig.suptitle(
+        f"MAP versus posterior ({table.attrs.get('ci_prob', 0.89):.0%} "
+        f"{table.attrs.get('interval', 'equal-tailed')} intervals)"
+    )
     fig.tight_layout()
     return fig
 
@@ -203,18 +229,31 @@ def plot_ellipses(
     ax.scatter(X[:, idx[0]], X[:, idx[1]], s=8, color="0.5", label="data")
     for s in range(draw_means.shape[0]):
         for k in range(draw_means.shape[1]):
-            ax.add_patch(_ellipse(
-                draw_means[s, k, idx], draw_covariances[s, k][sub], n_std,
-                color=POSTERIOR_COLOR, alpha=0.12, lw=0.8,
-            ))
+            ax.add_patch(
+                _ellipse(
+                    draw_means[s, k, idx],
+                    draw_covariances[s, k][sub],
+                    n_std,
+                    color=POSTERIOR_COLOR,
+                    alpha=0.12,
+                    lw=0.8,
+                )
+            )
     for k in range(map_means.shape[0]):
-        ax.add_patch(_ellipse(
-            map_means[k, idx], map_covariances[k][sub], n_std, color=MAP_COLOR, lw=2,
-            label="MAP (EM)" if k == 0 else None,
-        ))
+        ax.add_patch(
+            _ellipse(
+                map_means[k, idx],
+                map_covariances[k][sub],
+                n_std,
+                color=MAP_COLOR,
+                lw=2,
+                label="MAP (EM)" if k == 0 else None,
+            )
+        )
     ax.plot([], [], color=POSTERIOR_COLOR, alpha=0.5, label="posterior draws")
     ax.set(
-        xlabel=_feature_label(feature_names, idx[0]), ylabel=_feature_label(feature_names, idx[1]),
+        xlabel=_feature_label(feature_names, idx[0]),
+        ylabel=_feature_label(feature_names, idx[1]),
         title=f"Component ellipses ({n_std:g} sd): MAP and {draw_means.shape[0]} posterior draws",
     )
     ax.legend(frameon=False, fontsize="small")
@@ -248,7 +287,8 @@ def plot_loo_comparison(table: pd.DataFrame) -> Figure:
     Figure
     """
     pc = azp.plot_compare(
-        table[["elpd_diff", "dse"]], backend="matplotlib",
+        table[["elpd_diff", "dse"]],
+        backend="matplotlib",
         figure_kwargs={"figsize": (7, 1.2 + 0.45 * len(table)), "figsize_units": "inches"},
     )
     fig = pc.get_viz("figure")

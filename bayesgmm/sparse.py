@@ -594,7 +594,8 @@ def fit_sparse_mixture(
     (mean ``1 / K_max``). Measured here: the fixed default gives P(K+ = 1) > 0.8 for one
     Gaussian and P(K+ = 3) > 0.9 for three separated clusters, stable from K_max = 10 to
     20; the Gamma hyperprior spreads mass over extra 1-3 point components (P(K+ = 1) of
-    0.62 at K_max = 10 and 0.43 at K_max = 20 for one Gaussian); full covariances with ``Sigma_k ~ InvWishart(nu0, Psi0)``,
+    0.62 at K_max = 10 and 0.43 at K_max = 20 for one Gaussian); full covariances with
+    ``Sigma_k ~ InvWishart(nu0, Psi0)``,
     ``mu_k | Sigma_k ~ N(m0, Sigma_k / kappa0)``. ``prior="default"`` is
     :func:`default_sparse_prior`: ``m0`` = sample mean, ``kappa0 = 0.01``,
     ``nu0 = d + 2``, ``Psi0 = cov(X)``, the same whatever ``K_max``.

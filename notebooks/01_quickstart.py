@@ -57,7 +57,12 @@ pd.DataFrame(
 
 # %%
 bgm = BayesianGaussianMixture(
-    n_components=2, method="nuts", draws=DRAWS, tune=TUNE, chains=CHAINS, random_state=SEED,
+    n_components=2,
+    method="nuts",
+    draws=DRAWS,
+    tune=TUNE,
+    chains=CHAINS,
+    random_state=SEED,
     progressbar=False,
 )
 bgm.fit(X)
@@ -68,8 +73,9 @@ print(bgm.diagnose())
 # With 272 points the posterior is narrow, and its means sit close to the EM estimate.
 
 # %%
-bgm.summary().loc[["weights[0]", "weights[1]", "means[0, 0]", "means[0, 1]",
-                   "means[1, 0]", "means[1, 1]"]]
+bgm.summary().loc[
+    ["weights[0]", "weights[1]", "means[0, 0]", "means[0, 1]", "means[1, 0]", "means[1, 1]"]
+]
 
 # %% [markdown]
 # ## Three figures
@@ -106,8 +112,10 @@ plots.plot_density(X, grid, map_density, band, feature_names=names)
 # %%
 assignment = analysis.assignment_summary(X, posterior)
 uncertain = assignment["uncertain"].to_numpy()
-print(f"{uncertain.sum()} of {len(X)} eruptions have an interval reaching below 0.5; "
-      f"their durations (min): {X[uncertain, 0].round(2).tolist()}")
+print(
+    f"{uncertain.sum()} of {len(X)} eruptions have an interval reaching below 0.5; "
+    f"their durations (min): {X[uncertain, 0].round(2).tolist()}"
+)
 plots.plot_assignment(X[:, 0], assignment, xlabel=names[0])
 
 # %% [markdown]

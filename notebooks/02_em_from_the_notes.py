@@ -77,6 +77,7 @@ for label, mu, sigma in [
 # clusters (short eruptions followed by short waits, long ones by long waits), and one
 # ellipse has to cover both, putting most of its mass in the empty space between them.
 
+
 # %%
 def draw_ellipses(ax, means, covariances, colors, n_std=2.0, **kwargs):
     """Draw the ``n_std`` standard-deviation ellipse of each 2-D Gaussian."""
@@ -215,6 +216,7 @@ print("m_step agrees with the formulas")
 # never decreases: the E-step makes the lower bound tight at the current parameters and
 # the M-step maximises it. We iterate until the mean log-likelihood per point changes by
 # less than `tol`, the same stopping rule as the estimator, and keep every iterate.
+
 
 # %%
 def em(X, params, tol=1e-8, max_iter=500):

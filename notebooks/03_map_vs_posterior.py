@@ -50,7 +50,12 @@ print(f"{len(X)} galaxies, velocities from {X.min():.1f} to {X.max():.1f} thousa
 
 # %%
 bgm = BayesianGaussianMixture(
-    n_components=K, method="nuts", draws=DRAWS, tune=TUNE, chains=CHAINS, random_state=SEED,
+    n_components=K,
+    method="nuts",
+    draws=DRAWS,
+    tune=TUNE,
+    chains=CHAINS,
+    random_state=SEED,
     progressbar=False,
 )
 bgm.fit(X)
@@ -106,8 +111,9 @@ per_component = pd.DataFrame(
     },
     index=pd.Index(["slow", "main", "fast"], name="component"),
 )
-print(f"MAP inside its 89% interval: {int(table['map_in_interval'].sum())} of {len(table)} "
-      "parameters")
+print(
+    f"MAP inside its 89% interval: {int(table['map_in_interval'].sum())} of {len(table)} parameters"
+)
 per_component.round(2)
 
 # %% [markdown]

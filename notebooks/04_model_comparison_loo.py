@@ -62,8 +62,22 @@ for warning in caught:
     else:  # anything else is unexpected: show it
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 table = comparison.table
-table[["elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight", "k_ok", "k_high",
-       "k_very_high", "sampler_ok", "n_parameters", "bic"]].round(2)
+table[
+    [
+        "elpd_loo",
+        "se",
+        "elpd_diff",
+        "dse",
+        "p_loo",
+        "weight",
+        "k_ok",
+        "k_high",
+        "k_very_high",
+        "sampler_ok",
+        "n_parameters",
+        "bic",
+    ]
+].round(2)
 
 # %% [markdown]
 # How to read the table: `elpd_loo` is the sum over observations of the LOO log predictive
@@ -85,13 +99,26 @@ plots.plot_loo_comparison(table)
 fig, (ax_loo, ax_bic) = plt.subplots(1, 2, figsize=(12, 4), sharex=True)
 for cov, marker in [("full", "o"), ("diag", "s")]:
     rows = table[table["covariance_type"] == cov].sort_values("n_components")
-    ax_loo.errorbar(rows["n_components"], rows["elpd_loo"], yerr=rows["se"], marker=marker,
-                    capsize=3, label=f"{cov} covariances")
+    ax_loo.errorbar(
+        rows["n_components"],
+        rows["elpd_loo"],
+        yerr=rows["se"],
+        marker=marker,
+        capsize=3,
+        label=f"{cov} covariances",
+    )
     ax_bic.plot(rows["n_components"], -rows["bic"] / 2, marker=marker, label=f"{cov} covariances")
-ax_loo.set(xlabel="number of components K", ylabel="elpd_loo (higher is better)",
-           title="PSIS-LOO (± standard error)", xticks=KS)
-ax_bic.set(xlabel="number of components K", ylabel="-BIC / 2 (higher is better)",
-           title="BIC at the maximum-likelihood fit")
+ax_loo.set(
+    xlabel="number of components K",
+    ylabel="elpd_loo (higher is better)",
+    title="PSIS-LOO (± standard error)",
+    xticks=KS,
+)
+ax_bic.set(
+    xlabel="number of components K",
+    ylabel="-BIC / 2 (higher is better)",
+    title="BIC at the maximum-likelihood fit",
+)
 ax_loo.legend()
 fig.tight_layout()
 plt.show()

@@ -42,7 +42,12 @@ names = ["eruption duration (min)", "waiting time (min)"]
 
 # %%
 nuts = BayesianGaussianMixture(
-    n_components=2, method="nuts", draws=DRAWS, tune=TUNE, chains=CHAINS, random_state=SEED,
+    n_components=2,
+    method="nuts",
+    draws=DRAWS,
+    tune=TUNE,
+    chains=CHAINS,
+    random_state=SEED,
     progressbar=False,
 )
 nuts.fit(X)
@@ -113,9 +118,9 @@ relabelled = switched.idata_["posterior"].to_dataset()
 inverse = np.argsort(record.chain_labelings, axis=1)  # old position of each component
 raw = xr.concat(
     [
-        relabelled.sel(chain=c).isel(component=inverse[i]).assign_coords(
-            component=relabelled.component
-        )
+        relabelled.sel(chain=c)
+        .isel(component=inverse[i])
+        .assign_coords(component=relabelled.component)
         for i, c in enumerate(relabelled.chain.values)
     ],
     dim="chain",
@@ -133,8 +138,12 @@ rhat.round(3)
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
 for ax, (label, ds) in zip(axes, [("raw draws", raw), ("relabelled", relabelled)], strict=True):
     for i, c in enumerate(ds.chain.values):
-        ax.plot(ds["means"].sel(chain=c, component=0, feature=0), lw=0.6, color=f"C{i}",
-                label=f"chain {c}")
+        ax.plot(
+            ds["means"].sel(chain=c, component=0, feature=0),
+            lw=0.6,
+            color=f"C{i}",
+            label=f"chain {c}",
+        )
     ax.set(xlabel="draw", title=f"Mean duration of component 0: {label}")
 axes[0].set_ylabel("eruption duration (min)")
 axes[1].legend(loc="center right", fontsize="small")
@@ -165,13 +174,24 @@ print(switched.diagnose())
 vi_fits = {}
 for method in ("advi", "fullrank_advi"):
     fit = BayesianGaussianMixture(
-        n_components=2, method=method, draws=2000, vi_iterations=VI_STEPS, random_state=SEED,
+        n_components=2,
+        method=method,
+        draws=2000,
+        vi_iterations=VI_STEPS,
+        random_state=SEED,
         progressbar=False,
     )
     vi_fits[method] = fit.fit(X)
 
-params = ["weights[0]", "means[0, 0]", "means[0, 1]", "means[1, 0]", "means[1, 1]",
-          "covariances[0, 1, 1]", "covariances[1, 1, 1]"]
+params = [
+    "weights[0]",
+    "means[0, 0]",
+    "means[0, 1]",
+    "means[1, 0]",
+    "means[1, 1]",
+    "covariances[0, 1, 1]",
+    "covariances[1, 1, 1]",
+]
 sd = pd.DataFrame(
     {"NUTS": nuts.summary().loc[params, "sd"]}
     | {name: fit.summary().loc[params, "sd"] for name, fit in vi_fits.items()}
@@ -193,8 +213,9 @@ for ax, (label, fit) in zip(axes, fits.items(), strict=True):
     post = fit.idata_["posterior"].to_dataset()
     _, means, _ = stack_draws(post, max_draws=500, random_state=SEED)
     for k in range(2):
-        ax.scatter(means[:, k, 0], means[:, k, 1], s=4, alpha=0.4, color=f"C{k}",
-                   label=f"component {k}")
+        ax.scatter(
+            means[:, k, 0], means[:, k, 1], s=4, alpha=0.4, color=f"C{k}", label=f"component {k}"
+        )
     ax.set(title=f"{label}: draws of the component means", xlabel=names[0])
 axes[0].set_ylabel(names[1])
 axes[0].legend(markerscale=4)

@@ -40,8 +40,12 @@ N = 100_000 if FAST else 1_000_000
 SEED = 20240605
 
 X, labels, truth = datasets.make_mixture(
-    N, n_components=3, n_features=2, separation=4.0,
-    weights=np.array([0.5, 0.3, 0.2]), random_state=SEED,
+    N,
+    n_components=3,
+    n_features=2,
+    separation=4.0,
+    weights=np.array([0.5, 0.3, 0.2]),
+    random_state=SEED,
 )
 # the sampling sd of a component mean estimated from N points: sqrt(Sigma_jj / (N w_k))
 variances = np.diagonal(truth.full_covariances(), axis1=1, axis2=2)
@@ -83,8 +87,10 @@ for tol in (1e-3, 1e-6):
     model.fit(X)
     seconds = time.perf_counter() - start
     fits[tol] = (model, seconds, tracemalloc.get_traced_memory()[1])
-    print(f"tol={tol:g}: {seconds:.1f} s, {model.n_iter_} iterations, "
-          f"peak memory allocated {fits[tol][2] / 1e6:.0f} MB")
+    print(
+        f"tol={tol:g}: {seconds:.1f} s, {model.n_iter_} iterations, "
+        f"peak memory allocated {fits[tol][2] / 1e6:.0f} MB"
+    )
 tracemalloc.stop()
 
 rows = {"truth": truth}
@@ -108,8 +114,10 @@ em, em_seconds, em_peak = fits[1e-6]
 em_params = em.params_.sorted_by_mean()
 for tol, (model, *_) in fits.items():
     error = np.abs(model.params_.sorted_by_mean().means - truth.means)
-    print(f"tol={tol:g}: largest error in a mean coordinate = {error.max():.4f} "
-          f"({(error / sampling_sd).max():.1f} sampling sds)")
+    print(
+        f"tol={tol:g}: largest error in a mean coordinate = {error.max():.4f} "
+        f"({(error / sampling_sd).max():.1f} sampling sds)"
+    )
 
 # %% [markdown]
 # With `tol=1e-6` the largest error (over six coordinates) is a few sampling sds of $N$
@@ -153,18 +161,23 @@ plt.show()
 chunked = da.from_array(X, chunks=(N // 10, 2))  # ten blocks of rows
 tracemalloc.start()
 start = time.perf_counter()
-em_dask = GaussianMixture(n_components=3, covariance_type="full", tol=1e-6,
-                          random_state=SEED).fit(chunked)
+em_dask = GaussianMixture(n_components=3, covariance_type="full", tol=1e-6, random_state=SEED).fit(
+    chunked
+)
 dask_seconds = time.perf_counter() - start
 dask_peak = tracemalloc.get_traced_memory()[1]
 tracemalloc.stop()
 dask_params = em_dask.params_.sorted_by_mean()
-print(f"Dask, {chunked.numblocks[0]} blocks of {chunked.chunks[0][0]:,} rows: "
-      f"{dask_seconds:.1f} s, {em_dask.n_iter_} iterations, "
-      f"peak memory allocated {dask_peak / 1e6:.0f} MB (in memory: {em_peak / 1e6:.0f} MB)")
-print(f"largest difference to the in-memory fit: means "
-      f"{np.abs(dask_params.means - em_params.means).max():.1e}, weights "
-      f"{np.abs(dask_params.weights - em_params.weights).max():.1e}")
+print(
+    f"Dask, {chunked.numblocks[0]} blocks of {chunked.chunks[0][0]:,} rows: "
+    f"{dask_seconds:.1f} s, {em_dask.n_iter_} iterations, "
+    f"peak memory allocated {dask_peak / 1e6:.0f} MB (in memory: {em_peak / 1e6:.0f} MB)"
+)
+print(
+    f"largest difference to the in-memory fit: means "
+    f"{np.abs(dask_params.means - em_params.means).max():.1e}, weights "
+    f"{np.abs(dask_params.weights - em_params.weights).max():.1e}"
+)
 
 # %% [markdown]
 # ## 3. Minibatch ADVI on every point
@@ -201,14 +214,22 @@ def decay(approximation, losses, step):
 
 start = time.perf_counter()
 advi = BayesianGaussianMixture(
-    n_components=3, method="advi", vi_iterations=ADVI_STEPS, draws=1_000, batch_size=1_000,
-    start=em.params_, random_state=SEED, progressbar=False,
+    n_components=3,
+    method="advi",
+    vi_iterations=ADVI_STEPS,
+    draws=1_000,
+    batch_size=1_000,
+    start=em.params_,
+    random_state=SEED,
+    progressbar=False,
     sampler_kwargs={"obj_optimizer": pm.adam(learning_rate=learning_rate), "callbacks": [decay]},
 )
 advi.fit(X)
 advi_seconds = time.perf_counter() - start
-print(f"minibatch ADVI: {ADVI_STEPS:,} steps in {advi_seconds:.1f} s "
-      "(including the estimator's own MAP-EM fit)")
+print(
+    f"minibatch ADVI: {ADVI_STEPS:,} steps in {advi_seconds:.1f} s "
+    "(including the estimator's own MAP-EM fit)"
+)
 print("stored groups:", sorted(advi.idata_.children))
 
 # %%
@@ -216,11 +237,18 @@ loss = advi.approximation_.hist
 window = 200
 fig, ax = plt.subplots(figsize=(6, 4))
 ax.plot(loss, lw=0.5, color="0.6", label="per step")
-ax.plot(np.arange(window - 1, len(loss)), np.convolve(loss, np.ones(window) / window, "valid"),
-        color="C0", label=f"moving average ({window} steps)")
-ax.set(xlabel="optimisation step", ylabel="negative ELBO (minibatch estimate)",
-       title="Minibatch ADVI: the objective over the run",
-       ylim=np.quantile(loss, [0.0, 0.99]))
+ax.plot(
+    np.arange(window - 1, len(loss)),
+    np.convolve(loss, np.ones(window) / window, "valid"),
+    color="C0",
+    label=f"moving average ({window} steps)",
+)
+ax.set(
+    xlabel="optimisation step",
+    ylabel="negative ELBO (minibatch estimate)",
+    title="Minibatch ADVI: the objective over the run",
+    ylim=np.quantile(loss, [0.0, 0.99]),
+)
 ax.legend()
 plt.show()
 
@@ -243,7 +271,12 @@ subsample = X[np.random.default_rng(SEED).choice(N, size=n_sub, replace=False)]
 DRAWS, TUNE, CHAINS = (300, 300, 2) if FAST else (1000, 1000, 4)
 start = time.perf_counter()
 nuts = BayesianGaussianMixture(
-    n_components=3, method="nuts", draws=DRAWS, tune=TUNE, chains=CHAINS, random_state=SEED,
+    n_components=3,
+    method="nuts",
+    draws=DRAWS,
+    tune=TUNE,
+    chains=CHAINS,
+    random_state=SEED,
     progressbar=False,
 )
 nuts.fit(subsample)
@@ -276,21 +309,38 @@ fig, axes = plt.subplots(2, 2, figsize=(12, 7.5))
 for row, shown in enumerate([methods, dict(list(methods.items())[:1])]):
     for j, ax in enumerate(axes[row]):
         for k in range(3):
-            ax.plot(k - 0.2, em_params.means[k, j] - truth.means[k, j], "s", color="C3",
-                    label="EM, all points" if k == 0 else None)
+            ax.plot(
+                k - 0.2,
+                em_params.means[k, j] - truth.means[k, j],
+                "s",
+                color="C3",
+                label="EM, all points" if k == 0 else None,
+            )
             for offset, color, (label, draws) in zip(
-                [0.0, 0.2], ["C0", "C2"], shown.items(), strict=False  # the zoom shows ADVI only
+                [0.0, 0.2],
+                ["C0", "C2"],
+                shown.items(),
+                strict=False,  # the zoom shows ADVI only
             ):
                 error = draws[:, k, j] - truth.means[k, j]
                 lo, hi = np.quantile(error, [0.03, 0.97])
-                ax.errorbar(k + offset, error.mean(), fmt="o", color=color, capsize=3,
-                            yerr=[[error.mean() - lo], [hi - error.mean()]],
-                            label=label if k == 0 else None)
+                ax.errorbar(
+                    k + offset,
+                    error.mean(),
+                    fmt="o",
+                    color=color,
+                    capsize=3,
+                    yerr=[[error.mean() - lo], [hi - error.mean()]],
+                    label=label if k == 0 else None,
+                )
         ax.axhline(0, color="0.5", lw=0.8)
-        ax.set(xticks=range(3), xlabel="component",
-               ylabel=f"estimate - true mean of $x_{j + 1}$",
-               title=f"Error in the mean of $x_{j + 1}$ (94% intervals)"
-               + (": EM and ADVI" if row else ""))
+        ax.set(
+            xticks=range(3),
+            xlabel="component",
+            ylabel=f"estimate - true mean of $x_{j + 1}$",
+            title=f"Error in the mean of $x_{j + 1}$ (94% intervals)"
+            + (": EM and ADVI" if row else ""),
+        )
     axes[row, 0].legend(fontsize="small")
 fig.tight_layout()
 plt.show()

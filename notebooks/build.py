@@ -37,7 +37,9 @@ def build(script: Path, timeout: int = 900) -> float:
     env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     start = time.perf_counter()
     NotebookClient(
-        nb, timeout=timeout, kernel_name="python3",
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
         resources={"metadata": {"path": str(NOTEBOOK_DIR)}},
     ).execute(env=env)
     elapsed = time.perf_counter() - start

@@ -24,8 +24,9 @@ def _random_params(covariance_type: str, rng: np.random.Generator) -> MixturePar
         "diag": np.diagonal(full, axis1=1, axis2=2).copy(),
         "spherical": np.trace(full, axis1=1, axis2=2) / D,
     }[structure.name]
-    return MixtureParams(rng.dirichlet(np.ones(K)), rng.normal(size=(K, D)), covariances,
-                         covariance_type)
+    return MixtureParams(
+        rng.dirichlet(np.ones(K)), rng.normal(size=(K, D)), covariances, covariance_type
+    )
 
 
 def test_registry_lists_the_four_structures_and_rejects_others():
@@ -83,7 +84,8 @@ def test_rescaling_is_the_change_of_variables(covariance_type):
 
     # log p_Y(shift + scale x) = log p_X(x) - sum(log scale)
     np.testing.assert_allclose(
-        e_step(shift + scale * X, moved)[1], e_step(X, params)[1] - np.log(scale).sum(),
+        e_step(shift + scale * X, moved)[1],
+        e_step(X, params)[1] - np.log(scale).sum(),
         rtol=1e-10,
     )
 

@@ -21,12 +21,18 @@ from bayesgmm.spec import EMOptions, MixtureSpec
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 
 
-def _fit(X, k, covariance_type, *, prior=None, random_state=None, warn_not_converged=True,
-         **options):
+def _fit(
+    X, k, covariance_type, *, prior=None, random_state=None, warn_not_converged=True, **options
+):
     """fit_em with the spec and options built from keywords."""
     spec = MixtureSpec.from_data(X, k, covariance_type, prior, standardize=False)
-    return fit_em(X, spec, EMOptions(**options), random_state=random_state,
-                  warn_not_converged=warn_not_converged)
+    return fit_em(
+        X,
+        spec,
+        EMOptions(**options),
+        random_state=random_state,
+        warn_not_converged=warn_not_converged,
+    )
 
 
 def test_one_hand_computed_iteration():

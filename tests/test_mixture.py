@@ -132,9 +132,9 @@ def test_same_seed_same_fit(faithful):
 def test_every_initialisation_fits(faithful, init_params):
     # tol=1e-6: with the default 1e-3, "random" (near-identical starting components)
     # stops after 2 iterations on the initial plateau, at -4.74 instead of -4.155
-    model = GaussianMixture(
-        2, init_params=init_params, random_state=0, max_iter=300, tol=1e-6
-    ).fit(faithful)
+    model = GaussianMixture(2, init_params=init_params, random_state=0, max_iter=300, tol=1e-6).fit(
+        faithful
+    )
     assert model.converged_
     # Old Faithful with K=2 has one clear optimum; every start reaches it
     reference = GaussianMixture(2, random_state=0, tol=1e-8).fit(faithful)

@@ -34,7 +34,7 @@ WARNING = re.compile(r"\b\w*Warning\b")
 
 # Run in the kernel before the notebook: records every displayed figure that lacks a title or
 # axis labels, so that the final check cell can report them.
-_FIGURE_AUDIT = r'''
+_FIGURE_AUDIT = r"""
 import matplotlib
 import matplotlib.backend_bases
 _unlabelled_figures = []
@@ -72,7 +72,7 @@ def _audited_print_figure(self, *args, **kwargs):
     return _original_print_figure(self, *args, **kwargs)
 
 matplotlib.backend_bases.FigureCanvasBase.print_figure = _audited_print_figure
-'''
+"""
 
 _FIGURE_CHECK = "assert not _unlabelled_figures, _unlabelled_figures"
 
