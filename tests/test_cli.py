@@ -210,19 +210,24 @@ def test_interrupt_exits_130_and_leaves_no_output(tmp_path, monkeypatch, capsys)
     _nothing_written(tmp_path, out)
 
 
-def test_rerun_into_existing_folder_replaces_files(tmp_path):
+def test_existing_folders_are_refused_or_replaced_whole(tmp_path, capsys):
     out = tmp_path / "cmp"
     out.mkdir()
-    (out / "comparison.csv").write_text("stale")
     (out / "keep.txt").write_text("mine")
-    assert (
-        cli.main(
-            ["compare", "galaxies", "--k", "1-2", "--method", "map", "--out", str(out), "--quiet"]
-        )
-        == 0
-    )
+    args = ["compare", "galaxies", "--k", "1-2", "--method", "map", "--out", str(out), "--quiet"]
+    # a non-empty folder that bayesgmm did not write is the user's: refused, untouched
+    assert cli.main(args) == 2
+    assert "--overwrite" in _error_line(capsys)
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    # --overwrite replaces it whole
+    assert cli.main([*args, "--overwrite"]) == 0
     assert "K=1 full" in (out / "comparison.csv").read_text()
-    assert (out / "keep.txt").read_text() == "mine"
+    assert not (out / "keep.txt").exists()
+    # a folder bayesgmm wrote is replaced whole by the next run: no stale file survives
+    (out / "stale.txt").write_text("left over")
+    assert cli.main(args) == 0
+    assert not (out / "stale.txt").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 def test_demo_without_posterior(tmp_path, capsys):
