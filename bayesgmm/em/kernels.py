@@ -47,285 +47,386 @@ from bayesgmm._types import CovarianceType
 from bayesgmm.em.gaussian import log_det_cholesky
 from bayesgmm.em.steps import SufficientStatistics
 
-#: Rows per block: each block is one task of the parallel loop and one slot of partial sums.
-BLOCK_SIZE = 2048
+#: Rows per block: one task of the parallel loop and one slot of partial sums.
+BLOCK_SIZE = 1024
 
 _EPS = 10 * np.finfo(np.float64).eps
 _LOG_2PI = np.log(2.0 * np.pi)
 _JIT = dict(nogil=True, cache=True, fastmath=False)
-_INLINE = dict(_JIT, inline="always")
 
 
 # ---------------------------------------------------------------------------------------
-# Per-row building blocks, shared by all structures (inlined by LLVM).
+# Block building blocks, shared by all structures and inlined into the kernels. A block of
+# m rows is held transposed, ``xt[i, n]`` (features x rows), padded with zero-weight rows to
+# ``mp``, a multiple of 8, so that every inner loop runs over rows with a unit stride and
+# vectorises. Sums over rows use eight interleaved accumulators in a fixed order
+# (deterministic, and not a serial chain of additions).
 
 
-@numba.njit(**_INLINE)
-def _normalise(a, resp):
-    """``log sum_k exp(a_k)``; writes ``exp(a_k - lse)`` into ``resp``. Log space throughout."""
-    top = a[0]
-    for k in range(1, a.shape[0]):
-        if a[k] > top:
-            top = a[k]
-    if not np.isfinite(top):
-        top = 0.0
-    total = 0.0
-    for k in range(a.shape[0]):
-        resp[k] = np.exp(a[k] - top)
-        total += resp[k]
-    for k in range(a.shape[0]):
-        resp[k] /= total
-    return np.log(total) + top
+@numba.njit(**_JIT)
+def _sum8(p, mp):
+    """``sum_n p[n]`` for n < mp (mp a multiple of 8), in a fixed order."""
+    t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = 0.0
+    for n in range(0, mp, 8):
+        t0 += p[n]
+        t1 += p[n + 1]
+        t2 += p[n + 2]
+        t3 += p[n + 3]
+        t4 += p[n + 4]
+        t5 += p[n + 5]
+        t6 += p[n + 6]
+        t7 += p[n + 7]
+    return ((t0 + t1) + (t2 + t3)) + ((t4 + t5) + (t6 + t7))
 
 
-@numba.njit(**_INLINE)
-def _add_outer(w, resp, diff, s0, s1, s2):
-    """Add one row to the moments, upper triangle of ``s2`` only."""
-    n_components, d = diff.shape
-    for k in range(n_components):
-        g = w * resp[k]
-        s0[k] += g
+@numba.njit(**_JIT)
+def _dot8(p, q, mp):
+    """``sum_n p[n] q[n]`` for n < mp (mp a multiple of 8), in a fixed order."""
+    t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = 0.0
+    for n in range(0, mp, 8):
+        t0 += p[n] * q[n]
+        t1 += p[n + 1] * q[n + 1]
+        t2 += p[n + 2] * q[n + 2]
+        t3 += p[n + 3] * q[n + 3]
+        t4 += p[n + 4] * q[n + 4]
+        t5 += p[n + 5] * q[n + 5]
+        t6 += p[n + 6] * q[n + 6]
+        t7 += p[n + 7] * q[n + 7]
+    return ((t0 + t1) + (t2 + t3)) + ((t4 + t5) + (t6 + t7))
+
+
+@numba.njit(**_JIT)
+def _block_rows(n_samples, block_size, b):
+    """First row, row count and padded row count of block ``b``."""
+    start = b * block_size
+    m = min(n_samples, start + block_size) - start
+    return start, m, (m + 7) // 8 * 8
+
+
+@numba.njit(**_JIT)
+def _load_block(X, start, m, mp, xt):
+    """``xt[i, n] = X[start + n, i]`` in float64; zero for the padding rows."""
+    d = X.shape[1]
+    for n in range(m):
         for i in range(d):
-            gi = g * diff[k, i]
-            s1[k, i] += gi
+            xt[i, n] = X[start + n, i]
+    for i in range(d):
+        for n in range(m, mp):
+            xt[i, n] = 0.0
+
+
+@numba.njit(**_JIT)
+def _load_weights(sample_weight, start, m, mp, w):
+    """Row weights (ones if ``sample_weight`` is empty); zero for the padding rows."""
+    if sample_weight.shape[0] > 0:
+        for n in range(m):
+            w[n] = sample_weight[start + n]
+    else:
+        for n in range(m):
+            w[n] = 1.0
+    for n in range(m, mp):
+        w[n] = 0.0
+
+
+@numba.njit(**_JIT)
+def _centre(xt, means, k, mp, dx):
+    """``dx[i, n] = x_n,i - mu_k,i``."""
+    for i in range(xt.shape[0]):
+        mu = means[k, i]
+        for n in range(mp):
+            dx[i, n] = xt[i, n] - mu
+
+
+@numba.njit(**_JIT)
+def _log_sum_exp(a, m, mp, e, lse):
+    """Per row ``lse = log sum_k exp(a_k)``; ``e_k = exp(a_k - max_j a_j)``, their row sums
+    returned in place of the maxima. ``e`` is zero on the padding rows. Log space throughout."""
+    n_components = a.shape[0]
+    top = np.empty(mp)
+    for n in range(m):
+        top[n] = a[0, n]
+    for k in range(1, n_components):
+        for n in range(m):
+            v = a[k, n]
+            top[n] = v if v > top[n] else top[n]
+    for n in range(m):
+        if not np.isfinite(top[n]):
+            top[n] = 0.0
+    # Row by row: a loop over rows calling exp cannot be vectorised, and interleaving the
+    # K calls of one row is faster than K passes over the block.
+    total = np.empty(mp)
+    for n in range(m):
+        t = 0.0
+        for k in range(n_components):
+            v = np.exp(a[k, n] - top[n])
+            e[k, n] = v
+            t += v
+        total[n] = t
+        lse[n] = np.log(t) + top[n]
+    for k in range(n_components):
+        for n in range(m, mp):
+            e[k, n] = 0.0
+    return total
+
+
+@numba.njit(**_JIT)
+def _weigh_rows(w, lse, total, m, mp):
+    """``sum_n w_n lse_n`` (rows of weight 0 left out); ``total`` becomes ``w_n / total_n``."""
+    wl = np.zeros(mp)
+    for n in range(m):
+        wl[n] = w[n] * lse[n] if w[n] != 0.0 else 0.0
+        total[n] = w[n] / total[n]
+    for n in range(m, mp):
+        total[n] = 0.0
+    return _sum8(wl, mp)
+
+
+@numba.njit(**_JIT)
+def _accumulate_outer(xt, mp, means, e, scale, dx, g, gd, out):
+    """Block moments ``s0_k, s1_k`` and the upper triangle of ``s2_k``, with
+    ``g_n = e_nk * scale_n`` the weighted responsibilities."""
+    n_components, d = means.shape
+    for k in range(n_components):
+        _centre(xt, means, k, mp, dx)
+        for n in range(mp):
+            g[n] = e[k, n] * scale[n]
+        out[k] = _sum8(g, mp)
+        for i in range(d):
+            for n in range(mp):
+                gd[n] = g[n] * dx[i, n]
+            out[n_components + k * d + i] = _sum8(gd, mp)
             for j in range(i, d):
-                s2[k, i, j] += gi * diff[k, j]
+                out[n_components * (1 + d) + (k * d + i) * d + j] = _dot8(gd, dx[j], mp)
 
 
-@numba.njit(**_INLINE)
-def _add_diagonal(w, resp, diff, s0, s1, s2):
-    """Add one row to the moments, diagonal second moments."""
-    n_components, d = diff.shape
+@numba.njit(**_JIT)
+def _accumulate_diagonal(xt, mp, means, e, scale, dx, g, gd, out):
+    """Block moments ``s0_k, s1_k`` and the diagonal ``s2_k``."""
+    n_components, d = means.shape
     for k in range(n_components):
-        g = w * resp[k]
-        s0[k] += g
+        _centre(xt, means, k, mp, dx)
+        for n in range(mp):
+            g[n] = e[k, n] * scale[n]
+        out[k] = _sum8(g, mp)
         for i in range(d):
-            gi = g * diff[k, i]
-            s1[k, i] += gi
-            s2[k, i] += gi * diff[k, i]
-
-
-@numba.njit(**_INLINE)
-def _row_weight(sample_weight, n):
-    return sample_weight[n] if sample_weight.shape[0] > 0 else 1.0
+            for n in range(mp):
+                gd[n] = g[n] * dx[i, n]
+            out[n_components + k * d + i] = _sum8(gd, mp)
+            out[n_components * (1 + d) + k * d + i] = _dot8(gd, dx[i], mp)
 
 
 # ---------------------------------------------------------------------------------------
-# Log-densities of one row, one function per structure. ``a_k`` gets ``log_const_k - sq/2``
-# with ``log_const_k = log alpha_k + log det U_k - d log(2 pi) / 2``; ``diff`` gets x - mu_k.
+# Log-densities of a block, one function per structure:
+# ``a[k, n] = log_const_k - |(x_n - mu_k) U_k|^2 / 2`` with
+# ``log_const_k = log alpha_k + log det U_k - d log(2 pi) / 2``.
 
 
-@numba.njit(**_INLINE)
-def _log_prob_full(X, n_row, log_const, means, prec_chol, diff, a):
+@numba.njit(**_JIT)
+def _log_prob_full(xt, mp, log_const, means, prec_chol, dx, y, a):
     n_components, d = means.shape
     for k in range(n_components):
-        for i in range(d):
-            diff[k, i] = X[n_row, i] - means[k, i]
-        sq = 0.0
+        _centre(xt, means, k, mp, dx)
+        sq = a[k]
+        sq[:mp] = 0.0
         for j in range(d):
-            y = 0.0
-            for i in range(j + 1):
-                y += diff[k, i] * prec_chol[k, i, j]
-            sq += y * y
-        a[k] = log_const[k] - 0.5 * sq
+            u = prec_chol[k, 0, j]
+            for n in range(mp):
+                y[n] = dx[0, n] * u
+            for i in range(1, j + 1):
+                u = prec_chol[k, i, j]
+                for n in range(mp):
+                    y[n] += dx[i, n] * u
+            for n in range(mp):
+                sq[n] += y[n] * y[n]
+        c = log_const[k]
+        for n in range(mp):
+            sq[n] = c - 0.5 * sq[n]
 
 
-@numba.njit(**_INLINE)
-def _log_prob_tied(X, n_row, log_const, means, prec_chol, diff, a):
+@numba.njit(**_JIT)
+def _log_prob_tied(xt, mp, log_const, means, prec_chol, dx, y, a):
     n_components, d = means.shape
     for k in range(n_components):
-        for i in range(d):
-            diff[k, i] = X[n_row, i] - means[k, i]
-        sq = 0.0
+        _centre(xt, means, k, mp, dx)
+        sq = a[k]
+        sq[:mp] = 0.0
         for j in range(d):
-            y = 0.0
-            for i in range(j + 1):
-                y += diff[k, i] * prec_chol[i, j]
-            sq += y * y
-        a[k] = log_const[k] - 0.5 * sq
+            u = prec_chol[0, j]
+            for n in range(mp):
+                y[n] = dx[0, n] * u
+            for i in range(1, j + 1):
+                u = prec_chol[i, j]
+                for n in range(mp):
+                    y[n] += dx[i, n] * u
+            for n in range(mp):
+                sq[n] += y[n] * y[n]
+        c = log_const[k]
+        for n in range(mp):
+            sq[n] = c - 0.5 * sq[n]
 
 
-@numba.njit(**_INLINE)
-def _log_prob_diag(X, n_row, log_const, means, prec_chol, diff, a):
+@numba.njit(**_JIT)
+def _log_prob_diag(xt, mp, log_const, means, prec_chol, dx, y, a):
     n_components, d = means.shape
     for k in range(n_components):
-        sq = 0.0
+        sq = a[k]
+        sq[:mp] = 0.0
         for i in range(d):
-            diff[k, i] = X[n_row, i] - means[k, i]
-            y = diff[k, i] * prec_chol[k, i]
-            sq += y * y
-        a[k] = log_const[k] - 0.5 * sq
+            mu = means[k, i]
+            u = prec_chol[k, i]
+            for n in range(mp):
+                v = (xt[i, n] - mu) * u
+                sq[n] += v * v
+        c = log_const[k]
+        for n in range(mp):
+            sq[n] = c - 0.5 * sq[n]
 
 
-@numba.njit(**_INLINE)
-def _log_prob_spherical(X, n_row, log_const, means, prec_chol, diff, a):
+@numba.njit(**_JIT)
+def _log_prob_spherical(xt, mp, log_const, means, prec_chol, dx, y, a):
     n_components, d = means.shape
     for k in range(n_components):
-        sq = 0.0
+        sq = a[k]
+        sq[:mp] = 0.0
         for i in range(d):
-            diff[k, i] = X[n_row, i] - means[k, i]
-            sq += diff[k, i] * diff[k, i]
-        p = prec_chol[k]
-        a[k] = log_const[k] - 0.5 * (p * p * sq)
+            mu = means[k, i]
+            for n in range(mp):
+                v = xt[i, n] - mu
+                sq[n] += v * v
+        c = log_const[k]
+        p2 = prec_chol[k] * prec_chol[k]
+        for n in range(mp):
+            sq[n] = c - 0.5 * (p2 * sq[n])
 
 
 # ---------------------------------------------------------------------------------------
 # Fused E-step + moments, one kernel per structure. Signature of every kernel:
-# (X, sample_weight, log_const, means, prec_chol, block_size) -> (s0, s1, s2, log_lik_sum)
-# with ``sample_weight`` of shape (N,) or (0,) for unit weights.
+# (X, sample_weight, log_const, means, prec_chol, block_size) -> totals, with
+# ``sample_weight`` of shape (N,), or (0,) for unit weights, and ``totals`` the flat
+# concatenation [s0 (K), s1 (K*d), s2 (K*d*d, upper triangle only, or K*d), log_lik_sum].
+# Each block fills its own row of ``partial``; the rows are added in block order.
 
 
 @numba.njit(**_JIT)
-def _sum_outer(p0, p1, p2, pl):
-    """Sum the per-block slots in block order; mirror the upper triangle of ``s2``."""
-    s0, s1, s2 = p0[0].copy(), p1[0].copy(), p2[0].copy()
-    log_lik = pl[0]
-    for b in range(1, p0.shape[0]):
-        s0 += p0[b]
-        s1 += p1[b]
-        s2 += p2[b]
-        log_lik += pl[b]
-    for i in range(s2.shape[1]):
-        for j in range(i):
-            s2[:, i, j] = s2[:, j, i]
-    return s0, s1, s2, log_lik
+def _sum_blocks(partial):
+    """Sum the per-block rows in block order."""
+    total = partial[0].copy()
+    for b in range(1, partial.shape[0]):
+        for j in range(partial.shape[1]):
+            total[j] += partial[b, j]
+    return total
 
 
 @numba.njit(**_JIT)
-def _sum_diagonal(p0, p1, p2, pl):
-    """Sum the per-block slots in block order."""
-    s0, s1, s2 = p0[0].copy(), p1[0].copy(), p2[0].copy()
-    log_lik = pl[0]
-    for b in range(1, p0.shape[0]):
-        s0 += p0[b]
-        s1 += p1[b]
-        s2 += p2[b]
-        log_lik += pl[b]
-    return s0, s1, s2, log_lik
+def _block_moments_full(X, sample_weight, log_const, means, prec_chol, block_size, b, out):
+    start, m, mp = _block_rows(X.shape[0], block_size, b)
+    d, n_components = X.shape[1], means.shape[0]
+    xt, dx, a = np.empty((d, mp)), np.empty((d, mp)), np.empty((n_components, mp))
+    w, y, g, lse = np.empty(mp), np.empty(mp), np.empty(mp), np.empty(mp)
+    _load_block(X, start, m, mp, xt)
+    _load_weights(sample_weight, start, m, mp, w)
+    _log_prob_full(xt, mp, log_const, means, prec_chol, dx, y, a)
+    scale = _log_sum_exp(a, m, mp, a, lse)
+    log_lik = _weigh_rows(w, lse, scale, m, mp)
+    _accumulate_outer(xt, mp, means, a, scale, dx, g, y, out)
+    return log_lik
 
 
 @numba.njit(parallel=True, **_JIT)
 def _moments_full(X, sample_weight, log_const, means, prec_chol, block_size):
-    n, d = X.shape
+    n_samples, d = X.shape
     n_components = means.shape[0]
-    n_blocks = max(1, (n + block_size - 1) // block_size)
-    p0 = np.zeros((n_blocks, n_components))
-    p1 = np.zeros((n_blocks, n_components, d))
-    p2 = np.zeros((n_blocks, n_components, d, d))
-    pl = np.zeros(n_blocks)
+    n_blocks = max(1, (n_samples + block_size - 1) // block_size)
+    partial = np.zeros((n_blocks, n_components * (1 + d + d * d) + 1))
     for b in prange(n_blocks):
-        diff = np.empty((n_components, d))
-        a = np.empty(n_components)
-        resp = np.empty(n_components)
-        s0 = np.zeros(n_components)
-        s1 = np.zeros((n_components, d))
-        s2 = np.zeros((n_components, d, d))
-        log_lik = 0.0
-        for n_row in range(b * block_size, min(n, (b + 1) * block_size)):
-            w = _row_weight(sample_weight, n_row)
-            if w == 0.0:
-                continue
-            _log_prob_full(X, n_row, log_const, means, prec_chol, diff, a)
-            log_lik += w * _normalise(a, resp)
-            _add_outer(w, resp, diff, s0, s1, s2)
-        p0[b] = s0
-        p1[b] = s1
-        p2[b] = s2
-        pl[b] = log_lik
-    return _sum_outer(p0, p1, p2, pl)
+        partial[b, -1] = _block_moments_full(
+            X, sample_weight, log_const, means, prec_chol, block_size, b, partial[b]
+        )
+    return _sum_blocks(partial)
+
+
+@numba.njit(**_JIT)
+def _block_moments_tied(X, sample_weight, log_const, means, prec_chol, block_size, b, out):
+    start, m, mp = _block_rows(X.shape[0], block_size, b)
+    d, n_components = X.shape[1], means.shape[0]
+    xt, dx, a = np.empty((d, mp)), np.empty((d, mp)), np.empty((n_components, mp))
+    w, y, g, lse = np.empty(mp), np.empty(mp), np.empty(mp), np.empty(mp)
+    _load_block(X, start, m, mp, xt)
+    _load_weights(sample_weight, start, m, mp, w)
+    _log_prob_tied(xt, mp, log_const, means, prec_chol, dx, y, a)
+    scale = _log_sum_exp(a, m, mp, a, lse)
+    log_lik = _weigh_rows(w, lse, scale, m, mp)
+    _accumulate_outer(xt, mp, means, a, scale, dx, g, y, out)
+    return log_lik
 
 
 @numba.njit(parallel=True, **_JIT)
 def _moments_tied(X, sample_weight, log_const, means, prec_chol, block_size):
-    n, d = X.shape
+    n_samples, d = X.shape
     n_components = means.shape[0]
-    n_blocks = max(1, (n + block_size - 1) // block_size)
-    p0 = np.zeros((n_blocks, n_components))
-    p1 = np.zeros((n_blocks, n_components, d))
-    p2 = np.zeros((n_blocks, n_components, d, d))
-    pl = np.zeros(n_blocks)
+    n_blocks = max(1, (n_samples + block_size - 1) // block_size)
+    partial = np.zeros((n_blocks, n_components * (1 + d + d * d) + 1))
     for b in prange(n_blocks):
-        diff = np.empty((n_components, d))
-        a = np.empty(n_components)
-        resp = np.empty(n_components)
-        s0 = np.zeros(n_components)
-        s1 = np.zeros((n_components, d))
-        s2 = np.zeros((n_components, d, d))
-        log_lik = 0.0
-        for n_row in range(b * block_size, min(n, (b + 1) * block_size)):
-            w = _row_weight(sample_weight, n_row)
-            if w == 0.0:
-                continue
-            _log_prob_tied(X, n_row, log_const, means, prec_chol, diff, a)
-            log_lik += w * _normalise(a, resp)
-            _add_outer(w, resp, diff, s0, s1, s2)
-        p0[b] = s0
-        p1[b] = s1
-        p2[b] = s2
-        pl[b] = log_lik
-    return _sum_outer(p0, p1, p2, pl)
+        partial[b, -1] = _block_moments_tied(
+            X, sample_weight, log_const, means, prec_chol, block_size, b, partial[b]
+        )
+    return _sum_blocks(partial)
+
+
+@numba.njit(**_JIT)
+def _block_moments_diag(X, sample_weight, log_const, means, prec_chol, block_size, b, out):
+    start, m, mp = _block_rows(X.shape[0], block_size, b)
+    d, n_components = X.shape[1], means.shape[0]
+    xt, dx, a = np.empty((d, mp)), np.empty((d, mp)), np.empty((n_components, mp))
+    w, y, g, lse = np.empty(mp), np.empty(mp), np.empty(mp), np.empty(mp)
+    _load_block(X, start, m, mp, xt)
+    _load_weights(sample_weight, start, m, mp, w)
+    _log_prob_diag(xt, mp, log_const, means, prec_chol, dx, y, a)
+    scale = _log_sum_exp(a, m, mp, a, lse)
+    log_lik = _weigh_rows(w, lse, scale, m, mp)
+    _accumulate_diagonal(xt, mp, means, a, scale, dx, g, y, out)
+    return log_lik
 
 
 @numba.njit(parallel=True, **_JIT)
 def _moments_diag(X, sample_weight, log_const, means, prec_chol, block_size):
-    n, d = X.shape
+    n_samples, d = X.shape
     n_components = means.shape[0]
-    n_blocks = max(1, (n + block_size - 1) // block_size)
-    p0 = np.zeros((n_blocks, n_components))
-    p1 = np.zeros((n_blocks, n_components, d))
-    p2 = np.zeros((n_blocks, n_components, d))
-    pl = np.zeros(n_blocks)
+    n_blocks = max(1, (n_samples + block_size - 1) // block_size)
+    partial = np.zeros((n_blocks, n_components * (1 + 2 * d) + 1))
     for b in prange(n_blocks):
-        diff = np.empty((n_components, d))
-        a = np.empty(n_components)
-        resp = np.empty(n_components)
-        s0 = np.zeros(n_components)
-        s1 = np.zeros((n_components, d))
-        s2 = np.zeros((n_components, d))
-        log_lik = 0.0
-        for n_row in range(b * block_size, min(n, (b + 1) * block_size)):
-            w = _row_weight(sample_weight, n_row)
-            if w == 0.0:
-                continue
-            _log_prob_diag(X, n_row, log_const, means, prec_chol, diff, a)
-            log_lik += w * _normalise(a, resp)
-            _add_diagonal(w, resp, diff, s0, s1, s2)
-        p0[b] = s0
-        p1[b] = s1
-        p2[b] = s2
-        pl[b] = log_lik
-    return _sum_diagonal(p0, p1, p2, pl)
+        partial[b, -1] = _block_moments_diag(
+            X, sample_weight, log_const, means, prec_chol, block_size, b, partial[b]
+        )
+    return _sum_blocks(partial)
+
+
+@numba.njit(**_JIT)
+def _block_moments_spherical(X, sample_weight, log_const, means, prec_chol, block_size, b, out):
+    start, m, mp = _block_rows(X.shape[0], block_size, b)
+    d, n_components = X.shape[1], means.shape[0]
+    xt, dx, a = np.empty((d, mp)), np.empty((d, mp)), np.empty((n_components, mp))
+    w, y, g, lse = np.empty(mp), np.empty(mp), np.empty(mp), np.empty(mp)
+    _load_block(X, start, m, mp, xt)
+    _load_weights(sample_weight, start, m, mp, w)
+    _log_prob_spherical(xt, mp, log_const, means, prec_chol, dx, y, a)
+    scale = _log_sum_exp(a, m, mp, a, lse)
+    log_lik = _weigh_rows(w, lse, scale, m, mp)
+    _accumulate_diagonal(xt, mp, means, a, scale, dx, g, y, out)
+    return log_lik
 
 
 @numba.njit(parallel=True, **_JIT)
 def _moments_spherical(X, sample_weight, log_const, means, prec_chol, block_size):
-    n, d = X.shape
+    n_samples, d = X.shape
     n_components = means.shape[0]
-    n_blocks = max(1, (n + block_size - 1) // block_size)
-    p0 = np.zeros((n_blocks, n_components))
-    p1 = np.zeros((n_blocks, n_components, d))
-    p2 = np.zeros((n_blocks, n_components, d))
-    pl = np.zeros(n_blocks)
+    n_blocks = max(1, (n_samples + block_size - 1) // block_size)
+    partial = np.zeros((n_blocks, n_components * (1 + 2 * d) + 1))
     for b in prange(n_blocks):
-        diff = np.empty((n_components, d))
-        a = np.empty(n_components)
-        resp = np.empty(n_components)
-        s0 = np.zeros(n_components)
-        s1 = np.zeros((n_components, d))
-        s2 = np.zeros((n_components, d))
-        log_lik = 0.0
-        for n_row in range(b * block_size, min(n, (b + 1) * block_size)):
-            w = _row_weight(sample_weight, n_row)
-            if w == 0.0:
-                continue
-            _log_prob_spherical(X, n_row, log_const, means, prec_chol, diff, a)
-            log_lik += w * _normalise(a, resp)
-            _add_diagonal(w, resp, diff, s0, s1, s2)
-        p0[b] = s0
-        p1[b] = s1
-        p2[b] = s2
-        pl[b] = log_lik
-    return _sum_diagonal(p0, p1, p2, pl)
+        partial[b, -1] = _block_moments_spherical(
+            X, sample_weight, log_const, means, prec_chol, block_size, b, partial[b]
+        )
+    return _sum_blocks(partial)
 
 
 # ---------------------------------------------------------------------------------------
@@ -334,64 +435,88 @@ def _moments_spherical(X, sample_weight, log_const, means, prec_chol, block_size
 # log_lik) -> None.
 
 
+@numba.njit(**_JIT)
+def _write_rows(a, lse, start, m, log_resp, log_lik):
+    for n in range(m):
+        log_lik[start + n] = lse[n]
+        for k in range(a.shape[0]):
+            log_resp[start + n, k] = a[k, n] - lse[n]
+
+
+@numba.njit(**_JIT)
+def _block_rows_full(X, log_const, means, prec_chol, block_size, b, log_resp, log_lik):
+    start, m, mp = _block_rows(X.shape[0], block_size, b)
+    d, n_components = X.shape[1], means.shape[0]
+    xt, dx = np.empty((d, mp)), np.empty((d, mp))
+    a, e = np.empty((n_components, mp)), np.empty((n_components, mp))
+    y, lse = np.empty(mp), np.empty(mp)
+    _load_block(X, start, m, mp, xt)
+    _log_prob_full(xt, mp, log_const, means, prec_chol, dx, y, a)
+    _log_sum_exp(a, m, mp, e, lse)
+    _write_rows(a, lse, start, m, log_resp, log_lik)
+
+
 @numba.njit(parallel=True, **_JIT)
 def _rows_full(X, log_const, means, prec_chol, block_size, log_resp, log_lik):
-    n, d = X.shape
-    n_components = means.shape[0]
-    for b in prange((n + block_size - 1) // block_size):
-        diff = np.empty((n_components, d))
-        a = np.empty(n_components)
-        resp = np.empty(n_components)
-        for n_row in range(b * block_size, min(n, (b + 1) * block_size)):
-            _log_prob_full(X, n_row, log_const, means, prec_chol, diff, a)
-            _write_row(a, resp, n_row, log_resp, log_lik)
+    for b in prange((X.shape[0] + block_size - 1) // block_size):
+        _block_rows_full(X, log_const, means, prec_chol, block_size, b, log_resp, log_lik)
+
+
+@numba.njit(**_JIT)
+def _block_rows_tied(X, log_const, means, prec_chol, block_size, b, log_resp, log_lik):
+    start, m, mp = _block_rows(X.shape[0], block_size, b)
+    d, n_components = X.shape[1], means.shape[0]
+    xt, dx = np.empty((d, mp)), np.empty((d, mp))
+    a, e = np.empty((n_components, mp)), np.empty((n_components, mp))
+    y, lse = np.empty(mp), np.empty(mp)
+    _load_block(X, start, m, mp, xt)
+    _log_prob_tied(xt, mp, log_const, means, prec_chol, dx, y, a)
+    _log_sum_exp(a, m, mp, e, lse)
+    _write_rows(a, lse, start, m, log_resp, log_lik)
 
 
 @numba.njit(parallel=True, **_JIT)
 def _rows_tied(X, log_const, means, prec_chol, block_size, log_resp, log_lik):
-    n, d = X.shape
-    n_components = means.shape[0]
-    for b in prange((n + block_size - 1) // block_size):
-        diff = np.empty((n_components, d))
-        a = np.empty(n_components)
-        resp = np.empty(n_components)
-        for n_row in range(b * block_size, min(n, (b + 1) * block_size)):
-            _log_prob_tied(X, n_row, log_const, means, prec_chol, diff, a)
-            _write_row(a, resp, n_row, log_resp, log_lik)
+    for b in prange((X.shape[0] + block_size - 1) // block_size):
+        _block_rows_tied(X, log_const, means, prec_chol, block_size, b, log_resp, log_lik)
+
+
+@numba.njit(**_JIT)
+def _block_rows_diag(X, log_const, means, prec_chol, block_size, b, log_resp, log_lik):
+    start, m, mp = _block_rows(X.shape[0], block_size, b)
+    d, n_components = X.shape[1], means.shape[0]
+    xt, dx = np.empty((d, mp)), np.empty((d, mp))
+    a, e = np.empty((n_components, mp)), np.empty((n_components, mp))
+    y, lse = np.empty(mp), np.empty(mp)
+    _load_block(X, start, m, mp, xt)
+    _log_prob_diag(xt, mp, log_const, means, prec_chol, dx, y, a)
+    _log_sum_exp(a, m, mp, e, lse)
+    _write_rows(a, lse, start, m, log_resp, log_lik)
 
 
 @numba.njit(parallel=True, **_JIT)
 def _rows_diag(X, log_const, means, prec_chol, block_size, log_resp, log_lik):
-    n, d = X.shape
-    n_components = means.shape[0]
-    for b in prange((n + block_size - 1) // block_size):
-        diff = np.empty((n_components, d))
-        a = np.empty(n_components)
-        resp = np.empty(n_components)
-        for n_row in range(b * block_size, min(n, (b + 1) * block_size)):
-            _log_prob_diag(X, n_row, log_const, means, prec_chol, diff, a)
-            _write_row(a, resp, n_row, log_resp, log_lik)
+    for b in prange((X.shape[0] + block_size - 1) // block_size):
+        _block_rows_diag(X, log_const, means, prec_chol, block_size, b, log_resp, log_lik)
+
+
+@numba.njit(**_JIT)
+def _block_rows_spherical(X, log_const, means, prec_chol, block_size, b, log_resp, log_lik):
+    start, m, mp = _block_rows(X.shape[0], block_size, b)
+    d, n_components = X.shape[1], means.shape[0]
+    xt, dx = np.empty((d, mp)), np.empty((d, mp))
+    a, e = np.empty((n_components, mp)), np.empty((n_components, mp))
+    y, lse = np.empty(mp), np.empty(mp)
+    _load_block(X, start, m, mp, xt)
+    _log_prob_spherical(xt, mp, log_const, means, prec_chol, dx, y, a)
+    _log_sum_exp(a, m, mp, e, lse)
+    _write_rows(a, lse, start, m, log_resp, log_lik)
 
 
 @numba.njit(parallel=True, **_JIT)
 def _rows_spherical(X, log_const, means, prec_chol, block_size, log_resp, log_lik):
-    n, d = X.shape
-    n_components = means.shape[0]
-    for b in prange((n + block_size - 1) // block_size):
-        diff = np.empty((n_components, d))
-        a = np.empty(n_components)
-        resp = np.empty(n_components)
-        for n_row in range(b * block_size, min(n, (b + 1) * block_size)):
-            _log_prob_spherical(X, n_row, log_const, means, prec_chol, diff, a)
-            _write_row(a, resp, n_row, log_resp, log_lik)
-
-
-@numba.njit(**_INLINE)
-def _write_row(a, resp, n_row, log_resp, log_lik):
-    lse = _normalise(a, resp)
-    log_lik[n_row] = lse
-    for k in range(a.shape[0]):
-        log_resp[n_row, k] = a[k] - lse
+    for b in prange((X.shape[0] + block_size - 1) // block_size):
+        _block_rows_spherical(X, log_const, means, prec_chol, block_size, b, log_resp, log_lik)
 
 
 # ---------------------------------------------------------------------------------------
@@ -404,23 +529,27 @@ class StructureKernels(NamedTuple):
     Attributes
     ----------
     moments : numba dispatcher
-        ``(X, sample_weight, log_const, means, prec_chol, block_size)
-        -> (s0, s1, s2, log_lik_sum)``; ``sample_weight`` of shape (N,), or (0,) for unit
-        weights.
+        ``(X, sample_weight, log_const, means, prec_chol, block_size) -> totals``:
+        ``sample_weight`` of shape (N,), or (0,) for unit weights; ``log_const`` of shape
+        (K,) is ``log alpha_k + log det U_k - d log(2 pi) / 2``; ``totals`` is the flat
+        ``[s0 (K), s1 (K d), s2 (K d d, upper triangle filled) or (K d), log_lik_sum]``.
     rows : numba dispatcher
         ``(X, log_const, means, prec_chol, block_size, log_resp, log_lik) -> None``.
+    outer : bool
+        Whether ``s2`` holds full (d, d) outer products (full, tied) or their diagonal.
     """
 
     moments: object
     rows: object
+    outer: bool
 
 
 #: Structure name -> its kernels.
 KERNELS: dict[str, StructureKernels] = {
-    "full": StructureKernels(_moments_full, _rows_full),
-    "tied": StructureKernels(_moments_tied, _rows_tied),
-    "diag": StructureKernels(_moments_diag, _rows_diag),
-    "spherical": StructureKernels(_moments_spherical, _rows_spherical),
+    "full": StructureKernels(_moments_full, _rows_full, True),
+    "tied": StructureKernels(_moments_tied, _rows_tied, True),
+    "diag": StructureKernels(_moments_diag, _rows_diag, False),
+    "spherical": StructureKernels(_moments_spherical, _rows_spherical, False),
 }
 
 
@@ -486,7 +615,8 @@ class FusedStatistics:
 
 
 def centred_statistics(moments: FusedMoments) -> FusedStatistics:
-    """``N_k = s0_k + 10 eps``, ``xbar_k = mu_k + s1_k / N_k``, ``S_k = s2_k - s1_k s1_k^T / N_k``."""
+    """Centre moments: ``N_k = s0_k + 10 eps``, ``xbar_k = mu_k + s1_k / N_k``,
+    ``S_k = s2_k - s1_k s1_k^T / N_k``."""
     nk = moments.s0 + _EPS
     centred_mean = moments.s1 / nk[:, None]
     if moments.s2.ndim == 3:
@@ -541,11 +671,17 @@ def fused_moments(
     sample_weight = _sample_weight(sample_weight, X.shape[0])
     block_size = _block_size(block_size)
     log_const = _log_const(weights, prec_chol, structure, X.shape[1])
-    s0, s1, s2, log_lik_sum = kernels.moments(
-        X, sample_weight, log_const, means, prec_chol, block_size
-    )
+    totals = kernels.moments(X, sample_weight, log_const, means, prec_chol, block_size)
+    n_components, d = means.shape
+    s0 = totals[:n_components]
+    s1 = totals[n_components : n_components * (1 + d)].reshape(n_components, d)
+    if kernels.outer:
+        s2 = totals[n_components * (1 + d) : -1].reshape(n_components, d, d)
+        s2 = s2 + np.triu(s2, 1).swapaxes(1, 2)
+    else:
+        s2 = totals[n_components * (1 + d) : -1].reshape(n_components, d)
     weight_sum = float(sample_weight.sum()) if sample_weight.size else float(X.shape[0])
-    return FusedMoments(means, s0, s1, s2, float(log_lik_sum), weight_sum)
+    return FusedMoments(means, s0, s1, s2, float(totals[-1]), weight_sum)
 
 
 def fused_statistics(
