@@ -171,11 +171,12 @@ def _log_sum_exp(a, m, mp, e, lse):
 
 @numba.njit(**_JIT)
 def _weigh_rows(w, lse, total, m, mp):
-    """``sum_n w_n lse_n`` (rows of weight 0 left out); ``total`` becomes ``w_n / total_n``."""
+    """``sum_n w_n lse_n``; ``total`` becomes ``w_n / total_n``. Rows of weight 0 contribute
+    exact zeros, whatever their (finite) values."""
     wl = np.zeros(mp)
     for n in range(m):
         wl[n] = w[n] * lse[n] if w[n] != 0.0 else 0.0
-        total[n] = w[n] / total[n]
+        total[n] = w[n] / total[n] if w[n] != 0.0 else 0.0
     for n in range(m, mp):
         total[n] = 0.0
     return _sum8(wl, mp)
@@ -189,7 +190,7 @@ def _accumulate_outer(xt, mp, means, e, scale, dx, g, gd, out):
     for k in range(n_components):
         _centre(xt, means, k, mp, dx)
         for n in range(mp):
-            g[n] = e[k, n] * scale[n]
+            g[n] = e[k, n] * scale[n] if scale[n] != 0.0 else 0.0
         out[k] = _sum8(g, mp)
         for i in range(d):
             for n in range(mp):
@@ -206,7 +207,7 @@ def _accumulate_diagonal(xt, mp, means, e, scale, dx, g, gd, out):
     for k in range(n_components):
         _centre(xt, means, k, mp, dx)
         for n in range(mp):
-            g[n] = e[k, n] * scale[n]
+            g[n] = e[k, n] * scale[n] if scale[n] != 0.0 else 0.0
         out[k] = _sum8(g, mp)
         for i in range(d):
             for n in range(mp):
