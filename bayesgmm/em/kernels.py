@@ -666,8 +666,7 @@ def fused_moments(
     """
     X = _as_data(X)
     kernels = _kernels(structure)
-    means = np.ascontiguousarray(means, dtype=np.float64)
-    prec_chol = np.ascontiguousarray(precisions_cholesky, dtype=np.float64)
+    means, prec_chol = _parameter_array(means), _parameter_array(precisions_cholesky)
     _check_shapes(X, weights, means, prec_chol, structure)
     sample_weight = _sample_weight(sample_weight, X.shape[0])
     block_size = _block_size(block_size)
@@ -752,8 +751,7 @@ def fused_log_resp(
     """
     X = _as_data(X)
     kernels = _kernels(structure)
-    means = np.ascontiguousarray(means, dtype=np.float64)
-    prec_chol = np.ascontiguousarray(precisions_cholesky, dtype=np.float64)
+    means, prec_chol = _parameter_array(means), _parameter_array(precisions_cholesky)
     _check_shapes(X, weights, means, prec_chol, structure)
     n_samples, n_components = X.shape[0], means.shape[0]
     if log_resp is None:
@@ -783,6 +781,12 @@ def _as_data(X) -> np.ndarray:
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
     return X
+
+
+def _parameter_array(a) -> np.ndarray:
+    """A fresh writable C-contiguous float64 copy (small): one compiled type, whether the
+    caller's array is read-only (as in ``MixtureParams``) or not."""
+    return np.array(a, dtype=np.float64, order="C")
 
 
 def _check_shapes(X, weights, means, prec_chol, structure) -> None:
@@ -816,6 +820,8 @@ def _sample_weight(sample_weight, n_samples: int) -> np.ndarray:
     if sample_weight is None:
         return np.empty(0)
     sample_weight = np.ascontiguousarray(sample_weight, dtype=np.float64)
+    if not sample_weight.flags.writeable:  # one compiled type (see _parameter_array)
+        sample_weight = sample_weight.copy()
     if sample_weight.shape != (n_samples,):
         raise ValueError(
             f"sample_weight must have shape ({n_samples},), one weight per row of X, got "
