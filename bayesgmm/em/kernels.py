@@ -47,8 +47,10 @@ from bayesgmm._types import CovarianceType
 from bayesgmm.em.gaussian import log_det_cholesky
 from bayesgmm.em.steps import SufficientStatistics
 
-#: Rows per block: one task of the parallel loop and one slot of partial sums.
-BLOCK_SIZE = 1024
+#: Rows per block: one task of the parallel loop and one slot of partial sums. 512 rows keep
+#: a block's working set ((2 d + K + 6) * 512 doubles) in L1/L2 up to d ~ 10; measured
+#: single-threaded: d=10, K=5 is ~20% slower at 2048, d=2 is flat from 128 to 2048.
+BLOCK_SIZE = 512
 
 _EPS = 10 * np.finfo(np.float64).eps
 _LOG_2PI = np.log(2.0 * np.pi)
