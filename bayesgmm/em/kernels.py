@@ -22,10 +22,20 @@ compiled code); :data:`KERNELS` maps the structure name to them. The layout of
 ``U U^T`` the precision, so ``y = (x - mu) U``; tied (d, d); diag (K, d) ``1 / sd``;
 spherical (K,) ``1 / sd``.
 
-Reproducibility: ``numba.prange`` runs over fixed blocks of rows, each block writes its
-partial sums into its own slot of an (n_blocks, ...) array, and the slots are added
-sequentially in block order. Every sum is therefore computed in the same order whatever
-the number of threads or their scheduling: the result is bit-for-bit reproducible.
+Layout of the work: ``numba.prange`` runs over fixed blocks of :data:`BLOCK_SIZE` rows.
+A block is copied transposed (features x rows, float64) into a small buffer so that every
+inner loop runs over rows with unit stride and vectorises, except the ``exp``/``log``
+calls, made row by row. Sums over a block's rows use eight interleaved accumulators in a
+fixed order.
+
+Reproducibility: each block writes its partial sums into its own row of an
+(n_blocks, ...) array, and the rows are added sequentially in block order. Every sum is
+therefore computed in the same order whatever the number of threads or their scheduling:
+the result is bit-for-bit reproducible (for a given ``block_size``).
+
+Threads: the kernels use Numba's threading layer. Called from several threads at once
+(Dask's threaded scheduler, say), the ``workqueue`` layer is not safe: use the ``omp`` or
+``tbb`` layer there, or call from one thread at a time.
 
 Precision: float32 data are read as they are (no copy) and every row is computed in
 float64, as are all the sums; float64 results therefore do not depend on the input
