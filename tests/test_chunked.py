@@ -67,3 +67,9 @@ def test_chunked_rejects_nan():
     with pytest.raises(ValueError, match=r"NaN or infinity in column\(s\) \[1\]"):
         spec = MixtureSpec.from_data(X, 2, "full", None, standardize=False)
         fit_em_chunked(da.from_array(X, chunks=(10, 2)), spec, random_state=0)
+
+
+def test_unknown_prior_on_a_dask_array_is_a_clear_error(shifted_data):
+    X = da.from_array(shifted_data, chunks=(1500, 2))
+    with pytest.raises(ValueError, match="prior must be None .maximum likelihood., 'default'"):
+        GaussianMixture(2, prior="flat").fit(X)

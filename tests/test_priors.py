@@ -79,3 +79,16 @@ def test_invalid_priors_are_rejected(kwargs, match):
     )
     with pytest.raises(ValueError, match=match):
         MixturePrior(**{**base, **kwargs})
+
+
+def test_default_prior_names_the_data_problem_not_the_prior():
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.normal(size=50), np.full(50, 3.0), rng.normal(size=50)])
+    with pytest.raises(ValueError, match=r"data column\(s\) \[1\] are constant"):
+        MixturePrior.default(X, 2, "full")
+    Z = rng.normal(size=(50, 2))
+    collinear = np.column_stack([Z, Z[:, 0] - 2 * Z[:, 1]])
+    with pytest.raises(ValueError, match=r"columns \[0, 1, 2\] are perfectly collinear"):
+        MixturePrior.default(collinear, 2, "full")
+    # diagonal structures need no correlations: the collinear data are fine there
+    assert MixturePrior.default(collinear, 2, "diag").covariance_prior.shape == (3,)
