@@ -52,6 +52,7 @@ from joblib import Parallel, delayed
 
 from bayesgmm._methods import POSTERIOR_METHODS, PosteriorMethod
 from bayesgmm._validation import check_data, check_positive_int
+from bayesgmm.covariance import covariance_types as registered_types
 from bayesgmm.mixture import GaussianMixture
 
 #: Posterior methods a comparison can use (``None``: EM criteria only).
@@ -557,10 +558,10 @@ def compare(
     if not ks:
         raise ValueError("n_components is empty: give at least one number of components")
     covariance_types = list(covariance_types)
-    bad = [c for c in covariance_types if c not in covariance_types()]
+    bad = [c for c in covariance_types if c not in registered_types()]
     if bad or not covariance_types:
         raise ValueError(
-            f"covariance_types must be a non-empty subset of {list(covariance_types())}, "
+            f"covariance_types must be a non-empty subset of {list(registered_types())}, "
             f"got {covariance_types}"
         )
     if method is not None and method not in METHODS:
