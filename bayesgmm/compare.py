@@ -63,7 +63,7 @@ from joblib import Parallel, delayed
 
 from bayesgmm._methods import POSTERIOR_METHODS, PosteriorMethod
 from bayesgmm._validation import check_data, check_positive_int
-from bayesgmm.covariance import covariance_types as registered_types
+from bayesgmm.covariance import covariance_types as registered_structures
 from bayesgmm.mixture import GaussianMixture
 from bayesgmm.sparse import ClusterCountPosterior, fit_sparse_mixture
 
@@ -633,10 +633,10 @@ def compare(
     if not ks:
         raise ValueError("n_components is empty: give at least one number of components")
     covariance_types = list(covariance_types)
-    bad = [c for c in covariance_types if c not in registered_types()]
+    bad = [c for c in covariance_types if c not in registered_structures()]
     if bad or not covariance_types:
         raise ValueError(
-            f"covariance_types must be a non-empty subset of {list(registered_types())}, "
+            f"covariance_types must be a non-empty subset of {list(registered_structures())}, "
             f"got {covariance_types}"
         )
     if method is not None and method not in METHODS:
