@@ -1,4 +1,4 @@
-"""Command line: ``bayesgmm fit | compare | report | demo``.
+"""Command line: ``bayesgmm fit | compare | report | clusters | demo``.
 
 ``DATA`` is a CSV file (one row per observation, a header row; pick columns with
 ``--columns``) or the name of a bundled data set (``faithful``, ``galaxies``,
@@ -307,6 +307,109 @@ def _report(args: argparse.Namespace, progress: Progress) -> int:
     return 0
 
 
+def parse_e0(text: str) -> float | None:
+    """``--e0``: a positive number (fixed), or ``gamma`` for the Gamma hyperprior (None)."""
+    if text.strip().lower() == "gamma":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise InputError(f"--e0 must be a positive number or 'gamma', got {text!r}")
+    return value
+
+
+def _positive(value: int, option: str, minimum: int = 1) -> int:
+    if value < minimum:
+        raise InputError(f"{option} must be at least {minimum}, got {value}")
+    return value
+
+
+def _clusters(args: argparse.Namespace, progress: Progress) -> int:
+    from bayesgmm.clusters import how_many_clusters
+    from bayesgmm.plots_clusters import plot_cluster_count
+    from bayesgmm.plots_partitions import plot_similarity_matrix
+    from bayesgmm.report import figure_png, markdown_table
+
+    k_max = _positive(args.max_components, "--max-components")
+    e0 = parse_e0(args.e0)
+    draws = _positive(args.draws, "--draws")
+    burn = _positive(args.burn, "--burn", minimum=0)
+    chains = _positive(args.chains, "--chains")
+    data = load_dataset(args.data, args.columns, 1)
+    if data.X.shape[0] < k_max:
+        raise InputError(
+            f"data {args.data!r} has {data.X.shape[0]} rows, too few for "
+            f"--max-components {k_max}: use at most {data.X.shape[0]}"
+        )
+    with atomic_directory(args.out, overwrite=args.overwrite) as tmp:
+        progress(
+            f"sampling the sparse finite mixture (K_max={k_max}) on {data.name} "
+            f"({data.X.shape[0]} x {data.X.shape[1]}): {chains} chains x {draws} draws"
+        )
+        result = how_many_clusters(
+            data.X, k_max, e0=e0, draws=draws, burn=burn, chains=chains, random_state=args.seed
+        )
+        print(result)
+        progress("writing results")
+        result.to_frame().to_csv(tmp / "cluster_count.csv")
+        result.partition_frame().to_csv(tmp / "partition.csv")
+        part = result.partitions
+        (tmp / "similarity.png").write_bytes(
+            figure_png(plot_similarity_matrix(part.psm, part.partition[part.psm_index]))
+        )
+        (tmp / "cluster_count.png").write_bytes(
+            figure_png(plot_cluster_count(result.cluster_count))
+        )
+        ball = part.credible_ball
+        lines = [
+            f"# How many clusters: {data.name}",
+            "",
+            f"**{result.answer()}.**",
+            "",
+            f"Model and priors: {result.priors()}.",
+            "",
+            "## Posterior of the number of occupied clusters K+",
+            "",
+            markdown_table(result.to_frame(), digits=3),
+            "",
+            "## Point partition",
+            "",
+            f"SALSO estimate under the {part.loss.upper()} loss: {part.n_clusters} clusters, "
+            f"expected loss {part.loss_value:.3g}. Its {ball.prob:.0%} credible ball has "
+            f"radius {ball.radius:.3g} ({ball.n_in_ball} of {ball.n_draws} draws inside); "
+            "its bounds:",
+            "",
+            markdown_table(ball.bounds_frame(), digits=3),
+            "",
+            markdown_table(part.cluster_frame(), digits=3),
+            "",
+            "`partition.csv`: one row per observation, its cluster and its certainty (mean "
+            "posterior probability of sharing a cluster with the other members of its cluster).",
+            "",
+            "## Diagnostics of K+ (label-invariant)",
+            "",
+            markdown_table(result.diagnostics, digits=3),
+            "",
+            "```",
+            args.command,
+            "```",
+        ]
+        if not result.converged:
+            lines[4:4] = [
+                f"Warning: R-hat of K+ is {result.diagnostics.loc['n_clusters', 'rhat']:.3f}; "
+                "the chains disagree, so run more draws or chains.",
+                "",
+            ]
+        write_text_atomic(tmp / "summary.md", "\n".join(lines) + "\n")
+    progress(
+        f"written to {args.out}/ (cluster_count.csv, partition.csv, similarity.png, "
+        "cluster_count.png, summary.md)"
+    )
+    return 0
+
+
 def _demo(args: argparse.Namespace, progress: Progress) -> int:
     import numpy as np
 
@@ -416,6 +519,29 @@ def build_parser() -> argparse.ArgumentParser:
         )
         cmd.add_argument("--jobs", type=int, default=1, help="candidates fitted in parallel")
         cmd.set_defaults(func=func)
+    clusters = sub.add_parser(
+        "clusters",
+        help="how many clusters (sparse finite mixture) and which points belong together",
+    )
+    clusters.add_argument("data", metavar="DATA", help=f"CSV file or one of {', '.join(BUNDLED)}")
+    clusters.add_argument("--out", required=True, help="output folder")
+    clusters.add_argument(
+        "--max-components", type=int, default=10, help="K_max, the most clusters (default 10)"
+    )
+    clusters.add_argument(
+        "--e0",
+        default="0.01",
+        help="Dirichlet parameter of the weights, fixed (default 0.01), or 'gamma' for "
+        "e0 ~ Gamma(10, 10 K_max)",
+    )
+    clusters.add_argument("--draws", type=int, default=2000, help="kept draws per chain")
+    clusters.add_argument("--burn", type=int, default=1000, help="burn-in sweeps per chain")
+    clusters.add_argument("--chains", type=int, default=2)
+    clusters.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    clusters.add_argument("--columns", help="comma-separated columns to use (default: all)")
+    clusters.add_argument("--quiet", action="store_true", help="no progress messages")
+    _add_overwrite_option(clusters)
+    clusters.set_defaults(func=_clusters)
     demo = sub.add_parser("demo", help="fit the bundled Old Faithful data and write figures")
     demo.add_argument("--out", default="bayesgmm-demo", help="output folder")
     demo.add_argument("--seed", type=int, default=0)

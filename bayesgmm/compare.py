@@ -22,6 +22,17 @@ Pareto k
     draws from a different (mixture) posterior than the one NUTS targets, so it is not
     used.
 
+Number of clusters
+    With ``cluster_count`` on (the default when a posterior method is given),
+    :func:`~bayesgmm.sparse.fit_sparse_mixture` runs once on the same data and seed with
+    ``K_max = max(max candidate K, min(10, n_samples))``, and the column ``p_kplus`` is
+    the posterior probability that the number of occupied clusters ``K+`` equals the
+    candidate's K. The sparse mixture always has full covariances, whatever the
+    candidate's covariance type. Its answer need not match LOO or BIC: LOO measures
+    predictive fit and can prefer extra components that model tails or outliers; ``K+``
+    counts occupied clusters under a sparse prior on the weights; BIC is an asymptotic
+    approximation to the evidence. :func:`recommend` says whether they agree.
+
 Reuse and parallelism
     The PyMC graph depends on K, the covariance type and the data (its
     standardisation and number of observations are constants of the graph), so a
@@ -54,6 +65,7 @@ from bayesgmm._methods import POSTERIOR_METHODS, PosteriorMethod
 from bayesgmm._validation import check_data, check_positive_int
 from bayesgmm.covariance import covariance_types as registered_structures
 from bayesgmm.mixture import GaussianMixture
+from bayesgmm.sparse import ClusterCountPosterior, fit_sparse_mixture
 
 #: Posterior methods a comparison can use (``None``: EM criteria only).
 METHODS: tuple[str, ...] = POSTERIOR_METHODS
@@ -275,12 +287,19 @@ def _fit_in_worker(*args, **kwargs) -> bytes:
     return cloudpickle.dumps(fit_candidate(*args, **kwargs))
 
 
-def recommend(table: pd.DataFrame, *, n_se: float = 1.0) -> tuple[str, str]:
+def recommend(
+    table: pd.DataFrame,
+    *,
+    n_se: float = 1.0,
+    cluster_count: ClusterCountPosterior | None = None,
+) -> tuple[str, str]:
     """Pick a model from a comparison table and say why in one sentence.
 
     With LOO: the simplest candidate (fewest parameters, then highest elpd) whose
     ``elpd_loo`` is within ``n_se`` standard errors (``dse``) of the best. Without LOO
-    (EM-only table): the lowest BIC.
+    (EM-only table): the lowest BIC. With ``cluster_count``, a second sentence says
+    whether the posterior mode of ``K+`` equals the recommended K (see
+    :func:`cluster_count_sentence`); the pick itself does not change.
 
     Parameters
     ----------
@@ -288,6 +307,8 @@ def recommend(table: pd.DataFrame, *, n_se: float = 1.0) -> tuple[str, str]:
         :attr:`ModelComparison.table`.
     n_se : float
         How many standard errors of the difference count as "as good as the best".
+    cluster_count : ClusterCountPosterior, optional
+        Sparse-mixture posterior of ``K+`` on the same data.
 
     Returns
     -------
@@ -295,6 +316,44 @@ def recommend(table: pd.DataFrame, *, n_se: float = 1.0) -> tuple[str, str]:
         Row label of the recommended candidate.
     reason : str
     """
+    name, reason = _recommend(table, n_se)
+    if cluster_count is not None:
+        k = int(table.loc[name, "n_components"])
+        reason = f"{reason} {cluster_count_sentence(cluster_count, k)}"
+    return name, reason
+
+
+def cluster_count_sentence(cluster_count: ClusterCountPosterior, n_components: int) -> str:
+    """Whether the posterior mode of ``K+`` agrees with a chosen K, and why it may not.
+
+    Parameters
+    ----------
+    cluster_count : ClusterCountPosterior
+    n_components : int
+        The recommended K.
+
+    Returns
+    -------
+    str
+    """
+    mode, p_mode = cluster_count.mode, cluster_count.mode_probability
+    p_k = float(cluster_count.probabilities.get(n_components, 0.0))
+    model = f"sparse mixture with full covariances, K_max={cluster_count.max_components}"
+    if mode == n_components:
+        return (
+            f"The sparse-mixture posterior agrees: K+ = {mode} is its mode "
+            f"(probability {p_mode:.2f}; {model})."
+        )
+    return (
+        f"The sparse-mixture posterior disagrees: its mode is K+ = {mode} (probability "
+        f"{p_mode:.2f}) and P(K+ = {n_components}) = {p_k:.2f} ({model}). They answer "
+        "different questions: LOO measures predictive fit and can prefer extra components "
+        "for tails or outliers, K+ counts occupied clusters under a sparse prior on the "
+        "weights, and BIC is an asymptotic approximation to the evidence."
+    )
+
+
+def _recommend(table: pd.DataFrame, n_se: float) -> tuple[str, str]:
     by_bic = table["bic"].idxmin()
     if "elpd_loo" not in table or table["elpd_loo"].isna().all():
         return by_bic, (
@@ -332,6 +391,7 @@ class ModelComparison:
         ``k_very_high`` (see :func:`pareto_k_counts`), ``loo_method``,
         ``sampler_ok`` (the posterior's diagnostics verdict); and from EM: ``loglik``,
         ``bic``, ``aic``, ``icl``. Higher elpd is better; lower BIC, AIC, ICL is better.
+        With a cluster count: ``p_kplus``, the sparse-mixture ``P(K+ = K | X)``.
 
     Attributes
     ----------
@@ -343,6 +403,8 @@ class ModelComparison:
     fits : dict of str to CandidateFit
     method : str or None
         Posterior method, ``None`` for an EM-only comparison.
+    cluster_count : ClusterCountPosterior or None
+        Sparse-mixture posterior of ``K+`` (full covariances), when computed.
     """
 
     table: pd.DataFrame
@@ -350,6 +412,7 @@ class ModelComparison:
     reason: str
     fits: dict[str, CandidateFit] = field(repr=False)
     method: str | None = None
+    cluster_count: ClusterCountPosterior | None = field(default=None, repr=False)
 
     sign_convention = SIGN_CONVENTION
 
@@ -371,8 +434,9 @@ class ModelComparison:
         columns = [c for c in DISPLAY_COLUMNS if c in self.table]
         with pd.option_context("display.width", 160, "display.max_columns", 30):
             text = self.table[columns].round(2).to_string()
+        kplus = "" if self.cluster_count is None else f"{self.cluster_count}\n"
         return (
-            f"Model comparison ({self.method or 'EM only'})\n{text}\n"
+            f"Model comparison ({self.method or 'EM only'})\n{text}\n{kplus}"
             f"{SIGN_CONVENTION}\nRecommended: {self.recommended}. {self.reason}"
         )
 
@@ -393,6 +457,7 @@ DISPLAY_COLUMNS: tuple[str, ...] = (
     "bic",
     "aic",
     "icl",
+    "p_kplus",
 )
 
 
@@ -507,6 +572,8 @@ def compare(
     em_n_init: int = 5,
     moment_match: bool = True,
     n_se: float = 1.0,
+    cluster_count: bool | None = None,
+    sparse_kwargs: dict | None = None,
     n_jobs: int = 1,
     random_state: int | None = None,
     progress: Callable[[str], None] | None = None,
@@ -537,6 +604,14 @@ def compare(
         Moment-match high Pareto-k observations (NUTS only); see the module docstring.
     n_se : float, default=1.0
         Tolerance of the recommendation rule, see :func:`recommend`.
+    cluster_count : bool or None, default=None
+        Also fit the sparse finite mixture (full covariances) once and add ``p_kplus``
+        (module docstring); ``None``: when ``method`` is not None. It costs one Gibbs run
+        with ``K_max = max(max K, min(10, n_samples))`` components, about a second for
+        a few hundred points with the sampler's defaults.
+    sparse_kwargs : dict, optional
+        Settings of :func:`~bayesgmm.sparse.fit_sparse_mixture` (``draws``, ``burn``,
+        ``chains``, ``e0``, ...); not ``max_components`` or ``random_state``.
     n_jobs : int, default=1
         Candidates fitted in parallel (joblib processes). Each NUTS fit already runs its
         chains in parallel, so more jobs than cores divided by chains rarely helps.
@@ -572,6 +647,14 @@ def compare(
             f"bayes_kwargs sets {owned}, which compare() sets per candidate: pass "
             "n_components, covariance_types, method and random_state to compare() instead"
         )
+    if cluster_count is None:
+        cluster_count = method is not None
+    owned = sorted(set(sparse_kwargs or {}) & {"max_components", "random_state"})
+    if owned:
+        raise ValueError(
+            f"sparse_kwargs sets {owned}, which compare() sets itself: K_max is "
+            "max(max K, min(10, n_samples)) and the seed is random_state"
+        )
     data = check_data(X, n_components=max(ks), min_samples=2)
     candidates = [(k, c) for c in covariance_types for k in sorted(set(ks))]
     seeds = np.random.SeedSequence(random_state).generate_state(len(candidates)).tolist()
@@ -606,8 +689,19 @@ def compare(
         ]
     _warn_high_k(fits)
     table = comparison_table(fits)
-    name, reason = recommend(table, n_se=n_se)
-    return ModelComparison(table, name, reason, {fit.name: fit for fit in fits}, method)
+    kplus = None
+    if cluster_count:
+        k_max = max(max(ks), min(10, len(data)))
+        if progress is not None:
+            progress(f"fitting the sparse finite mixture (K_max={k_max}) for P(K+)")
+        kplus = fit_sparse_mixture(
+            data, k_max, random_state=random_state, **(sparse_kwargs or {})
+        ).cluster_count
+        table["p_kplus"] = [float(kplus.probabilities.get(k, 0.0)) for k in table["n_components"]]
+    name, reason = recommend(table, n_se=n_se, cluster_count=kplus)
+    return ModelComparison(
+        table, name, reason, {fit.name: fit for fit in fits}, method, cluster_count=kplus
+    )
 
 
 __all__ = [
@@ -617,6 +711,7 @@ __all__ = [
     "CandidateFit",
     "ModelComparison",
     "candidate_name",
+    "cluster_count_sentence",
     "compare",
     "comparison_table",
     "em_criteria",

@@ -64,8 +64,10 @@ from bayesgmm.model import (
     initial_point,
 )
 from bayesgmm.params import MixtureParams
+from bayesgmm.partitions import Loss, PartitionSummary, summarize_partitions
 from bayesgmm.posterior import (
     equal_tailed_interval,
+    log_joint_densities,
     log_mixture_density,
     responsibilities,
     sample_mixture,
@@ -742,6 +744,62 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
                 "upper": upper.ravel(),
             },
             index=index,
+        )
+
+    def partitions(
+        self,
+        X=None,
+        *,
+        loss: Loss = "vi",
+        prob: float = 0.95,
+        max_points: int = 2000,
+        max_draws: int = 1000,
+        random_state: int | np.random.Generator | None = None,
+    ) -> PartitionSummary:
+        """Which points belong together: point partition, credible ball, certainty.
+
+        One allocation of the points is drawn per posterior draw from its responsibilities,
+        and :func:`bayesgmm.partitions.summarize_partitions` finds the SALSO estimate
+        under ``loss``, its ``prob`` credible ball and each point's co-clustering
+        certainty. Everything depends only on which points share a cluster, so label
+        switching between or within chains changes nothing. With ``method="map"`` the one
+        draw gives the allocation uncertainty at the MAP, not a posterior over partitions.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), optional
+            Points to partition; by default the training data.
+        loss : {"vi", "binder"}, default="vi"
+        prob : float, default=0.95
+            Credible-ball probability.
+        max_points : int, default=2000
+            Above this many points SALSO runs on a seeded subsample (see
+            :func:`~bayesgmm.partitions.summarize_partitions`).
+        max_draws : int, default=1000
+            Posterior draws used (a seeded random subset), which bounds the
+            ``(n_draws, n_samples, n_components)`` array of log densities.
+        random_state : int, Generator or None
+            Seeds the subset of draws, the allocations and SALSO; ``None`` uses the
+            estimator's ``random_state``.
+
+        Returns
+        -------
+        PartitionSummary
+        """
+        X = self._data(X)
+        max_draws = check_positive_int(max_draws, "max_draws")
+        rng = np.random.default_rng(self.random_state if random_state is None else random_state)
+        weights, means, covs = stack_draws(
+            self.idata_["posterior"].to_dataset(),
+            max_draws=max_draws,
+            random_state=int(rng.integers(2**31 - 1)),
+        )
+        return summarize_partitions(
+            log_joint_densities(X, weights, means, covs),
+            loss=loss,
+            prob=prob,
+            max_points=max_points,
+            random_state=rng,
         )
 
     def component_counts(self) -> xr.DataArray:

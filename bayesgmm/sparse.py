@@ -784,7 +784,7 @@ def cluster_count_diagnostics(fit: SparseMixtureFit) -> pd.DataFrame:
         bulk = azs.ess(data, method="bulk")
         tail = azs.ess(data, method="tail")
     for name in data.data_vars:
-        constant = float(data[name].std()) == 0.0
+        constant = bool(np.ptp(data[name].to_numpy()) == 0)
         rows[name] = {
             "rhat": np.nan if constant else float(rhat[name]),
             "ess_bulk": np.nan if constant else float(bulk[name]),

@@ -68,6 +68,11 @@ def csv_files(tmp_path):
         (["fit", "{good}", "--k", "1-2"], "one number"),
         (["fit", "nonsense_dataset", "--k", "2"], "bundled data sets"),
         (["report", "{good}", "--k", "1-2", "--method", "map"], "needs a posterior"),
+        (["clusters", "{good}", "--e0", "-1"], "--e0 must be a positive number or 'gamma'"),
+        (["clusters", "{good}", "--e0", "many"], "--e0"),
+        (["clusters", "{good}", "--max-components", "0"], "--max-components must be at least 1"),
+        (["clusters", "{good}", "--draws", "0"], "--draws"),
+        (["clusters", "{tiny}"], "too few"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(
@@ -282,3 +287,34 @@ def test_report_writes_markdown_and_html_with_figures(tmp_path):
     for text in ("Recommended:", "equal-tailed", "lower is better", "pymc", "Sampler diagnostics"):
         assert text in md
     _nothing_written(tmp_path, tmp_path / "absent")
+
+
+def test_clusters_writes_the_answer_tables_and_figures(tmp_path, capsys):
+    from bayesgmm import datasets
+    from bayesgmm.clusters import how_many_clusters
+
+    out = tmp_path / "k"
+    argv = ["clusters", "galaxies", "--out", str(out), "--draws", "300", "--burn", "200"]
+    assert cli.main([*argv, "--seed", "3", "--quiet"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    reference = how_many_clusters(
+        datasets.load_galaxies(), 10, draws=300, burn=200, chains=2, random_state=3
+    )
+    assert printed[0] == reference.answer()
+    assert printed[0].startswith("K+ = 3 with posterior probability")
+    counts = pd.read_csv(out / "cluster_count.csv", index_col=0)
+    assert list(counts.index) == list(range(1, 11))
+    np.testing.assert_allclose(counts["probability"], reference.cluster_count.probabilities)
+    assert counts["cumulative"].iloc[-1] == pytest.approx(1.0)
+    partition = pd.read_csv(out / "partition.csv", index_col=0)
+    assert len(partition) == 82 and list(partition.columns) == ["cluster", "certainty"]
+    np.testing.assert_array_equal(partition["cluster"], reference.partitions.partition)
+    assert partition["certainty"].dropna().between(0, 1).all()
+    for png in ("similarity.png", "cluster_count.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (out / "summary.md").read_text()
+    assert reference.answer() in md and "full covariances" in md and "e0 = 0.01" in md
+    assert "credible ball has radius" in md and "| n_clusters |" in md
+    assert " ".join(argv) in md
+    assert cli.main([*argv, "--e0", "gamma", "--quiet"]) == 0  # rerun replaces the folder
+    assert "e0 ~ Gamma(10, 100)" in (out / "summary.md").read_text()

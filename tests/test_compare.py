@@ -20,6 +20,7 @@ from bayesgmm.compare import (
     psis_loo,
     recommend,
 )
+from bayesgmm.sparse import ClusterCountPosterior, fit_sparse_mixture
 
 
 def _sklearn_with_params(model: GaussianMixture) -> SkGaussianMixture:
@@ -206,3 +207,70 @@ def test_loo_recovers_three_separated_components():
     assert k3["rank"] == 0 or k3["elpd_diff"] + k3["dse"] >= 0
     k1 = table.loc["K=1 full"]
     assert k1["elpd_diff"] + 2 * k1["dse"] < 0
+
+
+_SPARSE = {"draws": 400, "burn": 300}
+
+
+def test_em_only_comparison_gains_the_kplus_column_only_when_asked(galaxies):
+    plain = compare(galaxies, [1, 2], method=None, random_state=0)
+    assert "p_kplus" not in plain.table and plain.cluster_count is None
+    result = compare(
+        galaxies, [2, 3, 4], method=None, cluster_count=True, sparse_kwargs=_SPARSE, random_state=0
+    )
+    reference = fit_sparse_mixture(galaxies, 10, random_state=0, **_SPARSE).cluster_count
+    assert result.cluster_count.max_components == 10
+    pd.testing.assert_series_equal(result.cluster_count.probabilities, reference.probabilities)
+    for name, row in result.table.iterrows():
+        assert row["p_kplus"] == reference.probabilities[row["n_components"]], name
+    assert result.table["p_kplus"].sum() <= 1.0 + 1e-12
+    # galaxies: K+ = 3 under the sparse prior (Malsiner-Walli et al. 2016); BIC picks K=3
+    assert reference.mode == 3
+    assert result.recommended == "K=3 full"
+    assert "agrees: K+ = 3 is its mode" in result.reason
+    assert "full covariances" in result.reason
+    assert "p_kplus" in str(result) and reference.answer() in str(result)
+
+
+def test_kplus_disagreeing_with_loo_is_explained(galaxies, monkeypatch):
+    """LOO (faked, best at K=4) against the real sparse-mixture K+ (mode 3) on galaxies."""
+    y = (galaxies[:, 0] - galaxies[:, 0].mean()) / galaxies[:, 0].std()
+    centres = {2: 2.0, 3: 1.0, 4: 0.0}
+
+    def fake_fit(X, k, cov, **kwargs):
+        rng = np.random.default_rng(k)
+        return _loo_fit(k, _normal_log_lik(y, centres[k], rng), X)
+
+    monkeypatch.setattr(compare_module, "fit_candidate", fake_fit)
+    result = compare(galaxies, [2, 3, 4], sparse_kwargs=_SPARSE, random_state=0)  # nuts: on
+    assert result.recommended == "K=4 full"
+    kplus = result.cluster_count
+    assert kplus is not None and kplus.mode == 3
+    assert {"elpd_loo", "p_kplus"} <= set(result.table)
+    p4 = result.table.loc["K=4 full", "p_kplus"]
+    assert p4 == kplus.probabilities[4] < kplus.mode_probability
+    reason = result.reason
+    assert "disagrees: its mode is K+ = 3" in reason
+    assert f"P(K+ = 4) = {p4:.2f}" in reason
+    for why in ("LOO measures predictive fit", "occupied clusters", "BIC is an asymptotic"):
+        assert why in reason
+
+
+def test_recommend_adds_the_kplus_sentence_without_changing_the_pick():
+    table = pd.DataFrame(
+        {"n_components": [3, 2], "bic": [290.0, 300.0]}, index=["K=3 full", "K=2 full"]
+    )
+    agree = ClusterCountPosterior.from_counts(np.array([3] * 9 + [4]), 10, "test")
+    disagree = ClusterCountPosterior.from_counts(np.array([2] * 6 + [3] * 4), 10, "test")
+    plain = recommend(table)
+    name, reason = recommend(table, cluster_count=agree)
+    assert name == plain[0] == "K=3 full" and reason.startswith(plain[1])
+    assert "agrees: K+ = 3 is its mode (probability 0.90" in reason
+    name, reason = recommend(table, cluster_count=disagree)
+    assert name == "K=3 full"
+    assert "mode is K+ = 2 (probability 0.60) and P(K+ = 3) = 0.40" in reason
+
+
+def test_sparse_kwargs_may_not_set_what_compare_owns(galaxies):
+    with pytest.raises(ValueError, match=r"sparse_kwargs sets \['max_components'\]"):
+        compare(galaxies, [1], method=None, cluster_count=True, sparse_kwargs={"max_components": 5})

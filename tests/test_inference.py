@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from arviz_stats import mcse
 from sklearn.base import clone
+from sklearn.metrics import adjusted_rand_score
 
 from bayesgmm.datasets import make_mixture
 from bayesgmm.inference import (
@@ -16,7 +17,8 @@ from bayesgmm.inference import (
     jitter_points,
 )
 from bayesgmm.mixture import GaussianMixture
-from bayesgmm.posterior import log_joint_densities
+from bayesgmm.partitions import summarize_partitions
+from bayesgmm.posterior import log_joint_densities, stack_draws
 from bayesgmm.priors import MixturePrior
 
 
@@ -408,3 +410,30 @@ def test_posterior_predictions(galaxies, galaxies_nuts):
     assert X.mean() == pytest.approx(galaxies.mean(), abs=0.5)
     summary = model.summary()
     assert "weights[0]" in summary.index
+
+
+def test_partitions_recover_separated_clusters_and_ignore_label_order():
+    X, labels, _ = make_mixture(120, 3, 2, separation=6.0, random_state=4)
+    model = _fit(X, 3, method="advi", draws=200, vi_iterations=2000)
+    summary = model.partitions(random_state=1)
+    assert adjusted_rand_score(labels, summary.partition) == 1.0
+    assert summary.n_clusters == 3 and np.nanmin(summary.certainty) > 0.9
+    assert summary.credible_ball.prob == 0.95 and summary.psm.shape == (120, 120)
+    # the same summary from the stacked draws by hand, and after permuting the labels
+    post = model.idata_["posterior"].to_dataset()
+    weights, means, covs = stack_draws(post)
+    rng = np.random.default_rng(1)
+    rng.integers(2**31 - 1)  # the draw that partitions() spends on the subset of draws
+    reference = summarize_partitions(log_joint_densities(X, weights, means, covs), random_state=rng)
+    np.testing.assert_array_equal(summary.partition, reference.partition)
+    np.testing.assert_allclose(summary.psm, reference.psm)
+    perm = [2, 0, 1]
+    permuted = summarize_partitions(
+        log_joint_densities(X, weights[:, perm], means[:, perm], covs[:, perm]),
+        random_state=np.random.default_rng(5),
+    )
+    np.testing.assert_allclose(permuted.psm, summary.psm, atol=1e-12)
+    # default X is the training data; new data are partitioned too
+    head = model.partitions(X[:30], random_state=1)
+    assert head.partition.shape == (30,)
+    assert adjusted_rand_score(labels[:30], head.partition) == 1.0
