@@ -292,3 +292,32 @@ def test_one_dimensional_input_and_errors():
         fit_sparse_mixture(X, 5, e0=-1.0)
     with pytest.raises(ValueError, match="full"):
         fit_sparse_mixture(X, 5, prior=MixturePrior.default(X[:, None], 5, "diag"))
+
+
+@pytest.mark.slow
+def test_gibbs_sampler_agrees_with_nuts_where_both_mix(faithful):
+    """Same model and priors (K=2, Dirichlet(1), NIW): Gibbs and NUTS posteriors agree."""
+    from bayesgmm import BayesianGaussianMixture
+
+    prior = MixturePrior.default(faithful, 2, "full")
+    gibbs = fit_sparse_mixture(
+        faithful, 2, prior=prior, e0=1.0, draws=2000, burn=500, random_state=0
+    )
+    nuts = BayesianGaussianMixture(
+        2, prior=prior, draws=300, tune=300, chains=2, random_state=0, progressbar=False
+    ).fit(faithful)
+
+    def sorted_draws(posterior):
+        means = posterior["means"].values.reshape(-1, 2, 2)
+        weights = posterior["weights"].values.reshape(-1, 2)
+        order = np.argsort(means[:, :, 0], axis=1)  # label by eruption duration
+        rows = np.arange(len(means))[:, None]
+        return weights[rows, order], means[rows, order]
+
+    w_g, m_g = sorted_draws(gibbs.idata["posterior"])
+    w_n, m_n = sorted_draws(nuts.idata_["posterior"])
+    # posterior means agree within a fifth of a posterior sd (Monte Carlo error is smaller)
+    np.testing.assert_array_less(np.abs(w_g.mean(0) - w_n.mean(0)), 0.2 * w_n.std(0))
+    np.testing.assert_array_less(np.abs(m_g.mean(0) - m_n.mean(0)), 0.2 * m_n.std(0))
+    # and so do the posterior sds, within 25%
+    np.testing.assert_allclose(m_g.std(0), m_n.std(0), rtol=0.25)
