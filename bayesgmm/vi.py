@@ -189,6 +189,7 @@ class _ELBOStopper:
         self.window = window
         self.tol = tol
         self.stopped_at: int | None = None
+        self.losses: np.ndarray | None = None
 
     def __call__(self, approx, losses, i: int) -> None:
         self.learning_rate.set_value(self.initial_rate / np.sqrt(1.0 + i / self.window))
@@ -198,6 +199,7 @@ class _ELBOStopper:
         m0, m1 = np.mean(losses[-2 * w : -w]), np.mean(losses[-w:])
         if abs(m1 - m0) < self.tol * abs(m0):
             self.stopped_at = i
+            self.losses = np.array(losses, dtype=np.float64)
             raise StopIteration(f"ELBO converged at iteration {i}")
 
 
@@ -281,8 +283,9 @@ def fit_vi(
         callbacks=[stopper],
         obj_optimizer=pm.adam(learning_rate=rate),
     )
-    hist = np.asarray(inference.hist, dtype=np.float64)
-    n_iter = stopper.stopped_at if stopper.stopped_at is not None else len(hist)
+    # PyMC drops the last loss when a callback stops the fit; the stopper kept them all
+    hist = stopper.losses if stopper.losses is not None else np.asarray(inference.hist, float)
+    n_iter = len(hist)
     return VIResult(
         approximation=approx,
         hist=hist,
