@@ -41,7 +41,8 @@ def plot_elbo(result: VIResult, *, ax: Axes | None = None, log_scale: bool = Fal
     if result.converged:
         ax.axvline(result.n_iter, color="C3", ls="--", lw=1, label=f"converged at {result.n_iter}")
     else:
-        ax.axvline(result.n_iter, color="C1", ls=":", lw=1, label=f"not converged ({result.n_iter})")
+        label = f"not converged ({result.n_iter})"
+        ax.axvline(result.n_iter, color="C1", ls=":", lw=1, label=label)
     if log_scale:
         ax.set_yscale("log")
     ax.set_xlabel("iteration")

@@ -3,8 +3,9 @@
 NUTS references are 2 chains x 500 draws from the MAP, one per data set and module. Measured
 (reports/vi.md): on Old Faithful K=2 both families match NUTS; on galaxies K=3 the means match
 but the two small components' variances (7 and 3 galaxies) have skewed, heavy-tailed
-posteriors that a Gaussian in the unconstrained space cannot follow: their VI sds are 0.2-0.7
-of NUTS's and k-hat is borderline (0.6-0.75), which the tests pin down rather than hide.
+posteriors that a Gaussian in the unconstrained space cannot follow: their VI sds are 0.16-0.4
+of NUTS's and k-hat is borderline (0.56-0.80 over seeds), which the tests pin down rather than
+hide.
 """
 
 import logging
@@ -35,9 +36,11 @@ def _problem(name):
     X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
     spec = MixtureSpec.from_data(X, K, "full", "default")
     model = build_model(X, spec)
-    params = GaussianMixture(
-        K, prior="default", tol=1e-6, max_iter=1000, n_init=5, random_state=0
-    )._fit_spec(X, spec).params_
+    params = (
+        GaussianMixture(K, prior="default", tol=1e-6, max_iter=1000, n_init=5, random_state=0)
+        ._fit_spec(X, spec)
+        .params_
+    )
     if X.shape[1] == 1:
         params = params.sorted_by_mean()
     return X, spec, model, initial_point(params, model, spec)
@@ -57,8 +60,14 @@ def problem(request):
     X, spec, model, start = _problem(request.param)
     with model:
         idata = pm.sample(
-            draws=500, tune=500, chains=2, initvals=start, random_seed=11,
-            nuts_sampler="pymc", progressbar=False, compute_convergence_checks=False,
+            draws=500,
+            tune=500,
+            chains=2,
+            initvals=start,
+            random_seed=11,
+            nuts_sampler="pymc",
+            progressbar=False,
+            compute_convergence_checks=False,
         )
     # galaxies K=3 is multimodal: a NUTS chain can leave the MAP's mode for another that VI
     # started at the MAP does not target; compare to the chains that stayed
@@ -66,8 +75,15 @@ def problem(request):
     means_user = problem_means(spec, start)
     stayed = np.all(np.abs(chain_means - means_user) < 0.5 * X.std(0), axis=(1, 2))
     assert stayed.any()
-    return {"name": request.param, "X": X, "spec": spec, "model": model, "start": start,
-            "nuts": _moments(idata.posterior, np.flatnonzero(stayed)), "fits": {}}
+    return {
+        "name": request.param,
+        "X": X,
+        "spec": spec,
+        "model": model,
+        "start": start,
+        "nuts": _moments(idata.posterior, np.flatnonzero(stayed)),
+        "fits": {},
+    }
 
 
 def problem_means(spec, start):
@@ -154,18 +170,21 @@ def _correlated_gaussian(d=5, rho=0.9):
 
 
 def test_meanfield_on_correlated_posterior_is_flagged():
-    # an equicorrelated 5-D Gaussian: mean-field sds are sqrt(1 - rho) ~ 0.3 of the marginal
-    # ones along the long axis, and the importance ratios have a heavy tail
+    # an equicorrelated 5-D Gaussian: the mean-field optimum has sds 0.35 of the marginal
+    # ones (1 / sqrt(precision_ii)), and the importance ratios have a heavy tail
     model = _correlated_gaussian()
     start = {"x": np.zeros(5)}
-    mf = fit_vi(model, start, "advi", random_seed=0, max_iter=5000, window=200)
+    # q starts 10x narrower than this posterior: a larger first step travels that far before
+    # the 1/t decay (the default suits a MAP start on a mixture, where sds are ~0.1)
+    settings = {"random_seed": 0, "max_iter": 5000, "window": 200, "learning_rate": 0.05}
+    mf = fit_vi(model, start, "advi", **settings)
     psis = psis_khat(model, mf.approximation, n_draws=4000, random_seed=0)
     assert psis.khat > 0.7 and psis.verdict == "unreliable"
     assert UNRELIABLE_MESSAGE in psis.message
     with pytest.raises(ValueError, match="use NUTS"):
         psis.moments(weighted=True)
     # the same check passes the full-rank fit of the same posterior: q can equal p
-    fr = fit_vi(model, start, "fullrank_advi", random_seed=0, max_iter=5000, window=200)
+    fr = fit_vi(model, start, "fullrank_advi", **settings)
     assert psis_khat(model, fr.approximation, n_draws=4000, random_seed=0).khat < 0.5
 
 
@@ -173,8 +192,9 @@ def test_khat_of_exact_q_is_small_and_weights_uniform():
     # target N(0, I) and mean-field q = N(0, I): log ratios are constant
     with pm.Model() as model:
         pm.Normal("x", 0.0, 1.0, shape=3)
-    fit = fit_vi(model, {"x": np.zeros(3)}, "advi", max_iter=1, start_sigma=1.0,
-                 learning_rate=1e-12)
+    fit = fit_vi(
+        model, {"x": np.zeros(3)}, "advi", max_iter=1, start_sigma=1.0, learning_rate=1e-12
+    )
     psis = psis_khat(model, fit.approximation, n_draws=1000, random_seed=0)
     assert psis.verdict == "good"
     assert np.allclose(psis.log_weights, -np.log(1000), atol=1e-6)
@@ -213,25 +233,31 @@ def test_minibatch_fit_and_subsample_khat(faithful):
     spec = MixtureSpec.from_data(X, 2, "full", "default")
     model = build_model(X, spec, batch_size=100, random_seed=0)
     assert is_minibatch(model) and not is_minibatch(build_model(X, spec))
-    params = GaussianMixture(2, prior="default", tol=1e-6, n_init=2, random_state=0)._fit_spec(
-        X, spec
-    ).params_
-    fit = fit_vi(model, initial_point(params, model, spec), "fullrank_advi", random_seed=0,
-                 max_iter=6000)
-    assert fit.n_iter <= 6000
+    params = (
+        GaussianMixture(2, prior="default", tol=1e-6, n_init=2, random_state=0)
+        ._fit_spec(X, spec)
+        .params_
+    )
+    fit = fit_vi(model, initial_point(params, model, spec), "fullrank_advi", random_seed=0)
+    assert fit.converged
     with pytest.raises(ValueError, match="Minibatch"):
         psis_khat(model, fit.approximation)
     sub = psis_khat_subsample(X, spec, fit.approximation, n_rows=136, n_draws=1000, random_seed=0)
-    full = psis_khat_subsample(X, spec, fit.approximation, n_rows=10**6, n_draws=1000,
-                               random_seed=0)
+    full = psis_khat_subsample(
+        X, spec, fit.approximation, n_rows=10**6, n_draws=1000, random_seed=0
+    )
     assert sub.likelihood_scale == 2.0 and full.likelihood_scale == 1.0
     # n_rows >= N is the exact check on the full-data model
-    exact = psis_khat(build_model(X, spec), fit.approximation, n_draws=1000,
-                      random_seed=int(np.random.default_rng(0).integers(2**31 - 1)))
+    exact = psis_khat(
+        build_model(X, spec),
+        fit.approximation,
+        n_draws=1000,
+        random_seed=int(np.random.default_rng(0).integers(2**31 - 1)),
+    )
     assert full.khat == exact.khat
-    # measured: minibatches of 100 rows leave q too far from the posterior (k-hat ~ 0.97),
-    # which is what the check is for
-    assert np.isfinite(sub.khat) and full.verdict == "unreliable"
+    # measured: k-hat 0.51 on all rows; the half-sample check is noisier (0.85 with a
+    # step size decaying as 1/sqrt(t), whose q was worse: k-hat 0.87 on all rows)
+    assert full.khat < 0.7 and np.isfinite(sub.khat)
 
 
 def test_plot_elbo():
