@@ -86,7 +86,7 @@ class VIResult:
         Wall time of compilation and optimisation.
     """
 
-    approximation: pm.Approximation
+    approximation: pm.variational.Approximation
     hist: np.ndarray = dataclasses.field(repr=False)
     n_iter: int
     converged: bool
@@ -280,6 +280,10 @@ def fit_vi(
         inference = pm.FullRankADVI(**kwargs)
         _set_fullrank_scale(inference.approx.groups[0], start_sigma)
     if is_minibatch(model):
+        # PyMC 6.4 divides a minibatch objective by total_size / (every entry of the
+        # minibatch's shape) instead of total_size / batch_size (Approximation.
+        # symbolic_normalizing_constant wraps the shape in a tuple); the unscaled ELBO has the
+        # same optimum and usable gradients
         inference.approx.scale_cost_to_minibatch = False
     rate = pytensor.shared(np.float64(learning_rate), name="learning_rate")
     stopper = _ELBOStopper(rate, learning_rate, window, tol)
