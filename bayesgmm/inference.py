@@ -53,7 +53,7 @@ from sklearn.utils.validation import validate_data
 from bayesgmm._methods import METHODS, SAMPLERS, Method, Sampler
 from bayesgmm._validation import check_data, check_positive_int
 from bayesgmm.covariance import CovarianceType, covariance_types
-from bayesgmm.diagnostics import POSTERIOR_VARS, Diagnostics, diagnose
+from bayesgmm.diagnostics import POSTERIOR_VARS, diagnose
 from bayesgmm.mixture import GaussianMixture
 from bayesgmm.model import (
     COVARIANCE_PRIOR_FAMILIES,
@@ -86,7 +86,6 @@ MINIBATCH_THRESHOLD = 20_000
 MINIBATCH_SIZE = 1_000
 TARGET_ACCEPT = 0.9
 START_JITTER = 0.1
-START_SIGMA = 0.1
 #: Convergence of the MAP-EM start: tighter than GaussianMixture's default (1e-3 per sample),
 #: which on a million rows stops tens of posterior sds short of the mode.
 EM_TOL = 1e-6
@@ -379,9 +378,11 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
     start : MixtureParams, sequence of MixtureParams or None, default=None
         Start on the user's scale: ``None`` starts at the MAP; a sequence gives one start
         per chain (``sampler="pymc"`` only).
-    vi_iterations : int, default=10000
-        Optimisation steps of ADVI / full-rank ADVI (mean-field ADVI starts at the MAP
-        with standard deviations 0.1 in the unconstrained space).
+    vi_iterations : int, default=30000
+        Most optimisation steps of ADVI / full-rank ADVI (:func:`bayesgmm.vi.fit_vi`): both
+        start at the MAP with standard deviations 0.1 in the unconstrained space, Adam with a
+        step decaying as 1/t, and stop when the windowed mean ELBO settles. Every VI fit is
+        then checked by the PSIS k-hat (``diagnose()``); a k-hat >= 0.7 warns: use NUTS.
     batch_size : "auto", int or None, default="auto"
         Minibatch size of VI: ``"auto"`` uses minibatches of 1000 above 20000 rows,
         ``None`` never.
@@ -435,7 +436,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         target_accept: float = TARGET_ACCEPT,
         jitter: float = START_JITTER,
         start: MixtureParams | Sequence[MixtureParams] | None = None,
-        vi_iterations: int = 10_000,
+        vi_iterations: int = 30_000,
         batch_size: int | Literal["auto"] | None = "auto",
         pointwise: bool | Literal["auto"] = "auto",
         sampler_kwargs: dict | None = None,
@@ -596,30 +597,39 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
                 batch_size=batch_size,
                 random_seed=int(seed),
             )
-        start_point = initial_point(start, fit_model, self.spec_)
-        inf_kwargs = {"random_seed": int(seed), "start": start_point}
-        if self.method == "advi":
-            inf_kwargs["start_sigma"] = {value.name: START_SIGMA for value in fit_model.value_vars}
-        # what pm.fit(method=...) does, keeping the Inference to set the cost scaling
-        inference = (pm.ADVI if self.method == "advi" else pm.FullRankADVI)(
-            model=fit_model, **inf_kwargs
+        from bayesgmm.vi import fit_vi, psis_khat, psis_khat_subsample
+
+        result = fit_vi(
+            fit_model,
+            initial_point(start, fit_model, self.spec_),
+            self.method,
+            max_iter=self.vi_iterations,
+            random_seed=int(seed),
+            progressbar=self.progressbar,
+            **(self.sampler_kwargs or {}),
         )
-        if batch_size is not None:
-            # Workaround of a PyMC 6.4 bug (no upstream issue found): a minibatch objective is
-            # divided by total_size / (every entry of the minibatch's shape), not by
-            # total_size / batch_size, because Approximation.symbolic_normalizing_constant
-            # passes get_scaling a shape wrapped in a tuple. Reproducer (prints 5e6, not 100):
-            #   with pm.Model() as m: x = pm.Normal("x"); pm.Normal("y", x, observed=pm.Minibatch(np.zeros((100_000, 2)), batch_size=1000), total_size=100_000)  # noqa: E501
-            #   print(pm.ADVI(model=m).approx.symbolic_normalizing_constant.eval())
-            # The tiny gradients then vanish under adagrad_window's epsilon and the
-            # standard deviations never leave their start. Optimise the unscaled ELBO, as
-            # without minibatches: same optimum, usable gradients.
-            inference.approx.scale_cost_to_minibatch = False
-        approx = inference.fit(
-            self.vi_iterations, progressbar=self.progressbar, **(self.sampler_kwargs or {})
-        )
-        self.approximation_ = approx
-        return approx.sample(self.draws, random_seed=int(seed))
+        self.vi_ = result
+        self.approximation_ = result.approximation
+        if not result.converged:
+            warnings.warn(
+                f"{self.method} stopped at vi_iterations={result.n_iter} before its ELBO "
+                "settled: increase vi_iterations or use method='nuts'",
+                UserWarning,
+                stacklevel=3,
+            )
+        if batch_size is None:
+            self.psis_ = psis_khat(fit_model, result.approximation, random_seed=int(seed) + 1)
+        else:
+            self.psis_ = psis_khat_subsample(
+                X,
+                self.spec_,
+                result.approximation,
+                random_seed=int(seed) + 1,
+                covariance_prior_family=self.covariance_prior_family,
+            )
+        if not self.psis_.reliable:
+            warnings.warn(self.psis_.message, UserWarning, stacklevel=3)
+        return result.approximation.sample(self.draws, random_seed=int(seed))
 
     def _map_idata(self) -> xr.DataTree:
         values = initial_point(self.map_, self.model_, self.spec_)
@@ -696,13 +706,22 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         self._check_fitted()
         return azs.summary(self.idata_, var_names=list(POSTERIOR_VARS), ci_prob=ci_prob)
 
-    def diagnose(self) -> Diagnostics:
-        """R-hat, ESS, divergences, E-BFMI and label switching of the NUTS run."""
+    def diagnose(self):
+        """Diagnostics of the fit, as a record that prints its verdict first.
+
+        NUTS: R-hat, ESS, divergences, E-BFMI and label switching (:class:`Diagnostics`).
+        VI: ELBO convergence and the PSIS k-hat of the approximation against the exact
+        posterior (:class:`bayesgmm.vi.VIDiagnostics`; k-hat < 0.7: usable, else use NUTS).
+        """
         self._check_fitted()
+        if self.method_ in ("advi", "fullrank_advi"):
+            from bayesgmm.vi import VIDiagnostics
+
+            return VIDiagnostics.from_results(self.vi_, self.psis_)
         if self.method_ != "nuts":
             raise ValueError(
-                f"diagnose() needs MCMC draws, but the model was fitted with "
-                f"method={self.method_!r}: refit with method='nuts'"
+                f"diagnose() needs posterior draws, but the model was fitted with "
+                f"method={self.method_!r}: refit with method='nuts' (or a VI method)"
             )
         counts = self.component_counts().values.reshape(-1, self.n_components)
         return diagnose(

@@ -180,6 +180,55 @@ class PSISResult:
         return pd.DataFrame.from_dict(rows, orient="index", columns=["mean", "sd"])
 
 
+@dataclasses.dataclass(frozen=True)
+class VIDiagnostics:
+    """What ``diagnose()`` reports for a variational fit: convergence and the PSIS k-hat.
+
+    Attributes
+    ----------
+    method : {"advi", "fullrank_advi"}
+    converged : bool
+        The ELBO stopping rule fired before the iteration limit.
+    n_iter : int
+    khat : float
+        Pareto k-hat of the approximation against the exact posterior (Yao et al. 2018).
+    verdict : {"good", "ok", "unreliable"}
+    message : str
+    """
+
+    method: str
+    converged: bool
+    n_iter: int
+    khat: float
+    verdict: str
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        """Converged and k-hat below 0.7."""
+        return self.converged and self.verdict != "unreliable"
+
+    @classmethod
+    def from_results(cls, result: VIResult, psis: PSISResult) -> VIDiagnostics:
+        """Combine a fit's convergence with its PSIS check."""
+        return cls(
+            result.method, result.converged, result.n_iter, psis.khat, psis.verdict, psis.message
+        )
+
+    def __str__(self) -> str:
+        status = "OK" if self.ok else "PROBLEMS FOUND"
+        stop = "converged" if self.converged else "stopped at the iteration limit"
+        lines = [
+            f"Variational diagnostics ({self.method}): {status}",
+            f"  ELBO           {stop} after {self.n_iter} iterations",
+            f"  PSIS k-hat     {self.khat:.2f}  (< {KHAT_GOOD} good, < {KHAT_USABLE} usable)",
+            f"  verdict        {self.message}",
+        ]
+        if not self.converged:
+            lines.append("  remedy         increase vi_iterations, or use method='nuts'")
+        return "\n".join(lines)
+
+
 class _ELBOStopper:
     """PyMC callback: decay the step size and stop when the windowed mean ELBO is flat.
 

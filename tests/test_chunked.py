@@ -71,5 +71,5 @@ def test_chunked_rejects_nan():
 
 def test_unknown_prior_on_a_dask_array_is_a_clear_error(shifted_data):
     X = da.from_array(shifted_data, chunks=(1500, 2))
-    with pytest.raises(ValueError, match="prior must be None .maximum likelihood., 'default'"):
+    with pytest.raises(ValueError, match=r"prior must be None .maximum likelihood., 'default'"):
         GaussianMixture(2, prior="flat").fit(X)

@@ -437,3 +437,15 @@ def test_partitions_recover_separated_clusters_and_ignore_label_order():
     head = model.partitions(X[:30], random_state=1)
     assert head.partition.shape == (30,)
     assert adjusted_rand_score(labels[:30], head.partition) == 1.0
+
+
+@pytest.mark.slow
+def test_fullrank_advi_is_checked_by_psis(faithful):
+    fit = _fit(faithful, 2, method="fullrank_advi", draws=500)
+    diag = fit.diagnose()
+    assert diag.method == "fullrank_advi" and diag.converged
+    assert diag.khat < 0.7 and diag.ok, str(diag)
+    assert str(diag).startswith("Variational diagnostics (fullrank_advi): OK")
+    # converged full-rank ADVI sits on the MAP-EM solution (272 points: posterior ~ mode)
+    means = fit.idata_["posterior"]["means"].mean(("chain", "draw")).values
+    np.testing.assert_allclose(means, fit.map_.means, atol=0.1 * faithful.std(axis=0))
