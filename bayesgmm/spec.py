@@ -52,6 +52,35 @@ class Standardization:
         scale = np.where(scale > 0, scale, 1.0)
         return cls(np.asarray(mean, dtype=np.float64), scale)
 
+    @classmethod
+    def from_data(cls, X: np.ndarray, structure: CovarianceStructure) -> Standardization:
+        """Standardisation of in-memory data ``X`` (n_samples, n_features), overflow-safe.
+
+        The location is each feature's mean and the scale its population standard deviation
+        (per feature, or common for structures that need an isotropic rescaling). Both are
+        computed on ``X`` divided by each feature's largest magnitude, so that data near the
+        limits of float64 (``1e200`` or ``1e-300``) give finite moments.
+        """
+        X = np.asarray(X, dtype=np.float64)
+        peak = np.abs(X).max(axis=0) if X.shape[0] else np.ones(X.shape[1])
+        peak = np.where(peak > 0, peak, 1.0)
+        unit = X / peak
+        return cls.from_moments(unit.mean(axis=0) * peak, unit.std(axis=0) * peak, structure)
+
+    def to_working(self, X: np.ndarray) -> np.ndarray:
+        """Data on the working scale, ``(X - location) / scale``, shape (n_samples, d)."""
+        return (np.asarray(X, dtype=np.float64) - self.location) / self.scale
+
+    def precisions_to_working(
+        self, precisions: np.ndarray, structure: CovarianceStructure
+    ) -> np.ndarray:
+        """Precisions (in ``structure``'s layout) of the working-scale variable.
+
+        ``x_z = (x - location) / scale`` has covariance ``D^-1 Sigma D^-1`` with
+        ``D = diag(scale)``, hence precision ``D P D``.
+        """
+        return structure.rescale(np.asarray(precisions, dtype=np.float64), self.scale)
+
     @property
     def log_jacobian(self) -> float:
         """``sum(log scale)``: ``log p_user(x) = log p_working(x_z) - log_jacobian``."""
@@ -174,6 +203,10 @@ class MixtureSpec:
         if np.all(conc >= 1.0):
             return prior
         return replace(prior, weight_concentration=np.maximum(conc, 1.0))
+
+    def working_prior_for(self, scaling: Standardization) -> MixturePrior | None:
+        """The prior expressed on the scale of ``scaling`` (``None`` stays ``None``)."""
+        return None if self.prior is None else scaling.prior_to_working(self.prior)
 
     @property
     def working_prior(self) -> MixturePrior | None:
