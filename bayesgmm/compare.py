@@ -52,6 +52,7 @@ from joblib import Parallel, delayed
 
 from bayesgmm._methods import POSTERIOR_METHODS, PosteriorMethod
 from bayesgmm._validation import check_data, check_positive_int
+from bayesgmm.covariance import covariance_types as known_covariance_types
 from bayesgmm.mixture import GaussianMixture
 
 #: Posterior methods a comparison can use (``None``: EM criteria only).
@@ -492,6 +493,13 @@ def _warn_high_k(fits: Iterable[CandidateFit]) -> None:
         )
 
 
+def _integral(value):
+    """An integer-valued float (``3.0``) as an int; anything else unchanged (checked later)."""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return int(value)
+    return value
+
+
 def compare(
     X,
     n_components: Iterable[int] = range(1, 7),
@@ -553,14 +561,14 @@ def compare(
     UserWarning
         When observations keep a Pareto k above the reliability threshold.
     """
-    ks = [check_positive_int(int(k), "n_components") for k in n_components]
+    ks = [check_positive_int(_integral(k), "n_components") for k in n_components]
     if not ks:
         raise ValueError("n_components is empty: give at least one number of components")
     covariance_types = list(covariance_types)
-    bad = [c for c in covariance_types if c not in covariance_types()]
+    bad = [c for c in covariance_types if c not in known_covariance_types()]
     if bad or not covariance_types:
         raise ValueError(
-            f"covariance_types must be a non-empty subset of {list(covariance_types())}, "
+            f"covariance_types must be a non-empty subset of {list(known_covariance_types())}, "
             f"got {covariance_types}"
         )
     if method is not None and method not in METHODS:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from bayesgmm._validation import plain
 from bayesgmm.covariance import CovarianceStructure, get_structure
 from bayesgmm.params import MixtureParams
 from bayesgmm.priors import MixturePrior, resolve_prior, sample_moments
@@ -164,7 +165,10 @@ class MixtureSpec:
                 cache["value"] = moments if moments is not None else sample_moments(X)
             return cache["value"]
 
-        resolved = resolve_prior(prior, n_components, structure, n_features, data_moments)
+        in_memory = X if isinstance(X, np.ndarray) else None
+        resolved = resolve_prior(
+            prior, n_components, structure, n_features, data_moments, data=in_memory
+        )
         if standardize and X.shape[0] >= 2:
             mean, cov = data_moments()
             n = X.shape[0]
@@ -216,6 +220,26 @@ class MixtureSpec:
         return self.standardization.prior_to_working(self.prior)
 
 
+def _check_positive_definite(precisions: np.ndarray, structure: CovarianceStructure) -> None:
+    """Raise ``ValueError`` naming the first precision that is not positive definite."""
+    if structure.matrix_scatter:
+        stacked = precisions.reshape(-1, *precisions.shape[-2:])
+        for k, matrix in enumerate(stacked):
+            symmetric = np.allclose(matrix, matrix.T, rtol=1e-8, atol=0.0)
+            if symmetric and np.all(np.linalg.eigvalsh(matrix) > 0):
+                continue
+            where = f"precisions_init[{k}]" if precisions.ndim == 3 else "precisions_init"
+            raise ValueError(
+                f"{where} is not symmetric positive definite (singular, or a negative "
+                "eigenvalue): give inverse covariances, e.g. np.linalg.inv of SPD matrices"
+            )
+    elif not np.all(precisions > 0):
+        raise ValueError(
+            "precisions_init must be positive (inverse variances); got "
+            f"{plain(float(np.min(precisions)))} at the smallest"
+        )
+
+
 @dataclass(frozen=True)
 class EMOptions:
     """Settings of an EM fit, validated on construction.
@@ -252,11 +276,11 @@ class EMOptions:
                 or not value >= 0
                 or not np.isfinite(value)
             ):
-                raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
+                raise ValueError(f"{name} must be a non-negative finite number, got {plain(value)}")
         for name, minimum in (("max_iter", 0), ("n_init", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise TypeError(f"{name} must be an integer, got {value!r}")
+                raise TypeError(f"{name} must be an integer, got {plain(value)}")
             if value < minimum:
                 raise ValueError(f"{name} must be >= {minimum}, got {value}")
         from bayesgmm.em.init import INITIALIZERS  # bayesgmm.em imports this module
@@ -293,6 +317,10 @@ class EMOptions:
                 )
             if not np.all(np.isfinite(value)):
                 raise ValueError(f"{name} contains NaN or infinity")
+        if self.precisions_init is not None:
+            _check_positive_definite(
+                np.asarray(self.precisions_init, dtype=np.float64), spec.structure
+            )
         if self.weights_init is not None:
             weights = np.asarray(self.weights_init, dtype=np.float64)
             if np.any(weights < 0) or not np.isclose(weights.sum(), 1.0):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from bayesgmm._validation import check_random_state
 from bayesgmm.em.init import initial_responsibilities
 from bayesgmm.em.steps import e_step, log_objective, m_step
 from bayesgmm.exceptions import DegenerateFitWarning, NumericalError, SingularCovarianceError
@@ -276,6 +277,7 @@ def fit_em(
     options = EMOptions() if options is None else options
     check_map_prior(spec)
     options.check_starts(spec)
+    check_random_state(random_state)
     scaling = Standardization.from_data(X, spec.structure)
     working_spec = replace(spec, prior=spec.working_prior_for(scaling))
     working_options = _options_to_working(options, scaling, spec)
