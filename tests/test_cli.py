@@ -177,7 +177,8 @@ def test_fit_map_passes_settings_to_the_estimator(tmp_path, monkeypatch):
     assert params["method"] == "map" and params["covariance_type"] == "diag"
 
 
-def test_failure_mid_run_leaves_no_output(tmp_path, monkeypatch):
+@pytest.mark.parametrize("debug", [False, True])
+def test_failure_mid_run_leaves_no_output(tmp_path, monkeypatch, capsys, debug):
     import bayesgmm.report
 
     def explode(*args, **kwargs):
@@ -185,10 +186,13 @@ def test_failure_mid_run_leaves_no_output(tmp_path, monkeypatch):
 
     monkeypatch.setattr(bayesgmm.report, "markdown_table", explode)
     out = tmp_path / "cmp"
-    with pytest.raises(RuntimeError, match="disk on fire"):
-        cli.main(
-            ["compare", "galaxies", "--k", "1-2", "--method", "map", "--out", str(out), "--quiet"]
-        )
+    argv = ["compare", "galaxies", "--k", "1-2", "--method", "map", "--out", str(out), "--quiet"]
+    assert cli.main(argv + ["--debug"] * debug) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    # an unexpected error is one line; --debug puts the traceback before it
+    assert err[-1].startswith("bayesgmm: internal error") and "disk on fire" in err[-1]
+    assert (len(err) == 1) != debug
+    assert ("Traceback (most recent call last):" in err[0]) == debug
     _nothing_written(tmp_path, out)
 
 
@@ -210,19 +214,20 @@ def test_interrupt_exits_130_and_leaves_no_output(tmp_path, monkeypatch, capsys)
     _nothing_written(tmp_path, out)
 
 
-def test_rerun_into_existing_folder_replaces_files(tmp_path):
+def test_rerun_into_existing_folder_replaces_files(tmp_path, capsys):
+    # A user's folder is refused without --overwrite (and survives), replaced whole with it.
     out = tmp_path / "cmp"
     out.mkdir()
     (out / "comparison.csv").write_text("stale")
     (out / "keep.txt").write_text("mine")
-    assert (
-        cli.main(
-            ["compare", "galaxies", "--k", "1-2", "--method", "map", "--out", str(out), "--quiet"]
-        )
-        == 0
-    )
-    assert "K=1 full" in (out / "comparison.csv").read_text()
+    argv = ["compare", "galaxies", "--k", "1-2", "--method", "map", "--out", str(out), "--quiet"]
+    assert cli.main(argv) == 2
+    assert "--overwrite" in _error_line(capsys)
     assert (out / "keep.txt").read_text() == "mine"
+    assert cli.main([*argv, "--overwrite"]) == 0
+    assert "K=1 full" in (out / "comparison.csv").read_text()
+    assert not (out / "keep.txt").exists()
+    assert cli.main(argv) == 0  # now bayesgmm's own folder: replaced without --overwrite
 
 
 def test_demo_without_posterior(tmp_path, capsys):
