@@ -653,6 +653,8 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, OSError, ValueError, TypeError) as err:
         _fail(err, debug)
         return 2
+    except SystemExit as exit_:  # argparse: --help (0) or a usage error, already reported
+        return exit_.code if isinstance(exit_.code, int) else 2
     except KeyboardInterrupt as err:
         name = "terminated" if isinstance(err, Terminated) else "interrupted"
         print(f"bayesgmm: {name}; nothing written", file=sys.stderr)

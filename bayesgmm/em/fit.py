@@ -371,13 +371,12 @@ def _result_to_user(
 def warn_if_degenerate(params: MixtureParams, reg_covar: float) -> None:
     """Warn when a maximum-likelihood component rests on (nearly) one point.
 
-    ``params`` are on the working (standardised) scale, where a variance of a few
-    ``reg_covar`` means the component has collapsed: its covariance is set by ``reg_covar``
-    alone and the likelihood is unbounded there.
+    ``params`` are on the working (standardised) scale, where a component whose variance
+    in every direction is a few ``reg_covar`` has collapsed onto one point: its covariance
+    is set by ``reg_covar`` alone and the likelihood is unbounded there.
     """
-    covariances = params.full_covariances()
-    smallest = np.linalg.eigvalsh(covariances)[:, 0]
-    collapsed = np.flatnonzero(smallest <= max(10.0 * reg_covar, 1e-12))
+    largest = np.linalg.eigvalsh(params.full_covariances())[:, -1]
+    collapsed = np.flatnonzero(largest <= max(10.0 * reg_covar, 1e-12))
     if collapsed.size:
         warnings.warn(
             f"maximum likelihood is degenerate: component(s) {collapsed.tolist()} rest on "
