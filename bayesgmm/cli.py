@@ -33,7 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bayesgmm._io import atomic_directory, check_output_folder, write_text_atomic
+from bayesgmm._io import (
+    atomic_directory,
+    cancel_output,
+    check_output_folder,
+    reset_output,
+    write_text_atomic,
+)
 from bayesgmm._methods import METHODS, SAMPLERS
 from bayesgmm.covariance import covariance_types
 
@@ -599,8 +605,16 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, turned into an interrupt so that it unwinds (and cleans up) like Ctrl-C."""
 
 
-def _terminate(signum, frame) -> None:
-    raise Terminated()
+#: Signals received during this command. A library may catch the interrupt and raise its
+#: own ``KeyboardInterrupt`` (a sampler cut short), or swallow it inside a C callback: the
+#: record still decides the exit status, and :func:`cancel_output` keeps the output unchanged.
+_SIGNALS: list[int] = []
+
+
+def _on_signal(signum, frame) -> None:
+    _SIGNALS.append(signum)
+    cancel_output()
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -635,10 +649,14 @@ def main(argv: list[str] | None = None) -> int:
     143 after SIGTERM, with one line and nothing written; 1 with one line for an
     unexpected error (a bug). ``--debug`` prints the traceback before the line.
     """
+    _SIGNALS.clear()
+    reset_output()
     try:
-        previous = signal.signal(signal.SIGTERM, _terminate)
+        previous = {
+            signum: signal.signal(signum, _on_signal) for signum in (signal.SIGTERM, signal.SIGINT)
+        }
     except ValueError:  # not the main thread: leave signal handling to the caller
-        previous = None
+        previous = {}
     debug = False
     try:
         with warnings.catch_warnings():
@@ -656,15 +674,16 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:  # argparse: --help (0) or a usage error, already reported
         return exit_.code if isinstance(exit_.code, int) else 2
     except KeyboardInterrupt as err:
-        name = "terminated" if isinstance(err, Terminated) else "interrupted"
+        terminated = isinstance(err, Terminated) or signal.SIGTERM in _SIGNALS
+        name = "terminated" if terminated else "interrupted"
         print(f"bayesgmm: {name}; nothing written", file=sys.stderr)
-        return 143 if isinstance(err, Terminated) else 130
+        return 143 if terminated else 130
     except Exception as err:  # a bug: still one line, the traceback behind --debug
         _fail(err, debug, "internal error (run with --debug for the traceback)")
         return 1
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":
