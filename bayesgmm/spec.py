@@ -249,7 +249,8 @@ class EMOptions:
     tol : float
         Convergence threshold on the change of the per-sample objective.
     reg_covar : float
-        Added to every covariance diagonal in each M-step.
+        Added to every covariance diagonal in each M-step, on the working (standardised)
+        scale of :func:`bayesgmm.em.fit_em`: relative to each feature's variance.
     max_iter : int
     n_init : int
         Restarts; the best final objective is kept.

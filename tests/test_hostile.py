@@ -263,6 +263,20 @@ def test_far_away_points_get_finite_predictions(distance, covariance_type):
         np.testing.assert_array_equal(labels, np.argmin(mahalanobis, axis=1))
 
 
+@pytest.mark.parametrize("scale", [1e-6, 1e120])
+def test_out_of_core_fit_has_the_same_units_semantics(scale):
+    da = pytest.importorskip("dask.array")
+    X = BLOBS * scale
+    in_memory = GaussianMixture(3, random_state=0, tol=1e-8).fit(X)
+    chunked = GaussianMixture(3, random_state=0, tol=1e-8).fit(da.from_array(X, chunks=(50, 2)))
+    order = np.argsort(chunked.means_[:, 0])
+    ref_order = np.argsort(in_memory.means_[:, 0])
+    np.testing.assert_allclose(
+        chunked.means_[order], in_memory.means_[ref_order], rtol=1e-4, atol=1e-4 * scale
+    )
+    assert chunked.lower_bound_ == pytest.approx(in_memory.lower_bound_, rel=1e-4, abs=1e-4)
+
+
 def test_markdown_table_escapes_column_names():
     frame = pd.DataFrame({"<script>alert(1)</script>": [1.0], "a\nb|c": ["x<y"]})
     text = markdown_table(frame)

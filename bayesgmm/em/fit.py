@@ -303,7 +303,7 @@ def fit_em(
             f"{X.shape}: the data are degenerate for K={spec.n_components}; fit with a "
             "prior (prior='default'), increase reg_covar or decrease n_components"
         )
-    result = _result_to_user(best, scaling, spec, working_spec, X.shape[0])
+    result = result_to_user(best, scaling, spec, working_spec, X.shape[0])
     if spec.prior is None:
         warn_if_degenerate(best.params, options.reg_covar)
     if warn_not_converged:
@@ -328,7 +328,7 @@ def _options_to_working(
     )
 
 
-def _result_to_user(
+def result_to_user(
     result: EMResult,
     scaling: Standardization,
     spec: MixtureSpec,
@@ -336,6 +336,8 @@ def _result_to_user(
     n_samples: int,
 ) -> EMResult:
     """Map a working-scale result back to the data's scale (parameters and objective).
+
+    ``working_spec`` is ``spec`` with its prior mapped to the working scale.
 
     The per-sample log-likelihood shifts by ``-sum(log scale)``; the log prior by the
     log-Jacobian of the (affine) parameter map, a constant computed at the final parameters.
@@ -406,6 +408,7 @@ __all__ = [
     "fit_em",
     "initial_params",
     "iterate_em",
+    "result_to_user",
     "run_em",
     "warn_if_degenerate",
     "warn_if_not_converged",
