@@ -639,6 +639,14 @@ def _fail(err: BaseException, debug: bool, prefix: str = "error") -> None:
     print(f"bayesgmm: {prefix}: {_one_line(err)}", file=sys.stderr)
 
 
+def _interrupted(err: BaseException) -> int:
+    """One line and the exit status of an interrupt: 143 after SIGTERM, else 130."""
+    terminated = isinstance(err, Terminated) or signal.SIGTERM in _SIGNALS
+    name = "terminated" if terminated else "interrupted"
+    print(f"bayesgmm: {name}; nothing written", file=sys.stderr)
+    return 143 if terminated else 130
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``bayesgmm`` command; returns the exit status.
 
@@ -669,16 +677,17 @@ def main(argv: list[str] | None = None) -> int:
             check_output_folder(args.out, overwrite=args.overwrite)
             return args.func(args, progress)
     except (InputError, OSError, ValueError, TypeError) as err:
+        if _SIGNALS:  # raised while unwinding from a signal: report the interrupt
+            return _interrupted(err)
         _fail(err, debug)
         return 2
     except SystemExit as exit_:  # argparse: --help (0) or a usage error, already reported
         return exit_.code if isinstance(exit_.code, int) else 2
     except KeyboardInterrupt as err:
-        terminated = isinstance(err, Terminated) or signal.SIGTERM in _SIGNALS
-        name = "terminated" if terminated else "interrupted"
-        print(f"bayesgmm: {name}; nothing written", file=sys.stderr)
-        return 143 if terminated else 130
+        return _interrupted(err)
     except Exception as err:  # a bug: still one line, the traceback behind --debug
+        if _SIGNALS:  # e.g. compiled code that fails when a signal handler raises inside it
+            return _interrupted(err)
         _fail(err, debug, "internal error (run with --debug for the traceback)")
         return 1
     finally:
