@@ -621,3 +621,21 @@ def test_signal_while_sampling_leaves_previous_output(previous_output, signum, s
     assert rest.strip().splitlines()[-1] == f"bayesgmm: {word}; nothing written"
     assert _snapshot(previous_output) == before
     assert not _temporaries(previous_output.parent)
+
+
+def test_cancelled_output_is_never_committed(previous_output):
+    # what a signal handler does when the interrupt it raised is swallowed by a library
+    from bayesgmm import _io
+
+    before = _snapshot(previous_output)
+    _io.cancel_output()
+    try:
+        with pytest.raises(KeyboardInterrupt), _io.atomic_directory(previous_output) as tmp:
+            (tmp / "summary.csv").write_text("new")
+    finally:
+        _io.reset_output()
+    assert _snapshot(previous_output) == before
+    assert not _temporaries(previous_output.parent)
+    with _io.atomic_directory(previous_output) as tmp:  # reset: commits again
+        (tmp / "summary.csv").write_text("new")
+    assert (previous_output / "summary.csv").read_text() == "new"
