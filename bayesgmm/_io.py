@@ -21,6 +21,7 @@ import ctypes
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -110,6 +111,21 @@ def _replace_folder(new: Path, out: Path) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
+#: Set by :func:`cancel_output` (a signal handler): no output folder is committed after it,
+#: even when the interrupt it raised was swallowed (e.g. inside a C callback).
+_CANCELLED = threading.Event()
+
+
+def cancel_output() -> None:
+    """Refuse to commit any :func:`atomic_directory` from now on (until :func:`reset_output`)."""
+    _CANCELLED.set()
+
+
+def reset_output() -> None:
+    """Allow :func:`atomic_directory` to commit again (at the start of a command)."""
+    _CANCELLED.clear()
+
+
 @contextlib.contextmanager
 def atomic_directory(out: Path | str, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary folder whose contents replace ``out`` when the block succeeds.
@@ -137,6 +153,8 @@ def atomic_directory(out: Path | str, *, overwrite: bool = False) -> Iterator[Pa
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
+        if _CANCELLED.is_set():
+            raise KeyboardInterrupt("interrupted before the output was committed")
         (tmp / MARKER).write_text("written by bayesgmm; replaced whole by the next run\n")
         _replace_folder(tmp, out)
     finally:
@@ -147,7 +165,9 @@ __all__ = [
     "MARKER",
     "OutputFolderError",
     "atomic_directory",
+    "cancel_output",
     "check_output_folder",
+    "reset_output",
     "write_bytes_atomic",
     "write_text_atomic",
 ]

@@ -70,11 +70,10 @@ def check_data(
         )
     names = _column_names(X)
     if isinstance(X, pd.DataFrame):
-        bad = [
-            str(c)
-            for c, dt in X.dtypes.items()
-            if not pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt)
-        ]
+        boolean = [str(c) for c, dt in X.dtypes.items() if pd.api.types.is_bool_dtype(dt)]
+        if boolean:
+            raise TypeError(_boolean_message(name, f" in columns {boolean}"))
+        bad = [str(c) for c, dt in X.dtypes.items() if not pd.api.types.is_numeric_dtype(dt)]
         if bad:
             raise TypeError(
                 f"{name} has non-numeric columns {bad}: select numeric columns only "
@@ -88,7 +87,9 @@ def check_data(
         array = np.asarray(X)
     except ValueError as err:
         raise ValueError(f"{name} could not be read as a rectangular array: {err}") from None
-    if array.dtype.kind in "OUSV" or array.dtype.kind == "b":
+    if array.dtype.kind == "b":
+        raise TypeError(_boolean_message(name, ""))
+    if array.dtype.kind in "OUSV":
         try:
             array = array.astype(np.float64)
         except (TypeError, ValueError):
@@ -143,19 +144,59 @@ def check_data(
         if constant.size:
             where = ", ".join(_describe(int(j), names) for j in constant[:5])
             raise ValueError(
-                f"{name} has constant {where} (every value equals {array[0, constant[0]]!r}): "
+                f"{name} has constant {where} (every value equals "
+                f"{plain(array[0, constant[0]])}): "
                 "its variance is zero, so no Gaussian density fits it; drop that column"
             )
     return array
 
 
+def _boolean_message(name: str, where: str) -> str:
+    return (
+        f"{name} has boolean values{where}: a Gaussian mixture models continuous data; "
+        "drop those columns, or convert them with .astype(float) if 0/1 values are meant"
+    )
+
+
+def plain(value) -> str:
+    """A number as a user reads it (``1.5``, ``3``), anything else as its ``repr``.
+
+    NumPy scalars print as ``np.float64(1.5)`` under ``repr``; messages use this instead.
+    """
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        return f"{float(value):.6g}"
+    return repr(value)
+
+
 def check_positive_int(value, name: str, minimum: int = 1) -> int:
     """Return ``value`` as int if it is an integer >= ``minimum``, else raise a clear error."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {plain(value)} ({type(value).__name__})")
     if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        raise ValueError(f"{name} must be >= {minimum}, got {plain(value)}")
     return int(value)
 
 
-__all__ = ["check_data", "check_positive_int"]
+def check_random_state(value) -> None:
+    """Raise unless ``value`` can seed :func:`numpy.random.default_rng`.
+
+    Accepted: ``None``, a non-negative integer, a :class:`numpy.random.Generator`,
+    :class:`~numpy.random.BitGenerator` or :class:`~numpy.random.SeedSequence`.
+    """
+    accepted = (np.random.Generator, np.random.BitGenerator, np.random.SeedSequence)
+    if value is None or isinstance(value, accepted):
+        return
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"random_state must be None, a non-negative integer or a numpy Generator, got "
+            f"{plain(value)} ({type(value).__name__})"
+        )
+    if value < 0:
+        raise ValueError(f"random_state must be a non-negative integer, got {plain(value)}")
+
+
+__all__ = ["check_data", "check_positive_int", "check_random_state", "plain"]

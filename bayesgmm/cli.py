@@ -6,10 +6,12 @@
 
 Every command writes its outputs into a temporary sibling of ``--out`` and moves them
 into place only when everything succeeded (:func:`bayesgmm._io.atomic_directory`), so
-a failed or interrupted run leaves no half-written file. Bad input (missing file,
-non-numeric column, too few rows for K, bad option values, unwritable output folder)
-ends with one line ``bayesgmm: error: ...`` on stderr and exit status 2; anything else
-is a bug and shows its traceback. Progress goes to stderr.
+a failed or interrupted run leaves no half-written file. Every option is validated
+before any work starts. Bad input (missing file, non-numeric or degenerate columns, too
+few rows for K, bad option values, unwritable output folder) and data the models cannot
+fit end with one line ``bayesgmm: error: ...`` on stderr and exit status 2; anything
+else is a bug, reported in one line with exit status 1. ``--debug`` adds the traceback.
+Warnings are one line ``bayesgmm: warning: ...``; progress goes to stderr.
 
 Only the standard library is imported at module level: NumPy, pandas, scikit-learn and PyMC
 load inside the command that needs them, so ``bayesgmm --help`` answers at once.
@@ -19,16 +21,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import shlex
 import signal
 import sys
 import time
+import traceback
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bayesgmm._io import atomic_directory, check_output_folder, write_text_atomic
+from bayesgmm._io import (
+    atomic_directory,
+    cancel_output,
+    check_output_folder,
+    reset_output,
+    write_text_atomic,
+)
 from bayesgmm._methods import METHODS, SAMPLERS
 from bayesgmm.covariance import covariance_types
 
@@ -80,19 +91,77 @@ def read_frame(source: str) -> tuple[pd.DataFrame, str]:
     raise InputError(f"data file {source!r} not found (bundled data sets: {', '.join(BUNDLED)})")
 
 
-def load_dataset(source: str, columns: str | None, max_components: int) -> Dataset:
-    """Read, select columns and validate (enough rows for ``max_components``)."""
+#: Column names pandas gives a header-less column, typically an index saved by ``to_csv``.
+INDEX_COLUMN = re.compile(r"^Unnamed: \d+$")
+
+#: Most components any --k may ask for before the data are read (the data cap it further).
+MAX_COMPONENTS = 100_000
+
+
+def _select_columns(frame: pd.DataFrame, columns: str | None, source: str) -> pd.DataFrame:
+    """The columns to fit: those named in ``--columns``, else all but unnamed index columns.
+
+    A column pandas calls ``Unnamed: 0`` (an index written by ``DataFrame.to_csv`` without
+    a header) is dropped with a warning unless ``--columns`` names it.
+    """
+    if not columns:
+        unnamed = [str(c) for c in frame.columns if INDEX_COLUMN.match(str(c))]
+        if unnamed:
+            warnings.warn(
+                f"dropping column(s) {unnamed} of {source!r}: header-less columns are taken "
+                "for a saved row index; name them in --columns to use them as features",
+                UserWarning,
+                stacklevel=2,
+            )
+        return frame.drop(columns=unnamed)
+    wanted = [c.strip() for c in columns.split(",") if c.strip()]
+    if not wanted:
+        raise InputError(f"--columns names no column: {columns!r}")
+    repeated = sorted({c for c in wanted if wanted.count(c) > 1})
+    if repeated:
+        raise InputError(
+            f"--columns names {repeated} more than once: a repeated column is perfectly "
+            "collinear with itself; list each column once"
+        )
+    missing = [c for c in wanted if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"column(s) {missing} not in {source!r}; available: {list(map(str, frame.columns))}"
+        )
+    return frame[wanted]
+
+
+def load_dataset(
+    source: str,
+    columns: str | None,
+    max_components: int,
+    covariance_types: list[str] | None = None,
+) -> Dataset:
+    """Read, select columns and validate (enough rows for ``max_components``).
+
+    Parameters
+    ----------
+    source : str
+        CSV path or bundled data set name.
+    columns : str or None
+        ``--columns``.
+    max_components : int
+        Largest K asked for: the data need at least two rows per component.
+    covariance_types : list of str, optional
+        The structures to be fitted: data on which their default prior is improper
+        (constant, collinear or duplicated columns, fewer rows than columns, values too
+        large or too small for float64) are refused with the cause named.
+    """
+    import numpy as np
+
     from bayesgmm._validation import check_data
+    from bayesgmm.covariance import get_structure
+    from bayesgmm.priors import _check_data_covariance, sample_moments
 
     frame, name = read_frame(source)
-    if columns:
-        wanted = [c.strip() for c in columns.split(",") if c.strip()]
-        missing = [c for c in wanted if c not in frame.columns]
-        if missing:
-            raise InputError(
-                f"column(s) {missing} not in {source!r}; available: {list(map(str, frame.columns))}"
-            )
-        frame = frame[wanted]
+    if frame.shape[0] == 0:
+        raise InputError(f"data {source!r} has a header but no data rows")
+    frame = _select_columns(frame, columns, source)
     try:
         X = check_data(frame, name=f"data {source!r}", n_components=max_components)
     except (TypeError, ValueError) as err:
@@ -102,20 +171,54 @@ def load_dataset(source: str, columns: str | None, max_components: int) -> Datas
             f"data {source!r} has {X.shape[0]} rows, too few for K={max_components} "
             f"(need at least {2 * max_components}): use fewer components"
         )
-    return Dataset(X, [str(c) for c in frame.columns], name)
+    names = [str(c) for c in frame.columns]
+    with np.errstate(all="ignore"):
+        cov = sample_moments(X)[1]
+    for covariance_type in covariance_types or []:
+        try:
+            _check_data_covariance(cov, get_structure(covariance_type), X)
+        except ValueError as err:
+            raise InputError(f"data {source!r} (columns {names}): {_one_line(err)}") from None
+    return Dataset(X, names, name)
 
 
-def parse_ks(text: str) -> list[int]:
-    """``"3"``, ``"1-6"`` or ``"1-3,5"`` -> sorted list of distinct positive ints."""
-    ks: set[int] = set()
+def _k_ranges(text: str) -> list[tuple[int, int]]:
+    """``"1-3,5"`` -> ``[(1, 3), (5, 5)]``, checked but not expanded."""
+    ranges = []
     try:
         for part in text.split(","):
             lo, _, hi = part.strip().partition("-")
-            ks.update(range(int(lo), int(hi or lo) + 1))
+            ranges.append((int(lo), int(hi or lo)))
     except ValueError:
         raise InputError(f"--k must look like 3, 1-6 or 1-3,5; got {text!r}") from None
-    if not ks or min(ks) < 1:
+    if not ranges or min(lo for lo, _ in ranges) < 1:
         raise InputError(f"--k needs positive numbers of components, got {text!r}")
+    for lo, hi in ranges:
+        if hi < lo:
+            raise InputError(f"--k range {lo}-{hi} goes down: write it low-high, {hi}-{lo}")
+    return ranges
+
+
+def max_k(text: str) -> int:
+    """The largest K of a ``--k`` text, without expanding its ranges."""
+    return max(hi for _, hi in _k_ranges(text))
+
+
+def parse_ks(text: str, max_components: int = MAX_COMPONENTS) -> list[int]:
+    """``"3"``, ``"1-6"`` or ``"1-3,5"`` -> sorted list of distinct positive ints.
+
+    Raises :class:`InputError` for bad syntax, a decreasing range, or a K above
+    ``max_components`` (checked before any range is expanded).
+    """
+    ranges = _k_ranges(text)
+    top = max(hi for _, hi in ranges)
+    if top > max_components:
+        raise InputError(
+            f"--k {text} asks for K={top}, more than the {max_components} components allowed"
+        )
+    ks: set[int] = set()
+    for lo, hi in ranges:
+        ks.update(range(lo, hi + 1))
     return sorted(ks)
 
 
@@ -176,7 +279,7 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
         raise InputError(f"fit needs one number of components, got --k {args.k!r}")
     k = ks[0]
     (cov,) = parse_covariances(args.covariance)
-    data = load_dataset(args.data, args.columns, k)
+    data = load_dataset(args.data, args.columns, k, [cov])
     with atomic_directory(args.out, overwrite=args.overwrite) as tmp:
         progress(
             f"fitting K={k} {cov} to {data.name} ({data.X.shape[0]} x {data.X.shape[1]}) "
@@ -258,7 +361,7 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
     from bayesgmm.plots import plot_loo_comparison
     from bayesgmm.report import figure_png, markdown_table
 
-    data = load_dataset(args.data, args.columns, max(parse_ks(args.k)))
+    data = load_dataset(args.data, args.columns, max_k(args.k), parse_covariances(args.covariance))
     with atomic_directory(args.out, overwrite=args.overwrite) as tmp:
         result = _run_comparison(args, data, progress)
         result.table.to_csv(tmp / "comparison.csv")
@@ -288,7 +391,7 @@ def _report(args: argparse.Namespace, progress: Progress) -> int:
 
     if args.method == "map":
         raise InputError("report needs a posterior: use --method nuts, advi or fullrank_advi")
-    data = load_dataset(args.data, args.columns, max(parse_ks(args.k)))
+    data = load_dataset(args.data, args.columns, max_k(args.k), parse_covariances(args.covariance))
     with atomic_directory(args.out, overwrite=args.overwrite) as tmp:
         result = _run_comparison(args, data, progress)
         progress(f"analysing {result.recommended} and drawing figures")
@@ -462,24 +565,92 @@ def _demo_figure(X: np.ndarray, labels: np.ndarray):
     return fig
 
 
+def _integer(text: str, minimum: int, maximum: int | None = None) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+        raise argparse.ArgumentTypeError(f"must be an integer {bound}, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _integer(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    return _integer(text, 0)
+
+
+def seed(text: str) -> int:
+    """argparse type: a seed, an integer from 0 to 2**32 - 1."""
+    return _integer(text, 0, 2**32 - 1)
+
+
+def jobs(text: str) -> int:
+    """argparse type: a number of parallel jobs, >= 1, or -1 for one per core."""
+    value = _integer(text, -1)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be >= 1, or -1 for one job per core; got 0")
+    return value
+
+
+def probability(text: str) -> float:
+    """argparse type: a probability strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and 0.0 < value < 1.0):
+        raise argparse.ArgumentTypeError(f"must be a probability in (0, 1), got {text}")
+    return value
+
+
+def k_spec(text: str) -> str:
+    """argparse type: a ``--k`` text, checked (syntax, order) without expanding ranges."""
+    try:
+        _k_ranges(text)
+    except InputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
 def _add_data_options(parser: argparse.ArgumentParser, k_help: str) -> None:
     parser.add_argument("data", metavar="DATA", help=f"CSV file or one of {', '.join(BUNDLED)}")
-    parser.add_argument("--k", required=True, help=k_help)
+    parser.add_argument("--k", required=True, type=k_spec, help=k_help)
     parser.add_argument("--columns", help="comma-separated columns to use (default: all)")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--draws", type=int, default=1000, help="posterior draws per chain")
-    parser.add_argument("--tune", type=int, default=1000, help="tuning steps per chain")
-    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--draws", type=positive_int, default=1000, help="posterior draws per chain"
+    )
+    parser.add_argument(
+        "--tune", type=non_negative_int, default=1000, help="tuning steps per chain"
+    )
+    parser.add_argument("--chains", type=positive_int, default=4)
     parser.add_argument("--sampler", choices=SAMPLERS, default="pymc")
     parser.add_argument(
         "--ci-prob",
-        type=float,
+        type=probability,
         default=0.89,
         help="credible interval probability (equal-tailed; default 0.89)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress messages")
     _add_overwrite_option(parser)
+    _add_debug_option(parser, argparse.SUPPRESS)
+
+
+def _add_debug_option(parser: argparse.ArgumentParser, default) -> None:
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=default,
+        help="on an error, also print the traceback",
+    )
 
 
 def _add_overwrite_option(parser: argparse.ArgumentParser) -> None:
@@ -493,9 +664,10 @@ def _add_overwrite_option(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``bayesgmm`` argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="bayesgmm", description="Bayesian Gaussian mixtures: fit, compare, report."
     )
+    _add_debug_option(parser, False)
     sub = parser.add_subparsers(dest="name", required=True)
     fit = sub.add_parser("fit", help="fit one model; write posterior, point estimates, summary")
     _add_data_options(fit, "number of components, e.g. 3")
@@ -517,7 +689,9 @@ def build_parser() -> argparse.ArgumentParser:
             choices=METHODS,
             help="posterior method (map: EM criteria only)",
         )
-        cmd.add_argument("--jobs", type=int, default=1, help="candidates fitted in parallel")
+        cmd.add_argument(
+            "--jobs", type=jobs, default=1, help="candidates fitted in parallel (-1: all cores)"
+        )
         cmd.set_defaults(func=func)
     clusters = sub.add_parser(
         "clusters",
@@ -544,10 +718,11 @@ def build_parser() -> argparse.ArgumentParser:
     clusters.set_defaults(func=_clusters)
     demo = sub.add_parser("demo", help="fit the bundled Old Faithful data and write figures")
     demo.add_argument("--out", default="bayesgmm-demo", help="output folder")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=seed, default=0)
     demo.add_argument("--no-posterior", action="store_true", help="MAP-EM only (no NUTS)")
     demo.add_argument("--quiet", action="store_true", help="no progress messages")
     _add_overwrite_option(demo)
+    _add_debug_option(demo, argparse.SUPPRESS)
     demo.set_defaults(func=_demo)
     return parser
 
@@ -556,38 +731,94 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, turned into an interrupt so that it unwinds (and cleans up) like Ctrl-C."""
 
 
-def _terminate(signum, frame) -> None:
-    raise Terminated()
+#: Signals received during this command. A library may catch the interrupt and raise its
+#: own ``KeyboardInterrupt`` (a sampler cut short), or swallow it inside a C callback: the
+#: record still decides the exit status, and :func:`cancel_output` keeps the output unchanged.
+_SIGNALS: list[int] = []
+
+
+def _on_signal(signum, frame) -> None:
+    _SIGNALS.append(signum)
+    cancel_output()
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line ``bayesgmm: error: ...``, exit 2."""
+
+    def error(self, message: str):
+        """Print the one-line error (pointing at ``--help``) and exit with status 2."""
+        print(
+            f"bayesgmm: error: {' '.join(message.split())} (see {self.prog} --help)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"bayesgmm: warning: {_one_line(message)}", file=sys.stderr, flush=True)
+
+
+def _fail(err: BaseException, debug: bool, prefix: str = "error") -> None:
+    if debug:
+        traceback.print_exception(err, file=sys.stderr)
+    print(f"bayesgmm: {prefix}: {_one_line(err)}", file=sys.stderr)
+
+
+def _interrupted(err: BaseException) -> int:
+    """One line and the exit status of an interrupt: 143 after SIGTERM, else 130."""
+    terminated = isinstance(err, Terminated) or signal.SIGTERM in _SIGNALS
+    name = "terminated" if terminated else "interrupted"
+    print(f"bayesgmm: {name}; nothing written", file=sys.stderr)
+    return 143 if terminated else 130
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``bayesgmm`` command; returns the exit status.
 
-    0 on success; 2 with one line ``bayesgmm: error: ...`` for bad input or an output
-    folder that cannot be written; 130 after Ctrl-C (SIGINT) and 143 after SIGTERM, with
-    one line and nothing written.
+    0 on success; 2 with one line ``bayesgmm: error: ...`` for bad options, bad input,
+    data the models cannot fit (the library's ``ValueError``/``TypeError``, e.g.
+    :class:`~bayesgmm.exceptions.SingularCovarianceError`) or an output folder that cannot
+    be written (:class:`~bayesgmm._io.OutputFolderError`); 130 after Ctrl-C (SIGINT) and
+    143 after SIGTERM, with one line and nothing written; 1 with one line for an
+    unexpected error (a bug). ``--debug`` prints the traceback before the line.
     """
+    _SIGNALS.clear()
+    reset_output()
     try:
-        previous = signal.signal(signal.SIGTERM, _terminate)
+        previous = {
+            signum: signal.signal(signum, _on_signal) for signum in (signal.SIGTERM, signal.SIGINT)
+        }
     except ValueError:  # not the main thread: leave signal handling to the caller
-        previous = None
+        previous = {}
+    debug = False
     try:
-        argv = sys.argv[1:] if argv is None else list(argv)
-        args = build_parser().parse_args(argv)
-        args.command = shlex.join(["bayesgmm", *argv])
-        progress = Progress(args.quiet)
-        check_output_folder(args.out, overwrite=args.overwrite)
-        return args.func(args, progress)
-    except (InputError, OSError) as err:
-        print(f"bayesgmm: error: {_one_line(err)}", file=sys.stderr)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            argv = sys.argv[1:] if argv is None else list(argv)
+            args = build_parser().parse_args(argv)
+            debug = args.debug
+            args.command = shlex.join(["bayesgmm", *argv])
+            progress = Progress(args.quiet)
+            check_output_folder(args.out, overwrite=args.overwrite)
+            return args.func(args, progress)
+    except (InputError, OSError, ValueError, TypeError) as err:
+        if _SIGNALS:  # raised while unwinding from a signal: report the interrupt
+            return _interrupted(err)
+        _fail(err, debug)
         return 2
+    except SystemExit as exit_:  # argparse: --help (0) or a usage error, already reported
+        return exit_.code if isinstance(exit_.code, int) else 2
     except KeyboardInterrupt as err:
-        name = "terminated" if isinstance(err, Terminated) else "interrupted"
-        print(f"bayesgmm: {name}; nothing written", file=sys.stderr)
-        return 143 if isinstance(err, Terminated) else 130
+        return _interrupted(err)
+    except Exception as err:  # a bug: still one line, the traceback behind --debug
+        if _SIGNALS:  # e.g. compiled code that fails when a signal handler raises inside it
+            return _interrupted(err)
+        _fail(err, debug, "internal error (run with --debug for the traceback)")
+        return 1
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

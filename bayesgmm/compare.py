@@ -558,6 +558,13 @@ def _warn_high_k(fits: Iterable[CandidateFit]) -> None:
         )
 
 
+def _integral(value):
+    """An integer-valued float (``3.0``) as an int; anything else unchanged (checked later)."""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return int(value)
+    return value
+
+
 def compare(
     X,
     n_components: Iterable[int] = range(1, 7),
@@ -629,7 +636,7 @@ def compare(
     UserWarning
         When observations keep a Pareto k above the reliability threshold.
     """
-    ks = [check_positive_int(int(k), "n_components") for k in n_components]
+    ks = [check_positive_int(_integral(k), "n_components") for k in n_components]
     if not ks:
         raise ValueError("n_components is empty: give at least one number of components")
     covariance_types = list(covariance_types)

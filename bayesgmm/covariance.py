@@ -575,7 +575,9 @@ class Spherical(_VarianceStructure):
 
     def working_scale(self, scale):
         # a spherical covariance stays spherical only under an isotropic rescaling
-        return np.full(scale.shape, np.sqrt(np.mean(scale**2)))
+        # root mean square, computed relative to the largest scale so that it cannot overflow
+        peak = float(np.max(scale)) if scale.size and np.max(scale) > 0 else 1.0
+        return np.full(scale.shape, peak * np.sqrt(np.mean((scale / peak) ** 2)))
 
     def rescale(self, covariances, scale):
         return covariances * scale[0] ** 2

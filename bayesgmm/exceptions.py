@@ -17,4 +17,12 @@ class SingularCovarianceError(ValueError):
         self.component = component
 
 
-__all__ = ["SingularCovarianceError"]
+class NumericalError(ValueError):
+    """A fit produced non-finite numbers, or results that float64 cannot represent."""
+
+
+class DegenerateFitWarning(UserWarning):
+    """Maximum likelihood put a component on one point (or on identical points)."""
+
+
+__all__ = ["DegenerateFitWarning", "NumericalError", "SingularCovarianceError"]

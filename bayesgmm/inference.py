@@ -51,7 +51,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import validate_data
 
 from bayesgmm._methods import METHODS, SAMPLERS, Method, Sampler
-from bayesgmm._validation import check_data, check_positive_int
+from bayesgmm._validation import check_data, check_positive_int, check_random_state
 from bayesgmm.covariance import CovarianceType, covariance_types
 from bayesgmm.diagnostics import POSTERIOR_VARS, diagnose
 from bayesgmm.mixture import GaussianMixture
@@ -518,6 +518,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         self
         """
         self._validate_params()
+        check_random_state(self.random_state)
         data = check_data(X, allow_1d=True, n_components=self.n_components)
         validate_data(self, X if np.ndim(X) == 2 else data, dtype=np.float64)
         n_features = data.shape[1]

@@ -2,26 +2,30 @@
 
 The estimator only orchestrates: validation, the prior, and the pure functions of
 :mod:`bayesgmm.em`. With ``prior=None`` it is maximum likelihood and, from the same
-starting parameters, reproduces :class:`sklearn.mixture.GaussianMixture`; with
-``prior="default"`` (or a :class:`~bayesgmm.priors.MixturePrior`) every M-step is the
-conjugate MAP update and the fit can no longer collapse onto a singular covariance.
+starting parameters and with ``reg_covar=0``, reproduces
+:class:`sklearn.mixture.GaussianMixture` (our ``reg_covar`` is relative to each feature's
+variance, scikit-learn's absolute); with ``prior="default"`` (or a
+:class:`~bayesgmm.priors.MixturePrior`) every M-step is the conjugate MAP update and the
+fit can no longer collapse onto a singular covariance.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from bayesgmm._validation import check_data, check_positive_int
+from bayesgmm._validation import check_data, check_positive_int, check_random_state
 from bayesgmm.covariance import get_structure
 from bayesgmm.em.chunked import data_moments, fit_em_chunked, is_dask_array
-from bayesgmm.em.fit import EMResult, fit_em, warn_if_not_converged
+from bayesgmm.em.fit import EMResult, fit_em, result_to_user, warn_if_not_converged
 from bayesgmm.em.steps import e_step
 from bayesgmm.params import MixtureParams
 from bayesgmm.posterior import sample_mixture
 from bayesgmm.priors import MixturePrior
-from bayesgmm.spec import EMOptions, MixtureSpec
+from bayesgmm.spec import EMOptions, MixtureSpec, Standardization
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
@@ -39,7 +43,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     tol : float, default=1e-3
         Convergence threshold on the change of the per-sample objective.
     reg_covar : float, default=1e-6
-        Non-negative value added to the covariance diagonals.
+        Non-negative value added to the diagonals of the covariances **of the standardised
+        data**: relative to each feature's variance (``reg_covar * var(x_j)`` in the data's
+        units; one common variance for ``spherical``), as mclust's data-scaled priors are.
+        EM runs on standardised data and maps the results back exactly, so the fit does not
+        depend on the data's units. scikit-learn adds ``reg_covar`` in the data's units:
+        the two agree exactly only for ``reg_covar=0``.
     max_iter : int, default=100
     n_init : int, default=1
         Number of restarts; the best objective is kept.
@@ -68,6 +77,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     spec_ : MixtureSpec
         The model fitted: K, covariance structure, prior (:class:`bayesgmm.spec.MixtureSpec`).
     converged_ : bool
+        Never true with non-finite parameters: a fit that produces them raises
+        :class:`~bayesgmm.exceptions.NumericalError`.
     n_iter_ : int
     lower_bound_ : float
         Per-sample objective (log-likelihood, plus ``log p(theta) / N`` for MAP) of the best fit.
@@ -150,7 +161,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if X.ndim != 2:
             raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
         options = self._options()
-        moments = data_moments(X) if self.prior == "default" else None
+        check_random_state(self.random_state)
+        moments = data_moments(X)
         spec = MixtureSpec.from_data(
             X,
             self.n_components,
@@ -159,7 +171,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             standardize=False,
             moments=moments,
         )
-        result = fit_em_chunked(X, spec, options, random_state=self.random_state)
+        # the same working scale as the in-memory path (so reg_covar means the same)
+        n_samples = X.shape[0]
+        std = np.sqrt(np.diag(moments[1]) * (n_samples - 1) / max(n_samples, 1))
+        scaling = Standardization.from_moments(moments[0], std, spec.structure)
+        working_spec = replace(spec, prior=spec.working_prior_for(scaling))
+        working = (X - scaling.location) / scaling.scale  # lazy for Dask arrays
+        result = fit_em_chunked(working, working_spec, options, random_state=self.random_state)
+        result = result_to_user(result, scaling, spec, working_spec, n_samples)
         warn_if_not_converged(result, options)
         self._store(result, spec)
         self.n_features_in_ = X.shape[1]
@@ -243,7 +262,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return fn(self._validate_predict_data(X))
 
     def score_samples(self, X) -> np.ndarray:
-        """Log density ``log p(x_n)`` of every sample, shape (n_samples,)."""
+        """Log density ``log p(x_n)`` of every sample, shape (n_samples,).
+
+        Always finite: a sample so far from every component that its log-density
+        underflows gets :data:`bayesgmm.em.steps.LOG_DENSITY_FLOOR` (``-1e300``).
+        """
         return self._per_sample(X, lambda data: e_step(data, self.params_)[1])
 
     def score(self, X, y=None) -> float:
@@ -251,7 +274,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return float(np.mean(self.score_samples(X)))
 
     def predict_proba(self, X) -> np.ndarray:
-        """Responsibilities ``gamma_nk``, shape (n_samples, n_components)."""
+        """Responsibilities ``gamma_nk``, shape (n_samples, n_components).
+
+        Computed in log space; a sample whose log-densities all underflow belongs wholly to
+        the nearest component in Mahalanobis distance.
+        """
         return self._per_sample(X, lambda data: np.exp(e_step(data, self.params_)[0]))
 
     def predict(self, X) -> np.ndarray:

@@ -152,6 +152,7 @@ class MixturePrior:
             covariance_type,
             weight_concentration=weight_concentration,
             mean_precision=mean_precision,
+            data=X,
         )
 
     @classmethod
@@ -164,16 +165,23 @@ class MixturePrior:
         *,
         weight_concentration: float = 1.0,
         mean_precision: float = 0.01,
+        data: np.ndarray | None = None,
     ) -> MixturePrior:
         """The default prior from the data's mean (d,) and covariance (d, d) alone.
 
         Used when the data are too large to hold in memory: the moments come from one
         pass over chunks.
+
+        Parameters
+        ----------
+        data : ndarray of shape (n_samples, n_features), optional
+            The data, when in memory: only read to name the cause of a singular data
+            covariance (too few rows, duplicated rows, values too small or too large).
         """
         mean = np.atleast_1d(np.asarray(mean, dtype=np.float64))
         cov = np.atleast_2d(np.asarray(covariance, dtype=np.float64))
         structure = get_structure(covariance_type)
-        _check_data_covariance(cov, structure)
+        _check_data_covariance(cov, structure, data)
         return cls(
             weight_concentration=weight_concentration,
             mean_prior=mean,
@@ -200,16 +208,43 @@ class MixturePrior:
         )
 
 
-def _check_data_covariance(cov: np.ndarray, structure: CovarianceStructure) -> None:
+def _check_data_covariance(
+    cov: np.ndarray, structure: CovarianceStructure, data: np.ndarray | None = None
+) -> None:
     """Name the data problem that would make the data-scaled prior improper.
+
+    Parameters
+    ----------
+    cov : ndarray of shape (d, d)
+        The data covariance.
+    structure : CovarianceStructure
+    data : ndarray of shape (n_samples, d), optional
+        The data, when in memory, to tell the causes apart.
 
     Raises
     ------
     ValueError
-        Constant columns (zero variance), or, for structures with correlations,
-        perfectly collinear columns (a singular data covariance).
+        Values so large or small that the variances overflow or underflow float64,
+        constant columns (zero variance), fewer distinct rows than needed, or, for
+        structures with correlations, perfectly collinear columns (a singular covariance).
     """
     variances = np.diag(cov)
+    spread = None if data is None or data.shape[0] == 0 else np.ptp(data, axis=0)
+    overflow = np.flatnonzero(~np.isfinite(variances))
+    if overflow.size:
+        raise ValueError(
+            f"data column(s) {overflow.tolist()} have values too large for float64 "
+            "arithmetic (their variance overflows): rescale the data, e.g. divide by "
+            "its standard deviation"
+        )
+    if spread is not None:
+        underflow = np.flatnonzero((spread > 0) & ~(variances > 0))
+        if underflow.size:
+            raise ValueError(
+                f"data column(s) {underflow.tolist()} vary on a scale too small for float64 "
+                f"(largest difference {float(spread[underflow[0]]):.3g}, variance underflows "
+                "to 0): rescale the data, e.g. divide by its standard deviation"
+            )
     constant = np.flatnonzero(~(variances > 0))
     if constant.size:
         raise ValueError(
@@ -219,15 +254,32 @@ def _check_data_covariance(cov: np.ndarray, structure: CovarianceStructure) -> N
         )
     if not structure.matrix_scatter or cov.shape[0] < 2:
         return
+    d = cov.shape[0]
     sd = np.sqrt(variances)
     values, vectors = np.linalg.eigh(cov / np.outer(sd, sd))
-    if values[0] <= 1e-10 * cov.shape[0]:
-        involved = np.flatnonzero(np.abs(vectors[:, 0]) > 1e-3).tolist()
-        raise ValueError(
-            f"data columns {involved} are perfectly collinear (their covariance matrix is "
-            f"singular): covariance_type={structure.name!r} cannot be estimated; drop one of "
-            "those columns or use covariance_type='diag'"
-        )
+    if values[0] > 1e-10 * d:
+        return
+    if data is not None:
+        n_samples = data.shape[0]
+        n_distinct = np.unique(data, axis=0).shape[0]
+        if n_distinct <= d:
+            rows = (
+                f"n_samples={n_samples} <= n_features={d}"
+                if n_samples <= d
+                else f"only {n_distinct} distinct rows among n_samples={n_samples} "
+                f"(duplicated rows), for n_features={d}"
+            )
+            raise ValueError(
+                f"the data covariance is singular: {rows}; covariance_type="
+                f"{structure.name!r} needs more distinct rows than columns: add rows, drop "
+                "columns, or use covariance_type='diag'"
+            )
+    involved = np.flatnonzero(np.abs(vectors[:, 0]) > 1e-3).tolist()
+    raise ValueError(
+        f"data columns {involved} are perfectly collinear (their covariance matrix is "
+        f"singular): covariance_type={structure.name!r} cannot be estimated; drop one of "
+        "those columns or use covariance_type='diag'"
+    )
 
 
 PRIOR_CHOICES = "None (maximum likelihood), 'default' (data-scaled conjugate) or a MixturePrior"
@@ -239,6 +291,7 @@ def resolve_prior(
     covariance_type: str | CovarianceStructure,
     n_features: int,
     moments: Callable[[], tuple[np.ndarray, np.ndarray]],
+    data: np.ndarray | None = None,
 ) -> MixturePrior | None:
     """Turn a ``prior`` argument into a :class:`MixturePrior` (or ``None``, flat).
 
@@ -252,6 +305,8 @@ def resolve_prior(
     n_features : int
     moments : callable
         Returns the data's mean (d,) and covariance (d, d); called only for ``"default"``.
+    data : ndarray of shape (n_samples, n_features), optional
+        In-memory data, read only to name the cause of an improper default prior.
 
     Raises
     ------
@@ -268,7 +323,7 @@ def resolve_prior(
         if prior != "default":
             raise ValueError(f"prior must be {PRIOR_CHOICES}; got {prior!r}")
         mean, cov = moments()
-        return MixturePrior.from_moments(mean, cov, n_components, structure.name)
+        return MixturePrior.from_moments(mean, cov, n_components, structure.name, data=data)
     if not isinstance(prior, MixturePrior):
         raise TypeError(f"prior must be {PRIOR_CHOICES}; got a {type(prior).__name__}")
     if prior.covariance_type != structure.name:

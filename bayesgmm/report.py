@@ -68,15 +68,28 @@ def software_versions() -> dict[str, str]:
     return versions
 
 
+def escape_markdown(text) -> str:
+    """``text`` safe inside a Markdown table cell.
+
+    Raw HTML is neutralised (``&``, ``<``, ``>`` become entities), ``|`` is escaped and
+    line breaks become spaces, so a column named ``<script>`` or ``a\\nb`` stays one cell.
+    """
+    text = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return " ".join(text.replace("|", "\\|").splitlines())
+
+
 def markdown_table(frame: pd.DataFrame, *, digits: int = 3) -> str:
-    """A DataFrame as a GitHub-flavoured Markdown table (floats to ``digits`` significant)."""
+    """A DataFrame as a GitHub-flavoured Markdown table (floats to ``digits`` significant).
+
+    Column names, index labels and text cells are escaped (:func:`escape_markdown`).
+    """
 
     def cell(value) -> str:
         if isinstance(value, float | np.floating):
             return "" if np.isnan(value) else f"{value:.{digits}g}"
-        return str(value).replace("|", "\\|")
+        return escape_markdown(value)
 
-    header = ["", *map(str, frame.columns)]
+    header = ["", *map(escape_markdown, frame.columns)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for index, row in frame.iterrows():
         lines.append("| " + " | ".join([cell(index), *map(cell, row)]) + " |")
@@ -137,7 +150,10 @@ class Report:
             "code": lambda text: f"```\n{text}\n```",
             "figure": lambda payload: f"![{payload[1]}](figures/{payload[0]})\n\n*{payload[1]}*",
         }
-        parts = [f"# {self.title}", *(render[kind](payload) for kind, payload in self.blocks)]
+        parts = [
+            f"# {self.title}",
+            *(render[kind](payload) for kind, payload in self.blocks),
+        ]
         return "\n\n".join(parts) + "\n"
 
     def to_html(self) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from bayesgmm._validation import plain
 from bayesgmm.covariance import CovarianceStructure, get_structure
 from bayesgmm.params import MixtureParams
 from bayesgmm.priors import MixturePrior, resolve_prior, sample_moments
@@ -51,6 +52,35 @@ class Standardization:
         scale = structure.working_scale(np.asarray(std, dtype=np.float64))
         scale = np.where(scale > 0, scale, 1.0)
         return cls(np.asarray(mean, dtype=np.float64), scale)
+
+    @classmethod
+    def from_data(cls, X: np.ndarray, structure: CovarianceStructure) -> Standardization:
+        """Standardisation of in-memory data ``X`` (n_samples, n_features), overflow-safe.
+
+        The location is each feature's mean and the scale its population standard deviation
+        (per feature, or common for structures that need an isotropic rescaling). Both are
+        computed on ``X`` divided by each feature's largest magnitude, so that data near the
+        limits of float64 (``1e200`` or ``1e-300``) give finite moments.
+        """
+        X = np.asarray(X, dtype=np.float64)
+        peak = np.abs(X).max(axis=0) if X.shape[0] else np.ones(X.shape[1])
+        peak = np.where(peak > 0, peak, 1.0)
+        unit = X / peak
+        return cls.from_moments(unit.mean(axis=0) * peak, unit.std(axis=0) * peak, structure)
+
+    def to_working(self, X: np.ndarray) -> np.ndarray:
+        """Data on the working scale, ``(X - location) / scale``, shape (n_samples, d)."""
+        return (np.asarray(X, dtype=np.float64) - self.location) / self.scale
+
+    def precisions_to_working(
+        self, precisions: np.ndarray, structure: CovarianceStructure
+    ) -> np.ndarray:
+        """Precisions (in ``structure``'s layout) of the working-scale variable.
+
+        ``x_z = (x - location) / scale`` has covariance ``D^-1 Sigma D^-1`` with
+        ``D = diag(scale)``, hence precision ``D P D``.
+        """
+        return structure.rescale(np.asarray(precisions, dtype=np.float64), self.scale)
 
     @property
     def log_jacobian(self) -> float:
@@ -135,7 +165,10 @@ class MixtureSpec:
                 cache["value"] = moments if moments is not None else sample_moments(X)
             return cache["value"]
 
-        resolved = resolve_prior(prior, n_components, structure, n_features, data_moments)
+        in_memory = X if isinstance(X, np.ndarray) else None
+        resolved = resolve_prior(
+            prior, n_components, structure, n_features, data_moments, data=in_memory
+        )
         if standardize and X.shape[0] >= 2:
             mean, cov = data_moments()
             n = X.shape[0]
@@ -175,12 +208,36 @@ class MixtureSpec:
             return prior
         return replace(prior, weight_concentration=np.maximum(conc, 1.0))
 
+    def working_prior_for(self, scaling: Standardization) -> MixturePrior | None:
+        """The prior expressed on the scale of ``scaling`` (``None`` stays ``None``)."""
+        return None if self.prior is None else scaling.prior_to_working(self.prior)
+
     @property
     def working_prior(self) -> MixturePrior | None:
         """The prior expressed on the working (standardised) scale."""
         if self.prior is None:
             return None
         return self.standardization.prior_to_working(self.prior)
+
+
+def _check_positive_definite(precisions: np.ndarray, structure: CovarianceStructure) -> None:
+    """Raise ``ValueError`` naming the first precision that is not positive definite."""
+    if structure.matrix_scatter:
+        stacked = precisions.reshape(-1, *precisions.shape[-2:])
+        for k, matrix in enumerate(stacked):
+            symmetric = np.allclose(matrix, matrix.T, rtol=1e-8, atol=0.0)
+            if symmetric and np.all(np.linalg.eigvalsh(matrix) > 0):
+                continue
+            where = f"precisions_init[{k}]" if precisions.ndim == 3 else "precisions_init"
+            raise ValueError(
+                f"{where} is not symmetric positive definite (singular, or a negative "
+                "eigenvalue): give inverse covariances, e.g. np.linalg.inv of SPD matrices"
+            )
+    elif not np.all(precisions > 0):
+        raise ValueError(
+            "precisions_init must be positive (inverse variances); got "
+            f"{plain(float(np.min(precisions)))} at the smallest"
+        )
 
 
 @dataclass(frozen=True)
@@ -192,7 +249,8 @@ class EMOptions:
     tol : float
         Convergence threshold on the change of the per-sample objective.
     reg_covar : float
-        Added to every covariance diagonal in each M-step.
+        Added to every covariance diagonal in each M-step, on the working (standardised)
+        scale of :func:`bayesgmm.em.fit_em`: relative to each feature's variance.
     max_iter : int
     n_init : int
         Restarts; the best final objective is kept.
@@ -219,11 +277,11 @@ class EMOptions:
                 or not value >= 0
                 or not np.isfinite(value)
             ):
-                raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
+                raise ValueError(f"{name} must be a non-negative finite number, got {plain(value)}")
         for name, minimum in (("max_iter", 0), ("n_init", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise TypeError(f"{name} must be an integer, got {value!r}")
+                raise TypeError(f"{name} must be an integer, got {plain(value)}")
             if value < minimum:
                 raise ValueError(f"{name} must be >= {minimum}, got {value}")
         from bayesgmm.em.init import INITIALIZERS  # bayesgmm.em imports this module
@@ -260,6 +318,10 @@ class EMOptions:
                 )
             if not np.all(np.isfinite(value)):
                 raise ValueError(f"{name} contains NaN or infinity")
+        if self.precisions_init is not None:
+            _check_positive_definite(
+                np.asarray(self.precisions_init, dtype=np.float64), spec.structure
+            )
         if self.weights_init is not None:
             weights = np.asarray(self.weights_init, dtype=np.float64)
             if np.any(weights < 0) or not np.isclose(weights.sum(), 1.0):

@@ -182,7 +182,8 @@ def test_fit_map_passes_settings_to_the_estimator(tmp_path, monkeypatch):
     assert params["method"] == "map" and params["covariance_type"] == "diag"
 
 
-def test_failure_mid_run_leaves_no_output(tmp_path, monkeypatch):
+@pytest.mark.parametrize("debug", [False, True])
+def test_failure_mid_run_leaves_no_output(tmp_path, monkeypatch, capsys, debug):
     import bayesgmm.report
 
     def explode(*args, **kwargs):
@@ -190,10 +191,13 @@ def test_failure_mid_run_leaves_no_output(tmp_path, monkeypatch):
 
     monkeypatch.setattr(bayesgmm.report, "markdown_table", explode)
     out = tmp_path / "cmp"
-    with pytest.raises(RuntimeError, match="disk on fire"):
-        cli.main(
-            ["compare", "galaxies", "--k", "1-2", "--method", "map", "--out", str(out), "--quiet"]
-        )
+    argv = ["compare", "galaxies", "--k", "1-2", "--method", "map", "--out", str(out), "--quiet"]
+    assert cli.main(argv + ["--debug"] * debug) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    # an unexpected error is one line; --debug puts the traceback before it
+    assert err[-1].startswith("bayesgmm: internal error") and "disk on fire" in err[-1]
+    assert (len(err) == 1) != debug
+    assert ("Traceback (most recent call last):" in err[0]) == debug
     _nothing_written(tmp_path, out)
 
 

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from bayesgmm._validation import check_random_state
 from bayesgmm.em.init import initial_responsibilities
 from bayesgmm.em.steps import e_step, log_objective, m_step
-from bayesgmm.exceptions import SingularCovarianceError
+from bayesgmm.exceptions import DegenerateFitWarning, NumericalError, SingularCovarianceError
 from bayesgmm.params import MixtureParams
 from bayesgmm.priors import MixturePrior, sample_moments
-from bayesgmm.spec import EMOptions, MixtureSpec
+from bayesgmm.spec import EMOptions, MixtureSpec, Standardization
 
 #: A component whose soft count falls below this many samples is treated as collapsed.
 MIN_COMPONENT_COUNT = 1e-3
@@ -241,6 +242,13 @@ def fit_em(
 ) -> EMResult:
     """Fit a Gaussian mixture by EM (MLE) or MAP-EM, keeping the best of ``n_init`` starts.
 
+    EM runs on standardised data (:meth:`Standardization.from_data`: each feature centred
+    and divided by its standard deviation, or by one common scale for structures that need
+    an isotropic rescaling), with the prior and explicit starts mapped to that scale. The
+    result is mapped back exactly, so the fit does not depend on the data's units, and
+    ``options.reg_covar`` is relative: it is added to the standardised covariances, which
+    is ``reg_covar * scale_j ** 2`` on feature ``j`` in the data's units.
+
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
@@ -257,18 +265,31 @@ def fit_em(
     Returns
     -------
     EMResult
+        Parameters on the data's scale; ``lower_bound`` and ``trace`` are the objective of
+        the data (log-likelihood per sample, plus ``log p(theta) / N`` for MAP) on that scale.
+
+    Raises
+    ------
+    NumericalError
+        EM produced non-finite values, or the fitted parameters cannot be represented in
+        float64 on the data's scale (variances beyond ``1e308`` or below ``1e-308``).
     """
     options = EMOptions() if options is None else options
     check_map_prior(spec)
     options.check_starts(spec)
+    check_random_state(random_state)
+    scaling = Standardization.from_data(X, spec.structure)
+    working_spec = replace(spec, prior=spec.working_prior_for(scaling))
+    working_options = _options_to_working(options, scaling, spec)
+    Z = scaling.to_working(X)
     rng = np.random.default_rng(random_state)
     best: EMResult | None = None
     for _ in range(options.n_init):
-        start = initial_params(X, spec, options, rng)
+        start = initial_params(Z, working_spec, working_options, rng)
         result = run_em(
-            X,
+            Z,
             start,
-            prior=spec.prior,
+            prior=working_spec.prior,
             reg_covar=options.reg_covar,
             tol=options.tol,
             max_iter=options.max_iter,
@@ -276,9 +297,96 @@ def fit_em(
         if best is None or result.lower_bound > best.lower_bound:
             best = result
     assert best is not None
+    if not (np.isfinite(best.lower_bound) or best.n_iter == 0):
+        raise NumericalError(
+            f"EM produced a non-finite objective ({best.lower_bound}) on data of shape "
+            f"{X.shape}: the data are degenerate for K={spec.n_components}; fit with a "
+            "prior (prior='default'), increase reg_covar or decrease n_components"
+        )
+    result = result_to_user(best, scaling, spec, working_spec, X.shape[0])
+    if spec.prior is None:
+        warn_if_degenerate(best.params, options.reg_covar)
     if warn_not_converged:
-        warn_if_not_converged(best, options)
-    return best
+        warn_if_not_converged(result, options)
+    return result
+
+
+def _options_to_working(
+    options: EMOptions, scaling: Standardization, spec: MixtureSpec
+) -> EMOptions:
+    """``options`` with explicit starting means and precisions on the working scale."""
+    means = options.means_init
+    precisions = options.precisions_init
+    return replace(
+        options,
+        means_init=None if means is None else scaling.to_working(means),
+        precisions_init=(
+            None
+            if precisions is None
+            else scaling.precisions_to_working(precisions, spec.structure)
+        ),
+    )
+
+
+def result_to_user(
+    result: EMResult,
+    scaling: Standardization,
+    spec: MixtureSpec,
+    working_spec: MixtureSpec,
+    n_samples: int,
+) -> EMResult:
+    """Map a working-scale result back to the data's scale (parameters and objective).
+
+    ``working_spec`` is ``spec`` with its prior mapped to the working scale.
+
+    The per-sample log-likelihood shifts by ``-sum(log scale)``; the log prior by the
+    log-Jacobian of the (affine) parameter map, a constant computed at the final parameters.
+    """
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        try:
+            params = scaling.params_to_user(result.params)
+        except ValueError:  # non-finite, or a covariance that underflowed to singular
+            params = None
+    if params is None:
+        peak = float(np.max(scaling.scale))
+        low = float(np.min(scaling.scale))
+        raise NumericalError(
+            "the fitted covariances cannot be represented in float64 on the data's scale "
+            f"(feature standard deviations from {low:.3g} to {peak:.3g}): rescale the data, "
+            "for example to unit standard deviation, before fitting"
+        )
+    shift = -scaling.log_jacobian
+    if spec.prior is not None:
+        shift += (
+            spec.prior.log_density(params) - working_spec.prior.log_density(result.params)
+        ) / n_samples
+    return EMResult(
+        params,
+        result.lower_bound + shift,
+        result.converged,
+        result.n_iter,
+        result.trace + shift,
+        result.n_reseeds,
+    )
+
+
+def warn_if_degenerate(params: MixtureParams, reg_covar: float) -> None:
+    """Warn when a maximum-likelihood component rests on (nearly) one point.
+
+    ``params`` are on the working (standardised) scale, where a component whose variance
+    in every direction is a few ``reg_covar`` has collapsed onto one point: its covariance
+    is set by ``reg_covar`` alone and the likelihood is unbounded there.
+    """
+    largest = np.linalg.eigvalsh(params.full_covariances())[:, -1]
+    collapsed = np.flatnonzero(largest <= max(10.0 * reg_covar, 1e-12))
+    if collapsed.size:
+        warnings.warn(
+            f"maximum likelihood is degenerate: component(s) {collapsed.tolist()} rest on "
+            "one point or on identical points (a variance of reg_covar alone). Fit with a "
+            "prior (prior='default') to get a proper estimate, or decrease n_components.",
+            DegenerateFitWarning,
+            stacklevel=3,
+        )
 
 
 def warn_if_not_converged(result: EMResult, options: EMOptions) -> None:
@@ -300,6 +408,8 @@ __all__ = [
     "fit_em",
     "initial_params",
     "iterate_em",
+    "result_to_user",
     "run_em",
+    "warn_if_degenerate",
     "warn_if_not_converged",
 ]

@@ -54,8 +54,20 @@ def logsumexp_rows(a: np.ndarray) -> np.ndarray:
         return np.log(np.exp(a - top[:, None]).sum(axis=1)) + top
 
 
+#: Floor of every log-density: a sample whose log-density is below it (or underflows to
+#: ``-inf``, e.g. ``1e200`` standard deviations away) is reported at this finite value.
+#: Small enough to be far below any real log-density, large enough that summing it over
+#: ``1e8`` samples stays finite.
+LOG_DENSITY_FLOOR = -1e300
+
+
 def e_step(X: np.ndarray, params: MixtureParams) -> tuple[np.ndarray, np.ndarray]:
     """Log-responsibilities and per-sample log-likelihood.
+
+    Everything is computed in log space. A sample so far from every component that all
+    its log-densities underflow to ``-inf`` (or lose all precision) is given wholly to the
+    nearest component in Mahalanobis distance, and its log-likelihood is
+    :data:`LOG_DENSITY_FLOOR`; no row is ever NaN.
 
     Parameters
     ----------
@@ -67,13 +79,40 @@ def e_step(X: np.ndarray, params: MixtureParams) -> tuple[np.ndarray, np.ndarray
     log_resp : ndarray of shape (n_samples, n_components)
         ``log gamma_nk``; each row's ``exp`` sums to one.
     log_lik : ndarray of shape (n_samples,)
-        ``log p(x_n | params) = logsumexp_k(log alpha_k + log N(x_n | mu_k, Sigma_k))``.
+        ``log p(x_n | params) = logsumexp_k(log alpha_k + log N(x_n | mu_k, Sigma_k))``,
+        floored at :data:`LOG_DENSITY_FLOOR`.
     """
-    weighted = estimate_weighted_log_prob(X, params)
+    with np.errstate(over="ignore", invalid="ignore"):
+        weighted = estimate_weighted_log_prob(X, params)
+    weighted = np.where(np.isnan(weighted), -np.inf, weighted)
     log_lik = logsumexp_rows(weighted)
-    with np.errstate(under="ignore"):
+    with np.errstate(under="ignore", invalid="ignore"):
         log_resp = weighted - log_lik[:, None]
-    return log_resp, log_lik
+    lost = ~np.isfinite(log_lik)
+    if lost.any():
+        log_resp[lost] = _nearest_one_hot(X[lost], params)
+    return log_resp, np.maximum(np.where(lost, -np.inf, log_lik), LOG_DENSITY_FLOOR)
+
+
+def _nearest_one_hot(X: np.ndarray, params: MixtureParams) -> np.ndarray:
+    """Log-responsibilities putting each row on its nearest component (Mahalanobis).
+
+    The distance is computed on each row's difference divided by its largest entry, so it
+    stays finite however far the row is: ``log d^2 = 2 log c + log ||(x - mu) / c||_P^2``.
+    """
+    structure = params.structure
+    log_distance = np.full((X.shape[0], params.n_components), np.inf)
+    zeros = np.zeros_like(params.means)
+    for k in np.flatnonzero(params.weights > 0):
+        diff = X - params.means[k]
+        c = np.abs(diff).max(axis=1)
+        c = np.where(c > 0, c, 1.0)
+        unit = structure._mahalanobis(diff / c[:, None], zeros, params.precisions_cholesky)
+        with np.errstate(divide="ignore"):
+            log_distance[:, k] = 2.0 * np.log(c) + np.log(np.maximum(unit[:, k], 0.0))
+    log_resp = np.full(log_distance.shape, -np.inf)
+    log_resp[np.arange(X.shape[0]), log_distance.argmin(axis=1)] = 0.0
+    return log_resp
 
 
 @dataclass(frozen=True)
@@ -209,6 +248,7 @@ def log_objective(log_lik: np.ndarray, params: MixtureParams, prior: MixturePrio
 
 
 __all__ = [
+    "LOG_DENSITY_FLOOR",
     "SufficientStatistics",
     "e_step",
     "estimate_weighted_log_prob",
