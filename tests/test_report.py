@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from bayesgmm.analysis import data_grid, marginal_density
 from bayesgmm.params import MixtureParams
@@ -56,3 +57,26 @@ def test_software_versions_names_the_stack():
     versions = software_versions()
     for name in ("python", "bayesgmm", "pymc", "arviz-stats", "numpy"):
         assert versions[name] and versions[name] != "not installed"
+
+
+def test_a_figure_that_fails_becomes_a_note_and_the_report_goes_on(tmp_path):
+    report = Report("T")
+    report.table(pd.DataFrame({"v": [1.0]}))
+
+    def broken():
+        raise ValueError("Requested 42 subplots, which exceeds rcParams['plot.max_subplots']=40")
+
+    with pytest.warns(UserWarning, match="figure 'rank' could not be drawn"):
+        assert not report.figure_or_note("rank", broken, "Rank plots")
+    X = np.random.default_rng(0).normal(size=(20, 1))
+    grid = data_grid(X, 10)
+    dens = np.ones_like(grid)
+    assert report.figure_or_note(
+        "density",
+        lambda: plot_density(X, grid, dens, {"mean": dens, "lower": dens, "upper": dens}),
+        "ok",
+    )
+    md = report.to_markdown()
+    assert "**Figure 'rank' could not be drawn** (ValueError: Requested 42 subplots" in md
+    assert "| v |" in md and "figures/density.png" in md and "rank.png" not in md
+    assert {p.name for p in report.write(tmp_path)} == {"density.png", "report.md", "report.html"}
