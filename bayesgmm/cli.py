@@ -9,7 +9,9 @@ into place only when everything succeeded (:func:`bayesgmm._io.atomic_directory`
 a failed or interrupted run leaves no half-written file. Bad input (missing file,
 non-numeric column, too few rows for K, bad option values, unwritable output folder)
 ends with one line ``bayesgmm: error: ...`` on stderr and exit status 2; anything else
-is a bug and shows its traceback. Progress goes to stderr.
+is a bug and shows its traceback. Progress goes to stderr. ``fit`` prints its verdict
+first (did the sampler checks pass, and if not, what to change), then the diagnostics
+and the summary; with ``--strict`` failed checks give exit status 3.
 
 Only the standard library is imported at module level: NumPy, pandas, scikit-learn and PyMC
 load inside the command that needs them, so ``bayesgmm --help`` answers at once.
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+#: Exit status of ``fit --strict`` when the sampler checks fail (outputs are still written).
+EXIT_DIAGNOSTICS = 3
 BUNDLED: tuple[str, ...] = ("faithful", "galaxies", "enzyme", "acidity", "low_dim_gauss_mix")
 
 
@@ -169,7 +173,7 @@ def _posterior_mean_params(bayes):
 def _fit(args: argparse.Namespace, progress: Progress) -> int:
     from bayesgmm.analysis import map_vs_posterior
     from bayesgmm.inference import BayesianGaussianMixture
-    from bayesgmm.report import markdown_table, software_versions
+    from bayesgmm.report import markdown_table, readable_summary, software_versions
 
     ks = parse_ks(args.k)
     if len(ks) != 1:
@@ -195,11 +199,15 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Consolidated metadata")
             bayes.idata_.to_zarr(tmp / "posterior.zarr", mode="w")
-        summary = bayes.summary(ci_prob=args.ci_prob)
+        summary = bayes.summary(ci_prob=args.ci_prob, feature_names=data.feature_names)
         summary.to_csv(tmp / "summary.csv")
-        text = [f"# {data.name}: K={k} {cov}, {args.method}", "", markdown_table(summary)]
-        if args.method == "nuts":
-            text += ["", "```", str(bayes.diagnose()), "```"]
+        shown = readable_summary(summary)
+        diagnostics = bayes.diagnose() if args.method == "nuts" else None
+        verdict = _verdict(args.method, diagnostics)
+        text = [f"# {data.name}: K={k} {cov}, {args.method}", "", verdict, ""]
+        if diagnostics is not None:
+            text += ["```", str(diagnostics), "```", ""]
+        text.append(markdown_table(shown))
         if args.method != "map":
             table = map_vs_posterior(
                 bayes.idata_.posterior.to_dataset(),
@@ -226,9 +234,41 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
                 "versions": software_versions(),
             },
         )
-        print(summary.to_string())
+        print(verdict)
+        if diagnostics is not None:
+            print(f"\n{diagnostics}")
+        heading = "MAP estimate" if args.method == "map" else f"Posterior summary ({args.method})"
+        with _wide_display():
+            print(f"\n{heading}:\n{shown.drop(columns="kind").to_string()}")
     progress(f"written to {args.out}/ (posterior.zarr, params.json, summary.csv, summary.md)")
+    if args.strict and diagnostics is not None and not diagnostics.ok:
+        print(
+            f"bayesgmm: sampler checks failed (--strict): exit status {EXIT_DIAGNOSTICS}",
+            file=sys.stderr,
+        )
+        return EXIT_DIAGNOSTICS
     return 0
+
+
+def _verdict(method: str, diagnostics) -> str:
+    """The first thing ``fit`` prints: whether the result can be trusted, and what to do."""
+    if diagnostics is not None:
+        return diagnostics.verdict
+    if method == "map":
+        return (
+            "Verdict: MAP point estimate only (no posterior, no uncertainty, no sampler "
+            "checks); use --method nuts for credible intervals."
+        )
+    return (
+        f"Verdict: variational approximation ({method}): no sampler checks exist, and "
+        "intervals are usually too narrow; confirm with --method nuts before relying on them."
+    )
+
+
+def _wide_display():
+    import pandas as pd
+
+    return pd.option_context("display.width", 200, "display.max_columns", 20)
 
 
 def _run_comparison(args: argparse.Namespace, data: Dataset, progress: Progress):
@@ -398,6 +438,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(fit, "number of components, e.g. 3")
     fit.add_argument("--covariance", default="full", choices=covariance_types())
     fit.add_argument("--method", default="nuts", choices=METHODS)
+    fit.add_argument(
+        "--strict",
+        action="store_true",
+        help=f"exit with status {EXIT_DIAGNOSTICS} when the NUTS sampler checks fail "
+        "(outputs are still written)",
+    )
     fit.set_defaults(func=_fit)
     for name, func, text in (
         ("compare", _compare, "compare K and covariance types by LOO and BIC/AIC/ICL"),
@@ -438,8 +484,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``bayesgmm`` command; returns the exit status.
 
     0 on success; 2 with one line ``bayesgmm: error: ...`` for bad input or an output
-    folder that cannot be written; 130 after Ctrl-C (SIGINT) and 143 after SIGTERM, with
-    one line and nothing written.
+    folder that cannot be written; 3 (:data:`EXIT_DIAGNOSTICS`) from ``fit --strict`` when
+    the NUTS sampler checks fail (everything is written all the same); 130 after Ctrl-C
+    (SIGINT) and 143 after SIGTERM, with one line and nothing written.
     """
     try:
         previous = signal.signal(signal.SIGTERM, _terminate)

@@ -38,7 +38,6 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -52,8 +51,9 @@ from sklearn.utils.validation import validate_data
 
 from bayesgmm._methods import METHODS, SAMPLERS, Method, Sampler
 from bayesgmm._validation import check_data, check_positive_int
+from bayesgmm.analysis import parameter_draws, point_estimate_table, posterior_summary
 from bayesgmm.covariance import CovarianceType, covariance_types
-from bayesgmm.diagnostics import POSTERIOR_VARS, Diagnostics, diagnose
+from bayesgmm.diagnostics import Diagnostics, diagnose
 from bayesgmm.mixture import GaussianMixture
 from bayesgmm.model import (
     COVARIANCE_PRIOR_FAMILIES,
@@ -689,10 +689,47 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         validate_data(self, X if np.ndim(X) == 2 else data, dtype=np.float64, reset=False)
         return data
 
-    def summary(self, ci_prob: float = 0.89) -> pd.DataFrame:
-        """ArviZ summary (mean, sd, interval, R-hat, ESS) of weights, means and covariances."""
+    def summary(
+        self, ci_prob: float = 0.89, *, feature_names: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """One row per free parameter: the posterior summary, or the point estimate.
+
+        Rows are the weights, the means and the covariance entries the structure frees
+        (:meth:`CovarianceStructure.entries`): each unique entry of a full matrix once
+        (its lower triangle), a tied matrix once, the variances of ``diag``, one variance
+        per ``spherical`` component; never a structural zero.
+
+        Parameters
+        ----------
+        ci_prob : float, default=0.89
+            Probability of the equal-tailed interval.
+        feature_names : sequence of str, optional
+            Labels of the features in the row names (``means[0, alcohol]``); by default
+            the column names the model was fitted with, else the feature indices.
+
+        Returns
+        -------
+        DataFrame indexed by parameter
+            For a posterior (NUTS, VI): ``kind``, ``mean``, ``sd``, ``eti<pct>_lb``,
+            ``eti<pct>_ub``, ``ess_bulk``, ``ess_tail``, ``r_hat``
+            (:func:`bayesgmm.analysis.posterior_summary`; ESS and R-hat are NaN for one
+            chain). For ``method="map"``: ``kind`` and ``estimate`` (the MAP).
+        """
         self._check_fitted()
-        return azs.summary(self.idata_, var_names=list(POSTERIOR_VARS), ci_prob=ci_prob)
+        if feature_names is None and hasattr(self, "feature_names_in_"):
+            feature_names = self.feature_names_in_
+        names = None if feature_names is None else [str(n) for n in feature_names]
+        if names is not None and len(names) != self.n_features_in_:
+            raise ValueError(
+                f"feature_names has {len(names)} names for {self.n_features_in_} features: "
+                "give one name per column"
+            )
+        if self.method_ == "map":
+            return point_estimate_table(self.map_, names)
+        draws = parameter_draws(
+            self.idata_["posterior"].to_dataset(), self.map_.covariance_type, names
+        )
+        return posterior_summary(draws, ci_prob=ci_prob)
 
     def diagnose(self) -> Diagnostics:
         """R-hat, ESS, divergences, E-BFMI and label switching of the NUTS run."""

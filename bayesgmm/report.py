@@ -87,6 +87,43 @@ def markdown_table(frame: pd.DataFrame, *, digits: int = 3) -> str:
     return "\n".join(lines)
 
 
+def readable_summary(
+    frame: pd.DataFrame, *, min_digits: int = 3, max_digits: int = 8
+) -> pd.DataFrame:
+    """A parameter summary as text, with enough significant digits for its values to differ.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        :meth:`BayesianGaussianMixture.summary` (posterior or point estimate).
+    min_digits, max_digits : int
+        Range of significant digits of the estimates and interval ends: per row, the
+        fewest at which values that differ are printed differently (a narrow interval
+        around 1024.3 reads ``1024.31 .. 1024.36``, not ``1.02e+03 .. 1.02e+03``).
+
+    Returns
+    -------
+    DataFrame of str
+        Same index and columns; ``sd`` to 3 significant digits, ESS as integers, R-hat to
+        3 decimals, missing values empty.
+    """
+    values = [c for c in frame.columns if c in ("mean", "estimate") or c.endswith(("_lb", "_ub"))]
+    out = frame.astype(object).copy()
+    for index, row in frame[values].iterrows():
+        numbers = [float(v) for v in row if np.isfinite(v)]
+        for digits in range(min_digits, max_digits + 1):
+            if len({f"{v:.{digits}g}" for v in numbers}) == len(set(numbers)):
+                break
+        for column in values:
+            v = float(row[column])
+            out.loc[index, column] = f"{v:.{digits}g}" if np.isfinite(v) else ""
+    formats = {"sd": "{:.3g}", "ess_bulk": "{:.0f}", "ess_tail": "{:.0f}", "r_hat": "{:.3f}"}
+    for column, fmt in formats.items():
+        if column in frame:
+            out[column] = [fmt.format(v) if np.isfinite(v) else "" for v in frame[column]]
+    return out
+
+
 def figure_png(fig: Figure, dpi: int = 100) -> bytes:
     """PNG bytes of a figure."""
     buffer = io.BytesIO()
@@ -408,5 +445,6 @@ __all__ = [
     "build_report",
     "figure_png",
     "markdown_table",
+    "readable_summary",
     "software_versions",
 ]

@@ -3,14 +3,13 @@
 import json
 import re
 
-import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
 
 from bayesgmm import cli
-from bayesgmm.diagnostics import POSTERIOR_VARS
+from bayesgmm.analysis import parameter_draws, posterior_summary
 
 SMALL = ["--draws", "200", "--tune", "200", "--chains", "2", "--quiet"]
 
@@ -237,23 +236,52 @@ def test_demo_without_posterior(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_fit_round_trip_gives_same_summary(tmp_path):
+def test_fit_round_trip_verdict_first_and_strict_exit_3(tmp_path, capsys):
     out = tmp_path / "fit"
-    assert cli.main(["fit", "galaxies", "--k", "2", "--seed", "3", *SMALL, "--out", str(out)]) == 0
+    # 2 x 100 draws cannot reach 400 effective draws: the checks fail, --strict says so
+    small = ["--draws", "100", "--tune", "200", "--chains", "2", "--quiet", "--strict"]
+    argv = ["fit", "galaxies", "--k", "2", "--seed", "3", *small, "--out", str(out)]
+    assert cli.main(argv) == cli.EXIT_DIAGNOSTICS == 3
+    captured = capsys.readouterr()
+    stdout = captured.out.splitlines()
+    assert stdout[0].startswith("Verdict: the sampler checks FAILED")
+    assert "Remedy: more draws and tuning (e.g. --draws" in stdout[0]
+    assert "exit status 3" in captured.err
     loaded = xr.open_datatree(out / "posterior.zarr", engine="zarr")
     for group in ("posterior", "sample_stats", "log_likelihood", "observed_data"):
         assert group in loaded.children
-    saved = pd.read_csv(out / "summary.csv", index_col=0)
-    again = azs.summary(loaded, var_names=list(POSTERIOR_VARS), ci_prob=0.89)
-    assert list(again.index) == list(saved.index)
-    pd.testing.assert_frame_equal(again.astype(float), saved.astype(float), check_dtype=False)
     params = json.loads((out / "params.json").read_text())
+    saved = pd.read_csv(out / "summary.csv", index_col=0)
+    draws = parameter_draws(loaded.posterior.to_dataset(), "full", params["data"]["columns"])
+    again = posterior_summary(draws, ci_prob=0.89)
+    pd.testing.assert_frame_equal(again, saved, check_dtype=False, check_names=False)
+    assert len(saved) == 2 + 2 + 2 and saved["r_hat"].notna().all()
+    md = (out / "summary.md").read_text()
+    assert md.index("Verdict:") < md.index("max R-hat") < md.index("| weights[0] |")
     assert params["n_components"] == 2 and params["method"] == "nuts"
     assert params["command"].startswith("bayesgmm fit galaxies --k 2")
     mean = loaded.posterior["means"].mean(("chain", "draw")).values
     np.testing.assert_allclose(params["posterior_mean"]["means"], mean)
     table = pd.read_csv(out / "map_vs_posterior.csv")
     assert {"map", "lower", "upper", "map_in_interval"} <= set(table.columns)
+
+
+def test_fit_map_prints_a_point_estimate_table_of_free_parameters(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "wide.csv"
+    frame = pd.DataFrame(rng.normal(size=(60, 5)), columns=[f"c{j}" for j in range(5)])
+    frame.iloc[30:] += 4
+    frame.to_csv(data, index=False)
+    out = tmp_path / "fit"
+    argv = ["fit", str(data), "--k", "2", "--covariance", "diag", "--method", "map"]
+    assert cli.main([*argv, "--quiet", "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert stdout.startswith("Verdict: MAP point estimate only")
+    assert "nan" not in stdout.lower()
+    saved = pd.read_csv(out / "summary.csv", index_col=0)
+    assert list(saved.columns) == ["kind", "estimate"]
+    assert len(saved) == 2 + 2 * 5 + 2 * 5  # weights, means, variances: no zeros
+    assert "covariances[1, c4, c4]" in saved.index and "means[0, c3]" in stdout
 
 
 @pytest.mark.slow
