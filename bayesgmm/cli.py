@@ -239,7 +239,7 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
             print(f"\n{diagnostics}")
         heading = "MAP estimate" if args.method == "map" else f"Posterior summary ({args.method})"
         with _wide_display():
-            print(f"\n{heading}:\n{shown.drop(columns="kind").to_string()}")
+            print(f"\n{heading}:\n{shown.drop(columns='kind').to_string()}")
     progress(f"written to {args.out}/ (posterior.zarr, params.json, summary.csv, summary.md)")
     if args.strict and diagnostics is not None and not diagnostics.ok:
         print(
