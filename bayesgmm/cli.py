@@ -295,7 +295,7 @@ def _run_comparison(args: argparse.Namespace, data: Dataset, progress: Progress)
 
 
 def _compare(args: argparse.Namespace, progress: Progress) -> int:
-    from bayesgmm.plots import plot_loo_comparison
+    from bayesgmm.plots import plot_criterion_by_k, plot_loo_comparison
     from bayesgmm.report import figure_png, markdown_table
 
     data = load_dataset(args.data, args.columns, max(parse_ks(args.k)))
@@ -316,6 +316,7 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
             "```",
         ]
         write_text_atomic(tmp / "comparison.md", "\n".join(lines) + "\n")
+        (tmp / "bic_by_model.png").write_bytes(figure_png(plot_criterion_by_k(result.table)))
         if result.method is not None:
             (tmp / "loo_comparison.png").write_bytes(figure_png(plot_loo_comparison(result.table)))
         print(result)
@@ -386,11 +387,21 @@ def _demo(args: argparse.Namespace, progress: Progress) -> int:
 
 
 def _demo_figure(X: np.ndarray, labels: np.ndarray):
+    import numpy as np
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6, 4.5))
+    fig = Figure(figsize=(6, 4.5), layout="constrained")
     ax = fig.subplots()
-    ax.scatter(X[:, 0], X[:, 1], c=labels, s=12, cmap="coolwarm")
+    for k in np.unique(labels):
+        members = labels == k
+        ax.scatter(
+            X[members, 0],
+            X[members, 1],
+            s=12,
+            color=f"C{int(k) % 10}",
+            label=f"component {int(k)} ({int(members.sum())} points)",
+        )
+    ax.legend(frameon=False, fontsize="small", title="MAP-EM cluster")
     ax.set(
         xlabel="eruption duration (min)",
         ylabel="waiting time (min)",
@@ -446,7 +457,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fit.set_defaults(func=_fit)
     for name, func, text in (
-        ("compare", _compare, "compare K and covariance types by LOO and BIC/AIC/ICL"),
+        (
+            "compare",
+            _compare,
+            "compare K and covariance types by LOO and BIC/AIC/ICL; writes the table, "
+            "bic_by_model.png and (with a posterior) loo_comparison.png",
+        ),
         ("report", _report, "comparison plus the chosen model's analysis as Markdown/HTML"),
     ):
         cmd = sub.add_parser(name, help=text)

@@ -118,6 +118,8 @@ def test_compare_em_only_writes_table(tmp_path, capsys):
     assert "lower is better" in md and "Recommended:" in md
     assert "bayesgmm compare galaxies --k 1-3 --method map" in md
     assert "Recommended" in capsys.readouterr().out
+    assert (out / "bic_by_model.png").read_bytes().startswith(b"\x89PNG")
+    assert not (out / "loo_comparison.png").exists()
     _nothing_written(tmp_path, tmp_path / "absent")
 
 
@@ -294,6 +296,7 @@ def test_report_writes_markdown_and_html_with_figures(tmp_path):
     figures = re.findall(r"\]\((figures/[^)]+\.png)\)", md)
     assert {
         "figures/loo_comparison.png",
+        "figures/bic_by_model.png",
         "figures/density.png",
         "figures/assignment.png",
         "figures/map_vs_posterior.png",
@@ -310,3 +313,12 @@ def test_report_writes_markdown_and_html_with_figures(tmp_path):
     for text in ("Recommended:", "equal-tailed", "lower is better", "pymc", "Sampler diagnostics"):
         assert text in md
     _nothing_written(tmp_path, tmp_path / "absent")
+
+
+def test_demo_figure_has_a_legend_entry_per_cluster():
+    X = np.random.default_rng(0).normal(size=(10, 2))
+    labels = np.array([0] * 4 + [1] * 6)
+    ax = cli._demo_figure(X, labels).axes[0]
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts == ["component 0 (4 points)", "component 1 (6 points)"]
+    assert len(ax.collections) == 2 and ax.get_xlabel() and ax.get_title()
