@@ -414,12 +414,37 @@ def separating_features(
     return [int(j) for j in np.argsort(-score, kind="stable")[:n_features]]
 
 
+def label_agreement(labels: np.ndarray, clusters: np.ndarray) -> tuple[pd.DataFrame, float]:
+    """Cross-tabulation of known classes against clusters, and the adjusted Rand index.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n_samples,)
+        Known classes (any values).
+    clusters : ndarray of shape (n_samples,)
+        Assigned components.
+
+    Returns
+    -------
+    table : DataFrame
+        Counts; rows the classes, columns ``cluster <k>``.
+    ari : float
+        :func:`sklearn.metrics.adjusted_rand_score` (1: same partition; about 0: chance).
+    """
+    from sklearn.metrics import adjusted_rand_score
+
+    table = pd.crosstab(pd.Series(labels, name="class"), pd.Series(clusters, name="cluster"))
+    table.columns = [f"cluster {k}" for k in table.columns]
+    return table, float(adjusted_rand_score(labels, clusters))
+
+
 __all__ = [
     "INTERVAL_KIND",
     "align_to_posterior",
     "assignment_summary",
     "data_grid",
     "data_summary",
+    "label_agreement",
     "map_vs_posterior",
     "marginal_density",
     "marginal_density_band",

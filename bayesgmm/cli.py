@@ -1,4 +1,4 @@
-"""Command line: ``bayesgmm fit | compare | report | demo``.
+"""Command line: ``bayesgmm fit | compare | report | predict | demo``.
 
 ``DATA`` is a CSV file (one row per observation, a header row; pick columns with
 ``--columns``) or the name of a bundled data set (``faithful``, ``galaxies``,
@@ -57,11 +57,19 @@ class Dataset:
     feature_names : list of str
     name : str
         File stem or bundled name.
+    labels : ndarray of shape (n_samples,), optional
+        Known classes (``--labels COLUMN``), not among the features.
+    label_name : str, optional
+    scaling : dict, optional
+        ``{"mean": [...], "sd": [...]}`` when ``--scale`` standardised the columns.
     """
 
     X: np.ndarray
     feature_names: list[str]
     name: str
+    labels: np.ndarray | None = None
+    label_name: str | None = None
+    scaling: dict[str, list[float]] | None = None
 
 
 def read_frame(source: str) -> tuple[pd.DataFrame, str]:
@@ -84,11 +92,32 @@ def read_frame(source: str) -> tuple[pd.DataFrame, str]:
     raise InputError(f"data file {source!r} not found (bundled data sets: {', '.join(BUNDLED)})")
 
 
-def load_dataset(source: str, columns: str | None, max_components: int) -> Dataset:
-    """Read, select columns and validate (enough rows for ``max_components``)."""
+def load_dataset(
+    source: str,
+    columns: str | None,
+    max_components: int,
+    *,
+    labels: str | None = None,
+    scale: bool = False,
+) -> Dataset:
+    """Read, select columns and validate (enough rows for ``max_components``).
+
+    ``labels`` names a column of known classes, taken out of the features; ``scale``
+    standardises every feature (mean 0, sd 1). Without it, a warning on stderr suggests
+    ``--scale`` when the columns' sds differ by more than :data:`SCALE_RATIO`.
+    """
     from bayesgmm._validation import check_data
 
     frame, name = read_frame(source)
+    known = None
+    if labels is not None:
+        if labels not in frame.columns:
+            raise InputError(
+                f"--labels column {labels!r} not in {source!r}; available: "
+                f"{list(map(str, frame.columns))}"
+            )
+        known = frame[labels].to_numpy()
+        frame = frame.drop(columns=[labels])
     if columns:
         wanted = [c.strip() for c in columns.split(",") if c.strip()]
         missing = [c for c in wanted if c not in frame.columns]
@@ -106,7 +135,46 @@ def load_dataset(source: str, columns: str | None, max_components: int) -> Datas
             f"data {source!r} has {X.shape[0]} rows, too few for K={max_components} "
             f"(need at least {2 * max_components}): use fewer components"
         )
-    return Dataset(X, [str(c) for c in frame.columns], name)
+    names = [str(c) for c in frame.columns]
+    scaling = None
+    if scale:
+        mean, sd = X.mean(axis=0), X.std(axis=0, ddof=1)
+        X = (X - mean) / sd
+        scaling = {"mean": mean.tolist(), "sd": sd.tolist()}
+    else:
+        _warn_scales(X, names)
+    return Dataset(X, names, name, known, labels, scaling)
+
+
+#: Ratio of the largest to the smallest column sd above which ``--scale`` is suggested.
+SCALE_RATIO = 100.0
+
+
+def _warn_scales(X: np.ndarray, names: list[str]) -> None:
+    sd = X.std(axis=0, ddof=1)
+    if X.shape[1] < 2 or sd.min() <= 0:
+        return
+    big, small = int(sd.argmax()), int(sd.argmin())
+    if sd[big] / sd[small] > SCALE_RATIO:
+        print(
+            f"bayesgmm: warning: column scales differ by a factor of {sd[big] / sd[small]:.0f} "
+            f"({names[big]!r} sd {sd[big]:.3g}, {names[small]!r} sd {sd[small]:.3g}); the "
+            "default prior and the figures suit comparable scales: consider --scale",
+            file=sys.stderr,
+        )
+
+
+def label_agreement_text(data: Dataset, clusters: np.ndarray) -> tuple[str, pd.DataFrame]:
+    """Cross-tabulation of known classes against clusters, and a sentence with the ARI."""
+    from bayesgmm.analysis import label_agreement
+
+    table, ari = label_agreement(data.labels, clusters)
+    table.index.name = data.label_name
+    text = (
+        f"Known classes ({data.label_name!r}, not used in the fit) against the clusters: "
+        f"adjusted Rand index {ari:.3f} (1: identical partitions, 0: chance agreement)."
+    )
+    return text, table
 
 
 def parse_ks(text: str) -> list[int]:
@@ -180,7 +248,12 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
         raise InputError(f"fit needs one number of components, got --k {args.k!r}")
     k = ks[0]
     (cov,) = parse_covariances(args.covariance)
-    data = load_dataset(args.data, args.columns, k)
+    if args.prior == "mle" and args.method != "map":
+        raise InputError(
+            f"--prior mle (flat, improper) only works with --method map, got --method "
+            f"{args.method}: use --prior default for a posterior"
+        )
+    data = load_dataset(args.data, args.columns, k, labels=args.labels, scale=args.scale)
     with atomic_directory(args.out, overwrite=args.overwrite) as tmp:
         progress(
             f"fitting K={k} {cov} to {data.name} ({data.X.shape[0]} x {data.X.shape[1]}) "
@@ -189,6 +262,7 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
         bayes = BayesianGaussianMixture(
             k,
             covariance_type=cov,
+            prior=None if args.prior == "mle" else "default",
             method=args.method,
             sampler=args.sampler,
             random_state=args.seed,
@@ -208,6 +282,11 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
         if diagnostics is not None:
             text += ["```", str(diagnostics), "```", ""]
         text.append(markdown_table(shown))
+        agreement = None
+        if data.labels is not None:
+            agreement = label_agreement_text(data, bayes.predict(data.X))
+            text += ["", agreement[0], "", markdown_table(agreement[1])]
+            agreement[1].to_csv(tmp / "labels_vs_clusters.csv")
         if args.method != "map":
             table = map_vs_posterior(
                 bayes.idata_.posterior.to_dataset(),
@@ -229,6 +308,7 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
                 "n_components": k,
                 "covariance_type": cov,
                 "method": args.method,
+                "scaling": data.scaling,
                 "map": bayes.map_.to_dict(),
                 "posterior_mean": _posterior_mean_params(bayes).to_dict(),
                 "versions": software_versions(),
@@ -240,6 +320,8 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
         heading = "MAP estimate" if args.method == "map" else f"Posterior summary ({args.method})"
         with _wide_display():
             print(f"\n{heading}:\n{shown.drop(columns='kind').to_string()}")
+            if agreement is not None:
+                print(f"\n{agreement[0]}\n{agreement[1].to_string()}")
     progress(f"written to {args.out}/ (posterior.zarr, params.json, summary.csv, summary.md)")
     if args.strict and diagnostics is not None and not diagnostics.ok:
         print(
@@ -284,6 +366,8 @@ def _run_comparison(args: argparse.Namespace, data: Dataset, progress: Progress)
             method,
             **_sampler_kwargs(args),
             bayes_kwargs={"sampler": args.sampler},
+            em_prior=None if args.prior == "mle" else "default",
+            em_n_init=args.n_init,
             n_jobs=args.jobs,
             random_state=args.seed,
             progress=progress,
@@ -298,7 +382,9 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
     from bayesgmm.plots import plot_criterion_by_k, plot_loo_comparison
     from bayesgmm.report import figure_png, markdown_table
 
-    data = load_dataset(args.data, args.columns, max(parse_ks(args.k)))
+    data = load_dataset(
+        args.data, args.columns, max(parse_ks(args.k)), labels=args.labels, scale=args.scale
+    )
     with atomic_directory(args.out, overwrite=args.overwrite) as tmp:
         result = _run_comparison(args, data, progress)
         result.table.to_csv(tmp / "comparison.csv")
@@ -311,6 +397,7 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
             "",
             f"**Recommended: {result.recommended}.** {result.reason}",
             "",
+            *_agreement_lines(data, result),
             "```",
             args.command,
             "```",
@@ -324,12 +411,88 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
     return 0
 
 
+def _agreement_lines(data: Dataset, result) -> list[str]:
+    from bayesgmm.report import markdown_table
+
+    if data.labels is None:
+        return []
+    text, table = label_agreement_text(data, result.best.em.predict(data.X))
+    print(f"{text}\n{table.to_string()}")
+    return [f"{text} (EM fit of {result.recommended}.)", "", markdown_table(table), ""]
+
+
+def _predict(args: argparse.Namespace, progress: Progress) -> int:
+    import numpy as np
+    import pandas as pd
+    import xarray as xr
+
+    from bayesgmm._validation import check_data
+    from bayesgmm.posterior import equal_tailed_interval, responsibilities, stack_draws
+
+    model_dir = Path(args.model)
+    if not (model_dir / "params.json").is_file() or not (model_dir / "posterior.zarr").exists():
+        raise InputError(
+            f"{args.model!r} is not a folder written by 'bayesgmm fit' (it needs params.json "
+            "and posterior.zarr)"
+        )
+    params = json.loads((model_dir / "params.json").read_text())
+    columns = params["data"]["columns"]
+    frame, name = read_frame(args.data)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputError(f"column(s) {missing} of the fitted model not in {args.data!r}")
+    try:
+        X = check_data(
+            frame[columns], name=f"data {args.data!r}", min_samples=1, check_constant=False
+        )
+    except (TypeError, ValueError) as err:
+        raise InputError(_one_line(err)) from None
+    if params.get("scaling"):
+        X = (X - np.asarray(params["scaling"]["mean"])) / np.asarray(params["scaling"]["sd"])
+    progress(f"assigning {X.shape[0]} rows of {name} with the posterior in {args.model}")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata")
+        tree = xr.open_datatree(model_dir / "posterior.zarr", engine="zarr")
+    draws = stack_draws(tree["posterior"].to_dataset(), max_draws=args.max_draws)
+    resp = responsibilities(X, *draws)
+    mean = resp.mean(axis=0)
+    lower, upper = equal_tailed_interval(resp, args.ci_prob)
+    component = mean.argmax(axis=1)
+    rows = np.arange(X.shape[0])
+    table = pd.DataFrame(
+        {
+            "component": component,
+            "prob": mean[rows, component],
+            "prob_lower": lower[rows, component],
+            "prob_upper": upper[rows, component],
+        }
+    )
+    for k in range(mean.shape[1]):
+        table[f"p{k}"] = mean[:, k]
+        table[f"p{k}_lower"] = lower[:, k]
+        table[f"p{k}_upper"] = upper[:, k]
+    with atomic_directory(args.out, overwrite=args.overwrite) as tmp:
+        table.to_csv(tmp / "predictions.csv", index_label="row")
+    counts = table["component"].value_counts().sort_index()
+    uncertain = int((table["prob_lower"] < 0.5).sum())
+    per_component = ", ".join(f"component {k}: {n}" for k, n in counts.items())
+    print(
+        f"{X.shape[0]} rows assigned ({per_component}); "
+        f"{uncertain} uncertain (the {args.ci_prob:.0%} interval of their probability reaches "
+        "below 0.5)"
+    )
+    progress(f"written to {args.out}/predictions.csv")
+    return 0
+
+
 def _report(args: argparse.Namespace, progress: Progress) -> int:
     from bayesgmm.report import build_report
 
     if args.method == "map":
         raise InputError("report needs a posterior: use --method nuts, advi or fullrank_advi")
-    data = load_dataset(args.data, args.columns, max(parse_ks(args.k)))
+    data = load_dataset(
+        args.data, args.columns, max(parse_ks(args.k)), labels=args.labels, scale=args.scale
+    )
     with atomic_directory(args.out, overwrite=args.overwrite) as tmp:
         result = _run_comparison(args, data, progress)
         progress(f"analysing {result.recommended} and drawing figures")
@@ -340,6 +503,11 @@ def _report(args: argparse.Namespace, progress: Progress) -> int:
             data_name=data.name,
             command=args.command,
             ci_prob=args.ci_prob,
+            known_classes=(
+                None
+                if data.labels is None
+                else label_agreement_text(data, result.best.bayes.predict(data.X))
+            ),
         )
         report.write(tmp)
         result.table.to_csv(tmp / "comparison.csv")
@@ -410,6 +578,16 @@ def _demo_figure(X: np.ndarray, labels: np.ndarray):
     return fig
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with every option's default, except None/False and defaults already stated."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "(default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
 def _add_data_options(parser: argparse.ArgumentParser, k_help: str) -> None:
     parser.add_argument("data", metavar="DATA", help=f"CSV file or one of {', '.join(BUNDLED)}")
     parser.add_argument("--k", required=True, help=k_help)
@@ -418,8 +596,8 @@ def _add_data_options(parser: argparse.ArgumentParser, k_help: str) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--draws", type=int, default=1000, help="posterior draws per chain")
     parser.add_argument("--tune", type=int, default=1000, help="tuning steps per chain")
-    parser.add_argument("--chains", type=int, default=4)
-    parser.add_argument("--sampler", choices=SAMPLERS, default="pymc")
+    parser.add_argument("--chains", type=int, default=4, help="NUTS chains (run in parallel)")
+    parser.add_argument("--sampler", choices=SAMPLERS, default="pymc", help="NUTS implementation")
     parser.add_argument(
         "--ci-prob",
         type=float,
@@ -427,6 +605,18 @@ def _add_data_options(parser: argparse.ArgumentParser, k_help: str) -> None:
         help="credible interval probability (equal-tailed; default 0.89)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress messages")
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="standardise every column (mean 0, sd 1) before fitting; results are then on "
+        "the standardised scale",
+    )
+    parser.add_argument(
+        "--labels",
+        metavar="COLUMN",
+        help="column of known classes: left out of the features, cross-tabulated against "
+        "the clusters with the adjusted Rand index",
+    )
     _add_overwrite_option(parser)
 
 
@@ -442,13 +632,33 @@ def _add_overwrite_option(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The ``bayesgmm`` argument parser."""
     parser = argparse.ArgumentParser(
-        prog="bayesgmm", description="Bayesian Gaussian mixtures: fit, compare, report."
+        prog="bayesgmm",
+        description="Bayesian Gaussian mixtures: fit, compare, report, predict.",
+        formatter_class=HelpFormatter,
     )
     sub = parser.add_subparsers(dest="name", required=True)
-    fit = sub.add_parser("fit", help="fit one model; write posterior, point estimates, summary")
+    fit = sub.add_parser(
+        "fit",
+        help="fit one model; write posterior, point estimates, summary",
+        formatter_class=HelpFormatter,
+    )
     _add_data_options(fit, "number of components, e.g. 3")
-    fit.add_argument("--covariance", default="full", choices=covariance_types())
-    fit.add_argument("--method", default="nuts", choices=METHODS)
+    fit.add_argument(
+        "--covariance", default="full", choices=covariance_types(), help="covariance structure"
+    )
+    fit.add_argument(
+        "--method",
+        default="nuts",
+        choices=METHODS,
+        help="NUTS, variational (advi, fullrank_advi) or the MAP point estimate only",
+    )
+    fit.add_argument(
+        "--prior",
+        choices=("default", "mle"),
+        default="default",
+        help="prior of the fit: default (weakly informative), or mle (flat: maximum "
+        "likelihood, --method map only)",
+    )
     fit.add_argument(
         "--strict",
         action="store_true",
@@ -465,7 +675,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         ("report", _report, "comparison plus the chosen model's analysis as Markdown/HTML"),
     ):
-        cmd = sub.add_parser(name, help=text)
+        cmd = sub.add_parser(
+            name, help=text, formatter_class=HelpFormatter
+        )
         _add_data_options(cmd, "numbers of components, e.g. 1-6 or 1-3,5")
         cmd.add_argument(
             "--covariance", default="full", help="comma-separated covariance types, e.g. full,diag"
@@ -477,14 +689,47 @@ def build_parser() -> argparse.ArgumentParser:
             help="posterior method (map: EM criteria only)",
         )
         cmd.add_argument("--jobs", type=int, default=1, help="candidates fitted in parallel")
+        cmd.add_argument(
+            "--prior",
+            choices=("mle", "default"),
+            default="mle",
+            help="prior of the EM fits behind BIC/AIC/ICL: mle (their textbook definition) "
+            "or default (MAP-EM)",
+        )
+        cmd.add_argument(
+            "--n-init", type=int, default=5, help="EM restarts per candidate (best one kept)"
+        )
         cmd.set_defaults(func=func)
-    demo = sub.add_parser("demo", help="fit the bundled Old Faithful data and write figures")
+    demo = sub.add_parser(
+        "demo",
+        help="fit the bundled Old Faithful data and write figures",
+        formatter_class=HelpFormatter,
+    )
     demo.add_argument("--out", default="bayesgmm-demo", help="output folder")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=int, default=0, help="random seed")
     demo.add_argument("--no-posterior", action="store_true", help="MAP-EM only (no NUTS)")
     demo.add_argument("--quiet", action="store_true", help="no progress messages")
     _add_overwrite_option(demo)
     demo.set_defaults(func=_demo)
+    predict = sub.add_parser(
+        "predict",
+        help="assign new rows with a saved fit: probabilities with credible intervals",
+        formatter_class=HelpFormatter,
+    )
+    predict.add_argument("model", metavar="MODEL_DIR", help="folder written by 'bayesgmm fit'")
+    predict.add_argument(
+        "data", metavar="DATA", help="CSV file or bundled data set with the model's columns"
+    )
+    predict.add_argument("--out", required=True, help="output folder (predictions.csv)")
+    predict.add_argument(
+        "--ci-prob", type=float, default=0.89, help="credible interval probability (equal-tailed)"
+    )
+    predict.add_argument(
+        "--max-draws", type=int, default=1000, help="posterior draws used (a seeded subset)"
+    )
+    predict.add_argument("--quiet", action="store_true", help="no progress messages")
+    _add_overwrite_option(predict)
+    predict.set_defaults(func=_predict)
     return parser
 
 

@@ -383,6 +383,7 @@ def build_report(
     data_name: str,
     command: str,
     ci_prob: float = 0.89,
+    known_classes: tuple[str, pd.DataFrame] | None = None,
 ) -> Report:
     """The standard report: data, comparison, the chosen model's analysis, provenance.
 
@@ -397,6 +398,9 @@ def build_report(
     command : str
         The exact command line that produced the report.
     ci_prob : float, default=0.89
+    known_classes : (str, DataFrame), optional
+        A sentence (with the adjusted Rand index) and the cross-tabulation of known
+        classes against the chosen model's clusters, shown after the recommendation.
 
     Returns
     -------
@@ -430,6 +434,10 @@ def build_report(
         lambda: plots.plot_criterion_by_k(comparison.table, "bic"),
         "BIC (EM, lower is better) against K, one line per covariance structure.",
     )
+    if known_classes is not None:
+        report.heading("Known classes")
+        report.text(known_classes[0])
+        report.table(known_classes[1])
     add_posterior_analysis(
         report, X, comparison.best.bayes, feature_names=feature_names, ci_prob=ci_prob
     )

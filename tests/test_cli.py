@@ -322,3 +322,99 @@ def test_demo_figure_has_a_legend_entry_per_cluster():
     texts = [t.get_text() for t in ax.get_legend().get_texts()]
     assert texts == ["component 0 (4 points)", "component 1 (6 points)"]
     assert len(ax.collections) == 2 and ax.get_xlabel() and ax.get_title()
+
+
+@pytest.fixture
+def labelled_csv(tmp_path):
+    """Two well-separated classes with a label column and one column 1000 times wider."""
+    rng = np.random.default_rng(1)
+    classes = np.repeat(["setosa", "virginica"], 40)
+    offset = np.where(classes == "setosa", 0.0, 6.0)
+    frame = pd.DataFrame(
+        {
+            "a": rng.normal(size=80) + offset,
+            "species": classes,
+            "b": 1000 * (rng.normal(size=80) + offset),
+        }
+    )
+    path = tmp_path / "labelled.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_labels_scale_and_predict_round_trip(tmp_path, labelled_csv, capsys):
+    out = tmp_path / "fit"
+    argv = ["fit", str(labelled_csv), "--k", "2", "--method", "map", "--labels", "species"]
+    assert cli.main([*argv, "--quiet", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "column scales differ by a factor of" in captured.err and "--scale" in captured.err
+    assert "adjusted Rand index 1.000" in captured.out
+    crosstab = pd.read_csv(out / "labels_vs_clusters.csv", index_col=0)
+    assert crosstab.to_numpy().sum() == 80 and sorted(crosstab.to_numpy().ravel()) == [0, 0, 40, 40]
+    params = json.loads((out / "params.json").read_text())
+    assert params["data"]["columns"] == ["a", "b"] and params["scaling"] is None
+    # --scale: standardised columns, no warning, the scaling saved for predict
+    scaled = tmp_path / "scaled"
+    assert cli.main([*argv, "--scale", "--quiet", "--out", str(scaled)]) == 0
+    assert "scales differ" not in capsys.readouterr().err
+    saved = json.loads((scaled / "params.json").read_text())["scaling"]
+    assert saved["sd"][1] == pytest.approx(1000 * saved["sd"][0], rel=0.3)
+    # predict new rows with the saved (scaled) model
+    new = tmp_path / "new.csv"
+    pd.DataFrame({"a": [0.0, 6.0, 3.0], "b": [0.0, 6000.0, 3000.0]}).to_csv(new, index=False)
+    pred_out = tmp_path / "pred"
+    assert cli.main(["predict", str(scaled), str(new), "--quiet", "--out", str(pred_out)]) == 0
+    pred = pd.read_csv(pred_out / "predictions.csv", index_col="row")
+    assert pred.loc[0, "component"] != pred.loc[1, "component"]
+    assert pred.loc[0, "prob"] > 0.99 and pred.loc[1, "prob"] > 0.99
+    np.testing.assert_allclose(pred[["p0", "p1"]].sum(axis=1), 1.0)
+    assert (pred["p0_lower"] <= pred["p0"]).all() and (pred["p0"] <= pred["p0_upper"]).all()
+    assert "3 rows assigned" in capsys.readouterr().out
+
+
+def test_predict_refuses_a_folder_not_written_by_fit(tmp_path, labelled_csv, capsys):
+    argv = ["predict", str(tmp_path), str(labelled_csv), "--out", str(tmp_path / "p")]
+    assert cli.main(argv) == 2
+    assert "not a folder written by 'bayesgmm fit'" in _error_line(capsys)
+
+
+def test_prior_mle_needs_method_map(tmp_path, csv_files, capsys):
+    argv = [
+        "fit",
+        str(csv_files["good"]),
+        "--k",
+        "2",
+        "--prior",
+        "mle",
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    assert cli.main(argv) == 2
+    assert "--prior mle" in _error_line(capsys)
+
+
+def test_compare_passes_prior_and_n_init(tmp_path, monkeypatch):
+    import bayesgmm.compare
+
+    seen = {}
+    original = bayesgmm.compare.compare
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(bayesgmm.compare, "compare", spy)
+    argv = ["compare", "galaxies", "--k", "1-2", "--method", "map", "--prior", "default"]
+    assert cli.main([*argv, "--n-init", "2", "--quiet", "--out", str(tmp_path / "c")]) == 0
+    assert (seen["em_prior"], seen["em_n_init"], seen["random_state"]) == ("default", 2, 0)
+
+
+def test_help_shows_defaults_and_a_line_for_every_option():
+    parser = cli.build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    assert {"fit", "compare", "report", "predict", "demo"} <= set(commands)
+    for name, sub in commands.items():
+        for action in sub._actions:
+            assert action.help, (name, action.dest)
+    text = commands["compare"].format_help()
+    assert "(default: 1000)" in text and "(default: 5)" in text and "(default: None)" not in text
