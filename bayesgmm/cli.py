@@ -675,9 +675,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         ("report", _report, "comparison plus the chosen model's analysis as Markdown/HTML"),
     ):
-        cmd = sub.add_parser(
-            name, help=text, formatter_class=HelpFormatter
-        )
+        cmd = sub.add_parser(name, help=text, formatter_class=HelpFormatter)
         _add_data_options(cmd, "numbers of components, e.g. 1-6 or 1-3,5")
         cmd.add_argument(
             "--covariance", default="full", help="comma-separated covariance types, e.g. full,diag"
