@@ -312,17 +312,18 @@ def recommend(table: pd.DataFrame, *, n_se: float = 1.0) -> tuple[str, str]:
         )
     best = table["elpd_loo"].idxmax()
     close = table[table["elpd_diff"] + n_se * table["dse"] >= 0]
-    name, screening = _screen_candidates(table, close, n_se)
+    name, qualifier, screening = _screen_candidates(table, close, n_se)
     row = table.loc[name]
     if name == best:
         reason = (
             f"{name} has the highest LOO elpd ({row.elpd_loo:.1f} ± {row.se:.1f}) and no "
-            f"simpler candidate is within {n_se:g} SE of it"
+            f"simpler {qualifier}candidate is within {n_se:g} SE of it"
         )
     else:
         reason = (
-            f"{name} is the simplest candidate whose LOO elpd ({row.elpd_loo:.1f}) is within "
-            f"{n_se:g} SE of the best ({best}, difference {row.elpd_diff:.1f} ± {row.dse:.1f})"
+            f"{name} is the simplest {qualifier}candidate whose LOO elpd "
+            f"({row.elpd_loo:.1f}) is within {n_se:g} SE of the best ({best}, difference "
+            f"{row.elpd_diff:.1f} ± {row.dse:.1f})"
         )
     agrees = "agrees" if by_bic == name else f"prefers {by_bic}"
     flagged = row.k_high + row.k_very_high
@@ -358,8 +359,13 @@ def candidate_problems(row: pd.Series, *, high_k_share: float = 0.05) -> list[st
     return problems
 
 
-def _screen_candidates(table: pd.DataFrame, close: pd.DataFrame, n_se: float) -> tuple[str, str]:
-    """The simplest acceptable candidate in ``close``, and a note on those passed over."""
+def _screen_candidates(
+    table: pd.DataFrame, close: pd.DataFrame, n_se: float
+) -> tuple[str, str, str]:
+    """The simplest acceptable candidate in ``close``, a qualifier, and a note on the others.
+
+    The qualifier is ``"acceptable "`` when simpler candidates were passed over.
+    """
     ordered = list(close.sort_values(["n_parameters", "elpd_loo"], ascending=[True, False]).index)
     problems = {
         name: candidate_problems(table.loc[name], high_k_share=HIGH_K_SHARE) for name in table.index
@@ -371,19 +377,27 @@ def _screen_candidates(table: pd.DataFrame, close: pd.DataFrame, n_se: float) ->
         notes = [
             f"{other} was passed over: {' and '.join(problems[other])}" for other in passed_over
         ]
-        return name, "".join(f" {note}." for note in notes)
+        return name, "acceptable " if notes else "", "".join(f" {note}." for note in notes)
     name = ordered[0]
     failures = "; ".join(f"{other}: {' and '.join(problems[other])}" for other in ordered)
     if all(problems.values()):
-        return name, (
-            f" Caution: every candidate failed a check ({failures}), so no recommendation is "
-            "reliable: rerun with more draws and tuning, a higher target_accept or fewer "
-            "components."
+        return (
+            name,
+            "",
+            (
+                f" Caution: every candidate failed a check ({failures}), so no recommendation is "
+                "reliable: rerun with more draws and tuning, a higher target_accept or fewer "
+                "components."
+            ),
         )
     good = ", ".join(other for other in table.index if not problems[other])
-    return name, (
-        f" Caution: every candidate within {n_se:g} SE of the best failed a check "
-        f"({failures}); the acceptable ones ({good}) fit worse by more than {n_se:g} SE."
+    return (
+        name,
+        "",
+        (
+            f" Caution: every candidate within {n_se:g} SE of the best failed a check "
+            f"({failures}); the acceptable ones ({good}) fit worse by more than {n_se:g} SE."
+        ),
     )
 
 

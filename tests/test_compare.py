@@ -232,6 +232,7 @@ def test_recommend_passes_over_failed_sampler_and_high_pareto_k():
     table = _screening_table([True, True, False], [0, 20, 0])
     name, reason = recommend(table)
     assert name == "K=4 full"
+    assert "no simpler acceptable candidate is within 1 SE" in reason
     assert "K=2 full was passed over: its sampler checks failed." in reason
     assert "K=3 full was passed over: 20 of 100 observations have high Pareto k." in reason
     # a few high-k points are tolerated (1%): K=3 is chosen
