@@ -283,6 +283,8 @@ def parameter_draws(
         values,
         dims=("chain", "draw", "parameter"),
         coords={
+            "chain": np.arange(values.shape[0]),
+            "draw": np.arange(values.shape[1]),
             "parameter": [label for _, label, _ in entries],
             "kind": ("parameter", [kind for kind, _, _ in entries]),
         },

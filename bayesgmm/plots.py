@@ -14,6 +14,7 @@ model has hundreds of parameters) a figure shows a capped selection and says whi
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 
 import arviz_plots as azp
@@ -458,9 +459,16 @@ def plot_rank(
     dataset = xr.Dataset(
         {label: draws.sel(parameter=label).drop_vars(["parameter", "kind"]) for label in chosen}
     )
+    dataset = dataset.assign_coords(
+        chain=np.arange(dataset.sizes["chain"]), draw=np.arange(dataset.sizes["draw"])
+    )
     pc = azp.plot_rank(xr.DataTree.from_dict({"posterior": dataset}), backend="matplotlib")
     fig = pc.get_viz("figure")
     plt.close(fig)  # arviz-plots registers the figure with pyplot; the caller owns it
+    for ax in fig.axes:
+        if ax.get_title():  # long labels wrap instead of running into the neighbours
+            ax.set_title(textwrap.fill(ax.get_title(), 32), fontsize="small")
+    fig.set_layout_engine("constrained")
     which = "worst R-hat first" if summary is not None else "first"
     fig.suptitle(
         f"Rank plots of {len(chosen)} of {len(labels)} parameters ({which}); flat means mixed"
@@ -568,7 +576,9 @@ def plot_loo_comparison(table: pd.DataFrame, *, high_k_share: float = 0.05) -> F
                 label="flagged (high Pareto k / failed checks)",
             )
         )
-    ax.legend(handles=handles, frameon=False, fontsize="small", loc="lower left")
+    ax.legend(
+        handles=handles, frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1, 1)
+    )
     ax.set_title("LOO comparison: ELPD and difference to the best, with SE")
     return fig
 

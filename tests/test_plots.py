@@ -152,9 +152,10 @@ def test_rank_and_trace_plots_scale_to_wine_sized_models():
     assert draws.sizes["parameter"] == 3 + 39 + 39
     summary = posterior_summary(draws)
     rank = plots.plot_rank(draws, summary)
-    titles = [ax.get_title() for ax in rank.axes if ax.get_title()]
-    assert len(titles) == plots.MAX_RANK_PARAMETERS
-    assert titles[0] == "means[2, x7]"  # the stuck chain: worst R-hat first
+    panels = [ax for ax in rank.axes if ax.get_title()]
+    assert len(panels) == plots.MAX_RANK_PARAMETERS
+    assert panels[0].get_title() == "means[2, x7]"  # the stuck chain: worst R-hat first
+    assert all(len(ax.get_lines()) == 2 for ax in panels)  # one ECDF per chain
     _png_ok(rank)
     trace = plots.plot_trace(draws, summary)
     assert len(trace.axes) == 2 * 3  # one row (trace, density) per parameter group
