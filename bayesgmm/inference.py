@@ -366,7 +366,10 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
     tune : int, default=1000
         Tuning steps per chain (NUTS).
     chains : int, default=4
-        NUTS chains.
+        NUTS chains. With ``sampler="pymc"`` they run in parallel processes: PyMC 6.4's
+        ``pm.sample`` uses ``cores=min(4, os.cpu_count())`` unless told otherwise, and this
+        estimator leaves that default (``sampler_kwargs={"cores": 1}`` runs them in turn,
+        e.g. when :func:`bayesgmm.compare.compare` already runs candidates in parallel).
     sampler : {"pymc", "nutpie"}, default="pymc"
         NUTS implementation.
     target_accept : float, default=0.9
