@@ -17,6 +17,8 @@ import pandas as pd
 import xarray as xr
 
 POSTERIOR_VARS: tuple[str, ...] = ("weights", "means", "covariances")
+#: R-hat above which chains probably sit in different modes (fewer components may help).
+MULTIMODAL_RHAT = 1.1
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,8 @@ class Diagnostics:
             found.append("a higher target_accept (0.95 or 0.99)")
         if not checks["min_bfmi"]:
             found.append("longer tuning, or standardised data (--scale)")
-        if self.empty_components or not (checks["max_rhat"] and checks["n_divergences"]):
+        multimodal = self.max_rhat > MULTIMODAL_RHAT
+        if self.empty_components or multimodal or not checks["n_divergences"]:
             found.append(
                 "fewer components (a probably empty or duplicated component makes the "
                 "posterior multimodal)"

@@ -357,7 +357,9 @@ def add_posterior_analysis(
         )
     report.heading("Sampler diagnostics")
     if bayes.method_ == "nuts":
-        report.code(str(bayes.diagnose()))
+        diagnostics = bayes.diagnose()
+        report.text(diagnostics.verdict)
+        report.code(str(diagnostics))
     draws = parameter_draws(posterior, bayes.map_.covariance_type, feature_names)
     summary = posterior_summary(draws, ci_prob=ci_prob)
     report.figure_or_note(

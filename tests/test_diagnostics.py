@@ -112,3 +112,6 @@ def test_verdict_says_what_failed_and_what_to_do():
     assert text.startswith("Verdict: the sampler checks FAILED: the chains disagree")
     assert "3 divergent transition(s)" in text and "Do not trust" in text
     assert "--draws" in text and "target_accept" in text and "fewer components" in text
+    # a slightly high R-hat with too few draws asks for more draws, not fewer components
+    mild = Diagnostics(1.02, 300.0, 250.0, 0, 0.9, "none", 2, 300)
+    assert mild.remedies() == ["more draws and tuning (e.g. --draws 600 --tune 600)"]
