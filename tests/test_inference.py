@@ -3,6 +3,7 @@
 import inspect
 
 import numpy as np
+import pandas as pd
 import pytest
 from arviz_stats import mcse
 from sklearn.base import clone
@@ -408,3 +409,21 @@ def test_posterior_predictions(galaxies, galaxies_nuts):
     assert X.mean() == pytest.approx(galaxies.mean(), abs=0.5)
     summary = model.summary()
     assert "weights[0]" in summary.index
+
+
+def test_summary_rows_are_the_free_parameters_labelled_by_column(faithful):
+    frame = pd.DataFrame(faithful, columns=["eruptions", "waiting"])
+    model = BayesianGaussianMixture(
+        2, covariance_type="diag", method="map", random_state=0, progressbar=False
+    ).fit(frame)
+    table = model.summary()
+    assert list(table.columns) == ["kind", "estimate"]  # a point estimate, not NaN intervals
+    assert list(table.index[2:4]) == ["means[0, eruptions]", "means[0, waiting]"]
+    assert len(table) == 2 + 4 + 4  # variances only: no structural zeros
+    np.testing.assert_allclose(
+        table.loc["covariances[1, waiting, waiting]", "estimate"], model.map_.covariances[1, 1]
+    )
+    renamed = model.summary(feature_names=["x", "y"])
+    assert "covariances[0, y, y]" in renamed.index
+    with pytest.raises(ValueError, match="one name per column"):
+        model.summary(feature_names=["x"])
