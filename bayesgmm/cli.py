@@ -380,7 +380,7 @@ def _run_comparison(args: argparse.Namespace, data: Dataset, progress: Progress)
 
 def _compare(args: argparse.Namespace, progress: Progress) -> int:
     from bayesgmm.plots import plot_criterion_by_k, plot_loo_comparison
-    from bayesgmm.report import figure_png, markdown_table
+    from bayesgmm.report import markdown_table
 
     data = load_dataset(
         args.data, args.columns, max(parse_ks(args.k)), labels=args.labels, scale=args.scale
@@ -403,12 +403,24 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
             "```",
         ]
         write_text_atomic(tmp / "comparison.md", "\n".join(lines) + "\n")
-        (tmp / "bic_by_model.png").write_bytes(figure_png(plot_criterion_by_k(result.table)))
+        _write_figure(tmp / "bic_by_model.png", lambda: plot_criterion_by_k(result.table))
         if result.method is not None:
-            (tmp / "loo_comparison.png").write_bytes(figure_png(plot_loo_comparison(result.table)))
+            _write_figure(tmp / "loo_comparison.png", lambda: plot_loo_comparison(result.table))
         print(result)
     progress(f"written to {args.out}/")
     return 0
+
+
+def _write_figure(path: Path, draw) -> None:
+    """Write ``draw()`` as PNG; a figure that fails is warned about, the tables still written."""
+    from bayesgmm.report import figure_png
+
+    try:
+        path.write_bytes(figure_png(draw()))
+    except Exception as err:  # any failure of one figure: keep the tables
+        print(
+            f"bayesgmm: warning: figure {path.name} not written: {_one_line(err)}", file=sys.stderr
+        )
 
 
 def _agreement_lines(data: Dataset, result) -> list[str]:

@@ -418,3 +418,17 @@ def test_help_shows_defaults_and_a_line_for_every_option():
             assert action.help, (name, action.dest)
     text = commands["compare"].format_help()
     assert "(default: 1000)" in text and "(default: 5)" in text and "(default: None)" not in text
+
+
+def test_compare_keeps_its_table_when_a_figure_fails(tmp_path, monkeypatch, capsys):
+    import bayesgmm.plots
+
+    def broken(*args, **kwargs):
+        raise ValueError("Requested 42 subplots")
+
+    monkeypatch.setattr(bayesgmm.plots, "plot_criterion_by_k", broken)
+    out = tmp_path / "cmp"
+    argv = ["compare", "galaxies", "--k", "1-2", "--method", "map", "--quiet", "--out", str(out)]
+    assert cli.main(argv) == 0
+    assert "figure bic_by_model.png not written: Requested 42 subplots" in capsys.readouterr().err
+    assert (out / "comparison.csv").exists() and not (out / "bic_by_model.png").exists()
