@@ -263,6 +263,7 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
             k,
             covariance_type=cov,
             prior=None if args.prior == "mle" else "default",
+            em_n_init=args.n_init,
             method=args.method,
             sampler=args.sampler,
             random_state=args.seed,
@@ -670,6 +671,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="default",
         help="prior of the fit: default (weakly informative), or mle (flat: maximum "
         "likelihood, --method map only)",
+    )
+    fit.add_argument(
+        "--n-init", type=int, default=5, help="EM restarts of the MAP start (best one kept)"
     )
     fit.add_argument(
         "--strict",

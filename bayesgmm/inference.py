@@ -303,6 +303,7 @@ PARAMETER_CONSTRAINTS: dict[str, tuple[Callable[[object], bool], str]] = {
     ),
     "start": (_is_start, "None (the MAP), a MixtureParams, or a list of them, one per chain"),
     "vi_iterations": (_int_at_least(1), "a positive int (optimisation steps of VI)"),
+    "em_n_init": (_int_at_least(1), "a positive int (EM restarts of the MAP start)"),
     "batch_size": (
         lambda v: v is None or (isinstance(v, str) and v == "auto") or _int_at_least(1)(v),
         f"'auto' (minibatches of {MINIBATCH_SIZE} above {MINIBATCH_THRESHOLD} rows), None "
@@ -383,6 +384,8 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
     vi_iterations : int, default=10000
         Optimisation steps of ADVI / full-rank ADVI (mean-field ADVI starts at the MAP
         with standard deviations 0.1 in the unconstrained space).
+    em_n_init : int, default=5
+        EM restarts of the MAP-EM start (the best one is kept).
     batch_size : "auto", int or None, default="auto"
         Minibatch size of VI: ``"auto"`` uses minibatches of 1000 above 20000 rows,
         ``None`` never.
@@ -437,6 +440,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         jitter: float = START_JITTER,
         start: MixtureParams | Sequence[MixtureParams] | None = None,
         vi_iterations: int = 10_000,
+        em_n_init: int = 5,
         batch_size: int | Literal["auto"] | None = "auto",
         pointwise: bool | Literal["auto"] = "auto",
         sampler_kwargs: dict | None = None,
@@ -456,6 +460,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         self.jitter = jitter
         self.start = start
         self.vi_iterations = vi_iterations
+        self.em_n_init = em_n_init
         self.batch_size = batch_size
         self.pointwise = pointwise
         self.sampler_kwargs = sampler_kwargs
@@ -532,7 +537,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             self.n_components,
             covariance_type=self.covariance_type,
             prior=map_spec.prior,
-            n_init=5,
+            n_init=self.em_n_init,
             tol=EM_TOL,
             max_iter=EM_MAX_ITER,
             random_state=self.random_state,

@@ -173,6 +173,7 @@ def test_fit_map_passes_settings_to_the_estimator(tmp_path, monkeypatch):
     ]
     assert cli.main(argv) == 0
     assert (seen["method"], seen["random_state"], seen["draws"]) == ("map", 5, 7)
+    assert (seen["em_n_init"], seen["prior"]) == (5, "default")
     assert (seen["covariance_type"], seen["progressbar"]) == ("diag", False)
     params = json.loads((out / "params.json").read_text())
     assert params["method"] == "map" and params["covariance_type"] == "diag"

@@ -60,6 +60,7 @@ def test_every_setting_is_checked_from_one_table():
         ({"target_accept": 1.0}, r"target_accept=1\.0.*between 0 and 1"),
         ({"jitter": -0.1}, r"jitter=-0\.1.*>= 0"),
         ({"vi_iterations": 0}, r"vi_iterations=0"),
+        ({"em_n_init": 0}, r"em_n_init=0.*positive int"),
         ({"batch_size": 0}, r"batch_size=0.*'auto'"),
         ({"batch_size": "big"}, r"batch_size='big'"),
         ({"pointwise": "yes"}, r"pointwise='yes'.*True or False"),
