@@ -456,8 +456,15 @@ def plot_rank(
 
     labels = [str(p) for p in draws["parameter"].to_numpy()]
     chosen = labels[:max_parameters] if summary is None else worst_mixing(summary, max_parameters)
+    # a DataTree refuses "/" in variable names (wine's "od280/od315..." column): the
+    # division slash looks the same in the panel titles
     dataset = xr.Dataset(
-        {label: draws.sel(parameter=label).drop_vars(["parameter", "kind"]) for label in chosen}
+        {
+            label.replace("/", "\u2215"): draws.sel(parameter=label).drop_vars(
+                ["parameter", "kind"]
+            )
+            for label in chosen
+        }
     )
     dataset = dataset.assign_coords(
         chain=np.arange(dataset.sizes["chain"]), draw=np.arange(dataset.sizes["draw"])

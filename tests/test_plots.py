@@ -147,10 +147,14 @@ def test_rank_and_trace_plots_scale_to_wine_sized_models():
     from bayesgmm.analysis import parameter_draws, posterior_summary
 
     posterior = _wide_posterior(stuck=(2, 7))
-    names = [f"x{j}" for j in range(13)]
+    names = [f"x{j}" for j in range(12)] + ["od280/od315"]  # a "/" as in wine's columns
     draws = parameter_draws(posterior, "diag", names)
     assert draws.sizes["parameter"] == 3 + 39 + 39
     summary = posterior_summary(draws)
+    slash = plots.plot_rank(draws.isel(parameter=[-1]))  # a "/" in a label is drawn
+    assert [ax.get_title() for ax in slash.axes] == [
+        "covariances[2, od280\u2215od315,\nod280\u2215od315]"
+    ]
     rank = plots.plot_rank(draws, summary)
     panels = [ax for ax in rank.axes if ax.get_title()]
     assert len(panels) == plots.MAX_RANK_PARAMETERS
