@@ -146,6 +146,7 @@ def load_dataset(
     return Dataset(X, names, name, known, labels, scaling)
 
 
+SCALED_NOTE = "Columns standardised by --scale: estimates are in sd units of each column."
 #: Ratio of the largest to the smallest column sd above which ``--scale`` is suggested.
 SCALE_RATIO = 100.0
 
@@ -280,6 +281,8 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
         diagnostics = bayes.diagnose() if args.method == "nuts" else None
         verdict = _verdict(args.method, diagnostics)
         text = [f"# {data.name}: K={k} {cov}, {args.method}", "", verdict, ""]
+        if data.scaling is not None:
+            text += [SCALED_NOTE, ""]
         if diagnostics is not None:
             text += ["```", str(diagnostics), "```", ""]
         text.append(markdown_table(shown))
@@ -319,6 +322,8 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
         if diagnostics is not None:
             print(f"\n{diagnostics}")
         heading = "MAP estimate" if args.method == "map" else f"Posterior summary ({args.method})"
+        if data.scaling is not None:
+            heading += f" ({SCALED_NOTE[:-1].lower()})"
         with _wide_display():
             print(f"\n{heading}:\n{shown.drop(columns='kind').to_string()}")
             if agreement is not None:

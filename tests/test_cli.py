@@ -357,7 +357,9 @@ def test_labels_scale_and_predict_round_trip(tmp_path, labelled_csv, capsys):
     # --scale: standardised columns, no warning, the scaling saved for predict
     scaled = tmp_path / "scaled"
     assert cli.main([*argv, "--scale", "--quiet", "--out", str(scaled)]) == 0
-    assert "scales differ" not in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "scales differ" not in captured.err and "in sd units" in captured.out
+    assert cli.SCALED_NOTE in (scaled / "summary.md").read_text()
     saved = json.loads((scaled / "params.json").read_text())["scaling"]
     assert saved["sd"][1] == pytest.approx(1000 * saved["sd"][0], rel=0.3)
     # predict new rows with the saved (scaled) model
