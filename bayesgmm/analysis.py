@@ -60,18 +60,27 @@ def align_to_posterior(params: MixtureParams, posterior: xr.Dataset) -> MixtureP
 
 
 def _parameter_entries(
-    n_components: int, n_features: int, covariance_type: str, names: list[str]
+    n_components: int,
+    n_features: int,
+    covariance_type: str,
+    names: list[str],
+    prefixes: tuple[str, str, str] = ("w", "mu", "Sigma"),
 ) -> list[tuple[str, str, tuple[int, ...]]]:
     """(kind, label, index) of every free parameter, index into the full-matrix layout."""
-    entries = [("weights", f"w[{k}]", (k,)) for k in range(n_components)]
+    w, mu, sigma = prefixes
+    entries = [("weights", f"{w}[{k}]", (k,)) for k in range(n_components)]
     entries += [
-        ("means", f"mu[{k}, {names[j]}]", (k, j))
+        ("means", f"{mu}[{k}, {names[j]}]", (k, j))
         for k in range(n_components)
         for j in range(n_features)
     ]
     for who, (k, i, j) in get_structure(covariance_type).entries(n_components, n_features):
-        entries.append(("covariances", f"Sigma[{who}, {names[i]}, {names[j]}]", (k, i, j)))
+        entries.append(("covariances", f"{sigma}[{who}, {names[i]}, {names[j]}]", (k, i, j)))
     return entries
+
+
+#: Labels of :func:`parameter_draws` and the summaries: the posterior's variable names.
+SUMMARY_PREFIXES = ("weights", "means", "covariances")
 
 
 def map_vs_posterior(
@@ -231,13 +240,219 @@ def data_summary(X: np.ndarray, feature_names: list[str]) -> pd.DataFrame:
     return pd.DataFrame(X, columns=feature_names).describe().T
 
 
+def parameter_draws(
+    posterior: xr.Dataset, covariance_type: str, feature_names: list[str] | None = None
+) -> xr.DataArray:
+    """Draws of every free parameter, one labelled entry each.
+
+    The weights, the means and the covariance entries the structure frees
+    (:meth:`CovarianceStructure.entries`: the lower triangle of each full matrix, a
+    tied matrix once, the diagonal of ``diag``, one variance per ``spherical``
+    component), so structural zeros and duplicated symmetric entries never appear.
+
+    Parameters
+    ----------
+    posterior : xarray.Dataset
+        See the module docstring.
+    covariance_type : str
+        The fitted structure.
+    feature_names : list of str, optional
+
+    Returns
+    -------
+    DataArray of dims (chain, draw, parameter)
+        Coordinates ``parameter`` (labels such as ``means[0, alcohol]``, or
+        ``means[0, 1]`` without feature names) and ``kind``
+        (weights, means, covariances) along ``parameter``.
+    """
+    arrays = {
+        name: posterior[name].transpose("chain", "draw", *dims).to_numpy()
+        for name, dims in (
+            ("weights", ("component",)),
+            ("means", ("component", "feature")),
+            ("covariances", ("component", "feature", "feature_bis")),
+        )
+    }
+    n_components, n_features = arrays["means"].shape[-2:]
+    names = feature_names or [str(j) for j in range(n_features)]
+    entries = _parameter_entries(n_components, n_features, covariance_type, names, SUMMARY_PREFIXES)
+    values = np.stack(
+        [arrays[kind][(slice(None), slice(None), *index)] for kind, _, index in entries], axis=-1
+    )
+    return xr.DataArray(
+        values,
+        dims=("chain", "draw", "parameter"),
+        coords={
+            "chain": np.arange(values.shape[0]),
+            "draw": np.arange(values.shape[1]),
+            "parameter": [label for _, label, _ in entries],
+            "kind": ("parameter", [kind for kind, _, _ in entries]),
+        },
+    )
+
+
+def posterior_summary(draws: xr.DataArray, *, ci_prob: float = 0.89) -> pd.DataFrame:
+    """Mean, sd, equal-tailed interval, ESS and R-hat of every parameter of ``draws``.
+
+    Parameters
+    ----------
+    draws : DataArray of dims (chain, draw, parameter)
+        From :func:`parameter_draws`.
+    ci_prob : float, default=0.89
+
+    Returns
+    -------
+    DataFrame indexed by parameter
+        ``kind``, ``mean``, ``sd``, ``eti<pct>_lb``, ``eti<pct>_ub`` (ArviZ's names),
+        ``ess_bulk``, ``ess_tail`` and ``r_hat`` (rank-normalised; NaN with one chain,
+        where they are undefined).
+    """
+    import arviz_stats as azs
+
+    values = draws.transpose("chain", "draw", "parameter").to_numpy()
+    flat = values.reshape(-1, values.shape[-1])
+    lower, upper = equal_tailed_interval(flat, ci_prob)
+    pct = f"{100 * ci_prob:g}"
+    frame = pd.DataFrame(
+        {
+            "kind": draws["kind"].to_numpy(),
+            "mean": flat.mean(axis=0),
+            "sd": flat.std(axis=0, ddof=1) if len(flat) > 1 else np.nan,
+            f"eti{pct}_lb": lower,
+            f"eti{pct}_ub": upper,
+        },
+        index=pd.Index(draws["parameter"].to_numpy(), name="parameter"),
+    )
+    if values.shape[0] >= 2 and values.shape[1] >= 4:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frame["ess_bulk"] = azs.ess(draws, method="bulk").to_numpy()
+            frame["ess_tail"] = azs.ess(draws, method="tail").to_numpy()
+            frame["r_hat"] = azs.rhat(draws).to_numpy()
+    else:
+        frame["ess_bulk"] = frame["ess_tail"] = frame["r_hat"] = np.nan
+    return frame
+
+
+def point_estimate_table(
+    params: MixtureParams, feature_names: list[str] | None = None
+) -> pd.DataFrame:
+    """A point estimate (MAP or MLE) as one row per free parameter.
+
+    Parameters
+    ----------
+    params : MixtureParams
+    feature_names : list of str, optional
+
+    Returns
+    -------
+    DataFrame indexed by parameter
+        ``kind`` and ``estimate``; rows as in :func:`parameter_draws`.
+    """
+    names = feature_names or [str(j) for j in range(params.n_features)]
+    point = {
+        "weights": params.weights,
+        "means": params.means,
+        "covariances": params.full_covariances(),
+    }
+    entries = _parameter_entries(
+        params.n_components, params.n_features, params.covariance_type, names, SUMMARY_PREFIXES
+    )
+    return pd.DataFrame(
+        {
+            "kind": [kind for kind, _, _ in entries],
+            "estimate": [float(point[kind][index]) for kind, _, index in entries],
+        },
+        index=pd.Index([label for _, label, _ in entries], name="parameter"),
+    )
+
+
+def worst_mixing(summary: pd.DataFrame, max_parameters: int = 12) -> list[str]:
+    """The parameters that mixed worst: highest R-hat first, then lowest bulk ESS.
+
+    Parameters
+    ----------
+    summary : DataFrame
+        :func:`posterior_summary`.
+    max_parameters : int, default=12
+
+    Returns
+    -------
+    list of str
+        At most ``max_parameters`` labels; parameters without R-hat (constant, or one
+        chain) come last.
+    """
+    order = summary.assign(
+        _rhat=summary["r_hat"].fillna(-np.inf), _ess=summary["ess_bulk"].fillna(np.inf)
+    ).sort_values(["_rhat", "_ess"], ascending=[False, True], kind="stable")
+    return list(order.index[:max_parameters])
+
+
+def separating_features(
+    means: np.ndarray, covariances: np.ndarray, weights: np.ndarray, n_features: int = 3
+) -> list[int]:
+    """The features along which the components are most separated.
+
+    Each feature's score is the weighted variance of the component means divided by the
+    weighted mean of the component variances (a one-feature Fisher ratio).
+
+    Parameters
+    ----------
+    means : ndarray of shape (n_components, d)
+    covariances : ndarray of shape (n_components, d, d)
+    weights : ndarray of shape (n_components,)
+    n_features : int, default=3
+        How many features to return.
+
+    Returns
+    -------
+    list of int
+        Feature indices, most separating first.
+    """
+    weights = np.asarray(weights, dtype=float) / np.sum(weights)
+    centre = weights @ means
+    between = weights @ (means - centre) ** 2
+    within = weights @ np.diagonal(covariances, axis1=-2, axis2=-1)
+    score = between / np.maximum(within, np.finfo(float).tiny)
+    return [int(j) for j in np.argsort(-score, kind="stable")[:n_features]]
+
+
+def label_agreement(labels: np.ndarray, clusters: np.ndarray) -> tuple[pd.DataFrame, float]:
+    """Cross-tabulation of known classes against clusters, and the adjusted Rand index.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n_samples,)
+        Known classes (any values).
+    clusters : ndarray of shape (n_samples,)
+        Assigned components.
+
+    Returns
+    -------
+    table : DataFrame
+        Counts; rows the classes, columns ``cluster <k>``.
+    ari : float
+        :func:`sklearn.metrics.adjusted_rand_score` (1: same partition; about 0: chance).
+    """
+    from sklearn.metrics import adjusted_rand_score
+
+    table = pd.crosstab(pd.Series(labels, name="class"), pd.Series(clusters, name="cluster"))
+    table.columns = [f"cluster {k}" for k in table.columns]
+    return table, float(adjusted_rand_score(labels, clusters))
+
+
 __all__ = [
     "INTERVAL_KIND",
     "align_to_posterior",
     "assignment_summary",
     "data_grid",
     "data_summary",
+    "label_agreement",
     "map_vs_posterior",
     "marginal_density",
     "marginal_density_band",
+    "parameter_draws",
+    "point_estimate_table",
+    "posterior_summary",
+    "separating_features",
+    "worst_mixing",
 ]

@@ -78,6 +78,11 @@ CANDIDATE_SETTINGS: tuple[str, ...] = (
     "progressbar",
 )
 
+#: Share of observations with high Pareto k above which a candidate's LOO is not trusted.
+HIGH_K_SHARE = 0.05
+#: ``p_loo`` above this multiple of the parameter count is warned about (misspecification).
+P_LOO_RATIO = 1.5
+
 SIGN_CONVENTION = (
     "elpd_loo: higher is better (elpd_diff = elpd - elpd of the best, with standard error "
     "dse); bic, aic, icl: lower is better (scikit-learn convention, -2 log L + penalty)."
@@ -296,10 +301,15 @@ def recommend(
     """Pick a model from a comparison table and say why in one sentence.
 
     With LOO: the simplest candidate (fewest parameters, then highest elpd) whose
-    ``elpd_loo`` is within ``n_se`` standard errors (``dse``) of the best. Without LOO
-    (EM-only table): the lowest BIC. With ``cluster_count``, a second sentence says
-    whether the posterior mode of ``K+`` equals the recommended K (see
-    :func:`cluster_count_sentence`); the pick itself does not change.
+    ``elpd_loo`` is within ``n_se`` standard errors (``dse``) of the best, passing over
+    candidates whose sampler checks failed or whose LOO is unreliable (more than
+    :data:`HIGH_K_SHARE` of the observations with high Pareto k) when an acceptable one
+    is within ``n_se`` SE; the sentence names those passed over, says when every
+    candidate failed, and warns when the chosen one's ``p_loo`` exceeds
+    :data:`P_LOO_RATIO` times its parameter count (see :func:`candidate_problems`,
+    :func:`p_loo_warning`). Without LOO (EM-only table): the lowest BIC. With
+    ``cluster_count``, a further sentence says whether the posterior mode of ``K+`` equals
+    the recommended K (see :func:`cluster_count_sentence`); the pick itself does not change.
 
     Parameters
     ----------
@@ -361,22 +371,119 @@ def _recommend(table: pd.DataFrame, n_se: float) -> tuple[str, str]:
         )
     best = table["elpd_loo"].idxmax()
     close = table[table["elpd_diff"] + n_se * table["dse"] >= 0]
-    name = close.sort_values(["n_parameters", "elpd_loo"], ascending=[True, False]).index[0]
+    name, qualifier, screening = _screen_candidates(table, close, n_se)
     row = table.loc[name]
     if name == best:
         reason = (
             f"{name} has the highest LOO elpd ({row.elpd_loo:.1f} ± {row.se:.1f}) and no "
-            f"simpler candidate is within {n_se:g} SE of it"
+            f"simpler {qualifier}candidate is within {n_se:g} SE of it"
         )
     else:
         reason = (
-            f"{name} is the simplest candidate whose LOO elpd ({row.elpd_loo:.1f}) is within "
-            f"{n_se:g} SE of the best ({best}, difference {row.elpd_diff:.1f} ± {row.dse:.1f})"
+            f"{name} is the simplest {qualifier}candidate whose LOO elpd "
+            f"({row.elpd_loo:.1f}) is within {n_se:g} SE of the best ({best}, difference "
+            f"{row.elpd_diff:.1f} ± {row.dse:.1f})"
         )
     agrees = "agrees" if by_bic == name else f"prefers {by_bic}"
     flagged = row.k_high + row.k_very_high
     caveat = f", though {flagged} observation(s) keep a high Pareto k" if flagged else ""
-    return name, f"{reason}; BIC {agrees}{caveat}."
+    return name, f"{reason}; BIC {agrees}{caveat}.{screening}{p_loo_warning(name, row)}"
+
+
+def candidate_problems(row: pd.Series, *, high_k_share: float = 0.05) -> list[str]:
+    """Why a candidate's LOO row should not be trusted, in words (empty: acceptable).
+
+    Parameters
+    ----------
+    row : Series
+        One row of :attr:`ModelComparison.table`.
+    high_k_share : float, default=0.05
+        Largest share of observations with Pareto k above ``good_k`` (``k_high +
+        k_very_high``) for which the elpd estimate is still accepted.
+
+    Returns
+    -------
+    list of str
+        "its sampler checks failed" when ``sampler_ok`` is False; "<m> of <n>
+        observations have high Pareto k" when their share exceeds ``high_k_share``.
+    """
+    problems = []
+    sampler_ok = row.get("sampler_ok")
+    if sampler_ok is not None and not pd.isna(sampler_ok) and not bool(sampler_ok):
+        problems.append("its sampler checks failed")
+    high = int(row.get("k_high", 0)) + int(row.get("k_very_high", 0))
+    n_obs = high + int(row["k_ok"]) if "k_ok" in row else 0
+    if n_obs and high / n_obs > high_k_share:
+        problems.append(f"{high} of {n_obs} observations have high Pareto k")
+    return problems
+
+
+def _screen_candidates(
+    table: pd.DataFrame, close: pd.DataFrame, n_se: float
+) -> tuple[str, str, str]:
+    """The simplest acceptable candidate in ``close``, a qualifier, and a note on the others.
+
+    The qualifier is ``"acceptable "`` when simpler candidates were passed over.
+    """
+    ordered = list(close.sort_values(["n_parameters", "elpd_loo"], ascending=[True, False]).index)
+    problems = {
+        name: candidate_problems(table.loc[name], high_k_share=HIGH_K_SHARE) for name in table.index
+    }
+    acceptable = [name for name in ordered if not problems[name]]
+    if acceptable:
+        name = acceptable[0]
+        passed_over = ordered[: ordered.index(name)]
+        notes = [
+            f"{other} was passed over: {' and '.join(problems[other])}" for other in passed_over
+        ]
+        return name, "acceptable " if notes else "", "".join(f" {note}." for note in notes)
+    name = ordered[0]
+    failures = "; ".join(f"{other}: {' and '.join(problems[other])}" for other in ordered)
+    if all(problems.values()):
+        return (
+            name,
+            "",
+            (
+                f" Caution: every candidate failed a check ({failures}), so no recommendation is "
+                "reliable: rerun with more draws and tuning, a higher target_accept or fewer "
+                "components."
+            ),
+        )
+    good = ", ".join(other for other in table.index if not problems[other])
+    return (
+        name,
+        "",
+        (
+            f" Caution: every candidate within {n_se:g} SE of the best failed a check "
+            f"({failures}); the acceptable ones ({good}) fit worse by more than {n_se:g} SE."
+        ),
+    )
+
+
+def p_loo_warning(name: str, row: pd.Series, *, ratio: float | None = None) -> str:
+    """A misspecification warning when ``p_loo`` is far above the parameter count.
+
+    ``p_loo``, the effective number of parameters, is at most about the number of
+    parameters for a well-specified model with a weak prior; far above it (by default
+    more than :data:`P_LOO_RATIO` times) the model is probably badly misspecified or a
+    few observations are very influential (Vehtari, Gelman and Gabry 2017; the ``loo``
+    package's "p_loo > p" rule, with a margin for Monte Carlo error).
+
+    Returns
+    -------
+    str
+        The warning sentence (with a leading space), or ``""``.
+    """
+    ratio = P_LOO_RATIO if ratio is None else ratio
+    p_loo = float(row.get("p_loo", np.nan))
+    n_parameters = float(row["n_parameters"])
+    if not np.isfinite(p_loo) or p_loo <= ratio * n_parameters:
+        return ""
+    return (
+        f" Warning: p_loo of {name} ({p_loo:.1f}) is far above its {n_parameters:.0f} "
+        "parameters: the model is probably misspecified (or a few observations are very "
+        "influential); check the fit before trusting the comparison."
+    )
 
 
 @dataclass
@@ -582,7 +689,7 @@ def compare(
     cluster_count: bool | None = None,
     sparse_kwargs: dict | None = None,
     n_jobs: int = 1,
-    random_state: int | None = None,
+    random_state: int | None = 0,
     progress: Callable[[str], None] | None = None,
 ) -> ModelComparison:
     """Fit every candidate and compare them by PSIS-LOO and EM information criteria.
@@ -622,8 +729,9 @@ def compare(
     n_jobs : int, default=1
         Candidates fitted in parallel (joblib processes). Each NUTS fit already runs its
         chains in parallel, so more jobs than cores divided by chains rarely helps.
-    random_state : int, optional
-        Seeds every candidate (independent streams).
+    random_state : int or None, default=0
+        Seeds every candidate (independent streams), so the same call gives the same
+        table; ``None`` draws fresh seeds.
     progress : callable, optional
         Called with a short message before each candidate is fitted.
 
@@ -713,16 +821,20 @@ def compare(
 
 __all__ = [
     "CANDIDATE_SETTINGS",
+    "HIGH_K_SHARE",
     "METHODS",
+    "P_LOO_RATIO",
     "SIGN_CONVENTION",
     "CandidateFit",
     "ModelComparison",
     "candidate_name",
+    "candidate_problems",
     "cluster_count_sentence",
     "compare",
     "comparison_table",
     "em_criteria",
     "fit_candidate",
+    "p_loo_warning",
     "pareto_k_counts",
     "psis_loo",
     "recommend",

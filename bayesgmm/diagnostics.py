@@ -17,6 +17,8 @@ import pandas as pd
 import xarray as xr
 
 POSTERIOR_VARS: tuple[str, ...] = ("weights", "means", "covariances")
+#: R-hat above which chains probably sit in different modes (fewer components may help).
+MULTIMODAL_RHAT = 1.1
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,66 @@ class Diagnostics:
             }
         )
         return pd.DataFrame(rows).set_index("check")
+
+    def problems(self) -> list[str]:
+        """Every failed check, in words."""
+        checks = self._checks()
+        found = []
+        if not checks["max_rhat"]:
+            found.append(
+                f"the chains disagree (max R-hat {self.max_rhat:.3f} > {self.rhat_threshold})"
+            )
+        if not (checks["min_ess_bulk"] and checks["min_ess_tail"]):
+            found.append(
+                f"too few effective draws (min bulk ESS {self.min_ess_bulk:.0f}, min tail ESS "
+                f"{self.min_ess_tail:.0f}; need {self.ess_threshold:g})"
+            )
+        if not checks["n_divergences"]:
+            found.append(f"{self.n_divergences} divergent transition(s)")
+        if not checks["min_bfmi"]:
+            found.append(f"low E-BFMI ({self.min_bfmi:.2f} < {self.bfmi_threshold})")
+        return found
+
+    def remedies(self) -> list[str]:
+        """What to change for each failed check (and for probably empty components)."""
+        checks = self._checks()
+        found = []
+        if not (checks["min_ess_bulk"] and checks["min_ess_tail"]) or not checks["max_rhat"]:
+            ess = min(self.min_ess_bulk, self.min_ess_tail)
+            factor = self.ess_threshold / ess if np.isfinite(ess) and ess > 0 else 4.0
+            draws = int(np.ceil(self.n_draws * max(2.0, factor) / 100.0) * 100)
+            found.append(f"more draws and tuning (e.g. --draws {draws} --tune {draws})")
+        if not checks["n_divergences"]:
+            found.append("a higher target_accept (0.95 or 0.99)")
+        if not checks["min_bfmi"]:
+            found.append("longer tuning, or standardised data (--scale)")
+        multimodal = self.max_rhat > MULTIMODAL_RHAT
+        if self.empty_components or multimodal or not checks["n_divergences"]:
+            found.append(
+                "fewer components (a probably empty or duplicated component makes the "
+                "posterior multimodal)"
+            )
+        return found
+
+    @property
+    def verdict(self) -> str:
+        """The outcome in one or two sentences, with the remedy when a check failed."""
+        if self.ok:
+            note = (
+                f" Component(s) {list(self.empty_components)} are probably empty: fewer "
+                "components may describe the data as well."
+                if self.empty_components
+                else ""
+            )
+            return (
+                f"Verdict: the sampler checks passed ({self.n_chains} chains x {self.n_draws} "
+                f"draws: R-hat <= {self.rhat_threshold}, ESS >= {self.ess_threshold:g}, no "
+                f"divergences); the posterior summaries can be used.{note}"
+            )
+        return (
+            "Verdict: the sampler checks FAILED: " + "; ".join(self.problems()) + ". Do not "
+            "trust the posterior summaries yet. Remedy: " + "; or ".join(self.remedies()) + "."
+        )
 
     def __str__(self) -> str:
         status = "OK" if self.ok else "PROBLEMS FOUND"

@@ -38,7 +38,6 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -52,8 +51,9 @@ from sklearn.utils.validation import validate_data
 
 from bayesgmm._methods import METHODS, SAMPLERS, Method, Sampler
 from bayesgmm._validation import check_data, check_positive_int, check_random_state
+from bayesgmm.analysis import parameter_draws, point_estimate_table, posterior_summary
 from bayesgmm.covariance import CovarianceType, covariance_types
-from bayesgmm.diagnostics import POSTERIOR_VARS, diagnose
+from bayesgmm.diagnostics import diagnose
 from bayesgmm.mixture import GaussianMixture
 from bayesgmm.model import (
     COVARIANCE_PRIOR_FAMILIES,
@@ -304,6 +304,7 @@ PARAMETER_CONSTRAINTS: dict[str, tuple[Callable[[object], bool], str]] = {
     ),
     "start": (_is_start, "None (the MAP), a MixtureParams, or a list of them, one per chain"),
     "vi_iterations": (_int_at_least(1), "a positive int (optimisation steps of VI)"),
+    "em_n_init": (_int_at_least(1), "a positive int (EM restarts of the MAP start)"),
     "batch_size": (
         lambda v: v is None or (isinstance(v, str) and v == "auto") or _int_at_least(1)(v),
         f"'auto' (minibatches of {MINIBATCH_SIZE} above {MINIBATCH_THRESHOLD} rows), None "
@@ -367,7 +368,10 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
     tune : int, default=1000
         Tuning steps per chain (NUTS).
     chains : int, default=4
-        NUTS chains.
+        NUTS chains. With ``sampler="pymc"`` they run in parallel processes: PyMC 6.4's
+        ``pm.sample`` uses ``cores=min(4, os.cpu_count())`` unless told otherwise, and this
+        estimator leaves that default (``sampler_kwargs={"cores": 1}`` runs them in turn,
+        e.g. when :func:`bayesgmm.compare.compare` already runs candidates in parallel).
     sampler : {"pymc", "nutpie"}, default="pymc"
         NUTS implementation.
     target_accept : float, default=0.9
@@ -383,6 +387,8 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         start at the MAP with standard deviations 0.1 in the unconstrained space, Adam with a
         step decaying as 1/t, and stop when the windowed mean ELBO settles. Every VI fit is
         then checked by the PSIS k-hat (``diagnose()``); a k-hat >= 0.7 warns: use NUTS.
+    em_n_init : int, default=5
+        EM restarts of the MAP-EM start (the best one is kept).
     batch_size : "auto", int or None, default="auto"
         Minibatch size of VI: ``"auto"`` uses minibatches of 1000 above 20000 rows,
         ``None`` never.
@@ -437,6 +443,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         jitter: float = START_JITTER,
         start: MixtureParams | Sequence[MixtureParams] | None = None,
         vi_iterations: int = 30_000,
+        em_n_init: int = 5,
         batch_size: int | Literal["auto"] | None = "auto",
         pointwise: bool | Literal["auto"] = "auto",
         sampler_kwargs: dict | None = None,
@@ -456,6 +463,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         self.jitter = jitter
         self.start = start
         self.vi_iterations = vi_iterations
+        self.em_n_init = em_n_init
         self.batch_size = batch_size
         self.pointwise = pointwise
         self.sampler_kwargs = sampler_kwargs
@@ -533,7 +541,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             self.n_components,
             covariance_type=self.covariance_type,
             prior=map_spec.prior,
-            n_init=5,
+            n_init=self.em_n_init,
             tol=EM_TOL,
             max_iter=EM_MAX_ITER,
             random_state=self.random_state,
@@ -702,10 +710,47 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         validate_data(self, X if np.ndim(X) == 2 else data, dtype=np.float64, reset=False)
         return data
 
-    def summary(self, ci_prob: float = 0.89) -> pd.DataFrame:
-        """ArviZ summary (mean, sd, interval, R-hat, ESS) of weights, means and covariances."""
+    def summary(
+        self, ci_prob: float = 0.89, *, feature_names: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """One row per free parameter: the posterior summary, or the point estimate.
+
+        Rows are the weights, the means and the covariance entries the structure frees
+        (:meth:`CovarianceStructure.entries`): each unique entry of a full matrix once
+        (its lower triangle), a tied matrix once, the variances of ``diag``, one variance
+        per ``spherical`` component; never a structural zero.
+
+        Parameters
+        ----------
+        ci_prob : float, default=0.89
+            Probability of the equal-tailed interval.
+        feature_names : sequence of str, optional
+            Labels of the features in the row names (``means[0, alcohol]``); by default
+            the column names the model was fitted with, else the feature indices.
+
+        Returns
+        -------
+        DataFrame indexed by parameter
+            For a posterior (NUTS, VI): ``kind``, ``mean``, ``sd``, ``eti<pct>_lb``,
+            ``eti<pct>_ub``, ``ess_bulk``, ``ess_tail``, ``r_hat``
+            (:func:`bayesgmm.analysis.posterior_summary`; ESS and R-hat are NaN for one
+            chain). For ``method="map"``: ``kind`` and ``estimate`` (the MAP).
+        """
         self._check_fitted()
-        return azs.summary(self.idata_, var_names=list(POSTERIOR_VARS), ci_prob=ci_prob)
+        if feature_names is None and hasattr(self, "feature_names_in_"):
+            feature_names = self.feature_names_in_
+        names = None if feature_names is None else [str(n) for n in feature_names]
+        if names is not None and len(names) != self.n_features_in_:
+            raise ValueError(
+                f"feature_names has {len(names)} names for {self.n_features_in_} features: "
+                "give one name per column"
+            )
+        if self.method_ == "map":
+            return point_estimate_table(self.map_, names)
+        draws = parameter_draws(
+            self.idata_["posterior"].to_dataset(), self.map_.covariance_type, names
+        )
+        return posterior_summary(draws, ci_prob=ci_prob)
 
     def diagnose(self):
         """Diagnostics of the fit, as a record that prints its verdict first.

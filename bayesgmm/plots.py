@@ -1,13 +1,20 @@
 """Figures of a mixture fit: every function draws precomputed numbers and returns a Figure.
 
 The numbers come from :mod:`bayesgmm.analysis` (densities, bands, assignment
-probabilities, the MAP-versus-posterior table) and :mod:`bayesgmm.compare`; trace,
-rank and LOO-comparison plots are drawn by :mod:`arviz_plots`. Nothing here fits or
-summarises, so every figure can be redrawn from saved results.
+probabilities, the MAP-versus-posterior table, per-parameter draws and their summary)
+and :mod:`bayesgmm.compare`; rank plots are drawn by :mod:`arviz_plots`. Nothing here
+fits or summarises, so every figure can be redrawn from saved results.
+
+Every figure stays readable for any number of components K and features d: panels
+wrap into a grid, and where one panel per parameter would not fit (a full 13-feature
+model has hundreds of parameters) a figure shows a capped selection and says which
+(the worst-mixing parameters, the most separating features).
 """
 
 from __future__ import annotations
 
+import math
+import textwrap
 from collections.abc import Sequence
 
 import arviz_plots as azp
@@ -16,10 +23,39 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Ellipse
 
 MAP_COLOR = "C3"
 POSTERIOR_COLOR = "C0"
+FLAG_COLOR = "C3"
+#: Panels per row of a wrapped grid.
+MAX_COLUMNS = 4
+#: Parameters shown by :func:`plot_rank` and per group by :func:`plot_trace`.
+MAX_RANK_PARAMETERS = 12
+MAX_TRACE_PER_GROUP = 4
+#: Rows per parameter kind in :func:`plot_map_vs_posterior`.
+MAX_FOREST_ROWS = 30
+
+
+def _grid(n_panels: int, width: float, height: float) -> tuple[Figure, np.ndarray]:
+    """A constrained-layout figure with ``n_panels`` axes wrapped into rows; extra axes hidden."""
+    ncols = min(n_panels, MAX_COLUMNS)
+    nrows = math.ceil(n_panels / ncols)
+    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[n_panels:]:
+        ax.remove()
+    return fig, axes[:n_panels]
+
+
+def component_legend(ax, components: Sequence[int], **kwargs) -> None:
+    """A legend with one coloured marker per component (colour ``C<k>``)."""
+    handles = [
+        Line2D([], [], ls="", marker="o", color=f"C{int(k) % 10}", label=f"component {int(k)}")
+        for k in components
+    ]
+    ax.legend(handles=handles, frameon=False, fontsize="small", **kwargs)
 
 
 def _feature_label(names: Sequence[str] | None, j: int) -> str:
@@ -56,9 +92,8 @@ def plot_density(
     Figure
     """
     d = X.shape[1]
-    fig = Figure(figsize=(5.5 * d, 3.8))
-    axes = fig.subplots(1, d, squeeze=False)
-    for j, ax in enumerate(axes[0]):
+    fig, axes = _grid(d, 4.5, 3.4)
+    for j, ax in enumerate(axes):
         ax.hist(X[:, j], bins="auto", density=True, color="0.85", edgecolor="0.6", label="data")
         ax.fill_between(
             grid[:, j],
@@ -71,9 +106,8 @@ def plot_density(
         ax.plot(grid[:, j], band["mean"][:, j], color=POSTERIOR_COLOR, label="posterior mean")
         ax.plot(grid[:, j], map_density[:, j], color=MAP_COLOR, ls="--", label="MAP (EM)")
         ax.set(xlabel=_feature_label(feature_names, j), ylabel="density")
-    axes[0, 0].legend(frameon=False, fontsize="small")
+    axes[0].legend(frameon=False, fontsize="small")
     fig.suptitle("Data, MAP density and posterior-predictive density")
-    fig.tight_layout()
     return fig
 
 
@@ -95,10 +129,10 @@ def plot_assignment(
     Returns
     -------
     Figure
-        Points with their credible intervals, coloured by component; uncertain points
-        are drawn larger with a black edge.
+        Points with their credible intervals, coloured by component (legend: one entry
+        per component, then the uncertain points, drawn larger with a black edge).
     """
-    fig = Figure(figsize=(7.5, 3.8))
+    fig = Figure(figsize=(7.5, 3.8), layout="constrained")
     ax = fig.subplots()
     comp = assignment["component"].to_numpy()
     colors = np.asarray([f"C{int(k) % 10}" for k in comp])
@@ -121,12 +155,27 @@ def plot_assignment(
         ylim=(0, 1.05),
         title="Assignment probabilities with credible intervals",
     )
-    ax.legend(frameon=False, fontsize="small", loc="lower right")
-    fig.tight_layout()
+    handles = [
+        Line2D([], [], ls="", marker="o", color=f"C{int(k) % 10}", label=f"component {int(k)}")
+        for k in sorted(set(comp.tolist()))
+    ]
+    handles.append(
+        Line2D(
+            [],
+            [],
+            ls="",
+            marker="o",
+            mfc="none",
+            mec="k",
+            ms=7,
+            label=f"uncertain ({int((~sure).sum())})",
+        )
+    )
+    ax.legend(handles=handles, frameon=False, fontsize="small", loc="lower right")
     return fig
 
 
-def plot_map_vs_posterior(table: pd.DataFrame) -> Figure:
+def plot_map_vs_posterior(table: pd.DataFrame, *, max_rows: int = MAX_FOREST_ROWS) -> Figure:
     """Forest plot of the MAP against the posterior, each parameter in its posterior-sd units.
 
     Every row is shifted by its posterior median and divided by its posterior sd, so
@@ -139,14 +188,28 @@ def plot_map_vs_posterior(table: pd.DataFrame) -> Figure:
     table : DataFrame
         :func:`bayesgmm.analysis.map_vs_posterior`.
 
+    max_rows : int, default=30
+        Rows shown per kind; with more, those whose MAP lies furthest from the median
+        (in sd units), and the panel title says so.
+
     Returns
     -------
     Figure
         One panel per parameter kind (weights, means, covariances).
     """
+    attrs, shown, totals = dict(table.attrs), [], {}
+    for kind, rows in table.groupby("kind", sort=False):
+        totals[kind] = len(rows)
+        if len(rows) > max_rows:
+            sd = rows["sd"].where(rows["sd"] > 0, 1.0)
+            distance = ((rows["map"] - rows["median"]) / sd).abs()
+            rows = rows.loc[distance.sort_values(ascending=False).index[:max_rows]].sort_index()
+        shown.append(rows)
+    table = pd.concat(shown)
+    table.attrs = attrs
     kinds = list(dict.fromkeys(table["kind"]))
     heights = [max(1.2, 0.3 * int((table["kind"] == k).sum())) for k in kinds]
-    fig = Figure(figsize=(6.5, sum(heights) + 1.2))
+    fig = Figure(figsize=(6.5, sum(heights) + 1.2), layout="constrained")
     axes = fig.subplots(
         len(kinds), 1, squeeze=False, sharex=True, gridspec_kw={"height_ratios": heights}
     )
@@ -174,14 +237,18 @@ def plot_map_vs_posterior(table: pd.DataFrame) -> Figure:
         ax.axvline(0, color="0.8", lw=0.8, zorder=0)
         ax.set_yticks(y, rows["parameter"], fontsize="small")
         ax.set_ylabel("parameter")
-        ax.set_title(kind, fontsize="medium", loc="left")
+        note = (
+            f" ({len(rows)} of {totals[kind]}: MAP furthest from the median)"
+            if len(rows) < totals[kind]
+            else ""
+        )
+        ax.set_title(f"{kind}{note}", fontsize="medium", loc="left")
     axes[0, 0].legend(frameon=False, fontsize="small")
     axes[-1, 0].set_xlabel("(value - posterior median) / posterior sd")
     fig.suptitle(
         f"MAP versus posterior ({table.attrs.get('ci_prob', 0.89):.0%} "
         f"{table.attrs.get('interval', 'equal-tailed')} intervals)"
     )
-    fig.tight_layout()
     return fig
 
 
@@ -192,6 +259,24 @@ def _ellipse(mean: np.ndarray, cov: np.ndarray, n_std: float, **kwargs) -> Ellip
     return Ellipse(tuple(mean), width, height, angle=angle, fill=False, **kwargs)
 
 
+def _ellipse_pairs(
+    features: tuple[int, int] | Sequence[tuple[int, int]] | None,
+    map_params: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    n_features: int,
+) -> list[tuple[int, int]]:
+    if features is not None:
+        if len(features) == 2 and all(isinstance(f, int | np.integer) for f in features):
+            return [(int(features[0]), int(features[1]))]
+        return [(int(a), int(b)) for a, b in features]
+    if n_features == 2:
+        return [(0, 1)]
+    from bayesgmm.analysis import separating_features
+
+    means, covariances, weights = map_params
+    best = separating_features(means, covariances, weights, n_features=min(3, n_features))
+    return [(best[a], best[b]) for a in range(len(best)) for b in range(a + 1, len(best))]
+
+
 def plot_ellipses(
     X: np.ndarray,
     map_means: np.ndarray,
@@ -199,11 +284,12 @@ def plot_ellipses(
     draw_means: np.ndarray,
     draw_covariances: np.ndarray,
     *,
-    features: tuple[int, int] = (0, 1),
+    features: tuple[int, int] | Sequence[tuple[int, int]] | None = None,
     feature_names: Sequence[str] | None = None,
     n_std: float = 2.0,
+    map_weights: np.ndarray | None = None,
 ) -> Figure:
-    """Scatter of two features with component ellipses from the MAP and from posterior draws.
+    """Scatter of feature pairs with component ellipses from the MAP and from posterior draws.
 
     Parameters
     ----------
@@ -212,98 +298,347 @@ def plot_ellipses(
     map_covariances : ndarray of shape (n_components, n_features, n_features)
     draw_means : ndarray of shape (n_draws, n_components, n_features)
     draw_covariances : ndarray of shape (n_draws, n_components, n_features, n_features)
-    features : (int, int)
-        The two features shown.
+    features : (int, int), sequence of (int, int) or None, default=None
+        The pair (one panel) or pairs (one panel each) shown. ``None``: the two features
+        if ``d = 2``, else every pair of the three features that separate the MAP
+        components most (:func:`bayesgmm.analysis.separating_features`).
     feature_names : sequence of str, optional
     n_std : float
         Ellipses at ``n_std`` standard deviations (2: about 86% of a 2-D Gaussian's mass).
+    map_weights : ndarray of shape (n_components,), optional
+        Weights of the MAP components for choosing features (equal by default).
 
     Returns
     -------
     Figure
+        One panel per pair; each has ``K`` MAP ellipses and ``K * n_draws`` posterior
+        ones, axis limits covering the data.
     """
-    idx = np.asarray(features)
-    sub = np.ix_(idx, idx)
-    fig = Figure(figsize=(6.5, 5))
-    ax = fig.subplots()
-    ax.scatter(X[:, idx[0]], X[:, idx[1]], s=8, color="0.5", label="data")
-    for s in range(draw_means.shape[0]):
-        for k in range(draw_means.shape[1]):
+    n_components = map_means.shape[0]
+    weights = np.full(n_components, 1 / n_components) if map_weights is None else map_weights
+    pairs = _ellipse_pairs(features, (map_means, map_covariances, weights), X.shape[1])
+    fig, axes = _grid(len(pairs), 5.0, 4.2)
+    for (a, b), ax in zip(pairs, axes, strict=True):
+        idx = np.array([a, b])
+        sub = np.ix_(idx, idx)
+        ax.scatter(X[:, a], X[:, b], s=8, color="0.5", label="data")
+        for s in range(draw_means.shape[0]):
+            for k in range(draw_means.shape[1]):
+                ax.add_patch(
+                    _ellipse(
+                        draw_means[s, k, idx],
+                        draw_covariances[s, k][sub],
+                        n_std,
+                        color=POSTERIOR_COLOR,
+                        alpha=0.12,
+                        lw=0.8,
+                    )
+                )
+        for k in range(n_components):
             ax.add_patch(
                 _ellipse(
-                    draw_means[s, k, idx],
-                    draw_covariances[s, k][sub],
+                    map_means[k, idx],
+                    map_covariances[k][sub],
                     n_std,
-                    color=POSTERIOR_COLOR,
-                    alpha=0.12,
-                    lw=0.8,
+                    color=MAP_COLOR,
+                    lw=2,
+                    label="MAP (EM)" if k == 0 else None,
                 )
             )
-    for k in range(map_means.shape[0]):
-        ax.add_patch(
-            _ellipse(
-                map_means[k, idx],
-                map_covariances[k][sub],
-                n_std,
-                color=MAP_COLOR,
-                lw=2,
-                label="MAP (EM)" if k == 0 else None,
-            )
-        )
-    ax.plot([], [], color=POSTERIOR_COLOR, alpha=0.5, label="posterior draws")
-    ax.set(
-        xlabel=_feature_label(feature_names, idx[0]),
-        ylabel=_feature_label(feature_names, idx[1]),
-        title=f"Component ellipses ({n_std:g} sd): MAP and {draw_means.shape[0]} posterior draws",
+        ax.plot([], [], color=POSTERIOR_COLOR, alpha=0.5, label="posterior draws")
+        ax.autoscale_view()
+        ax.set(xlabel=_feature_label(feature_names, a), ylabel=_feature_label(feature_names, b))
+    axes[0].legend(frameon=False, fontsize="small")
+    chosen = "" if features is not None or X.shape[1] <= 2 else ", most separating features"
+    fig.suptitle(
+        f"Component ellipses ({n_std:g} sd): MAP and {draw_means.shape[0]} posterior draws{chosen}"
     )
-    ax.legend(frameon=False, fontsize="small")
-    fig.tight_layout()
     return fig
 
 
-def plot_trace(idata: xr.DataTree, var_names: Sequence[str] = ("weights", "means")) -> Figure:
-    """Trace and marginal densities per chain (:func:`arviz_plots.plot_trace_dist`)."""
-    pc = azp.plot_trace_dist(idata, var_names=list(var_names), backend="matplotlib")
-    return pc.get_viz("figure")
+def _trace_selection(
+    draws: xr.DataArray, summary: pd.DataFrame | None, max_per_group: int
+) -> dict[str, list[str]]:
+    from bayesgmm.analysis import worst_mixing
+
+    groups: dict[str, list[str]] = {}
+    kinds = draws["kind"].to_numpy()
+    labels = draws["parameter"].to_numpy()
+    for kind in dict.fromkeys(kinds):
+        members = [str(label) for label in labels[kinds == kind]]
+        if summary is not None:
+            members = worst_mixing(summary.loc[members], max_per_group)
+        groups[str(kind)] = members[:max_per_group]
+    return groups
 
 
-def plot_rank(idata: xr.DataTree, var_names: Sequence[str] = ("weights", "means")) -> Figure:
-    """Fractional rank ECDF per chain (:func:`arviz_plots.plot_rank`); flat means mixed."""
-    pc = azp.plot_rank(idata, var_names=list(var_names), backend="matplotlib")
-    return pc.get_viz("figure")
+def plot_trace(
+    draws: xr.DataArray,
+    summary: pd.DataFrame | None = None,
+    *,
+    max_per_group: int = MAX_TRACE_PER_GROUP,
+) -> Figure:
+    """Traces and per-chain densities, one row of two axes per parameter group.
+
+    Parameters
+    ----------
+    draws : DataArray of dims (chain, draw, parameter)
+        :func:`bayesgmm.analysis.parameter_draws` (coordinate ``kind`` groups the
+        parameters: weights, means, covariances).
+    summary : DataFrame, optional
+        :func:`bayesgmm.analysis.posterior_summary` of ``draws``: each group shows its
+        worst-mixing parameters (highest R-hat); without it, the first ones.
+    max_per_group : int, default=4
+        Parameters drawn per group.
+
+    Returns
+    -------
+    Figure
+        Left: every chain's trace of each shown parameter, standardised by its pooled
+        mean and sd so that parameters of different scales share the axis; right: their
+        densities (histograms per chain). Colours are parameters (legend), line styles
+        chains.
+    """
+    groups = _trace_selection(draws, summary, max_per_group)
+    fig = Figure(figsize=(11, 2.6 * len(groups) + 0.6), layout="constrained")
+    axes = fig.subplots(len(groups), 2, squeeze=False, width_ratios=[3, 1])
+    styles = ["-", "--", ":", "-."]
+    for (kind, members), (trace_ax, dens_ax) in zip(groups.items(), axes, strict=True):
+        for i, label in enumerate(members):
+            values = draws.sel(parameter=label).transpose("chain", "draw").to_numpy()
+            sd = values.std() or 1.0
+            z = (values - values.mean()) / sd
+            for c, chain in enumerate(z):
+                style = styles[c % len(styles)]
+                trace_ax.plot(
+                    chain,
+                    color=f"C{i}",
+                    ls=style,
+                    lw=0.6,
+                    alpha=0.8,
+                    label=label if c == 0 else None,
+                )
+                dens_ax.hist(chain, bins=30, density=True, histtype="step", color=f"C{i}", ls=style)
+        total = int((draws["kind"] == kind).sum())
+        shown = f"{len(members)} of {total}, worst R-hat" if len(members) < total else "all"
+        trace_ax.set(xlabel="draw", ylabel="(value - mean) / sd")
+        trace_ax.set_title(f"{kind} ({shown})", loc="left", fontsize="medium")
+        dens_ax.set(xlabel="(value - mean) / sd", ylabel="density")
+        trace_ax.legend(frameon=False, fontsize="x-small", ncol=min(2, len(members)))
+    fig.suptitle(f"Traces by parameter group ({draws.sizes['chain']} chains: line styles)")
+    return fig
 
 
-def plot_loo_comparison(table: pd.DataFrame) -> Figure:
-    """ELPD difference to the best candidate with its standard error.
+def plot_rank(
+    draws: xr.DataArray,
+    summary: pd.DataFrame | None = None,
+    *,
+    max_parameters: int = MAX_RANK_PARAMETERS,
+) -> Figure:
+    """Fractional rank ECDF per chain (:func:`arviz_plots.plot_rank`) of the worst mixers.
+
+    Parameters
+    ----------
+    draws : DataArray of dims (chain, draw, parameter)
+        :func:`bayesgmm.analysis.parameter_draws`.
+    summary : DataFrame, optional
+        :func:`bayesgmm.analysis.posterior_summary` of ``draws``; the parameters with the
+        highest R-hat (then lowest bulk ESS) are shown. Without it, the first ones.
+    max_parameters : int, default=12
+        Panels at most, whatever ``K`` and ``d`` (matplotlib refuses more than 40).
+
+    Returns
+    -------
+    Figure
+        One panel per shown parameter, titled with its label; flat curves mean mixed.
+    """
+    from bayesgmm.analysis import worst_mixing
+
+    labels = [str(p) for p in draws["parameter"].to_numpy()]
+    chosen = labels[:max_parameters] if summary is None else worst_mixing(summary, max_parameters)
+    # a DataTree refuses "/" in variable names (wine's "od280/od315..." column): the
+    # division slash looks the same in the panel titles
+    dataset = xr.Dataset(
+        {
+            label.replace("/", "\u2215"): draws.sel(parameter=label).drop_vars(
+                ["parameter", "kind"]
+            )
+            for label in chosen
+        }
+    )
+    dataset = dataset.assign_coords(
+        chain=np.arange(dataset.sizes["chain"]), draw=np.arange(dataset.sizes["draw"])
+    )
+    pc = azp.plot_rank(xr.DataTree.from_dict({"posterior": dataset}), backend="matplotlib")
+    fig = pc.get_viz("figure")
+    plt.close(fig)  # arviz-plots registers the figure with pyplot; the caller owns it
+    for ax in fig.axes:
+        if ax.get_title():  # long labels wrap instead of running into the neighbours
+            ax.set_title(textwrap.fill(ax.get_title(), 32), fontsize="small")
+    fig.set_layout_engine("constrained")
+    which = "worst R-hat first" if summary is not None else "first"
+    fig.suptitle(
+        f"Rank plots of {len(chosen)} of {len(labels)} parameters ({which}); flat means mixed"
+    )
+    return fig
+
+
+def _loo_flags(row: pd.Series, high_k_share: float) -> list[str]:
+    flags = []
+    n_obs = sum(float(row.get(c, 0) or 0) for c in ("k_ok", "k_high", "k_very_high"))
+    high = float(row.get("k_high", 0) or 0) + float(row.get("k_very_high", 0) or 0)
+    if high and n_obs and high / n_obs > high_k_share:
+        flags.append(f"{int(high)} high Pareto k")
+    elif high:
+        flags.append(f"{int(high)} high k")
+    sampler_ok = row.get("sampler_ok")
+    if sampler_ok is not None and not pd.isna(sampler_ok) and not bool(sampler_ok):
+        flags.append("sampler checks failed")
+    return flags
+
+
+def plot_loo_comparison(table: pd.DataFrame, *, high_k_share: float = 0.05) -> Figure:
+    """ELPD of every candidate with its standard error, flagged candidates marked.
 
     Parameters
     ----------
     table : DataFrame
-        :attr:`bayesgmm.compare.ModelComparison.table` (columns ``elpd_diff``, ``dse``),
-        best first.
+        :attr:`bayesgmm.compare.ModelComparison.table` (columns ``elpd_loo``, ``se``,
+        ``elpd_diff``, ``dse``; optionally ``k_high``, ``k_very_high``, ``k_ok``,
+        ``sampler_ok``), best first. A table with only ``elpd_diff`` and ``dse`` is
+        drawn as differences.
+    high_k_share : float, default=0.05
+        Share of observations with high Pareto k above which the flag says so in full.
 
     Returns
     -------
     Figure
+        One row per candidate (tick label: its name): the elpd with its SE (circle), the
+        difference to the best with its SE (triangle, grey), a dashed line at the best.
+        Candidates with high Pareto k or failed sampler checks are drawn in red with a
+        hollow marker and the reason written beside them.
     """
-    pc = azp.plot_compare(
-        table[["elpd_diff", "dse"]],
-        backend="matplotlib",
-        figure_kwargs={"figsize": (7, 1.2 + 0.45 * len(table)), "figsize_units": "inches"},
+    names = list(table.index)
+    y = np.arange(len(names))[::-1]
+    has_elpd = "elpd_loo" in table
+    best = float(table["elpd_loo"].max()) if has_elpd else 0.0
+    centre = table["elpd_loo"] if has_elpd else table["elpd_diff"]
+    fig = Figure(figsize=(8, 1.4 + 0.5 * len(names)), layout="constrained")
+    ax = fig.subplots()
+    any_flag = False
+    for yi, name in zip(y, names, strict=True):
+        row = table.loc[name]
+        flags = _loo_flags(row, high_k_share)
+        color = FLAG_COLOR if flags else "k"
+        if has_elpd:
+            ax.errorbar(
+                row["elpd_loo"],
+                yi,
+                xerr=row["se"],
+                fmt="o",
+                color=color,
+                mfc="none" if flags else color,
+                capsize=3,
+            )
+        if name != names[0] or not has_elpd:
+            ax.errorbar(
+                best + row["elpd_diff"],
+                yi - 0.2,
+                xerr=row["dse"],
+                fmt="^",
+                color="0.5",
+                ms=5,
+                capsize=2,
+            )
+        if flags:
+            any_flag = True
+            ax.annotate(
+                "  " + ", ".join(flags),
+                (float(centre.loc[name]), yi),
+                xytext=(0, 7),
+                textcoords="offset points",
+                color=FLAG_COLOR,
+                fontsize="small",
+            )
+    ax.axvline(best, color="0.6", ls="--", lw=0.8)
+    ax.set_yticks(y, names)
+    for tick, name in zip(ax.get_yticklabels(), names, strict=True):
+        if _loo_flags(table.loc[name], high_k_share):
+            tick.set_color(FLAG_COLOR)
+    ax.set_ylim(-0.7, len(names) - 0.3)
+    ax.set(ylabel="candidate model", xlabel="ELPD (PSIS-LOO, higher is better)")
+    handles = [
+        Line2D([], [], ls="", marker="o", color="k", label="elpd ± SE"),
+        Line2D([], [], ls="", marker="^", color="0.5", label="difference to best ± SE"),
+    ]
+    if any_flag:
+        handles.append(
+            Line2D(
+                [],
+                [],
+                ls="",
+                marker="o",
+                mfc="none",
+                color=FLAG_COLOR,
+                label="flagged (high Pareto k / failed checks)",
+            )
+        )
+    ax.legend(
+        handles=handles, frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1, 1)
     )
-    fig = pc.get_viz("figure")
-    plt.close(fig)  # arviz-plots registers the figure with pyplot; the caller owns it
-    for ax in fig.axes:
-        ax.set_ylabel("candidate model")
-        if not ax.get_xlabel():
-            ax.set_xlabel("ELPD (PSIS-LOO, higher is better)")
-    fig.axes[0].set_title("LOO comparison: ELPD difference to the best, with SE")
-    fig.tight_layout()
+    ax.set_title("LOO comparison: ELPD and difference to the best, with SE")
+    return fig
+
+
+def plot_criterion_by_k(table: pd.DataFrame, criterion: str = "bic") -> Figure:
+    """mclust-style plot of an information criterion against K, one line per covariance.
+
+    Parameters
+    ----------
+    table : DataFrame
+        :attr:`bayesgmm.compare.ModelComparison.table` (columns ``n_components``,
+        ``covariance_type`` and ``criterion``).
+    criterion : str, default="bic"
+        Column drawn: ``bic``, ``aic``, ``icl`` (lower is better) or ``elpd_loo``
+        (higher is better).
+
+    Returns
+    -------
+    Figure
+        One line with markers per covariance structure (legend), the best candidate
+        circled.
+    """
+    lower_better = criterion != "elpd_loo"
+    fig = Figure(figsize=(6.5, 4.2), layout="constrained")
+    ax = fig.subplots()
+    for i, (cov, rows) in enumerate(table.groupby("covariance_type", sort=False)):
+        rows = rows.sort_values("n_components")
+        ax.plot(rows["n_components"], rows[criterion], marker="o", color=f"C{i}", label=cov)
+    best = table[criterion].idxmin() if lower_better else table[criterion].idxmax()
+    ax.plot(
+        table.loc[best, "n_components"],
+        table.loc[best, criterion],
+        "o",
+        ms=14,
+        mfc="none",
+        mec="k",
+        label=f"best: {best}",
+    )
+    ax.set_xticks(sorted(table["n_components"].unique()))
+    direction = "lower" if lower_better else "higher"
+    ax.set(
+        xlabel="number of components K",
+        ylabel=f"{criterion.upper() if lower_better else criterion} ({direction} is better)",
+        title=f"{criterion.upper() if lower_better else criterion} by model",
+    )
+    ax.legend(title="covariance", frameon=False, fontsize="small")
     return fig
 
 
 __all__ = [
+    "component_legend",
     "plot_assignment",
+    "plot_criterion_by_k",
     "plot_density",
     "plot_ellipses",
     "plot_loo_comparison",

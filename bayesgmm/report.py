@@ -16,6 +16,8 @@ import html
 import io
 import platform
 import re
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -35,6 +37,8 @@ from bayesgmm.analysis import (
     map_vs_posterior,
     marginal_density,
     marginal_density_band,
+    parameter_draws,
+    posterior_summary,
 )
 from bayesgmm.compare import SIGN_CONVENTION, ModelComparison
 from bayesgmm.posterior import stack_draws
@@ -96,6 +100,43 @@ def markdown_table(frame: pd.DataFrame, *, digits: int = 3) -> str:
     return "\n".join(lines)
 
 
+def readable_summary(
+    frame: pd.DataFrame, *, min_digits: int = 3, max_digits: int = 8
+) -> pd.DataFrame:
+    """A parameter summary as text, with enough significant digits for its values to differ.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        :meth:`BayesianGaussianMixture.summary` (posterior or point estimate).
+    min_digits, max_digits : int
+        Range of significant digits of the estimates and interval ends: per row, the
+        fewest at which values that differ are printed differently (a narrow interval
+        around 1024.3 reads ``1024.31 .. 1024.36``, not ``1.02e+03 .. 1.02e+03``).
+
+    Returns
+    -------
+    DataFrame of str
+        Same index and columns; ``sd`` to 3 significant digits, ESS as integers, R-hat to
+        3 decimals, missing values empty.
+    """
+    values = [c for c in frame.columns if c in ("mean", "estimate") or c.endswith(("_lb", "_ub"))]
+    out = frame.astype(object).copy()
+    for index, row in frame[values].iterrows():
+        numbers = [float(v) for v in row if np.isfinite(v)]
+        for digits in range(min_digits, max_digits + 1):
+            if len({f"{v:.{digits}g}" for v in numbers}) == len(set(numbers)):
+                break
+        for column in values:
+            v = float(row[column])
+            out.loc[index, column] = f"{v:.{digits}g}" if np.isfinite(v) else ""
+    formats = {"sd": "{:.3g}", "ess_bulk": "{:.0f}", "ess_tail": "{:.0f}", "r_hat": "{:.3f}"}
+    for column, fmt in formats.items():
+        if column in frame:
+            out[column] = [fmt.format(v) if np.isfinite(v) else "" for v in frame[column]]
+    return out
+
+
 def figure_png(fig: Figure, dpi: int = 100) -> bytes:
     """PNG bytes of a figure."""
     buffer = io.BytesIO()
@@ -140,6 +181,32 @@ class Report:
         """Add a figure (rendered to PNG now, so the Figure can be discarded)."""
         self.figures[f"{name}.png"] = figure_png(fig)
         self.blocks.append(("figure", (f"{name}.png", caption)))
+
+    def figure_or_note(self, name: str, draw: Callable[[], Figure], caption: str) -> bool:
+        """Add the figure ``draw()`` returns; if drawing fails, add a note instead.
+
+        One figure that cannot be drawn (a plotting library's limit, degenerate draws)
+        must not lose the tables and the other figures of a long run: the error is
+        written into the report where the figure would be, and warned about.
+
+        Returns
+        -------
+        bool
+            Whether the figure was added.
+        """
+        try:
+            png = figure_png(draw())
+        except Exception as err:  # any failure of one figure is reported, see above
+            message = " ".join(str(err).split()) or type(err).__name__
+            self.text(
+                f"**Figure '{name}' could not be drawn** ({type(err).__name__}: {message}). "
+                "The tables and the other figures are not affected."
+            )
+            warnings.warn(f"figure {name!r} could not be drawn: {message}", stacklevel=2)
+            return False
+        self.figures[f"{name}.png"] = png
+        self.blocks.append(("figure", (f"{name}.png", caption)))
+        return True
 
     def to_markdown(self) -> str:
         """The report as Markdown; figures referenced as ``figures/<name>.png``."""
@@ -250,28 +317,31 @@ def add_posterior_analysis(
         f"{n_out} of {len(table)} MAP values lie outside their interval."
     )
     report.table(table.set_index("parameter"), digits=4)
-    report.figure(
+    report.figure_or_note(
         "map_vs_posterior",
-        plots.plot_map_vs_posterior(table),
+        lambda: plots.plot_map_vs_posterior(table),
         f"Posterior median and {ci_prob:.0%} interval (blue) versus the MAP (red cross).",
     )
     grid = data_grid(X)
     aligned = align_to_posterior(bayes.map_, posterior)
-    map_density = marginal_density(grid, aligned.weights, aligned.means, aligned.full_covariances())
-    band = marginal_density_band(grid, posterior, ci_prob=ci_prob)
-    report.figure(
+    report.figure_or_note(
         "density",
-        plots.plot_density(
-            X, grid, map_density, band, feature_names=feature_names, ci_prob=ci_prob
+        lambda: plots.plot_density(
+            X,
+            grid,
+            marginal_density(grid, aligned.weights, aligned.means, aligned.full_covariances()),
+            marginal_density_band(grid, posterior, ci_prob=ci_prob),
+            feature_names=feature_names,
+            ci_prob=ci_prob,
         ),
         "Data with the MAP density (dashed) and the posterior-predictive density "
         f"with its {ci_prob:.0%} band, per feature (marginal densities).",
     )
     assignment = assignment_summary(X, posterior, ci_prob=ci_prob)
     one_d = X.shape[1] == 1
-    report.figure(
+    report.figure_or_note(
         "assignment",
-        plots.plot_assignment(
+        lambda: plots.plot_assignment(
             X[:, 0] if one_d else np.arange(X.shape[0]),
             assignment,
             xlabel=feature_names[0] if one_d else "observation",
@@ -282,22 +352,44 @@ def add_posterior_analysis(
     )
     if X.shape[1] >= 2:
         _, draw_means, draw_covs = stack_draws(posterior, max_draws=40)
-        report.figure(
+        which = (
+            "the two features"
+            if X.shape[1] == 2
+            else "the pairs of the three features that separate the components most"
+        )
+        report.figure_or_note(
             "ellipses",
-            plots.plot_ellipses(
+            lambda: plots.plot_ellipses(
                 X,
                 aligned.means,
                 aligned.full_covariances(),
                 draw_means,
                 draw_covs,
                 feature_names=feature_names,
+                map_weights=aligned.weights,
             ),
-            "2-sd ellipses of every component: MAP (red) and 40 posterior draws (blue).",
+            f"2-sd ellipses of every component on {which}: MAP (red) and 40 posterior "
+            "draws (blue).",
         )
     report.heading("Sampler diagnostics")
-    report.code(str(bayes.diagnose()))
-    report.figure("trace", plots.plot_trace(bayes.idata_), "Trace and per-chain densities.")
-    report.figure("rank", plots.plot_rank(bayes.idata_), "Rank plots: flat means well mixed.")
+    if bayes.method_ == "nuts":
+        diagnostics = bayes.diagnose()
+        report.text(diagnostics.verdict)
+        report.code(str(diagnostics))
+    draws = parameter_draws(posterior, bayes.map_.covariance_type, feature_names)
+    summary = posterior_summary(draws, ci_prob=ci_prob)
+    report.figure_or_note(
+        "trace",
+        lambda: plots.plot_trace(draws, summary),
+        "Traces and per-chain densities, one row per parameter group (its worst-mixing "
+        "parameters, standardised).",
+    )
+    report.figure_or_note(
+        "rank",
+        lambda: plots.plot_rank(draws, summary),
+        f"Rank plots of the (at most {plots.MAX_RANK_PARAMETERS}) parameters with the "
+        "highest R-hat: flat means well mixed.",
+    )
     return table
 
 
@@ -309,6 +401,7 @@ def build_report(
     data_name: str,
     command: str,
     ci_prob: float = 0.89,
+    known_classes: tuple[str, pd.DataFrame] | None = None,
 ) -> Report:
     """The standard report: data, comparison, the chosen model's analysis, provenance.
 
@@ -323,6 +416,9 @@ def build_report(
     command : str
         The exact command line that produced the report.
     ci_prob : float, default=0.89
+    known_classes : (str, DataFrame), optional
+        A sentence (with the adjusted Rand index) and the cross-tabulation of known
+        classes against the chosen model's clusters, shown after the recommendation.
 
     Returns
     -------
@@ -345,11 +441,21 @@ def build_report(
         comparison.table.drop(columns=["n_components", "covariance_type"]).round(2), digits=8
     )
     report.text(f"**Recommended: {comparison.recommended}.** {comparison.reason}")
-    report.figure(
+    report.figure_or_note(
         "loo_comparison",
-        plots.plot_loo_comparison(comparison.table),
-        "LOO elpd difference to the best candidate with its standard error (higher is better).",
+        lambda: plots.plot_loo_comparison(comparison.table),
+        "LOO elpd of each candidate and its difference to the best, with standard errors "
+        "(higher is better); candidates with high Pareto k or failed sampler checks in red.",
     )
+    report.figure_or_note(
+        "bic_by_model",
+        lambda: plots.plot_criterion_by_k(comparison.table, "bic"),
+        "BIC (EM, lower is better) against K, one line per covariance structure.",
+    )
+    if known_classes is not None:
+        report.heading("Known classes")
+        report.text(known_classes[0])
+        report.table(known_classes[1])
     add_posterior_analysis(
         report, X, comparison.best.bayes, feature_names=feature_names, ci_prob=ci_prob
     )
@@ -365,5 +471,6 @@ __all__ = [
     "build_report",
     "figure_png",
     "markdown_table",
+    "readable_summary",
     "software_versions",
 ]

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 from scipy.stats import norm
@@ -15,6 +16,11 @@ from bayesgmm.analysis import (
     map_vs_posterior,
     marginal_density,
     marginal_density_band,
+    parameter_draws,
+    point_estimate_table,
+    posterior_summary,
+    separating_features,
+    worst_mixing,
 )
 from bayesgmm.params import MixtureParams
 
@@ -134,3 +140,108 @@ def test_importing_analysis_does_not_load_matplotlib():
     code = "import sys, bayesgmm.analysis; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("covariance_type", "n_covariance_rows"),
+    [("full", 2 * 3), ("tied", 3), ("diag", 2 * 2), ("spherical", 2)],
+)
+def test_parameter_draws_hold_only_free_entries(covariance_type, n_covariance_rows):
+    post = _posterior(TRUE)
+    draws = parameter_draws(post, covariance_type, ["a", "b"])
+    kinds = list(draws["kind"].values)
+    assert kinds.count("weights") == 2 and kinds.count("means") == 4
+    assert kinds.count("covariances") == n_covariance_rows
+    assert "means[1, b]" in draws["parameter"].values
+    if covariance_type == "full":  # each unique entry once: the lower triangle
+        assert "covariances[0, b, a]" in draws["parameter"].values
+        assert "covariances[0, a, b]" not in draws["parameter"].values
+        np.testing.assert_array_equal(
+            draws.sel(parameter="covariances[1, b, a]"), post["covariances"][:, :, 1, 1, 0]
+        )
+
+
+def test_posterior_summary_against_numpy_and_arviz():
+    import arviz_stats as azs
+
+    post = _posterior(TRUE, spread=0.2)
+    draws = parameter_draws(post, "diag")
+    summary = posterior_summary(draws, ci_prob=0.8)
+    assert list(summary.columns) == [
+        "kind",
+        "mean",
+        "sd",
+        "eti80_lb",
+        "eti80_ub",
+        "ess_bulk",
+        "ess_tail",
+        "r_hat",
+    ]
+    flat = post["means"].values[:, :, 1, 0].ravel()
+    row = summary.loc["means[1, 0]"]
+    assert row["mean"] == pytest.approx(flat.mean())
+    assert row["sd"] == pytest.approx(flat.std(ddof=1))
+    assert row["eti80_lb"] == pytest.approx(np.quantile(flat, 0.1))
+    assert row["eti80_ub"] == pytest.approx(np.quantile(flat, 0.9))
+    assert row["r_hat"] == pytest.approx(float(azs.rhat(post["means"]).values[1, 0]))
+    assert summary["r_hat"].notna().all()  # no structural zeros, so no NaN R-hat
+
+
+def test_worst_mixing_orders_by_rhat_then_ess():
+    summary = pd.DataFrame(
+        {"r_hat": [1.0, 1.2, np.nan, 1.05], "ess_bulk": [900, 50, np.nan, 30]},
+        index=["a", "b", "c", "d"],
+    )
+    assert worst_mixing(summary, 3) == ["b", "d", "a"]
+
+
+def test_point_estimate_table_rows_match_the_structure():
+    table = point_estimate_table(
+        MixtureParams(TRUE.weights, TRUE.means, np.array([[1.0, 2.0], [3.0, 4.0]]), "diag"),
+        ["a", "b"],
+    )
+    assert list(table.index) == [
+        "weights[0]",
+        "weights[1]",
+        "means[0, a]",
+        "means[0, b]",
+        "means[1, a]",
+        "means[1, b]",
+        "covariances[0, a, a]",
+        "covariances[0, b, b]",
+        "covariances[1, a, a]",
+        "covariances[1, b, b]",
+    ]
+    assert table.loc["covariances[1, a, a]", "estimate"] == 3.0
+
+
+def test_separating_features_ranks_by_fisher_ratio():
+    means = np.array([[0.0, 0.0, 0.0], [1.0, 10.0, 3.0]])
+    covs = np.stack([np.diag([1.0, 1.0, 0.1])] * 2)
+    assert separating_features(means, covs, np.array([0.5, 0.5]), 2) == [1, 2]
+
+
+def test_readable_summary_digits_make_interval_ends_differ():
+    from bayesgmm.report import readable_summary
+
+    frame = pd.DataFrame(
+        {
+            "kind": ["means", "weights"],
+            "mean": [1024.33, 0.5],
+            "sd": [0.012345, 0.1],
+            "eti89_lb": [1024.31, 0.3],
+            "eti89_ub": [1024.36, 0.7],
+            "ess_bulk": [812.4, np.nan],
+            "r_hat": [1.00123, np.nan],
+        },
+        index=["means[0, x]", "weights[0]"],
+    )
+    shown = readable_summary(frame)
+    assert list(shown.loc["means[0, x]", ["mean", "eti89_lb", "eti89_ub"]]) == [
+        "1024.33",
+        "1024.31",
+        "1024.36",
+    ]
+    assert list(shown.loc["weights[0]", ["mean", "eti89_lb", "eti89_ub"]]) == ["0.5", "0.3", "0.7"]
+    assert shown.loc["means[0, x]", "sd"] == "0.0123"
+    assert shown.loc["means[0, x]", "ess_bulk"] == "812" and shown.loc["weights[0]", "r_hat"] == ""

@@ -3,14 +3,13 @@
 import json
 import re
 
-import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
 
 from bayesgmm import cli
-from bayesgmm.diagnostics import POSTERIOR_VARS
+from bayesgmm.analysis import parameter_draws, posterior_summary
 
 SMALL = ["--draws", "200", "--tune", "200", "--chains", "2", "--quiet"]
 
@@ -124,6 +123,8 @@ def test_compare_em_only_writes_table(tmp_path, capsys):
     assert "lower is better" in md and "Recommended:" in md
     assert "bayesgmm compare galaxies --k 1-3 --method map" in md
     assert "Recommended" in capsys.readouterr().out
+    assert (out / "bic_by_model.png").read_bytes().startswith(b"\x89PNG")
+    assert not (out / "loo_comparison.png").exists()
     _nothing_written(tmp_path, tmp_path / "absent")
 
 
@@ -177,6 +178,7 @@ def test_fit_map_passes_settings_to_the_estimator(tmp_path, monkeypatch):
     ]
     assert cli.main(argv) == 0
     assert (seen["method"], seen["random_state"], seen["draws"]) == ("map", 5, 7)
+    assert (seen["em_n_init"], seen["prior"]) == (5, "default")
     assert (seen["covariance_type"], seen["progressbar"]) == ("diag", False)
     params = json.loads((out / "params.json").read_text())
     assert params["method"] == "map" and params["covariance_type"] == "diag"
@@ -246,23 +248,52 @@ def test_demo_without_posterior(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_fit_round_trip_gives_same_summary(tmp_path):
+def test_fit_round_trip_verdict_first_and_strict_exit_3(tmp_path, capsys):
     out = tmp_path / "fit"
-    assert cli.main(["fit", "galaxies", "--k", "2", "--seed", "3", *SMALL, "--out", str(out)]) == 0
+    # 2 x 100 draws cannot reach 400 effective draws: the checks fail, --strict says so
+    small = ["--draws", "100", "--tune", "200", "--chains", "2", "--quiet", "--strict"]
+    argv = ["fit", "galaxies", "--k", "2", "--seed", "3", *small, "--out", str(out)]
+    assert cli.main(argv) == cli.EXIT_DIAGNOSTICS == 3
+    captured = capsys.readouterr()
+    stdout = captured.out.splitlines()
+    assert stdout[0].startswith("Verdict: the sampler checks FAILED")
+    assert "Remedy: more draws and tuning (e.g. --draws" in stdout[0]
+    assert "exit status 3" in captured.err
     loaded = xr.open_datatree(out / "posterior.zarr", engine="zarr")
     for group in ("posterior", "sample_stats", "log_likelihood", "observed_data"):
         assert group in loaded.children
-    saved = pd.read_csv(out / "summary.csv", index_col=0)
-    again = azs.summary(loaded, var_names=list(POSTERIOR_VARS), ci_prob=0.89)
-    assert list(again.index) == list(saved.index)
-    pd.testing.assert_frame_equal(again.astype(float), saved.astype(float), check_dtype=False)
     params = json.loads((out / "params.json").read_text())
+    saved = pd.read_csv(out / "summary.csv", index_col=0)
+    draws = parameter_draws(loaded.posterior.to_dataset(), "full", params["data"]["columns"])
+    again = posterior_summary(draws, ci_prob=0.89)
+    pd.testing.assert_frame_equal(again, saved, check_dtype=False, check_names=False)
+    assert len(saved) == 2 + 2 + 2 and saved["r_hat"].notna().all()
+    md = (out / "summary.md").read_text()
+    assert md.index("Verdict:") < md.index("max R-hat") < md.index("| weights[0] |")
     assert params["n_components"] == 2 and params["method"] == "nuts"
     assert params["command"].startswith("bayesgmm fit galaxies --k 2")
     mean = loaded.posterior["means"].mean(("chain", "draw")).values
     np.testing.assert_allclose(params["posterior_mean"]["means"], mean)
     table = pd.read_csv(out / "map_vs_posterior.csv")
     assert {"map", "lower", "upper", "map_in_interval"} <= set(table.columns)
+
+
+def test_fit_map_prints_a_point_estimate_table_of_free_parameters(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "wide.csv"
+    frame = pd.DataFrame(rng.normal(size=(60, 5)), columns=[f"c{j}" for j in range(5)])
+    frame.iloc[30:] += 4
+    frame.to_csv(data, index=False)
+    out = tmp_path / "fit"
+    argv = ["fit", str(data), "--k", "2", "--covariance", "diag", "--method", "map"]
+    assert cli.main([*argv, "--quiet", "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert stdout.startswith("Verdict: MAP point estimate only")
+    assert "nan" not in stdout.lower()
+    saved = pd.read_csv(out / "summary.csv", index_col=0)
+    assert list(saved.columns) == ["kind", "estimate"]
+    assert len(saved) == 2 + 2 * 5 + 2 * 5  # weights, means, variances: no zeros
+    assert "covariances[1, c4, c4]" in saved.index and "means[0, c3]" in stdout
 
 
 @pytest.mark.slow
@@ -275,6 +306,7 @@ def test_report_writes_markdown_and_html_with_figures(tmp_path):
     figures = re.findall(r"\]\((figures/[^)]+\.png)\)", md)
     assert {
         "figures/loo_comparison.png",
+        "figures/bic_by_model.png",
         "figures/density.png",
         "figures/assignment.png",
         "figures/map_vs_posterior.png",
@@ -322,3 +354,124 @@ def test_clusters_writes_the_answer_tables_and_figures(tmp_path, capsys):
     assert " ".join(argv) in md
     assert cli.main([*argv, "--e0", "gamma", "--quiet"]) == 0  # rerun replaces the folder
     assert "e0 ~ Gamma(10, 100)" in (out / "summary.md").read_text()
+
+
+def test_demo_figure_has_a_legend_entry_per_cluster():
+    X = np.random.default_rng(0).normal(size=(10, 2))
+    labels = np.array([0] * 4 + [1] * 6)
+    ax = cli._demo_figure(X, labels).axes[0]
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts == ["component 0 (4 points)", "component 1 (6 points)"]
+    assert len(ax.collections) == 2 and ax.get_xlabel() and ax.get_title()
+
+
+@pytest.fixture
+def labelled_csv(tmp_path):
+    """Two well-separated classes with a label column and one column 1000 times wider."""
+    rng = np.random.default_rng(1)
+    classes = np.repeat(["setosa", "virginica"], 40)
+    offset = np.where(classes == "setosa", 0.0, 6.0)
+    frame = pd.DataFrame(
+        {
+            "a": rng.normal(size=80) + offset,
+            "species": classes,
+            "b": 1000 * (rng.normal(size=80) + offset),
+        }
+    )
+    path = tmp_path / "labelled.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_labels_scale_and_predict_round_trip(tmp_path, labelled_csv, capsys):
+    out = tmp_path / "fit"
+    argv = ["fit", str(labelled_csv), "--k", "2", "--method", "map", "--labels", "species"]
+    assert cli.main([*argv, "--quiet", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "column scales differ by a factor of" in captured.err and "--scale" in captured.err
+    assert "adjusted Rand index 1.000" in captured.out
+    crosstab = pd.read_csv(out / "labels_vs_clusters.csv", index_col=0)
+    assert crosstab.to_numpy().sum() == 80 and sorted(crosstab.to_numpy().ravel()) == [0, 0, 40, 40]
+    params = json.loads((out / "params.json").read_text())
+    assert params["data"]["columns"] == ["a", "b"] and params["scaling"] is None
+    # --scale: standardised columns, no warning, the scaling saved for predict
+    scaled = tmp_path / "scaled"
+    assert cli.main([*argv, "--scale", "--quiet", "--out", str(scaled)]) == 0
+    captured = capsys.readouterr()
+    assert "scales differ" not in captured.err and "in sd units" in captured.out
+    assert cli.SCALED_NOTE in (scaled / "summary.md").read_text()
+    saved = json.loads((scaled / "params.json").read_text())["scaling"]
+    assert saved["sd"][1] == pytest.approx(1000 * saved["sd"][0], rel=0.3)
+    # predict new rows with the saved (scaled) model
+    new = tmp_path / "new.csv"
+    pd.DataFrame({"a": [0.0, 6.0, 3.0], "b": [0.0, 6000.0, 3000.0]}).to_csv(new, index=False)
+    pred_out = tmp_path / "pred"
+    assert cli.main(["predict", str(scaled), str(new), "--quiet", "--out", str(pred_out)]) == 0
+    pred = pd.read_csv(pred_out / "predictions.csv", index_col="row")
+    assert pred.loc[0, "component"] != pred.loc[1, "component"]
+    assert pred.loc[0, "prob"] > 0.99 and pred.loc[1, "prob"] > 0.99
+    np.testing.assert_allclose(pred[["p0", "p1"]].sum(axis=1), 1.0)
+    assert (pred["p0_lower"] <= pred["p0"]).all() and (pred["p0"] <= pred["p0_upper"]).all()
+    assert "3 rows assigned" in capsys.readouterr().out
+
+
+def test_predict_refuses_a_folder_not_written_by_fit(tmp_path, labelled_csv, capsys):
+    argv = ["predict", str(tmp_path), str(labelled_csv), "--out", str(tmp_path / "p")]
+    assert cli.main(argv) == 2
+    assert "not a folder written by 'bayesgmm fit'" in _error_line(capsys)
+
+
+def test_prior_mle_needs_method_map(tmp_path, csv_files, capsys):
+    argv = [
+        "fit",
+        str(csv_files["good"]),
+        "--k",
+        "2",
+        "--prior",
+        "mle",
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    assert cli.main(argv) == 2
+    assert "--prior mle" in _error_line(capsys)
+
+
+def test_compare_passes_prior_and_n_init(tmp_path, monkeypatch):
+    import bayesgmm.compare
+
+    seen = {}
+    original = bayesgmm.compare.compare
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(bayesgmm.compare, "compare", spy)
+    argv = ["compare", "galaxies", "--k", "1-2", "--method", "map", "--prior", "default"]
+    assert cli.main([*argv, "--n-init", "2", "--quiet", "--out", str(tmp_path / "c")]) == 0
+    assert (seen["em_prior"], seen["em_n_init"], seen["random_state"]) == ("default", 2, 0)
+
+
+def test_help_shows_defaults_and_a_line_for_every_option():
+    parser = cli.build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    assert {"fit", "compare", "report", "predict", "demo"} <= set(commands)
+    for name, sub in commands.items():
+        for action in sub._actions:
+            assert action.help, (name, action.dest)
+    text = commands["compare"].format_help()
+    assert "(default: 1000)" in text and "(default: 5)" in text and "(default: None)" not in text
+
+
+def test_compare_keeps_its_table_when_a_figure_fails(tmp_path, monkeypatch, capsys):
+    import bayesgmm.plots
+
+    def broken(*args, **kwargs):
+        raise ValueError("Requested 42 subplots")
+
+    monkeypatch.setattr(bayesgmm.plots, "plot_criterion_by_k", broken)
+    out = tmp_path / "cmp"
+    argv = ["compare", "galaxies", "--k", "1-2", "--method", "map", "--quiet", "--out", str(out)]
+    assert cli.main(argv) == 0
+    assert "figure bic_by_model.png not written: Requested 42 subplots" in capsys.readouterr().err
+    assert (out / "comparison.csv").exists() and not (out / "bic_by_model.png").exists()

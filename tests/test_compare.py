@@ -274,3 +274,65 @@ def test_recommend_adds_the_kplus_sentence_without_changing_the_pick():
 def test_sparse_kwargs_may_not_set_what_compare_owns(galaxies):
     with pytest.raises(ValueError, match=r"sparse_kwargs sets \['max_components'\]"):
         compare(galaxies, [1], method=None, cluster_count=True, sparse_kwargs={"max_components": 5})
+
+
+def _screening_table(sampler_ok, k_high, p_loo=(10.0, 7.0, 4.0)):
+    return pd.DataFrame(
+        {
+            "n_parameters": [11, 8, 5],
+            "elpd_loo": [-100.0, -101.0, -102.0],
+            "se": [5.0] * 3,
+            "elpd_diff": [0.0, -1.0, -2.0],
+            "dse": [0.0, 2.0, 3.0],
+            "p_loo": list(p_loo),
+            "k_ok": [100 - k for k in k_high],
+            "k_high": list(k_high),
+            "k_very_high": [0, 0, 0],
+            "sampler_ok": list(sampler_ok),
+            "bic": [300.0, 290.0, 320.0],
+        },
+        index=["K=4 full", "K=3 full", "K=2 full"],
+    )
+
+
+def test_recommend_passes_over_failed_sampler_and_high_pareto_k():
+    # K=2 (simplest) failed its sampler checks, K=3 has 20% high Pareto k: K=4 is chosen
+    table = _screening_table([True, True, False], [0, 20, 0])
+    name, reason = recommend(table)
+    assert name == "K=4 full"
+    assert "no simpler acceptable candidate is within 1 SE" in reason
+    assert "K=2 full was passed over: its sampler checks failed." in reason
+    assert "K=3 full was passed over: 20 of 100 observations have high Pareto k." in reason
+    # a few high-k points are tolerated (1%): K=3 is chosen
+    assert recommend(_screening_table([True, True, False], [0, 1, 0]))[0] == "K=3 full"
+
+
+def test_recommend_says_when_every_candidate_failed():
+    name, reason = recommend(_screening_table([False, False, False], [0, 0, 0]))
+    assert name == "K=2 full"
+    assert "every candidate failed a check" in reason and "no recommendation is reliable" in reason
+
+
+def test_recommend_warns_about_p_loo_far_above_the_parameter_count():
+    name, reason = recommend(_screening_table([True] * 3, [0] * 3, p_loo=(10.0, 7.0, 9.0)))
+    assert name == "K=2 full"
+    assert "p_loo of K=2 full (9.0) is far above its 5 parameters" in reason
+    assert "misspecified" in reason
+    assert "p_loo" not in recommend(_screening_table([True] * 3, [0] * 3))[1]
+
+
+def test_compare_has_a_default_seed_and_repeats_its_table(galaxies):
+    import inspect
+
+    assert inspect.signature(compare).parameters["random_state"].default == 0
+    first = compare(galaxies, [1, 2, 3], method=None)
+    again = compare(galaxies, [1, 2, 3], method=None)
+    pd.testing.assert_frame_equal(first.table, again.table)
+    assert first.reason == again.reason
+
+
+@pytest.mark.slow
+def test_readme_comparison_gives_the_same_table_twice(galaxies):
+    first = compare(galaxies, [1, 2], draws=100, tune=100, chains=2)
+    again = compare(galaxies, [1, 2], draws=100, tune=100, chains=2)
+    pd.testing.assert_frame_equal(first.table, again.table)

@@ -101,3 +101,17 @@ def test_empty_components_reach_the_report():
     result = diagnose(idata, var_names=("weights",), component_counts=counts)
     assert result.empty_components == (1,)
     assert "probably empty" in str(result)
+
+
+def test_verdict_says_what_failed_and_what_to_do():
+    good = diagnose(_tree(), label_switching="no label switching")
+    assert good.verdict.startswith("Verdict: the sampler checks passed")
+    assert good.problems() == [] and good.remedies() == []
+    bad = diagnose(_tree(shift=3.0, n_div=3, draws=100))
+    text = bad.verdict
+    assert text.startswith("Verdict: the sampler checks FAILED: the chains disagree")
+    assert "3 divergent transition(s)" in text and "Do not trust" in text
+    assert "--draws" in text and "target_accept" in text and "fewer components" in text
+    # a slightly high R-hat with too few draws asks for more draws, not fewer components
+    mild = Diagnostics(1.02, 300.0, 250.0, 0, 0.9, "none", 2, 300)
+    assert mild.remedies() == ["more draws and tuning (e.g. --draws 600 --tune 600)"]

@@ -3,6 +3,7 @@
 import inspect
 
 import numpy as np
+import pandas as pd
 import pytest
 from arviz_stats import mcse
 from sklearn.base import clone
@@ -61,6 +62,7 @@ def test_every_setting_is_checked_from_one_table():
         ({"target_accept": 1.0}, r"target_accept=1\.0.*between 0 and 1"),
         ({"jitter": -0.1}, r"jitter=-0\.1.*>= 0"),
         ({"vi_iterations": 0}, r"vi_iterations=0"),
+        ({"em_n_init": 0}, r"em_n_init=0.*positive int"),
         ({"batch_size": 0}, r"batch_size=0.*'auto'"),
         ({"batch_size": "big"}, r"batch_size='big'"),
         ({"pointwise": "yes"}, r"pointwise='yes'.*True or False"),
@@ -449,3 +451,21 @@ def test_fullrank_advi_is_checked_by_psis(faithful):
     # converged full-rank ADVI sits on the MAP-EM solution (272 points: posterior ~ mode)
     means = fit.idata_["posterior"]["means"].mean(("chain", "draw")).values
     np.testing.assert_allclose(means, fit.map_.means, atol=0.1 * faithful.std(axis=0))
+
+
+def test_summary_rows_are_the_free_parameters_labelled_by_column(faithful):
+    frame = pd.DataFrame(faithful, columns=["eruptions", "waiting"])
+    model = BayesianGaussianMixture(
+        2, covariance_type="diag", method="map", random_state=0, progressbar=False
+    ).fit(frame)
+    table = model.summary()
+    assert list(table.columns) == ["kind", "estimate"]  # a point estimate, not NaN intervals
+    assert list(table.index[2:4]) == ["means[0, eruptions]", "means[0, waiting]"]
+    assert len(table) == 2 + 4 + 4  # variances only: no structural zeros
+    np.testing.assert_allclose(
+        table.loc["covariances[1, waiting, waiting]", "estimate"], model.map_.covariances[1, 1]
+    )
+    renamed = model.summary(feature_names=["x", "y"])
+    assert "covariances[0, y, y]" in renamed.index
+    with pytest.raises(ValueError, match="one name per column"):
+        model.summary(feature_names=["x"])

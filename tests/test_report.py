@@ -1,7 +1,10 @@
 """The report document: Markdown and HTML rendering, tables, provenance."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
+import pytest
 
 from bayesgmm.analysis import data_grid, marginal_density
 from bayesgmm.params import MixtureParams
@@ -56,3 +59,75 @@ def test_software_versions_names_the_stack():
     versions = software_versions()
     for name in ("python", "bayesgmm", "pymc", "arviz-stats", "numpy"):
         assert versions[name] and versions[name] != "not installed"
+
+
+def test_a_figure_that_fails_becomes_a_note_and_the_report_goes_on(tmp_path):
+    report = Report("T")
+    report.table(pd.DataFrame({"v": [1.0]}))
+
+    def broken():
+        raise ValueError("Requested 42 subplots, which exceeds rcParams['plot.max_subplots']=40")
+
+    with pytest.warns(UserWarning, match="figure 'rank' could not be drawn"):
+        assert not report.figure_or_note("rank", broken, "Rank plots")
+    X = np.random.default_rng(0).normal(size=(20, 1))
+    grid = data_grid(X, 10)
+    dens = np.ones_like(grid)
+    assert report.figure_or_note(
+        "density",
+        lambda: plot_density(X, grid, dens, {"mean": dens, "lower": dens, "upper": dens}),
+        "ok",
+    )
+    md = report.to_markdown()
+    assert "**Figure 'rank' could not be drawn** (ValueError: Requested 42 subplots" in md
+    assert "| v |" in md and "figures/density.png" in md and "rank.png" not in md
+    assert {p.name for p in report.write(tmp_path)} == {"density.png", "report.md", "report.html"}
+
+
+def test_posterior_analysis_of_a_wine_sized_model_keeps_every_figure(tmp_path):
+    # K * (d + 1) = 3 * 14 = 42 > 40 scalar panels: the rank plot used to crash the report
+    from types import SimpleNamespace
+
+    import xarray as xr
+
+    from bayesgmm.report import add_posterior_analysis
+
+    rng = np.random.default_rng(7)
+    K, d, chains, draws = 3, 13, 2, 50
+    centres = rng.normal(scale=4.0, size=(K, d))
+    X = np.concatenate([rng.normal(c, 1.0, size=(40, d)) for c in centres])
+    variances = np.exp(rng.normal(scale=0.05, size=(chains, draws, K, d)))
+    posterior = xr.Dataset(
+        {
+            "weights": (("chain", "draw", "component"), rng.dirichlet([40] * K, (chains, draws))),
+            "means": (
+                ("chain", "draw", "component", "feature"),
+                centres + rng.normal(scale=0.1, size=(chains, draws, K, d)),
+            ),
+            "covariances": (
+                ("chain", "draw", "component", "feature", "feature_bis"),
+                variances[..., None] * np.eye(d),
+            ),
+        }
+    )
+    bayes = SimpleNamespace(
+        idata_=xr.DataTree.from_dict({"posterior": posterior}),
+        map_=MixtureParams(np.full(K, 1 / K), centres, np.ones((K, d)), "diag"),
+        method_="advi",
+    )
+    names = [f"f{j}" for j in range(d)]
+    report = Report("wine-like")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a figure that fails would warn
+        table = add_posterior_analysis(report, X, bayes, feature_names=names)
+    assert len(table) == K + K * d + K * d  # free parameters only
+    assert set(report.figures) == {
+        "map_vs_posterior.png",
+        "density.png",
+        "assignment.png",
+        "ellipses.png",
+        "trace.png",
+        "rank.png",
+    }
+    assert "could not be drawn" not in report.to_markdown()
+    report.write(tmp_path)
