@@ -212,7 +212,12 @@ class VIDiagnostics:
     def from_results(cls, result: VIResult, psis: PSISResult) -> VIDiagnostics:
         """Combine a fit's convergence with its PSIS check."""
         return cls(
-            result.method, result.converged, result.n_iter, psis.khat, psis.verdict, psis.message
+            result.method,
+            bool(result.converged),
+            int(result.n_iter),
+            float(psis.khat),
+            psis.verdict,
+            psis.message,
         )
 
     def __str__(self) -> str:

@@ -69,7 +69,10 @@ def csv_files(tmp_path):
         (["report", "{good}", "--k", "1-2", "--method", "map"], "needs a posterior"),
         (["clusters", "{good}", "--e0", "-1"], "--e0 must be a positive number or 'gamma'"),
         (["clusters", "{good}", "--e0", "many"], "--e0"),
-        (["clusters", "{good}", "--max-components", "0"], "--max-components must be at least 1"),
+        (
+            ["clusters", "{good}", "--max-components", "0"],
+            "--max-components: must be an integer >= 1",
+        ),
         (["clusters", "{good}", "--draws", "0"], "--draws"),
         (["clusters", "{tiny}"], "too few"),
     ],
