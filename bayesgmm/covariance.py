@@ -108,6 +108,20 @@ class CovarianceStructure:
     def __reduce__(self):
         return (get_structure, (self.name,))
 
+    @property
+    def kernels(self):
+        """The fused Numba kernels of this structure, or ``None`` if it has none.
+
+        A :class:`bayesgmm.em.kernels.StructureKernels` (E-step and sufficient statistics in
+        one pass, and per-row log-responsibilities). The kernel module is imported, and the
+        kernels compiled or loaded from Numba's cache, on the first access, so that the
+        registry stays light. EM falls back to the NumPy E- and M-steps for a structure
+        without kernels.
+        """
+        from bayesgmm.em.kernels import KERNELS
+
+        return KERNELS.get(self.name)
+
     # ---- layout -------------------------------------------------------------------------
     def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
         """Shape of ``covariances`` (and of ``precisions_cholesky``)."""

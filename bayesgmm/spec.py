@@ -196,7 +196,11 @@ class EMOptions:
     max_iter : int
     n_init : int
         Restarts; the best final objective is kept.
-    init_params : {"kmeans", "k-means++", "random", "random_from_data"}
+    init_params : {"kmeans", "k-means++", "random", "random_from_data", "hierarchical"}
+    stopping : {"aitken", "absolute"}
+        Stopping rule (:data:`bayesgmm.em.fit.STOPPING_RULES`): ``"absolute"`` is
+        scikit-learn's (change below ``tol``), ``"aitken"`` stops when the Aitken-extrapolated
+        limit of the objective is within ``tol``.
     weights_init, means_init, precisions_init : ndarray, optional
         Explicit starting values (scikit-learn's shapes).
     """
@@ -206,6 +210,7 @@ class EMOptions:
     max_iter: int = 100
     n_init: int = 1
     init_params: str = "kmeans"
+    stopping: str = "absolute"
     weights_init: np.ndarray | None = None
     means_init: np.ndarray | None = None
     precisions_init: np.ndarray | None = None
@@ -232,6 +237,13 @@ class EMOptions:
             raise ValueError(
                 f"Invalid value for 'init_params': {self.init_params!r}; "
                 f"choose one of {sorted(INITIALIZERS)}"
+            )
+        from bayesgmm.em.fit import STOPPING_RULES
+
+        if self.stopping not in STOPPING_RULES:
+            raise ValueError(
+                f"Invalid value for 'stopping': {self.stopping!r}; "
+                f"choose one of {sorted(STOPPING_RULES)}"
             )
 
     def check_starts(self, spec: MixtureSpec) -> None:

@@ -14,7 +14,13 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from bayesgmm.em.init import initial_responsibilities
-from bayesgmm.em.steps import e_step, log_objective, m_step
+from bayesgmm.em.steps import (
+    SufficientStatistics,
+    e_step,
+    m_step,
+    m_step_from_statistics,
+    sufficient_statistics,
+)
 from bayesgmm.exceptions import SingularCovarianceError
 from bayesgmm.params import MixtureParams
 from bayesgmm.priors import MixturePrior, sample_moments
@@ -70,24 +76,53 @@ def _reseed(
 
 
 def _m_step_or_reseed(
-    X, log_resp, log_lik, params: MixtureParams, prior, reg_covar
+    X,
+    stats: SufficientStatistics,
+    row_log_lik: Callable[[], np.ndarray],
+    params: MixtureParams,
+    prior,
+    reg_covar,
 ) -> tuple[MixtureParams, bool]:
-    resp = np.exp(log_resp)
-    nk = resp.sum(axis=0)
-    empty = np.flatnonzero(nk < MIN_COMPONENT_COUNT)
+    """The M-step from ``stats``, or ``params`` with one collapsed component re-seeded.
+
+    ``row_log_lik()`` gives ``log p(x_n | params)`` per row; it is called only to re-seed
+    (the fused path then makes one extra pass over the data).
+    """
+    empty = np.flatnonzero(stats.nk < MIN_COMPONENT_COUNT)
     if prior is None and empty.size:
-        reseeded = _reseed(X, params, log_lik, int(empty[0]))
+        reseeded = _reseed(X, params, row_log_lik(), int(empty[0]))
         if reseeded is not None:
             return reseeded, True
     try:
-        return m_step(X, resp, params.structure, prior, reg_covar), False
+        return m_step_from_statistics(stats, params.structure, prior, reg_covar), False
     except SingularCovarianceError as err:
         if prior is not None or err.component is None:
             raise
-        reseeded = _reseed(X, params, log_lik, err.component)
+        reseeded = _reseed(X, params, row_log_lik(), err.component)
         if reseeded is None:
             raise
         return reseeded, True
+
+
+def _numpy_pass(X: np.ndarray, params: MixtureParams):
+    """E-step and sufficient statistics with NumPy (structures without fused kernels)."""
+    log_resp, log_lik = e_step(X, params)
+    stats = sufficient_statistics(X, np.exp(log_resp), params.structure)
+    return stats, float(log_lik.sum()), float(X.shape[0]), lambda: log_lik
+
+
+def _fused_pass(X: np.ndarray, params: MixtureParams):
+    """E-step and sufficient statistics in one pass of the structure's fused kernel."""
+    from bayesgmm.em.kernels import fused_log_resp, fused_statistics
+
+    args = (X, params.weights, params.means, params.precisions_cholesky, params.structure.name)
+    stats = fused_statistics(*args)
+    return (
+        stats.sufficient_statistics(),
+        stats.log_lik_sum,
+        stats.weight_sum,
+        lambda: fused_log_resp(*args)[1],
+    )
 
 
 def run_em(
@@ -99,12 +134,18 @@ def run_em(
     tol: float = 1e-3,
     max_iter: int = 100,
     max_reseeds: int | None = None,
+    stopping: str = "absolute",
 ) -> EMResult:
-    """Iterate E- and M-steps from ``params`` until the objective changes by less than ``tol``.
+    """Iterate E- and M-steps from ``params`` until the stopping rule holds.
+
+    Each iteration is one pass of the structure's fused kernel
+    (:mod:`bayesgmm.em.kernels`: E-step and sufficient statistics without any (N, K)
+    array) followed by the shared M-step; structures without kernels use NumPy.
 
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
+        float64, or float32 (read as it is and computed in float64).
     params : MixtureParams
         Starting point.
     prior : MixturePrior or None
@@ -112,24 +153,67 @@ def run_em(
     reg_covar : float
         Added to covariance diagonals in every M-step.
     tol : float
-        Convergence threshold on the change of the per-sample objective.
+        Convergence threshold on the per-sample objective (see :data:`STOPPING_RULES`).
     max_iter : int
     max_reseeds : int, optional
         Limit on re-seeding collapsed components (default ``10 * K``); past it a
         :class:`SingularCovarianceError` names the component and the remedy.
+    stopping : {"absolute", "aitken"}
+        The stopping rule (:data:`STOPPING_RULES`).
 
     Returns
     -------
     EMResult
     """
+    one_pass = _numpy_pass if params.structure.kernels is None else _fused_pass
 
     def step(current: MixtureParams) -> tuple[float, MixtureParams, bool]:
-        log_resp, log_lik = e_step(X, current)
-        objective = log_objective(log_lik, current, prior)
-        updated, reseeded = _m_step_or_reseed(X, log_resp, log_lik, current, prior, reg_covar)
+        stats, log_lik_sum, n_rows, row_log_lik = one_pass(X, current)
+        objective = log_lik_sum / n_rows
+        if prior is not None:
+            objective += prior.log_density(current) / n_rows
+        updated, reseeded = _m_step_or_reseed(X, stats, row_log_lik, current, prior, reg_covar)
         return objective, updated, reseeded
 
-    return iterate_em(step, params, tol=tol, max_iter=max_iter, max_reseeds=max_reseeds)
+    return iterate_em(
+        step, params, tol=tol, max_iter=max_iter, max_reseeds=max_reseeds, stopping=stopping
+    )
+
+
+def _absolute_change(history: list[float], tol: float) -> bool:
+    """scikit-learn's rule: the objective changed by less than ``tol``."""
+    return len(history) >= 2 and abs(history[-1] - history[-2]) < tol
+
+
+def _aitken(history: list[float], tol: float) -> bool:
+    """Aitken's rule (Bohning et al. 1994, McNicholas et al. 2010; mclust's idea).
+
+    EM converges linearly, ``l_{k+1} - l_k ~ a (l_k - l_{k-1})``, so a small change can
+    hide a long way to go when ``a`` is near one. With ``a`` estimated from the last three
+    objectives, the limit is ``l_inf = l_{k-1} + (l_k - l_{k-1}) / (1 - a)``; stop when
+    ``|l_inf - l_{k-1}| < tol``, which is never looser than the absolute rule.
+    """
+    if len(history) < 3:
+        return False
+    l0, l1, l2 = history[-3:]
+    change, before = l2 - l1, l1 - l0
+    if abs(change) <= 1e-3 * tol:
+        return True
+    if before == 0.0:
+        return abs(change) < tol
+    rate = change / before
+    if rate < 0.0:  # a rounding-level wobble at the optimum
+        return abs(change) < tol
+    if rate >= 1.0:  # still accelerating
+        return False
+    return abs(change) / (1.0 - rate) < tol
+
+
+#: Stopping rules of EM: ``rule(objectives since the last re-seed, tol) -> converged``.
+STOPPING_RULES: dict[str, Callable[[list[float], float], bool]] = {
+    "absolute": _absolute_change,
+    "aitken": _aitken,
+}
 
 
 def iterate_em(
@@ -139,6 +223,7 @@ def iterate_em(
     tol: float,
     max_iter: int,
     max_reseeds: int | None = None,
+    stopping: str = "absolute",
 ) -> EMResult:
     """The convergence loop shared by in-memory and chunked EM.
 
@@ -150,18 +235,21 @@ def iterate_em(
     params : MixtureParams
         Starting point.
     tol, max_iter : float, int
-        Stop when the objective changes by less than ``tol``, or after ``max_iter`` steps.
+        Stop when the stopping rule holds at ``tol``, or after ``max_iter`` steps.
     max_reseeds : int, optional
         Re-seeded steps allowed (default ``10 * K``) before a
         :class:`SingularCovarianceError`; a re-seed restarts the convergence test.
+    stopping : {"absolute", "aitken"}
+        A key of :data:`STOPPING_RULES`.
     """
+    converged_at = STOPPING_RULES[stopping]
     max_reseeds = 10 * params.n_components if max_reseeds is None else max_reseeds
     lower_bound = -np.inf
     trace: list[float] = []
+    history: list[float] = []
     converged = False
     n_reseeds = 0
     for _ in range(max_iter):
-        previous = lower_bound
         lower_bound, params, reseeded = step(params)
         trace.append(lower_bound)
         if reseeded:
@@ -169,8 +257,10 @@ def iterate_em(
             if n_reseeds > max_reseeds:
                 raise SingularCovarianceError()
             lower_bound = -np.inf
+            history = []
             continue
-        if abs(lower_bound - previous) < tol:
+        history.append(lower_bound)
+        if converged_at(history, tol):
             converged = True
             break
     return EMResult(params, lower_bound, converged, len(trace), np.asarray(trace), n_reseeds)
@@ -272,6 +362,7 @@ def fit_em(
             reg_covar=options.reg_covar,
             tol=options.tol,
             max_iter=options.max_iter,
+            stopping=options.stopping,
         )
         if best is None or result.lower_bound > best.lower_bound:
             best = result
@@ -299,6 +390,7 @@ __all__ = [
     "check_map_prior",
     "fit_em",
     "initial_params",
+    "STOPPING_RULES",
     "iterate_em",
     "run_em",
     "warn_if_not_converged",
