@@ -36,14 +36,25 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     prior : None, "default" or MixturePrior, default=None
         ``None``: maximum likelihood. ``"default"``: MAP under
         :meth:`MixturePrior.default` (data-scaled, Fraley & Raftery 2007).
-    tol : float, default=1e-3
-        Convergence threshold on the change of the per-sample objective.
+    tol : float, default=1e-8
+        Convergence threshold on the per-sample objective, for the rule ``stopping``.
     reg_covar : float, default=1e-6
         Non-negative value added to the covariance diagonals.
-    max_iter : int, default=100
-    n_init : int, default=1
-        Number of restarts; the best objective is kept.
-    init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default="kmeans"
+    max_iter : int, default=1000
+    n_init : int, default=10
+        Number of starts; the best objective among the non-degenerate fits is kept (a
+        start that ends with a component on repeated values is replaced by another).
+    init_params : {"hierarchical", "kmeans", "k-means++", "random", "random_from_data"}, \
+default="hierarchical"
+        ``"hierarchical"`` is mclust's start (agglomeration on scaled principal components);
+        the second and later starts then use ``"k-means++"``.
+    stopping : {"aitken", "absolute"}, default="aitken"
+        ``"absolute"``: scikit-learn's rule (change below ``tol``; use ``tol=1e-3`` for its
+        default). ``"aitken"``: stop when the Aitken-extrapolated limit of the objective is
+        within ``tol``, i.e. at the maximum this start leads to.
+
+        These defaults reach the best log-likelihood found by 50 restarts far more often
+        than scikit-learn's (one k-means start, ``tol=1e-3``): see ``reports/benchmarks.md``.
     weights_init : ndarray of shape (n_components,), optional
     means_init : ndarray of shape (n_components, n_features), optional
     precisions_init : ndarray, optional
@@ -75,6 +86,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         The objective at every iteration of the best start.
     n_reseeds_ : int
         Collapsed components re-seeded during the best start (MLE only).
+    degenerate_ : bool
+        Whether the kept fit has a degenerate component (only when every start had one;
+        a warning says so).
     n_features_in_ : int
     """
 
@@ -84,11 +98,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         *,
         covariance_type: str = "full",
         prior: MixturePrior | str | None = None,
-        tol: float = 1e-3,
+        tol: float = 1e-8,
         reg_covar: float = 1e-6,
-        max_iter: int = 100,
-        n_init: int = 1,
-        init_params: str = "kmeans",
+        max_iter: int = 1000,
+        n_init: int = 10,
+        init_params: str = "hierarchical",
+        stopping: str = "aitken",
         weights_init: np.ndarray | None = None,
         means_init: np.ndarray | None = None,
         precisions_init: np.ndarray | None = None,
@@ -102,6 +117,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.max_iter = max_iter
         self.n_init = n_init
         self.init_params = init_params
+        self.stopping = stopping
         self.weights_init = weights_init
         self.means_init = means_init
         self.precisions_init = precisions_init
@@ -117,6 +133,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             max_iter=self.max_iter,
             n_init=self.n_init,
             init_params=self.init_params,
+            stopping=self.stopping,
             weights_init=self.weights_init,
             means_init=self.means_init,
             precisions_init=self.precisions_init,
@@ -205,6 +222,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.lower_bound_ = result.lower_bound
         self.lower_bound_trace_ = result.trace
         self.n_reseeds_ = result.n_reseeds
+        self.degenerate_ = result.degenerate
 
     def _set_params(self, params: MixtureParams) -> None:
         self.params_ = params

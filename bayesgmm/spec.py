@@ -190,12 +190,14 @@ class EMOptions:
     Attributes
     ----------
     tol : float
-        Convergence threshold on the change of the per-sample objective.
+        Convergence threshold on the per-sample objective (see ``stopping``).
     reg_covar : float
         Added to every covariance diagonal in each M-step.
     max_iter : int
     n_init : int
-        Restarts; the best final objective is kept.
+        Starts; the best final objective among the non-degenerate fits is kept (see
+        :func:`bayesgmm.em.fit.fit_em`). After a ``hierarchical`` first start the others
+        use ``k-means++``.
     init_params : {"kmeans", "k-means++", "random", "random_from_data", "hierarchical"}
     stopping : {"aitken", "absolute"}
         Stopping rule (:data:`bayesgmm.em.fit.STOPPING_RULES`): ``"absolute"`` is
@@ -205,12 +207,12 @@ class EMOptions:
         Explicit starting values (scikit-learn's shapes).
     """
 
-    tol: float = 1e-3
+    tol: float = 1e-8
     reg_covar: float = 1e-6
-    max_iter: int = 100
-    n_init: int = 1
-    init_params: str = "kmeans"
-    stopping: str = "absolute"
+    max_iter: int = 1000
+    n_init: int = 10
+    init_params: str = "hierarchical"
+    stopping: str = "aitken"
     weights_init: np.ndarray | None = None
     means_init: np.ndarray | None = None
     precisions_init: np.ndarray | None = None

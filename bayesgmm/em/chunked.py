@@ -87,7 +87,7 @@ def chunk_moments(chunk: np.ndarray, params: MixtureParams) -> ChunkMoments:
     from bayesgmm.em.kernels import fused_moments
 
     moments = fused_moments(
-        chunk, params.weights, params.means, params.precisions_cholesky, params.structure.name
+        chunk, params.weights, params.means, params.precisions_cholesky, params.structure.kernel_layout
     )
     return ChunkMoments(
         moments.s0, moments.s1, moments.s2, moments.log_lik_sum, chunk.shape[0]

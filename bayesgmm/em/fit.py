@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from bayesgmm.em.init import initial_responsibilities
+from bayesgmm.em.init import initial_responsibilities, later_starts
 from bayesgmm.em.steps import (
     SufficientStatistics,
     e_step,
@@ -28,6 +28,40 @@ from bayesgmm.spec import EMOptions, MixtureSpec
 
 #: A component whose soft count falls below this many samples is treated as collapsed.
 MIN_COMPONENT_COUNT = 1e-3
+
+
+#: A fitted component is *degenerate* when, measured in units of the data's covariance, one
+#: of its variances is below this (a component sitting on repeated values, e.g. integer
+#: measurements, whose likelihood grows without bound as its variance shrinks to
+#: ``reg_covar``), or when it carries fewer than ``d + 1`` samples' worth of weight (its
+#: covariance is then estimated from fewer points than it has dimensions plus one).
+DEGENERATE_VARIANCE_RATIO = 1e-3
+
+
+def degenerate_components(
+    params: MixtureParams, data_covariance: np.ndarray, n_samples: float
+) -> np.ndarray:
+    """Which components are degenerate (see :data:`DEGENERATE_VARIANCE_RATIO`).
+
+    Parameters
+    ----------
+    params : MixtureParams
+    data_covariance : ndarray of shape (n_features, n_features)
+    n_samples : float
+        Rows (or total weight) the fit saw.
+
+    Returns
+    -------
+    ndarray of bool, shape (n_components,)
+    """
+    k, d = params.n_components, params.n_features
+    scale = np.linalg.cholesky(np.atleast_2d(data_covariance).astype(np.float64))
+    blocks = np.reshape(params.structure.batched_full(params.covariances, k, d), (-1, d, d))
+    half = np.linalg.solve(scale, blocks)
+    relative = np.linalg.solve(scale, np.swapaxes(half, -1, -2))
+    tiny = np.linalg.eigvalsh(relative)[:, 0] < DEGENERATE_VARIANCE_RATIO
+    tiny = np.broadcast_to(tiny, (k,)) if tiny.size == 1 else tiny
+    return tiny | (params.weights * n_samples < d + 1)
 
 
 @dataclass(frozen=True)
@@ -46,6 +80,9 @@ class EMResult:
         Objective per sample at every iteration.
     n_reseeds : int
         How many collapsed components were re-seeded (maximum likelihood only).
+    degenerate : bool
+        Whether a component is degenerate (:func:`degenerate_components`): set by
+        :func:`fit_em` when every start ended degenerate.
     """
 
     params: MixtureParams
@@ -54,6 +91,7 @@ class EMResult:
     n_iter: int
     trace: np.ndarray
     n_reseeds: int = 0
+    degenerate: bool = False
 
 
 def _reseed(
@@ -115,7 +153,7 @@ def _fused_pass(X: np.ndarray, params: MixtureParams):
     """E-step and sufficient statistics in one pass of the structure's fused kernel."""
     from bayesgmm.em.kernels import fused_log_resp, fused_statistics
 
-    args = (X, params.weights, params.means, params.precisions_cholesky, params.structure.name)
+    args = (X, params.weights, params.means, params.precisions_cholesky, params.structure.kernel_layout)
     stats = fused_statistics(*args)
     return (
         stats.sufficient_statistics(),
@@ -352,23 +390,50 @@ def fit_em(
     check_map_prior(spec)
     options.check_starts(spec)
     rng = np.random.default_rng(random_state)
+    data_covariance = sample_moments(X)[1]
     best: EMResult | None = None
-    for _ in range(options.n_init):
-        start = initial_params(X, spec, options, rng)
-        result = run_em(
-            X,
-            start,
-            prior=spec.prior,
-            reg_covar=options.reg_covar,
-            tol=options.tol,
-            max_iter=options.max_iter,
-            stopping=options.stopping,
-        )
-        if best is None or result.lower_bound > best.lower_bound:
+    fallback: EMResult | None = None
+    error: SingularCovarianceError | None = None
+    start_options = options
+    # n_init starts; a start that fails or ends degenerate is replaced, up to n_init times
+    for attempt in range(2 * options.n_init):
+        if attempt >= options.n_init and best is not None:
+            break
+        start = initial_params(X, spec, start_options, rng)
+        start_options = replace(options, init_params=later_starts(options.init_params))
+        try:
+            result = run_em(
+                X,
+                start,
+                prior=spec.prior,
+                reg_covar=options.reg_covar,
+                tol=options.tol,
+                max_iter=options.max_iter,
+                stopping=options.stopping,
+            )
+        except SingularCovarianceError as err:
+            error = err
+            continue
+        if degenerate_components(result.params, data_covariance, X.shape[0]).any():
+            if fallback is None or result.lower_bound > fallback.lower_bound:
+                fallback = replace(result, degenerate=True)
+        elif best is None or result.lower_bound > best.lower_bound:
             best = result
-    assert best is not None
+    best = best if best is not None else fallback
+    if best is None:
+        assert error is not None
+        raise error
     if warn_not_converged:
         warn_if_not_converged(best, options)
+    if best.degenerate:
+        warnings.warn(
+            f"Every start ended with a degenerate component (a variance below "
+            f"{DEGENERATE_VARIANCE_RATIO:g} of the data's, or fewer than d + 1 = "
+            f"{spec.n_features + 1} samples' weight), e.g. on repeated values: decrease "
+            "n_components, fit with a prior (prior='default'), or increase n_init.",
+            UserWarning,
+            stacklevel=2,
+        )
     return best
 
 
@@ -390,7 +455,9 @@ __all__ = [
     "check_map_prior",
     "fit_em",
     "initial_params",
+    "DEGENERATE_VARIANCE_RATIO",
     "STOPPING_RULES",
+    "degenerate_components",
     "iterate_em",
     "run_em",
     "warn_if_not_converged",
