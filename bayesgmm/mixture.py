@@ -15,7 +15,13 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from bayesgmm._validation import check_data, check_positive_int
 from bayesgmm.covariance import get_structure
-from bayesgmm.em.chunked import data_moments, fit_em_chunked, is_dask_array
+from bayesgmm.em.chunked import (
+    as_dask_array,
+    data_moments,
+    fit_em_chunked,
+    is_chunked_store,
+    is_dask_array,
+)
 from bayesgmm.em.fit import EMResult, fit_em, warn_if_not_converged
 from bayesgmm.em.steps import e_step
 from bayesgmm.params import MixtureParams
@@ -153,10 +159,14 @@ default="hierarchical"
 
         Notes
         -----
-        A Dask array is fitted out of core by :func:`bayesgmm.em.chunked.fit_em_chunked`
-        (one pass over its blocks per iteration, initialised on a seeded subsample of
-        ``20_000`` rows); ``n_init`` and explicit ``*_init`` arrays are then not used.
+        A Dask array (or a Zarr / chunked HDF5 array, read as one) is fitted out of core by
+        :func:`bayesgmm.em.chunked.fit_em_chunked`: one pass over its blocks per iteration,
+        by Dask's scheduler or the active ``dask.distributed`` client (the same code on a
+        laptop or a cluster), initialised on a seeded subsample of ``20_000`` rows or from
+        explicit ``*_init`` arrays; ``n_init`` is not used (one start).
         """
+        if is_chunked_store(X):
+            X = as_dask_array(X)
         if is_dask_array(X):
             self._fit_chunked(X)
         else:
@@ -196,8 +206,13 @@ default="hierarchical"
         ndarray of shape (n_samples,)
         """
         options = self._options()
-        data = check_data(X, n_components=self.n_components, check_constant=self.prior is None)
-        validate_data(self, X, dtype=np.float64)
+        data = check_data(
+            X,
+            n_components=self.n_components,
+            check_constant=self.prior is None,
+            keep_float32=True,
+        )
+        validate_data(self, X, dtype=[np.float64, np.float32])
         spec = MixtureSpec.from_data(
             data, self.n_components, self.covariance_type, self.prior, standardize=False
         )

@@ -128,6 +128,28 @@ def is_dask_array(X) -> bool:
     return hasattr(X, "to_delayed") and hasattr(X, "chunks")
 
 
+def is_chunked_store(X) -> bool:
+    """Whether ``X`` is a chunked on-disk array other than Dask's (Zarr, HDF5 with chunks)."""
+    return (
+        not isinstance(X, np.ndarray)
+        and not is_dask_array(X)
+        and hasattr(X, "shape")
+        and len(getattr(X, "shape", ())) == 2
+        and isinstance(getattr(X, "chunks", None), tuple)
+    )
+
+
+def as_dask_array(X, min_rows: int = 100_000):
+    """A Zarr/HDF5 array as a Dask array of row blocks (at least ``min_rows`` rows each,
+    whole stored chunks), so that Dask's scheduler, or a ``dask.distributed`` cluster,
+    reduces it."""
+    import dask.array as da
+
+    stored = X.chunks[0]
+    rows = max(stored, -(-min_rows // stored) * stored)
+    return da.from_array(X, chunks=(rows, X.shape[1]))
+
+
 def _row_slices(n_samples: int, chunk_size: int):
     for start in range(0, n_samples, chunk_size):
         yield slice(start, min(start + chunk_size, n_samples))
@@ -234,6 +256,8 @@ __all__ = [
     "ChunkMoments",
     "chunk_moments",
     "data_moments",
+    "as_dask_array",
     "fit_em_chunked",
+    "is_chunked_store",
     "is_dask_array",
 ]
