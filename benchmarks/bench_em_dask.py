@@ -28,7 +28,7 @@ import numpy as np
 from bayesgmm import GaussianMixture
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_em import REPORT, _write_section  # noqa: E402
+from bench_em import REPORT, _write_section
 
 MEANS = np.array([[0.0, 0.0], [4.0, 1.0], [-3.0, 3.0]])
 SDS = np.array([1.0, 0.7, 1.3])
@@ -43,7 +43,9 @@ def _block(n_rows: int, seed: int) -> np.ndarray:
 
 def lazy_data(n_rows: int, block_rows: int) -> da.Array:
     """A (n_rows, 2) Dask array whose block ``b`` is generated from seed ``b``."""
-    sizes = [block_rows] * (n_rows // block_rows) + ([n_rows % block_rows] if n_rows % block_rows else [])
+    sizes = [block_rows] * (n_rows // block_rows) + (
+        [n_rows % block_rows] if n_rows % block_rows else []
+    )
     blocks = [
         da.from_delayed(dask.delayed(_block)(size, b), (size, 2), dtype=np.float64)
         for b, size in enumerate(sizes)
@@ -93,9 +95,7 @@ def main() -> None:
     workers_rss = None
     if client is not None:
         workers_rss = max(
-            client.run(
-                lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            ).values()
+            client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024).values()
         )
         client.close()
         cluster.close()

@@ -28,7 +28,7 @@ from bayesgmm.priors import sample_moments
 from bayesgmm.spec import EMOptions, MixtureSpec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_em import REPORT, _write_section  # noqa: E402
+from bench_em import REPORT, _write_section
 
 DATA = {
     "faithful": datasets.load_faithful,
@@ -96,7 +96,10 @@ def main() -> None:
                     gaps[label] = (ref - ll, bad)
                 rows.append((name, ct, k, ref, ref_any, gaps))
                 print(
-                    name, ct, k, f"ref {ref:.3f} any {ref_any:.3f}",
+                    name,
+                    ct,
+                    k,
+                    f"ref {ref:.3f} any {ref_any:.3f}",
                     " ".join(f"{g:+.3f}{'D' if b else ''}" for g, b in gaps.values()),
                     flush=True,
                 )
@@ -111,7 +114,7 @@ def main() -> None:
         f"A cell counts as reached when the fit's total log-likelihood is within {GAP} of it "
         "and the fit is not degenerate.",
         "",
-        "| setting | reached (of {}) | worst gap | degenerate fits |".format(len(rows)),
+        f"| setting | reached (of {len(rows)}) | worst gap | degenerate fits |",
         "|---|---:|---:|---:|",
     ]
     for label in labels:
@@ -125,9 +128,7 @@ def main() -> None:
         "",
         "Gap per cell (reference minus fit, total log-likelihood; D = degenerate):",
         "",
-        "| data | structure | K | reference | best incl. degenerate | "
-        + " | ".join(labels)
-        + " |",
+        "| data | structure | K | reference | best incl. degenerate | " + " | ".join(labels) + " |",
         "|---|---|---:|---:|---:|" + "---:|" * len(labels),
     ]
     for name, ct, k, ref, ref_any, gaps in rows:

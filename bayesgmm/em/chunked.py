@@ -87,11 +87,13 @@ def chunk_moments(chunk: np.ndarray, params: MixtureParams) -> ChunkMoments:
     from bayesgmm.em.kernels import fused_moments
 
     moments = fused_moments(
-        chunk, params.weights, params.means, params.precisions_cholesky, params.structure.kernel_layout
+        chunk,
+        params.weights,
+        params.means,
+        params.precisions_cholesky,
+        params.structure.kernel_layout,
     )
-    return ChunkMoments(
-        moments.s0, moments.s1, moments.s2, moments.log_lik_sum, chunk.shape[0]
-    )
+    return ChunkMoments(moments.s0, moments.s1, moments.s2, moments.log_lik_sum, chunk.shape[0])
 
 
 def _numpy_chunk_moments(chunk: np.ndarray, params: MixtureParams) -> ChunkMoments:
@@ -254,9 +256,9 @@ def fit_em_chunked(
 
 __all__ = [
     "ChunkMoments",
+    "as_dask_array",
     "chunk_moments",
     "data_moments",
-    "as_dask_array",
     "fit_em_chunked",
     "is_chunked_store",
     "is_dask_array",

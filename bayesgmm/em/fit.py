@@ -153,7 +153,13 @@ def _fused_pass(X: np.ndarray, params: MixtureParams):
     """E-step and sufficient statistics in one pass of the structure's fused kernel."""
     from bayesgmm.em.kernels import fused_log_resp, fused_statistics
 
-    args = (X, params.weights, params.means, params.precisions_cholesky, params.structure.kernel_layout)
+    args = (
+        X,
+        params.weights,
+        params.means,
+        params.precisions_cholesky,
+        params.structure.kernel_layout,
+    )
     stats = fused_statistics(*args)
     return (
         stats.sufficient_statistics(),
@@ -235,7 +241,7 @@ def _aitken(history: list[float], tol: float) -> bool:
         return False
     l0, l1, l2 = history[-3:]
     change, before = l2 - l1, l1 - l0
-    if abs(change) <= 1e-3 * tol:
+    if abs(change) < 1e-3 * tol:
         return True
     if before == 0.0:
         return abs(change) < tol
@@ -395,9 +401,11 @@ def fit_em(
     fallback: EMResult | None = None
     error: SingularCovarianceError | None = None
     start_options = options
-    # n_init starts; a start that fails or ends degenerate is replaced, up to n_init times
-    for attempt in range(2 * options.n_init):
-        if attempt >= options.n_init and best is not None:
+    # n_init starts (one if the start is given: they would all be the same); a start that
+    # fails or ends degenerate is replaced, up to n_init times
+    n_starts = 1 if options.has_full_start else options.n_init
+    for attempt in range(2 * n_starts):
+        if attempt >= n_starts and best is not None:
             break
         start = initial_params(X, spec, start_options, rng)
         start_options = replace(options, init_params=later_starts(options.init_params))
@@ -451,13 +459,13 @@ def warn_if_not_converged(result: EMResult, options: EMOptions) -> None:
 
 
 __all__ = [
-    "EMResult",
-    "check_map_prior",
-    "fit_em",
-    "initial_params",
     "DEGENERATE_VARIANCE_RATIO",
     "STOPPING_RULES",
+    "EMResult",
+    "check_map_prior",
     "degenerate_components",
+    "fit_em",
+    "initial_params",
     "iterate_em",
     "run_em",
     "warn_if_not_converged",

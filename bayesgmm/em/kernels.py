@@ -58,15 +58,15 @@ import numba
 import numpy as np
 from numba import prange
 
+from bayesgmm.covariance import CovarianceType
+from bayesgmm.em.gaussian import log_det_cholesky
+from bayesgmm.em.steps import SufficientStatistics
+
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
 #: One kernel call at a time per process (the workqueue layer is not thread-safe).
 _CALL_LOCK = threading.Lock()
-
-from bayesgmm.covariance import CovarianceType
-from bayesgmm.em.gaussian import log_det_cholesky
-from bayesgmm.em.steps import SufficientStatistics
 
 #: Rows per block: one task of the parallel loop and one slot of partial sums. 512 rows keep
 #: a block's working set ((2 d + K + 6) * 512 doubles) in L1/L2 up to d ~ 10; measured
