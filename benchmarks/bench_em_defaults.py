@@ -46,7 +46,7 @@ def _fit(X, spec, options, seed):
     except SingularCovarianceError:
         return np.nan, True
     ll = result.lower_bound * X.shape[0]
-    bad = degenerate_components(result.params, sample_moments(X)[1], X.shape[0]).any()
+    bad = degenerate_components(result.params, X, sample_moments(X)[1]).any()
     return ll, bool(bad) or bool(getattr(result, "degenerate", False))
 
 

@@ -31,24 +31,30 @@ MIN_COMPONENT_COUNT = 1e-3
 
 
 #: A fitted component is *degenerate* when, measured in units of the data's covariance, one
-#: of its variances is below this (a component sitting on repeated values, e.g. integer
-#: measurements, whose likelihood grows without bound as its variance shrinks to
-#: ``reg_covar``), or when it carries fewer than ``d + 1`` samples' worth of weight (its
-#: covariance is then estimated from fewer points than it has dimensions plus one).
-DEGENERATE_VARIANCE_RATIO = 1e-3
+#: of its variances is below this: it sits on repeated values (integer measurements, say)
+#: and its likelihood grows without bound as its variance shrinks to ``reg_covar``.
+DEGENERATE_VARIANCE_RATIO = 1e-5
+
+#: Responsibility above which a row counts as carrying a component (for the distinct rows).
+_CARRIES = 0.01
 
 
 def degenerate_components(
-    params: MixtureParams, data_covariance: np.ndarray, n_samples: float
+    params: MixtureParams, X: np.ndarray, data_covariance: np.ndarray
 ) -> np.ndarray:
-    """Which components are degenerate (see :data:`DEGENERATE_VARIANCE_RATIO`).
+    """Which components are degenerate, as mclust would report them (no BIC).
+
+    A component is degenerate if a variance of it, relative to the data's along the same
+    direction (the eigenvalues of ``L^-1 Sigma_k L^-T`` with ``L L^T`` the data's
+    covariance), is below :data:`DEGENERATE_VARIANCE_RATIO`, or if fewer than ``d + 1``
+    distinct rows carry it (responsibility above 1%): its covariance then rests on too few
+    points, e.g. on one repeated value.
 
     Parameters
     ----------
     params : MixtureParams
+    X : ndarray of shape (n_samples, n_features)
     data_covariance : ndarray of shape (n_features, n_features)
-    n_samples : float
-        Rows (or total weight) the fit saw.
 
     Returns
     -------
@@ -61,7 +67,30 @@ def degenerate_components(
     relative = np.linalg.solve(scale, np.swapaxes(half, -1, -2))
     tiny = np.linalg.eigvalsh(relative)[:, 0] < DEGENERATE_VARIANCE_RATIO
     tiny = np.broadcast_to(tiny, (k,)) if tiny.size == 1 else tiny
-    return tiny | (params.weights * n_samples < d + 1)
+    if params.structure.kernels is None:
+        log_resp = e_step(X, params)[0]
+    else:
+        from bayesgmm.em.kernels import fused_log_resp
+
+        log_resp = fused_log_resp(
+            X,
+            params.weights,
+            params.means,
+            params.precisions_cholesky,
+            params.structure.kernel_layout,
+        )[0]
+    carried = log_resp > np.log(_CARRIES)
+    few = np.array([_fewer_distinct_rows(X[carried[:, j]], d + 1) for j in range(k)])
+    return tiny | few
+
+
+def _fewer_distinct_rows(rows: np.ndarray, count: int) -> bool:
+    """Whether ``rows`` has fewer than ``count`` distinct rows (without sorting them all)."""
+    for _ in range(count):
+        if rows.shape[0] == 0:
+            return True
+        rows = rows[np.any(rows != rows[0], axis=1)]
+    return False
 
 
 @dataclass(frozen=True)
@@ -422,7 +451,7 @@ def fit_em(
         except SingularCovarianceError as err:
             error = err
             continue
-        if degenerate_components(result.params, data_covariance, X.shape[0]).any():
+        if degenerate_components(result.params, X, data_covariance).any():
             if fallback is None or result.lower_bound > fallback.lower_bound:
                 fallback = replace(result, degenerate=True)
         elif best is None or result.lower_bound > best.lower_bound:
@@ -437,7 +466,7 @@ def fit_em(
         warnings.warn(
             f"Every start ended with a degenerate component (a variance below "
             f"{DEGENERATE_VARIANCE_RATIO:g} of the data's, or fewer than d + 1 = "
-            f"{spec.n_features + 1} samples' weight), e.g. on repeated values: decrease "
+            f"{spec.n_features + 1} distinct rows), e.g. on repeated values: decrease "
             "n_components, fit with a prior (prior='default'), or increase n_init.",
             UserWarning,
             stacklevel=2,

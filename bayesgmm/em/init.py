@@ -8,11 +8,13 @@ nearest centre, so each component starts with a covariance estimated from a clus
 rather than from a single point.
 
 ``hierarchical`` is mclust's default start (Fraley 1998; Scrucca & Raftery 2015): a
-model-based agglomerative hierarchical clustering, cut at K clusters, on the data
-transformed to scaled principal components (mclust's ``hcUse = "SVD"``). The merge
-criterion is the classification likelihood of the spherical, equal-volume model (``EII``:
-Ward's sum of squares) on that scale, which equals the ``EEE`` criterion of the data
-with the data's own covariance as the shared one. It uses no random numbers; on more than
+model-based agglomerative hierarchical clustering cut at K clusters. The merge criterion
+is the classification likelihood of the spherical, equal-volume model (``EII``: Ward's
+sum of squares) on standardised features (mclust's ``hcUse = "STD"``), so the start does
+not depend on the units. (mclust's default, the ``VVV`` criterion on scaled principal
+components, is costlier; Ward on whitened principal components, tried first, split
+well-separated clusters: adjusted Rand 0.47-0.72 against 0.84-1.0 for standardised
+features on 4 clusters in 3-D.) It uses no random numbers; on more than
 :data:`HIERARCHICAL_SUBSET` rows it clusters a seeded random subset (as mclust does) and
 assigns every row to the nearest subset cluster's mean.
 """
@@ -63,19 +65,17 @@ def _random_from_data(X: np.ndarray, n_components: int, rng: np.random.Generator
 HIERARCHICAL_SUBSET = 2000
 
 
-def _scaled_principal_components(X: np.ndarray) -> np.ndarray:
-    """``X`` centred, rotated onto its principal axes and scaled to unit variance each."""
-    centred = np.asarray(X, dtype=np.float64) - X.mean(axis=0)
-    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
-    scale = singular / np.sqrt(max(X.shape[0] - 1, 1))
-    keep = scale > scale.max() * 1e-10 if scale.size else scale > 0
-    return centred @ vt[keep].T / scale[keep]
+def _standardised(X: np.ndarray) -> np.ndarray:
+    """``X`` centred and scaled to unit variance per feature (constant features kept)."""
+    X = np.asarray(X, dtype=np.float64)
+    sd = X.std(axis=0)
+    return (X - X.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
 
 
 def _hierarchical(X: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
     from scipy.cluster.hierarchy import fcluster, ward
 
-    Z = _scaled_principal_components(X)
+    Z = _standardised(X)
     n_samples = Z.shape[0]
     if n_components == 1:
         return np.ones((n_samples, 1))
