@@ -47,13 +47,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     reg_covar : float, default=1e-6
         Non-negative value added to the covariance diagonals.
     max_iter : int, default=1000
-    n_init : int, default=10
+    n_init : int, default=20
         Number of starts; the best objective among the non-degenerate fits is kept (a
         start that ends with a component on repeated values is replaced by another).
     init_params : {"hierarchical", "kmeans", "k-means++", "random", "random_from_data"}, \
 default="hierarchical"
         ``"hierarchical"`` is mclust's start (agglomeration on scaled principal components);
-        the second and later starts then use ``"k-means++"``.
+        the second and later starts then take random rows and ``"k-means++"`` in turn.
     stopping : {"aitken", "absolute"}, default="aitken"
         ``"absolute"``: scikit-learn's rule (change below ``tol``; use ``tol=1e-3`` for its
         default). ``"aitken"``: stop when the Aitken-extrapolated limit of the objective is
@@ -107,7 +107,7 @@ default="hierarchical"
         tol: float = 1e-8,
         reg_covar: float = 1e-6,
         max_iter: int = 1000,
-        n_init: int = 10,
+        n_init: int = 20,
         init_params: str = "hierarchical",
         stopping: str = "aitken",
         weights_init: np.ndarray | None = None,

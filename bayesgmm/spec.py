@@ -197,7 +197,7 @@ class EMOptions:
     n_init : int
         Starts; the best final objective among the non-degenerate fits is kept (see
         :func:`bayesgmm.em.fit.fit_em`). After a ``hierarchical`` first start the others
-        use ``k-means++``.
+        take random rows and ``k-means++`` in turn.
     init_params : {"kmeans", "k-means++", "random", "random_from_data", "hierarchical"}
     stopping : {"aitken", "absolute"}
         Stopping rule (:data:`bayesgmm.em.fit.STOPPING_RULES`): ``"absolute"`` is
@@ -210,7 +210,7 @@ class EMOptions:
     tol: float = 1e-8
     reg_covar: float = 1e-6
     max_iter: int = 1000
-    n_init: int = 10
+    n_init: int = 20
     init_params: str = "hierarchical"
     stopping: str = "aitken"
     weights_init: np.ndarray | None = None

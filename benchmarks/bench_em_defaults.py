@@ -73,7 +73,7 @@ CANDIDATES = {
     "kmeans, aitken 1e-8": dict(tol=1e-8, init_params="kmeans", n_init=1),
     "hierarchical, aitken 1e-8": dict(tol=1e-8, init_params="hierarchical", n_init=1),
     "5 x k-means++, aitken 1e-8": dict(tol=1e-8, init_params="k-means++", n_init=5),
-    "new default (hierarchical + 9 x k-means++, aitken 1e-8)": {},
+    "new default (hierarchical + 19 x random rows / k-means++, aitken 1e-8)": {},
 }
 
 

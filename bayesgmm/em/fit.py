@@ -431,13 +431,14 @@ def fit_em(
     error: SingularCovarianceError | None = None
     start_options = options
     # n_init starts (one if the start is given: they would all be the same); a start that
-    # fails or ends degenerate is replaced, up to n_init times
+    # fails or ends degenerate is replaced, up to n_init times (a prior keeps every
+    # covariance proper: no maximum-likelihood degeneracy to avoid under MAP)
     n_starts = 1 if options.has_full_start else options.n_init
     for attempt in range(2 * n_starts):
         if attempt >= n_starts and best is not None:
             break
         start = initial_params(X, spec, start_options, rng)
-        start_options = replace(options, init_params=later_starts(options.init_params))
+        start_options = replace(options, init_params=later_starts(options.init_params, attempt + 1))
         try:
             result = run_em(
                 X,
@@ -451,7 +452,7 @@ def fit_em(
         except SingularCovarianceError as err:
             error = err
             continue
-        if degenerate_components(result.params, X, data_covariance).any():
+        if spec.prior is None and degenerate_components(result.params, X, data_covariance).any():
             if fallback is None or result.lower_bound > fallback.lower_bound:
                 fallback = replace(result, degenerate=True)
         elif best is None or result.lower_bound > best.lower_bound:
