@@ -32,6 +32,7 @@ def check_data(
     min_samples: int = 2,
     n_components: int | None = None,
     check_constant: bool = True,
+    keep_float32: bool = False,
 ) -> np.ndarray:
     """Validate data and return it as a float64 array of shape (n_samples, n_features).
 
@@ -50,6 +51,9 @@ def check_data(
         If given, require ``n_components <= n_samples``.
     check_constant : bool
         Reject columns whose values are all equal (their variance cannot be estimated).
+    keep_float32 : bool
+        Return a float32 array as it is (no copy) instead of converting it; EM's kernels
+        read float32 and compute in float64.
 
     Returns
     -------
@@ -99,7 +103,8 @@ def check_data(
             ) from None
     elif array.dtype.kind == "c":
         raise ValueError(f"Complex data not supported: {name} is complex, mixtures need real data")
-    array = np.asarray(array, dtype=np.float64)
+    if not (keep_float32 and array.dtype == np.float32):
+        array = np.asarray(array, dtype=np.float64)
     if array.ndim == 1:
         if not allow_1d:
             raise ValueError(

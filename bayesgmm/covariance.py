@@ -101,12 +101,34 @@ class CovarianceStructure:
     per_component: ClassVar[bool] = True
     #: Whether the LKJ covariance prior family applies (needs correlations).
     supports_lkj: ClassVar[bool] = False
+    #: Key of the fused kernels in :data:`bayesgmm.em.kernels.KERNELS` (the layout of
+    #: ``precisions_cholesky`` they read), or ``None``: NumPy E- and M-steps.
+    kernel_layout: ClassVar[str | None] = None
 
     def __repr__(self) -> str:
         return f"CovarianceStructure({self.name!r})"
 
     def __reduce__(self):
         return (get_structure, (self.name,))
+
+    @property
+    def kernels(self):
+        """The fused Numba kernels of this structure, or ``None`` if it has none.
+
+        Looked up under :attr:`kernel_layout`, so a subclass that keeps its parent's
+        parameter layout keeps its parent's kernels.
+
+        A :class:`bayesgmm.em.kernels.StructureKernels` (E-step and sufficient statistics in
+        one pass, and per-row log-responsibilities). The kernel module is imported, and the
+        kernels compiled or loaded from Numba's cache, on the first access, so that the
+        registry stays light. EM falls back to the NumPy E- and M-steps for a structure
+        without kernels.
+        """
+        if self.kernel_layout is None:
+            return None
+        from bayesgmm.em.kernels import KERNELS
+
+        return KERNELS[self.kernel_layout]
 
     # ---- layout -------------------------------------------------------------------------
     def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
@@ -307,6 +329,7 @@ class Full(_MatrixStructure):
     """One unrestricted covariance matrix per component (mclust's ``VVV``)."""
 
     name = "full"
+    kernel_layout = "full"
 
     def shape(self, n_components, n_features):
         return (n_components, n_features, n_features)
@@ -368,6 +391,7 @@ class Tied(_MatrixStructure):
     """One covariance matrix shared by all components (mclust's ``EEE``)."""
 
     name = "tied"
+    kernel_layout = "tied"
     per_component = False
 
     def shape(self, n_components, n_features):
@@ -468,6 +492,7 @@ class Diag(_VarianceStructure):
     """Diagonal covariances, one variance per component and feature (mclust's ``VVI``)."""
 
     name = "diag"
+    kernel_layout = "diag"
 
     def shape(self, n_components, n_features):
         return (n_components, n_features)
@@ -529,6 +554,7 @@ class Spherical(_VarianceStructure):
     """One variance per component, the same in every direction (mclust's ``VII``)."""
 
     name = "spherical"
+    kernel_layout = "spherical"
 
     def shape(self, n_components, n_features):
         return (n_components,)

@@ -247,23 +247,30 @@ class EMOptions:
     Attributes
     ----------
     tol : float
-        Convergence threshold on the change of the per-sample objective.
+        Convergence threshold on the per-sample objective (see ``stopping``).
     reg_covar : float
         Added to every covariance diagonal in each M-step, on the working (standardised)
         scale of :func:`bayesgmm.em.fit_em`: relative to each feature's variance.
     max_iter : int
     n_init : int
-        Restarts; the best final objective is kept.
-    init_params : {"kmeans", "k-means++", "random", "random_from_data"}
+        Starts; the best final objective among the non-degenerate fits is kept (see
+        :func:`bayesgmm.em.fit.fit_em`). After a ``hierarchical`` first start the others
+        take random rows and ``k-means++`` in turn.
+    init_params : {"kmeans", "k-means++", "random", "random_from_data", "hierarchical"}
+    stopping : {"aitken", "absolute"}
+        Stopping rule (:data:`bayesgmm.em.fit.STOPPING_RULES`): ``"absolute"`` is
+        scikit-learn's (change below ``tol``), ``"aitken"`` stops when the Aitken-extrapolated
+        limit of the objective is within ``tol``.
     weights_init, means_init, precisions_init : ndarray, optional
         Explicit starting values (scikit-learn's shapes).
     """
 
-    tol: float = 1e-3
+    tol: float = 1e-8
     reg_covar: float = 1e-6
-    max_iter: int = 100
-    n_init: int = 1
-    init_params: str = "kmeans"
+    max_iter: int = 1000
+    n_init: int = 20
+    init_params: str = "hierarchical"
+    stopping: str = "aitken"
     weights_init: np.ndarray | None = None
     means_init: np.ndarray | None = None
     precisions_init: np.ndarray | None = None
@@ -290,6 +297,13 @@ class EMOptions:
             raise ValueError(
                 f"Invalid value for 'init_params': {self.init_params!r}; "
                 f"choose one of {sorted(INITIALIZERS)}"
+            )
+        from bayesgmm.em.fit import STOPPING_RULES
+
+        if self.stopping not in STOPPING_RULES:
+            raise ValueError(
+                f"Invalid value for 'stopping': {self.stopping!r}; "
+                f"choose one of {sorted(STOPPING_RULES)}"
             )
 
     def check_starts(self, spec: MixtureSpec) -> None:

@@ -73,3 +73,55 @@ def test_unknown_prior_on_a_dask_array_is_a_clear_error(shifted_data):
     X = da.from_array(shifted_data, chunks=(1500, 2))
     with pytest.raises(ValueError, match=r"prior must be None .maximum likelihood., 'default'"):
         GaussianMixture(2, prior="flat").fit(X)
+
+
+def _start(X, k):
+    rng = np.random.default_rng(3)
+    return dict(
+        weights_init=np.full(k, 1.0 / k),
+        means_init=X[rng.choice(X.shape[0], k, replace=False)],
+        precisions_init=np.stack([np.linalg.inv(np.cov(X, rowvar=False))] * k),
+    )
+
+
+def test_distributed_cluster_gives_the_in_memory_fit(shifted_data):
+    distributed = pytest.importorskip("distributed")
+    X = shifted_data
+    kwargs = dict(max_iter=12, tol=0.0, n_init=1, **_start(X, 3))
+    with pytest.warns(Warning, match="did not converge"):
+        in_memory = GaussianMixture(3, **kwargs).fit(X)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster),
+    ):
+        with pytest.warns(Warning, match="did not converge"):
+            model = GaussianMixture(3, **kwargs).fit(da.from_array(X, chunks=(1000, 2)))
+    np.testing.assert_allclose(model.means_, in_memory.means_, rtol=1e-9)
+    np.testing.assert_allclose(model.covariances_, in_memory.covariances_, rtol=1e-9)
+    np.testing.assert_allclose(model.weights_, in_memory.weights_, rtol=1e-9)
+    np.testing.assert_allclose(model.lower_bound_, in_memory.lower_bound_, rtol=1e-12)
+
+
+def test_threaded_scheduler_runs_kernels_safely(shifted_data):
+    # Dask's default threaded scheduler calls the (workqueue) kernels from several threads.
+    X = da.from_array(shifted_data.astype(np.float32), chunks=(500, 2))
+    kwargs = dict(max_iter=5, tol=0.0, n_init=1, **_start(shifted_data, 3))
+    with pytest.warns(Warning, match="did not converge"):
+        model = GaussianMixture(3, **kwargs).fit(X)
+    assert np.all(np.isfinite(model.means_))
+
+
+def test_zarr_array_gives_the_in_memory_fit(shifted_data, tmp_path):
+    zarr = pytest.importorskip("zarr")
+    X = shifted_data
+    store = zarr.open_array(str(tmp_path / "x.zarr"), mode="w", shape=X.shape, chunks=(700, 2))
+    store[:] = X
+    kwargs = dict(max_iter=10, tol=0.0, n_init=1, **_start(X, 3))
+    with pytest.warns(Warning, match="did not converge"):
+        model = GaussianMixture(3, **kwargs).fit(store)
+    with pytest.warns(Warning, match="did not converge"):
+        in_memory = GaussianMixture(3, **kwargs).fit(X)
+    np.testing.assert_allclose(model.means_, in_memory.means_, rtol=1e-9)
+    np.testing.assert_allclose(model.covariances_, in_memory.covariances_, rtol=1e-9)

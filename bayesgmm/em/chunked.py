@@ -1,15 +1,23 @@
 """EM over data that do not fit in memory: the same M-step on chunked sufficient statistics.
 
-Each E-step pass visits the data chunk by chunk and accumulates, per component,
-moments about a fixed shift ``c`` (the first chunk's mean, to avoid cancellation):
-``s0 = sum gamma``, ``s1 = sum gamma (x - c)``, ``s2 = sum gamma (x - c)(x - c)^T``.
-From them ``xbar = c + s1 / N_k`` and ``S_k = s2 - s1 s1^T / N_k``, which feed
-:func:`~bayesgmm.em.steps.m_step_from_statistics`, the M-step the in-memory path uses.
-Memory is O(chunk_size * K) whatever the number of rows.
+Each E-step pass visits the data chunk by chunk; the structure's fused kernel
+(:func:`bayesgmm.em.kernels.fused_moments`) reduces every chunk to moments about the
+*current* means ``mu_k`` (no cancellation, whatever the data's offset):
+``s0 = sum gamma``, ``s1 = sum gamma (x - mu_k)``, ``s2 = sum gamma (x - mu_k)(x - mu_k)^T``.
+Moments about the same means add up over chunks; from their sum ``xbar = mu_k + s1 / N_k``
+and ``S_k = s2 - s1 s1^T / N_k`` feed :func:`~bayesgmm.em.steps.m_step_from_statistics`,
+the M-step the in-memory path uses. Memory is O(chunk_size * d) whatever the number of
+rows (the kernel allocates no (rows, K) array).
 
 Accepted data: NumPy arrays (including ``np.memmap``), Dask arrays (blocks are
-reduced in parallel by Dask's scheduler), and anything else that slices by rows and
-has ``shape``, such as HDF5 or Zarr arrays.
+reduced in parallel by Dask's scheduler: threads, processes, or a ``dask.distributed``
+cluster, whichever is active), and anything else that slices by rows and has ``shape``,
+such as HDF5 or Zarr arrays. float32 chunks are read as float32 and computed in float64.
+
+Threads: the kernels are themselves parallel (Numba); Dask's threaded scheduler runs
+several chunks at once, and Numba's ``workqueue`` threading layer aborts when called from
+several threads at once, so :mod:`bayesgmm.em.kernels` runs one kernel call at a time per
+process (a lock). Each call already uses every core.
 """
 
 from __future__ import annotations
@@ -54,7 +62,8 @@ class ChunkMoments:
         )
 
     def statistics(self, shift: np.ndarray) -> SufficientStatistics:
-        """Centred statistics for the M-step."""
+        """Centred statistics for the M-step; ``shift`` of shape (d,) or (K, d), the point(s)
+        the moments were taken about."""
         nk = self.s0 + 10 * np.finfo(np.float64).eps
         centred_mean = self.s1 / nk[:, None]
         if self.s2.ndim == 3:
@@ -64,30 +73,50 @@ class ChunkMoments:
         return SufficientStatistics(nk, shift + centred_mean, scatter)
 
 
-def chunk_moments(chunk: np.ndarray, params: MixtureParams, shift: np.ndarray) -> ChunkMoments:
-    """E-step on one chunk, reduced to moments about ``shift``.
+def chunk_moments(chunk: np.ndarray, params: MixtureParams) -> ChunkMoments:
+    """E-step on one chunk, reduced to moments about the current means ``params.means``.
 
     Parameters
     ----------
     chunk : ndarray of shape (n_rows, n_features)
     params : MixtureParams
-    shift : ndarray of shape (n_features,)
     """
     chunk = _finite_chunk(chunk)
+    if params.structure.kernels is None:
+        return _numpy_chunk_moments(chunk, params)
+    from bayesgmm.em.kernels import fused_moments
+
+    moments = fused_moments(
+        chunk,
+        params.weights,
+        params.means,
+        params.precisions_cholesky,
+        params.structure.kernel_layout,
+    )
+    return ChunkMoments(moments.s0, moments.s1, moments.s2, moments.log_lik_sum, chunk.shape[0])
+
+
+def _numpy_chunk_moments(chunk: np.ndarray, params: MixtureParams) -> ChunkMoments:
+    """:func:`chunk_moments` with NumPy, for structures without fused kernels."""
     log_resp, log_lik = e_step(chunk, params)
     resp = np.exp(log_resp)
-    centred = chunk - shift
-    s2 = params.structure.second_moments(resp, centred)
-    return ChunkMoments(
-        resp.sum(axis=0), resp.T @ centred, s2, float(log_lik.sum()), chunk.shape[0]
+    s1 = resp.T @ chunk - resp.sum(axis=0)[:, None] * params.means
+    s2 = np.stack(
+        [
+            params.structure.second_moments(resp[:, [k]], chunk - params.means[k])[0]
+            for k in range(params.n_components)
+        ]
     )
+    return ChunkMoments(resp.sum(axis=0), s1, s2, float(log_lik.sum()), chunk.shape[0])
 
 
 def _finite_chunk(chunk) -> np.ndarray:
     """A chunk as a finite float array (computing it first if it is a Dask slice)."""
     if is_dask_array(chunk):
         chunk = chunk.compute()
-    chunk = np.asarray(chunk, dtype=np.float64)
+    chunk = np.asarray(chunk)
+    if chunk.dtype not in (np.float32, np.float64):
+        chunk = chunk.astype(np.float64)
     if chunk.ndim != 2:
         raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {chunk.shape}")
     if not np.isfinite(chunk).all():
@@ -99,6 +128,28 @@ def _finite_chunk(chunk) -> np.ndarray:
 def is_dask_array(X) -> bool:
     """Whether ``X`` is a Dask array (duck-typed, so Dask need not be installed)."""
     return hasattr(X, "to_delayed") and hasattr(X, "chunks")
+
+
+def is_chunked_store(X) -> bool:
+    """Whether ``X`` is a chunked on-disk array other than Dask's (Zarr, HDF5 with chunks)."""
+    return (
+        not isinstance(X, np.ndarray)
+        and not is_dask_array(X)
+        and hasattr(X, "shape")
+        and len(getattr(X, "shape", ())) == 2
+        and isinstance(getattr(X, "chunks", None), tuple)
+    )
+
+
+def as_dask_array(X, min_rows: int = 100_000):
+    """A Zarr/HDF5 array as a Dask array of row blocks (at least ``min_rows`` rows each,
+    whole stored chunks), so that Dask's scheduler, or a ``dask.distributed`` cluster,
+    reduces it."""
+    import dask.array as da
+
+    stored = X.chunks[0]
+    rows = max(stored, -(-min_rows // stored) * stored)
+    return da.from_array(X, chunks=(rows, X.shape[1]))
 
 
 def _row_slices(n_samples: int, chunk_size: int):
@@ -187,25 +238,28 @@ def fit_em_chunked(
     if params_init is None:
         rows = np.sort(rng.choice(n_samples, size=min(init_size, n_samples), replace=False))
         params_init = initial_params(_finite_chunk(X[rows]), spec, options, rng)
-    shift = _finite_chunk(X[:chunk_size]).mean(axis=0)
 
     def step(params: MixtureParams) -> tuple[float, MixtureParams, bool]:
-        moments = _reduce(X, chunk_size, lambda c: chunk_moments(c, params, shift))
+        moments = _reduce(X, chunk_size, lambda c: chunk_moments(c, params))
         objective = moments.log_lik / moments.n_samples
         if prior is not None:
             objective += prior.log_density(params) / moments.n_samples
         updated = m_step_from_statistics(
-            moments.statistics(shift), spec.structure, prior, options.reg_covar
+            moments.statistics(params.means), spec.structure, prior, options.reg_covar
         )
         return objective, updated, False
 
-    return iterate_em(step, params_init, tol=options.tol, max_iter=options.max_iter)
+    return iterate_em(
+        step, params_init, tol=options.tol, max_iter=options.max_iter, stopping=options.stopping
+    )
 
 
 __all__ = [
     "ChunkMoments",
+    "as_dask_array",
     "chunk_moments",
     "data_moments",
     "fit_em_chunked",
+    "is_chunked_store",
     "is_dask_array",
 ]

@@ -14,8 +14,14 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from bayesgmm._validation import check_random_state
-from bayesgmm.em.init import initial_responsibilities
-from bayesgmm.em.steps import e_step, log_objective, m_step
+from bayesgmm.em.init import initial_responsibilities, later_starts
+from bayesgmm.em.steps import (
+    SufficientStatistics,
+    e_step,
+    m_step,
+    m_step_from_statistics,
+    sufficient_statistics,
+)
 from bayesgmm.exceptions import DegenerateFitWarning, NumericalError, SingularCovarianceError
 from bayesgmm.params import MixtureParams
 from bayesgmm.priors import MixturePrior, sample_moments
@@ -23,6 +29,69 @@ from bayesgmm.spec import EMOptions, MixtureSpec, Standardization
 
 #: A component whose soft count falls below this many samples is treated as collapsed.
 MIN_COMPONENT_COUNT = 1e-3
+
+
+#: A fitted component is *degenerate* when, measured in units of the data's covariance, one
+#: of its variances is below this: it sits on repeated values (integer measurements, say)
+#: and its likelihood grows without bound as its variance shrinks to ``reg_covar``.
+DEGENERATE_VARIANCE_RATIO = 1e-5
+
+#: Responsibility above which a row counts as carrying a component (for the distinct rows).
+_CARRIES = 0.01
+
+
+def degenerate_components(
+    params: MixtureParams, X: np.ndarray, data_covariance: np.ndarray
+) -> np.ndarray:
+    """Which components are degenerate, as mclust would report them (no BIC).
+
+    A component is degenerate if a variance of it, relative to the data's along the same
+    direction (the eigenvalues of ``L^-1 Sigma_k L^-T`` with ``L L^T`` the data's
+    covariance), is below :data:`DEGENERATE_VARIANCE_RATIO`, or if fewer than ``d + 1``
+    distinct rows carry it (responsibility above 1%): its covariance then rests on too few
+    points, e.g. on one repeated value.
+
+    Parameters
+    ----------
+    params : MixtureParams
+    X : ndarray of shape (n_samples, n_features)
+    data_covariance : ndarray of shape (n_features, n_features)
+
+    Returns
+    -------
+    ndarray of bool, shape (n_components,)
+    """
+    k, d = params.n_components, params.n_features
+    scale = np.linalg.cholesky(np.atleast_2d(data_covariance).astype(np.float64))
+    blocks = np.reshape(params.structure.batched_full(params.covariances, k, d), (-1, d, d))
+    half = np.linalg.solve(scale, blocks)
+    relative = np.linalg.solve(scale, np.swapaxes(half, -1, -2))
+    tiny = np.linalg.eigvalsh(relative)[:, 0] < DEGENERATE_VARIANCE_RATIO
+    tiny = np.broadcast_to(tiny, (k,)) if tiny.size == 1 else tiny
+    if params.structure.kernels is None:
+        log_resp = e_step(X, params)[0]
+    else:
+        from bayesgmm.em.kernels import fused_log_resp
+
+        log_resp = fused_log_resp(
+            X,
+            params.weights,
+            params.means,
+            params.precisions_cholesky,
+            params.structure.kernel_layout,
+        )[0]
+    carried = log_resp > np.log(_CARRIES)
+    few = np.array([_fewer_distinct_rows(X[carried[:, j]], d + 1) for j in range(k)])
+    return tiny | few
+
+
+def _fewer_distinct_rows(rows: np.ndarray, count: int) -> bool:
+    """Whether ``rows`` has fewer than ``count`` distinct rows (without sorting them all)."""
+    for _ in range(count):
+        if rows.shape[0] == 0:
+            return True
+        rows = rows[np.any(rows != rows[0], axis=1)]
+    return False
 
 
 @dataclass(frozen=True)
@@ -41,6 +110,9 @@ class EMResult:
         Objective per sample at every iteration.
     n_reseeds : int
         How many collapsed components were re-seeded (maximum likelihood only).
+    degenerate : bool
+        Whether a component is degenerate (:func:`degenerate_components`): set by
+        :func:`fit_em` when every start ended degenerate.
     """
 
     params: MixtureParams
@@ -49,6 +121,7 @@ class EMResult:
     n_iter: int
     trace: np.ndarray
     n_reseeds: int = 0
+    degenerate: bool = False
 
 
 def _reseed(
@@ -71,24 +144,59 @@ def _reseed(
 
 
 def _m_step_or_reseed(
-    X, log_resp, log_lik, params: MixtureParams, prior, reg_covar
+    X,
+    stats: SufficientStatistics,
+    row_log_lik: Callable[[], np.ndarray],
+    params: MixtureParams,
+    prior,
+    reg_covar,
 ) -> tuple[MixtureParams, bool]:
-    resp = np.exp(log_resp)
-    nk = resp.sum(axis=0)
-    empty = np.flatnonzero(nk < MIN_COMPONENT_COUNT)
+    """The M-step from ``stats``, or ``params`` with one collapsed component re-seeded.
+
+    ``row_log_lik()`` gives ``log p(x_n | params)`` per row; it is called only to re-seed
+    (the fused path then makes one extra pass over the data).
+    """
+    empty = np.flatnonzero(stats.nk < MIN_COMPONENT_COUNT)
     if prior is None and empty.size:
-        reseeded = _reseed(X, params, log_lik, int(empty[0]))
+        reseeded = _reseed(X, params, row_log_lik(), int(empty[0]))
         if reseeded is not None:
             return reseeded, True
     try:
-        return m_step(X, resp, params.structure, prior, reg_covar), False
+        return m_step_from_statistics(stats, params.structure, prior, reg_covar), False
     except SingularCovarianceError as err:
         if prior is not None or err.component is None:
             raise
-        reseeded = _reseed(X, params, log_lik, err.component)
+        reseeded = _reseed(X, params, row_log_lik(), err.component)
         if reseeded is None:
             raise
         return reseeded, True
+
+
+def _numpy_pass(X: np.ndarray, params: MixtureParams):
+    """E-step and sufficient statistics with NumPy (structures without fused kernels)."""
+    log_resp, log_lik = e_step(X, params)
+    stats = sufficient_statistics(X, np.exp(log_resp), params.structure)
+    return stats, float(log_lik.sum()), float(X.shape[0]), lambda: log_lik
+
+
+def _fused_pass(X: np.ndarray, params: MixtureParams):
+    """E-step and sufficient statistics in one pass of the structure's fused kernel."""
+    from bayesgmm.em.kernels import fused_log_resp, fused_statistics
+
+    args = (
+        X,
+        params.weights,
+        params.means,
+        params.precisions_cholesky,
+        params.structure.kernel_layout,
+    )
+    stats = fused_statistics(*args)
+    return (
+        stats.sufficient_statistics(),
+        stats.log_lik_sum,
+        stats.weight_sum,
+        lambda: fused_log_resp(*args)[1],
+    )
 
 
 def run_em(
@@ -100,12 +208,18 @@ def run_em(
     tol: float = 1e-3,
     max_iter: int = 100,
     max_reseeds: int | None = None,
+    stopping: str = "absolute",
 ) -> EMResult:
-    """Iterate E- and M-steps from ``params`` until the objective changes by less than ``tol``.
+    """Iterate E- and M-steps from ``params`` until the stopping rule holds.
+
+    Each iteration is one pass of the structure's fused kernel
+    (:mod:`bayesgmm.em.kernels`: E-step and sufficient statistics without any (N, K)
+    array) followed by the shared M-step; structures without kernels use NumPy.
 
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
+        float64, or float32 (read as it is and computed in float64).
     params : MixtureParams
         Starting point.
     prior : MixturePrior or None
@@ -113,24 +227,67 @@ def run_em(
     reg_covar : float
         Added to covariance diagonals in every M-step.
     tol : float
-        Convergence threshold on the change of the per-sample objective.
+        Convergence threshold on the per-sample objective (see :data:`STOPPING_RULES`).
     max_iter : int
     max_reseeds : int, optional
         Limit on re-seeding collapsed components (default ``10 * K``); past it a
         :class:`SingularCovarianceError` names the component and the remedy.
+    stopping : {"absolute", "aitken"}
+        The stopping rule (:data:`STOPPING_RULES`).
 
     Returns
     -------
     EMResult
     """
+    one_pass = _numpy_pass if params.structure.kernels is None else _fused_pass
 
     def step(current: MixtureParams) -> tuple[float, MixtureParams, bool]:
-        log_resp, log_lik = e_step(X, current)
-        objective = log_objective(log_lik, current, prior)
-        updated, reseeded = _m_step_or_reseed(X, log_resp, log_lik, current, prior, reg_covar)
+        stats, log_lik_sum, n_rows, row_log_lik = one_pass(X, current)
+        objective = log_lik_sum / n_rows
+        if prior is not None:
+            objective += prior.log_density(current) / n_rows
+        updated, reseeded = _m_step_or_reseed(X, stats, row_log_lik, current, prior, reg_covar)
         return objective, updated, reseeded
 
-    return iterate_em(step, params, tol=tol, max_iter=max_iter, max_reseeds=max_reseeds)
+    return iterate_em(
+        step, params, tol=tol, max_iter=max_iter, max_reseeds=max_reseeds, stopping=stopping
+    )
+
+
+def _absolute_change(history: list[float], tol: float) -> bool:
+    """scikit-learn's rule: the objective changed by less than ``tol``."""
+    return len(history) >= 2 and abs(history[-1] - history[-2]) < tol
+
+
+def _aitken(history: list[float], tol: float) -> bool:
+    """Aitken's rule (Bohning et al. 1994, McNicholas et al. 2010; mclust's idea).
+
+    EM converges linearly, ``l_{k+1} - l_k ~ a (l_k - l_{k-1})``, so a small change can
+    hide a long way to go when ``a`` is near one. With ``a`` estimated from the last three
+    objectives, the limit is ``l_inf = l_{k-1} + (l_k - l_{k-1}) / (1 - a)``; stop when
+    ``|l_inf - l_{k-1}| < tol``, which is never looser than the absolute rule.
+    """
+    if len(history) < 3:
+        return False
+    l0, l1, l2 = history[-3:]
+    change, before = l2 - l1, l1 - l0
+    if abs(change) < 1e-3 * tol:
+        return True
+    if before == 0.0:
+        return abs(change) < tol
+    rate = change / before
+    if rate < 0.0:  # a rounding-level wobble at the optimum
+        return abs(change) < tol
+    if rate >= 1.0:  # still accelerating
+        return False
+    return abs(change) / (1.0 - rate) < tol
+
+
+#: Stopping rules of EM: ``rule(objectives since the last re-seed, tol) -> converged``.
+STOPPING_RULES: dict[str, Callable[[list[float], float], bool]] = {
+    "absolute": _absolute_change,
+    "aitken": _aitken,
+}
 
 
 def iterate_em(
@@ -140,6 +297,7 @@ def iterate_em(
     tol: float,
     max_iter: int,
     max_reseeds: int | None = None,
+    stopping: str = "absolute",
 ) -> EMResult:
     """The convergence loop shared by in-memory and chunked EM.
 
@@ -151,18 +309,21 @@ def iterate_em(
     params : MixtureParams
         Starting point.
     tol, max_iter : float, int
-        Stop when the objective changes by less than ``tol``, or after ``max_iter`` steps.
+        Stop when the stopping rule holds at ``tol``, or after ``max_iter`` steps.
     max_reseeds : int, optional
         Re-seeded steps allowed (default ``10 * K``) before a
         :class:`SingularCovarianceError`; a re-seed restarts the convergence test.
+    stopping : {"absolute", "aitken"}
+        A key of :data:`STOPPING_RULES`.
     """
+    converged_at = STOPPING_RULES[stopping]
     max_reseeds = 10 * params.n_components if max_reseeds is None else max_reseeds
     lower_bound = -np.inf
     trace: list[float] = []
+    history: list[float] = []
     converged = False
     n_reseeds = 0
     for _ in range(max_iter):
-        previous = lower_bound
         lower_bound, params, reseeded = step(params)
         trace.append(lower_bound)
         if reseeded:
@@ -170,8 +331,10 @@ def iterate_em(
             if n_reseeds > max_reseeds:
                 raise SingularCovarianceError()
             lower_bound = -np.inf
+            history = []
             continue
-        if abs(lower_bound - previous) < tol:
+        history.append(lower_bound)
+        if converged_at(history, tol):
             converged = True
             break
     return EMResult(params, lower_bound, converged, len(trace), np.asarray(trace), n_reseeds)
@@ -280,23 +443,47 @@ def fit_em(
     check_random_state(random_state)
     scaling = Standardization.from_data(X, spec.structure)
     working_spec = replace(spec, prior=spec.working_prior_for(scaling))
-    working_options = _options_to_working(options, scaling, spec)
+    working_options = options_to_working(options, scaling, spec)
     Z = scaling.to_working(X)
     rng = np.random.default_rng(random_state)
     best: EMResult | None = None
-    for _ in range(options.n_init):
-        start = initial_params(Z, working_spec, working_options, rng)
-        result = run_em(
-            Z,
-            start,
-            prior=working_spec.prior,
-            reg_covar=options.reg_covar,
-            tol=options.tol,
-            max_iter=options.max_iter,
+    data_covariance = sample_moments(Z)[1]
+    fallback: EMResult | None = None
+    error: SingularCovarianceError | None = None
+    start_options = working_options
+    # n_init starts (one if the start is given: they would all be the same); a start that
+    # fails or ends degenerate is replaced, up to n_init times (a prior keeps every
+    # covariance proper: no maximum-likelihood degeneracy to avoid under MAP)
+    n_starts = 1 if options.has_full_start else options.n_init
+    for attempt in range(2 * n_starts):
+        if attempt >= n_starts and best is not None:
+            break
+        start = initial_params(Z, working_spec, start_options, rng)
+        start_options = replace(
+            working_options, init_params=later_starts(options.init_params, attempt + 1)
         )
-        if best is None or result.lower_bound > best.lower_bound:
+        try:
+            result = run_em(
+                Z,
+                start,
+                prior=working_spec.prior,
+                reg_covar=options.reg_covar,
+                tol=options.tol,
+                max_iter=options.max_iter,
+                stopping=options.stopping,
+            )
+        except SingularCovarianceError as err:
+            error = err
+            continue
+        if spec.prior is None and degenerate_components(result.params, Z, data_covariance).any():
+            if fallback is None or result.lower_bound > fallback.lower_bound:
+                fallback = replace(result, degenerate=True)
+        elif best is None or result.lower_bound > best.lower_bound:
             best = result
-    assert best is not None
+    best = best if best is not None else fallback
+    if best is None:
+        assert error is not None
+        raise error
     if not (np.isfinite(best.lower_bound) or best.n_iter == 0):
         raise NumericalError(
             f"EM produced a non-finite objective ({best.lower_bound}) on data of shape "
@@ -308,10 +495,19 @@ def fit_em(
         warn_if_degenerate(best.params, options.reg_covar)
     if warn_not_converged:
         warn_if_not_converged(result, options)
+    if best.degenerate:
+        warnings.warn(
+            f"Every start ended with a degenerate component (a variance below "
+            f"{DEGENERATE_VARIANCE_RATIO:g} of the data's, or fewer than d + 1 = "
+            f"{spec.n_features + 1} distinct rows), e.g. on repeated values: decrease "
+            "n_components, fit with a prior (prior='default'), or increase n_init.",
+            UserWarning,
+            stacklevel=2,
+        )
     return result
 
 
-def _options_to_working(
+def options_to_working(
     options: EMOptions, scaling: Standardization, spec: MixtureSpec
 ) -> EMOptions:
     """``options`` with explicit starting means and precisions on the working scale."""
@@ -360,13 +556,11 @@ def result_to_user(
         shift += (
             spec.prior.log_density(params) - working_spec.prior.log_density(result.params)
         ) / n_samples
-    return EMResult(
-        params,
-        result.lower_bound + shift,
-        result.converged,
-        result.n_iter,
-        result.trace + shift,
-        result.n_reseeds,
+    return replace(
+        result,
+        params=params,
+        lower_bound=result.lower_bound + shift,
+        trace=result.trace + shift,
     )
 
 
@@ -403,11 +597,15 @@ def warn_if_not_converged(result: EMResult, options: EMOptions) -> None:
 
 
 __all__ = [
+    "DEGENERATE_VARIANCE_RATIO",
+    "STOPPING_RULES",
     "EMResult",
     "check_map_prior",
+    "degenerate_components",
     "fit_em",
     "initial_params",
     "iterate_em",
+    "options_to_working",
     "result_to_user",
     "run_em",
     "warn_if_degenerate",

@@ -6,6 +6,17 @@ point; scikit-learn starts from the initial clusters' proportions instead). Cent
 methods (``kmeans``, ``k-means++``, ``random_from_data``) assign every sample to its
 nearest centre, so each component starts with a covariance estimated from a cluster
 rather than from a single point.
+
+``hierarchical`` is mclust's default start (Fraley 1998; Scrucca & Raftery 2015): a
+model-based agglomerative hierarchical clustering cut at K clusters. The merge criterion
+is the classification likelihood of the spherical, equal-volume model (``EII``: Ward's
+sum of squares) on standardised features (mclust's ``hcUse = "STD"``), so the start does
+not depend on the units. (mclust's default, the ``VVV`` criterion on scaled principal
+components, is costlier; Ward on whitened principal components, tried first, split
+well-separated clusters: adjusted Rand 0.47-0.72 against 0.84-1.0 for standardised
+features on 4 clusters in 3-D.) It uses no random numbers; on more than
+:data:`HIERARCHICAL_SUBSET` rows it clusters a seeded random subset (as mclust does) and
+assigns every row to the nearest subset cluster's mean.
 """
 
 from __future__ import annotations
@@ -49,12 +60,61 @@ def _random_from_data(X: np.ndarray, n_components: int, rng: np.random.Generator
     return _one_hot(_nearest(X, centers), n_components)
 
 
+#: Rows the hierarchical agglomeration works on (mclust's ``subset`` option); the pairwise
+#: distances take ``8 n^2 / 2`` bytes (16 MB here).
+HIERARCHICAL_SUBSET = 2000
+
+
+def _standardised(X: np.ndarray) -> np.ndarray:
+    """``X`` centred and scaled to unit variance per feature (constant features kept)."""
+    X = np.asarray(X, dtype=np.float64)
+    sd = X.std(axis=0)
+    return (X - X.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+
+
+def _hierarchical(X: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
+    from scipy.cluster.hierarchy import fcluster, ward
+
+    Z = _standardised(X)
+    n_samples = Z.shape[0]
+    if n_components == 1:
+        return np.ones((n_samples, 1))
+    rows = np.arange(n_samples)
+    if n_samples > HIERARCHICAL_SUBSET:
+        rows = np.sort(rng.choice(n_samples, HIERARCHICAL_SUBSET, replace=False))
+    tree = ward(Z[rows])
+    labels = fcluster(tree, n_components, criterion="maxclust") - 1
+    if rows.size == n_samples:
+        return _one_hot(labels, n_components)
+    present = np.unique(labels)
+    centers = np.stack([Z[rows][labels == k].mean(axis=0) for k in present])
+    return _one_hot(present[_nearest(Z, centers)], n_components)
+
+
 INITIALIZERS: dict[str, Callable[[np.ndarray, int, np.random.Generator], np.ndarray]] = {
     "kmeans": _kmeans,
     "k-means++": _kmeans_plusplus,
     "random": _random,
     "random_from_data": _random_from_data,
+    "hierarchical": _hierarchical,
 }
+
+
+#: Methods of the second and later starts, in turn, when the first one is deterministic.
+_LATER_STARTS = {"hierarchical": ("random_from_data", "k-means++")}
+
+
+def later_starts(method: str, attempt: int) -> str:
+    """Initialisation of start ``attempt`` (1, 2, ...) after a first start by ``method``.
+
+    After the deterministic ``hierarchical`` start (repeating it would repeat the fit),
+    random rows and ``k-means++`` take turns: measured on the bundled data sets, random
+    rows find the best optimum more often than k-means++ at K = 4..6, and mixing both is
+    what the reference search does (``benchmarks/bench_em_defaults.py``). Any other method
+    is simply repeated.
+    """
+    cycle = _LATER_STARTS.get(method, (method,))
+    return cycle[(attempt - 1) % len(cycle)]
 
 
 def initial_responsibilities(
@@ -66,7 +126,7 @@ def initial_responsibilities(
     ----------
     X : ndarray of shape (n_samples, n_features)
     n_components : int
-    method : {"kmeans", "k-means++", "random", "random_from_data"}
+    method : {"kmeans", "k-means++", "random", "random_from_data", "hierarchical"}
     rng : numpy.random.Generator
 
     Returns
@@ -86,4 +146,4 @@ def initial_responsibilities(
     return resp / resp.sum(axis=1, keepdims=True)
 
 
-__all__ = ["INITIALIZERS", "initial_responsibilities"]
+__all__ = ["HIERARCHICAL_SUBSET", "INITIALIZERS", "initial_responsibilities", "later_starts"]

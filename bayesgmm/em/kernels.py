@@ -33,9 +33,12 @@ Reproducibility: each block writes its partial sums into its own row of an
 therefore computed in the same order whatever the number of threads or their scheduling:
 the result is bit-for-bit reproducible (for a given ``block_size``).
 
-Threads: the kernels use Numba's threading layer. Called from several threads at once
-(Dask's threaded scheduler, say), the ``workqueue`` layer is not safe: use the ``omp`` or
-``tbb`` layer there, or call from one thread at a time.
+Threads: the kernels use Numba's threading layer, ``workqueue`` unless the environment
+variable ``NUMBA_THREADING_LAYER`` chooses another (on a machine shared with other jobs
+the ``omp`` layer's barrier waits for descheduled threads: 3-12 ms per call measured).
+The ``workqueue`` layer aborts the process when called from several threads at once
+(Dask's threaded scheduler, say), so the wrappers below run one kernel call at a time per
+process (a lock; each call already uses every core).
 
 Precision: float32 data are read as they are (no copy) and every row is computed in
 float64, as are all the sums; float64 results therefore do not depend on the input
@@ -46,6 +49,8 @@ and cached on disk (``cache=True``).
 
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -56,6 +61,12 @@ from numba import prange
 from bayesgmm.covariance import CovarianceType
 from bayesgmm.em.gaussian import log_det_cholesky
 from bayesgmm.em.steps import SufficientStatistics
+
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
+
+#: One kernel call at a time per process (the workqueue layer is not thread-safe).
+_CALL_LOCK = threading.Lock()
 
 #: Rows per block: one task of the parallel loop and one slot of partial sums. 512 rows keep
 #: a block's working set ((2 d + K + 6) * 512 doubles) in L1/L2 up to d ~ 10; measured
@@ -683,7 +694,8 @@ def fused_moments(
     sample_weight = _sample_weight(sample_weight, X.shape[0])
     block_size = _block_size(block_size)
     log_const = _log_const(weights, prec_chol, structure, X.shape[1])
-    totals = kernels.moments(X, sample_weight, log_const, means, prec_chol, block_size)
+    with _CALL_LOCK:
+        totals = kernels.moments(X, sample_weight, log_const, means, prec_chol, block_size)
     n_components, d = means.shape
     s0 = totals[:n_components]
     s1 = totals[n_components : n_components * (1 + d)].reshape(n_components, d)
@@ -773,7 +785,8 @@ def fused_log_resp(
     _check_output(log_resp, (n_samples, n_components), "log_resp")
     _check_output(log_lik, (n_samples,), "log_lik")
     log_const = _log_const(weights, prec_chol, structure, X.shape[1])
-    kernels.rows(X, log_const, means, prec_chol, _block_size(block_size), log_resp, log_lik)
+    with _CALL_LOCK:
+        kernels.rows(X, log_const, means, prec_chol, _block_size(block_size), log_resp, log_lik)
     return log_resp, log_lik
 
 
