@@ -468,6 +468,19 @@ def psis_khat(
             f"k-hat = {khat:.2f} < {KHAT_USABLE}: VI is usable here, prefer the PSIS-corrected "
             "summaries",
         )
+    elif not np.isfinite(khat):
+        # the Pareto tail fit fails when one draw carries almost all the weight, e.g. with a
+        # subsample's likelihood scaled by N/n: the check then cannot vouch for the fit
+        verdict = "unreliable"
+        message = (
+            "k-hat could not be estimated (one draw carries nearly all the importance weight"
+            + (
+                f"; the likelihood is scaled by N/n = {likelihood_scale:.0f}"
+                if likelihood_scale > 1
+                else ""
+            )
+            + f"): the approximation is unchecked: {UNRELIABLE_MESSAGE}, or on a subsample"
+        )
     else:
         verdict = "unreliable"
         message = f"k-hat = {khat:.2f} >= {KHAT_USABLE}: {UNRELIABLE_MESSAGE}"
