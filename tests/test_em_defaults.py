@@ -118,9 +118,9 @@ def test_old_defaults_miss_the_optimum_the_new_ones_reach(faithful):
         random_state=0,
     ).fit(faithful)
     new = GaussianMixture(3, covariance_type="tied", random_state=0).fit(faithful)
-    best = GaussianMixture(
-        3, covariance_type="tied", n_init=30, tol=1e-10, random_state=1
-    ).fit(faithful)
+    best = GaussianMixture(3, covariance_type="tied", n_init=30, tol=1e-10, random_state=1).fit(
+        faithful
+    )
     n = faithful.shape[0]
     # on raw data the old defaults ended 14.4 log-likelihood units short; EM now runs on
     # standardised data (issue 9), which already helps k-means, but one start at tol=1e-3
