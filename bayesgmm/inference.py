@@ -609,7 +609,15 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         from bayesgmm.vi import fit_vi, psis_khat, psis_khat_subsample
 
         with _pymc_log_level(self.progressbar):  # PyMC logs "Interrupted at ..." on stopping
-            result = self._fit_vi(fit_model, start, seed, fit_vi)
+            result = fit_vi(
+                fit_model,
+                initial_point(start, fit_model, self.spec_),
+                self.method,
+                max_iter=self.vi_iterations,
+                random_seed=int(seed),
+                progressbar=self.progressbar,
+                **(self.sampler_kwargs or {}),
+            )
         self.vi_ = result
         self.approximation_ = result.approximation
         if not result.converged:
@@ -632,17 +640,6 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         if not self.psis_.reliable:
             warnings.warn(self.psis_.message, UserWarning, stacklevel=3)
         return result.approximation.sample(self.draws, random_seed=int(seed))
-
-    def _fit_vi(self, fit_model, start, seed, fit_vi):
-        return fit_vi(
-            fit_model,
-            initial_point(start, fit_model, self.spec_),
-            self.method,
-            max_iter=self.vi_iterations,
-            random_seed=int(seed),
-            progressbar=self.progressbar,
-            **(self.sampler_kwargs or {}),
-        )
 
     def _map_idata(self) -> xr.DataTree:
         values = initial_point(self.map_, self.model_, self.spec_)
