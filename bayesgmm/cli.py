@@ -483,11 +483,10 @@ def _run_comparison(args: argparse.Namespace, data: Dataset, progress: Progress)
     return result
 
 
-def _compare(args: argparse.Namespace, progress: Progress) -> int:
-    from bayesgmm.plots import plot_criterion_by_k, plot_loo_comparison
-    from bayesgmm.report import markdown_table
-
-    data = load_dataset(
+def _comparison_data(args: argparse.Namespace) -> Dataset:
+    """The data of ``compare`` and ``report``: enough rows for the largest K, checked for
+    every covariance structure asked for."""
+    return load_dataset(
         args.data,
         args.columns,
         max_k(args.k),
@@ -495,6 +494,13 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
         labels=args.labels,
         scale=args.scale,
     )
+
+
+def _compare(args: argparse.Namespace, progress: Progress) -> int:
+    from bayesgmm.plots import plot_criterion_by_k, plot_loo_comparison
+    from bayesgmm.report import markdown_table
+
+    data = _comparison_data(args)
     with atomic_directory(args.out, overwrite=args.overwrite) as tmp:
         result = _run_comparison(args, data, progress)
         result.table.to_csv(tmp / "comparison.csv")
@@ -612,14 +618,7 @@ def _report(args: argparse.Namespace, progress: Progress) -> int:
 
     if args.method == "map":
         raise InputError("report needs a posterior: use --method nuts, advi or fullrank_advi")
-    data = load_dataset(
-        args.data,
-        args.columns,
-        max_k(args.k),
-        parse_covariances(args.covariance),
-        labels=args.labels,
-        scale=args.scale,
-    )
+    data = _comparison_data(args)
     with atomic_directory(args.out, overwrite=args.overwrite) as tmp:
         result = _run_comparison(args, data, progress)
         progress(f"analysing {result.recommended} and drawing figures")
