@@ -21,6 +21,7 @@ from bayesgmm._validation import check_data, check_positive_int, check_random_st
 from bayesgmm.covariance import get_structure
 from bayesgmm.em.chunked import (
     as_dask_array,
+    check_chunked_sample_weight,
     data_moments,
     fit_em_chunked,
     is_chunked_store,
@@ -38,6 +39,7 @@ from bayesgmm.params import MixtureParams
 from bayesgmm.posterior import sample_mixture
 from bayesgmm.priors import MixturePrior
 from bayesgmm.spec import EMOptions, MixtureSpec, Standardization
+from bayesgmm.weights import check_sample_weight, positive_rows, weight_total, weighted_moments
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
@@ -162,13 +164,17 @@ default="hierarchical"
             precisions_init=self.precisions_init,
         )
 
-    def fit(self, X, y=None) -> GaussianMixture:
+    def fit(self, X, y=None, sample_weight=None) -> GaussianMixture:
         """Estimate the parameters by EM; see :meth:`fit_predict`.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         y : ignored
+        sample_weight : array-like of shape (n_samples,), optional
+            Frequency weights (:mod:`bayesgmm.weights`): row ``n`` counts as ``w_n``
+            copies, so integer weights give the fit of the replicated rows and zero weights
+            the fit without those rows. A Dask array of weights for Dask ``X``.
 
         Returns
         -------
@@ -185,17 +191,18 @@ default="hierarchical"
         if is_chunked_store(X):
             X = as_dask_array(X)
         if is_dask_array(X):
-            self._fit_chunked(X)
+            self._fit_chunked(X, sample_weight)
         else:
-            self.fit_predict(X, y)
+            self.fit_predict(X, y, sample_weight=sample_weight)
         return self
 
-    def _fit_chunked(self, X) -> None:
+    def _fit_chunked(self, X, sample_weight=None) -> None:
         if X.ndim != 2:
             raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
         options = self._options()
         check_random_state(self.random_state)
-        moments = data_moments(X)
+        sample_weight, n_samples = check_chunked_sample_weight(sample_weight, X)
+        moments = data_moments(X, sample_weight=sample_weight)
         spec = MixtureSpec.from_data(
             X,
             self.n_components,
@@ -205,21 +212,24 @@ default="hierarchical"
             moments=moments,
         )
         # the same working scale as the in-memory path (so reg_covar means the same)
-        n_samples = X.shape[0]
         std = np.sqrt(np.diag(moments[1]) * (n_samples - 1) / max(n_samples, 1))
         scaling = Standardization.from_moments(moments[0], std, spec.structure)
         working_spec = replace(spec, prior=spec.working_prior_for(scaling))
         working = (X - scaling.location) / scaling.scale  # lazy for Dask arrays
         working_options = options_to_working(options, scaling, spec)
         result = fit_em_chunked(
-            working, working_spec, working_options, random_state=self.random_state
+            working,
+            working_spec,
+            working_options,
+            random_state=self.random_state,
+            sample_weight=sample_weight,
         )
         result = result_to_user(result, scaling, spec, working_spec, n_samples)
         warn_if_not_converged(result, options)
         self._store(result, spec)
         self.n_features_in_ = X.shape[1]
 
-    def fit_predict(self, X, y=None) -> np.ndarray:
+    def fit_predict(self, X, y=None, sample_weight=None) -> np.ndarray:
         """Fit, then label every sample with its most probable component.
 
         ``fit(X).predict(X)`` gives the same labels.
@@ -228,6 +238,9 @@ default="hierarchical"
         ----------
         X : array-like of shape (n_samples, n_features)
         y : ignored
+        sample_weight : array-like of shape (n_samples,), optional
+            Frequency weights (see :meth:`fit`); every row is labelled, whatever its weight.
+            ``lower_bound_`` is then per unit of weight.
 
         Returns
         -------
@@ -241,10 +254,25 @@ default="hierarchical"
             keep_float32=True,
         )
         validate_data(self, X, dtype=[np.float64, np.float32])
+        weights = check_sample_weight(sample_weight, data.shape[0])
+        moments = None
+        if weights is not None:
+            n_positive = int(np.count_nonzero(weights))
+            if self.n_components > n_positive:
+                raise ValueError(
+                    f"n_components={self.n_components} must be <= the number of rows with a "
+                    f"positive sample_weight ({n_positive})"
+                )
+            moments = weighted_moments(*positive_rows(data, weights))
         spec = MixtureSpec.from_data(
-            data, self.n_components, self.covariance_type, self.prior, standardize=False
+            data,
+            self.n_components,
+            self.covariance_type,
+            self.prior,
+            standardize=False,
+            moments=moments,
         )
-        result = fit_em(data, spec, options, random_state=self.random_state)
+        result = fit_em(data, spec, options, random_state=self.random_state, sample_weight=weights)
         self._store(result, spec)
         log_resp, _ = e_step(data, self.params_)
         return log_resp.argmax(axis=1)
@@ -311,9 +339,13 @@ default="hierarchical"
         """
         return self._per_sample(X, lambda data: e_step(data, self.params_)[1])
 
-    def score(self, X, y=None) -> float:
-        """Mean log-likelihood per sample."""
-        return float(np.mean(self.score_samples(X)))
+    def score(self, X, y=None, sample_weight=None) -> float:
+        """Mean log-likelihood per sample (per unit of weight with ``sample_weight``)."""
+        log_lik = self.score_samples(X)
+        if sample_weight is None:
+            return float(np.mean(log_lik))
+        weights = check_sample_weight(sample_weight, log_lik.shape[0])
+        return float(weights @ log_lik / weights.sum())
 
     def predict_proba(self, X) -> np.ndarray:
         """Responsibilities ``gamma_nk``, shape (n_samples, n_components).
@@ -350,17 +382,27 @@ default="hierarchical"
     def _n_parameters(self) -> int:
         return self.spec_.n_parameters
 
-    def bic(self, X) -> float:
-        """Bayesian information criterion ``-2 log L + p log N`` (lower is better)."""
+    def _weighted_log_likelihood(self, X, sample_weight) -> tuple[float, float]:
+        """``(sum_n w_n log p(x_n), W)``; unit weights when ``sample_weight`` is None."""
         data = self._validate_predict_data(X)
-        return float(
-            -2 * self.score(data) * data.shape[0] + self._n_parameters() * np.log(data.shape[0])
-        )
+        weights = check_sample_weight(sample_weight, data.shape[0])
+        total = weight_total(weights, data.shape[0])
+        return self.score(data, sample_weight=weights) * total, total
 
-    def aic(self, X) -> float:
-        """Akaike information criterion ``-2 log L + 2 p`` (lower is better)."""
-        data = self._validate_predict_data(X)
-        return float(-2 * self.score(data) * data.shape[0] + 2 * self._n_parameters())
+    def bic(self, X, sample_weight=None) -> float:
+        """Bayesian information criterion ``-2 log L + p log N`` (lower is better).
+
+        With frequency weights, ``log L = sum_n w_n log p(x_n)`` and ``N = sum_n w_n``
+        (the BIC of the replicated rows).
+        """
+        log_lik, total = self._weighted_log_likelihood(X, sample_weight)
+        return float(-2 * log_lik + self._n_parameters() * np.log(total))
+
+    def aic(self, X, sample_weight=None) -> float:
+        """Akaike information criterion ``-2 log L + 2 p`` (lower is better); weighted as
+        :meth:`bic`."""
+        log_lik, _ = self._weighted_log_likelihood(X, sample_weight)
+        return float(-2 * log_lik + 2 * self._n_parameters())
 
     def icl(self, X) -> float:
         """Integrated completed likelihood criterion, BIC plus twice the assignment entropy.

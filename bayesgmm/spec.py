@@ -54,19 +54,31 @@ class Standardization:
         return cls(np.asarray(mean, dtype=np.float64), scale)
 
     @classmethod
-    def from_data(cls, X: np.ndarray, structure: CovarianceStructure) -> Standardization:
+    def from_data(
+        cls,
+        X: np.ndarray,
+        structure: CovarianceStructure,
+        sample_weight: np.ndarray | None = None,
+    ) -> Standardization:
         """Standardisation of in-memory data ``X`` (n_samples, n_features), overflow-safe.
 
         The location is each feature's mean and the scale its population standard deviation
         (per feature, or common for structures that need an isotropic rescaling). Both are
         computed on ``X`` divided by each feature's largest magnitude, so that data near the
-        limits of float64 (``1e200`` or ``1e-300``) give finite moments.
+        limits of float64 (``1e200`` or ``1e-300``) give finite moments. With
+        ``sample_weight`` (n_samples,) they are the weighted mean and standard deviation,
+        those of the data with row ``n`` repeated ``w_n`` times.
         """
         X = np.asarray(X, dtype=np.float64)
         peak = np.abs(X).max(axis=0) if X.shape[0] else np.ones(X.shape[1])
         peak = np.where(peak > 0, peak, 1.0)
         unit = X / peak
-        return cls.from_moments(unit.mean(axis=0) * peak, unit.std(axis=0) * peak, structure)
+        if sample_weight is None:
+            return cls.from_moments(unit.mean(axis=0) * peak, unit.std(axis=0) * peak, structure)
+        total = float(np.sum(sample_weight))
+        mean = sample_weight @ unit / total
+        std = np.sqrt(sample_weight @ (unit - mean) ** 2 / total)
+        return cls.from_moments(mean * peak, std * peak, structure)
 
     def to_working(self, X: np.ndarray) -> np.ndarray:
         """Data on the working scale, ``(X - location) / scale``, shape (n_samples, d)."""

@@ -42,15 +42,16 @@ class ChunkMoments:
     s1 : ndarray of shape (K, d)
     s2 : ndarray of shape (K, d, d) (full, tied) or (K, d) (diag, spherical)
     log_lik : float
-        Sum of ``log p(x_n)`` over the rows seen.
-    n_samples : int
+        Sum of ``log p(x_n)`` (``w_n log p(x_n)`` with weights) over the rows seen.
+    n_samples : int or float
+        Rows seen, or their weight total ``sum_n w_n`` with weights.
     """
 
     s0: np.ndarray
     s1: np.ndarray
     s2: np.ndarray
     log_lik: float
-    n_samples: int
+    n_samples: float
 
     def __add__(self, other: ChunkMoments) -> ChunkMoments:
         return ChunkMoments(
@@ -73,17 +74,22 @@ class ChunkMoments:
         return SufficientStatistics(nk, shift + centred_mean, scatter)
 
 
-def chunk_moments(chunk: np.ndarray, params: MixtureParams) -> ChunkMoments:
+def chunk_moments(
+    chunk: np.ndarray, params: MixtureParams, sample_weight: np.ndarray | None = None
+) -> ChunkMoments:
     """E-step on one chunk, reduced to moments about the current means ``params.means``.
 
     Parameters
     ----------
     chunk : ndarray of shape (n_rows, n_features)
     params : MixtureParams
+    sample_weight : ndarray of shape (n_rows,), optional
+        Frequency weights of the chunk's rows.
     """
     chunk = _finite_chunk(chunk)
+    sample_weight = _weight_chunk(sample_weight)
     if params.structure.kernels is None:
-        return _numpy_chunk_moments(chunk, params)
+        return _numpy_chunk_moments(chunk, params, sample_weight)
     from bayesgmm.em.kernels import fused_moments
 
     moments = fused_moments(
@@ -92,14 +98,22 @@ def chunk_moments(chunk: np.ndarray, params: MixtureParams) -> ChunkMoments:
         params.means,
         params.precisions_cholesky,
         params.structure.kernel_layout,
+        sample_weight=sample_weight,
     )
-    return ChunkMoments(moments.s0, moments.s1, moments.s2, moments.log_lik_sum, chunk.shape[0])
+    return ChunkMoments(moments.s0, moments.s1, moments.s2, moments.log_lik_sum, moments.weight_sum)
 
 
-def _numpy_chunk_moments(chunk: np.ndarray, params: MixtureParams) -> ChunkMoments:
+def _numpy_chunk_moments(
+    chunk: np.ndarray, params: MixtureParams, sample_weight: np.ndarray | None = None
+) -> ChunkMoments:
     """:func:`chunk_moments` with NumPy, for structures without fused kernels."""
     log_resp, log_lik = e_step(chunk, params)
     resp = np.exp(log_resp)
+    total = float(chunk.shape[0])
+    if sample_weight is not None:
+        resp = resp * sample_weight[:, None]
+        log_lik = log_lik * sample_weight
+        total = float(sample_weight.sum())
     s1 = resp.T @ chunk - resp.sum(axis=0)[:, None] * params.means
     s2 = np.stack(
         [
@@ -107,7 +121,71 @@ def _numpy_chunk_moments(chunk: np.ndarray, params: MixtureParams) -> ChunkMomen
             for k in range(params.n_components)
         ]
     )
-    return ChunkMoments(resp.sum(axis=0), s1, s2, float(log_lik.sum()), chunk.shape[0])
+    return ChunkMoments(resp.sum(axis=0), s1, s2, float(log_lik.sum()), total)
+
+
+def _weight_chunk(sample_weight) -> np.ndarray | None:
+    """A chunk of weights as a float64 array (computing it if it is a Dask slice)."""
+    if sample_weight is None:
+        return None
+    if is_dask_array(sample_weight):
+        sample_weight = sample_weight.compute()
+    return np.asarray(sample_weight, dtype=np.float64)
+
+
+def check_chunked_sample_weight(sample_weight, X) -> tuple[object | None, float]:
+    """Validate frequency weights of chunked data ``X`` in one pass.
+
+    Parameters
+    ----------
+    sample_weight : array-like or Dask array of shape (n_samples,), or None
+    X : chunked array of shape (n_samples, n_features)
+
+    Returns
+    -------
+    weights : ndarray, Dask array (chunked like the rows of a Dask ``X``) or None
+    total : float
+        ``sum_n w_n``, or the number of rows without weights.
+
+    Raises
+    ------
+    ValueError
+        As :func:`bayesgmm.weights.check_sample_weight`.
+    """
+    from bayesgmm.weights import check_sample_weight
+
+    n_samples = X.shape[0]
+    if sample_weight is None:
+        return None, float(n_samples)
+    if not is_dask_array(sample_weight):
+        weights = check_sample_weight(sample_weight, n_samples)
+        if is_dask_array(X):
+            import dask.array as da
+
+            weights = da.from_array(weights, chunks=(X.chunks[0],))
+        return weights, float(weights.sum())
+    import dask
+
+    weights = sample_weight.astype(np.float64)
+    if weights.ndim == 2 and weights.shape[1] == 1:
+        weights = weights[:, 0]
+    if weights.shape != (n_samples,):
+        raise ValueError(
+            f"sample_weight must have shape ({n_samples},), one weight per row of X; got "
+            f"shape {weights.shape}"
+        )
+    finite, smallest, total = dask.compute(np.isfinite(weights).all(), weights.min(), weights.sum())
+    if not finite:
+        raise ValueError("sample_weight contains NaN or infinity: give every row a finite weight")
+    if smallest < 0:
+        raise ValueError(f"sample_weight must be non-negative; the smallest is {float(smallest)}")
+    if not total > 0:
+        raise ValueError("sample_weight sums to 0: at least one row needs a positive weight")
+    if is_dask_array(X):
+        weights = weights.rechunk((X.chunks[0],))
+    else:
+        weights = weights.compute()
+    return weights, float(total)
 
 
 def _finite_chunk(chunk) -> np.ndarray:
@@ -157,40 +235,61 @@ def _row_slices(n_samples: int, chunk_size: int):
         yield slice(start, min(start + chunk_size, n_samples))
 
 
-def _reduce(X, chunk_size: int, fn) -> ChunkMoments:
-    """Apply ``fn`` to every chunk of ``X`` and add the results."""
+def _reduce(X, chunk_size: int, fn, sample_weight=None) -> ChunkMoments:
+    """Apply ``fn(chunk, weights of its rows or None)`` to every chunk of ``X``; add the results."""
     if is_dask_array(X):
         import dask
 
-        blocks = X.rechunk({1: -1}).to_delayed().ravel()
-        parts = dask.compute(*[dask.delayed(fn)(block) for block in blocks])
+        rows = X.rechunk({1: -1})
+        blocks = rows.to_delayed().ravel()
+        if sample_weight is None:
+            weight_blocks = [None] * len(blocks)
+        else:
+            weight_blocks = sample_weight.rechunk((rows.chunks[0],)).to_delayed().ravel()
+        parts = dask.compute(
+            *[dask.delayed(fn)(block, w) for block, w in zip(blocks, weight_blocks, strict=True)]
+        )
     else:
-        parts = [fn(X[rows]) for rows in _row_slices(X.shape[0], chunk_size)]
+        parts = [
+            fn(X[rows], None if sample_weight is None else sample_weight[rows])
+            for rows in _row_slices(X.shape[0], chunk_size)
+        ]
     total = parts[0]
     for part in parts[1:]:
         total = total + part
     return total
 
 
-def data_moments(X, chunk_size: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
-    """Mean (d,) and unbiased covariance (d, d) of chunked data in one pass."""
+def data_moments(
+    X, chunk_size: int = 100_000, *, sample_weight=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (d,) and unbiased covariance (d, d) of chunked data in one pass.
+
+    With validated ``sample_weight`` (:func:`check_chunked_sample_weight`), those of the
+    rows repeated ``w_n`` times (:func:`bayesgmm.weights.weighted_moments`).
+    """
     first = _finite_chunk(X[:chunk_size])
     shift = first.mean(axis=0)
     one = MixtureParams(np.ones(1), shift[None], np.ones(1), "spherical")
-    total = _reduce(X, chunk_size, lambda c: _plain_moments(c, shift, one))
+    total = _reduce(X, chunk_size, lambda c, w: _plain_moments(c, shift, one, w), sample_weight)
     stats = total.statistics(shift)
     return stats.xbar[0], stats.scatter[0] / (total.n_samples - 1)
 
 
-def _plain_moments(chunk, shift, one: MixtureParams) -> ChunkMoments:
+def _plain_moments(chunk, shift, one: MixtureParams, sample_weight=None) -> ChunkMoments:
     chunk = _finite_chunk(chunk)
     centred = chunk - shift
+    sample_weight = _weight_chunk(sample_weight)
+    if sample_weight is None:
+        weighted, total = centred, float(chunk.shape[0])
+    else:
+        weighted, total = centred * sample_weight[:, None], float(sample_weight.sum())
     return ChunkMoments(
-        np.array([float(chunk.shape[0])]),
-        centred.sum(axis=0)[None],
-        (centred.T @ centred)[None],
+        np.array([total]),
+        weighted.sum(axis=0)[None],
+        (weighted.T @ centred)[None],
         0.0,
-        chunk.shape[0],
+        total,
     )
 
 
@@ -203,6 +302,7 @@ def fit_em_chunked(
     init_size: int = 20_000,
     random_state: int | np.random.Generator | None = None,
     params_init: MixtureParams | None = None,
+    sample_weight=None,
 ) -> EMResult:
     """EM or MAP-EM on chunked data (see the module docstring).
 
@@ -222,6 +322,9 @@ def fit_em_chunked(
     random_state : int, Generator or None
     params_init : MixtureParams, optional
         Explicit start (overrides the subsample initialisation).
+    sample_weight : ndarray or Dask array of shape (n_samples,), optional
+        Validated frequency weights (:func:`check_chunked_sample_weight`); the objective
+        is then per unit of weight.
 
     Returns
     -------
@@ -237,10 +340,15 @@ def fit_em_chunked(
     prior = spec.prior
     if params_init is None:
         rows = np.sort(rng.choice(n_samples, size=min(init_size, n_samples), replace=False))
-        params_init = initial_params(_finite_chunk(X[rows]), spec, options, rng)
+        subset = _finite_chunk(X[rows])
+        weights = None
+        if sample_weight is not None:
+            weights = _weight_chunk(sample_weight[rows])
+            subset, weights = subset[weights > 0], weights[weights > 0]
+        params_init = initial_params(subset, spec, options, rng, weights)
 
     def step(params: MixtureParams) -> tuple[float, MixtureParams, bool]:
-        moments = _reduce(X, chunk_size, lambda c: chunk_moments(c, params))
+        moments = _reduce(X, chunk_size, lambda c, w: chunk_moments(c, params, w), sample_weight)
         objective = moments.log_lik / moments.n_samples
         if prior is not None:
             objective += prior.log_density(params) / moments.n_samples
@@ -257,6 +365,7 @@ def fit_em_chunked(
 __all__ = [
     "ChunkMoments",
     "as_dask_array",
+    "check_chunked_sample_weight",
     "chunk_moments",
     "data_moments",
     "fit_em_chunked",

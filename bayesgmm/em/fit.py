@@ -24,8 +24,9 @@ from bayesgmm.em.steps import (
 )
 from bayesgmm.exceptions import DegenerateFitWarning, NumericalError, SingularCovarianceError
 from bayesgmm.params import MixtureParams
-from bayesgmm.priors import MixturePrior, sample_moments
+from bayesgmm.priors import MixturePrior
 from bayesgmm.spec import EMOptions, MixtureSpec, Standardization
+from bayesgmm.weights import positive_rows, weight_total, weighted_moments
 
 #: A component whose soft count falls below this many samples is treated as collapsed.
 MIN_COMPONENT_COUNT = 1e-3
@@ -125,14 +126,20 @@ class EMResult:
 
 
 def _reseed(
-    X: np.ndarray, params: MixtureParams, log_lik: np.ndarray, component: int
+    X: np.ndarray,
+    params: MixtureParams,
+    log_lik: np.ndarray,
+    component: int,
+    sample_weight: np.ndarray | None = None,
 ) -> MixtureParams | None:
     """Move a collapsed component onto the worst-explained sample with the data's spread.
 
     Returns ``None`` when the structure cannot re-seed one component (a shared covariance).
     """
     n_components, d = params.n_components, params.n_features
-    spread = sample_moments(X)[1] / n_components ** (2.0 / d)
+    spread = weighted_moments(X, sample_weight)[1] / n_components ** (2.0 / d)
+    if sample_weight is not None:
+        log_lik = np.where(sample_weight > 0, log_lik, np.inf)
     covariances = params.structure.reseed(params.covariances, component, spread)
     if covariances is None:
         return None
@@ -150,6 +157,7 @@ def _m_step_or_reseed(
     params: MixtureParams,
     prior,
     reg_covar,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[MixtureParams, bool]:
     """The M-step from ``stats``, or ``params`` with one collapsed component re-seeded.
 
@@ -158,7 +166,7 @@ def _m_step_or_reseed(
     """
     empty = np.flatnonzero(stats.nk < MIN_COMPONENT_COUNT)
     if prior is None and empty.size:
-        reseeded = _reseed(X, params, row_log_lik(), int(empty[0]))
+        reseeded = _reseed(X, params, row_log_lik(), int(empty[0]), sample_weight)
         if reseeded is not None:
             return reseeded, True
     try:
@@ -166,20 +174,25 @@ def _m_step_or_reseed(
     except SingularCovarianceError as err:
         if prior is not None or err.component is None:
             raise
-        reseeded = _reseed(X, params, row_log_lik(), err.component)
+        reseeded = _reseed(X, params, row_log_lik(), err.component, sample_weight)
         if reseeded is None:
             raise
         return reseeded, True
 
 
-def _numpy_pass(X: np.ndarray, params: MixtureParams):
+def _numpy_pass(X: np.ndarray, params: MixtureParams, sample_weight: np.ndarray | None = None):
     """E-step and sufficient statistics with NumPy (structures without fused kernels)."""
     log_resp, log_lik = e_step(X, params)
-    stats = sufficient_statistics(X, np.exp(log_resp), params.structure)
-    return stats, float(log_lik.sum()), float(X.shape[0]), lambda: log_lik
+    if sample_weight is None:
+        stats = sufficient_statistics(X, np.exp(log_resp), params.structure)
+        return stats, float(log_lik.sum()), float(X.shape[0]), lambda: log_lik
+    resp = np.exp(log_resp) * sample_weight[:, None]
+    stats = sufficient_statistics(X, resp, params.structure)
+    total = float(sample_weight.sum())
+    return stats, float(sample_weight @ log_lik), total, lambda: log_lik
 
 
-def _fused_pass(X: np.ndarray, params: MixtureParams):
+def _fused_pass(X: np.ndarray, params: MixtureParams, sample_weight: np.ndarray | None = None):
     """E-step and sufficient statistics in one pass of the structure's fused kernel."""
     from bayesgmm.em.kernels import fused_log_resp, fused_statistics
 
@@ -190,7 +203,7 @@ def _fused_pass(X: np.ndarray, params: MixtureParams):
         params.precisions_cholesky,
         params.structure.kernel_layout,
     )
-    stats = fused_statistics(*args)
+    stats = fused_statistics(*args, sample_weight=sample_weight)
     return (
         stats.sufficient_statistics(),
         stats.log_lik_sum,
@@ -209,6 +222,7 @@ def run_em(
     max_iter: int = 100,
     max_reseeds: int | None = None,
     stopping: str = "absolute",
+    sample_weight: np.ndarray | None = None,
 ) -> EMResult:
     """Iterate E- and M-steps from ``params`` until the stopping rule holds.
 
@@ -234,6 +248,9 @@ def run_em(
         :class:`SingularCovarianceError` names the component and the remedy.
     stopping : {"absolute", "aitken"}
         The stopping rule (:data:`STOPPING_RULES`).
+    sample_weight : ndarray of shape (n_samples,), optional
+        Non-negative frequency weights (:mod:`bayesgmm.weights`): the objective is
+        ``(sum_n w_n log p(x_n) + log p(theta)) / W`` with ``W = sum_n w_n``.
 
     Returns
     -------
@@ -242,11 +259,13 @@ def run_em(
     one_pass = _numpy_pass if params.structure.kernels is None else _fused_pass
 
     def step(current: MixtureParams) -> tuple[float, MixtureParams, bool]:
-        stats, log_lik_sum, n_rows, row_log_lik = one_pass(X, current)
+        stats, log_lik_sum, n_rows, row_log_lik = one_pass(X, current, sample_weight)
         objective = log_lik_sum / n_rows
         if prior is not None:
             objective += prior.log_density(current) / n_rows
-        updated, reseeded = _m_step_or_reseed(X, stats, row_log_lik, current, prior, reg_covar)
+        updated, reseeded = _m_step_or_reseed(
+            X, stats, row_log_lik, current, prior, reg_covar, sample_weight
+        )
         return objective, updated, reseeded
 
     return iterate_em(
@@ -345,6 +364,7 @@ def initial_params(
     spec: MixtureSpec,
     options: EMOptions,
     rng: np.random.Generator,
+    sample_weight: np.ndarray | None = None,
 ) -> MixtureParams:
     """Starting parameters: an M-step on initial responsibilities, ``alpha_k = 1/K``.
 
@@ -360,18 +380,24 @@ def initial_params(
     spec : MixtureSpec
     options : EMOptions
     rng : numpy.random.Generator
+    sample_weight : ndarray of shape (n_samples,), optional
+        Positive frequency weights: they guide the initial clusters
+        (:func:`~bayesgmm.em.init.initial_responsibilities`) and weight the first M-step.
     """
     k, structure, prior = spec.n_components, spec.structure, spec.prior
     if options.has_full_start:
         start = None  # nothing left to initialise from data
     else:
-        resp = initial_responsibilities(X, k, options.init_params, rng)
+        resp = initial_responsibilities(X, k, options.init_params, rng, sample_weight)
+        if sample_weight is not None:
+            resp = resp * sample_weight[:, None]
         try:
             start = m_step(X, resp, structure, prior, options.reg_covar)
         except SingularCovarianceError:
             # An initial cluster with too few distinct points: start that fit from the
             # covariances regularised by the default prior instead of failing.
-            default = MixturePrior.default(X, k, structure.name)
+            mean, cov = weighted_moments(X, sample_weight)
+            default = MixturePrior.from_moments(mean, cov, k, structure.name, data=X)
             start = m_step(X, resp, structure, default, options.reg_covar)
     weights = np.full(k, 1.0 / k) if options.weights_init is None else options.weights_init
     means = start.means if options.means_init is None else options.means_init
@@ -402,6 +428,7 @@ def fit_em(
     *,
     random_state: int | np.random.Generator | None = None,
     warn_not_converged: bool = True,
+    sample_weight: np.ndarray | None = None,
 ) -> EMResult:
     """Fit a Gaussian mixture by EM (MLE) or MAP-EM, keeping the best of ``n_init`` starts.
 
@@ -424,6 +451,10 @@ def fit_em(
         Seed of every random choice.
     warn_not_converged : bool
         Emit a :class:`~sklearn.exceptions.ConvergenceWarning` if no start converged.
+    sample_weight : ndarray of shape (n_samples,), optional
+        Validated frequency weights (:func:`bayesgmm.weights.check_sample_weight`): row
+        ``n`` counts ``w_n`` times, in the standardisation, the initialisation and every
+        E-step; rows of weight 0 are dropped. ``N`` below is then ``W = sum_n w_n``.
 
     Returns
     -------
@@ -441,13 +472,14 @@ def fit_em(
     check_map_prior(spec)
     options.check_starts(spec)
     check_random_state(random_state)
-    scaling = Standardization.from_data(X, spec.structure)
+    X, sample_weight = positive_rows(X, sample_weight)
+    scaling = Standardization.from_data(X, spec.structure, sample_weight)
     working_spec = replace(spec, prior=spec.working_prior_for(scaling))
     working_options = options_to_working(options, scaling, spec)
     Z = scaling.to_working(X)
     rng = np.random.default_rng(random_state)
     best: EMResult | None = None
-    data_covariance = sample_moments(Z)[1]
+    data_covariance = weighted_moments(Z, sample_weight)[1]
     fallback: EMResult | None = None
     error: SingularCovarianceError | None = None
     start_options = working_options
@@ -458,7 +490,7 @@ def fit_em(
     for attempt in range(2 * n_starts):
         if attempt >= n_starts and best is not None:
             break
-        start = initial_params(Z, working_spec, start_options, rng)
+        start = initial_params(Z, working_spec, start_options, rng, sample_weight)
         start_options = replace(
             working_options, init_params=later_starts(options.init_params, attempt + 1)
         )
@@ -471,6 +503,7 @@ def fit_em(
                 tol=options.tol,
                 max_iter=options.max_iter,
                 stopping=options.stopping,
+                sample_weight=sample_weight,
             )
         except SingularCovarianceError as err:
             error = err
@@ -490,7 +523,9 @@ def fit_em(
             f"{X.shape}: the data are degenerate for K={spec.n_components}; fit with a "
             "prior (prior='default'), increase reg_covar or decrease n_components"
         )
-    result = result_to_user(best, scaling, spec, working_spec, X.shape[0])
+    result = result_to_user(
+        best, scaling, spec, working_spec, weight_total(sample_weight, X.shape[0])
+    )
     if spec.prior is None:
         warn_if_degenerate(best.params, options.reg_covar)
     if warn_not_converged:
@@ -529,11 +564,12 @@ def result_to_user(
     scaling: Standardization,
     spec: MixtureSpec,
     working_spec: MixtureSpec,
-    n_samples: int,
+    n_samples: float,
 ) -> EMResult:
     """Map a working-scale result back to the data's scale (parameters and objective).
 
-    ``working_spec`` is ``spec`` with its prior mapped to the working scale.
+    ``working_spec`` is ``spec`` with its prior mapped to the working scale; ``n_samples``
+    is the number of rows, or the weight total ``W`` of a weighted fit.
 
     The per-sample log-likelihood shifts by ``-sum(log scale)``; the log prior by the
     log-Jacobian of the (affine) parameter map, a constant computed at the final parameters.

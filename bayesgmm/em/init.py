@@ -38,26 +38,40 @@ def _nearest(X: np.ndarray, centers: np.ndarray) -> np.ndarray:
     return np.argmin(sq_dist, axis=1)
 
 
-def _kmeans(X: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
+def _kmeans(
+    X: np.ndarray, n_components: int, rng: np.random.Generator, sample_weight=None
+) -> np.ndarray:
     seed = int(rng.integers(np.iinfo(np.int32).max))
-    labels = KMeans(n_clusters=n_components, n_init=1, random_state=seed).fit(X).labels_
+    kmeans = KMeans(n_clusters=n_components, n_init=1, random_state=seed)
+    labels = kmeans.fit(X, sample_weight=sample_weight).labels_
     return _one_hot(labels, n_components)
 
 
-def _kmeans_plusplus(X: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
+def _kmeans_plusplus(
+    X: np.ndarray, n_components: int, rng: np.random.Generator, sample_weight=None
+) -> np.ndarray:
     seed = int(rng.integers(np.iinfo(np.int32).max))
-    centers, _ = kmeans_plusplus(X, n_components, random_state=seed)
+    centers, _ = kmeans_plusplus(X, n_components, random_state=seed, sample_weight=sample_weight)
     return _one_hot(_nearest(X, centers), n_components)
 
 
-def _random(X: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
+def _random(
+    X: np.ndarray, n_components: int, rng: np.random.Generator, sample_weight=None
+) -> np.ndarray:
     resp = rng.uniform(size=(X.shape[0], n_components))
     return resp / resp.sum(axis=1, keepdims=True)
 
 
-def _random_from_data(X: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
-    centers = X[rng.choice(X.shape[0], size=n_components, replace=False)]
+def _random_from_data(
+    X: np.ndarray, n_components: int, rng: np.random.Generator, sample_weight=None
+) -> np.ndarray:
+    centers = X[rng.choice(X.shape[0], size=n_components, replace=False, p=_probs(sample_weight))]
     return _one_hot(_nearest(X, centers), n_components)
+
+
+def _probs(sample_weight) -> np.ndarray | None:
+    """Row-drawing probabilities proportional to the weights (``None``: uniform)."""
+    return None if sample_weight is None else sample_weight / sample_weight.sum()
 
 
 #: Rows the hierarchical agglomeration works on (mclust's ``subset`` option); the pairwise
@@ -65,23 +79,30 @@ def _random_from_data(X: np.ndarray, n_components: int, rng: np.random.Generator
 HIERARCHICAL_SUBSET = 2000
 
 
-def _standardised(X: np.ndarray) -> np.ndarray:
-    """``X`` centred and scaled to unit variance per feature (constant features kept)."""
+def _standardised(X: np.ndarray, sample_weight=None) -> np.ndarray:
+    """``X`` centred and scaled to unit (weighted) variance per feature (constant kept)."""
     X = np.asarray(X, dtype=np.float64)
-    sd = X.std(axis=0)
-    return (X - X.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    mean = np.average(X, axis=0, weights=sample_weight)
+    sd = np.sqrt(np.average((X - mean) ** 2, axis=0, weights=sample_weight))
+    return (X - mean) / np.where(sd > 0, sd, 1.0)
 
 
-def _hierarchical(X: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
+def _hierarchical(
+    X: np.ndarray, n_components: int, rng: np.random.Generator, sample_weight=None
+) -> np.ndarray:
+    """Ward on standardised features; with weights, the subset is drawn in proportion to
+    them (and the weights enter the first M-step)."""
     from scipy.cluster.hierarchy import fcluster, ward
 
-    Z = _standardised(X)
+    Z = _standardised(X, sample_weight)
     n_samples = Z.shape[0]
     if n_components == 1:
         return np.ones((n_samples, 1))
     rows = np.arange(n_samples)
     if n_samples > HIERARCHICAL_SUBSET:
-        rows = np.sort(rng.choice(n_samples, HIERARCHICAL_SUBSET, replace=False))
+        p = _probs(sample_weight)
+        size = HIERARCHICAL_SUBSET if p is None else min(HIERARCHICAL_SUBSET, np.count_nonzero(p))
+        rows = np.sort(rng.choice(n_samples, size, replace=False, p=p))
     tree = ward(Z[rows])
     labels = fcluster(tree, n_components, criterion="maxclust") - 1
     if rows.size == n_samples:
@@ -91,7 +112,10 @@ def _hierarchical(X: np.ndarray, n_components: int, rng: np.random.Generator) ->
     return _one_hot(present[_nearest(Z, centers)], n_components)
 
 
-INITIALIZERS: dict[str, Callable[[np.ndarray, int, np.random.Generator], np.ndarray]] = {
+#: ``init(X, n_components, rng, sample_weight=None) -> responsibilities``: with frequency
+#: weights, centres are drawn in proportion to the weights (k-means++, random rows, the
+#: hierarchical subset) and k-means is weighted; the first M-step weights the rows.
+INITIALIZERS: dict[str, Callable[..., np.ndarray]] = {
     "kmeans": _kmeans,
     "k-means++": _kmeans_plusplus,
     "random": _random,
@@ -118,7 +142,11 @@ def later_starts(method: str, attempt: int) -> str:
 
 
 def initial_responsibilities(
-    X: np.ndarray, n_components: int, method: str, rng: np.random.Generator
+    X: np.ndarray,
+    n_components: int,
+    method: str,
+    rng: np.random.Generator,
+    sample_weight: np.ndarray | None = None,
 ) -> np.ndarray:
     """Starting responsibilities from one of :data:`INITIALIZERS`.
 
@@ -128,6 +156,8 @@ def initial_responsibilities(
     n_components : int
     method : {"kmeans", "k-means++", "random", "random_from_data", "hierarchical"}
     rng : numpy.random.Generator
+    sample_weight : ndarray of shape (n_samples,), optional
+        Positive frequency weights; equal weights give the unweighted start.
 
     Returns
     -------
@@ -141,7 +171,10 @@ def initial_responsibilities(
         raise ValueError(
             f"init_params must be one of {sorted(INITIALIZERS)}, got {method!r}"
         ) from None
-    resp = init(X, n_components, rng)
+    if sample_weight is not None and np.ptp(sample_weight) > 0:
+        resp = init(X, n_components, rng, sample_weight=sample_weight)
+    else:
+        resp = init(X, n_components, rng)
     resp = resp + 1e-6 * (resp.sum(axis=0) < 1.0)[None, :]
     return resp / resp.sum(axis=1, keepdims=True)
 
