@@ -12,6 +12,7 @@ fit can no longer collapse onto a singular covariance.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
@@ -40,6 +41,9 @@ from bayesgmm.posterior import sample_mixture
 from bayesgmm.priors import MixturePrior
 from bayesgmm.spec import EMOptions, MixtureSpec, Standardization
 from bayesgmm.weights import check_sample_weight, positive_rows, weight_total, weighted_moments
+
+if TYPE_CHECKING:
+    from bayesgmm.bootstrap import BootstrapResult
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
@@ -414,6 +418,74 @@ default="hierarchical"
         log_resp = e_step(data, self.params_)[0]
         entropy = -np.sum(np.exp(log_resp) * np.where(np.isfinite(log_resp), log_resp, 0.0))
         return float(self.bic(data) + 2.0 * entropy)
+
+    def bootstrap(
+        self,
+        X,
+        n_boot: int = 200,
+        kind: str = "nonparametric",
+        *,
+        n_jobs: int | None = None,
+        random_state: int | np.random.SeedSequence | np.random.Generator | None = None,
+        ci_prob: float = 0.89,
+        sample_weight=None,
+    ) -> BootstrapResult:
+        """Bootstrap standard errors and percentile intervals of the fitted parameters.
+
+        Each replicate refits from this fit's solution (one EM run under the same
+        ``prior_``) and is relabelled to it, so component ``k`` of every replicate is
+        component ``k`` here; see :mod:`bayesgmm.bootstrap`. Fits ``X`` first if the
+        estimator is not fitted yet.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The data of the fit (in memory).
+        n_boot : int, default=200
+            Replicates.
+        kind : {"nonparametric", "weighted", "parametric"}, default="nonparametric"
+            Resampled rows (multinomial counts as frequency weights), the weighted
+            likelihood bootstrap (Dirichlet weights), or data drawn from the fitted mixture.
+        n_jobs : int or None
+            Worker processes (joblib: ``None`` one, ``-1`` every core). Results do not
+            depend on it.
+        random_state : int, SeedSequence, Generator or None
+            Seed of the replicates (each gets its own child seed).
+        ci_prob : float, default=0.89
+            Default probability of :meth:`BootstrapResult.intervals`.
+        sample_weight : array-like of shape (n_samples,), optional
+            The frequency weights of the fit.
+
+        Returns
+        -------
+        BootstrapResult
+            Stacked replicate parameters, ``standard_errors()``, ``intervals()``,
+            ``to_frame()``.
+        """
+        if is_dask_array(X) or is_chunked_store(X):
+            raise ValueError(
+                "bootstrap needs the data in memory; pass np.asarray(X) (or a subsample)"
+            )
+        n_boot = check_positive_int(n_boot, "n_boot", minimum=2)
+        check_random_state(random_state)
+        if not hasattr(self, "params_"):
+            self.fit(X, sample_weight=sample_weight)
+        data = self._validate_predict_data(X)
+        weights = check_sample_weight(sample_weight, data.shape[0])
+        names = getattr(self, "feature_names_in_", None)
+        from bayesgmm.bootstrap import bootstrap_mixture  # imports the analysis layer
+
+        return bootstrap_mixture(
+            self,
+            data,
+            n_boot=n_boot,
+            kind=kind,
+            sample_weight=weights,
+            n_jobs=n_jobs,
+            random_state=random_state,
+            ci_prob=ci_prob,
+            feature_names=None if names is None else [str(n) for n in names],
+        )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

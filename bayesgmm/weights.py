@@ -66,7 +66,9 @@ def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
             f"negative weights (smallest {plain(float(weights.min()))})"
         )
     if not weights.sum() > 0:
-        raise ValueError("sample_weight sums to 0: at least one row needs a positive weight")
+        raise ValueError(
+            "sample_weight is zero for every row: at least one row needs a positive weight"
+        )
     return weights
 
 

@@ -143,7 +143,7 @@ def test_dask_weighted_equals_in_memory_weighted(weighted_data, covariance_type,
         (np.full(5, -1.0), "non-negative"),
         (np.array([1.0, np.nan, 1.0, 1.0, 1.0]), "NaN or infinity"),
         (np.array([1.0, np.inf, 1.0, 1.0, 1.0]), "NaN or infinity"),
-        (np.zeros(5), "sums to 0"),
+        (np.zeros(5), "zero for every row"),
         (np.ones(4), r"shape \(5,\)"),
         (np.ones((5, 2)), r"shape \(5,\)"),
         (["a"] * 5, "numeric"),
@@ -167,5 +167,5 @@ def test_dask_bad_weights_are_named():
     X = da.from_array(np.random.default_rng(0).normal(size=(20, 2)), chunks=10)
     with pytest.raises(ValueError, match="sample_weight must be non-negative"):
         GaussianMixture(1).fit(X, sample_weight=da.from_array(-np.ones(20), chunks=10))
-    with pytest.raises(ValueError, match="sample_weight sums to 0"):
+    with pytest.raises(ValueError, match="sample_weight is zero for every row"):
         GaussianMixture(1).fit(X, sample_weight=da.zeros(20, chunks=10))

@@ -180,7 +180,9 @@ def check_chunked_sample_weight(sample_weight, X) -> tuple[object | None, float]
     if smallest < 0:
         raise ValueError(f"sample_weight must be non-negative; the smallest is {float(smallest)}")
     if not total > 0:
-        raise ValueError("sample_weight sums to 0: at least one row needs a positive weight")
+        raise ValueError(
+            "sample_weight is zero for every row: at least one row needs a positive weight"
+        )
     if is_dask_array(X):
         weights = weights.rechunk((X.chunks[0],))
     else:

@@ -63,7 +63,12 @@ def degenerate_components(
     ndarray of bool, shape (n_components,)
     """
     k, d = params.n_components, params.n_features
-    scale = np.linalg.cholesky(np.atleast_2d(data_covariance).astype(np.float64))
+    data_covariance = np.atleast_2d(data_covariance).astype(np.float64)
+    try:
+        scale = np.linalg.cholesky(data_covariance)
+    except np.linalg.LinAlgError:  # fewer rows than features: a singular data covariance
+        jitter = 1e-10 * max(float(np.trace(data_covariance)) / d, np.finfo(np.float64).tiny)
+        scale = np.linalg.cholesky(data_covariance + jitter * np.eye(d))
     blocks = np.reshape(params.structure.batched_full(params.covariances, k, d), (-1, d, d))
     half = np.linalg.solve(scale, blocks)
     relative = np.linalg.solve(scale, np.swapaxes(half, -1, -2))
