@@ -80,7 +80,8 @@ from bayesgmm.relabel import (
     identity_record,
     relabel_to_reference,
 )
-from bayesgmm.spec import MixtureSpec
+from bayesgmm.spec import MixtureSpec, Standardization
+from bayesgmm.weights import check_sample_weight, positive_rows, weighted_moments
 
 MINIBATCH_THRESHOLD = 20_000
 MINIBATCH_SIZE = 1_000
@@ -235,6 +236,29 @@ def _relabel_posterior(posterior: xr.Dataset, reference: MixtureParams):
             *var.dims
         )
     return posterior.assign(updated), record
+
+
+def weighted_spec(
+    X: np.ndarray,
+    sample_weight: np.ndarray | None,
+    n_components: int,
+    covariance_type: str,
+    prior,
+) -> MixtureSpec:
+    """The spec of the model of ``X`` with rows repeated ``w_n`` times: the default prior
+    from the weighted moments and the weighted standardisation."""
+    if sample_weight is None:
+        return MixtureSpec.from_data(X, n_components, covariance_type, prior)
+    spec = MixtureSpec.from_data(
+        X,
+        n_components,
+        covariance_type,
+        prior,
+        standardize=False,
+        moments=weighted_moments(X, sample_weight),
+    )
+    scaling = Standardization.from_data(X, spec.structure, sample_weight)
+    return dataclasses.replace(spec, standardization=scaling)
 
 
 def _is_int(value) -> bool:
@@ -425,6 +449,8 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         Only when ``X`` had string column names.
     method_ : str
         The method of the last fit.
+    sample_weight_ : ndarray of shape (n_rows,) or None
+        The frequency weights of the rows fitted (those of positive weight).
     """
 
     def __init__(
@@ -512,7 +538,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
                     f"{len(self.start)}: give {self.chains} starts or set chains={len(self.start)}"
                 )
 
-    def fit(self, X, y=None) -> BayesianGaussianMixture:
+    def fit(self, X, y=None, sample_weight=None) -> BayesianGaussianMixture:
         """Fit the posterior (or only the MAP) with the constructor's settings.
 
         Parameters
@@ -520,6 +546,16 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         X : array-like of shape (n_samples, n_features), or (n_samples,) for one feature
         y : None
             Ignored; present for scikit-learn's API.
+        sample_weight : array-like of shape (n_samples,), optional
+            **Frequency weights** (:mod:`bayesgmm.weights`): the log-likelihood term of
+            ``x_n`` is multiplied by ``w_n``, so the posterior is that of the data with row
+            ``n`` repeated ``w_n`` times: it narrows as if ``W = sum_n w_n`` rows had been
+            observed (weights that only express relative importance should be rescaled to
+            sum to the effective sample size first). Rows of weight 0 are dropped (they are
+            not in ``observed_data``); the MAP start and the default prior use the weighted
+            data; the pointwise ``log_likelihood`` holds ``w_n log p(x_n)``. NUTS and
+            full-batch VI take weights; minibatch VI does not (``batch_size="auto"`` then
+            uses the full batch).
 
         Returns
         -------
@@ -529,12 +565,25 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         check_random_state(self.random_state)
         data = check_data(X, allow_1d=True, n_components=self.n_components)
         validate_data(self, X if np.ndim(X) == 2 else data, dtype=np.float64)
+        weights = check_sample_weight(sample_weight, data.shape[0])
+        if weights is not None and isinstance(self.batch_size, int):
+            raise ValueError(
+                "sample_weight with minibatch VI (batch_size) is not supported: set "
+                "batch_size=None (full-batch VI) or use method='nuts'"
+            )
+        data, weights = positive_rows(data, weights)
+        if self.n_components > data.shape[0]:
+            raise ValueError(
+                f"n_components={self.n_components} must be <= the number of rows with a "
+                f"positive sample_weight ({data.shape[0]})"
+            )
         n_features = data.shape[1]
-        spec = MixtureSpec.from_data(data, self.n_components, self.covariance_type, self.prior)
+        spec = weighted_spec(data, weights, self.n_components, self.covariance_type, self.prior)
         check_model_options(spec.structure, self.covariance_prior_family, n_features)
         prior = spec.prior
         seeds = np.random.default_rng(self.random_state).integers(2**31 - 1, size=4)
         self._X = data
+        self.sample_weight_ = weights
         self.spec_ = spec
         map_spec = spec.with_prior(spec.map_prior())
         self.em_ = GaussianMixture(
@@ -545,10 +594,15 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             tol=EM_TOL,
             max_iter=EM_MAX_ITER,
             random_state=self.random_state,
-        )._fit_spec(data, map_spec)
+        )._fit_spec(data, map_spec, sample_weight=weights)
         params = self.em_.params_
         self.map_ = params.sorted_by_mean() if n_features == 1 else params
-        self.model_ = build_model(data, spec, covariance_prior_family=self.covariance_prior_family)
+        self.model_ = build_model(
+            data,
+            spec,
+            covariance_prior_family=self.covariance_prior_family,
+            sample_weight=weights,
+        )
         start = self.map_ if self.start is None else self.start
         if self.method == "map":
             idata = self._map_idata()
@@ -596,7 +650,8 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             (start,) = start
         batch_size = self.batch_size
         if isinstance(batch_size, str):
-            batch_size = MINIBATCH_SIZE if len(X) > MINIBATCH_THRESHOLD else None
+            large = len(X) > MINIBATCH_THRESHOLD and self.sample_weight_ is None
+            batch_size = MINIBATCH_SIZE if large else None
         fit_model = self.model_
         if batch_size is not None:
             fit_model = build_model(

@@ -281,9 +281,13 @@ default="hierarchical"
         log_resp, _ = e_step(data, self.params_)
         return log_resp.argmax(axis=1)
 
-    def _fit_spec(self, X: np.ndarray, spec: MixtureSpec) -> GaussianMixture:
+    def _fit_spec(
+        self, X: np.ndarray, spec: MixtureSpec, sample_weight: np.ndarray | None = None
+    ) -> GaussianMixture:
         """Fit validated data under a prepared spec (used by the Bayesian estimator's start)."""
-        result = fit_em(X, spec, self._options(), random_state=self.random_state)
+        result = fit_em(
+            X, spec, self._options(), random_state=self.random_state, sample_weight=sample_weight
+        )
         self._store(result, spec)
         self.n_features_in_ = X.shape[1]
         return self

@@ -35,7 +35,8 @@ Variables (named dims ``component``, ``feature``, ``feature_bis``, ``obs``)
         covariance type.
     ``X`` (obs, feature)
         Observed; ``log p(x_n) = logsumexp_k(log w_k + log N(x_n | mu_k, Sigma_k))``,
-        one term per observation.
+        one term per observation (times the frequency weight ``sample_weight`` (obs),
+        a ``pm.Data``, when the model is built with weights).
 
 The Inverse-Wishart variable is a :class:`pymc.CustomDist` whose density is with
 respect to the matrix itself; the sampler moves in the unconstrained space of
@@ -231,6 +232,29 @@ def mixture_random(weights, means, chol, location, scale, rng=None, size=None):
     return location + scale * x_z.reshape(*size, d)
 
 
+def weighted_mixture_logp(value, weights, means, chol, location, scale, row_weight):
+    """:func:`mixture_logp` times each row's frequency weight ``w_n`` (shape (n_samples,))."""
+    return row_weight * mixture_logp(value, weights, means, chol, location, scale)
+
+
+def weighted_mixture_random(weights, means, chol, location, scale, row_weight, rng=None, size=None):
+    """:func:`mixture_random`: a weight changes how often a row counts, not what is drawn."""
+    return mixture_random(weights, means, chol, location, scale, rng=rng, size=size)
+
+
+#: The observed variable without and with frequency weights (``pm.CustomDist`` keywords).
+_OBSERVED_DIST = {
+    "logp": mixture_logp,
+    "random": mixture_random,
+    "signature": "(k),(k,d),(k,d,d),(d),(d)->(d)",
+}
+_WEIGHTED_OBSERVED_DIST = {
+    "logp": weighted_mixture_logp,
+    "random": weighted_mixture_random,
+    "signature": "(k),(k,d),(k,d,d),(d),(d),()->(d)",
+}
+
+
 def inverse_wishart_covariances(
     prior: MixturePrior | None, batch: tuple[int, ...], n_features: int, n_components: int
 ):
@@ -374,6 +398,7 @@ def build_model(
     lkj_eta: float = 2.0,
     lkj_sd_scale: float = 1.0,
     random_seed: int | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> pm.Model:
     """PyMC model of a K-component Gaussian mixture with marginalised labels.
 
@@ -400,6 +425,11 @@ def build_model(
         Hyper-parameters of the ``"lkj"`` family.
     random_seed : int, optional
         Seed of the minibatch index stream.
+    sample_weight : ndarray of shape (n_samples,), optional
+        Frequency weights (:mod:`bayesgmm.weights`): the log-likelihood term of ``x_n`` is
+        multiplied by ``w_n`` (``pm.Data`` ``sample_weight``, dim ``obs``), so the model is
+        that of the rows repeated ``w_n`` times and the posterior narrows accordingly.
+        ``spec`` should then be built from the weighted moments. Not with ``batch_size``.
 
     Returns
     -------
@@ -414,6 +444,10 @@ def build_model(
     check_model_options(structure, covariance_prior_family, n_features)
     if spec.prior is None and covariance_prior_family == "lkj":
         raise ValueError("covariance_prior_family='lkj' needs a prior ('default' or MixturePrior)")
+    if sample_weight is not None and batch_size is not None:
+        raise ValueError(
+            "sample_weight with minibatches (batch_size) is not supported: use batch_size=None"
+        )
     std = spec.standardization
     prior_z = spec.working_prior
     coords = {
@@ -459,11 +493,13 @@ def build_model(
             dims=("component", "feature", "feature_bis"),
         )
         params = (weights, means_z, chol, std.location, std.scale)
-        dist_kwargs = {
-            "logp": mixture_logp,
-            "random": mixture_random,
-            "signature": "(k),(k,d),(k,d,d),(d),(d)->(d)",
-        }
+        dist_kwargs = _OBSERVED_DIST
+        if sample_weight is not None:
+            row_weight = pm.Data(
+                "sample_weight", np.asarray(sample_weight, dtype=np.float64), dims="obs"
+            )
+            params = (*params, row_weight)
+            dist_kwargs = _WEIGHTED_OBSERVED_DIST
         if batch_size is None:
             pm.CustomDist(OBSERVED, *params, observed=X, dims=("obs", "feature"), **dist_kwargs)
         else:
@@ -521,4 +557,5 @@ __all__ = [
     "inverse_wishart_logp",
     "mixture_logp",
     "mixture_random",
+    "weighted_mixture_logp",
 ]

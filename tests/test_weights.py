@@ -169,3 +169,97 @@ def test_dask_bad_weights_are_named():
         GaussianMixture(1).fit(X, sample_weight=da.from_array(-np.ones(20), chunks=10))
     with pytest.raises(ValueError, match="sample_weight is zero for every row"):
         GaussianMixture(1).fit(X, sample_weight=da.zeros(20, chunks=10))
+
+
+# ------------------------------------------------------------------ the Bayesian model
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_weighted_bayesian_spec_equals_replicated(weighted_data, covariance_type):
+    """Default prior and standardisation of the weighted model are the replicated rows'."""
+    from bayesgmm.inference import weighted_spec
+
+    X, counts = weighted_data
+    spec_w = weighted_spec(X, counts.astype(float), 2, covariance_type, "default")
+    spec_r = weighted_spec(np.repeat(X, counts, axis=0), None, 2, covariance_type, "default")
+    np.testing.assert_allclose(spec_w.standardization.scale, spec_r.standardization.scale)
+    np.testing.assert_allclose(spec_w.standardization.location, spec_r.standardization.location)
+    for name in ("mean_prior", "covariance_prior"):
+        np.testing.assert_allclose(getattr(spec_w.prior, name), getattr(spec_r.prior, name))
+
+
+def test_weighted_pymc_model_density_equals_replicated(weighted_data):
+    """The weighted model's log-density is the replicated rows' at every point."""
+    from bayesgmm.inference import weighted_spec
+    from bayesgmm.model import build_model
+
+    X, counts = weighted_data
+    keep = counts > 0
+    w = counts[keep].astype(float)
+    model_w = build_model(X[keep], weighted_spec(X[keep], w, 2, "full", "default"), sample_weight=w)
+    replicated = np.repeat(X, counts, axis=0)
+    model_r = build_model(replicated, weighted_spec(replicated, None, 2, "full", "default"))
+    logp_w, logp_r = model_w.compile_logp(), model_r.compile_logp()
+    point = model_w.initial_point(0)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        moved = {
+            key: value + 0.1 * rng.normal(size=np.shape(value)) for key, value in point.items()
+        }
+        np.testing.assert_allclose(logp_w(moved), logp_r(moved), rtol=1e-10)
+
+
+@pytest.mark.slow
+def test_weighted_nuts_matches_replicated_rows_posterior():
+    """K=1, 12 rows with weights 1..4: NUTS on the weighted rows against the closed-form
+    Normal-Inverse-Wishart posterior of the 30 replicated rows, within Monte Carlo error
+    (means and sds of the mean and the variance); the posterior is that of 30 rows."""
+    from arviz_stats import mcse
+
+    from bayesgmm import BayesianGaussianMixture, MixturePrior
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(2.0, 1.5, size=(12, 1))
+    counts = np.array([1, 2, 3, 4] * 3)
+    prior = MixturePrior(1.0, np.array([1.0]), 0.5, 4.0, np.array([[3.0]]), "full")
+    model = BayesianGaussianMixture(
+        1,
+        prior=prior,
+        draws=500,
+        tune=300,
+        chains=2,
+        progressbar=False,
+        random_state=1,
+        pointwise=False,
+    ).fit(X, sample_weight=counts)
+    # closed form for the replicated rows (d = 1: Normal-Inverse-Gamma)
+    Y = np.repeat(X[:, 0], counts)
+    n, ybar = Y.size, Y.mean()
+    kappa_n, nu_n = prior.mean_precision + n, prior.degrees_of_freedom + n
+    m_n = (prior.mean_precision * prior.mean_prior[0] + n * ybar) / kappa_n
+    psi_n = (
+        prior.covariance_prior[0, 0]
+        + ((Y - ybar) ** 2).sum()
+        + prior.mean_precision * n / kappa_n * (ybar - prior.mean_prior[0]) ** 2
+    )
+    sigma_mean = psi_n / (nu_n - 2)
+    sigma_sd = sigma_mean / np.sqrt(nu_n / 2 - 2)  # Inverse-Gamma(nu_n / 2, psi_n / 2)
+    mu_sd = np.sqrt(psi_n / (kappa_n * (nu_n - 2)))
+    post = model.idata_["posterior"]
+    mu = post["means"].isel(component=0, feature=0)
+    sigma = post["covariances"].isel(component=0, feature=0, feature_bis=0)
+    for draws, ref_mean, ref_sd in ((mu, m_n, mu_sd), (sigma, sigma_mean, sigma_sd)):
+        mean_err, sd_err = float(mcse(draws, method="mean")), float(mcse(draws, method="sd"))
+        assert abs(float(draws.mean()) - ref_mean) <= 4 * mean_err
+        assert abs(float(draws.std()) - ref_sd) <= 4 * sd_err
+    assert model.idata_["observed_data"]["X"].sizes["obs"] == 12
+
+
+def test_bayesian_weights_errors():
+    from bayesgmm import BayesianGaussianMixture
+
+    X = np.random.default_rng(0).normal(size=(20, 1))
+    with pytest.raises(ValueError, match="sample_weight must be non-negative"):
+        BayesianGaussianMixture(1, method="map").fit(X, sample_weight=-np.ones(20))
+    with pytest.raises(ValueError, match="minibatch"):
+        BayesianGaussianMixture(1, method="advi", batch_size=10).fit(X, sample_weight=np.ones(20))
