@@ -29,7 +29,7 @@ from scipy.stats import norm
 from bayesgmm.covariance import get_structure
 from bayesgmm.params import MixtureParams
 from bayesgmm.posterior import equal_tailed_interval, responsibilities, stack_draws
-from bayesgmm.relabel import align_point_estimate
+from bayesgmm.relabel import align_point_estimate, best_permutations, gaussian_kl_cost
 
 INTERVAL_KIND = "equal-tailed"
 
@@ -89,6 +89,7 @@ def map_vs_posterior(
     *,
     ci_prob: float = 0.89,
     feature_names: list[str] | None = None,
+    bootstrap=None,
 ) -> pd.DataFrame:
     """The MAP (EM) estimate beside posterior summaries, one row per free parameter.
 
@@ -101,13 +102,20 @@ def map_vs_posterior(
     ci_prob : float, default=0.89
         Probability of the equal-tailed credible interval.
     feature_names : list of str, optional
+    bootstrap : BootstrapResult, optional
+        Bootstrap replicates of the EM fit (:meth:`bayesgmm.GaussianMixture.bootstrap`),
+        relabelled here to the posterior by the same rule: adds the frequentist columns
+        ``boot_se`` and ``boot_lower``, ``boot_upper`` (percentile interval at ``ci_prob``)
+        beside the Bayesian ones.
 
     Returns
     -------
     DataFrame
         Columns ``kind`` (weights, means, covariances), ``parameter``, ``map``, ``mean``,
         ``median``, ``sd``, ``lower``, ``upper`` (the interval's ends) and
-        ``map_in_interval``. ``attrs`` record ``ci_prob`` and ``interval`` (equal-tailed).
+        ``map_in_interval`` (and the bootstrap columns). ``attrs`` record ``ci_prob``,
+        ``interval`` (equal-tailed) and, with a bootstrap, ``bootstrap`` (its kind and
+        number of successful replicates).
         Covariance rows cover the lower triangle (full, tied once), the diagonal (diag)
         or one variance per component (spherical).
     """
@@ -144,7 +152,39 @@ def map_vs_posterior(
         )
     table = pd.DataFrame(rows)
     table.attrs.update(ci_prob=ci_prob, interval=INTERVAL_KIND)
+    if bootstrap is not None:
+        _add_bootstrap_columns(table, bootstrap, posterior, ci_prob)
     return table
+
+
+def _add_bootstrap_columns(table: pd.DataFrame, bootstrap, posterior: xr.Dataset, ci_prob):
+    """``boot_se``, ``boot_lower``, ``boot_upper`` of a bootstrap relabelled to the posterior."""
+    mean = posterior[["means", "covariances"]].mean(("chain", "draw"))
+    estimate = bootstrap.estimate
+    cost = gaussian_kl_cost(
+        estimate.means[None],
+        estimate.full_covariances()[None],
+        mean["means"].transpose("component", "feature").to_numpy(),
+        mean["covariances"].transpose("component", "feature", "feature_bis").to_numpy(),
+    )
+    aligned = bootstrap.permuted(best_permutations(cost)[0])
+    ok = ~aligned.failed
+    values = {
+        "weights": aligned.weights[ok],
+        "means": aligned.means[ok],
+        "covariances": aligned.full_covariances()[ok],
+    }
+    entries = _parameter_entries(  # the rows of the table, in its order
+        estimate.n_components,
+        estimate.n_features,
+        estimate.covariance_type,
+        [str(j) for j in range(estimate.n_features)],
+    )
+    columns = np.stack([values[kind][(slice(None), *index)] for kind, _, index in entries], 1)
+    lower, upper = equal_tailed_interval(columns, ci_prob)
+    table["boot_se"] = columns.std(axis=0, ddof=1)
+    table["boot_lower"], table["boot_upper"] = lower, upper
+    table.attrs["bootstrap"] = f"{aligned.kind}, {int(ok.sum())} replicates"
 
 
 def assignment_summary(

@@ -74,6 +74,9 @@ class Dataset:
     label_name : str, optional
     scaling : dict, optional
         ``{"mean": [...], "sd": [...]}`` when ``--scale`` standardised the columns.
+    sample_weight : ndarray of shape (n_samples,), optional
+        Frequency weights (``--weights COLUMN``), not among the features.
+    weight_name : str, optional
     """
 
     X: np.ndarray
@@ -82,6 +85,8 @@ class Dataset:
     labels: np.ndarray | None = None
     label_name: str | None = None
     scaling: dict[str, list[float]] | None = None
+    sample_weight: np.ndarray | None = None
+    weight_name: str | None = None
 
 
 def read_frame(source: str) -> tuple[pd.DataFrame, str]:
@@ -152,6 +157,7 @@ def load_dataset(
     *,
     labels: str | None = None,
     scale: bool = False,
+    weights: str | None = None,
 ) -> Dataset:
     """Read, select columns and validate (enough rows for ``max_components``).
 
@@ -172,6 +178,8 @@ def load_dataset(
     scale : bool
         Standardise every feature (mean 0, sd 1). Without it, a warning on stderr suggests
         ``--scale`` when the columns' sds differ by more than :data:`SCALE_RATIO`.
+    weights : str, optional
+        A column of frequency weights (:mod:`bayesgmm.weights`), taken out of the features.
     """
     import numpy as np
 
@@ -191,6 +199,9 @@ def load_dataset(
             )
         known = frame[labels].to_numpy()
         frame = frame.drop(columns=[labels])
+    sample_weight = None
+    if weights is not None:
+        sample_weight, frame = _weight_column(frame, weights, source)
     frame = _select_columns(frame, columns, source)
     try:
         X = check_data(frame, name=f"data {source!r}", n_components=max_components)
@@ -216,7 +227,26 @@ def load_dataset(
         scaling = {"mean": mean.tolist(), "sd": sd.tolist()}
     else:
         _warn_scales(X, names)
-    return Dataset(X, names, name, known, labels, scaling)
+    return Dataset(X, names, name, known, labels, scaling, sample_weight, weights)
+
+
+def _weight_column(frame: pd.DataFrame, column: str, source: str):
+    """The validated ``--weights`` column and the frame without it."""
+    import pandas as pd
+
+    from bayesgmm.weights import check_sample_weight
+
+    if column not in frame.columns:
+        raise InputError(
+            f"--weights column {column!r} not in {source!r}; available: "
+            f"{list(map(str, frame.columns))}"
+        )
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+    try:
+        weights = check_sample_weight(values, frame.shape[0])
+    except ValueError as err:
+        raise InputError(f"--weights column {column!r}: {_one_line(err)}") from None
+    return weights, frame.drop(columns=[column])
 
 
 SCALED_NOTE = "Columns standardised by --scale: estimates are in sd units of each column."
@@ -353,7 +383,15 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
             f"--prior mle (flat, improper) only works with --method map, got --method "
             f"{args.method}: use --prior default for a posterior"
         )
-    data = load_dataset(args.data, args.columns, k, [cov], labels=args.labels, scale=args.scale)
+    data = load_dataset(
+        args.data,
+        args.columns,
+        k,
+        [cov],
+        labels=args.labels,
+        scale=args.scale,
+        weights=args.weights,
+    )
     with atomic_directory(args.out, overwrite=args.overwrite) as tmp:
         progress(
             f"fitting K={k} {cov} to {data.name} ({data.X.shape[0]} x {data.X.shape[1]}) "
@@ -369,7 +407,7 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
             random_state=args.seed,
             progressbar=not args.quiet,
             **_sampler_kwargs(args),
-        ).fit(data.X)
+        ).fit(data.X, sample_weight=data.sample_weight)
         progress("writing results")
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Consolidated metadata")
@@ -391,11 +429,21 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
             text += ["", agreement[0], "", markdown_table(agreement[1])]
             agreement[1].to_csv(tmp / "labels_vs_clusters.csv")
         if args.method != "map":
+            bootstrap = None
+            if args.bootstrap:
+                progress(f"bootstrapping the MAP-EM fit ({args.bootstrap} replicates)")
+                bootstrap = bayes.em_.bootstrap(
+                    data.X,
+                    n_boot=args.bootstrap,
+                    random_state=args.seed,
+                    sample_weight=data.sample_weight,
+                )
             table = map_vs_posterior(
                 bayes.idata_.posterior.to_dataset(),
                 bayes.map_,
                 ci_prob=args.ci_prob,
                 feature_names=data.feature_names,
+                bootstrap=bootstrap,
             )
             table.to_csv(tmp / "map_vs_posterior.csv", index=False)
         write_text_atomic(tmp / "summary.md", "\n".join(text) + "\n")
@@ -407,6 +455,7 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
                     "source": args.data,
                     "columns": data.feature_names,
                     "n_samples": data.X.shape[0],
+                    "weights": data.weight_name,
                 },
                 "n_components": k,
                 "covariance_type": cov,
@@ -629,6 +678,8 @@ def _report(args: argparse.Namespace, progress: Progress) -> int:
             data_name=data.name,
             command=args.command,
             ci_prob=args.ci_prob,
+            n_boot=args.bootstrap,
+            random_state=args.seed,
             known_classes=(
                 None
                 if data.labels is None
@@ -919,6 +970,17 @@ def _add_debug_option(parser: argparse.ArgumentParser, default) -> None:
     )
 
 
+def _add_bootstrap_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--bootstrap",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="add N nonparametric bootstrap replicates of the MAP-EM fit to the "
+        "MAP-versus-posterior table (standard errors, percentile intervals); 0: none",
+    )
+
+
 def _add_overwrite_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite",
@@ -963,6 +1025,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--n-init", type=positive_int, default=5, help="EM restarts of the MAP start (best kept)"
     )
     fit.add_argument(
+        "--weights",
+        metavar="COLUMN",
+        help="column of frequency weights (row n counts w_n times, e.g. counts of binned or "
+        "deduplicated data), left out of the features",
+    )
+    _add_bootstrap_option(fit)
+    fit.add_argument(
         "--strict",
         action="store_true",
         help=f"exit with status {EXIT_DIAGNOSTICS} when the sampler checks fail "
@@ -1002,6 +1071,8 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument(
             "--n-init", type=positive_int, default=5, help="EM restarts per candidate (best kept)"
         )
+        if name == "report":
+            _add_bootstrap_option(cmd)
         cmd.set_defaults(func=func)
     clusters = sub.add_parser(
         "clusters",

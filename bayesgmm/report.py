@@ -289,6 +289,7 @@ def add_posterior_analysis(
     *,
     feature_names: list[str],
     ci_prob: float = 0.89,
+    bootstrap=None,
 ) -> pd.DataFrame:
     """Append the MAP-versus-posterior section of one fitted model to ``report``.
 
@@ -300,6 +301,9 @@ def add_posterior_analysis(
         Fitted (``idata_``, ``map_``, ``diagnose()``).
     feature_names : list of str
     ci_prob : float, default=0.89
+    bootstrap : BootstrapResult, optional
+        Bootstrap of the MAP-EM fit: its standard errors and percentile intervals are
+        shown beside the posterior's (frequentist and Bayesian uncertainty side by side).
 
     Returns
     -------
@@ -307,7 +311,13 @@ def add_posterior_analysis(
         The :func:`map_vs_posterior` table.
     """
     posterior = bayes.idata_.posterior.to_dataset()
-    table = map_vs_posterior(posterior, bayes.map_, ci_prob=ci_prob, feature_names=feature_names)
+    table = map_vs_posterior(
+        posterior,
+        bayes.map_,
+        ci_prob=ci_prob,
+        feature_names=feature_names,
+        bootstrap=bootstrap,
+    )
     n_out = int((~table["map_in_interval"]).sum())
     report.heading("MAP versus posterior")
     report.text(
@@ -315,6 +325,13 @@ def add_posterior_analysis(
         f"Intervals are {ci_prob:.0%} {INTERVAL_KIND} credible intervals (ArviZ 1's default "
         f"kind). Components of the MAP are relabelled to match the posterior's. "
         f"{n_out} of {len(table)} MAP values lie outside their interval."
+        + (
+            ""
+            if bootstrap is None
+            else f" boot_se, boot_lower, boot_upper: {bootstrap.kind} bootstrap of the MAP-EM "
+            f"fit ({table.attrs['bootstrap']}, each refitted from the MAP and relabelled to "
+            f"it): standard error and {ci_prob:.0%} percentile interval."
+        )
     )
     report.table(table.set_index("parameter"), digits=4)
     report.figure_or_note(
@@ -402,6 +419,8 @@ def build_report(
     command: str,
     ci_prob: float = 0.89,
     known_classes: tuple[str, pd.DataFrame] | None = None,
+    n_boot: int = 0,
+    random_state: int | None = None,
 ) -> Report:
     """The standard report: data, comparison, the chosen model's analysis, provenance.
 
@@ -419,6 +438,11 @@ def build_report(
     known_classes : (str, DataFrame), optional
         A sentence (with the adjusted Rand index) and the cross-tabulation of known
         classes against the chosen model's clusters, shown after the recommendation.
+    n_boot : int, default=0
+        Nonparametric bootstrap replicates of the chosen model's MAP-EM fit, shown beside
+        the posterior (0: none; about 3 s per 100 replicates on faithful, K=2).
+    random_state : int, optional
+        Seed of the bootstrap.
 
     Returns
     -------
@@ -456,8 +480,12 @@ def build_report(
         report.heading("Known classes")
         report.text(known_classes[0])
         report.table(known_classes[1])
+    bayes = comparison.best.bayes
+    bootstrap = None
+    if n_boot:
+        bootstrap = bayes.em_.bootstrap(X, n_boot=n_boot, random_state=random_state)
     add_posterior_analysis(
-        report, X, comparison.best.bayes, feature_names=feature_names, ci_prob=ci_prob
+        report, X, bayes, feature_names=feature_names, ci_prob=ci_prob, bootstrap=bootstrap
     )
     report.heading("Reproduce")
     report.code(command)

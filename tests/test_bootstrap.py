@@ -6,6 +6,7 @@ import pytest
 
 from bayesgmm import GaussianMixture, datasets
 from bayesgmm.bootstrap import collect_replicates
+from bayesgmm.params import MixtureParams
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +93,51 @@ def test_bad_arguments():
         model.bootstrap(X, n_boot=1)
     with pytest.raises(ValueError, match="sample_weight"):
         model.bootstrap(X, n_boot=5, sample_weight=-np.ones(30))
+
+
+def test_map_vs_posterior_gains_bootstrap_columns_relabelled_to_the_posterior():
+    """Replicates in the MAP's labels, the posterior in swapped labels: the bootstrap
+    columns follow the posterior's labels, and equal NumPy's sd and quantiles."""
+    import xarray as xr
+
+    from bayesgmm.analysis import map_vs_posterior
+
+    truth = MixtureParams(
+        np.array([0.3, 0.7]),
+        np.array([[0.0, 0.0], [5.0, 1.0]]),
+        np.array([[[1.0, 0.3], [0.3, 0.5]], [[0.8, -0.2], [-0.2, 1.2]]]),
+    )
+    rng = np.random.default_rng(0)
+    swapped = truth.permuted(np.array([1, 0]))
+    draws = swapped.means + 0.05 * rng.standard_normal((2, 100, 2, 2))
+    posterior = xr.Dataset(
+        {
+            "weights": (
+                ("chain", "draw", "component"),
+                np.broadcast_to(swapped.weights, (2, 100, 2)),
+            ),
+            "means": (("chain", "draw", "component", "feature"), draws),
+            "covariances": (
+                ("chain", "draw", "component", "feature", "feature_bis"),
+                np.broadcast_to(swapped.full_covariances(), (2, 100, 2, 2, 2)),
+            ),
+        }
+    )
+    replicates = [
+        (
+            MixtureParams(
+                truth.weights, truth.means + 0.1 * rng.standard_normal((2, 2)), truth.covariances
+            ),
+            True,
+        )
+        for _ in range(50)
+    ]
+    boot = collect_replicates(truth, replicates, "nonparametric", feature_names=["a", "b"])
+    table = map_vs_posterior(posterior, truth, ci_prob=0.8, bootstrap=boot).set_index("parameter")
+    # posterior component 0 is the fit's component 1
+    values = boot.means[:, 1, 0]
+    assert table.loc["mu[0, 0]", "boot_se"] == pytest.approx(values.std(ddof=1))
+    assert table.loc["mu[0, 0]", "boot_lower"] == pytest.approx(np.quantile(values, 0.1))
+    assert table.loc["mu[0, 0]", "boot_upper"] == pytest.approx(np.quantile(values, 0.9))
+    assert table.loc["w[0]", "boot_se"] == pytest.approx(0.0)
+    assert table.attrs["bootstrap"] == "nonparametric, 50 replicates"

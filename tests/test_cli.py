@@ -54,7 +54,9 @@ def csv_files(tmp_path):
     pd.DataFrame({"a": rng.normal(size=30), "label": ["x"] * 30}).to_csv(text, index=False)
     tiny = tmp_path / "tiny.csv"
     pd.DataFrame({"a": [1.0, 2.0, 3.5, 4.0]}).to_csv(tiny, index=False)
-    return {"good": good, "text": text, "tiny": tiny}
+    negative = tmp_path / "negative.csv"
+    pd.DataFrame({"a": rng.normal(size=30), "w": -np.ones(30)}).to_csv(negative, index=False)
+    return {"good": good, "text": text, "tiny": tiny, "negative": negative}
 
 
 @pytest.mark.parametrize(
@@ -64,6 +66,8 @@ def csv_files(tmp_path):
         (["fit", "{text}", "--k", "2"], "non-numeric"),
         (["compare", "{tiny}", "--k", "1-3"], "too few"),
         (["fit", "{good}", "--k", "2", "--columns", "a,zz"], "not in"),
+        (["fit", "{good}", "--k", "2", "--weights", "zz"], "--weights column 'zz' not in"),
+        (["fit", "{negative}", "--k", "2", "--weights", "w"], "sample_weight must be non-negative"),
         (["fit", "{good}", "--k", "1-2"], "one number"),
         (["fit", "nonsense_dataset", "--k", "2"], "bundled data sets"),
         (["report", "{good}", "--k", "1-2", "--method", "map"], "needs a posterior"),
@@ -156,9 +160,9 @@ def test_fit_map_passes_settings_to_the_estimator(tmp_path, monkeypatch):
     seen = {}
     original = bayesgmm.inference.BayesianGaussianMixture.fit
 
-    def spy(self, X, y=None):
+    def spy(self, X, y=None, sample_weight=None):
         seen.update(self.get_params())
-        return original(self, X, y)
+        return original(self, X, y, sample_weight=sample_weight)
 
     monkeypatch.setattr(bayesgmm.inference.BayesianGaussianMixture, "fit", spy)
     out = tmp_path / "fit"
@@ -478,3 +482,26 @@ def test_compare_keeps_its_table_when_a_figure_fails(tmp_path, monkeypatch, caps
     assert cli.main(argv) == 0
     assert "figure bic_by_model.png not written: Requested 42 subplots" in capsys.readouterr().err
     assert (out / "comparison.csv").exists() and not (out / "bic_by_model.png").exists()
+
+
+def test_fit_weights_column_equals_replicated_rows(tmp_path, capsys):
+    """``--weights COUNT`` fits the rows repeated COUNT times (MAP: same estimate)."""
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame(rng.normal(size=(40, 2)), columns=["a", "b"])
+    frame.iloc[20:] += 6.0
+    frame["count"] = rng.integers(0, 4, size=40)
+    weighted_csv, replicated_csv = tmp_path / "weighted.csv", tmp_path / "replicated.csv"
+    frame.to_csv(weighted_csv, index=False)
+    frame.loc[frame.index.repeat(frame["count"]), ["a", "b"]].to_csv(replicated_csv, index=False)
+    maps = []
+    for data, extra in ((weighted_csv, ["--weights", "count"]), (replicated_csv, [])):
+        out = tmp_path / data.stem
+        argv = ["fit", str(data), "--k", "2", "--method", "map", "--quiet", "--out", str(out)]
+        assert cli.main(argv + extra) == 0
+        params = json.loads((out / "params.json").read_text())
+        assert params["data"]["columns"] == ["a", "b"]
+        maps.append(params["map"])
+    order = [np.argsort(np.asarray(m["means"])[:, 0]) for m in maps]
+    for key in ("weights", "means", "covariances"):
+        a, b = (np.asarray(m[key])[o] for m, o in zip(maps, order, strict=True))
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
