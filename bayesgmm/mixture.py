@@ -110,7 +110,8 @@ default="hierarchical"
         :class:`~bayesgmm.exceptions.NumericalError`.
     n_iter_ : int
     lower_bound_ : float
-        Per-sample objective (log-likelihood, plus ``log p(theta) / N`` for MAP) of the best fit.
+        Per-sample objective (log-likelihood, plus ``log p(theta) / N`` for MAP) of the best fit;
+        with ``sample_weight``, ``(sum_n w_n log p(x_n) + log p(theta)) / W``, ``W = sum_n w_n``.
     lower_bound_trace_ : ndarray of shape (n_iter_,)
         The objective at every iteration of the best start.
     n_reseeds_ : int

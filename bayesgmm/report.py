@@ -329,8 +329,8 @@ def add_posterior_analysis(
             ""
             if bootstrap is None
             else f" boot_se, boot_lower, boot_upper: {bootstrap.kind} bootstrap of the MAP-EM "
-            f"fit ({table.attrs['bootstrap']}, each refitted from the MAP and relabelled to "
-            f"it): standard error and {ci_prob:.0%} percentile interval."
+            f"fit ({int((~bootstrap.failed).sum())} replicates, each refitted from the MAP "
+            f"and relabelled to it): standard error and {ci_prob:.0%} percentile interval."
         )
     )
     report.table(table.set_index("parameter"), digits=4)
@@ -440,7 +440,7 @@ def build_report(
         classes against the chosen model's clusters, shown after the recommendation.
     n_boot : int, default=0
         Nonparametric bootstrap replicates of the chosen model's MAP-EM fit, shown beside
-        the posterior (0: none; about 3 s per 100 replicates on faithful, K=2).
+        the posterior (0: none; about 2 s per 100 replicates on faithful, K=2).
     random_state : int, optional
         Seed of the bootstrap.
 

@@ -131,3 +131,60 @@ def test_posterior_analysis_of_a_wine_sized_model_keeps_every_figure(tmp_path):
     }
     assert "could not be drawn" not in report.to_markdown()
     report.write(tmp_path)
+
+
+def test_posterior_analysis_shows_the_bootstrap_beside_the_posterior(monkeypatch):
+    from types import SimpleNamespace
+
+    import xarray as xr
+
+    from bayesgmm.bootstrap import collect_replicates
+    from bayesgmm.report import add_posterior_analysis
+
+    rng = np.random.default_rng(3)
+    X = np.concatenate(
+        [
+            rng.multivariate_normal(m, c, 60)
+            for m, c in zip(TRUE.means, TRUE.covariances, strict=True)
+        ]
+    )
+    shape = (2, 60)
+    posterior = xr.Dataset(
+        {
+            "weights": (("chain", "draw", "component"), np.broadcast_to(TRUE.weights, (*shape, 2))),
+            "means": (
+                ("chain", "draw", "component", "feature"),
+                TRUE.means + 0.05 * rng.standard_normal((*shape, 2, 2)),
+            ),
+            "covariances": (
+                ("chain", "draw", "component", "feature", "feature_bis"),
+                np.broadcast_to(TRUE.full_covariances(), (*shape, 2, 2, 2)),
+            ),
+        }
+    )
+    bayes = SimpleNamespace(
+        idata_=xr.DataTree.from_dict({"posterior": posterior}), map_=TRUE, method_="advi"
+    )
+    replicates = [
+        (
+            MixtureParams(
+                TRUE.weights, TRUE.means + 0.1 * rng.standard_normal((2, 2)), TRUE.covariances
+            ),
+            True,
+        )
+        for _ in range(30)
+    ]
+    boot = collect_replicates(
+        TRUE.permuted(np.array([1, 0])),
+        [(p.permuted(np.array([1, 0])), ok) for p, ok in replicates],
+        "weighted",
+    )
+    report = Report("bootstrap")
+    monkeypatch.setattr(Report, "figure_or_note", lambda *args, **kwargs: None)  # tables only
+    table = add_posterior_analysis(report, X, bayes, feature_names=["a", "b"], bootstrap=boot)
+    assert {"boot_se", "boot_lower", "boot_upper"} <= set(table.columns)
+    text = report.to_markdown()
+    assert "weighted bootstrap of the MAP-EM fit (30 replicates" in text
+    assert "boot_se | boot_lower | boot_upper |" in text
+    # the replicates were in swapped labels: relabelled, the SEs are the replicates' spread
+    np.testing.assert_allclose(table["boot_se"].iloc[2:6], np.full(4, 0.1), rtol=0.35)

@@ -26,6 +26,8 @@ from collections.abc import Callable
 import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
 
+from bayesgmm.weights import has_unequal
+
 
 def _one_hot(labels: np.ndarray, n_components: int) -> np.ndarray:
     resp = np.zeros((labels.shape[0], n_components))
@@ -171,7 +173,7 @@ def initial_responsibilities(
         raise ValueError(
             f"init_params must be one of {sorted(INITIALIZERS)}, got {method!r}"
         ) from None
-    if sample_weight is not None and np.ptp(sample_weight) > 0:
+    if has_unequal(sample_weight):
         resp = init(X, n_components, rng, sample_weight=sample_weight)
     else:
         resp = init(X, n_components, rng)
