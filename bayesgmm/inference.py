@@ -564,7 +564,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         self._validate_params()
         check_random_state(self.random_state)
         data = check_data(X, allow_1d=True, n_components=self.n_components)
-        validate_data(self, X if np.ndim(X) == 2 else data, dtype=np.float64)
+        validate_data(self, X if np.asarray(X).ndim == 2 else data, dtype=np.float64)
         weights = check_sample_weight(sample_weight, data.shape[0])
         if weights is not None and isinstance(self.batch_size, int):
             raise ValueError(
