@@ -330,12 +330,27 @@ def _write_json(path: Path, payload: dict) -> None:
 
 
 def _posterior_mean_params(bayes):
+    """Posterior means as MixtureParams (with noise: the Gaussians' conditional weights)."""
     from bayesgmm.params import MixtureParams
 
     post = bayes.idata_.posterior.to_dataset().mean(("chain", "draw"))
-    return MixtureParams(
-        post["weights"].to_numpy(), post["means"].to_numpy(), post["covariances"].to_numpy()
-    )
+    weights = post["weights"].to_numpy()
+    if "noise_weight" in post:
+        weights = weights / weights.sum()
+    return MixtureParams(weights, post["means"].to_numpy(), post["covariances"].to_numpy())
+
+
+def _noise_record(bayes) -> dict | None:
+    """The noise component of a fit for params.json (``None`` without one)."""
+    if not bayes.noise:
+        return None
+    post = bayes.idata_.posterior
+    return {
+        "volume": bayes.spec_.noise.volume,
+        "map_weight": bayes.map_noise_weight_,
+        "posterior_mean_weight": float(post["noise_weight"].mean()),
+        "weights": "map and posterior_mean hold the Gaussians' weights given 'not noise'",
+    }
 
 
 def _fit(args: argparse.Namespace, progress: Progress) -> int:
@@ -368,6 +383,7 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
             sampler=args.sampler,
             random_state=args.seed,
             progressbar=not args.quiet,
+            noise=args.noise,
             **_sampler_kwargs(args),
         ).fit(data.X)
         progress("writing results")
@@ -396,6 +412,7 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
                 bayes.map_,
                 ci_prob=args.ci_prob,
                 feature_names=data.feature_names,
+                noise_weight=getattr(bayes, "map_noise_weight_", None),
             )
             table.to_csv(tmp / "map_vs_posterior.csv", index=False)
         write_text_atomic(tmp / "summary.md", "\n".join(text) + "\n")
@@ -414,6 +431,7 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
                 "scaling": data.scaling,
                 "map": bayes.map_.to_dict(),
                 "posterior_mean": _posterior_mean_params(bayes).to_dict(),
+                "noise": _noise_record(bayes),
                 "versions": software_versions(),
             },
         )
@@ -564,6 +582,11 @@ def _predict(args: argparse.Namespace, progress: Progress) -> int:
             "and posterior.zarr)"
         )
     params = json.loads((model_dir / "params.json").read_text())
+    if params.get("noise"):
+        raise InputError(
+            f"{args.model!r} was fitted with --noise, which 'bayesgmm predict' does not support "
+            "yet: use BayesianGaussianMixture(noise=True).predict / noise_probability in Python"
+        )
     columns = params["data"]["columns"]
     frame, name = read_frame(args.data)
     missing = [c for c in columns if c not in frame.columns]
@@ -961,6 +984,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fit.add_argument(
         "--n-init", type=positive_int, default=5, help="EM restarts of the MAP start (best kept)"
+    )
+    fit.add_argument(
+        "--noise",
+        action="store_true",
+        help="add a uniform background component for outliers over the data's bounding box "
+        "(mclust's Vinv); its weight is the summary's noise_weight row",
     )
     fit.add_argument(
         "--strict",

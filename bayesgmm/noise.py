@@ -131,13 +131,30 @@ class NoiseComponent:
         """Uniform draws from the region, shape (n_samples, n_features).
 
         The region is the bounding box scaled about its centre to volume ``V`` (the box
-        itself when ``V`` is the box's volume).
+        itself when ``V`` is the box's volume): :func:`sample_region`.
         """
-        sides = self.upper - self.lower
-        centre = 0.5 * (self.upper + self.lower)
-        ratio = np.exp((np.log(self.volume) - np.sum(np.log(sides))) / self.n_features)
-        half = 0.5 * sides * ratio
-        return centre + rng.uniform(-1.0, 1.0, (n_samples, self.n_features)) * half
+        return sample_region(self.lower, self.upper, np.log(self.volume), n_samples, rng)
+
+
+def sample_region(
+    lower: np.ndarray,
+    upper: np.ndarray,
+    log_volume: float,
+    n_samples: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Uniform draws from the box ``[lower, upper]`` scaled about its centre to ``log_volume``.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_features)
+    """
+    lower, upper = np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
+    sides = np.where(upper > lower, upper - lower, 1.0)
+    ratio = np.exp((float(log_volume) - np.sum(np.log(sides))) / lower.shape[0])
+    half = 0.5 * sides * ratio
+    centre = 0.5 * (upper + lower)
+    return centre + rng.uniform(-1.0, 1.0, (n_samples, lower.shape[0])) * half
 
 
 def noise_concentration(weight_concentration, n_components: int) -> np.ndarray:
@@ -220,5 +237,6 @@ __all__ = [
     "check_noise_init",
     "check_noise_volume",
     "noise_concentration",
+    "sample_region",
     "with_noise_column",
 ]

@@ -307,7 +307,14 @@ def add_posterior_analysis(
         The :func:`map_vs_posterior` table.
     """
     posterior = bayes.idata_.posterior.to_dataset()
-    table = map_vs_posterior(posterior, bayes.map_, ci_prob=ci_prob, feature_names=feature_names)
+    noise_weight = getattr(bayes, "map_noise_weight_", None)
+    table = map_vs_posterior(
+        posterior,
+        bayes.map_,
+        ci_prob=ci_prob,
+        feature_names=feature_names,
+        noise_weight=noise_weight,
+    )
     n_out = int((~table["map_in_interval"]).sum())
     report.heading("MAP versus posterior")
     report.text(
