@@ -758,7 +758,8 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
 
     @property
     def _has_noise(self) -> bool:
-        return self.spec_.noise is not None
+        spec = getattr(self, "spec_", None)
+        return spec is not None and spec.noise is not None
 
     def _noise_draws(self) -> np.ndarray:
         """Posterior draws of the noise weight, shape (S,) (zeros without noise)."""
