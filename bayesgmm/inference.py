@@ -53,7 +53,7 @@ from bayesgmm._methods import METHODS, SAMPLERS, Method, Sampler
 from bayesgmm._validation import check_data, check_positive_int, check_random_state
 from bayesgmm.analysis import parameter_draws, point_estimate_table, posterior_summary
 from bayesgmm.covariance import CovarianceType, covariance_types
-from bayesgmm.diagnostics import diagnose
+from bayesgmm.diagnostics import POSTERIOR_VARS, diagnose
 from bayesgmm.mixture import GaussianMixture
 from bayesgmm.model import (
     COVARIANCE_PRIOR_FAMILIES,
@@ -859,8 +859,12 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
                 f"method={self.method_!r}: refit with method='nuts' (or a VI method)"
             )
         counts = self.component_counts().values.reshape(-1, self.n_components)
+        names = POSTERIOR_VARS + (("noise_weight",) if self._has_noise else ())
         return diagnose(
-            self.idata_, label_switching=self.relabeling_.verdict, component_counts=counts
+            self.idata_,
+            var_names=names,
+            label_switching=self.relabeling_.verdict,
+            component_counts=counts,
         )
 
     def responsibilities(self, X=None) -> xr.DataArray:

@@ -336,7 +336,12 @@ def add_posterior_analysis(
         lambda: plots.plot_density(
             X,
             grid,
-            marginal_density(grid, aligned.weights, aligned.means, aligned.full_covariances()),
+            marginal_density(
+                grid,
+                aligned.weights * (1.0 - (noise_weight or 0.0)),  # absolute, as the posterior's
+                aligned.means,
+                aligned.full_covariances(),
+            ),
             marginal_density_band(grid, posterior, ci_prob=ci_prob),
             feature_names=feature_names,
             ci_prob=ci_prob,

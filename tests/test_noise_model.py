@@ -161,3 +161,4 @@ def test_nuts_noise_weight_covers_the_true_fraction():
     )
     row = table.set_index("parameter").loc["noise_weight"]
     assert row["map_in_interval"] and row["mean"] == pytest.approx(noise.mean())
+    assert bayes.diagnose().n_divergences == 0
