@@ -6,6 +6,7 @@ import pytest
 from scipy import stats
 
 from bayesgmm.analysis import map_vs_posterior
+from bayesgmm.em.noise import NoisyParams, noise_log_prior
 from bayesgmm.inference import EM_MAX_ITER, EM_TOL, BayesianGaussianMixture
 from bayesgmm.mixture import GaussianMixture
 from bayesgmm.model import build_model, initial_point
@@ -73,6 +74,23 @@ def test_model_logp_matches_scipy():
     assert {"noise_weight", "component_weights"} <= {rv.name for rv in model.free_RVs}
 
 
+def test_model_density_is_the_map_em_objective_times_the_weights_jacobian():
+    # MAP-EM maximises the Dirichlet density of the absolute weights (w_1, ..., w_K, w_0);
+    # the model's density is over (w_0, conditional weights): the change of variables has
+    # Jacobian (1 - w_0)^(K - 1), so the two agree up to that factor, at the EM optimum too
+    X = _data(seed=2)
+    prior = MixturePrior.default(X, 3, "full", weight_concentration=2.0)
+    em = GaussianMixture(3, noise=True, prior=prior, n_init=2, random_state=0).fit(X)
+    spec = MixtureSpec.from_data(X, 3, "full", prior, standardize=False, noise=True)
+    model = build_model(X, spec)
+    logp = model.compile_logp(jacobian=False)(_point(model, spec, em.params_, em.noise_weight_))
+    objective = em.score_samples(X).sum() + noise_log_prior(
+        prior, NoisyParams(em.params_, em.noise_weight_)
+    )
+    assert logp == pytest.approx(objective + 2 * np.log1p(-em.noise_weight_), abs=1e-7)
+    assert em.lower_bound_ * len(X) == pytest.approx(objective, abs=1e-5)
+
+
 def test_pointwise_log_likelihood_is_one_term_per_row_on_the_user_scale():
     X = _data() * [100.0, 0.1]
     spec = MixtureSpec.from_data(X, 2, "full", "default", noise=True, noise_volume=50.0)
@@ -105,6 +123,51 @@ def test_map_method_matches_em_and_reports_the_noise_weight():
     assert summary.loc["weights[0]":"noise_weight", "estimate"].sum() == pytest.approx(1.0)
     np.testing.assert_allclose(bayes.noise_probability(X)["mean"], em.noise_proba(X), atol=1e-6)
     np.testing.assert_array_equal(bayes.predict(X) == -1, em.predict(X) == -1)
+    density = bayes.predictive_density(X[:5])["mean"].to_numpy()
+    np.testing.assert_allclose(np.log(density), em.score_samples(X[:5]), atol=1e-6)
+    draws, labels = bayes.sample(3000, random_state=0)
+    assert abs(np.mean(labels == -1) - em.noise_weight_) < 0.02
+    assert np.all(draws[labels == -1] >= X.min(axis=0) - 1e-12)
+
+
+def test_report_table_shows_the_noise_weight(tmp_path):
+    from types import SimpleNamespace
+
+    import xarray as xr
+
+    from bayesgmm.report import Report, add_posterior_analysis
+
+    rng = np.random.default_rng(3)
+    X = _data()
+    centres = np.array([[0.0, 0.0], [4.0, 2.0]])
+    chains, draws = 2, 30
+    noise = rng.uniform(0.08, 0.12, (chains, draws))
+    conditional = rng.dirichlet([50, 50], (chains, draws))
+    posterior = xr.Dataset(
+        {
+            "weights": (("chain", "draw", "component"), (1 - noise[..., None]) * conditional),
+            "noise_weight": (("chain", "draw"), noise),
+            "means": (
+                ("chain", "draw", "component", "feature"),
+                centres + rng.normal(scale=0.05, size=(chains, draws, 2, 2)),
+            ),
+            "covariances": (
+                ("chain", "draw", "component", "feature", "feature_bis"),
+                np.broadcast_to(0.36 * np.eye(2), (chains, draws, 2, 2, 2)).copy(),
+            ),
+        }
+    )
+    bayes = SimpleNamespace(
+        idata_=xr.DataTree.from_dict({"posterior": posterior}),
+        map_=MixtureParams([0.5, 0.5], centres, np.full(2, 0.36), "spherical"),
+        map_noise_weight_=0.1,
+        method_="advi",
+    )
+    table = add_posterior_analysis(Report("noise"), X, bayes, feature_names=["a", "b"])
+    row = table.set_index("parameter").loc["noise_weight"]
+    assert row["map"] == 0.1 and row["mean"] == pytest.approx(noise.mean())
+    weights = table[table["kind"] == "weights"]
+    assert weights["map"].sum() == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize(
