@@ -582,11 +582,6 @@ def _predict(args: argparse.Namespace, progress: Progress) -> int:
             "and posterior.zarr)"
         )
     params = json.loads((model_dir / "params.json").read_text())
-    if params.get("noise"):
-        raise InputError(
-            f"{args.model!r} was fitted with --noise, which 'bayesgmm predict' does not support "
-            "yet: use BayesianGaussianMixture(noise=True).predict / noise_probability in Python"
-        )
     columns = params["data"]["columns"]
     frame, name = read_frame(args.data)
     missing = [c for c in columns if c not in frame.columns]
@@ -604,12 +599,17 @@ def _predict(args: argparse.Namespace, progress: Progress) -> int:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata")
         tree = xr.open_datatree(model_dir / "posterior.zarr", engine="zarr")
-    draws = stack_draws(tree["posterior"].to_dataset(), max_draws=args.max_draws)
-    resp = responsibilities(X, *draws)
+    posterior = tree["posterior"].to_dataset()
+    draws = stack_draws(posterior, max_draws=args.max_draws)
+    if params.get("noise"):
+        resp = _noise_responsibilities(X, posterior, draws, params["noise"]["volume"], args)
+    else:
+        resp = responsibilities(X, *draws)
     mean = resp.mean(axis=0)
     lower, upper = equal_tailed_interval(resp, args.ci_prob)
     component = mean.argmax(axis=1)
     rows = np.arange(X.shape[0])
+    n_gaussians = draws[0].shape[-1]
     table = pd.DataFrame(
         {
             "component": component,
@@ -619,9 +619,11 @@ def _predict(args: argparse.Namespace, progress: Progress) -> int:
         }
     )
     for k in range(mean.shape[1]):
-        table[f"p{k}"] = mean[:, k]
-        table[f"p{k}_lower"] = lower[:, k]
-        table[f"p{k}_upper"] = upper[:, k]
+        label = f"p{k}" if k < n_gaussians else "p_noise"
+        table[label] = mean[:, k]
+        table[f"{label}_lower"] = lower[:, k]
+        table[f"{label}_upper"] = upper[:, k]
+    table.loc[table["component"] == n_gaussians, "component"] = -1  # the noise (if any)
     with atomic_directory(args.out, overwrite=args.overwrite) as tmp:
         table.to_csv(tmp / "predictions.csv", index_label="row")
     counts = table["component"].value_counts().sort_index()
@@ -634,6 +636,22 @@ def _predict(args: argparse.Namespace, progress: Progress) -> int:
     )
     progress(f"written to {args.out}/predictions.csv")
     return 0
+
+
+def _noise_responsibilities(X, posterior, draws, volume: float, args: argparse.Namespace):
+    """Responsibilities over the K Gaussians and the noise (last), shape (S, n, K + 1)."""
+    import numpy as np
+    from scipy.special import logsumexp
+
+    from bayesgmm.noise import with_noise_column
+    from bayesgmm.posterior import log_joint_densities
+
+    noise = posterior["noise_weight"].transpose("chain", "draw").to_numpy().ravel()
+    if noise.size > args.max_draws:  # the subset stack_draws keeps (its default seed)
+        keep = np.random.default_rng(0).choice(noise.size, args.max_draws, replace=False)
+        noise = noise[np.sort(keep)]
+    log_joint = with_noise_column(log_joint_densities(X, *draws), noise, -np.log(volume))
+    return np.exp(log_joint - logsumexp(log_joint, axis=-1, keepdims=True))
 
 
 def _report(args: argparse.Namespace, progress: Progress) -> int:
