@@ -322,7 +322,8 @@ def test_fit_noise_reports_the_noise_weight_and_predict_flags_outliers(tmp_path,
     assert (predictions["component"].iloc[80:] == -1).sum() >= 4  # the far background
     assert (predictions["component"].iloc[:80] == -1).sum() <= 1
     np.testing.assert_array_equal(
-        predictions["component"] == -1, predictions["p_noise"] > predictions[["p0", "p1"]].max(1)
+        predictions["component"] == -1,
+        predictions["p_noise"] > predictions[["p0", "p1"]].max(axis=1),
     )
 
 
