@@ -142,6 +142,17 @@ def test_em_objective_never_decreases(contaminated, prior):
     assert np.all(np.diff(gm.lower_bound_trace_) >= -1e-10)
 
 
+@pytest.mark.parametrize("covariance_type", ["tied", "diag", "spherical"])
+def test_every_structure_fits_with_noise(contaminated, covariance_type):
+    X = contaminated[3]
+    gm = GaussianMixture(2, covariance_type=covariance_type, noise=True, n_init=3, random_state=0)
+    gm.fit(X)
+    assert np.all(np.diff(gm.lower_bound_trace_) >= -1e-10)
+    assert gm.noise_weight_ == pytest.approx(0.05, abs=0.02)  # measured 0.054-0.057
+    p = gm.spec_.structure.n_parameters(2, 2) + 2 * 2 + 2
+    assert gm.bic(X) == pytest.approx(-2 * gm.score(X) * len(X) + p * np.log(len(X)))
+
+
 # ------------------------------------------------------------- recovery (issue 13)
 
 
