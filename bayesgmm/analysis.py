@@ -90,6 +90,7 @@ def map_vs_posterior(
     ci_prob: float = 0.89,
     feature_names: list[str] | None = None,
     bootstrap=None,
+    noise_weight: float | None = None,
 ) -> pd.DataFrame:
     """The MAP (EM) estimate beside posterior summaries, one row per free parameter.
 
@@ -107,6 +108,10 @@ def map_vs_posterior(
         relabelled here to the posterior by the same rule: adds the frequentist columns
         ``boot_se`` and ``boot_lower``, ``boot_upper`` (percentile interval at ``ci_prob``)
         beside the Bayesian ones.
+    noise_weight : float, optional
+        The MAP noise weight of a model with a noise component (the posterior then has
+        ``noise_weight`` and absolute ``weights``; ``map_params`` conditional ones): adds
+        the row ``noise_weight`` and compares absolute weights.
 
     Returns
     -------
@@ -129,10 +134,15 @@ def map_vs_posterior(
         "means": aligned.means,
         "covariances": aligned.full_covariances(),
     }
+    entries = _parameter_entries(aligned.n_components, n_features, aligned.covariance_type, names)
+    if noise_weight is not None:
+        k = aligned.n_components
+        noise = posterior["noise_weight"].transpose("chain", "draw").to_numpy().reshape(-1, 1)
+        draws["weights"] = np.concatenate([weights, noise], axis=1)
+        point["weights"] = np.append((1.0 - noise_weight) * aligned.weights, noise_weight)
+        entries.insert(k, ("weights", "noise_weight", (k,)))
     rows = []
-    for kind, label, index in _parameter_entries(
-        aligned.n_components, n_features, aligned.covariance_type, names
-    ):
+    for kind, label, index in entries:
         values = draws[kind][(slice(None), *index)]
         lower, upper = equal_tailed_interval(values, ci_prob)
         median = np.quantile(values, 0.5)
@@ -303,7 +313,9 @@ def parameter_draws(
     DataArray of dims (chain, draw, parameter)
         Coordinates ``parameter`` (labels such as ``means[0, alcohol]``, or
         ``means[0, 1]`` without feature names) and ``kind``
-        (weights, means, covariances) along ``parameter``.
+        (weights, means, covariances) along ``parameter``. A posterior with a noise
+        component (``noise_weight``) gets the row ``noise_weight`` (kind ``weights``)
+        after the Gaussians' weights.
     """
     arrays = {
         name: posterior[name].transpose("chain", "draw", *dims).to_numpy()
@@ -316,9 +328,13 @@ def parameter_draws(
     n_components, n_features = arrays["means"].shape[-2:]
     names = feature_names or [str(j) for j in range(n_features)]
     entries = _parameter_entries(n_components, n_features, covariance_type, names, SUMMARY_PREFIXES)
+    if "noise_weight" in posterior.data_vars:
+        arrays["noise_weight"] = posterior["noise_weight"].transpose("chain", "draw").to_numpy()
+        entries.insert(n_components, ("noise_weight", "noise_weight", ()))
     values = np.stack(
         [arrays[kind][(slice(None), slice(None), *index)] for kind, _, index in entries], axis=-1
     )
+    kinds = ["weights" if kind == "noise_weight" else kind for kind, _, _ in entries]
     return xr.DataArray(
         values,
         dims=("chain", "draw", "parameter"),
@@ -326,7 +342,7 @@ def parameter_draws(
             "chain": np.arange(values.shape[0]),
             "draw": np.arange(values.shape[1]),
             "parameter": [label for _, label, _ in entries],
-            "kind": ("parameter", [kind for kind, _, _ in entries]),
+            "kind": ("parameter", kinds),
         },
     )
 
@@ -374,7 +390,10 @@ def posterior_summary(draws: xr.DataArray, *, ci_prob: float = 0.89) -> pd.DataF
 
 
 def point_estimate_table(
-    params: MixtureParams, feature_names: list[str] | None = None
+    params: MixtureParams,
+    feature_names: list[str] | None = None,
+    *,
+    noise_weight: float | None = None,
 ) -> pd.DataFrame:
     """A point estimate (MAP or MLE) as one row per free parameter.
 
@@ -382,6 +401,10 @@ def point_estimate_table(
     ----------
     params : MixtureParams
     feature_names : list of str, optional
+    noise_weight : float, optional
+        With a noise component: its weight. ``params`` then hold the conditional weights,
+        shown as absolute ones (``(1 - noise_weight) * w_k``), and the row
+        ``noise_weight`` (kind ``weights``) follows them.
 
     Returns
     -------
@@ -397,6 +420,9 @@ def point_estimate_table(
     entries = _parameter_entries(
         params.n_components, params.n_features, params.covariance_type, names, SUMMARY_PREFIXES
     )
+    if noise_weight is not None:
+        point["weights"] = np.append((1.0 - noise_weight) * params.weights, noise_weight)
+        entries.insert(params.n_components, ("weights", "noise_weight", (params.n_components,)))
     return pd.DataFrame(
         {
             "kind": [kind for kind, _, _ in entries],

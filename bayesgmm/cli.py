@@ -360,12 +360,27 @@ def _write_json(path: Path, payload: dict) -> None:
 
 
 def _posterior_mean_params(bayes):
+    """Posterior means as MixtureParams (with noise: the Gaussians' conditional weights)."""
     from bayesgmm.params import MixtureParams
 
     post = bayes.idata_.posterior.to_dataset().mean(("chain", "draw"))
-    return MixtureParams(
-        post["weights"].to_numpy(), post["means"].to_numpy(), post["covariances"].to_numpy()
-    )
+    weights = post["weights"].to_numpy()
+    if "noise_weight" in post:
+        weights = weights / weights.sum()
+    return MixtureParams(weights, post["means"].to_numpy(), post["covariances"].to_numpy())
+
+
+def _noise_record(bayes) -> dict | None:
+    """The noise component of a fit for params.json (``None`` without one)."""
+    if not bayes.noise:
+        return None
+    post = bayes.idata_.posterior
+    return {
+        "volume": bayes.spec_.noise.volume,
+        "map_weight": bayes.map_noise_weight_,
+        "posterior_mean_weight": float(post["noise_weight"].mean()),
+        "weights": "map and posterior_mean hold the Gaussians' weights given 'not noise'",
+    }
 
 
 def _fit(args: argparse.Namespace, progress: Progress) -> int:
@@ -406,6 +421,7 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
             sampler=args.sampler,
             random_state=args.seed,
             progressbar=not args.quiet,
+            noise=args.noise,
             **_sampler_kwargs(args),
         ).fit(data.X, sample_weight=data.sample_weight)
         progress("writing results")
@@ -444,6 +460,7 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
                 ci_prob=args.ci_prob,
                 feature_names=data.feature_names,
                 bootstrap=bootstrap,
+                noise_weight=getattr(bayes, "map_noise_weight_", None),
             )
             table.to_csv(tmp / "map_vs_posterior.csv", index=False)
         write_text_atomic(tmp / "summary.md", "\n".join(text) + "\n")
@@ -463,6 +480,7 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
                 "scaling": data.scaling,
                 "map": bayes.map_.to_dict(),
                 "posterior_mean": _posterior_mean_params(bayes).to_dict(),
+                "noise": _noise_record(bayes),
                 "versions": software_versions(),
             },
         )
@@ -630,12 +648,17 @@ def _predict(args: argparse.Namespace, progress: Progress) -> int:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata")
         tree = xr.open_datatree(model_dir / "posterior.zarr", engine="zarr")
-    draws = stack_draws(tree["posterior"].to_dataset(), max_draws=args.max_draws)
-    resp = responsibilities(X, *draws)
+    posterior = tree["posterior"].to_dataset()
+    draws = stack_draws(posterior, max_draws=args.max_draws)
+    if params.get("noise"):
+        resp = _noise_responsibilities(X, posterior, draws, params["noise"]["volume"], args)
+    else:
+        resp = responsibilities(X, *draws)
     mean = resp.mean(axis=0)
     lower, upper = equal_tailed_interval(resp, args.ci_prob)
     component = mean.argmax(axis=1)
     rows = np.arange(X.shape[0])
+    n_gaussians = draws[0].shape[-1]
     table = pd.DataFrame(
         {
             "component": component,
@@ -645,9 +668,11 @@ def _predict(args: argparse.Namespace, progress: Progress) -> int:
         }
     )
     for k in range(mean.shape[1]):
-        table[f"p{k}"] = mean[:, k]
-        table[f"p{k}_lower"] = lower[:, k]
-        table[f"p{k}_upper"] = upper[:, k]
+        label = f"p{k}" if k < n_gaussians else "p_noise"
+        table[label] = mean[:, k]
+        table[f"{label}_lower"] = lower[:, k]
+        table[f"{label}_upper"] = upper[:, k]
+    table.loc[table["component"] == n_gaussians, "component"] = -1  # the noise (if any)
     with atomic_directory(args.out, overwrite=args.overwrite) as tmp:
         table.to_csv(tmp / "predictions.csv", index_label="row")
     counts = table["component"].value_counts().sort_index()
@@ -660,6 +685,22 @@ def _predict(args: argparse.Namespace, progress: Progress) -> int:
     )
     progress(f"written to {args.out}/predictions.csv")
     return 0
+
+
+def _noise_responsibilities(X, posterior, draws, volume: float, args: argparse.Namespace):
+    """Responsibilities over the K Gaussians and the noise (last), shape (S, n, K + 1)."""
+    import numpy as np
+    from scipy.special import logsumexp
+
+    from bayesgmm.noise import with_noise_column
+    from bayesgmm.posterior import log_joint_densities
+
+    noise = posterior["noise_weight"].transpose("chain", "draw").to_numpy().ravel()
+    if noise.size > args.max_draws:  # the subset stack_draws keeps (its default seed)
+        keep = np.random.default_rng(0).choice(noise.size, args.max_draws, replace=False)
+        noise = noise[np.sort(keep)]
+    log_joint = with_noise_column(log_joint_densities(X, *draws), noise, -np.log(volume))
+    return np.exp(log_joint - logsumexp(log_joint, axis=-1, keepdims=True))
 
 
 def _report(args: argparse.Namespace, progress: Progress) -> int:
@@ -1031,6 +1072,12 @@ def build_parser() -> argparse.ArgumentParser:
         "deduplicated data), left out of the features",
     )
     _add_bootstrap_option(fit)
+    fit.add_argument(
+        "--noise",
+        action="store_true",
+        help="add a uniform background component for outliers over the data's bounding box "
+        "(mclust's Vinv); its weight is the summary's noise_weight row",
+    )
     fit.add_argument(
         "--strict",
         action="store_true",

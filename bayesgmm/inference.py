@@ -53,7 +53,7 @@ from bayesgmm._methods import METHODS, SAMPLERS, Method, Sampler
 from bayesgmm._validation import check_data, check_positive_int, check_random_state
 from bayesgmm.analysis import parameter_draws, point_estimate_table, posterior_summary
 from bayesgmm.covariance import CovarianceType, covariance_types
-from bayesgmm.diagnostics import diagnose
+from bayesgmm.diagnostics import POSTERIOR_VARS, diagnose
 from bayesgmm.mixture import GaussianMixture
 from bayesgmm.model import (
     COVARIANCE_PRIOR_FAMILIES,
@@ -63,6 +63,7 @@ from bayesgmm.model import (
     check_model_options,
     initial_point,
 )
+from bayesgmm.noise import check_noise_init, check_noise_volume, with_noise_column
 from bayesgmm.params import MixtureParams
 from bayesgmm.partitions import Loss, PartitionSummary, summarize_partitions
 from bayesgmm.posterior import (
@@ -244,11 +245,13 @@ def weighted_spec(
     n_components: int,
     covariance_type: str,
     prior,
+    **noise,
 ) -> MixtureSpec:
     """The spec of the model of ``X`` with rows repeated ``w_n`` times: the default prior
-    from the weighted moments and the weighted standardisation."""
+    from the weighted moments and the weighted standardisation (``noise``: the noise
+    keywords of :meth:`MixtureSpec.from_data`)."""
     if sample_weight is None:
-        return MixtureSpec.from_data(X, n_components, covariance_type, prior)
+        return MixtureSpec.from_data(X, n_components, covariance_type, prior, **noise)
     spec = MixtureSpec.from_data(
         X,
         n_components,
@@ -256,6 +259,7 @@ def weighted_spec(
         prior,
         standardize=False,
         moments=weighted_moments(X, sample_weight),
+        **noise,
     )
     scaling = Standardization.from_data(X, spec.structure, sample_weight)
     return dataclasses.replace(spec, standardization=scaling)
@@ -289,6 +293,14 @@ def _is_start(value) -> bool:
         and len(value) > 0
         and all(isinstance(v, MixtureParams) for v in value)
     )
+
+
+def _is_noise_volume(value) -> bool:
+    try:
+        check_noise_volume(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _choices(choices: tuple[str, ...]) -> str:
@@ -348,6 +360,16 @@ PARAMETER_CONSTRAINTS: dict[str, tuple[Callable[[object], bool], str]] = {
         "None (fresh entropy) or an int >= 0 (the same int gives identical draws)",
     ),
     "progressbar": (_is_bool, "True or False"),
+    "noise": (_is_bool, "True or False (a uniform background component for outliers)"),
+    "noise_volume": (
+        _is_noise_volume,
+        "None (the data's bounding box) or a positive finite number (the hypervolume of the "
+        "noise component in the data's units)",
+    ),
+    "noise_init": (
+        lambda v: v is None or np.ndim(v) == 1,
+        "None or an array-like of shape (n_samples,) of bools or probabilities",
+    ),
 }
 
 #: Keys of ``sampler_kwargs`` that a constructor setting owns (``None``: fixed by the estimator).
@@ -428,6 +450,17 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         The one seed (EM start, jitter, sampler, predictive draws): the same int gives
         identical draws.
     progressbar : bool, default=True
+    noise : bool, default=False
+        Add a uniform background component for outliers (:mod:`bayesgmm.noise`,
+        mclust's ``Vinv``): ``noise_weight ~ Beta(a0, K a0)`` and the Gaussians' conditional
+        weights ``~ Dirichlet(a0)``, i.e. a Dirichlet over the K + 1 weights. The posterior's
+        ``weights`` are then absolute (``weights.sum() + noise_weight == 1``);
+        :meth:`noise_probability` gives each point's posterior probability of being noise.
+    noise_volume : float, optional
+        Hypervolume of the noise component in the data's units (default: the data's
+        bounding box).
+    noise_init : array-like of shape (n_samples,), optional
+        Initial noise probabilities of the MAP-EM start (see :class:`GaussianMixture`).
 
     Attributes
     ----------
@@ -437,7 +470,10 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         working-scale variables), ``sample_stats`` (NUTS), ``log_likelihood`` (``X``:
         chain, draw, obs), ``posterior_predictive``, ``observed_data``.
     map_ : MixtureParams
-        MAP estimate on the user's scale (sorted by mean in 1-D).
+        MAP estimate on the user's scale (sorted by mean in 1-D); with a noise component
+        the Gaussians with conditional weights (see :mod:`bayesgmm.noise`).
+    map_noise_weight_ : float
+        The MAP noise weight (only with ``noise=True``).
     em_ : GaussianMixture
         The fitted EM estimator that gave the start.
     model_ : pymc.Model
@@ -475,6 +511,9 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         sampler_kwargs: dict | None = None,
         random_state: int | None = None,
         progressbar: bool = True,
+        noise: bool = False,
+        noise_volume: float | None = None,
+        noise_init=None,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -495,6 +534,9 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         self.sampler_kwargs = sampler_kwargs
         self.random_state = random_state
         self.progressbar = progressbar
+        self.noise = noise
+        self.noise_volume = noise_volume
+        self.noise_init = noise_init
 
     def _validate_params(self) -> None:
         """Check every setting against :data:`PARAMETER_CONSTRAINTS`, then their combinations."""
@@ -578,7 +620,21 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
                 f"positive sample_weight ({data.shape[0]})"
             )
         n_features = data.shape[1]
-        spec = weighted_spec(data, weights, self.n_components, self.covariance_type, self.prior)
+        if self.noise and weights is not None:
+            raise ValueError(
+                "sample_weight with a noise component (noise=True) is not supported: fit the "
+                "replicated rows, or leave out one of the two"
+            )
+        spec = weighted_spec(
+            data,
+            weights,
+            self.n_components,
+            self.covariance_type,
+            self.prior,
+            noise=bool(self.noise),
+            noise_volume=self.noise_volume,
+        )
+        noise_init = check_noise_init(self.noise_init, data.shape[0]) if self.noise else None
         check_model_options(spec.structure, self.covariance_prior_family, n_features)
         prior = spec.prior
         seeds = np.random.default_rng(self.random_state).integers(2**31 - 1, size=4)
@@ -594,9 +650,15 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             tol=EM_TOL,
             max_iter=EM_MAX_ITER,
             random_state=self.random_state,
+            noise=bool(self.noise),
+            noise_init=noise_init,
         )._fit_spec(data, map_spec, sample_weight=weights)
         params = self.em_.params_
         self.map_ = params.sorted_by_mean() if n_features == 1 else params
+        if self.noise:
+            self.map_noise_weight_ = self.em_.noise_weight_
+        else:
+            self.__dict__.pop("map_noise_weight_", None)
         self.model_ = build_model(
             data,
             spec,
@@ -617,10 +679,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
 
     def _starts(self, start) -> list[dict[str, np.ndarray]]:
         starts = list(start) if isinstance(start, Sequence) else [start]
-        return [
-            transformed_point(self.model_, initial_point(s, self.model_, self.spec_))
-            for s in starts
-        ]
+        return [transformed_point(self.model_, self._initial_point(s, self.model_)) for s in starts]
 
     def _run_nuts(self, start, rng: np.random.Generator, seed) -> xr.DataTree:
         common = {
@@ -634,7 +693,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         }
         if self.sampler == "nutpie":
             single = start if isinstance(start, MixtureParams) else start[0]
-            constrained = initial_point(single, self.model_, self.spec_)
+            constrained = self._initial_point(single, self.model_)
             return _check_complete(
                 _sample_nutpie(self.model_, constrained, self.jitter, **common), common
             )
@@ -666,7 +725,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         with _pymc_log_level(self.progressbar):  # PyMC logs "Interrupted at ..." on stopping
             result = fit_vi(
                 fit_model,
-                initial_point(start, fit_model, self.spec_),
+                self._initial_point(start, fit_model),
                 self.method,
                 max_iter=self.vi_iterations,
                 random_seed=int(seed),
@@ -696,10 +755,16 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             warnings.warn(self.psis_.message, UserWarning, stacklevel=3)
         return result.approximation.sample(self.draws, random_seed=int(seed))
 
+    def _initial_point(self, params: MixtureParams, model: pm.Model) -> dict[str, np.ndarray]:
+        """:func:`~bayesgmm.model.initial_point`, at the MAP noise weight if there is noise."""
+        return initial_point(
+            params, model, self.spec_, noise_weight=getattr(self, "map_noise_weight_", None)
+        )
+
     def _map_idata(self) -> xr.DataTree:
-        values = initial_point(self.map_, self.model_, self.spec_)
+        values = self._initial_point(self.map_, self.model_)
         values.update(
-            weights=self.map_.weights,
+            weights=self.map_.weights * (1.0 - self._map_noise_weight),
             means=self.map_.means,
             covariances=self.map_.full_covariances(),
         )
@@ -750,6 +815,36 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             raise NotFittedError(
                 "This BayesianGaussianMixture instance is not fitted yet: call fit(X) first"
             )
+
+    @property
+    def _map_noise_weight(self) -> float:
+        return float(getattr(self, "map_noise_weight_", 0.0))
+
+    @property
+    def _has_noise(self) -> bool:
+        spec = getattr(self, "spec_", None)
+        return spec is not None and spec.noise is not None
+
+    def _noise_draws(self) -> np.ndarray:
+        """Posterior draws of the noise weight, shape (S,) (zeros without noise)."""
+        post = self.idata_["posterior"]
+        if "noise_weight" not in post.data_vars:
+            return np.zeros(post.sizes["chain"] * post.sizes["draw"])
+        return post["noise_weight"].transpose("chain", "draw").to_numpy().ravel()
+
+    def _log_joint(self, X: np.ndarray, max_draws: int | None = None, seed: int = 0):
+        """Log joint densities per draw, (S, n, K), plus the noise's column (K + 1) if any."""
+        post = self.idata_["posterior"].to_dataset()
+        weights, means, covs = stack_draws(post, max_draws=max_draws, random_state=seed)
+        log_joint = log_joint_densities(X, weights, means, covs)
+        if not self._has_noise:
+            return log_joint
+        noise = post["noise_weight"].transpose("chain", "draw").stack(sample=("chain", "draw"))
+        noise = noise.to_numpy()
+        if max_draws is not None and noise.size > max_draws:
+            keep = np.sort(np.random.default_rng(seed).choice(noise.size, max_draws, replace=False))
+            noise = noise[keep]
+        return with_noise_column(log_joint, noise, self.spec_.noise.log_density)
 
     def _draws(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
         """Posterior weights (S, K), means (S, K, d), covariances (S, K, d, d), (chains, draws)."""
@@ -802,7 +897,9 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
                 "give one name per column"
             )
         if self.method_ == "map":
-            return point_estimate_table(self.map_, names)
+            return point_estimate_table(
+                self.map_, names, noise_weight=getattr(self, "map_noise_weight_", None)
+            )
         draws = parameter_draws(
             self.idata_["posterior"].to_dataset(), self.map_.covariance_type, names
         )
@@ -826,12 +923,19 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
                 f"method={self.method_!r}: refit with method='nuts' (or a VI method)"
             )
         counts = self.component_counts().values.reshape(-1, self.n_components)
+        names = POSTERIOR_VARS + (("noise_weight",) if self._has_noise else ())
         return diagnose(
-            self.idata_, label_switching=self.relabeling_.verdict, component_counts=counts
+            self.idata_,
+            var_names=names,
+            label_switching=self.relabeling_.verdict,
+            component_counts=counts,
         )
 
     def responsibilities(self, X=None) -> xr.DataArray:
         """Posterior draws of ``gamma_nk = p(z_n = k | x_n, theta)``.
+
+        With a noise component the Gaussians' probabilities among all K + 1 components
+        (each row sums to one minus the noise probability, :meth:`noise_probability`).
 
         Returns
         -------
@@ -839,12 +943,54 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         """
         X = self._data(X)
         weights, means, covs, shape = self._draws()
-        resp = responsibilities(X, weights, means, covs).reshape(*shape, len(X), self.n_components)
+        if self._has_noise:
+            resp = self._all_responsibilities(X)[..., : self.n_components]
+        else:
+            resp = responsibilities(X, weights, means, covs)
+        resp = resp.reshape(*shape, len(X), self.n_components)
         return xr.DataArray(
             resp,
             dims=("chain", "draw", "obs", "component"),
             coords={"obs": np.arange(len(X)), "component": np.arange(self.n_components)},
             name="responsibilities",
+        )
+
+    def _all_responsibilities(self, X: np.ndarray) -> np.ndarray:
+        """Responsibilities over K + 1 components (noise last), shape (S, n, K + 1)."""
+        log_joint = self._log_joint(X)
+        return np.exp(log_joint - logsumexp(log_joint, axis=-1, keepdims=True))
+
+    def noise_probability(self, X=None, ci_prob: float = 0.89) -> pd.DataFrame:
+        """Posterior probability that each point belongs to the noise component.
+
+        ``p(z_n = noise | x_n, theta)`` per draw, summarised by its posterior mean and
+        equal-tailed interval.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), optional
+            By default the training data.
+        ci_prob : float, default=0.89
+
+        Returns
+        -------
+        DataFrame indexed by obs with columns ``mean``, ``lower``, ``upper``
+
+        Raises
+        ------
+        ValueError
+            The model has no noise component (fit with ``noise=True``).
+        """
+        self._check_fitted()
+        if not self._has_noise:
+            raise ValueError(
+                "noise_probability needs a noise component: fit BayesianGaussianMixture(noise=True)"
+            )
+        noise = self._all_responsibilities(self._data(X))[..., -1]
+        lower, upper = equal_tailed_interval(noise, ci_prob)
+        return pd.DataFrame(
+            {"mean": noise.mean(axis=0), "lower": lower, "upper": upper},
+            index=pd.Index(np.arange(noise.shape[1]), name="obs"),
         )
 
     def assignment_probabilities(self, X=None, ci_prob: float = 0.89) -> pd.DataFrame:
@@ -910,13 +1056,10 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         X = self._data(X)
         max_draws = check_positive_int(max_draws, "max_draws")
         rng = np.random.default_rng(self.random_state if random_state is None else random_state)
-        weights, means, covs = stack_draws(
-            self.idata_["posterior"].to_dataset(),
-            max_draws=max_draws,
-            random_state=int(rng.integers(2**31 - 1)),
-        )
+        seed = int(rng.integers(2**31 - 1))
+        log_joint = self._log_joint(X, max_draws, seed)  # with noise, one more cluster
         return summarize_partitions(
-            log_joint_densities(X, weights, means, covs),
+            log_joint,
             loss=loss,
             prob=prob,
             max_points=max_points,
@@ -946,7 +1089,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         ``grid`` (point, feature)
         """
         grid = self._data(grid)
-        density = np.exp(log_mixture_density(grid, *self._draws()[:3]))
+        density = np.exp(self._log_density(grid))
         lower, upper = equal_tailed_interval(density, ci_prob)
         return xr.Dataset(
             {
@@ -958,17 +1101,37 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             attrs={"ci_prob": ci_prob},
         )
 
+    def _log_density(self, X: np.ndarray) -> np.ndarray:
+        """``log p(x_n | theta_s)`` per draw (noise included), shape (S, n_samples)."""
+        if self._has_noise:
+            return logsumexp(self._log_joint(X), axis=-1)
+        return log_mixture_density(X, *self._draws()[:3])
+
     def predict_proba(self, X) -> np.ndarray:
-        """Posterior mean of the responsibilities, shape (n_samples, n_components)."""
+        """Posterior mean of the responsibilities, shape (n_samples, n_components).
+
+        With a noise component each row sums to one minus the noise probability.
+        """
         return self.responsibilities(X).mean(("chain", "draw")).values
 
     def predict(self, X) -> np.ndarray:
-        """Most probable component of each sample, shape (n_samples,)."""
-        return self.predict_proba(X).argmax(axis=1)
+        """Most probable component of each sample, shape (n_samples,).
+
+        With a noise component, ``-1`` where the noise is the most probable (posterior mean).
+        """
+        if not self._has_noise:
+            return self.predict_proba(X).argmax(axis=1)
+        mean = self._all_responsibilities(self._data(X)).mean(axis=0)
+        labels = mean.argmax(axis=1)
+        labels[labels == self.n_components] = -1
+        return labels
 
     def score_samples(self, X) -> np.ndarray:
-        """Log posterior predictive density ``log mean_s p(x_n | theta_s)``, shape (n_samples,)."""
-        log_lik = log_mixture_density(self._data(X), *self._draws()[:3])
+        """Log posterior predictive density ``log mean_s p(x_n | theta_s)``, shape (n_samples,).
+
+        Includes the noise component's density, if any.
+        """
+        log_lik = self._log_density(self._data(X))
         return logsumexp(log_lik, axis=0) - np.log(log_lik.shape[0])
 
     def score(self, X, y=None) -> float:
@@ -982,9 +1145,23 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         -------
         X : ndarray of shape (n_samples, n_features)
         labels : ndarray of shape (n_samples,)
+            ``-1`` for draws from the noise component (uniform on its region, see
+            :meth:`bayesgmm.noise.NoiseComponent.sample`).
         """
         check_positive_int(n_samples, "n_samples")
-        return sample_mixture(*self._draws()[:3], n_samples, random_state)
+        if not self._has_noise:
+            return sample_mixture(*self._draws()[:3], n_samples, random_state)
+        weights, means, covs, _ = self._draws()
+        rng = np.random.default_rng(random_state)
+        draw = rng.integers(weights.shape[0], size=n_samples)
+        is_noise = rng.random(n_samples) < self._noise_draws()[draw]
+        X = np.empty((n_samples, self.n_features_in_))
+        labels = np.full(n_samples, -1)
+        X[is_noise] = self.spec_.noise.sample(int(is_noise.sum()), rng)
+        for s in np.unique(draw[~is_noise]):  # Gaussian points from their own draw
+            rows = np.flatnonzero(~is_noise & (draw == s))
+            X[rows], labels[rows] = sample_mixture(weights[s], means[s], covs[s], rows.size, rng)
+        return X, labels
 
 
 __all__ = [

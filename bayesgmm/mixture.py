@@ -36,6 +36,7 @@ from bayesgmm.em.fit import (
     warn_if_not_converged,
 )
 from bayesgmm.em.steps import e_step
+from bayesgmm.noise import check_noise_init, check_noise_volume
 from bayesgmm.params import MixtureParams
 from bayesgmm.posterior import sample_mixture
 from bayesgmm.priors import MixturePrior
@@ -88,10 +89,27 @@ default="hierarchical"
         Precisions in scikit-learn's layout for ``covariance_type``.
     random_state : int, numpy Generator or None, default=None
         Seed of the initialisation and of :meth:`sample`.
+    noise : bool, default=False
+        Add a uniform background component for outliers (mclust's ``Vinv``; see
+        :mod:`bayesgmm.noise`): density ``1 / noise_volume`` everywhere, with its own weight
+        ``noise_weight_``. In-memory data only.
+    noise_volume : float, optional
+        Hypervolume ``V`` of the noise component in the data's units; default the data's
+        bounding box ``prod_j (max x_j - min x_j)``.
+    noise_init : array-like of shape (n_samples,), optional
+        Initial noise probabilities (bools or numbers in [0, 1]) of the rows given to
+        :meth:`fit`: the starts use the other rows and the noise weight starts at their
+        mean. Default: the usual starts on all rows and a noise weight of 0.05.
 
     Attributes
     ----------
     weights_ : ndarray of shape (n_components,)
+        With a noise component, the Gaussians' absolute weights:
+        ``weights_.sum() + noise_weight_ == 1``.
+    noise_weight_ : float
+        Weight of the noise component (only with ``noise=True``).
+    noise_volume_ : float
+        Its hypervolume ``V`` in the data's units (only with ``noise=True``).
     means_ : ndarray of shape (n_components, n_features)
     covariances_ : ndarray
         Shape (K, d, d), (d, d), (K, d) or (K,) for full, tied, diag, spherical.
@@ -100,7 +118,8 @@ default="hierarchical"
     precisions_cholesky_ : ndarray
         Cholesky factors of ``precisions_``, same layout.
     params_ : MixtureParams
-        The fitted parameters as one record.
+        The fitted parameters as one record; with a noise component, the Gaussians with
+        their conditional weights ``weights_ / (1 - noise_weight_)``.
     prior_ : MixturePrior or None
         The prior actually used.
     spec_ : MixtureSpec
@@ -138,6 +157,9 @@ default="hierarchical"
         means_init: np.ndarray | None = None,
         precisions_init: np.ndarray | None = None,
         random_state: int | np.random.Generator | None = None,
+        noise: bool = False,
+        noise_volume: float | None = None,
+        noise_init=None,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -152,11 +174,17 @@ default="hierarchical"
         self.means_init = means_init
         self.precisions_init = precisions_init
         self.random_state = random_state
+        self.noise = noise
+        self.noise_volume = noise_volume
+        self.noise_init = noise_init
 
     def _options(self) -> EMOptions:
         """The EM settings as one validated record (raises naming a bad setting)."""
         check_positive_int(self.n_components, "n_components")
         get_structure(self.covariance_type)
+        if not isinstance(self.noise, bool | np.bool_):
+            raise ValueError(f"noise must be True or False, got {self.noise!r}")
+        check_noise_volume(self.noise_volume)
         return EMOptions(
             tol=self.tol,
             reg_covar=self.reg_covar,
@@ -205,6 +233,11 @@ default="hierarchical"
         if X.ndim != 2:
             raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
         options = self._options()
+        if self.noise:
+            raise ValueError(
+                "noise=True is not supported for Dask / chunked (out-of-core) data: fit an "
+                "in-memory array (e.g. X.compute(), or a subsample) or set noise=False"
+            )
         check_random_state(self.random_state)
         sample_weight, n_samples = check_chunked_sample_weight(sample_weight, X)
         moments = data_moments(X, sample_weight=sample_weight)
@@ -276,19 +309,45 @@ default="hierarchical"
             self.prior,
             standardize=False,
             moments=moments,
+            noise=bool(self.noise),
+            noise_volume=self.noise_volume,
         )
-        result = fit_em(data, spec, options, random_state=self.random_state, sample_weight=weights)
+        result = self._run_em(data, spec, options, weights)
         self._store(result, spec)
-        log_resp, _ = e_step(data, self.params_)
-        return log_resp.argmax(axis=1)
+        return _labels(self._e_step(data)[0], spec.noise is not None)
+
+    def _run_em(
+        self,
+        X: np.ndarray,
+        spec: MixtureSpec,
+        options: EMOptions,
+        sample_weight: np.ndarray | None,
+    ) -> EMResult:
+        """EM under ``spec``: with the noise component's updates if it has one."""
+        if spec.noise is None:
+            return fit_em(
+                X, spec, options, random_state=self.random_state, sample_weight=sample_weight
+            )
+        if sample_weight is not None:
+            raise ValueError(
+                "sample_weight with a noise component (noise=True) is not supported: fit the "
+                "replicated rows, or leave out one of the two"
+            )
+        from bayesgmm.em.noise import fit_noise_em
+
+        return fit_noise_em(
+            X,
+            spec,
+            options,
+            noise_init=check_noise_init(self.noise_init, X.shape[0]),
+            random_state=self.random_state,
+        )
 
     def _fit_spec(
         self, X: np.ndarray, spec: MixtureSpec, sample_weight: np.ndarray | None = None
     ) -> GaussianMixture:
         """Fit validated data under a prepared spec (used by the Bayesian estimator's start)."""
-        result = fit_em(
-            X, spec, self._options(), random_state=self.random_state, sample_weight=sample_weight
-        )
+        result = self._run_em(X, spec, self._options(), sample_weight)
         self._store(result, spec)
         self.n_features_in_ = X.shape[1]
         return self
@@ -303,6 +362,13 @@ default="hierarchical"
         self.lower_bound_trace_ = result.trace
         self.n_reseeds_ = result.n_reseeds
         self.degenerate_ = result.degenerate
+        if spec.noise is not None:
+            self.noise_weight_ = float(result.noise_weight)
+            self.noise_volume_ = spec.noise.volume
+            self.weights_ = (1.0 - self.noise_weight_) * self.params_.weights
+        else:
+            for name in ("noise_weight_", "noise_volume_"):
+                self.__dict__.pop(name, None)
 
     def _set_params(self, params: MixtureParams) -> None:
         self.params_ = params
@@ -340,13 +406,26 @@ default="hierarchical"
             )
         return fn(self._validate_predict_data(X))
 
+    @property
+    def _has_noise(self) -> bool:
+        return getattr(self, "spec_", None) is not None and self.spec_.noise is not None
+
+    def _e_step(self, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Log-responsibilities (the noise's last, if any) and log-likelihood per row."""
+        if not self._has_noise:
+            return e_step(data, self.params_)
+        from bayesgmm.em.noise import noise_e_step
+
+        return noise_e_step(data, self.params_, self.noise_weight_, self.spec_.noise.log_density)
+
     def score_samples(self, X) -> np.ndarray:
         """Log density ``log p(x_n)`` of every sample, shape (n_samples,).
 
+        Includes the noise component's ``noise_weight_ / noise_volume_`` if there is one.
         Always finite: a sample so far from every component that its log-density
         underflows gets :data:`bayesgmm.em.steps.LOG_DENSITY_FLOOR` (``-1e300``).
         """
-        return self._per_sample(X, lambda data: e_step(data, self.params_)[1])
+        return self._per_sample(X, lambda data: self._e_step(data)[1])
 
     def score(self, X, y=None, sample_weight=None) -> float:
         """Mean log-likelihood per sample (per unit of weight with ``sample_weight``)."""
@@ -360,13 +439,34 @@ default="hierarchical"
         """Responsibilities ``gamma_nk``, shape (n_samples, n_components).
 
         Computed in log space; a sample whose log-densities all underflow belongs wholly to
-        the nearest component in Mahalanobis distance.
+        the nearest component in Mahalanobis distance. With a noise component the columns
+        are the Gaussians' probabilities among all K + 1 components: each row sums to
+        ``1 - noise_proba(X)``.
         """
-        return self._per_sample(X, lambda data: np.exp(e_step(data, self.params_)[0]))
+        k = self.n_components
+        return self._per_sample(X, lambda data: np.exp(self._e_step(data)[0][:, :k]))
+
+    def noise_proba(self, X) -> np.ndarray:
+        """Probability that each sample belongs to the noise component, shape (n_samples,).
+
+        Raises
+        ------
+        ValueError
+            The model has no noise component (fit with ``noise=True``).
+        """
+        check_is_fitted(self)
+        if not self._has_noise:
+            raise ValueError("noise_proba needs a noise component: fit GaussianMixture(noise=True)")
+        return self._per_sample(X, lambda data: np.exp(self._e_step(data)[0][:, -1]))
 
     def predict(self, X) -> np.ndarray:
-        """Most probable component of every sample, shape (n_samples,)."""
-        return self._per_sample(X, lambda data: e_step(data, self.params_)[0].argmax(axis=1))
+        """Most probable component of every sample, shape (n_samples,).
+
+        With a noise component, ``-1`` marks the samples whose most probable component is
+        the noise (scikit-learn's DBSCAN convention for outliers).
+        """
+        noise = self._has_noise
+        return self._per_sample(X, lambda data: _labels(self._e_step(data)[0], noise))
 
     def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw samples from the fitted mixture.
@@ -379,14 +479,30 @@ default="hierarchical"
         -------
         X : ndarray of shape (n_samples, n_features)
         y : ndarray of shape (n_samples,)
-            Component labels.
+            Component labels; ``-1`` for draws from the noise component, which are uniform
+            on the bounding box of the training data (scaled about its centre to
+            ``noise_volume_`` when that was given).
         """
         check_is_fitted(self)
         n_samples = check_positive_int(n_samples, "n_samples")
         params = self.params_
-        return sample_mixture(
-            params.weights, params.means, params.full_covariances(), n_samples, self.random_state
+        if not self._has_noise:
+            return sample_mixture(
+                params.weights,
+                params.means,
+                params.full_covariances(),
+                n_samples,
+                self.random_state,
+            )
+        rng = np.random.default_rng(self.random_state)
+        is_noise = rng.random(n_samples) < self.noise_weight_
+        X = np.empty((n_samples, self.n_features_in_))
+        y = np.full(n_samples, -1)
+        X[is_noise] = self.spec_.noise.sample(int(is_noise.sum()), rng)
+        X[~is_noise], y[~is_noise] = sample_mixture(
+            params.weights, params.means, params.full_covariances(), int((~is_noise).sum()), rng
         )
+        return X, y
 
     def _n_parameters(self) -> int:
         return self.spec_.n_parameters
@@ -420,7 +536,7 @@ default="hierarchical"
         the BIC scale: lower is better). It penalises components that overlap.
         """
         data = self._validate_predict_data(X)
-        log_resp = e_step(data, self.params_)[0]
+        log_resp = self._e_step(data)[0]
         entropy = -np.sum(np.exp(log_resp) * np.where(np.isfinite(log_resp), log_resp, 0.0))
         return float(self.bic(data) + 2.0 * entropy)
 
@@ -496,6 +612,14 @@ default="hierarchical"
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         return tags
+
+
+def _labels(log_resp: np.ndarray, noise: bool) -> np.ndarray:
+    """Most probable component per row; ``-1`` where it is the noise (last column)."""
+    labels = log_resp.argmax(axis=1)
+    if noise:
+        labels[labels == log_resp.shape[1] - 1] = -1
+    return labels
 
 
 def _finite(block: np.ndarray) -> np.ndarray:

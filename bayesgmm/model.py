@@ -38,6 +38,15 @@ Variables (named dims ``component``, ``feature``, ``feature_bis``, ``obs``)
         one term per observation (times the frequency weight ``sample_weight`` (obs),
         a ``pm.Data``, when the model is built with weights).
 
+With a noise component (``spec.noise``, :mod:`bayesgmm.noise`) the Dirichlet over the
+K + 1 weights ``(w_1, ..., w_K, w_0)`` is written through its aggregation property:
+``noise_weight`` ``w_0 ~ Beta(a_0, sum_k a_k)`` and ``component_weights`` (component)
+``~ Dirichlet(a_1, ..., a_K)`` independently (the Gaussians' conditional weights), which
+is the same distribution; ``weights`` is then the deterministic ``(1 - w_0)`` times the
+component weights (absolute, summing to ``1 - w_0``), and every observation's density
+gains the term ``w_0 / V``: ``log p(x_n) = logsumexp(log w_k + log N(x_n | ...),
+log w_0 - log V)``, still one term per observation.
+
 The Inverse-Wishart variable is a :class:`pymc.CustomDist` whose density is with
 respect to the matrix itself; the sampler moves in the unconstrained space of
 :class:`SPDCholeskyTransform`.
@@ -55,6 +64,7 @@ from pymc.logprob.transforms import Transform
 from scipy import stats
 
 from bayesgmm.covariance import CovarianceStructure
+from bayesgmm.noise import noise_concentration, sample_region
 from bayesgmm.params import MixtureParams
 from bayesgmm.posterior import sample_mixture
 from bayesgmm.priors import MixturePrior
@@ -202,15 +212,88 @@ def mixture_logp(value, weights, means, chol, location, scale):
     tensor of shape (n_samples,)
         ``logsumexp_k(log w_k + log N(x_z | mu_k, Sigma_k)) - sum(log scale)``.
     """
+    log_joint = pt.log(weights) + _log_components(value, means, chol, location, scale)
+    return pt.logsumexp(log_joint, axis=-1) - pt.log(scale).sum(axis=-1)
+
+
+def _log_components(value, means, chol, location, scale):
+    """``log N(x_z | mu_k, Sigma_k)`` on the working scale, shape (n_samples, n_components)."""
     x_z = (value - location) / scale
     d = x_z.shape[-1]
     diff = x_z[..., None, :] - means
     chol_inv = pt.linalg.solve_triangular(chol, pt.broadcast_to(pt.eye(d), chol.shape), lower=True)
     whitened = (chol_inv * diff[..., None, :]).sum(axis=-1)
     half_logdet = pt.log(pt.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
-    log_component = -0.5 * d * np.log(2.0 * np.pi) - half_logdet - 0.5 * pt.sqr(whitened).sum(-1)
-    log_joint = pt.log(weights) + log_component
-    return pt.logsumexp(log_joint, axis=-1) - pt.log(scale).sum(axis=-1)
+    return -0.5 * d * np.log(2.0 * np.pi) - half_logdet - 0.5 * pt.sqr(whitened).sum(-1)
+
+
+def noisy_mixture_logp(
+    value, weights, means, chol, location, scale, noise_weight, log_volume, lower, upper
+):
+    """Log-density of each observation under the mixture plus a uniform noise component.
+
+    Parameters
+    ----------
+    value, means, chol, location, scale
+        As in :func:`mixture_logp`.
+    weights : tensor of shape (n_components,)
+        Absolute Gaussian weights (summing to ``1 - noise_weight``).
+    noise_weight : scalar tensor
+        ``w_0``.
+    log_volume : scalar tensor
+        ``log V`` on the user's scale.
+    lower, upper : tensor of shape (n_features,)
+        The noise region's box (used by :func:`noisy_mixture_random` only).
+
+    Returns
+    -------
+    tensor of shape (n_samples,)
+        ``logsumexp(log w_k + log N(x_z | mu_k, Sigma_k), log w_0 - log V + sum(log scale))
+        - sum(log scale)``, i.e. ``log(sum_k w_k N(x | ...) + w_0 / V)`` on the user's scale.
+    """
+    log_scale = pt.log(scale).sum(axis=-1)
+    log_joint = pt.log(weights) + _log_components(value, means, chol, location, scale)
+    noise = pt.log(noise_weight) - log_volume + log_scale
+    noise_column = pt.broadcast_to(noise, (*log_joint.shape[:-1], 1))
+    joint = pt.concatenate([log_joint, noise_column], axis=-1)
+    return pt.logsumexp(joint, axis=-1) - log_scale
+
+
+def noisy_mixture_random(
+    weights,
+    means,
+    chol,
+    location,
+    scale,
+    noise_weight,
+    log_volume,
+    lower,
+    upper,
+    rng=None,
+    size=None,
+):
+    """Draw observations from the mixture plus noise (parameters of :func:`noisy_mixture_logp`).
+
+    A draw is uniform on the noise region (:func:`bayesgmm.noise.sample_region`) with
+    probability ``noise_weight``, else from the Gaussians.
+    """
+    d = np.shape(means)[-1]
+    size = tuple(size or ())
+    n = int(np.prod(size))
+    rng = np.random.default_rng(rng)
+    w0 = float(np.ravel(noise_weight)[0])
+    is_noise = rng.random(n) < w0
+    out = np.empty((n, d))
+    n_noise = int(is_noise.sum())
+    out[is_noise] = sample_region(
+        np.reshape(lower, (d,)),
+        np.reshape(upper, (d,)),
+        float(np.ravel(log_volume)[0]),
+        n_noise,
+        rng,
+    )
+    out[~is_noise] = mixture_random(weights, means, chol, location, scale, rng, (n - n_noise,))
+    return out.reshape(*size, d)
 
 
 def mixture_random(weights, means, chol, location, scale, rng=None, size=None):
@@ -252,6 +335,12 @@ _WEIGHTED_OBSERVED_DIST = {
     "logp": weighted_mixture_logp,
     "random": weighted_mixture_random,
     "signature": "(k),(k,d),(k,d,d),(d),(d),()->(d)",
+}
+#: The observed variable with a uniform noise component (:mod:`bayesgmm.noise`).
+_NOISY_OBSERVED_DIST = {
+    "logp": noisy_mixture_logp,
+    "random": noisy_mixture_random,
+    "signature": "(k),(k,d),(k,d,d),(d),(d),(),(),(d),(d)->(d)",
 }
 
 
@@ -457,7 +546,9 @@ def build_model(
         "obs": np.arange(n_samples),
     }
     with pm.Model(coords=coords) as model:
-        if n_components == 1:
+        if spec.noise is not None:
+            weights, noise_weight = _noisy_weights(prior_z, n_components)
+        elif n_components == 1:
             weights = pm.Deterministic("weights", pt.ones(1), dims="component")
         else:
             conc = np.ones(n_components) if prior_z is None else prior_z.concentration(n_components)
@@ -494,7 +585,22 @@ def build_model(
         )
         params = (weights, means_z, chol, std.location, std.scale)
         dist_kwargs = _OBSERVED_DIST
-        if sample_weight is not None:
+        if spec.noise is not None:
+            if sample_weight is not None:
+                raise ValueError(
+                    "sample_weight with a noise component (noise=True) is not supported: "
+                    "fit the replicated rows, or leave out one of the two"
+                )
+            noise = spec.noise
+            params = (
+                *params,
+                noise_weight,
+                np.log(noise.volume),
+                np.asarray(noise.lower),
+                np.asarray(noise.upper),
+            )
+            dist_kwargs = _NOISY_OBSERVED_DIST
+        elif sample_weight is not None:
             row_weight = pm.Data(
                 "sample_weight", np.asarray(sample_weight, dtype=np.float64), dims="obs"
             )
@@ -508,8 +614,25 @@ def build_model(
     return model
 
 
+def _noisy_weights(prior_z: MixturePrior | None, n_components: int):
+    """``weights`` (absolute) and ``noise_weight`` of a model with a noise component."""
+    conc = noise_concentration(
+        1.0 if prior_z is None else prior_z.weight_concentration, n_components
+    )
+    noise_weight = pm.Beta("noise_weight", alpha=conc[-1], beta=conc[:-1].sum())
+    if n_components == 1:
+        conditional = pt.ones(1)
+    else:
+        conditional = pm.Dirichlet("component_weights", a=conc[:-1], dims="component")
+    weights = pm.Deterministic("weights", (1.0 - noise_weight) * conditional, dims="component")
+    return weights, noise_weight
+
+
 def initial_point(
-    params: MixtureParams, model: pm.Model, spec: MixtureSpec
+    params: MixtureParams,
+    model: pm.Model,
+    spec: MixtureSpec,
+    noise_weight: float | None = None,
 ) -> dict[str, np.ndarray]:
     """Values of the free variables of ``model`` (from :func:`build_model`) at ``params``.
 
@@ -517,10 +640,13 @@ def initial_point(
     ----------
     params : MixtureParams
         A point on the user's scale, e.g. the MAP-EM estimate. In one dimension it
-        must be sorted by mean (:meth:`MixtureParams.sorted_by_mean`).
+        must be sorted by mean (:meth:`MixtureParams.sorted_by_mean`). With a noise
+        component its weights are the Gaussians' conditional weights.
     model : pymc.Model
     spec : MixtureSpec
         The spec the model was built from (for the standardisation).
+    noise_weight : float, optional
+        The noise weight, for a model with a noise component (required there).
 
     Returns
     -------
@@ -533,6 +659,12 @@ def initial_point(
     point = {"means_z": working.means}
     if "weights" in names:
         point["weights"] = working.weights
+    if "component_weights" in names:
+        point["component_weights"] = working.weights
+    if "noise_weight" in names:
+        if noise_weight is None:
+            raise ValueError("the model has a noise component: give initial_point a noise_weight")
+        point["noise_weight"] = np.asarray(noise_weight, dtype=np.float64)
     if "stds_z" in names:
         cov = structure.batched_full(working.covariances, params.n_components, params.n_features)
         stds = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
@@ -557,5 +689,7 @@ __all__ = [
     "inverse_wishart_logp",
     "mixture_logp",
     "mixture_random",
+    "noisy_mixture_logp",
+    "noisy_mixture_random",
     "weighted_mixture_logp",
 ]

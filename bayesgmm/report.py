@@ -311,12 +311,14 @@ def add_posterior_analysis(
         The :func:`map_vs_posterior` table.
     """
     posterior = bayes.idata_.posterior.to_dataset()
+    noise_weight = getattr(bayes, "map_noise_weight_", None)
     table = map_vs_posterior(
         posterior,
         bayes.map_,
         ci_prob=ci_prob,
         feature_names=feature_names,
         bootstrap=bootstrap,
+        noise_weight=noise_weight,
     )
     n_out = int((~table["map_in_interval"]).sum())
     report.heading("MAP versus posterior")
@@ -346,7 +348,12 @@ def add_posterior_analysis(
         lambda: plots.plot_density(
             X,
             grid,
-            marginal_density(grid, aligned.weights, aligned.means, aligned.full_covariances()),
+            marginal_density(
+                grid,
+                aligned.weights * (1.0 - (noise_weight or 0.0)),  # absolute, as the posterior's
+                aligned.means,
+                aligned.full_covariances(),
+            ),
             marginal_density_band(grid, posterior, ci_prob=ci_prob),
             feature_names=feature_names,
             ci_prob=ci_prob,

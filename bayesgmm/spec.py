@@ -20,6 +20,7 @@ import numpy as np
 
 from bayesgmm._validation import plain
 from bayesgmm.covariance import CovarianceStructure, get_structure
+from bayesgmm.noise import NoiseComponent
 from bayesgmm.params import MixtureParams
 from bayesgmm.priors import MixturePrior, resolve_prior, sample_moments
 
@@ -135,6 +136,8 @@ class MixtureSpec:
     prior : MixturePrior or None
         ``None``: flat (maximum likelihood).
     standardization : Standardization
+    noise : NoiseComponent or None
+        The uniform background component (:mod:`bayesgmm.noise`), if the model has one.
     """
 
     n_components: int
@@ -142,6 +145,7 @@ class MixtureSpec:
     n_features: int
     prior: MixturePrior | None
     standardization: Standardization = field(repr=False)
+    noise: NoiseComponent | None = field(default=None, repr=False)
 
     @classmethod
     def from_data(
@@ -153,6 +157,8 @@ class MixtureSpec:
         *,
         standardize: bool = True,
         moments: tuple[np.ndarray, np.ndarray] | None = None,
+        noise: bool = False,
+        noise_volume: float | None = None,
     ) -> MixtureSpec:
         """The spec of a model for validated data ``X`` (n_samples, n_features).
 
@@ -167,6 +173,11 @@ class MixtureSpec:
             Whether the PyMC model works on standardised data.
         moments : (mean (d,), covariance (d, d)), optional
             The data's moments, when they were computed elsewhere (out-of-core data).
+        noise : bool
+            Add a uniform background component (:class:`bayesgmm.noise.NoiseComponent`,
+            in-memory data only).
+        noise_volume : float, optional
+            Its hypervolume on the user's scale (default: the data's bounding box).
         """
         structure = get_structure(covariance_type)
         n_features = int(X.shape[1])
@@ -188,7 +199,8 @@ class MixtureSpec:
             standardization = Standardization.from_moments(mean, std, structure)
         else:
             standardization = Standardization.identity(n_features)
-        return cls(n_components, structure, n_features, resolved, standardization)
+        noise_component = NoiseComponent.from_data(X, noise_volume) if noise else None
+        return cls(n_components, structure, n_features, resolved, standardization, noise_component)
 
     @property
     def covariance_type(self) -> str:
@@ -197,15 +209,17 @@ class MixtureSpec:
 
     @property
     def n_parameters(self) -> int:
-        """Free parameters: weights, means and covariances (scikit-learn's count)."""
+        """Free parameters: weights, means and covariances (scikit-learn's count).
+
+        A noise component adds one weight (its volume is fixed, as in mclust).
+        """
         k, d = self.n_components, self.n_features
-        return self.structure.n_parameters(k, d) + k * d + k - 1
+        noise = 0 if self.noise is None else 1
+        return self.structure.n_parameters(k, d) + k * d + k - 1 + noise
 
     def with_prior(self, prior: MixturePrior | None) -> MixtureSpec:
         """The same spec under another (already resolved) prior."""
-        return MixtureSpec(
-            self.n_components, self.structure, self.n_features, prior, self.standardization
-        )
+        return replace(self, prior=prior)
 
     def map_prior(self) -> MixturePrior | None:
         """The prior MAP-EM can use: Dirichlet concentrations below one raised to one.

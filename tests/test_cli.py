@@ -303,6 +303,34 @@ def test_fit_map_prints_a_point_estimate_table_of_free_parameters(tmp_path, caps
     assert "covariances[1, c4, c4]" in saved.index and "means[0, c3]" in stdout
 
 
+def test_fit_noise_reports_the_noise_weight_and_predict_flags_outliers(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "outliers.csv"
+    clusters = np.vstack([rng.normal(0, 0.5, (40, 2)), rng.normal(3, 0.5, (40, 2))])
+    frame = pd.DataFrame(np.vstack([clusters, rng.uniform(-6, 9, (6, 2))]), columns=["a", "b"])
+    frame.to_csv(data, index=False)
+    out = tmp_path / "fit"
+    argv = ["fit", str(data), "--k", "2", "--method", "map", "--noise", "--quiet"]
+    assert cli.main([*argv, "--out", str(out)]) == 0
+    assert "noise_weight" in capsys.readouterr().out
+    saved = pd.read_csv(out / "summary.csv", index_col=0)
+    weights = saved.loc[saved["kind"] == "weights", "estimate"]
+    assert list(weights.index) == ["weights[0]", "weights[1]", "noise_weight"]
+    assert weights.sum() == pytest.approx(1.0)
+    params = json.loads((out / "params.json").read_text())
+    assert params["noise"]["map_weight"] == pytest.approx(weights["noise_weight"])
+    assert cli.main(["predict", str(out), str(data), "--out", str(tmp_path / "p")]) == 0
+    predictions = pd.read_csv(tmp_path / "p" / "predictions.csv", index_col=0)
+    total = predictions[["p0", "p1", "p_noise"]].sum(axis=1)
+    np.testing.assert_allclose(total, 1.0, atol=1e-12)
+    assert (predictions["component"].iloc[80:] == -1).sum() >= 4  # the far background
+    assert (predictions["component"].iloc[:80] == -1).sum() <= 1
+    np.testing.assert_array_equal(
+        predictions["component"] == -1,
+        predictions["p_noise"] > predictions[["p0", "p1"]].max(axis=1),
+    )
+
+
 @pytest.mark.slow
 def test_report_writes_markdown_and_html_with_figures(tmp_path):
     out = tmp_path / "rep"

@@ -119,6 +119,9 @@ class EMResult:
     degenerate : bool
         Whether a component is degenerate (:func:`degenerate_components`): set by
         :func:`fit_em` when every start ended degenerate.
+    noise_weight : float or None
+        Weight of the uniform noise component (:mod:`bayesgmm.em.noise`); ``None`` when
+        the model has none. ``params`` then hold the Gaussians' conditional weights.
     """
 
     params: MixtureParams
@@ -128,6 +131,7 @@ class EMResult:
     trace: np.ndarray
     n_reseeds: int = 0
     degenerate: bool = False
+    noise_weight: float | None = None
 
 
 def _reseed(
