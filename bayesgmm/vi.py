@@ -26,13 +26,15 @@ Why the defensive correction (measured on galaxies K=3 against NUTS 3 x 1000, fi
 numbers in ``reports/vi.md``). The two small components' variances (7 and 3 galaxies) have
 skewed, heavy-tailed posteriors in the unconstrained space; a Gaussian q is too narrow there
 (their sds 0.26-0.47 of NUTS's) whichever the family, start or iteration budget, and q's own
-k-hat is borderline (0.45-0.80). Reweighting q's own draws helps little (those sds reach
-0.36-0.75 of NUTS's) because q rarely visits the tail. A proposal that does visit it fixes
-both: the defensive mixture's ratios are at most twice q's, its wide half reaches the tail,
-and its k-hat is 0.33-0.51 with corrected sds 0.63-1.27 of NUTS's. The alternatives measured:
-q inflated 2x alone (ratios unbounded near the mode: k-hat 0.77-1.05 on faithful's 14
-dimensions), inflated 1.5x (k-hat low but sds still 0.51-0.78 on galaxies) and a multivariate
-Student-t with q's scale (nu 5 or 7: k-hat up to 0.80, sds 0.47-2.43 of NUTS's).
+k-hat is borderline (0.45-0.80). Reweighting q's own draws helps little (smallest sd ratio
+0.36-0.54) because q rarely visits the tail. A proposal that does visit it fixes both: the
+defensive mixture's ratios are at most twice q's, its wide half reaches the tail, its k-hat
+is 0.23-0.57 and the corrected sds are 0.51-1.13 of NUTS's (the low end is the sd of the
+3-galaxy variance, a heavy-tail statistic estimated from an ESS of ~200). The alternatives
+measured: q inflated 2x alone (ratios unbounded near the mode: k-hat 0.77-1.05 on
+faithful's 14 dimensions), inflated 1.5x (k-hat low but the smallest sd ratio 0.51-0.78 on
+galaxies) and a multivariate Student-t with q's scale (nu 5 or 7: k-hat up to 0.80, sds
+0.47-2.43 of NUTS's).
 A small correction k-hat does not vouch for regions neither q nor ``q_wide`` reaches (another
 mode of a multimodal posterior): the correction repairs the tails of the mode VI found.
 
