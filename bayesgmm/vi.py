@@ -1,6 +1,6 @@
 """Variational inference that says whether it worked: converging ADVI and the PSIS k-hat check.
 
-Three pure orchestration functions over a PyMC model (from :func:`bayesgmm.model.build_model`):
+Pure orchestration functions over a PyMC model (from :func:`bayesgmm.model.build_model`):
 
 * :func:`fit_vi` fits mean-field (``"advi"``) or full-rank (``"fullrank_advi"``) ADVI from a
   start point (the MAP) with a small initial spread for *both* families, Adam with a decaying
