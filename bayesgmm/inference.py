@@ -25,7 +25,8 @@ warm compilation cache; nutpie spends 12-48 s compiling with numba and 1-3 s sam
 Method ``"map"`` stores the MAP estimate as a single-draw posterior (1 chain x 1 draw)
 with its log-likelihood, so every posterior method also works for it; it has no
 ``sample_stats`` and :meth:`BayesianGaussianMixture.diagnose` refuses it. VI draws are
-independent and stored as one chain.
+independent and stored as one chain; they are q's draws importance-resampled from a
+defensive proposal when that correction's PSIS k-hat is < 0.7 (``bayesgmm.vi``).
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ from bayesgmm.weights import check_sample_weight, positive_rows, weighted_moment
 
 MINIBATCH_THRESHOLD = 20_000
 MINIBATCH_SIZE = 1_000
+#: Draws of the defensive proposal of the VI correction (at least ``draws``).
+PSIS_DRAWS = 4_000
 TARGET_ACCEPT = 0.9
 START_JITTER = 0.1
 #: Convergence of the MAP-EM start: tighter than GaussianMixture's default (1e-3 per sample),
@@ -432,7 +435,11 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         Most optimisation steps of ADVI / full-rank ADVI (:func:`bayesgmm.vi.fit_vi`): both
         start at the MAP with standard deviations 0.1 in the unconstrained space, Adam with a
         step decaying as 1/t, and stop when the windowed mean ELBO settles. Every VI fit is
-        then checked by the PSIS k-hat (``diagnose()``); a k-hat >= 0.7 warns: use NUTS.
+        then checked by the PSIS k-hat of q (``diagnose()``) and corrected: draws from a
+        defensive proposal (q and q widened 2x) reweighted by Pareto-smoothed importance
+        sampling and resampled become the posterior when their k-hat is < 0.7 (not for
+        minibatch fits); otherwise the posterior is q's draws, and a k-hat of q >= 0.7
+        warns: use NUTS.
     em_n_init : int, default=5
         EM restarts of the MAP-EM start (the best one is kept).
     batch_size : "auto", int or None, default="auto"
@@ -480,6 +487,14 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
     relabeling_ : RelabelingRecord
     approximation_ : pymc Approximation
         VI only.
+    vi_ : bayesgmm.vi.VIResult
+        VI only: the fit (ELBO trace, iterations, convergence).
+    psis_ : bayesgmm.vi.PSISResult
+        VI only: the PSIS check of q itself (Yao et al. 2018).
+    psis_correction_ : bayesgmm.vi.PSISResult or None
+        VI only: PSIS from the defensive proposal; when its k-hat is < 0.7 the posterior
+        draws are its resampled draws (``idata_.posterior.attrs["vi_draws"] == "psis"``,
+        otherwise ``"q"``). ``None`` for minibatch fits.
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Only when ``X`` had string column names.
@@ -720,7 +735,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
                 batch_size=batch_size,
                 random_seed=int(seed),
             )
-        from bayesgmm.vi import fit_vi, psis_khat, psis_khat_subsample
+        from bayesgmm.vi import fit_vi, psis_khat, psis_khat_subsample, psis_posterior
 
         with _pymc_log_level(self.progressbar):  # PyMC logs "Interrupted at ..." on stopping
             result = fit_vi(
@@ -741,9 +756,20 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
                 UserWarning,
                 stacklevel=3,
             )
+        self.psis_correction_ = None
         if batch_size is None:
             self.psis_ = psis_khat(fit_model, result.approximation, random_seed=int(seed) + 1)
+            # the correction: PSIS from the defensive proposal (q and q widened), whose
+            # resampled draws replace q's when its k-hat < 0.7 (bayesgmm.vi, reports/vi.md)
+            self.psis_correction_ = psis_khat(
+                fit_model,
+                result.approximation,
+                n_draws=max(PSIS_DRAWS, self.draws),
+                random_seed=int(seed) + 2,
+                proposal="defensive",
+            )
         else:
+            # a subsample's weights estimate the subsample posterior: no correction
             self.psis_ = psis_khat_subsample(
                 X,
                 self.spec_,
@@ -751,9 +777,18 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
                 random_seed=int(seed) + 1,
                 covariance_prior_family=self.covariance_prior_family,
             )
+        correction = self.psis_correction_
+        if correction is not None and correction.reliable:
+            idata = psis_posterior(
+                fit_model, result.approximation, correction, self.draws, random_seed=int(seed)
+            )
+            idata["posterior"].attrs["vi_draws"] = "psis"
+            return idata
         if not self.psis_.reliable:
             warnings.warn(self.psis_.message, UserWarning, stacklevel=3)
-        return result.approximation.sample(self.draws, random_seed=int(seed))
+        idata = result.approximation.sample(self.draws, random_seed=int(seed))
+        idata["posterior"].attrs["vi_draws"] = "q"
+        return idata
 
     def _initial_point(self, params: MixtureParams, model: pm.Model) -> dict[str, np.ndarray]:
         """:func:`~bayesgmm.model.initial_point`, at the MAP noise weight if there is noise."""
@@ -916,7 +951,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         if self.method_ in ("advi", "fullrank_advi"):
             from bayesgmm.vi import VIDiagnostics
 
-            return VIDiagnostics.from_results(self.vi_, self.psis_)
+            return VIDiagnostics.from_results(self.vi_, self.psis_, self.psis_correction_)
         if self.method_ != "nuts":
             raise ValueError(
                 f"diagnose() needs posterior draws, but the model was fitted with "

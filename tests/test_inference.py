@@ -466,6 +466,11 @@ def test_fullrank_advi_is_checked_by_psis(faithful):
     assert diag.method == "fullrank_advi" and diag.converged
     assert diag.khat < 0.7 and diag.ok, str(diag)
     assert str(diag).startswith("Variational diagnostics (fullrank_advi): OK")
+    # the draws are the PSIS-corrected ones (defensive proposal, k-hat < 0.7), and say so
+    assert diag.posterior == "psis" and diag.correction_khat < 0.7, str(diag)
+    assert fit.psis_correction_.proposal == "defensive" and "correction" in str(diag)
+    assert fit.idata_["posterior"].attrs["vi_draws"] == "psis"
+    assert fit.idata_["posterior"].sizes["draw"] == 500
     # converged full-rank ADVI sits on the MAP-EM solution (272 points: posterior ~ mode)
     means = fit.idata_["posterior"]["means"].mean(("chain", "draw")).values
     assert np.all(np.abs(means - fit.map_.means) <= 0.1 * faithful.std(axis=0)), means
