@@ -431,7 +431,7 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
         summary = bayes.summary(ci_prob=args.ci_prob, feature_names=data.feature_names)
         summary.to_csv(tmp / "summary.csv")
         shown = readable_summary(summary)
-        diagnostics = bayes.diagnose() if args.method == "nuts" else None
+        diagnostics = bayes.diagnose() if args.method != "map" else None
         verdict = _verdict(args.method, diagnostics)
         text = [f"# {data.name}: K={k} {cov}, {args.method}", "", verdict, ""]
         if data.scaling is not None:
@@ -506,6 +506,18 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
 
 def _verdict(method: str, diagnostics) -> str:
     """The first thing ``fit`` prints: whether the result can be trusted, and what to do."""
+    if method not in ("map", "nuts") and diagnostics is not None:
+        checked = "PSIS-corrected draws" if diagnostics.posterior == "psis" else "draws of q"
+        if diagnostics.ok:
+            return (
+                f"Verdict: variational approximation ({method}) passed its checks (ELBO "
+                f"converged, PSIS k-hat of the {checked} below 0.7); intervals are usable, "
+                "confirm with --method nuts for final results."
+            )
+        return (
+            f"Verdict: variational approximation ({method}) failed its checks (see below): "
+            "do not rely on its intervals; use --method nuts."
+        )
     if diagnostics is not None:
         return diagnostics.verdict
     if method == "map":
