@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from bayesgmm.missing import MISSING_REMEDY, check_missing_layout
+
 
 def _column_names(X) -> list[str] | None:
     if isinstance(X, pd.DataFrame):
@@ -33,6 +35,7 @@ def check_data(
     n_components: int | None = None,
     check_constant: bool = True,
     keep_float32: bool = False,
+    allow_nan: bool = False,
 ) -> np.ndarray:
     """Validate data and return it as a float64 array of shape (n_samples, n_features).
 
@@ -54,6 +57,10 @@ def check_data(
     keep_float32 : bool
         Return a float32 array as it is (no copy) instead of converting it; EM's kernels
         read float32 and compute in float64.
+    allow_nan : bool
+        Accept NaN as a missing entry (``missing="marginalize"``); infinity stays an error,
+        and so does a row or a column with every entry missing
+        (:func:`bayesgmm.missing.check_missing_layout`).
 
     Returns
     -------
@@ -130,27 +137,35 @@ def check_data(
         )
     finite = np.isfinite(array)
     if not finite.all():
-        cols = sorted(set(np.nonzero(~finite)[1].tolist()))
-        kinds = "NaN" if np.isnan(array).any() else "infinity"
-        if np.isnan(array).any() and np.isinf(array).any():
-            kinds = "NaN and infinity"
-        where = ", ".join(_describe(j, names) for j in cols[:5])
-        raise ValueError(
-            f"Input {name} contains {kinds} in {int((~finite).sum())} cell(s), in {where}: "
-            "drop or impute those rows first"
-        )
+        bad = np.isinf(array) if allow_nan else ~finite
+        if bad.any():
+            cols = sorted(set(np.nonzero(bad)[1].tolist()))
+            has_nan = not allow_nan and bool(np.isnan(array).any())
+            kinds = {
+                (True, True): "NaN and infinity",
+                (True, False): "NaN",
+                (False, True): "infinity",
+            }[(has_nan, bool(np.isinf(array).any()))]
+            remedy = MISSING_REMEDY if has_nan else "drop or impute those rows first"
+            where = ", ".join(_describe(j, names) for j in cols[:5])
+            raise ValueError(
+                f"Input {name} contains {kinds} in {int(bad.sum())} cell(s), in {where}: {remedy}"
+            )
+        check_missing_layout(array, name, names)
     if n_components is not None and n_components > n_samples:
         raise ValueError(
             f"n_components={n_components} must be <= n_samples={n_samples}: a mixture needs at "
             "least one sample per component; decrease n_components"
         )
     if check_constant and n_samples > 1:
-        constant = np.flatnonzero(np.ptp(array, axis=0) == 0)
+        with np.errstate(invalid="ignore"):
+            spread = np.nanmax(array, axis=0) - np.nanmin(array, axis=0)
+        constant = np.flatnonzero(spread == 0)
         if constant.size:
             where = ", ".join(_describe(int(j), names) for j in constant[:5])
             raise ValueError(
                 f"{name} has constant {where} (every value equals "
-                f"{plain(array[0, constant[0]])}): "
+                f"{plain(np.nanmax(array[:, constant[0]]))}): "
                 "its variance is zero, so no Gaussian density fits it; drop that column"
             )
     return array

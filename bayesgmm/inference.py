@@ -54,6 +54,7 @@ from bayesgmm._validation import check_data, check_positive_int, check_random_st
 from bayesgmm.analysis import parameter_draws, point_estimate_table, posterior_summary
 from bayesgmm.covariance import CovarianceType, covariance_types
 from bayesgmm.diagnostics import diagnose
+from bayesgmm.missing import MISSING_OPTIONS
 from bayesgmm.mixture import GaussianMixture
 from bayesgmm.model import (
     COVARIANCE_PRIOR_FAMILIES,
@@ -324,6 +325,11 @@ PARAMETER_CONSTRAINTS: dict[str, tuple[Callable[[object], bool], str]] = {
         "None (fresh entropy) or an int >= 0 (the same int gives identical draws)",
     ),
     "progressbar": (_is_bool, "True or False"),
+    "missing": (
+        _one_of(MISSING_OPTIONS),
+        _choices(MISSING_OPTIONS) + " ('marginalize': NaN entries are marginalised, missing "
+        "at random)",
+    ),
 }
 
 #: Keys of ``sampler_kwargs`` that a constructor setting owns (``None``: fixed by the estimator).
@@ -404,6 +410,17 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         The one seed (EM start, jitter, sampler, predictive draws): the same int gives
         identical draws.
     progressbar : bool, default=True
+    missing : {"error", "marginalize"}, default="error"
+        Missing entries (NaN): ``"error"`` refuses them; ``"marginalize"`` treats them as
+        missing at random. The MAP start is then EM on the observed-data likelihood
+        (:class:`GaussianMixture` with ``missing="marginalize"``), the PyMC model's
+        likelihood is the marginal density of each row's observed coordinates (grouped by
+        missingness pattern, :class:`bayesgmm.model.MarginalMixtureLogp`), so
+        ``log_likelihood`` keeps one term per row (LOO works as usual), and
+        :meth:`predict`, :meth:`predict_proba`, :meth:`responsibilities` and
+        :meth:`score_samples` accept rows with NaN (marginal densities).
+        ``posterior_predictive`` draws complete rows; :meth:`impute` draws the missing
+        entries given the observed ones. Minibatch VI is not available with NaN.
 
     Attributes
     ----------
@@ -449,6 +466,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         sampler_kwargs: dict | None = None,
         random_state: int | None = None,
         progressbar: bool = True,
+        missing: Literal["error", "marginalize"] = "error",
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -469,6 +487,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         self.sampler_kwargs = sampler_kwargs
         self.random_state = random_state
         self.progressbar = progressbar
+        self.missing = missing
 
     def _validate_params(self) -> None:
         """Check every setting against :data:`PARAMETER_CONSTRAINTS`, then their combinations."""
@@ -527,8 +546,14 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         """
         self._validate_params()
         check_random_state(self.random_state)
-        data = check_data(X, allow_1d=True, n_components=self.n_components)
-        validate_data(self, X if np.ndim(X) == 2 else data, dtype=np.float64)
+        allow_nan = self.missing == "marginalize"
+        data = check_data(X, allow_1d=True, n_components=self.n_components, allow_nan=allow_nan)
+        validate_data(
+            self,
+            X if np.ndim(X) == 2 else data,
+            dtype=np.float64,
+            ensure_all_finite="allow-nan" if allow_nan else True,
+        )
         n_features = data.shape[1]
         spec = MixtureSpec.from_data(data, self.n_components, self.covariance_type, self.prior)
         check_model_options(spec.structure, self.covariance_prior_family, n_features)
@@ -545,6 +570,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             tol=EM_TOL,
             max_iter=EM_MAX_ITER,
             random_state=self.random_state,
+            missing=self.missing,
         )._fit_spec(data, map_spec)
         params = self.em_.params_
         self.map_ = params.sorted_by_mean() if n_features == 1 else params
@@ -707,8 +733,21 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         self._check_fitted()
         if X is None:
             return self._X
-        data = check_data(X, allow_1d=self.n_features_in_ == 1, min_samples=1, check_constant=False)
-        validate_data(self, X if np.ndim(X) == 2 else data, dtype=np.float64, reset=False)
+        allow_nan = self.missing == "marginalize"
+        data = check_data(
+            X,
+            allow_1d=self.n_features_in_ == 1,
+            min_samples=1,
+            check_constant=False,
+            allow_nan=allow_nan,
+        )
+        validate_data(
+            self,
+            X if np.ndim(X) == 2 else data,
+            dtype=np.float64,
+            reset=False,
+            ensure_all_finite="allow-nan" if allow_nan else True,
+        )
         return data
 
     def summary(

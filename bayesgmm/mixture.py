@@ -34,6 +34,7 @@ from bayesgmm.em.fit import (
     warn_if_not_converged,
 )
 from bayesgmm.em.steps import e_step
+from bayesgmm.missing import check_missing_option, has_missing
 from bayesgmm.params import MixtureParams
 from bayesgmm.posterior import sample_mixture
 from bayesgmm.priors import MixturePrior
@@ -82,6 +83,17 @@ default="hierarchical"
         Precisions in scikit-learn's layout for ``covariance_type``.
     random_state : int, numpy Generator or None, default=None
         Seed of the initialisation and of :meth:`sample`.
+    missing : {"error", "marginalize"}, default="error"
+        What to do with missing entries (NaN). ``"error"`` refuses them. ``"marginalize"``
+        treats them as missing at random: EM maximises the observed-data likelihood
+        (Ghahramani & Jordan 1994, :mod:`bayesgmm.em.missing`): the E-step uses the
+        marginal Gaussian of each row's observed coordinates, the M-step the conditional
+        expectations of the missing ones; every start is initialised on the mean-imputed
+        data. ``lower_bound_``, :meth:`score` and :meth:`score_samples` are then
+        observed-data log-likelihoods, and :meth:`predict`, :meth:`predict_proba`,
+        :meth:`score_samples` and :meth:`impute` accept rows with NaN. A row or a column
+        with every entry missing is an error, and so is infinity. Data without NaN give
+        exactly the fit of ``"error"``. Not available for Dask / chunked input.
 
     Attributes
     ----------
@@ -131,6 +143,7 @@ default="hierarchical"
         means_init: np.ndarray | None = None,
         precisions_init: np.ndarray | None = None,
         random_state: int | np.random.Generator | None = None,
+        missing: str = "error",
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -145,11 +158,13 @@ default="hierarchical"
         self.means_init = means_init
         self.precisions_init = precisions_init
         self.random_state = random_state
+        self.missing = missing
 
     def _options(self) -> EMOptions:
         """The EM settings as one validated record (raises naming a bad setting)."""
         check_positive_int(self.n_components, "n_components")
         get_structure(self.covariance_type)
+        check_missing_option(self.missing)
         return EMOptions(
             tol=self.tol,
             reg_covar=self.reg_covar,
@@ -191,6 +206,12 @@ default="hierarchical"
         return self
 
     def _fit_chunked(self, X) -> None:
+        if self.missing != "error":
+            raise ValueError(
+                f"missing={self.missing!r} is not supported for Dask or chunked input (EM with "
+                "missing entries runs in memory): pass a NumPy array, or drop or impute the "
+                "rows with NaN"
+            )
         if X.ndim != 2:
             raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
         options = self._options()
@@ -239,15 +260,31 @@ default="hierarchical"
             n_components=self.n_components,
             check_constant=self.prior is None,
             keep_float32=True,
+            allow_nan=self._allow_nan(),
         )
-        validate_data(self, X, dtype=[np.float64, np.float32])
+        validate_data(self, X, dtype=[np.float64, np.float32], ensure_all_finite=self._finite())
         spec = MixtureSpec.from_data(
             data, self.n_components, self.covariance_type, self.prior, standardize=False
         )
         result = fit_em(data, spec, options, random_state=self.random_state)
         self._store(result, spec)
-        log_resp, _ = e_step(data, self.params_)
+        log_resp, _ = self._e_step(data)
         return log_resp.argmax(axis=1)
+
+    def _allow_nan(self) -> bool:
+        return check_missing_option(self.missing) == "marginalize"
+
+    def _finite(self) -> bool | str:
+        """scikit-learn's ``ensure_all_finite`` for this estimator's ``missing`` setting."""
+        return "allow-nan" if self._allow_nan() else True
+
+    def _e_step(self, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Log-responsibilities and per-row log-likelihood; marginal ones for rows with NaN."""
+        if has_missing(data):
+            from bayesgmm.em.missing import e_step_missing
+
+            return e_step_missing(data, self.params_)
+        return e_step(data, self.params_)
 
     def _fit_spec(self, X: np.ndarray, spec: MixtureSpec) -> GaussianMixture:
         """Fit validated data under a prepared spec (used by the Bayesian estimator's start)."""
@@ -277,8 +314,8 @@ default="hierarchical"
 
     def _validate_predict_data(self, X) -> np.ndarray:
         check_is_fitted(self)
-        data = check_data(X, min_samples=1, check_constant=False)
-        validate_data(self, X, dtype=np.float64, reset=False)
+        data = check_data(X, min_samples=1, check_constant=False, allow_nan=self._allow_nan())
+        validate_data(self, X, dtype=np.float64, reset=False, ensure_all_finite=self._finite())
         return data
 
     def _per_sample(self, X, fn):
@@ -307,9 +344,11 @@ default="hierarchical"
         """Log density ``log p(x_n)`` of every sample, shape (n_samples,).
 
         Always finite: a sample so far from every component that its log-density
-        underflows gets :data:`bayesgmm.em.steps.LOG_DENSITY_FLOOR` (``-1e300``).
+        underflows gets :data:`bayesgmm.em.steps.LOG_DENSITY_FLOOR` (``-1e300``). With
+        ``missing="marginalize"``, a row with NaN gets the log-density of its observed
+        coordinates (the marginal mixture).
         """
-        return self._per_sample(X, lambda data: e_step(data, self.params_)[1])
+        return self._per_sample(X, lambda data: self._e_step(data)[1])
 
     def score(self, X, y=None) -> float:
         """Mean log-likelihood per sample."""
@@ -321,11 +360,37 @@ default="hierarchical"
         Computed in log space; a sample whose log-densities all underflow belongs wholly to
         the nearest component in Mahalanobis distance.
         """
-        return self._per_sample(X, lambda data: np.exp(e_step(data, self.params_)[0]))
+        return self._per_sample(X, lambda data: np.exp(self._e_step(data)[0]))
 
     def predict(self, X) -> np.ndarray:
         """Most probable component of every sample, shape (n_samples,)."""
-        return self._per_sample(X, lambda data: e_step(data, self.params_)[0].argmax(axis=1))
+        return self._per_sample(X, lambda data: self._e_step(data)[0].argmax(axis=1))
+
+    def impute(self, X) -> np.ndarray:
+        """Missing entries replaced by their conditional mean given the observed ones.
+
+        ``E[x_m | x_o] = sum_k p(k | x_o) (mu_k[m] + Sigma_k[m, o] Sigma_k[o, o]^-1
+        (x_o - mu_k[o]))`` under the fitted mixture (``missing="marginalize"``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            NaN marks a missing entry.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+            ``X`` with its NaN entries filled; observed entries unchanged.
+        """
+        if check_missing_option(self.missing) != "marginalize":
+            raise ValueError('impute() needs a model fitted with missing="marginalize"')
+        data = self._validate_predict_data(X)
+        if not has_missing(data):
+            return data
+        from bayesgmm.em.missing import conditional_mean_imputation
+
+        filled = conditional_mean_imputation(data, self.params_)
+        return np.where(np.isnan(data), filled, data)
 
     def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw samples from the fitted mixture.
@@ -369,13 +434,13 @@ default="hierarchical"
         the BIC scale: lower is better). It penalises components that overlap.
         """
         data = self._validate_predict_data(X)
-        log_resp = e_step(data, self.params_)[0]
+        log_resp = self._e_step(data)[0]
         entropy = -np.sum(np.exp(log_resp) * np.where(np.isfinite(log_resp), log_resp, 0.0))
         return float(self.bic(data) + 2.0 * entropy)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
+        tags.input_tags.allow_nan = self.missing == "marginalize"
         return tags
 
 

@@ -35,7 +35,8 @@ Variables (named dims ``component``, ``feature``, ``feature_bis``, ``obs``)
         covariance type.
     ``X`` (obs, feature)
         Observed; ``log p(x_n) = logsumexp_k(log w_k + log N(x_n | mu_k, Sigma_k))``,
-        one term per observation.
+        one term per observation (with missing entries, the marginal density of the
+        row's observed coordinates: :class:`MarginalMixtureLogp`).
 
 The Inverse-Wishart variable is a :class:`pymc.CustomDist` whose density is with
 respect to the matrix itself; the sampler moves in the unconstrained space of
@@ -54,6 +55,7 @@ from pymc.logprob.transforms import Transform
 from scipy import stats
 
 from bayesgmm.covariance import CovarianceStructure
+from bayesgmm.missing import MissingPatterns, has_missing
 from bayesgmm.params import MixtureParams
 from bayesgmm.posterior import sample_mixture
 from bayesgmm.priors import MixturePrior
@@ -210,6 +212,50 @@ def mixture_logp(value, weights, means, chol, location, scale):
     log_component = -0.5 * d * np.log(2.0 * np.pi) - half_logdet - 0.5 * pt.sqr(whitened).sum(-1)
     log_joint = pt.log(weights) + log_component
     return pt.logsumexp(log_joint, axis=-1) - pt.log(scale).sum(axis=-1)
+
+
+class MarginalMixtureLogp:
+    """:func:`mixture_logp` of rows with missing entries: each row's observed coordinates.
+
+    ``log p(x_n,o) = logsumexp_k(log w_k + log N(x_o | mu_k[o], Sigma_k[o, o]))
+    - sum_{j in o} log scale_j``. Rows are grouped by missingness pattern (fixed when the
+    model is built): one vectorised :func:`mixture_logp` per pattern on the observed
+    sub-vector of the means and the Cholesky factor of the observed sub-matrix of the
+    covariances; the terms are put back in row order, one per observation (what
+    ``compute_log_likelihood`` and LOO read). The missing entries of ``value`` are never
+    read.
+
+    Parameters
+    ----------
+    patterns : MissingPatterns
+        The missingness patterns of the observed data.
+    """
+
+    def __init__(self, patterns: MissingPatterns) -> None:
+        self.patterns = patterns
+        self.row_order = np.argsort(np.concatenate(patterns.rows), kind="stable")
+
+    def __call__(self, value, weights, means, chol, location, scale):
+        """Log-density of each observation (tensor of shape (n_samples,))."""
+        covariances = chol @ chol.mT
+        terms = []
+        for rows, observed in self.patterns:
+            obs = np.flatnonzero(observed)
+            if obs.size == observed.size:
+                sub_chol = chol
+            else:
+                sub_chol = pt.linalg.cholesky(covariances[..., obs[:, None], obs])
+            terms.append(
+                mixture_logp(
+                    value[rows][:, obs],
+                    weights,
+                    means[..., obs],
+                    sub_chol,
+                    location[..., obs],
+                    scale[..., obs],
+                )
+            )
+        return pt.concatenate(terms)[self.row_order]
 
 
 def mixture_random(weights, means, chol, location, scale, rng=None, size=None):
@@ -380,7 +426,12 @@ def build_model(
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
-        Validated data on the user's scale.
+        Validated data on the user's scale. NaN entries are missing values (missing at
+        random): each row's likelihood is then the marginal density of its observed
+        coordinates (:class:`MarginalMixtureLogp`, grouped by missingness pattern), and
+        the observed variable ``X`` holds the feature's location in place of each NaN
+        (never read by the density; a NaN would make PyMC impute it as a free variable).
+        Minibatches (``batch_size``) are not available with missing entries.
     spec : MixtureSpec
         K, the covariance structure, the prior (``None`` puts improper flat priors on
         means and covariances and a uniform Dirichlet on the weights: the posterior mode
@@ -416,6 +467,15 @@ def build_model(
         raise ValueError("covariance_prior_family='lkj' needs a prior ('default' or MixturePrior)")
     std = spec.standardization
     prior_z = spec.working_prior
+    logp = mixture_logp
+    if has_missing(X):
+        if batch_size is not None:
+            raise ValueError(
+                "minibatch variational inference (batch_size) does not support missing "
+                "entries (NaN): set batch_size=None, or drop or impute the rows with NaN"
+            )
+        logp = MarginalMixtureLogp(MissingPatterns.from_data(X))
+        X = np.where(np.isnan(X), std.location, X)
     coords = {
         "component": np.arange(n_components),
         "feature": np.arange(n_features),
@@ -460,7 +520,7 @@ def build_model(
         )
         params = (weights, means_z, chol, std.location, std.scale)
         dist_kwargs = {
-            "logp": mixture_logp,
+            "logp": logp,
             "random": mixture_random,
             "signature": "(k),(k,d),(k,d,d),(d),(d)->(d)",
         }
@@ -511,6 +571,7 @@ __all__ = [
     "COVARIANCE_PRIOR_FAMILIES",
     "OBSERVED",
     "CovariancePriorFamily",
+    "MarginalMixtureLogp",
     "OrderedComponents",
     "SPDCholeskyTransform",
     "build_model",

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bayesgmm.missing import MissingPatterns, has_missing
+
 if TYPE_CHECKING:
     import xarray as xr
 
@@ -43,6 +45,9 @@ def log_joint_densities(
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
+        NaN marks a missing entry (``missing="marginalize"``): such a row gets the
+        marginal density of its observed coordinates, ``N(x_o | mu_k[o], Sigma_k[o, o])``
+        (rows grouped by missingness pattern). No row may be entirely missing.
     weights : ndarray of shape (..., n_components)
         ``(n_draws, n_components)`` for posterior draws; a zero weight gives ``-inf``.
     means : ndarray of shape (..., n_components, n_features)
@@ -56,6 +61,19 @@ def log_joint_densities(
     """
     X = np.asarray(X, dtype=np.float64)
     means = np.asarray(means, dtype=np.float64)
+    if has_missing(X):
+        covariances = np.asarray(covariances, dtype=np.float64)
+        patterns = MissingPatterns.from_data(X)
+        out = np.empty((*np.shape(weights)[:-1], X.shape[0], np.shape(weights)[-1]))
+        for rows, observed in patterns:
+            obs = np.flatnonzero(observed)
+            out[..., rows, :] = log_joint_densities(
+                X[np.ix_(rows, obs)],
+                weights,
+                means[..., obs],
+                covariances[..., obs[:, None], obs],
+            )
+        return out
     d = X.shape[-1]
     chol_inv = np.linalg.inv(np.linalg.cholesky(covariances))
     half_logdet = -np.log(np.diagonal(chol_inv, axis1=-2, axis2=-1)).sum(-1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -23,6 +24,7 @@ from bayesgmm.em.steps import (
     sufficient_statistics,
 )
 from bayesgmm.exceptions import DegenerateFitWarning, NumericalError, SingularCovarianceError
+from bayesgmm.missing import MissingPatterns, has_missing, mean_imputed
 from bayesgmm.params import MixtureParams
 from bayesgmm.priors import MixturePrior, sample_moments
 from bayesgmm.spec import EMOptions, MixtureSpec, Standardization
@@ -415,7 +417,10 @@ def fit_em(
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
-        Validated, finite data.
+        Validated data: finite, or with NaN marking missing entries (missing at random;
+        no row or column entirely missing). With NaN, EM maximises the observed-data
+        likelihood (:mod:`bayesgmm.em.missing`): every start is initialised on the
+        mean-imputed data, then iterates on the observed entries only.
     spec : MixtureSpec
         K, the covariance structure and the prior (``None``: maximum likelihood).
     options : EMOptions, optional
@@ -445,9 +450,19 @@ def fit_em(
     working_spec = replace(spec, prior=spec.working_prior_for(scaling))
     working_options = options_to_working(options, scaling, spec)
     Z = scaling.to_working(X)
+    # missing entries (NaN): EM on the observed-data likelihood, started (and checked for
+    # degeneracy) on the mean-imputed data; complete data take the fused kernels
+    run, Z_complete, log_jacobian = run_em, Z, scaling.log_jacobian
+    if has_missing(Z):
+        from bayesgmm.em.missing import run_em_missing
+
+        patterns = MissingPatterns.from_data(Z)
+        run = partial(run_em_missing, patterns=patterns)
+        Z_complete = mean_imputed(Z)
+        log_jacobian = float((patterns.row_mask() @ np.log(scaling.scale)).mean())
     rng = np.random.default_rng(random_state)
     best: EMResult | None = None
-    data_covariance = sample_moments(Z)[1]
+    data_covariance = sample_moments(Z_complete)[1]
     fallback: EMResult | None = None
     error: SingularCovarianceError | None = None
     start_options = working_options
@@ -458,12 +473,12 @@ def fit_em(
     for attempt in range(2 * n_starts):
         if attempt >= n_starts and best is not None:
             break
-        start = initial_params(Z, working_spec, start_options, rng)
+        start = initial_params(Z_complete, working_spec, start_options, rng)
         start_options = replace(
             working_options, init_params=later_starts(options.init_params, attempt + 1)
         )
         try:
-            result = run_em(
+            result = run(
                 Z,
                 start,
                 prior=working_spec.prior,
@@ -475,7 +490,10 @@ def fit_em(
         except SingularCovarianceError as err:
             error = err
             continue
-        if spec.prior is None and degenerate_components(result.params, Z, data_covariance).any():
+        if (
+            spec.prior is None
+            and degenerate_components(result.params, Z_complete, data_covariance).any()
+        ):
             if fallback is None or result.lower_bound > fallback.lower_bound:
                 fallback = replace(result, degenerate=True)
         elif best is None or result.lower_bound > best.lower_bound:
@@ -490,7 +508,9 @@ def fit_em(
             f"{X.shape}: the data are degenerate for K={spec.n_components}; fit with a "
             "prior (prior='default'), increase reg_covar or decrease n_components"
         )
-    result = result_to_user(best, scaling, spec, working_spec, X.shape[0])
+    result = result_to_user(
+        best, scaling, spec, working_spec, X.shape[0], log_jacobian=log_jacobian
+    )
     if spec.prior is None:
         warn_if_degenerate(best.params, options.reg_covar)
     if warn_not_converged:
@@ -530,13 +550,17 @@ def result_to_user(
     spec: MixtureSpec,
     working_spec: MixtureSpec,
     n_samples: int,
+    *,
+    log_jacobian: float | None = None,
 ) -> EMResult:
     """Map a working-scale result back to the data's scale (parameters and objective).
 
     ``working_spec`` is ``spec`` with its prior mapped to the working scale.
 
-    The per-sample log-likelihood shifts by ``-sum(log scale)``; the log prior by the
-    log-Jacobian of the (affine) parameter map, a constant computed at the final parameters.
+    The per-sample log-likelihood shifts by ``-sum(log scale)`` (or by ``-log_jacobian``
+    when given: the mean over rows of ``sum(log scale)`` over each row's observed features,
+    for data with missing entries); the log prior by the log-Jacobian of the (affine)
+    parameter map, a constant computed at the final parameters.
     """
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         try:
@@ -551,7 +575,7 @@ def result_to_user(
             f"(feature standard deviations from {low:.3g} to {peak:.3g}): rescale the data, "
             "for example to unit standard deviation, before fitting"
         )
-    shift = -scaling.log_jacobian
+    shift = -(scaling.log_jacobian if log_jacobian is None else log_jacobian)
     if spec.prior is not None:
         shift += (
             spec.prior.log_density(params) - working_spec.prior.log_density(result.params)
