@@ -54,7 +54,7 @@ from bayesgmm._validation import check_data, check_positive_int, check_random_st
 from bayesgmm.analysis import parameter_draws, point_estimate_table, posterior_summary
 from bayesgmm.covariance import CovarianceType, covariance_types
 from bayesgmm.diagnostics import diagnose
-from bayesgmm.missing import MISSING_OPTIONS
+from bayesgmm.missing import MISSING_OPTIONS, has_missing
 from bayesgmm.mixture import GaussianMixture
 from bayesgmm.model import (
     COVARIANCE_PRIOR_FAMILIES,
@@ -708,13 +708,16 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             # The observed variable's random function is NumPy code (mixture_random);
             # PyTensor's numba backend says it runs it in object mode, which is expected.
             warnings.filterwarnings("ignore", message="Numba will use object mode")
-            return pm.sample_posterior_predictive(
+            tree = pm.sample_posterior_predictive(
                 tree,
                 model=self.model_,
                 extend_inferencedata=True,
                 random_seed=int(seed),
                 progressbar=False,
             )
+        if has_missing(self._X):  # PyMC wrote the model's values, NaN entries filled in
+            tree["observed_data"] = xr.DataTree(groups["observed_data"])
+        return tree
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "idata_"):
