@@ -68,6 +68,7 @@ from bayesgmm.params import MixtureParams
 from bayesgmm.partitions import Loss, PartitionSummary, summarize_partitions
 from bayesgmm.posterior import (
     equal_tailed_interval,
+    impute_draws,
     log_joint_densities,
     log_mixture_density,
     responsibilities,
@@ -961,6 +962,49 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
     def score(self, X, y=None) -> float:
         """Mean log posterior predictive density per sample."""
         return float(self.score_samples(X).mean())
+
+    def impute(
+        self, X=None, *, n_draws: int = 100, random_state: int | None = None
+    ) -> xr.DataArray:
+        """Multiple imputation: draws of the missing entries given the observed ones.
+
+        One completed data set per posterior draw (a seeded random subset of
+        ``n_draws``): a component from the draw's responsibilities given the row's observed
+        coordinates, then the missing coordinates from that component's Gaussian
+        conditional (:func:`bayesgmm.posterior.impute_draws`). Needs
+        ``missing="marginalize"``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), optional
+            Rows with NaN; by default the training data.
+        n_draws : int, default=100
+        random_state : int, optional
+            Seed of the subset of draws and of the imputations; ``None`` uses the
+            estimator's ``random_state``.
+
+        Returns
+        -------
+        DataArray of dims (draw, obs, feature)
+            Observed entries repeated; missing ones drawn.
+        """
+        if self.missing != "marginalize":
+            raise ValueError('impute() needs a model fitted with missing="marginalize"')
+        X = self._data(X)
+        n_draws = check_positive_int(n_draws, "n_draws")
+        rng = np.random.default_rng(self.random_state if random_state is None else random_state)
+        weights, means, covs = stack_draws(
+            self.idata_["posterior"].to_dataset(),
+            max_draws=n_draws,
+            random_state=int(rng.integers(2**31 - 1)),
+        )
+        completed = impute_draws(X, weights, means, covs, rng)
+        return xr.DataArray(
+            completed,
+            dims=("draw", "obs", "feature"),
+            coords={"obs": np.arange(len(X)), "feature": np.arange(self.n_features_in_)},
+            name="imputed",
+        )
 
     def sample(self, n_samples: int = 1, random_state=None) -> tuple[np.ndarray, np.ndarray]:
         """Draw from the posterior predictive distribution.

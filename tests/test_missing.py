@@ -19,7 +19,7 @@ from bayesgmm.em.missing import e_step_missing, marginal_log_gaussian_prob
 from bayesgmm.missing import MissingPatterns, nan_moments
 from bayesgmm.model import build_model, initial_point
 from bayesgmm.params import MixtureParams
-from bayesgmm.posterior import log_mixture_density, stack_draws
+from bayesgmm.posterior import impute_draws, log_mixture_density, stack_draws
 from bayesgmm.spec import MixtureSpec, Standardization
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
@@ -237,6 +237,39 @@ def test_nan_aware_standardisation_and_moments():
     assert sorted(np.concatenate(patterns.rows).tolist()) == list(range(len(X)))
 
 
+def test_imputation_draws_follow_the_gaussian_conditional():
+    params = _random_params("full")
+    X = np.array([[0.5, np.nan, np.nan], [np.nan, 1.0, np.nan], [0.2, -0.3, 0.1]])
+    n = 20_000
+    draws = impute_draws(
+        X,
+        np.broadcast_to(params.weights, (n, 2)),
+        np.broadcast_to(params.means, (n, 2, 3)),
+        np.broadcast_to(params.full_covariances(), (n, 2, 3, 3)),
+        rng=0,
+    )
+    np.testing.assert_array_equal(draws[:, 2], np.broadcast_to(X[2], (n, 3)))
+    for row in (0, 1):
+        x = X[row]
+        o, m = ~np.isnan(x), np.isnan(x)
+        log_w, cond_means, cond_covs = [], [], []
+        for w, mu, cov in zip(params.weights, params.means, params.full_covariances(), strict=True):
+            log_w.append(np.log(w) + stats.multivariate_normal.logpdf(x[o], mu[o], cov[o][:, o]))
+            gain = cov[np.ix_(m, o)] @ np.linalg.inv(cov[np.ix_(o, o)])
+            cond_means.append(mu[m] + gain @ (x[o] - mu[o]))
+            cond_covs.append(cov[np.ix_(m, m)] - gain @ cov[np.ix_(o, m)])
+        gamma = np.exp(np.array(log_w) - logsumexp(log_w))
+        mean = np.einsum("k,ki->i", gamma, cond_means)
+        second = np.einsum("k,kij->ij", gamma, np.array(cond_covs)) + np.einsum(
+            "k,ki,kj->ij", gamma, cond_means, cond_means
+        )
+        sample = draws[:, row][:, m]
+        se = sample.std(axis=0) / np.sqrt(n)
+        assert np.all(np.abs(sample.mean(axis=0) - mean) < 4 * se)
+        np.testing.assert_allclose(sample.T @ sample / n, second, rtol=0.05, atol=0.02)
+        np.testing.assert_array_equal(draws[:, row][:, o], np.broadcast_to(x[o], (n, o.sum())))
+
+
 # ---- errors -------------------------------------------------------------------------------
 def test_default_error_names_the_option():
     X = _small()
@@ -386,3 +419,9 @@ def test_nuts_with_missing_entries_centres_on_the_map_and_keeps_one_log_lik_per_
     proba = bgm.predict_proba(X)
     assert proba.shape == (len(X), 2) and np.allclose(proba.sum(axis=1), 1.0)
     assert np.all(np.isfinite(bgm.score_samples(X)))
+    imputed = bgm.impute(n_draws=20, random_state=0)
+    assert imputed.shape == (20, len(X), 2) and not np.isnan(imputed.values).any()
+    observed = ~np.isnan(X)
+    np.testing.assert_array_equal(
+        imputed.values[:, observed], np.broadcast_to(X[observed], (20, observed.sum()))
+    )
