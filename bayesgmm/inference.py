@@ -963,6 +963,11 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         """Mean log posterior predictive density per sample."""
         return float(self.score_samples(X).mean())
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = self.missing == "marginalize"
+        return tags
+
     def impute(
         self, X=None, *, n_draws: int = 100, random_state: int | None = None
     ) -> xr.DataArray:
