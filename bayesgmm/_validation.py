@@ -8,12 +8,13 @@ and the remedy, never deep inside NumPy or PyTensor.
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from bayesgmm.missing import MISSING_REMEDY, check_missing_layout
+from bayesgmm.missing import MISSING_REMEDY, check_missing_rows
 
 
 def _column_names(X) -> list[str] | None:
@@ -59,8 +60,9 @@ def check_data(
         read float32 and compute in float64.
     allow_nan : bool
         Accept NaN as a missing entry (``missing="marginalize"``); infinity stays an error,
-        and so does a row or a column with every entry missing
-        (:func:`bayesgmm.missing.check_missing_layout`).
+        and so does a row with every entry missing
+        (:func:`bayesgmm.missing.check_missing_rows`; the estimators' ``fit`` also refuses
+        a column with every entry missing).
 
     Returns
     -------
@@ -151,14 +153,15 @@ def check_data(
             raise ValueError(
                 f"Input {name} contains {kinds} in {int(bad.sum())} cell(s), in {where}: {remedy}"
             )
-        check_missing_layout(array, name, names)
+        check_missing_rows(array, name)
     if n_components is not None and n_components > n_samples:
         raise ValueError(
             f"n_components={n_components} must be <= n_samples={n_samples}: a mixture needs at "
             "least one sample per component; decrease n_components"
         )
     if check_constant and n_samples > 1:
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: NaN spread
             spread = np.nanmax(array, axis=0) - np.nanmin(array, axis=0)
         constant = np.flatnonzero(spread == 0)
         if constant.size:

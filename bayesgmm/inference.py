@@ -54,7 +54,7 @@ from bayesgmm._validation import check_data, check_positive_int, check_random_st
 from bayesgmm.analysis import parameter_draws, point_estimate_table, posterior_summary
 from bayesgmm.covariance import CovarianceType, covariance_types
 from bayesgmm.diagnostics import diagnose
-from bayesgmm.missing import MISSING_OPTIONS, has_missing
+from bayesgmm.missing import MISSING_OPTIONS, check_missing_columns, has_missing
 from bayesgmm.mixture import GaussianMixture
 from bayesgmm.model import (
     COVARIANCE_PRIOR_FAMILIES,
@@ -555,6 +555,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             dtype=np.float64,
             ensure_all_finite="allow-nan" if allow_nan else True,
         )
+        check_missing_columns(data, names=getattr(self, "feature_names_in_", None))
         n_features = data.shape[1]
         spec = MixtureSpec.from_data(data, self.n_components, self.covariance_type, self.prior)
         check_model_options(spec.structure, self.covariance_prior_family, n_features)

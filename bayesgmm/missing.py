@@ -12,7 +12,7 @@ its observed coordinates,
 
 This module holds what both paths share and imports NumPy only: the option's values,
 :class:`MissingPatterns` (rows grouped by which features they observe), the checks on
-the data (no row and no column entirely missing) and nan-aware moments.
+the data (no row entirely missing; no training column entirely missing) and nan-aware moments.
 """
 
 from __future__ import annotations
@@ -41,11 +41,10 @@ def check_missing_option(value) -> str:
     return value
 
 
-def check_missing_layout(X: np.ndarray, name: str = "X", names: list[str] | None = None) -> None:
-    """Raise ``ValueError`` if a row or a column of ``X`` is entirely missing.
+def check_missing_rows(X: np.ndarray, name: str = "X") -> None:
+    """Raise ``ValueError`` naming the rows of ``X`` that have every entry missing (NaN).
 
-    A row without any observed value carries no information about the mixture; a column
-    without any observed value has no mean or variance to estimate.
+    Such a row carries no information about the mixture (nor a component to predict).
 
     Parameters
     ----------
@@ -53,11 +52,8 @@ def check_missing_layout(X: np.ndarray, name: str = "X", names: list[str] | None
         May contain NaN.
     name : str
         How the data are called in messages.
-    names : list of str, optional
-        Column names, for the message.
     """
-    missing = np.isnan(X)
-    empty_rows = np.flatnonzero(missing.all(axis=1))
+    empty_rows = np.flatnonzero(np.isnan(X).all(axis=1)) if X.shape[1] else np.array([], int)
     if empty_rows.size:
         shown = empty_rows[:10].tolist()
         more = f" (and {empty_rows.size - 10} more)" if empty_rows.size > 10 else ""
@@ -65,9 +61,26 @@ def check_missing_layout(X: np.ndarray, name: str = "X", names: list[str] | None
             f"{name} has {empty_rows.size} row(s) with every entry missing (NaN), at row "
             f"indices {shown}{more}: such rows carry no information; drop them"
         )
-    empty_cols = np.flatnonzero(missing.all(axis=0))
+
+
+def check_missing_columns(X: np.ndarray, name: str = "X", names=None) -> None:
+    """Raise ``ValueError`` if a column of the training data ``X`` is entirely missing.
+
+    Nothing can be estimated for such a column (no mean, no variance). Data to predict
+    may have one: its rows are scored on their other coordinates.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        May contain NaN.
+    name : str
+        How the data are called in messages.
+    names : sequence of str, optional
+        Column names, for the message.
+    """
+    empty_cols = np.flatnonzero(np.isnan(X).all(axis=0)) if X.shape[0] else np.array([], int)
     if empty_cols.size:
-        cols = [f"{j} ({names[j]!r})" if names else str(j) for j in empty_cols[:10].tolist()]
+        cols = [f"{j} ({names[j]!r})" if names is not None else str(j) for j in empty_cols[:10]]
         raise ValueError(
             f"{name} has column(s) {', '.join(cols)} with every entry missing (NaN): nothing "
             "can be estimated for them; drop those columns"
@@ -163,8 +176,9 @@ __all__ = [
     "MISSING_OPTIONS",
     "MISSING_REMEDY",
     "MissingPatterns",
-    "check_missing_layout",
+    "check_missing_columns",
     "check_missing_option",
+    "check_missing_rows",
     "has_missing",
     "mean_imputed",
     "nan_moments",

@@ -34,7 +34,7 @@ from bayesgmm.em.fit import (
     warn_if_not_converged,
 )
 from bayesgmm.em.steps import e_step
-from bayesgmm.missing import check_missing_option, has_missing
+from bayesgmm.missing import check_missing_columns, check_missing_option, has_missing
 from bayesgmm.params import MixtureParams
 from bayesgmm.posterior import sample_mixture
 from bayesgmm.priors import MixturePrior
@@ -263,6 +263,7 @@ default="hierarchical"
             allow_nan=self._allow_nan(),
         )
         validate_data(self, X, dtype=[np.float64, np.float32], ensure_all_finite=self._finite())
+        check_missing_columns(data, names=getattr(self, "feature_names_in_", None))
         spec = MixtureSpec.from_data(
             data, self.n_components, self.covariance_type, self.prior, standardize=False
         )
@@ -329,12 +330,13 @@ default="hierarchical"
                 )
             sample = fn(np.zeros((1, self.n_features_in_)))
             rows = X.rechunk({1: -1})
+            allow_nan = self._allow_nan()
             if sample.ndim == 1:
                 return rows.map_blocks(
-                    lambda block: fn(_finite(block)), drop_axis=1, dtype=sample.dtype
+                    lambda block: fn(_finite(block, allow_nan)), drop_axis=1, dtype=sample.dtype
                 )
             return rows.map_blocks(
-                lambda block: fn(_finite(block)),
+                lambda block: fn(_finite(block, allow_nan)),
                 chunks=(rows.chunks[0], (sample.shape[1],)),
                 dtype=sample.dtype,
             )
@@ -444,8 +446,8 @@ default="hierarchical"
         return tags
 
 
-def _finite(block: np.ndarray) -> np.ndarray:
-    return check_data(block, min_samples=0, check_constant=False)
+def _finite(block: np.ndarray, allow_nan: bool = False) -> np.ndarray:
+    return check_data(block, min_samples=0, check_constant=False, allow_nan=allow_nan)
 
 
 __all__ = ["GaussianMixture"]

@@ -221,6 +221,10 @@ def test_predict_accepts_rows_with_nan():
     np.testing.assert_allclose(proba[:20], expected, rtol=1e-9, atol=1e-12)
     np.testing.assert_array_equal(gm.predict(X), proba.argmax(axis=1))
     assert np.isfinite(gm.bic(X))
+    # one row to predict, with a NaN: its column is all missing, which is fine to predict
+    row = X[~np.isnan(X).any(axis=1)][:1].copy()
+    row[0, 0] = np.nan
+    np.testing.assert_allclose(gm.score_samples(row), _scipy_marginal_log_lik(row, gm.params_))
 
 
 def test_nan_aware_standardisation_and_moments():
