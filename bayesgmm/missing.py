@@ -18,6 +18,7 @@ the data (no row entirely missing; no training column entirely missing) and nan-
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -95,13 +96,14 @@ class MissingPatterns:
     ----------
     observed : ndarray of bool, shape (n_patterns, n_features)
         ``observed[p, j]``: whether the rows of pattern ``p`` observe feature ``j``.
-    rows : tuple of ndarray of int
-        ``rows[p]``: the row indices of pattern ``p``, increasing.
+    rows : tuple of (ndarray of int or slice)
+        ``rows[p]``: the row indices of pattern ``p``, increasing (a slice once the rows
+        are sorted by pattern, :meth:`sorted_by_pattern`).
     n_samples : int
     """
 
     observed: np.ndarray
-    rows: tuple[np.ndarray, ...]
+    rows: tuple[np.ndarray | slice, ...]
     n_samples: int
 
     @classmethod
@@ -113,6 +115,22 @@ class MissingPatterns:
         order = np.argsort(inverse, kind="stable")
         bounds = np.cumsum(np.bincount(inverse, minlength=patterns.shape[0]))[:-1]
         return cls(patterns, tuple(np.split(order, bounds)), observed.shape[0])
+
+    def sorted_by_pattern(self) -> tuple[np.ndarray, MissingPatterns]:
+        """The row order that makes every pattern contiguous, and the patterns in it.
+
+        Returns
+        -------
+        order : ndarray of shape (n_samples,)
+            ``X[order]`` has the rows of each pattern next to each other.
+        patterns : MissingPatterns
+            The patterns of ``X[order]``, with slices as rows (views, not copies).
+        """
+        order = np.concatenate([np.arange(self.n_samples)[rows] for rows in self.rows])
+        sizes = [np.arange(self.n_samples)[rows].size for rows in self.rows]
+        bounds = np.concatenate([[0], np.cumsum(sizes)])
+        slices = tuple(slice(int(a), int(b)) for a, b in pairwise(bounds))
+        return order, MissingPatterns(self.observed, slices, self.n_samples)
 
     @property
     def n_patterns(self) -> int:

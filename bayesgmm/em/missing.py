@@ -180,12 +180,11 @@ def expected_statistics(
         if mis.size:
             conditional[:, mis[:, None], mis] += resp[rows].sum(axis=0)[:, None, None] * cond_cov
     centred = completed - xbar[:, None, :]
+    weighted = resp.T[:, :, None] * centred  # (K, N, d)
     if params.structure.matrix_scatter:
-        scatter = np.einsum("nk,kni,knj->kij", resp, centred, centred) + conditional
+        scatter = np.swapaxes(weighted, 1, 2) @ centred + conditional
     else:
-        scatter = np.einsum("nk,kni->ki", resp, centred**2) + np.diagonal(
-            conditional, axis1=1, axis2=2
-        )
+        scatter = np.sum(weighted * centred, axis=1) + np.diagonal(conditional, axis1=1, axis2=2)
     return SufficientStatistics(nk, xbar, scatter)
 
 
@@ -233,6 +232,10 @@ def run_em_missing(
     EMResult
     """
     patterns = MissingPatterns.from_data(X) if patterns is None else patterns
+    # the rows sorted by pattern, so that every pattern is a slice (no gathers or scatters);
+    # the fit does not depend on the order of the rows
+    order, patterns = patterns.sorted_by_pattern()
+    X = X[order]
     n_rows = float(X.shape[0])
 
     def step(current: MixtureParams) -> tuple[float, MixtureParams, bool]:
