@@ -13,6 +13,7 @@ import pytest
 from scipy import stats
 from scipy.special import logsumexp
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from bayesgmm import BayesianGaussianMixture, GaussianMixture
 from bayesgmm.em.missing import e_step_missing, marginal_log_gaussian_prob
@@ -272,6 +273,12 @@ def test_imputation_draws_follow_the_gaussian_conditional():
         assert np.all(np.abs(sample.mean(axis=0) - mean) < 4 * se)
         np.testing.assert_allclose(sample.T @ sample / n, second, rtol=0.05, atol=0.02)
         np.testing.assert_array_equal(draws[:, row][:, o], np.broadcast_to(x[o], (n, o.sum())))
+
+
+# scikit-learn's estimator checks with NaN allowed (the allow_nan tag follows ``missing``)
+@parametrize_with_checks([GaussianMixture(missing="marginalize")])
+def test_scikit_learn_estimator_checks_with_missing_allowed(estimator, check):
+    check(estimator)
 
 
 # ---- errors -------------------------------------------------------------------------------
