@@ -8,10 +8,13 @@ and the remedy, never deep inside NumPy or PyTensor.
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+
+from bayesgmm.missing import MISSING_REMEDY, check_missing_rows
 
 
 def _column_names(X) -> list[str] | None:
@@ -33,6 +36,7 @@ def check_data(
     n_components: int | None = None,
     check_constant: bool = True,
     keep_float32: bool = False,
+    allow_nan: bool = False,
 ) -> np.ndarray:
     """Validate data and return it as a float64 array of shape (n_samples, n_features).
 
@@ -54,6 +58,11 @@ def check_data(
     keep_float32 : bool
         Return a float32 array as it is (no copy) instead of converting it; EM's kernels
         read float32 and compute in float64.
+    allow_nan : bool
+        Accept NaN as a missing entry (``missing="marginalize"``); infinity stays an error,
+        and so does a row with every entry missing
+        (:func:`bayesgmm.missing.check_missing_rows`; the estimators' ``fit`` also refuses
+        a column with every entry missing).
 
     Returns
     -------
@@ -130,27 +139,36 @@ def check_data(
         )
     finite = np.isfinite(array)
     if not finite.all():
-        cols = sorted(set(np.nonzero(~finite)[1].tolist()))
-        kinds = "NaN" if np.isnan(array).any() else "infinity"
-        if np.isnan(array).any() and np.isinf(array).any():
-            kinds = "NaN and infinity"
-        where = ", ".join(_describe(j, names) for j in cols[:5])
-        raise ValueError(
-            f"Input {name} contains {kinds} in {int((~finite).sum())} cell(s), in {where}: "
-            "drop or impute those rows first"
-        )
+        bad = np.isinf(array) if allow_nan else ~finite
+        if bad.any():
+            cols = sorted(set(np.nonzero(bad)[1].tolist()))
+            has_nan = not allow_nan and bool(np.isnan(array).any())
+            kinds = {
+                (True, True): "NaN and infinity",
+                (True, False): "NaN",
+                (False, True): "infinity",
+            }[(has_nan, bool(np.isinf(array).any()))]
+            remedy = MISSING_REMEDY if has_nan else "drop or impute those rows first"
+            where = ", ".join(_describe(j, names) for j in cols[:5])
+            raise ValueError(
+                f"Input {name} contains {kinds} in {int(bad.sum())} cell(s), in {where}: {remedy}"
+            )
+        check_missing_rows(array, name)
     if n_components is not None and n_components > n_samples:
         raise ValueError(
             f"n_components={n_components} must be <= n_samples={n_samples}: a mixture needs at "
             "least one sample per component; decrease n_components"
         )
     if check_constant and n_samples > 1:
-        constant = np.flatnonzero(np.ptp(array, axis=0) == 0)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: NaN spread
+            spread = np.nanmax(array, axis=0) - np.nanmin(array, axis=0)
+        constant = np.flatnonzero(spread == 0)
         if constant.size:
             where = ", ".join(_describe(int(j), names) for j in constant[:5])
             raise ValueError(
                 f"{name} has constant {where} (every value equals "
-                f"{plain(array[0, constant[0]])}): "
+                f"{plain(np.nanmax(array[:, constant[0]]))}): "
                 "its variance is zero, so no Gaussian density fits it; drop that column"
             )
     return array
@@ -204,4 +222,37 @@ def check_random_state(value) -> None:
         raise ValueError(f"random_state must be a non-negative integer, got {plain(value)}")
 
 
-__all__ = ["check_data", "check_positive_int", "check_random_state", "plain"]
+def check_feature_combination(*, noise: bool, weighted: bool, missing: bool) -> None:
+    """Refuse a fit that combines a noise component, frequency weights and missing entries.
+
+    Each works alone (:mod:`bayesgmm.noise`, :mod:`bayesgmm.weights`,
+    :mod:`bayesgmm.missing`); their combinations are not implemented yet.
+
+    Raises
+    ------
+    ValueError
+        Naming the features asked for together.
+    """
+    used = [
+        name
+        for name, on in (
+            ("a noise component (noise=True)", noise),
+            ("sample_weight", weighted),
+            ('missing entries (missing="marginalize")', missing),
+        )
+        if on
+    ]
+    if len(used) > 1:
+        raise ValueError(
+            f"{' and '.join(used)} cannot be combined yet: fit with one of them (e.g. "
+            "replicate the rows instead of weighting them, or drop the rows with NaN)"
+        )
+
+
+__all__ = [
+    "check_data",
+    "check_feature_combination",
+    "check_positive_int",
+    "check_random_state",
+    "plain",
+]

@@ -51,10 +51,16 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import validate_data
 
 from bayesgmm._methods import METHODS, SAMPLERS, Method, Sampler
-from bayesgmm._validation import check_data, check_positive_int, check_random_state
+from bayesgmm._validation import (
+    check_data,
+    check_feature_combination,
+    check_positive_int,
+    check_random_state,
+)
 from bayesgmm.analysis import parameter_draws, point_estimate_table, posterior_summary
 from bayesgmm.covariance import CovarianceType, covariance_types
 from bayesgmm.diagnostics import POSTERIOR_VARS, diagnose
+from bayesgmm.missing import MISSING_OPTIONS, check_missing_columns, has_missing
 from bayesgmm.mixture import GaussianMixture
 from bayesgmm.model import (
     COVARIANCE_PRIOR_FAMILIES,
@@ -69,6 +75,7 @@ from bayesgmm.params import MixtureParams
 from bayesgmm.partitions import Loss, PartitionSummary, summarize_partitions
 from bayesgmm.posterior import (
     equal_tailed_interval,
+    impute_draws,
     log_joint_densities,
     log_mixture_density,
     responsibilities,
@@ -373,6 +380,11 @@ PARAMETER_CONSTRAINTS: dict[str, tuple[Callable[[object], bool], str]] = {
         lambda v: v is None or np.ndim(v) == 1,
         "None or an array-like of shape (n_samples,) of bools or probabilities",
     ),
+    "missing": (
+        _one_of(MISSING_OPTIONS),
+        _choices(MISSING_OPTIONS) + " ('marginalize': NaN entries are marginalised, missing "
+        "at random)",
+    ),
 }
 
 #: Keys of ``sampler_kwargs`` that a constructor setting owns (``None``: fixed by the estimator).
@@ -468,6 +480,17 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         bounding box).
     noise_init : array-like of shape (n_samples,), optional
         Initial noise probabilities of the MAP-EM start (see :class:`GaussianMixture`).
+    missing : {"error", "marginalize"}, default="error"
+        Missing entries (NaN): ``"error"`` refuses them; ``"marginalize"`` treats them as
+        missing at random. The MAP start is then EM on the observed-data likelihood
+        (:class:`GaussianMixture` with ``missing="marginalize"``), the PyMC model's
+        likelihood is the marginal density of each row's observed coordinates (grouped by
+        missingness pattern, :class:`bayesgmm.model.MarginalMixtureLogp`), so
+        ``log_likelihood`` keeps one term per row (LOO works as usual), and
+        :meth:`predict`, :meth:`predict_proba`, :meth:`responsibilities` and
+        :meth:`score_samples` accept rows with NaN (marginal densities).
+        ``posterior_predictive`` draws complete rows; :meth:`impute` draws the missing
+        entries given the observed ones. Minibatch VI is not available with NaN.
 
     Attributes
     ----------
@@ -529,6 +552,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         noise: bool = False,
         noise_volume: float | None = None,
         noise_init=None,
+        missing: Literal["error", "marginalize"] = "error",
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -552,6 +576,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         self.noise = noise
         self.noise_volume = noise_volume
         self.noise_init = noise_init
+        self.missing = missing
 
     def _validate_params(self) -> None:
         """Check every setting against :data:`PARAMETER_CONSTRAINTS`, then their combinations."""
@@ -620,8 +645,15 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         """
         self._validate_params()
         check_random_state(self.random_state)
-        data = check_data(X, allow_1d=True, n_components=self.n_components)
-        validate_data(self, X if np.asarray(X).ndim == 2 else data, dtype=np.float64)
+        allow_nan = self.missing == "marginalize"
+        data = check_data(X, allow_1d=True, n_components=self.n_components, allow_nan=allow_nan)
+        validate_data(
+            self,
+            X if np.asarray(X).ndim == 2 else data,
+            dtype=np.float64,
+            ensure_all_finite="allow-nan" if allow_nan else True,
+        )
+        check_missing_columns(data, names=getattr(self, "feature_names_in_", None))
         weights = check_sample_weight(sample_weight, data.shape[0])
         if weights is not None and isinstance(self.batch_size, int):
             raise ValueError(
@@ -635,11 +667,11 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
                 f"positive sample_weight ({data.shape[0]})"
             )
         n_features = data.shape[1]
-        if self.noise and weights is not None:
-            raise ValueError(
-                "sample_weight with a noise component (noise=True) is not supported: fit the "
-                "replicated rows, or leave out one of the two"
-            )
+        check_feature_combination(
+            noise=bool(self.noise),
+            weighted=weights is not None,
+            missing=has_missing(data),
+        )
         spec = weighted_spec(
             data,
             weights,
@@ -667,6 +699,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             random_state=self.random_state,
             noise=bool(self.noise),
             noise_init=noise_init,
+            missing=self.missing,
         )._fit_spec(data, map_spec, sample_weight=weights)
         params = self.em_.params_
         self.map_ = params.sorted_by_mean() if n_features == 1 else params
@@ -837,13 +870,16 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             # The observed variable's random function is NumPy code (mixture_random);
             # PyTensor's numba backend says it runs it in object mode, which is expected.
             warnings.filterwarnings("ignore", message="Numba will use object mode")
-            return pm.sample_posterior_predictive(
+            tree = pm.sample_posterior_predictive(
                 tree,
                 model=self.model_,
                 extend_inferencedata=True,
                 random_seed=int(seed),
                 progressbar=False,
             )
+        if has_missing(self._X):  # PyMC wrote the model's values, NaN entries filled in
+            tree["observed_data"] = xr.DataTree(groups["observed_data"])
+        return tree
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "idata_"):
@@ -892,8 +928,21 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         self._check_fitted()
         if X is None:
             return self._X
-        data = check_data(X, allow_1d=self.n_features_in_ == 1, min_samples=1, check_constant=False)
-        validate_data(self, X if np.ndim(X) == 2 else data, dtype=np.float64, reset=False)
+        allow_nan = self.missing == "marginalize"
+        data = check_data(
+            X,
+            allow_1d=self.n_features_in_ == 1,
+            min_samples=1,
+            check_constant=False,
+            allow_nan=allow_nan,
+        )
+        validate_data(
+            self,
+            X if np.ndim(X) == 2 else data,
+            dtype=np.float64,
+            reset=False,
+            ensure_all_finite="allow-nan" if allow_nan else True,
+        )
         return data
 
     def summary(
@@ -1172,6 +1221,54 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
     def score(self, X, y=None) -> float:
         """Mean log posterior predictive density per sample."""
         return float(self.score_samples(X).mean())
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = self.missing == "marginalize"
+        return tags
+
+    def impute(
+        self, X=None, *, n_draws: int = 100, random_state: int | None = None
+    ) -> xr.DataArray:
+        """Multiple imputation: draws of the missing entries given the observed ones.
+
+        One completed data set per posterior draw (a seeded random subset of
+        ``n_draws``): a component from the draw's responsibilities given the row's observed
+        coordinates, then the missing coordinates from that component's Gaussian
+        conditional (:func:`bayesgmm.posterior.impute_draws`). Needs
+        ``missing="marginalize"``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), optional
+            Rows with NaN; by default the training data.
+        n_draws : int, default=100
+        random_state : int, optional
+            Seed of the subset of draws and of the imputations; ``None`` uses the
+            estimator's ``random_state``.
+
+        Returns
+        -------
+        DataArray of dims (draw, obs, feature)
+            Observed entries repeated; missing ones drawn.
+        """
+        if self.missing != "marginalize":
+            raise ValueError('impute() needs a model fitted with missing="marginalize"')
+        X = self._data(X)
+        n_draws = check_positive_int(n_draws, "n_draws")
+        rng = np.random.default_rng(self.random_state if random_state is None else random_state)
+        weights, means, covs = stack_draws(
+            self.idata_["posterior"].to_dataset(),
+            max_draws=n_draws,
+            random_state=int(rng.integers(2**31 - 1)),
+        )
+        completed = impute_draws(X, weights, means, covs, rng)
+        return xr.DataArray(
+            completed,
+            dims=("draw", "obs", "feature"),
+            coords={"obs": np.arange(len(X)), "feature": np.arange(self.n_features_in_)},
+            name="imputed",
+        )
 
     def sample(self, n_samples: int = 1, random_state=None) -> tuple[np.ndarray, np.ndarray]:
         """Draw from the posterior predictive distribution.

@@ -18,7 +18,12 @@ import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from bayesgmm._validation import check_data, check_positive_int, check_random_state
+from bayesgmm._validation import (
+    check_data,
+    check_feature_combination,
+    check_positive_int,
+    check_random_state,
+)
 from bayesgmm.covariance import get_structure
 from bayesgmm.em.chunked import (
     as_dask_array,
@@ -36,6 +41,7 @@ from bayesgmm.em.fit import (
     warn_if_not_converged,
 )
 from bayesgmm.em.steps import e_step
+from bayesgmm.missing import check_missing_columns, check_missing_option, has_missing
 from bayesgmm.noise import check_noise_init, check_noise_volume
 from bayesgmm.params import MixtureParams
 from bayesgmm.posterior import sample_mixture
@@ -100,6 +106,17 @@ default="hierarchical"
         Initial noise probabilities (bools or numbers in [0, 1]) of the rows given to
         :meth:`fit`: the starts use the other rows and the noise weight starts at their
         mean. Default: the usual starts on all rows and a noise weight of 0.05.
+    missing : {"error", "marginalize"}, default="error"
+        What to do with missing entries (NaN). ``"error"`` refuses them. ``"marginalize"``
+        treats them as missing at random: EM maximises the observed-data likelihood
+        (Ghahramani & Jordan 1994, :mod:`bayesgmm.em.missing`): the E-step uses the
+        marginal Gaussian of each row's observed coordinates, the M-step the conditional
+        expectations of the missing ones; every start is initialised on the mean-imputed
+        data. ``lower_bound_``, :meth:`score` and :meth:`score_samples` are then
+        observed-data log-likelihoods, and :meth:`predict`, :meth:`predict_proba`,
+        :meth:`score_samples` and :meth:`impute` accept rows with NaN. A row or a column
+        with every entry missing is an error, and so is infinity. Data without NaN give
+        exactly the fit of ``"error"``. Not available for Dask / chunked input.
 
     Attributes
     ----------
@@ -160,6 +177,7 @@ default="hierarchical"
         noise: bool = False,
         noise_volume: float | None = None,
         noise_init=None,
+        missing: str = "error",
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -177,6 +195,7 @@ default="hierarchical"
         self.noise = noise
         self.noise_volume = noise_volume
         self.noise_init = noise_init
+        self.missing = missing
 
     def _options(self) -> EMOptions:
         """The EM settings as one validated record (raises naming a bad setting)."""
@@ -185,6 +204,7 @@ default="hierarchical"
         if not isinstance(self.noise, bool | np.bool_):
             raise ValueError(f"noise must be True or False, got {self.noise!r}")
         check_noise_volume(self.noise_volume)
+        check_missing_option(self.missing)
         return EMOptions(
             tol=self.tol,
             reg_covar=self.reg_covar,
@@ -230,6 +250,12 @@ default="hierarchical"
         return self
 
     def _fit_chunked(self, X, sample_weight=None) -> None:
+        if self.missing != "error":
+            raise ValueError(
+                f"missing={self.missing!r} is not supported for Dask or chunked input (EM with "
+                "missing entries runs in memory): pass a NumPy array, or drop or impute the "
+                "rows with NaN"
+            )
         if X.ndim != 2:
             raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
         options = self._options()
@@ -290,8 +316,10 @@ default="hierarchical"
             n_components=self.n_components,
             check_constant=self.prior is None,
             keep_float32=True,
+            allow_nan=self._allow_nan(),
         )
-        validate_data(self, X, dtype=[np.float64, np.float32])
+        validate_data(self, X, dtype=[np.float64, np.float32], ensure_all_finite=self._finite())
+        check_missing_columns(data, names=getattr(self, "feature_names_in_", None))
         weights = check_sample_weight(sample_weight, data.shape[0])
         moments = None
         if weights is not None:
@@ -316,6 +344,13 @@ default="hierarchical"
         self._store(result, spec)
         return _labels(self._e_step(data)[0], spec.noise is not None)
 
+    def _allow_nan(self) -> bool:
+        return check_missing_option(self.missing) == "marginalize"
+
+    def _finite(self) -> bool | str:
+        """scikit-learn's ``ensure_all_finite`` for this estimator's ``missing`` setting."""
+        return "allow-nan" if self._allow_nan() else True
+
     def _run_em(
         self,
         X: np.ndarray,
@@ -324,14 +359,14 @@ default="hierarchical"
         sample_weight: np.ndarray | None,
     ) -> EMResult:
         """EM under ``spec``: with the noise component's updates if it has one."""
+        check_feature_combination(
+            noise=spec.noise is not None,
+            weighted=sample_weight is not None,
+            missing=has_missing(X),
+        )
         if spec.noise is None:
             return fit_em(
                 X, spec, options, random_state=self.random_state, sample_weight=sample_weight
-            )
-        if sample_weight is not None:
-            raise ValueError(
-                "sample_weight with a noise component (noise=True) is not supported: fit the "
-                "replicated rows, or leave out one of the two"
             )
         from bayesgmm.em.noise import fit_noise_em
 
@@ -380,8 +415,8 @@ default="hierarchical"
 
     def _validate_predict_data(self, X) -> np.ndarray:
         check_is_fitted(self)
-        data = check_data(X, min_samples=1, check_constant=False)
-        validate_data(self, X, dtype=np.float64, reset=False)
+        data = check_data(X, min_samples=1, check_constant=False, allow_nan=self._allow_nan())
+        validate_data(self, X, dtype=np.float64, reset=False, ensure_all_finite=self._finite())
         return data
 
     def _per_sample(self, X, fn):
@@ -395,12 +430,13 @@ default="hierarchical"
                 )
             sample = fn(np.zeros((1, self.n_features_in_)))
             rows = X.rechunk({1: -1})
+            allow_nan = self._allow_nan()
             if sample.ndim == 1:
                 return rows.map_blocks(
-                    lambda block: fn(_finite(block)), drop_axis=1, dtype=sample.dtype
+                    lambda block: fn(_finite(block, allow_nan)), drop_axis=1, dtype=sample.dtype
                 )
             return rows.map_blocks(
-                lambda block: fn(_finite(block)),
+                lambda block: fn(_finite(block, allow_nan)),
                 chunks=(rows.chunks[0], (sample.shape[1],)),
                 dtype=sample.dtype,
             )
@@ -411,19 +447,28 @@ default="hierarchical"
         return getattr(self, "spec_", None) is not None and self.spec_.noise is not None
 
     def _e_step(self, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Log-responsibilities (the noise's last, if any) and log-likelihood per row."""
-        if not self._has_noise:
-            return e_step(data, self.params_)
-        from bayesgmm.em.noise import noise_e_step
+        """Log-responsibilities (the noise's last, if any) and log-likelihood per row;
+        marginal ones (over the observed coordinates) for rows with NaN."""
+        if self._has_noise:
+            from bayesgmm.em.noise import noise_e_step
 
-        return noise_e_step(data, self.params_, self.noise_weight_, self.spec_.noise.log_density)
+            return noise_e_step(
+                data, self.params_, self.noise_weight_, self.spec_.noise.log_density
+            )
+        if has_missing(data):
+            from bayesgmm.em.missing import e_step_missing
+
+            return e_step_missing(data, self.params_)
+        return e_step(data, self.params_)
 
     def score_samples(self, X) -> np.ndarray:
         """Log density ``log p(x_n)`` of every sample, shape (n_samples,).
 
         Includes the noise component's ``noise_weight_ / noise_volume_`` if there is one.
         Always finite: a sample so far from every component that its log-density
-        underflows gets :data:`bayesgmm.em.steps.LOG_DENSITY_FLOOR` (``-1e300``).
+        underflows gets :data:`bayesgmm.em.steps.LOG_DENSITY_FLOOR` (``-1e300``). With
+        ``missing="marginalize"``, a row with NaN gets the log-density of its observed
+        coordinates (the marginal mixture).
         """
         return self._per_sample(X, lambda data: self._e_step(data)[1])
 
@@ -467,6 +512,32 @@ default="hierarchical"
         """
         noise = self._has_noise
         return self._per_sample(X, lambda data: _labels(self._e_step(data)[0], noise))
+
+    def impute(self, X) -> np.ndarray:
+        """Missing entries replaced by their conditional mean given the observed ones.
+
+        ``E[x_m | x_o] = sum_k p(k | x_o) (mu_k[m] + Sigma_k[m, o] Sigma_k[o, o]^-1
+        (x_o - mu_k[o]))`` under the fitted mixture (``missing="marginalize"``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            NaN marks a missing entry.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+            ``X`` with its NaN entries filled; observed entries unchanged.
+        """
+        if check_missing_option(self.missing) != "marginalize":
+            raise ValueError('impute() needs a model fitted with missing="marginalize"')
+        data = self._validate_predict_data(X)
+        if not has_missing(data):
+            return data
+        from bayesgmm.em.missing import conditional_mean_imputation
+
+        filled = conditional_mean_imputation(data, self.params_)
+        return np.where(np.isnan(data), filled, data)
 
     def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw samples from the fitted mixture.
@@ -610,7 +681,7 @@ default="hierarchical"
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
+        tags.input_tags.allow_nan = self.missing == "marginalize"
         return tags
 
 
@@ -622,8 +693,8 @@ def _labels(log_resp: np.ndarray, noise: bool) -> np.ndarray:
     return labels
 
 
-def _finite(block: np.ndarray) -> np.ndarray:
-    return check_data(block, min_samples=0, check_constant=False)
+def _finite(block: np.ndarray, allow_nan: bool = False) -> np.ndarray:
+    return check_data(block, min_samples=0, check_constant=False, allow_nan=allow_nan)
 
 
 __all__ = ["GaussianMixture"]

@@ -36,7 +36,8 @@ Variables (named dims ``component``, ``feature``, ``feature_bis``, ``obs``)
     ``X`` (obs, feature)
         Observed; ``log p(x_n) = logsumexp_k(log w_k + log N(x_n | mu_k, Sigma_k))``,
         one term per observation (times the frequency weight ``sample_weight`` (obs),
-        a ``pm.Data``, when the model is built with weights).
+        a ``pm.Data``, when the model is built with weights; with missing entries, the
+        marginal density of the row's observed coordinates: :class:`MarginalMixtureLogp`).
 
 With a noise component (``spec.noise``, :mod:`bayesgmm.noise`) the Dirichlet over the
 K + 1 weights ``(w_1, ..., w_K, w_0)`` is written through its aggregation property:
@@ -63,7 +64,9 @@ from pymc.distributions import transforms
 from pymc.logprob.transforms import Transform
 from scipy import stats
 
+from bayesgmm._validation import check_feature_combination
 from bayesgmm.covariance import CovarianceStructure
+from bayesgmm.missing import MissingPatterns, has_missing
 from bayesgmm.noise import noise_concentration, sample_region
 from bayesgmm.params import MixtureParams
 from bayesgmm.posterior import sample_mixture
@@ -296,6 +299,50 @@ def noisy_mixture_random(
     return out.reshape(*size, d)
 
 
+class MarginalMixtureLogp:
+    """:func:`mixture_logp` of rows with missing entries: each row's observed coordinates.
+
+    ``log p(x_n,o) = logsumexp_k(log w_k + log N(x_o | mu_k[o], Sigma_k[o, o]))
+    - sum_{j in o} log scale_j``. Rows are grouped by missingness pattern (fixed when the
+    model is built): one vectorised :func:`mixture_logp` per pattern on the observed
+    sub-vector of the means and the Cholesky factor of the observed sub-matrix of the
+    covariances; the terms are put back in row order, one per observation (what
+    ``compute_log_likelihood`` and LOO read). The missing entries of ``value`` are never
+    read.
+
+    Parameters
+    ----------
+    patterns : MissingPatterns
+        The missingness patterns of the observed data.
+    """
+
+    def __init__(self, patterns: MissingPatterns) -> None:
+        self.patterns = patterns
+        self.row_order = np.argsort(np.concatenate(patterns.rows), kind="stable")
+
+    def __call__(self, value, weights, means, chol, location, scale):
+        """Log-density of each observation (tensor of shape (n_samples,))."""
+        covariances = chol @ chol.mT
+        terms = []
+        for rows, observed in self.patterns:
+            obs = np.flatnonzero(observed)
+            if obs.size == observed.size:
+                sub_chol = chol
+            else:
+                sub_chol = pt.linalg.cholesky(covariances[..., obs[:, None], obs])
+            terms.append(
+                mixture_logp(
+                    value[rows][:, obs],
+                    weights,
+                    means[..., obs],
+                    sub_chol,
+                    location[..., obs],
+                    scale[..., obs],
+                )
+            )
+        return pt.concatenate(terms)[self.row_order]
+
+
 def mixture_random(weights, means, chol, location, scale, rng=None, size=None):
     """Draw observations (shape (*size, n_features)) on the user's scale from the mixture.
 
@@ -494,7 +541,12 @@ def build_model(
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
-        Validated data on the user's scale.
+        Validated data on the user's scale. NaN entries are missing values (missing at
+        random): each row's likelihood is then the marginal density of its observed
+        coordinates (:class:`MarginalMixtureLogp`, grouped by missingness pattern), and
+        the observed variable ``X`` holds the feature's location in place of each NaN
+        (never read by the density; a NaN would make PyMC impute it as a free variable).
+        Minibatches (``batch_size``) are not available with missing entries.
     spec : MixtureSpec
         K, the covariance structure, the prior (``None`` puts improper flat priors on
         means and covariances and a uniform Dirichlet on the weights: the posterior mode
@@ -537,8 +589,20 @@ def build_model(
         raise ValueError(
             "sample_weight with minibatches (batch_size) is not supported: use batch_size=None"
         )
+    check_feature_combination(
+        noise=spec.noise is not None, weighted=sample_weight is not None, missing=has_missing(X)
+    )
     std = spec.standardization
     prior_z = spec.working_prior
+    logp = mixture_logp
+    if has_missing(X):
+        if batch_size is not None:
+            raise ValueError(
+                "minibatch variational inference (batch_size) does not support missing "
+                "entries (NaN): set batch_size=None, or drop or impute the rows with NaN"
+            )
+        logp = MarginalMixtureLogp(MissingPatterns.from_data(X))
+        X = np.where(np.isnan(X), std.location, X)
     coords = {
         "component": np.arange(n_components),
         "feature": np.arange(n_features),
@@ -584,13 +648,8 @@ def build_model(
             dims=("component", "feature", "feature_bis"),
         )
         params = (weights, means_z, chol, std.location, std.scale)
-        dist_kwargs = _OBSERVED_DIST
+        dist_kwargs = _OBSERVED_DIST if logp is mixture_logp else {**_OBSERVED_DIST, "logp": logp}
         if spec.noise is not None:
-            if sample_weight is not None:
-                raise ValueError(
-                    "sample_weight with a noise component (noise=True) is not supported: "
-                    "fit the replicated rows, or leave out one of the two"
-                )
             noise = spec.noise
             params = (
                 *params,
@@ -679,6 +738,7 @@ __all__ = [
     "COVARIANCE_PRIOR_FAMILIES",
     "OBSERVED",
     "CovariancePriorFamily",
+    "MarginalMixtureLogp",
     "OrderedComponents",
     "SPDCholeskyTransform",
     "build_model",

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bayesgmm.missing import MissingPatterns, has_missing
+
 if TYPE_CHECKING:
     import xarray as xr
 
@@ -43,6 +45,9 @@ def log_joint_densities(
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
+        NaN marks a missing entry (``missing="marginalize"``): such a row gets the
+        marginal density of its observed coordinates, ``N(x_o | mu_k[o], Sigma_k[o, o])``
+        (rows grouped by missingness pattern). No row may be entirely missing.
     weights : ndarray of shape (..., n_components)
         ``(n_draws, n_components)`` for posterior draws; a zero weight gives ``-inf``.
     means : ndarray of shape (..., n_components, n_features)
@@ -56,6 +61,19 @@ def log_joint_densities(
     """
     X = np.asarray(X, dtype=np.float64)
     means = np.asarray(means, dtype=np.float64)
+    if has_missing(X):
+        covariances = np.asarray(covariances, dtype=np.float64)
+        patterns = MissingPatterns.from_data(X)
+        out = np.empty((*np.shape(weights)[:-1], X.shape[0], np.shape(weights)[-1]))
+        for rows, observed in patterns:
+            obs = np.flatnonzero(observed)
+            out[..., rows, :] = log_joint_densities(
+                X[np.ix_(rows, obs)],
+                weights,
+                means[..., obs],
+                covariances[..., obs[:, None], obs],
+            )
+        return out
     d = X.shape[-1]
     chol_inv = np.linalg.inv(np.linalg.cholesky(covariances))
     half_logdet = -np.log(np.diagonal(chol_inv, axis1=-2, axis2=-1)).sum(-1)
@@ -112,6 +130,67 @@ def log_mixture_density(
     ndarray of shape (..., n_samples)
     """
     return _logsumexp(log_joint_densities(X, weights, means, covariances), axis=-1)
+
+
+def impute_draws(
+    X: np.ndarray,
+    weights: np.ndarray,
+    means: np.ndarray,
+    covariances: np.ndarray,
+    rng: np.random.Generator | int | None = None,
+) -> np.ndarray:
+    """Draws of the missing entries given the observed ones, one per parameter draw.
+
+    For draw ``s`` and a row with observed block ``o`` and missing block ``m``: a component
+    ``k`` from ``p(z = k | x_o, theta_s)``, then
+    ``x_m ~ N(mu_k[m] + Sigma_k[m, o] Sigma_k[o, o]^-1 (x_o - mu_k[o]),
+    Sigma_k[m, m] - Sigma_k[m, o] Sigma_k[o, o]^-1 Sigma_k[o, m])``. Over posterior draws
+    this samples the posterior predictive distribution of the missing entries (multiple
+    imputation).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        NaN marks a missing entry.
+    weights : ndarray of shape (n_draws, n_components)
+    means : ndarray of shape (n_draws, n_components, n_features)
+    covariances : ndarray of shape (n_draws, n_components, n_features, n_features)
+    rng : numpy.random.Generator, int or None
+
+    Returns
+    -------
+    ndarray of shape (n_draws, n_samples, n_features)
+        ``X`` completed once per draw (observed entries unchanged).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    means = np.asarray(means, dtype=np.float64)
+    covariances = np.asarray(covariances, dtype=np.float64)
+    rng = np.random.default_rng(rng)
+    n_draws = weights.shape[0]
+    out = np.broadcast_to(X, (n_draws, *X.shape)).copy()
+    if not has_missing(X):
+        return out
+    patterns = MissingPatterns.from_data(X)
+    for rows, observed in patterns:
+        obs, mis = np.flatnonzero(observed), np.flatnonzero(~observed)
+        if not mis.size:
+            continue
+        x_o = X[np.ix_(rows, obs)]
+        resp = responsibilities(x_o, weights, means[..., obs], covariances[..., obs[:, None], obs])
+        cdf = np.cumsum(resp, axis=-1)  # (S, n, K)
+        u = rng.random((n_draws, rows.size, 1))
+        labels = np.minimum((cdf < u * cdf[..., -1:]).sum(axis=-1), weights.shape[-1] - 1)
+        draw = np.arange(n_draws)[:, None]
+        mu, cov = means[draw, labels], covariances[draw, labels]  # (S, n, d), (S, n, d, d)
+        chol = np.linalg.cholesky(cov[..., obs[:, None], obs])
+        whitened = np.linalg.solve(chol, (x_o - mu[..., obs])[..., None])
+        cross = np.linalg.solve(chol, cov[..., obs[:, None], mis])  # (S, n, o, m)
+        mean_m = mu[..., mis] + (np.swapaxes(cross, -1, -2) @ whitened)[..., 0]
+        cond = cov[..., mis[:, None], mis] - np.swapaxes(cross, -1, -2) @ cross
+        noise = rng.standard_normal((n_draws, rows.size, mis.size, 1))
+        filled = mean_m + (np.linalg.cholesky(cond) @ noise)[..., 0]
+        out[:, rows[:, None], mis] = filled
+    return out
 
 
 def sample_mixture(
@@ -240,6 +319,7 @@ def stack_draws(
 
 __all__ = [
     "equal_tailed_interval",
+    "impute_draws",
     "log_joint_densities",
     "log_mixture_density",
     "responsibilities",

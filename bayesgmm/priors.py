@@ -42,6 +42,7 @@ import numpy as np
 
 from bayesgmm.covariance import CovarianceStructure, CovarianceType, get_structure
 from bayesgmm.densities import log_dirichlet
+from bayesgmm.missing import has_missing, nan_moments
 from bayesgmm.params import MixtureParams
 
 
@@ -337,8 +338,14 @@ def resolve_prior(
 
 
 def sample_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean (d,) and unbiased covariance (d, d) of in-memory data (n_samples, d)."""
+    """Mean (d,) and unbiased covariance (d, d) of in-memory data (n_samples, d).
+
+    NaN entries are missing values: :func:`bayesgmm.missing.nan_moments` then gives the
+    moments of the observed entries.
+    """
     X = np.asarray(X, dtype=np.float64)
+    if has_missing(X):
+        return nan_moments(X)
     n_samples, d = X.shape
     cov = np.atleast_2d(np.cov(X, rowvar=False)) if n_samples > 1 else np.eye(d)
     return X.mean(axis=0), cov

@@ -20,6 +20,7 @@ import numpy as np
 
 from bayesgmm._validation import plain
 from bayesgmm.covariance import CovarianceStructure, get_structure
+from bayesgmm.missing import has_missing
 from bayesgmm.noise import NoiseComponent
 from bayesgmm.params import MixtureParams
 from bayesgmm.priors import MixturePrior, resolve_prior, sample_moments
@@ -68,9 +69,16 @@ class Standardization:
         computed on ``X`` divided by each feature's largest magnitude, so that data near the
         limits of float64 (``1e200`` or ``1e-300``) give finite moments. With
         ``sample_weight`` (n_samples,) they are the weighted mean and standard deviation,
-        those of the data with row ``n`` repeated ``w_n`` times.
+        those of the data with row ``n`` repeated ``w_n`` times. NaN entries
+        (missing values) are left out of each feature's moments.
         """
         X = np.asarray(X, dtype=np.float64)
+        if has_missing(X):  # NaN marks a missing entry: moments of the observed entries
+            peak = np.nanmax(np.abs(X), axis=0)
+            peak = np.where(peak > 0, peak, 1.0)
+            unit = X / peak
+            mean, std = np.nanmean(unit, axis=0), np.nanstd(unit, axis=0)
+            return cls.from_moments(mean * peak, std * peak, structure)
         peak = np.abs(X).max(axis=0) if X.shape[0] else np.ones(X.shape[1])
         peak = np.where(peak > 0, peak, 1.0)
         unit = X / peak

@@ -263,3 +263,15 @@ def test_bayesian_weights_errors():
         BayesianGaussianMixture(1, method="map").fit(X, sample_weight=-np.ones(20))
     with pytest.raises(ValueError, match="minibatch"):
         BayesianGaussianMixture(1, method="advi", batch_size=10).fit(X, sample_weight=np.ones(20))
+
+
+@pytest.mark.parametrize(
+    ("settings", "hole"),
+    [({"noise": True}, False), ({"missing": "marginalize"}, True)],
+)
+def test_weights_with_noise_or_missing_entries_is_a_clear_error(settings, hole):
+    X, _, _ = datasets.make_mixture(60, 2, 2, separation=4.0, random_state=0)
+    if hole:
+        X[0, 1] = np.nan
+    with pytest.raises(ValueError, match="cannot be combined yet"):
+        GaussianMixture(2, random_state=0, **settings).fit(X, sample_weight=np.ones(60))

@@ -9,11 +9,12 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from bayesgmm._validation import check_random_state
+from bayesgmm._validation import check_feature_combination, check_random_state
 from bayesgmm.em.init import initial_responsibilities, later_starts
 from bayesgmm.em.steps import (
     SufficientStatistics,
@@ -23,6 +24,7 @@ from bayesgmm.em.steps import (
     sufficient_statistics,
 )
 from bayesgmm.exceptions import DegenerateFitWarning, NumericalError, SingularCovarianceError
+from bayesgmm.missing import MissingPatterns, has_missing, mean_imputed
 from bayesgmm.params import MixtureParams
 from bayesgmm.priors import MixturePrior
 from bayesgmm.spec import EMOptions, MixtureSpec, Standardization
@@ -451,7 +453,10 @@ def fit_em(
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
-        Validated, finite data.
+        Validated data: finite, or with NaN marking missing entries (missing at random;
+        no row or column entirely missing). With NaN, EM maximises the observed-data
+        likelihood (:mod:`bayesgmm.em.missing`): every start is initialised on the
+        mean-imputed data, then iterates on the observed entries only.
     spec : MixtureSpec
         K, the covariance structure and the prior (``None``: maximum likelihood).
     options : EMOptions, optional
@@ -486,9 +491,20 @@ def fit_em(
     working_spec = replace(spec, prior=spec.working_prior_for(scaling))
     working_options = options_to_working(options, scaling, spec)
     Z = scaling.to_working(X)
+    # missing entries (NaN): EM on the observed-data likelihood, started (and checked for
+    # degeneracy) on the mean-imputed data; complete data take the fused kernels
+    run, Z_complete, log_jacobian = run_em, Z, scaling.log_jacobian
+    if has_missing(Z):
+        from bayesgmm.em.missing import run_em_missing
+
+        check_feature_combination(noise=False, weighted=sample_weight is not None, missing=True)
+        patterns = MissingPatterns.from_data(Z)
+        run = partial(run_em_missing, patterns=patterns)
+        Z_complete = mean_imputed(Z)
+        log_jacobian = float((patterns.row_mask() @ np.log(scaling.scale)).mean())
     rng = np.random.default_rng(random_state)
     best: EMResult | None = None
-    data_covariance = weighted_moments(Z, sample_weight)[1]
+    data_covariance = weighted_moments(Z_complete, sample_weight)[1]
     fallback: EMResult | None = None
     error: SingularCovarianceError | None = None
     start_options = working_options
@@ -499,12 +515,12 @@ def fit_em(
     for attempt in range(2 * n_starts):
         if attempt >= n_starts and best is not None:
             break
-        start = initial_params(Z, working_spec, start_options, rng, sample_weight)
+        start = initial_params(Z_complete, working_spec, start_options, rng, sample_weight)
         start_options = replace(
             working_options, init_params=later_starts(options.init_params, attempt + 1)
         )
         try:
-            result = run_em(
+            result = run(
                 Z,
                 start,
                 prior=working_spec.prior,
@@ -517,7 +533,10 @@ def fit_em(
         except SingularCovarianceError as err:
             error = err
             continue
-        if spec.prior is None and degenerate_components(result.params, Z, data_covariance).any():
+        if (
+            spec.prior is None
+            and degenerate_components(result.params, Z_complete, data_covariance).any()
+        ):
             if fallback is None or result.lower_bound > fallback.lower_bound:
                 fallback = replace(result, degenerate=True)
         elif best is None or result.lower_bound > best.lower_bound:
@@ -533,7 +552,12 @@ def fit_em(
             "prior (prior='default'), increase reg_covar or decrease n_components"
         )
     result = result_to_user(
-        best, scaling, spec, working_spec, weight_total(sample_weight, X.shape[0])
+        best,
+        scaling,
+        spec,
+        working_spec,
+        weight_total(sample_weight, X.shape[0]),
+        log_jacobian=log_jacobian,
     )
     if spec.prior is None:
         warn_if_degenerate(best.params, options.reg_covar)
@@ -574,14 +598,18 @@ def result_to_user(
     spec: MixtureSpec,
     working_spec: MixtureSpec,
     n_samples: float,
+    *,
+    log_jacobian: float | None = None,
 ) -> EMResult:
     """Map a working-scale result back to the data's scale (parameters and objective).
 
     ``working_spec`` is ``spec`` with its prior mapped to the working scale; ``n_samples``
     is the number of rows, or the weight total ``W`` of a weighted fit.
 
-    The per-sample log-likelihood shifts by ``-sum(log scale)``; the log prior by the
-    log-Jacobian of the (affine) parameter map, a constant computed at the final parameters.
+    The per-sample log-likelihood shifts by ``-sum(log scale)`` (or by ``-log_jacobian``
+    when given: the mean over rows of ``sum(log scale)`` over each row's observed features,
+    for data with missing entries); the log prior by the log-Jacobian of the (affine)
+    parameter map, a constant computed at the final parameters.
     """
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         try:
@@ -596,7 +624,7 @@ def result_to_user(
             f"(feature standard deviations from {low:.3g} to {peak:.3g}): rescale the data, "
             "for example to unit standard deviation, before fitting"
         )
-    shift = -scaling.log_jacobian
+    shift = -(scaling.log_jacobian if log_jacobian is None else log_jacobian)
     if spec.prior is not None:
         shift += (
             spec.prior.log_density(params) - working_spec.prior.log_density(result.params)
