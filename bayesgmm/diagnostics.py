@@ -64,6 +64,17 @@ class Mode:
         return f"{noun} {chains} in mode {self.name}{density}"
 
 
+def starts_sentence(chain_starts: tuple[int, ...]) -> str:
+    """Which EM optimum (0: the best) each chain started from, in words."""
+    groups: dict[int, list[int]] = {}
+    for chain, start in enumerate(chain_starts):
+        groups.setdefault(start, []).append(chain)
+    return "; ".join(
+        f"chain{'s' if len(c) > 1 else ''} {','.join(map(str, c))} from EM optimum {s}"
+        for s, c in sorted(groups.items())
+    )
+
+
 def modes_sentence(modes: tuple[Mode, ...]) -> str:
     """One sentence naming the modes, their chains, densities and stacking weights."""
     text = f"The chains sit in {len(modes)} different modes: " + ", ".join(
@@ -94,6 +105,10 @@ class Diagnostics:
         The chains grouped by the mode they sit in (one group when they agree).
     lp_rhat : float
         Rank-normalised split R-hat of the model's log density (NaN if not stored).
+    chain_starts : tuple of int
+        Index of the start (EM optimum) of each chain; empty if not known.
+    chain_combination : {"pooled", "stacked"}
+        How the chains were combined into the posterior.
     """
 
     max_rhat: float
@@ -110,6 +125,8 @@ class Diagnostics:
     empty_components: tuple[int, ...] = ()
     modes: tuple[Mode, ...] = field(default=())
     lp_rhat: float = float("nan")
+    chain_starts: tuple[int, ...] = ()
+    chain_combination: str = "pooled"
 
     @property
     def multimodal(self) -> bool:
@@ -233,6 +250,15 @@ class Diagnostics:
                 f"draws: R-hat <= {self.rhat_threshold}, ESS >= {self.ess_threshold:g}, no "
                 f"divergences); the posterior summaries can be used.{note}"
             )
+        if self.multimodal and self.chain_combination == "stacked":
+            others = self.problems()[1:]
+            rest = (" Other problems: " + "; ".join(others) + ".") if others else ""
+            return (
+                "Verdict: the chains did not mix. " + modes_sentence(self.modes) + " The "
+                "posterior combines the chains by Bayesian stacking (draws resampled with "
+                "the chains' stacking weights): use it as a weighted combination of the modes, "
+                "not as a converged posterior; R-hat and ESS describe the chains as sampled." + rest
+            )
         return (
             "Verdict: the sampler checks FAILED: " + "; ".join(self.problems()) + ". Do not "
             "trust the posterior summaries yet. Remedy: " + "; or ".join(self.remedies()) + "."
@@ -251,8 +277,11 @@ class Diagnostics:
         ]
         if np.isfinite(self.lp_rhat):
             lines.insert(2, f"  R-hat log post {self.lp_rhat:.4f}")
+        if len(set(self.chain_starts)) > 1:
+            lines.append("  starts         " + starts_sentence(self.chain_starts))
         if self.multimodal:
             lines.append("  modes          " + modes_sentence(self.modes))
+        lines.append(f"  combination    {self.chain_combination} chains")
         if self.empty_components:
             lines.append(
                 f"  note           component(s) {list(self.empty_components)} are probably "
@@ -378,9 +407,16 @@ def parameter_matrix(posterior: xr.Dataset, var_names: tuple[str, ...]) -> np.nd
     return np.concatenate(blocks, axis=2)
 
 
-def chain_stacking_weights(idata: xr.DataTree) -> np.ndarray | None:
-    """Stacking weights of the chains from the pointwise log-likelihood (None without it)."""
-    from bayesgmm.stacking import chain_loo_log_densities, stacking_weights
+def chain_stacking_weights(
+    idata: xr.DataTree, groups: list[tuple[int, ...]] | None = None
+) -> np.ndarray | None:
+    """Stacking weights of the chains from the pointwise log-likelihood (None without it).
+
+    ``groups`` (chains that share a mode, e.g. from :func:`chain_modes`) are stacked as
+    units (:func:`bayesgmm.stacking.mode_stacking_weights`); by default every chain is
+    its own group.
+    """
+    from bayesgmm.stacking import mode_stacking_weights
 
     if "log_likelihood" not in idata.children:
         return None
@@ -390,7 +426,9 @@ def chain_stacking_weights(idata: xr.DataTree) -> np.ndarray | None:
     rest = [d for d in var.dims if d not in ("chain", "draw")]
     values = var.transpose("chain", "draw", *rest).values
     values = values.reshape(values.shape[0], values.shape[1], -1)
-    return stacking_weights(chain_loo_log_densities(values)[0])
+    if groups is None:
+        groups = [(c,) for c in range(values.shape[0])]
+    return mode_stacking_weights(values, groups)
 
 
 def _extreme(stat: xr.Dataset, varying: xr.Dataset, reduce) -> float:
@@ -410,6 +448,8 @@ def diagnose(
     rhat_threshold: float = 1.01,
     ess_threshold: float = 400.0,
     chain_weights: np.ndarray | None = None,
+    chain_starts: tuple[int, ...] = (),
+    chain_combination: str = "pooled",
 ) -> Diagnostics:
     """Diagnostics of the posterior in ``idata``.
 
@@ -429,6 +469,10 @@ def diagnose(
     chain_weights : ndarray of shape (n_chains,), optional
         Stacking weights of the chains; when the chains sit in several modes and none are
         given, they are computed from the ``log_likelihood`` group if there is one.
+    chain_starts : tuple of int
+        The start of each chain, reported by :class:`Diagnostics`.
+    chain_combination : str
+        How the chains were combined ("pooled" or "stacked").
 
     Raises
     ------
@@ -461,7 +505,8 @@ def diagnose(
         lp_rhat = float(azs.rhat(xr.DataArray(lp, dims=("chain", "draw"))))
     modes = chain_modes(lp, parameter_matrix(posterior, tuple(var_names)))
     if len(modes) > 1:
-        weights = chain_stacking_weights(idata) if chain_weights is None else chain_weights
+        groups = [m.chains for m in modes]
+        weights = chain_stacking_weights(idata, groups) if chain_weights is None else chain_weights
         if weights is not None:
             modes = chain_modes(
                 lp, parameter_matrix(posterior, tuple(var_names)), chain_weights=weights
@@ -480,6 +525,8 @@ def diagnose(
         empty_components=() if component_counts is None else empty_components(component_counts),
         modes=modes,
         lp_rhat=lp_rhat,
+        chain_starts=tuple(chain_starts),
+        chain_combination=chain_combination,
     )
 
 
@@ -493,4 +540,5 @@ __all__ = [
     "empty_components",
     "log_density_draws",
     "modes_sentence",
+    "starts_sentence",
 ]

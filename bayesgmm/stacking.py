@@ -17,6 +17,8 @@ Functions on arrays only:
   PSIS-LOO log predictive densities from the pointwise log-likelihood.
 * :func:`stacking_weights`: the weights (a concave maximisation on the simplex, solved in
   softmax coordinates).
+* :func:`mode_stacking_weights`: the same on groups of chains that share a mode, each
+  group's weight shared equally by its chains.
 * :func:`stacked_indices`: which (chain, draw) pairs make a resampled posterior that
   carries weight ``w_k`` on chain ``k``.
 """
@@ -112,6 +114,38 @@ def stacking_weights(lpd: np.ndarray) -> np.ndarray:
     return weights / weights.sum()
 
 
+def mode_stacking_weights(log_lik: np.ndarray, groups: list[tuple[int, ...]]) -> np.ndarray:
+    """Chain weights from stacking groups of chains that share a mode.
+
+    The chains of a group are pooled (their predictive distributions are the same up to
+    Monte Carlo error, so stacking them separately would give arbitrary weights within
+    the group); the groups are stacked on their PSIS-LOO densities; each group's weight is
+    shared equally by its chains.
+
+    Parameters
+    ----------
+    log_lik : ndarray of shape (n_chains, n_draws, n_obs)
+    groups : list of tuple of int
+        A partition of the chains.
+
+    Returns
+    -------
+    ndarray of shape (n_chains,)
+    """
+    log_lik = np.asarray(log_lik, dtype=np.float64)
+    lpd = np.column_stack(
+        [
+            chain_loo_log_densities(log_lik[list(g)].reshape(1, -1, log_lik.shape[2]))[0][:, 0]
+            for g in groups
+        ]
+    )
+    group_weights = stacking_weights(lpd)
+    weights = np.zeros(log_lik.shape[0])
+    for g, w in zip(groups, group_weights, strict=True):
+        weights[list(g)] = w / len(g)
+    return weights
+
+
 def stacked_indices(
     weights: np.ndarray, n_draws: int, n_out: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -144,4 +178,9 @@ def stacked_indices(
     return chain[order], draw[order]
 
 
-__all__ = ["chain_loo_log_densities", "stacked_indices", "stacking_weights"]
+__all__ = [
+    "chain_loo_log_densities",
+    "mode_stacking_weights",
+    "stacked_indices",
+    "stacking_weights",
+]
