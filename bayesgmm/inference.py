@@ -898,6 +898,52 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             ),
         )
 
+    def log_posterior_density(self) -> tuple[np.ndarray, float, int]:
+        """The MAP-EM objective at every draw and at the MAP.
+
+        ``log p(X | theta) + log p(theta)`` with the MAP prior (:meth:`MixtureSpec.map_prior`)
+        and densities with respect to the covariance matrices (variances for diag and
+        spherical), as MAP-EM maximises it: the MAP is a mode of this function, so the
+        draws' values tell whether they sit in the MAP's mode. Evaluated on the chains as
+        sampled (``posterior_chains`` when the chains were stacked).
+
+        Returns
+        -------
+        draws : ndarray of shape (n_chains, n_draws)
+        map : float
+        n_free : int
+            Number of free parameters of the mixture (weights, means, covariance entries).
+        """
+        self._check_fitted()
+        tree = self.idata_
+        group = "posterior_chains" if "posterior_chains" in tree.children else "posterior"
+        posterior = tree[group].to_dataset()
+        n_chains, n_draws = posterior.sizes["chain"], posterior.sizes["draw"]
+        weights, means, covs = stack_draws(posterior)
+        prior = self.spec_.map_prior()
+        structure = self.map_.structure
+        shape = structure.shape(self.n_components, self.n_features_in_)
+
+        def objective(params: MixtureParams) -> float:
+            log_lik = log_mixture_density(
+                self._X, params.weights, params.means, params.full_covariances()
+            ).sum()
+            return float(log_lik + (0.0 if prior is None else prior.log_density(params)))
+
+        values = np.empty(len(weights))
+        for s, (w, m, c) in enumerate(zip(weights, means, covs, strict=True)):
+            layout = np.stack([structure._from_full(matrix) for matrix in c])
+            params = MixtureParams(
+                w / w.sum(),
+                m,
+                layout.reshape(shape) if layout.size == np.prod(shape) else layout[0],
+                self.map_.covariance_type,
+            )
+            values[s] = objective(params)
+        n_free = int(structure.n_parameters(self.n_components, self.n_features_in_))
+        n_free += self.n_components - 1 + self.n_components * self.n_features_in_
+        return values.reshape(n_chains, n_draws), objective(self.map_), n_free
+
     def responsibilities(self, X=None) -> xr.DataArray:
         """Posterior draws of ``gamma_nk = p(z_n = k | x_n, theta)``.
 
