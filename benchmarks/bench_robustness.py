@@ -115,8 +115,8 @@ def main() -> None:
         "default (4 chains x 1000 draws + 1000 tuning, PyMC's sampler; chains start at the "
         "distinct EM optima within 5 nats of the best); strict checks: max R-hat <= 1.01, "
         "bulk and tail ESS >= 400, no divergences. `relabelled`: draws (of 4000) that the "
-        "relabelling permuted (d > 1), `switches`: label changes between consecutive draws
-inside chains; `multimodal`: seeds "
+        "relabelling permuted (d > 1), `switches`: label changes between consecutive draws "
+        "inside chains; `multimodal`: seeds "
         "whose chains sat in different modes (then stacked). Measured on the shared "
         "2-core development machine (wall times include compilation and other users' load).\n\n"
         "```\n"
