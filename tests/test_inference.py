@@ -262,6 +262,10 @@ def test_idata_layout(faithful_nuts):
     assert post["covariances"].dims == ("chain", "draw", "component", "feature", "feature_bis")
     assert idata["log_likelihood"]["X"].dims == ("chain", "draw", "obs")
     assert "relabeling" in post.attrs
+    # one EM optimum on Old Faithful K=2: every chain starts there and the chains are pooled
+    assert post.attrs["chain_combination"] == "pooled" and "posterior_chains" not in idata
+    assert post.attrs["chain_starts"] == [0, 0, 0, 0] and len(faithful_nuts.start_optima_) == 1
+    assert faithful_nuts.chain_weights_ is None
     # the posterior concentrates around the MAP (same labelling)
     np.testing.assert_allclose(
         post["means"].mean(("chain", "draw")), faithful_nuts.map_.means, rtol=0.02
