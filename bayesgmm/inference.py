@@ -53,7 +53,14 @@ from bayesgmm._methods import METHODS, SAMPLERS, Method, Sampler
 from bayesgmm._validation import check_data, check_positive_int, check_random_state
 from bayesgmm.analysis import parameter_draws, point_estimate_table, posterior_summary
 from bayesgmm.covariance import CovarianceType, covariance_types
-from bayesgmm.diagnostics import diagnose
+from bayesgmm.diagnostics import (
+    POSTERIOR_VARS,
+    chain_modes,
+    chain_stacking_weights,
+    diagnose,
+    log_density_draws,
+    parameter_matrix,
+)
 from bayesgmm.mixture import GaussianMixture
 from bayesgmm.model import (
     COVARIANCE_PRIOR_FAMILIES,
@@ -81,6 +88,7 @@ from bayesgmm.relabel import (
     relabel_to_reference,
 )
 from bayesgmm.spec import MixtureSpec
+from bayesgmm.stacking import stacked_indices
 
 MINIBATCH_THRESHOLD = 20_000
 MINIBATCH_SIZE = 1_000
@@ -622,15 +630,6 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
 
     def _combine_chains(self, tree: xr.DataTree, rng: np.random.Generator) -> xr.DataTree:
         """Pool or stack the chains (``combine_chains``); record the choice in the attributes."""
-        from bayesgmm.diagnostics import (
-            POSTERIOR_VARS,
-            chain_modes,
-            chain_stacking_weights,
-            log_density_draws,
-            parameter_matrix,
-        )
-        from bayesgmm.stacking import stacked_indices
-
         posterior = tree["posterior"].to_dataset()
         n_chains, n_draws = posterior.sizes["chain"], posterior.sizes["draw"]
         posterior.attrs["chain_starts"] = [int(c) for c in self.chain_starts_]
