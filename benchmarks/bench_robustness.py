@@ -16,6 +16,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import ast
 import sys
 import time
 from pathlib import Path
@@ -83,9 +84,22 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=["galaxies:3", "iris:2", "iris:3"])
     parser.add_argument("--seeds", default="0-3", help="e.g. 0-15 or 0,4,7")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--from-logs",
+        nargs="+",
+        type=Path,
+        help="build the table from the rows printed by earlier (--no-write) runs instead",
+    )
     args = parser.parse_args()
     rows = []
-    for case in args.cases:
+    if args.from_logs:
+        for log in args.from_logs:
+            rows += [
+                ast.literal_eval(line)
+                for line in log.read_text().splitlines()
+                if line.startswith("{")
+            ]
+    for case in [] if args.from_logs else args.cases:
         name, k = case.split(":")
         for seed in _seeds(args.seeds):
             row = run_case(name, int(k), seed)
@@ -120,8 +134,12 @@ def main() -> None:
         "whose chains sat in different modes (then stacked). Measured on the shared "
         "2-core development machine (wall times include compilation and other users' load).\n\n"
         "```\n"
-        f"benchmarks/bench_robustness.py --cases {' '.join(args.cases)} --seeds {args.seeds}\n"
-        "```\n\n"
+        + "\n".join(
+            f"benchmarks/bench_robustness.py --cases {case}:{k} --seeds "
+            + ",".join(str(r["seed"]) for r in rows if (r["data"], r["K"]) == (case, k))
+            for case, k in dict.fromkeys((r["data"], r["K"]) for r in rows)
+        )
+        + "\n```\n\n"
         + summary.to_markdown(index=False)
         + "\n\nPer seed:\n\n"
         + table.to_markdown(index=False)
