@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from bayesgmm import BayesianGaussianMixture, datasets
+from bayesgmm.report import markdown_table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_em import REPORT, _write_section
@@ -140,9 +141,9 @@ def main() -> None:
             for case, k in dict.fromkeys((r["data"], r["K"]) for r in rows)
         )
         + "\n```\n\n"
-        + summary.to_markdown(index=False)
+        + markdown_table(summary.set_index("data"), digits=5)
         + "\n\nPer seed:\n\n"
-        + table.to_markdown(index=False)
+        + markdown_table(table.set_index("data"), digits=5)
         + "\n"
     )
     _write_section(REPORT, HEADING, text)
