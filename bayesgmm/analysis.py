@@ -11,6 +11,9 @@ writes them into a document.
   mean, median, sd and the **equal-tailed** credible interval (ArviZ 1's default kind,
   89% by default), with the MAP's components relabelled to match the posterior's
   (:func:`align_to_posterior`, the KL-Hungarian rule of :mod:`bayesgmm.relabel`).
+* :func:`map_log_density_check`: the log posterior density at the MAP against its
+  distribution over the draws, which tells whether the posterior mass sits in the MAP's
+  mode, in a lower (wider) one or in a higher one that EM missed.
 * :func:`assignment_summary`, :func:`marginal_density_band`: per-point assignment
   probabilities and predictive densities with credible intervals over draws.
 * :func:`data_grid`, :func:`data_summary`: the data's evaluation grid and description.
@@ -24,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy.stats import norm
+from scipy.stats import chi2, norm
 
 from bayesgmm.covariance import get_structure
 from bayesgmm.params import MixtureParams
@@ -32,6 +35,58 @@ from bayesgmm.posterior import equal_tailed_interval, responsibilities, stack_dr
 from bayesgmm.relabel import align_point_estimate, best_permutations, gaussian_kl_cost
 
 INTERVAL_KIND = "equal-tailed"
+#: Draws whose best log density exceeds the MAP's by more than this (nats) sit in a mode
+#: that EM missed (a margin for EM's stopping tolerance and the prior's parametrisation).
+HIGHER_MODE_MARGIN = 1.0
+
+
+def map_log_density_check(map_log_density: float, log_density: np.ndarray, n_free: int) -> dict:
+    """Where the posterior mass sits relative to the MAP's mode, from log densities.
+
+    Near a mode with ``p`` free (unconstrained) parameters the posterior is close to a
+    Gaussian, so ``2 (log p(MAP) - log p(draw))`` follows about a chi-square with ``p``
+    degrees of freedom: the draws' log density lies about ``p / 2`` below the MAP's.
+    A median gap beyond the chi-square's 99.9% quantile / 2 puts the mass in another,
+    lower but wider mode; draws above the MAP (by ``HIGHER_MODE_MARGIN``) in a higher
+    mode that EM did not find.
+
+    Parameters
+    ----------
+    map_log_density : float
+        The model's log density at the MAP, without log-Jacobians (the MAP is its mode).
+    log_density : ndarray of shape (n_draws,) or (n_chains, n_draws)
+    n_free : int
+        Number of free unconstrained parameters ``p``.
+
+    Returns
+    -------
+    dict
+        ``map`` (the MAP's log density), ``q05``, ``median``, ``q95``, ``max`` (over the
+        draws), ``gap`` (MAP minus the median), ``expected_gap`` (``p / 2``),
+        ``gap_limit`` (the 99.9% chi-square quantile / 2) and ``mode``: ``"same"`` (the
+        draws sit in the MAP's mode), ``"lower"`` or ``"higher"``.
+    """
+    values = np.asarray(log_density, dtype=float).ravel()
+    q05, median, q95 = np.quantile(values, [0.05, 0.5, 0.95])
+    gap = float(map_log_density - median)
+    limit = float(chi2.ppf(0.999, n_free) / 2)
+    if values.max() > map_log_density + HIGHER_MODE_MARGIN:
+        mode = "higher"
+    elif gap > limit:
+        mode = "lower"
+    else:
+        mode = "same"
+    return {
+        "map": float(map_log_density),
+        "q05": float(q05),
+        "median": float(median),
+        "q95": float(q95),
+        "max": float(values.max()),
+        "gap": gap,
+        "expected_gap": n_free / 2,
+        "gap_limit": limit,
+        "mode": mode,
+    }
 
 
 def align_to_posterior(params: MixtureParams, posterior: xr.Dataset) -> MixtureParams:

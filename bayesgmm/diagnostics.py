@@ -5,11 +5,18 @@ statistics mean something) and returns :class:`Diagnostics`: worst rank-normalis
 R-hat, smallest bulk and tail ESS (arviz-stats), divergences, smallest E-BFMI and the
 label-switching verdict. Entries that are constant across all draws (the zero
 off-diagonals of ``diag``/``spherical`` covariances) have no R-hat and are skipped.
+
+Chains that sit in different modes of the posterior (:func:`chain_modes`) are named:
+chains whose means of the log posterior density (``sample_stats.lp``) and of every
+(relabelled) parameter lie within ``MODE_SEPARATION`` within-chain standard deviations
+of each other share a mode (single linkage); each mode carries the stacking weight of
+its chains (:mod:`bayesgmm.stacking`), so a failed R-hat is explained as "chains 0,2 in
+mode A, chains 1,3 in mode B; stacking weights A 0.9, B 0.1" rather than a bare number.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import arviz_stats as azs
 import numpy as np
@@ -19,6 +26,63 @@ import xarray as xr
 POSTERIOR_VARS: tuple[str, ...] = ("weights", "means", "covariances")
 #: R-hat above which chains probably sit in different modes (fewer components may help).
 MULTIMODAL_RHAT = 1.1
+#: Two chains share a mode when the means of the log density and of every parameter
+#: differ by at most this many within-chain standard deviations.
+MODE_SEPARATION = 2.0
+#: Names of the model's log density in ``sample_stats`` (PyMC's sampler, nutpie).
+LOG_DENSITY_STATS: tuple[str, ...] = ("lp", "logp")
+
+
+@dataclass(frozen=True)
+class Mode:
+    """A group of chains that sit in the same mode of the posterior.
+
+    Attributes
+    ----------
+    name : str
+        ``"A"``, ``"B"``, ... in decreasing mean log posterior density.
+    chains : tuple of int
+    mean_log_density : float
+        Mean over the group's draws of the model's log density (NaN if not stored).
+    weight : float
+        Stacking weight of the group's chains (NaN if not computed).
+    """
+
+    name: str
+    chains: tuple[int, ...]
+    mean_log_density: float
+    weight: float = float("nan")
+
+    def describe(self) -> str:
+        chains = ",".join(str(c) for c in self.chains)
+        noun = "chain" if len(self.chains) == 1 else "chains"
+        density = (
+            f" (mean log posterior {self.mean_log_density:.1f})"
+            if np.isfinite(self.mean_log_density)
+            else ""
+        )
+        return f"{noun} {chains} in mode {self.name}{density}"
+
+
+def starts_sentence(chain_starts: tuple[int, ...]) -> str:
+    """Which EM optimum (0: the best) each chain started from, in words."""
+    groups: dict[int, list[int]] = {}
+    for chain, start in enumerate(chain_starts):
+        groups.setdefault(start, []).append(chain)
+    return "; ".join(
+        f"chain{'s' if len(c) > 1 else ''} {','.join(map(str, c))} from EM optimum {s}"
+        for s, c in sorted(groups.items())
+    )
+
+
+def modes_sentence(modes: tuple[Mode, ...]) -> str:
+    """One sentence naming the modes, their chains, densities and stacking weights."""
+    text = f"The chains sit in {len(modes)} different modes: " + ", ".join(
+        m.describe() for m in modes
+    )
+    if all(np.isfinite(m.weight) for m in modes):
+        text += "; stacking weights " + ", ".join(f"{m.name} {m.weight:.2f}" for m in modes)
+    return text + "."
 
 
 @dataclass(frozen=True)
@@ -36,6 +100,15 @@ class Diagnostics:
         Verdict of the relabelling step (:attr:`RelabelingRecord.verdict`).
     n_chains, n_draws : int
     rhat_threshold, ess_threshold, bfmi_threshold : float
+    empty_components : tuple of int
+    modes : tuple of Mode
+        The chains grouped by the mode they sit in (one group when they agree).
+    lp_rhat : float
+        Rank-normalised split R-hat of the model's log density (NaN if not stored).
+    chain_starts : tuple of int
+        Index of the start (EM optimum) of each chain; empty if not known.
+    chain_combination : {"pooled", "stacked"}
+        How the chains were combined into the posterior.
     """
 
     max_rhat: float
@@ -50,6 +123,15 @@ class Diagnostics:
     ess_threshold: float = 400.0
     bfmi_threshold: float = 0.3
     empty_components: tuple[int, ...] = ()
+    modes: tuple[Mode, ...] = field(default=())
+    lp_rhat: float = float("nan")
+    chain_starts: tuple[int, ...] = ()
+    chain_combination: str = "pooled"
+
+    @property
+    def multimodal(self) -> bool:
+        """Whether the chains sit in more than one mode (:func:`chain_modes`)."""
+        return len(self.modes) > 1
 
     @property
     def ok(self) -> bool:
@@ -90,13 +172,29 @@ class Diagnostics:
                 "ok": True,
             }
         )
+        rows.append(
+            {
+                "check": "modes",
+                "value": "; ".join(m.describe() for m in self.modes),
+                "threshold": "one mode",
+                "ok": not self.multimodal,
+            }
+        )
         return pd.DataFrame(rows).set_index("check")
 
     def problems(self) -> list[str]:
         """Every failed check, in words."""
         checks = self._checks()
         found = []
-        if not checks["max_rhat"]:
+        if self.multimodal:
+            sentence = modes_sentence(self.modes)[:-1]
+            found.append(
+                sentence[0].lower()
+                + sentence[1:]
+                + f" (max R-hat {self.max_rhat:.3f}, R-hat of the log posterior "
+                f"{self.lp_rhat:.3f})"
+            )
+        elif not checks["max_rhat"]:
             found.append(
                 f"the chains disagree (max R-hat {self.max_rhat:.3f} > {self.rhat_threshold})"
             )
@@ -124,7 +222,12 @@ class Diagnostics:
             found.append("a higher target_accept (0.95 or 0.99)")
         if not checks["min_bfmi"]:
             found.append("longer tuning, or standardised data (--scale)")
-        multimodal = self.max_rhat > MULTIMODAL_RHAT
+        if self.multimodal:
+            found.append(
+                "combine the chains by stacking (combine_chains='stack', the default 'auto' "
+                "does it when the chains sit in different modes)"
+            )
+        multimodal = self.multimodal or self.max_rhat > MULTIMODAL_RHAT
         if self.empty_components or multimodal or not checks["n_divergences"]:
             found.append(
                 "fewer components (a probably empty or duplicated component makes the "
@@ -147,6 +250,15 @@ class Diagnostics:
                 f"draws: R-hat <= {self.rhat_threshold}, ESS >= {self.ess_threshold:g}, no "
                 f"divergences); the posterior summaries can be used.{note}"
             )
+        if self.multimodal and self.chain_combination == "stacked":
+            others = self.problems()[1:]
+            rest = (" Other problems: " + "; ".join(others) + ".") if others else ""
+            return (
+                "Verdict: the chains did not mix. " + modes_sentence(self.modes) + " The "
+                "posterior combines the chains by Bayesian stacking (draws resampled with "
+                "the chains' stacking weights): use it as a weighted combination of the modes, "
+                "not as a converged posterior; R-hat and ESS describe the chains as sampled." + rest
+            )
         return (
             "Verdict: the sampler checks FAILED: " + "; ".join(self.problems()) + ". Do not "
             "trust the posterior summaries yet. Remedy: " + "; or ".join(self.remedies()) + "."
@@ -163,6 +275,13 @@ class Diagnostics:
             f"  min E-BFMI     {self.min_bfmi:.3f}  (>= {self.bfmi_threshold})",
             f"  labels         {self.label_switching}",
         ]
+        if np.isfinite(self.lp_rhat):
+            lines.insert(2, f"  R-hat log post {self.lp_rhat:.4f}")
+        if len(set(self.chain_starts)) > 1:
+            lines.append("  starts         " + starts_sentence(self.chain_starts))
+        if self.multimodal:
+            lines.append("  modes          " + modes_sentence(self.modes))
+        lines.append(f"  combination    {self.chain_combination} chains")
         if self.empty_components:
             lines.append(
                 f"  note           component(s) {list(self.empty_components)} are probably "
@@ -189,6 +308,129 @@ def empty_components(counts: np.ndarray, min_count: float = 1.0) -> tuple[int, .
     return tuple(int(k) for k in np.flatnonzero((counts < min_count).mean(axis=0) > 0.5))
 
 
+def chain_modes(
+    log_density: np.ndarray | None,
+    params: np.ndarray,
+    *,
+    chain_weights: np.ndarray | None = None,
+    separation: float = MODE_SEPARATION,
+) -> tuple[Mode, ...]:
+    """Group chains by the posterior mode they sit in.
+
+    Chains ``i`` and ``j`` are linked when, for the log density and for every parameter,
+    ``|mean_i - mean_j| <= separation * sqrt((var_i + var_j) / 2)`` (within-chain means
+    and variances); modes are the connected groups (single linkage), named ``A``, ``B``,
+    ... in decreasing mean log density (else by their first chain).
+
+    Parameters
+    ----------
+    log_density : ndarray of shape (n_chains, n_draws) or None
+        The model's log density of every draw (``sample_stats.lp``).
+    params : ndarray of shape (n_chains, n_draws, n_params)
+        Relabelled parameters; entries constant within every chain are ignored.
+    chain_weights : ndarray of shape (n_chains,), optional
+        Stacking weights; a mode's weight is the sum over its chains.
+    separation : float
+
+    Returns
+    -------
+    tuple of Mode
+    """
+    columns = [np.asarray(params, dtype=float)]
+    if log_density is not None:
+        columns.insert(0, np.asarray(log_density, dtype=float)[:, :, None])
+    values = np.concatenate(columns, axis=2)
+    n_chains = values.shape[0]
+    means = values.mean(axis=1)
+    variances = values.var(axis=1, ddof=1)
+    parent = list(range(n_chains))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i in range(n_chains):
+        for j in range(i + 1, n_chains):
+            scale = np.sqrt((variances[i] + variances[j]) / 2)
+            gap = np.abs(means[i] - means[j])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                far = np.where(scale > 0, gap > separation * scale, gap > 0)
+            if not far.any():
+                parent[root(j)] = root(i)
+    groups: dict[int, list[int]] = {}
+    for c in range(n_chains):
+        groups.setdefault(root(c), []).append(c)
+    chains = list(groups.values())
+    if log_density is not None:
+        lp = np.asarray(log_density, dtype=float)
+        density = [float(lp[g].mean()) for g in chains]
+    else:
+        density = [float("nan")] * len(chains)
+    order = sorted(range(len(chains)), key=lambda g: (-np.nan_to_num(density[g]), chains[g][0]))
+    weights = None if chain_weights is None else np.asarray(chain_weights, dtype=float)
+    return tuple(
+        Mode(
+            name=_mode_name(rank),
+            chains=tuple(chains[g]),
+            mean_log_density=density[g],
+            weight=float("nan") if weights is None else float(weights[chains[g]].sum()),
+        )
+        for rank, g in enumerate(order)
+    )
+
+
+def _mode_name(rank: int) -> str:
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    return letters[rank] if rank < len(letters) else f"M{rank}"
+
+
+def log_density_draws(idata: xr.DataTree) -> np.ndarray | None:
+    """The log density of every draw, shape (n_chains, n_draws), if the sampler stored it."""
+    if "sample_stats" not in idata.children:
+        return None
+    stats = idata["sample_stats"].to_dataset()
+    for name in LOG_DENSITY_STATS:
+        if name in stats:
+            return stats[name].transpose("chain", "draw").values.astype(float)
+    return None
+
+
+def parameter_matrix(posterior: xr.Dataset, var_names: tuple[str, ...]) -> np.ndarray:
+    """Posterior variables flattened to shape (n_chains, n_draws, n_params)."""
+    blocks = []
+    for name in var_names:
+        var = posterior[name]
+        rest = [d for d in var.dims if d not in ("chain", "draw")]
+        values = var.transpose("chain", "draw", *rest).values
+        blocks.append(values.reshape(values.shape[0], values.shape[1], -1))
+    return np.concatenate(blocks, axis=2)
+
+
+def chain_stacking_weights(
+    idata: xr.DataTree, groups: list[tuple[int, ...]] | None = None
+) -> np.ndarray | None:
+    """Stacking weights of the chains from the pointwise log-likelihood (None without it).
+
+    ``groups`` (chains that share a mode, e.g. from :func:`chain_modes`) are stacked as
+    units (:func:`bayesgmm.stacking.mode_stacking_weights`); by default every chain is
+    its own group.
+    """
+    from bayesgmm.stacking import mode_stacking_weights
+
+    if "log_likelihood" not in idata.children:
+        return None
+    log_lik = idata["log_likelihood"].to_dataset()
+    (name, *_) = log_lik.data_vars
+    var = log_lik[name]
+    rest = [d for d in var.dims if d not in ("chain", "draw")]
+    values = var.transpose("chain", "draw", *rest).values
+    values = values.reshape(values.shape[0], values.shape[1], -1)
+    if groups is None:
+        groups = [(c,) for c in range(values.shape[0])]
+    return mode_stacking_weights(values, groups)
+
+
 def _extreme(stat: xr.Dataset, varying: xr.Dataset, reduce) -> float:
     values = [
         np.asarray(stat[name].where(varying[name]).values, dtype=float).ravel()
@@ -205,6 +447,9 @@ def diagnose(
     component_counts: np.ndarray | None = None,
     rhat_threshold: float = 1.01,
     ess_threshold: float = 400.0,
+    chain_weights: np.ndarray | None = None,
+    chain_starts: tuple[int, ...] = (),
+    chain_combination: str = "pooled",
 ) -> Diagnostics:
     """Diagnostics of the posterior in ``idata``.
 
@@ -221,6 +466,13 @@ def diagnose(
         Posterior draws of ``N_k``, to flag empty components.
     rhat_threshold, ess_threshold : float
         Limits used by :attr:`Diagnostics.ok`.
+    chain_weights : ndarray of shape (n_chains,), optional
+        Stacking weights of the chains; when the chains sit in several modes and none are
+        given, they are computed from the ``log_likelihood`` group if there is one.
+    chain_starts : tuple of int
+        The start of each chain, reported by :class:`Diagnostics`.
+    chain_combination : str
+        How the chains were combined ("pooled" or "stacked").
 
     Raises
     ------
@@ -247,6 +499,18 @@ def diagnose(
         rhat = azs.rhat(posterior)
         ess_bulk = azs.ess(posterior, method="bulk")
         ess_tail = azs.ess(posterior, method="tail")
+    lp = log_density_draws(idata)
+    lp_rhat = float("nan")
+    if lp is not None and np.ptp(lp) > 0:
+        lp_rhat = float(azs.rhat(xr.DataArray(lp, dims=("chain", "draw"))))
+    modes = chain_modes(lp, parameter_matrix(posterior, tuple(var_names)))
+    if len(modes) > 1:
+        groups = [m.chains for m in modes]
+        weights = chain_stacking_weights(idata, groups) if chain_weights is None else chain_weights
+        if weights is not None:
+            modes = chain_modes(
+                lp, parameter_matrix(posterior, tuple(var_names)), chain_weights=weights
+            )
     return Diagnostics(
         max_rhat=_extreme(rhat, varying, np.nanmax),
         min_ess_bulk=_extreme(ess_bulk, varying, np.nanmin),
@@ -259,7 +523,22 @@ def diagnose(
         rhat_threshold=rhat_threshold,
         ess_threshold=ess_threshold,
         empty_components=() if component_counts is None else empty_components(component_counts),
+        modes=modes,
+        lp_rhat=lp_rhat,
+        chain_starts=tuple(chain_starts),
+        chain_combination=chain_combination,
     )
 
 
-__all__ = ["POSTERIOR_VARS", "Diagnostics", "diagnose", "empty_components"]
+__all__ = [
+    "POSTERIOR_VARS",
+    "Diagnostics",
+    "Mode",
+    "chain_modes",
+    "chain_stacking_weights",
+    "diagnose",
+    "empty_components",
+    "log_density_draws",
+    "modes_sentence",
+    "starts_sentence",
+]

@@ -59,7 +59,14 @@ from bayesgmm._validation import (
 )
 from bayesgmm.analysis import parameter_draws, point_estimate_table, posterior_summary
 from bayesgmm.covariance import CovarianceType, covariance_types
-from bayesgmm.diagnostics import POSTERIOR_VARS, diagnose
+from bayesgmm.diagnostics import (
+    POSTERIOR_VARS,
+    chain_modes,
+    chain_stacking_weights,
+    diagnose,
+    log_density_draws,
+    parameter_matrix,
+)
 from bayesgmm.missing import MISSING_OPTIONS, check_missing_columns, has_missing
 from bayesgmm.mixture import GaussianMixture
 from bayesgmm.model import (
@@ -90,6 +97,7 @@ from bayesgmm.relabel import (
     relabel_to_reference,
 )
 from bayesgmm.spec import MixtureSpec, Standardization
+from bayesgmm.stacking import stacked_indices
 from bayesgmm.weights import check_sample_weight, positive_rows, weighted_moments
 
 MINIBATCH_THRESHOLD = 20_000
@@ -104,6 +112,12 @@ EM_TOL = 1e-6
 EM_MAX_ITER = 1000
 #: Largest ``n_obs * chains * draws`` for which log-likelihood and predictive draws are stored.
 MAX_POINTWISE_VALUES = 20_000_000
+#: EM optima whose log posterior density lies within this many nats of the best one's
+#: start chains too (a mode ``e^-5`` times lower at its peak holds little mass unless it
+#: is much wider, which the stacking weights then tell).
+START_LOG_DENSITY_GAP = 5.0
+#: How chains are combined into one posterior (:mod:`bayesgmm.stacking`).
+CHAIN_COMBINATIONS: tuple[str, ...] = ("auto", "pool", "stack")
 
 
 def transformed_point(model: pm.Model, point: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -348,7 +362,15 @@ PARAMETER_CONSTRAINTS: dict[str, tuple[Callable[[object], bool], str]] = {
         "a float >= 0 (half-width of the uniform start jitter; 0 starts every chain "
         "exactly at `start`)",
     ),
-    "start": (_is_start, "None (the MAP), a MixtureParams, or a list of them, one per chain"),
+    "start": (
+        _is_start,
+        "None (the best EM optima), a MixtureParams, or a list of them, one per chain",
+    ),
+    "combine_chains": (
+        _one_of(CHAIN_COMBINATIONS),
+        _choices(CHAIN_COMBINATIONS)
+        + " ('auto' stacks the chains when they sit in different modes, else pools them)",
+    ),
     "vi_iterations": (_int_at_least(1), "a positive int (optimisation steps of VI)"),
     "em_n_init": (_int_at_least(1), "a positive int (EM restarts of the MAP start)"),
     "batch_size": (
@@ -441,8 +463,22 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         Half-width of the uniform jitter added to the start of every chain in the
         unconstrained space.
     start : MixtureParams, sequence of MixtureParams or None, default=None
-        Start on the user's scale: ``None`` starts at the MAP; a sequence gives one start
-        per chain (``sampler="pymc"`` only).
+        Start on the user's scale. ``None``: the distinct EM optima (beyond label
+        permutation) of the ``em_n_init`` restarts whose log posterior density lies within
+        ``START_LOG_DENSITY_GAP`` (5) nats of the best, at most one per chain, taken in
+        turn by the chains (chain ``c`` starts at optimum ``c mod m``); with one such optimum
+        every chain starts at the MAP. ``sampler="nutpie"`` starts every chain at the MAP.
+        A sequence gives one start per chain (``sampler="pymc"`` only).
+        ``chain_starts_`` records which start each chain came from.
+    combine_chains : {"auto", "pool", "stack"}, default="auto"
+        How the chains make one posterior (NUTS with the pointwise log-likelihood).
+        ``"pool"``: every draw counts once. ``"stack"``: Bayesian stacking of the chains
+        (:mod:`bayesgmm.stacking`, Yao, Vehtari and Gelman 2022): ``chains x draws`` draws
+        are resampled with chain ``k`` weighted by its stacking weight and stored as one
+        chain; the chains as sampled stay in the ``posterior_chains`` group.
+        ``"auto"``: stack when the chains sit in different modes (:func:`diagnose`), else
+        pool. ``posterior.attrs`` record ``chain_combination`` ("pooled" or "stacked")
+        and ``chain_weights``.
     vi_iterations : int, default=30000
         Most optimisation steps of ADVI / full-rank ADVI (:func:`bayesgmm.vi.fit_vi`): both
         start at the MAP with standard deviations 0.1 in the unconstrained space, Adam with a
@@ -505,7 +541,15 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
     map_noise_weight_ : float
         The MAP noise weight (only with ``noise=True``).
     em_ : GaussianMixture
-        The fitted EM estimator that gave the start.
+        The fitted EM estimator that gave the start (``em_.optima_``: every distinct
+        optimum its restarts reached).
+    start_optima_ : list of MixtureParams
+        The EM optima that started chains, best first (NUTS with ``start=None``).
+    chain_starts_ : ndarray of shape (chains,)
+        Index of each chain's start in ``start_optima_`` (or in ``start`` when given).
+    chain_weights_ : ndarray of shape (chains,) or None
+        Stacking weights of the chains (None when not computed: pooled chains without
+        several modes, VI, MAP).
     model_ : pymc.Model
     relabeling_ : RelabelingRecord
     approximation_ : pymc Approximation
@@ -542,6 +586,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         target_accept: float = TARGET_ACCEPT,
         jitter: float = START_JITTER,
         start: MixtureParams | Sequence[MixtureParams] | None = None,
+        combine_chains: Literal["auto", "pool", "stack"] = "auto",
         vi_iterations: int = 30_000,
         em_n_init: int = 5,
         batch_size: int | Literal["auto"] | None = "auto",
@@ -566,6 +611,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         self.target_accept = target_accept
         self.jitter = jitter
         self.start = start
+        self.combine_chains = combine_chains
         self.vi_iterations = vi_iterations
         self.em_n_init = em_n_init
         self.batch_size = batch_size
@@ -713,7 +759,15 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             covariance_prior_family=self.covariance_prior_family,
             sample_weight=weights,
         )
+        self.start_optima_ = self._start_optima(n_features, len(data))
         start = self.map_ if self.start is None else self.start
+        self.chain_starts_ = np.zeros(self.chains, dtype=int)
+        several = len(self.start_optima_) > 1
+        if self.method == "nuts" and self.start is None and self.sampler == "pymc" and several:
+            self.chain_starts_ = np.arange(self.chains) % len(self.start_optima_)
+            start = [self.start_optima_[i] for i in self.chain_starts_]
+        elif isinstance(self.start, Sequence) and len(self.start) > 1:
+            self.chain_starts_ = np.arange(self.chains)
         if self.method == "map":
             idata = self._map_idata()
         elif self.method == "nuts":
@@ -723,7 +777,60 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         self.method_ = self.method
         pointwise = None if isinstance(self.pointwise, str) else self.pointwise
         self.idata_ = self._postprocess(idata, seeds[2], self.method, pointwise)
+        self.chain_weights_ = None
+        if self.method == "nuts":
+            self.idata_ = self._combine_chains(self.idata_, np.random.default_rng(seeds[3]))
         return self
+
+    def _start_optima(self, n_features: int, n_samples: int) -> list[MixtureParams]:
+        """The EM optima within ``START_LOG_DENSITY_GAP`` nats of the best, at most ``chains``."""
+        best = self.em_.optima_[0][1]
+        kept = [
+            params
+            for params, bound in self.em_.optima_[: self.chains]
+            if (best - bound) * n_samples <= START_LOG_DENSITY_GAP
+        ]
+        return [p.sorted_by_mean() if n_features == 1 else p for p in kept]
+
+    def _combine_chains(self, tree: xr.DataTree, rng: np.random.Generator) -> xr.DataTree:
+        """Pool or stack the chains (``combine_chains``); record the choice in the attributes."""
+        posterior = tree["posterior"].to_dataset()
+        n_chains, n_draws = posterior.sizes["chain"], posterior.sizes["draw"]
+        posterior.attrs["chain_starts"] = [int(c) for c in self.chain_starts_]
+        usable = n_chains > 1 and "log_likelihood" in tree.children
+        if self.combine_chains == "pool" or not usable:
+            posterior.attrs["chain_combination"] = "pooled"
+            tree["posterior"] = posterior
+            return tree
+        modes = chain_modes(log_density_draws(tree), parameter_matrix(posterior, POSTERIOR_VARS))
+        if self.combine_chains == "auto" and len(modes) == 1:
+            posterior.attrs["chain_combination"] = "pooled"
+            tree["posterior"] = posterior
+            return tree
+        weights = chain_stacking_weights(tree, [m.chains for m in modes])
+        self.chain_weights_ = weights
+        chain, draw = stacked_indices(weights, n_draws, n_chains * n_draws, rng)
+        index = {
+            "chain": xr.DataArray(chain, dims="sample"),
+            "draw": xr.DataArray(draw, dims="sample"),
+        }
+        groups = {}
+        for name in ("posterior", "log_likelihood", "posterior_predictive"):
+            if name not in tree.children:
+                continue
+            ds = tree[name].to_dataset() if name != "posterior" else posterior
+            picked = ds.isel(index).drop_vars(["chain", "draw"], errors="ignore")
+            picked = picked.rename({"sample": "draw"}).expand_dims(chain=[0])
+            groups[name] = picked.assign_coords(draw=np.arange(n_chains * n_draws))
+        groups["posterior"].attrs.update(
+            posterior.attrs,
+            chain_combination="stacked",
+            chain_weights=[float(w) for w in weights],
+        )
+        for name, ds in groups.items():
+            tree[name] = ds
+        tree["posterior_chains"] = posterior
+        return tree
 
     def _starts(self, start) -> list[dict[str, np.ndarray]]:
         starts = list(start) if isinstance(start, Sequence) else [start]
@@ -1008,12 +1115,74 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             )
         counts = self.component_counts().values.reshape(-1, self.n_components)
         names = POSTERIOR_VARS + (("noise_weight",) if self._has_noise else ())
+        tree = self.idata_
+        if "posterior_chains" in tree.children:
+            tree = xr.DataTree.from_dict(
+                {
+                    "posterior": tree["posterior_chains"].to_dataset(),
+                    "sample_stats": tree["sample_stats"].to_dataset(),
+                }
+            )
         return diagnose(
-            self.idata_,
+            tree,
             var_names=names,
             label_switching=self.relabeling_.verdict,
             component_counts=counts,
+            chain_weights=self.chain_weights_,
+            chain_starts=tuple(int(c) for c in self.chain_starts_),
+            chain_combination=str(
+                self.idata_["posterior"].attrs.get("chain_combination", "pooled")
+            ),
         )
+
+    def log_posterior_density(self) -> tuple[np.ndarray, float, int]:
+        """The MAP-EM objective at every draw and at the MAP.
+
+        ``log p(X | theta) + log p(theta)`` with the MAP prior (:meth:`MixtureSpec.map_prior`)
+        and densities with respect to the covariance matrices (variances for diag and
+        spherical), as MAP-EM maximises it: the MAP is a mode of this function, so the
+        draws' values tell whether they sit in the MAP's mode. Evaluated on the chains as
+        sampled (``posterior_chains`` when the chains were stacked). Frequency weights
+        multiply each row's term; models with a noise component are not covered.
+
+        Returns
+        -------
+        draws : ndarray of shape (n_chains, n_draws)
+        map : float
+        n_free : int
+            Number of free parameters of the mixture (weights, means, covariance entries).
+        """
+        self._check_fitted()
+        tree = self.idata_
+        group = "posterior_chains" if "posterior_chains" in tree.children else "posterior"
+        posterior = tree[group].to_dataset()
+        n_chains, n_draws = posterior.sizes["chain"], posterior.sizes["draw"]
+        weights, means, covs = stack_draws(posterior)
+        prior = self.spec_.map_prior()
+        structure = self.map_.structure
+        shape = structure.shape(self.n_components, self.n_features_in_)
+
+        def objective(params: MixtureParams) -> float:
+            rows = log_mixture_density(
+                self._X, params.weights, params.means, params.full_covariances()
+            )
+            weights = self.sample_weight_
+            log_lik = rows.sum() if weights is None else weights @ rows
+            return float(log_lik + (0.0 if prior is None else prior.log_density(params)))
+
+        values = np.empty(len(weights))
+        for s, (w, m, c) in enumerate(zip(weights, means, covs, strict=True)):
+            layout = np.stack([structure._from_full(matrix) for matrix in c])
+            params = MixtureParams(
+                w / w.sum(),
+                m,
+                layout.reshape(shape) if layout.size == np.prod(shape) else layout[0],
+                self.map_.covariance_type,
+            )
+            values[s] = objective(params)
+        n_free = int(structure.n_parameters(self.n_components, self.n_features_in_))
+        n_free += self.n_components - 1 + self.n_components * self.n_features_in_
+        return values.reshape(n_chains, n_draws), objective(self.map_), n_free
 
     def responsibilities(self, X=None) -> xr.DataArray:
         """Posterior draws of ``gamma_nk = p(z_n = k | x_n, theta)``.

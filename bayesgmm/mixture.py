@@ -155,6 +155,9 @@ default="hierarchical"
     degenerate_ : bool
         Whether the kept fit has a degenerate component (only when every start had one;
         a warning says so).
+    optima_ : tuple of (MixtureParams, float)
+        The distinct optima (beyond label permutation) that the ``n_init`` starts reached,
+        best first, each with its per-sample objective; the first is the kept fit.
     n_features_in_ : int
     """
 
@@ -404,6 +407,7 @@ default="hierarchical"
         else:
             for name in ("noise_weight_", "noise_volume_"):
                 self.__dict__.pop(name, None)
+        self.optima_ = result.optima or ((result.params, result.lower_bound),)
 
     def _set_params(self, params: MixtureParams) -> None:
         self.params_ = params

@@ -34,6 +34,7 @@ from bayesgmm.analysis import (
     assignment_summary,
     data_grid,
     data_summary,
+    map_log_density_check,
     map_vs_posterior,
     marginal_density,
     marginal_density_band,
@@ -41,6 +42,7 @@ from bayesgmm.analysis import (
     posterior_summary,
 )
 from bayesgmm.compare import SIGN_CONVENTION, ModelComparison
+from bayesgmm.diagnostics import modes_sentence
 from bayesgmm.posterior import stack_draws
 
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
@@ -278,8 +280,56 @@ _CSS = (
 
 
 def _describe_draws(bayes) -> str:
-    sizes = bayes.idata_.posterior.sizes
-    return f"{bayes.method_} ({sizes['chain']} chain(s) x {sizes['draw']} draws)"
+    tree = bayes.idata_
+    attrs = tree.posterior.attrs
+    if attrs.get("chain_combination") == "stacked":
+        sizes = tree["posterior_chains"].sizes
+        weights = ", ".join(f"{w:.2f}" for w in attrs["chain_weights"])
+        return (
+            f"{bayes.method_} ({sizes['chain']} chain(s) x {sizes['draw']} draws, combined by "
+            f"Bayesian stacking of the chains with weights {weights}: "
+            f"{sizes['chain'] * sizes['draw']} draws resampled)"
+        )
+    sizes = tree.posterior.sizes
+    pooled = ", chains pooled" if "chain_combination" in attrs else ""
+    return f"{bayes.method_} ({sizes['chain']} chain(s) x {sizes['draw']} draws{pooled})"
+
+
+def _map_mode_text(check: dict, n_out: int, diagnostics) -> str:
+    """Whether the posterior mass sits in the MAP's mode, in words (see map_log_density_check)."""
+    numbers = (
+        f"The log posterior density (unnormalised: log-likelihood plus log prior, the "
+        f"objective that MAP-EM maximises) is "
+        f"{check['map']:.1f} at the MAP; over the draws its median is {check['median']:.1f} "
+        f"(5%-95%: {check['q05']:.1f} to {check['q95']:.1f}, highest {check['max']:.1f}). "
+        f"Draws from the MAP's own mode would lie about {check['expected_gap']:.1f} below "
+        f"it (half the number of free parameters; at most {check['gap_limit']:.1f} for the "
+        f"median), and they lie {check['gap']:.1f} below. "
+    )
+    where = {
+        "same": "The posterior mass sits in the MAP's mode",
+        "lower": "The posterior mass sits in another mode, lower at its peak than the MAP's "
+        "but wider",
+        "higher": f"Draws reach {check['max'] - check['map']:.1f} above the MAP's log "
+        "density: the posterior holds a mode of higher density than the MAP, which EM's "
+        "restarts missed (raise em_n_init)",
+    }[check["mode"]]
+    if diagnostics is not None and diagnostics.multimodal:
+        where += ". " + modes_sentence(diagnostics.modes)[:-1]
+    if n_out == 0:
+        reason = "; every MAP value lies inside its interval: a unimodal posterior around the MAP."
+    elif check["mode"] == "same":
+        reason = (
+            f"; the {n_out} MAP value(s) outside their intervals come from the posterior's "
+            "asymmetry around its mode (typically the variances of small components, "
+            "whose posterior is skewed), not from another mode."
+        )
+    else:
+        reason = (
+            f", which is why {n_out} MAP value(s) lie outside their intervals: the table "
+            "shows both, the MAP's mode (map) and the posterior's (mean, median, interval)."
+        )
+    return numbers + where + reason
 
 
 def add_posterior_analysis(
@@ -311,6 +361,11 @@ def add_posterior_analysis(
         The :func:`map_vs_posterior` table.
     """
     posterior = bayes.idata_.posterior.to_dataset()
+    chains = (
+        bayes.idata_["posterior_chains"].to_dataset()
+        if "posterior_chains" in bayes.idata_.children
+        else posterior
+    )
     noise_weight = getattr(bayes, "map_noise_weight_", None)
     table = map_vs_posterior(
         posterior,
@@ -321,6 +376,7 @@ def add_posterior_analysis(
         noise_weight=noise_weight,
     )
     n_out = int((~table["map_in_interval"]).sum())
+    diagnostics = bayes.diagnose() if bayes.method_ == "nuts" else None
     report.heading("MAP versus posterior")
     report.text(
         f"MAP: the MAP-EM estimate (same model and priors). Posterior: {_describe_draws(bayes)}. "
@@ -336,6 +392,10 @@ def add_posterior_analysis(
         )
     )
     report.table(table.set_index("parameter"), digits=4)
+    if bayes.method_ == "nuts" and getattr(bayes, "map_noise_weight_", None) is None:
+        draws_lp, map_lp, n_free = bayes.log_posterior_density()
+        check = map_log_density_check(map_lp, draws_lp, n_free)
+        report.text(_map_mode_text(check, n_out, diagnostics))
     report.figure_or_note(
         "map_vs_posterior",
         lambda: plots.plot_map_vs_posterior(table),
@@ -396,11 +456,10 @@ def add_posterior_analysis(
             "draws (blue).",
         )
     report.heading("Sampler diagnostics")
-    if bayes.method_ == "nuts":
-        diagnostics = bayes.diagnose()
+    if diagnostics is not None:
         report.text(diagnostics.verdict)
         report.code(str(diagnostics))
-    draws = parameter_draws(posterior, bayes.map_.covariance_type, feature_names)
+    draws = parameter_draws(chains, bayes.map_.covariance_type, feature_names)
     summary = posterior_summary(draws, ci_prob=ci_prob)
     report.figure_or_note(
         "trace",

@@ -245,3 +245,22 @@ def test_readable_summary_digits_make_interval_ends_differ():
     assert list(shown.loc["weights[0]", ["mean", "eti89_lb", "eti89_ub"]]) == ["0.5", "0.3", "0.7"]
     assert shown.loc["means[0, x]", "sd"] == "0.0123"
     assert shown.loc["means[0, x]", "ess_bulk"] == "812" and shown.loc["weights[0]", "r_hat"] == ""
+
+
+def test_map_log_density_check_tells_the_mode_of_the_draws():
+    from scipy.stats import chi2
+
+    from bayesgmm.analysis import map_log_density_check
+
+    # near a mode with p free parameters, 2 (log p(MAP) - log p(draw)) ~ chi-square(p)
+    rng = np.random.default_rng(0)
+    p, top = 8, -200.0
+    same = top - rng.chisquare(p, size=4000) / 2
+    check = map_log_density_check(top, same, p)
+    assert check["mode"] == "same" and check["expected_gap"] == 4.0
+    assert abs(check["gap"] - chi2.median(p) / 2) < 0.2
+    assert check["gap_limit"] == pytest.approx(chi2.ppf(0.999, p) / 2)
+    # the draws sit in a mode whose density is 20 nats lower: the mass is elsewhere
+    assert map_log_density_check(top, same - 20.0, p)["mode"] == "lower"
+    # draws above the MAP by more than the margin: a higher mode that EM missed
+    assert map_log_density_check(top, np.append(same, top + 3.0), p)["mode"] == "higher"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from bayesgmm.diagnostics import Diagnostics, diagnose, empty_components
+from bayesgmm.diagnostics import Diagnostics, chain_modes, diagnose, empty_components
 
 
 def _tree(shift=0.0, n_div=0, seed=0, chains=4, draws=500):
@@ -109,9 +109,76 @@ def test_verdict_says_what_failed_and_what_to_do():
     assert good.problems() == [] and good.remedies() == []
     bad = diagnose(_tree(shift=3.0, n_div=3, draws=100))
     text = bad.verdict
-    assert text.startswith("Verdict: the sampler checks FAILED: the chains disagree")
+    assert text.startswith(
+        "Verdict: the sampler checks FAILED: the chains sit in 2 different modes"
+    )
     assert "3 divergent transition(s)" in text and "Do not trust" in text
     assert "--draws" in text and "target_accept" in text and "fewer components" in text
     # a slightly high R-hat with too few draws asks for more draws, not fewer components
     mild = Diagnostics(1.02, 300.0, 250.0, 0, 0.9, "none", 2, 300)
     assert mild.remedies() == ["more draws and tuning (e.g. --draws 600 --tune 600)"]
+
+
+def _two_mode_tree(draws=300, seed=0):
+    """Chains 0 and 2 sample the posterior of a normal mean; chains 1 and 3 a false mode.
+
+    y ~ N(theta, 1), flat prior: the posterior is N(mean(y), 1/n). The false mode sits
+    1 unit away (10 posterior sds): its draws explain the data far worse.
+    """
+    rng = np.random.default_rng(seed)
+    n = 100
+    y = rng.normal(size=n)
+    centre = np.array([0.0, 1.0, 0.0, 1.0]) + y.mean()
+    theta = centre[:, None] + rng.normal(size=(4, draws)) / np.sqrt(n)
+    log_lik = -0.5 * (y[None, None, :] - theta[:, :, None]) ** 2 - 0.5 * np.log(2 * np.pi)
+    ones = np.ones((4, draws, 1))
+    posterior = xr.Dataset(
+        {
+            "weights": (("chain", "draw", "component"), ones),
+            "means": (("chain", "draw", "component", "feature"), theta[:, :, None, None]),
+            "covariances": (
+                ("chain", "draw", "component", "feature", "feature_bis"),
+                ones[..., None, None],
+            ),
+        }
+    )
+    stats = xr.Dataset(
+        {
+            "diverging": (("chain", "draw"), np.zeros((4, draws), dtype=bool)),
+            "lp": (("chain", "draw"), log_lik.sum(axis=2)),
+        }
+    )
+    log_likelihood = xr.Dataset({"X": (("chain", "draw", "obs"), log_lik)})
+    return xr.DataTree.from_dict(
+        {"posterior": posterior, "sample_stats": stats, "log_likelihood": log_likelihood}
+    )
+
+
+def test_chains_in_two_separated_modes_are_named_with_their_stacking_weights():
+    diag = diagnose(_two_mode_tree())
+    assert diag.multimodal and not diag.ok
+    a, b = diag.modes
+    assert (a.name, a.chains, b.name, b.chains) == ("A", (0, 2), "B", (1, 3))
+    # mode A (the true posterior) explains the data 50 log units better per chain
+    assert a.mean_log_density > b.mean_log_density + 40
+    assert a.weight > 0.99 and np.isclose(a.weight + b.weight, 1.0)
+    assert diag.lp_rhat > 1.5
+    text = diag.verdict
+    assert "the chains sit in 2 different modes: chains 0,2 in mode A (mean log posterior" in text
+    assert "stacking weights A 1.00, B 0.00" in text and "combine_chains='stack'" in text
+    assert not diag.to_frame().loc["modes", "ok"]
+
+
+def test_mixing_chains_form_one_mode():
+    diag = diagnose(_tree())
+    assert len(diag.modes) == 1 and diag.modes[0].chains == (0, 1, 2, 3)
+    assert not diag.multimodal
+
+
+def test_chain_modes_links_chains_transitively():
+    # chains 0-1 and 1-2 are close, 0-2 are not: single linkage keeps them in one mode
+    rng = np.random.default_rng(0)
+    params = rng.normal(size=(4, 200, 1)) + np.array([0.0, 1.5, 3.0, 20.0])[:, None, None]
+    modes = chain_modes(None, params)
+    assert [m.chains for m in modes] == [(0, 1, 2), (3,)]
+    assert np.isnan(modes[0].mean_log_density) and np.isnan(modes[0].weight)

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from arviz_stats import mcse
+from scipy.stats import norm
 from sklearn.base import clone
 from sklearn.metrics import adjusted_rand_score
 
@@ -76,6 +77,7 @@ def test_every_setting_is_checked_from_one_table():
         ({"sampler_kwargs": {"draws": 5}}, r"draws=\.\.\.\) instead"),
         ({"sampler_kwargs": {"random_seed": 5}}, r"random_state=\.\.\.\) instead"),
         ({"sampler_kwargs": {"nuts_sampler": "numpyro"}}, r"sets it itself"),
+        ({"combine_chains": "average"}, r"combine_chains must be one of 'auto', 'pool'"),
     ],
 )
 def test_bad_settings_name_the_value_and_the_remedy(galaxies, settings, match):
@@ -260,6 +262,10 @@ def test_idata_layout(faithful_nuts):
     assert post["covariances"].dims == ("chain", "draw", "component", "feature", "feature_bis")
     assert idata["log_likelihood"]["X"].dims == ("chain", "draw", "obs")
     assert "relabeling" in post.attrs
+    # one EM optimum on Old Faithful K=2: every chain starts there and the chains are pooled
+    assert post.attrs["chain_combination"] == "pooled" and "posterior_chains" not in idata
+    assert post.attrs["chain_starts"] == [0, 0, 0, 0] and len(faithful_nuts.start_optima_) == 1
+    assert faithful_nuts.chain_weights_ is None
     # the posterior concentrates around the MAP (same labelling)
     np.testing.assert_allclose(
         post["means"].mean(("chain", "draw")), faithful_nuts.map_.means, rtol=0.02
@@ -492,3 +498,49 @@ def test_summary_rows_are_the_free_parameters_labelled_by_column(faithful):
     assert "covariances[0, y, y]" in renamed.index
     with pytest.raises(ValueError, match="one name per column"):
         model.summary(feature_names=["x"])
+
+
+def _three_clusters() -> np.ndarray:
+    """20 normal quantiles around each of -8, 0, 8: K=2 has two mirror-image optima."""
+    base = norm.ppf((np.arange(20) + 0.5) / 20)
+    return np.concatenate([c + base for c in (-8.0, 0.0, 8.0)])[:, None]
+
+
+@pytest.mark.slow
+def test_chains_started_in_two_em_optima_are_detected_and_stacked():
+    # K=2 on three separated clusters: the MAP merges the middle cluster with the left or
+    # the right one; the two optima are mirror images with equal posterior mass, and the
+    # barrier between them keeps a chain where it starts
+    X = _three_clusters()
+    model = _fit(X, 2, draws=150, tune=150, chains=2, sampler_kwargs={"cores": 1})
+    optima = sorted(tuple(np.round(p.means.ravel())) for p in model.start_optima_)
+    assert optima == [(-8.0, 4.0), (-4.0, 8.0)]
+    assert model.chain_starts_.tolist() == [0, 1]
+    chain_means = model.idata_["posterior_chains"]["means"].mean("draw").values[:, :, 0]
+    for chain, start in enumerate(model.chain_starts_):
+        np.testing.assert_allclose(
+            chain_means[chain], model.start_optima_[start].means[:, 0], atol=0.5
+        )
+    diag = model.diagnose()
+    assert diag.multimodal and sorted(m.chains for m in diag.modes) == [(0,), (1,)]
+    assert diag.chain_starts == (0, 1) and diag.chain_combination == "stacked"
+    assert "the chains did not mix. The chains sit in 2 different modes" in diag.verdict
+    # stacking: by symmetry each mode carries half the mass (Monte Carlo error ~0.05)
+    posterior = model.idata_["posterior"]
+    assert posterior.attrs["chain_combination"] == "stacked"
+    weights = np.asarray(posterior.attrs["chain_weights"])
+    np.testing.assert_allclose(weights, 0.5, atol=0.1)
+    assert posterior.sizes["chain"] == 1 and posterior.sizes["draw"] == 300
+    left = (posterior["means"].values[0, :, 0, 0] < -6).mean()
+    assert (
+        abs(
+            left
+            - weights[
+                model.chain_starts_.tolist().index(
+                    next(i for i, p in enumerate(model.start_optima_) if p.means[0, 0] < -6)
+                )
+            ]
+        )
+        < 0.02
+    )
+    assert model.idata_["log_likelihood"].sizes["draw"] == 300

@@ -188,3 +188,31 @@ def test_posterior_analysis_shows_the_bootstrap_beside_the_posterior(monkeypatch
     assert "boot_se | boot_lower | boot_upper |" in text
     # the replicates were in swapped labels: relabelled, the SEs are the replicates' spread
     np.testing.assert_allclose(table["boot_se"].iloc[2:6], np.full(4, 0.1), rtol=0.35)
+
+
+def test_map_mode_text_explains_where_the_posterior_mass_sits():
+    from bayesgmm.diagnostics import Diagnostics, Mode
+    from bayesgmm.report import _map_mode_text
+
+    check = {
+        "map": -220.5,
+        "q05": -231.7,
+        "median": -225.3,
+        "q95": -222.3,
+        "max": -220.8,
+        "gap": 4.8,
+        "expected_gap": 4.0,
+        "gap_limit": 13.1,
+        "mode": "same",
+    }
+    text = _map_mode_text(check, 0, None)
+    assert "-220.5 at the MAP" in text and "median is -225.3" in text
+    assert "The posterior mass sits in the MAP's mode" in text and "unimodal" in text
+    skewed = _map_mode_text(check, 2, None)
+    assert "asymmetry" in skewed and "not from another mode" in skewed
+    modes = (Mode("A", (0, 2), -231.4, 0.9), Mode("B", (1, 3), -236.0, 0.1))
+    diag = Diagnostics(1.3, 10.0, 10.0, 0, 0.8, "none", 4, 100, modes=modes)
+    lower = _map_mode_text({**check, "gap": 20.0, "mode": "lower"}, 3, diag)
+    assert "sits in another mode, lower at its peak than the MAP's but wider" in lower
+    assert "chains 0,2 in mode A (mean log posterior -231.4)" in lower
+    assert "stacking weights A 0.90, B 0.10" in lower and "3 MAP value(s)" in lower

@@ -27,6 +27,7 @@ from bayesgmm.exceptions import DegenerateFitWarning, NumericalError, SingularCo
 from bayesgmm.missing import MissingPatterns, has_missing, mean_imputed
 from bayesgmm.params import MixtureParams
 from bayesgmm.priors import MixturePrior
+from bayesgmm.relabel import align_point_estimate
 from bayesgmm.spec import EMOptions, MixtureSpec, Standardization
 from bayesgmm.weights import positive_rows, weight_total, weighted_moments
 
@@ -124,6 +125,10 @@ class EMResult:
     noise_weight : float or None
         Weight of the uniform noise component (:mod:`bayesgmm.em.noise`); ``None`` when
         the model has none. ``params`` then hold the Gaussians' conditional weights.
+    optima : tuple of (MixtureParams, float)
+        Every distinct optimum the starts reached (:func:`distinct_optima`), best first,
+        each with its objective per sample; the first is ``(params, lower_bound)``. Set by
+        :func:`fit_em`; empty for a single EM run.
     """
 
     params: MixtureParams
@@ -134,6 +139,44 @@ class EMResult:
     n_reseeds: int = 0
     degenerate: bool = False
     noise_weight: float | None = None
+    optima: tuple[tuple[MixtureParams, float], ...] = ()
+
+
+#: Two EM optima are the same (up to relabelling) when, after matching their components,
+#: no weight differs by more than ``OPTIMUM_WEIGHT_TOL`` and no mean by more than
+#: ``OPTIMUM_MEAN_TOL`` standard deviations of the data (the working scale).
+OPTIMUM_WEIGHT_TOL = 0.02
+OPTIMUM_MEAN_TOL = 0.1
+
+
+def same_optimum(a: MixtureParams, b: MixtureParams) -> bool:
+    """Whether two working-scale fits are one optimum up to a permutation of the labels."""
+    aligned = align_point_estimate(b, a.means, a.full_covariances())
+    return bool(
+        np.max(np.abs(aligned.weights - a.weights)) <= OPTIMUM_WEIGHT_TOL
+        and np.max(np.abs(aligned.means - a.means)) <= OPTIMUM_MEAN_TOL
+    )
+
+
+def distinct_optima(results: list[EMResult]) -> list[EMResult]:
+    """The results that reach different optima (beyond label permutation), best first.
+
+    Parameters
+    ----------
+    results : list of EMResult
+        Fits on the working (standardised) scale.
+
+    Returns
+    -------
+    list of EMResult
+        Sorted by decreasing ``lower_bound``; of the results that share an optimum
+        (:func:`same_optimum`) only the best is kept.
+    """
+    kept: list[EMResult] = []
+    for result in sorted(results, key=lambda r: -r.lower_bound):
+        if not any(same_optimum(k.params, result.params) for k in kept):
+            kept.append(result)
+    return kept
 
 
 def _reseed(
@@ -508,6 +551,7 @@ def fit_em(
     fallback: EMResult | None = None
     error: SingularCovarianceError | None = None
     start_options = working_options
+    reached: list[EMResult] = []
     # n_init starts (one if the start is given: they would all be the same); a start that
     # fails or ends degenerate is replaced, up to n_init times (a prior keeps every
     # covariance proper: no maximum-likelihood degeneracy to avoid under MAP)
@@ -539,8 +583,10 @@ def fit_em(
         ):
             if fallback is None or result.lower_bound > fallback.lower_bound:
                 fallback = replace(result, degenerate=True)
-        elif best is None or result.lower_bound > best.lower_bound:
-            best = result
+        else:
+            reached.append(result)
+            if best is None or result.lower_bound > best.lower_bound:
+                best = result
     best = best if best is not None else fallback
     if best is None:
         assert error is not None
@@ -551,14 +597,18 @@ def fit_em(
             f"{X.shape}: the data are degenerate for K={spec.n_components}; fit with a "
             "prior (prior='default'), increase reg_covar or decrease n_components"
         )
-    result = result_to_user(
-        best,
-        scaling,
-        spec,
-        working_spec,
-        weight_total(sample_weight, X.shape[0]),
-        log_jacobian=log_jacobian,
-    )
+    n_total = weight_total(sample_weight, X.shape[0])
+    result = result_to_user(best, scaling, spec, working_spec, n_total, log_jacobian=log_jacobian)
+    if len(reached) > 1:
+        others = [
+            result_to_user(r, scaling, spec, working_spec, n_total, log_jacobian=log_jacobian)
+            for r in distinct_optima(reached)[1:]
+        ]
+        optima = (
+            (result.params, result.lower_bound),
+            *((r.params, r.lower_bound) for r in others),
+        )
+        result = replace(result, optima=optima)
     if spec.prior is None:
         warn_if_degenerate(best.params, options.reg_covar)
     if warn_not_converged:
