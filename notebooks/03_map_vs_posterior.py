@@ -161,14 +161,23 @@ columns = ["parameter", "map", "sd", "boot_se", "boot_se_over_sd"]
 with_boot[[*columns, "lower", "upper", "boot_lower", "boot_upper"]].round(3)
 
 # %% [markdown]
-# For the main group the two kinds of uncertainty agree: with seventy galaxies the
-# likelihood dominates the prior and the sampling distribution of the estimate has the
-# width of the posterior. For the small groups they part: a bootstrap sample can leave
-# out most of the three fast galaxies, so the refitted variances and weights swing
-# widely (or the component lands on other points), while the posterior, which conditions
-# on the galaxies actually observed, is tied down by the prior. Read the bootstrap as "how
-# much would this estimate change on another sample of 82 galaxies", the posterior as
-# "what the parameters can be, given these 82".
+# For the main group's centre and variance the two kinds of uncertainty agree
+# (`boot_se_over_sd` near 1): with seventy galaxies the likelihood dominates the prior and
+# the sampling distribution of the estimate has the width of the posterior. For the small
+# groups they part, in both directions:
+#
+# * the **weights** of the main and the fast group vary about three times more over
+#   bootstrap samples than in the posterior: a resample can leave out most of the three fast
+#   galaxies, and the refitted fast component then holds fewer of them or reaches into the
+#   main group's tail;
+# * the small groups' **variances** vary far less: every replicate is a MAP, the *mode* of
+#   a skewed posterior, and that mode moves little when the data change, while the
+#   posterior's sd measures its long right tail (the table above).
+#
+# Read the bootstrap as "how much would this estimate change on another sample of 82
+# galaxies", the posterior as "what the parameters can be, given these 82". Where they
+# differ this much, the point estimate's standard error is not a substitute for the
+# posterior.
 
 # %% [markdown]
 # ## Credible bands on the density

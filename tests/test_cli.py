@@ -258,8 +258,9 @@ def test_demo_without_posterior(tmp_path, capsys):
 def test_fit_round_trip_verdict_first_and_strict_exit_3(tmp_path, capsys):
     out = tmp_path / "fit"
     # 2 x 100 draws cannot reach 400 effective draws: the checks fail, --strict says so
+    # (K=3: K=2 has two posterior modes, whose verdict names them instead)
     small = ["--draws", "100", "--tune", "200", "--chains", "2", "--quiet", "--strict"]
-    argv = ["fit", "galaxies", "--k", "2", "--seed", "3", *small, "--out", str(out)]
+    argv = ["fit", "galaxies", "--k", "3", "--seed", "3", *small, "--out", str(out)]
     assert cli.main(argv) == cli.EXIT_DIAGNOSTICS == 3
     captured = capsys.readouterr()
     stdout = captured.out.splitlines()
@@ -274,11 +275,11 @@ def test_fit_round_trip_verdict_first_and_strict_exit_3(tmp_path, capsys):
     draws = parameter_draws(loaded.posterior.to_dataset(), "full", params["data"]["columns"])
     again = posterior_summary(draws, ci_prob=0.89)
     pd.testing.assert_frame_equal(again, saved, check_dtype=False, check_names=False)
-    assert len(saved) == 2 + 2 + 2 and saved["r_hat"].notna().all()
+    assert len(saved) == 3 + 3 + 3 and saved["r_hat"].notna().all()
     md = (out / "summary.md").read_text()
     assert md.index("Verdict:") < md.index("max R-hat") < md.index("| weights[0] |")
-    assert params["n_components"] == 2 and params["method"] == "nuts"
-    assert params["command"].startswith("bayesgmm fit galaxies --k 2")
+    assert params["n_components"] == 3 and params["method"] == "nuts"
+    assert params["command"].startswith("bayesgmm fit galaxies --k 3")
     mean = loaded.posterior["means"].mean(("chain", "draw")).values
     np.testing.assert_allclose(params["posterior_mean"]["means"], mean)
     table = pd.read_csv(out / "map_vs_posterior.csv")
