@@ -6,21 +6,18 @@ The estimator orchestrates three steps:
    ``map_``; in one dimension it is sorted by mean to match the ordered means of the
    model. Every chain starts at this point plus a small seeded uniform jitter in the
    unconstrained space (``jitter``, default 0.1), so no chain starts in a hopeless
-   region. With ``sampler="pymc"`` the jittered points are passed per chain as
-   ``initvals`` (``init="adapt_diag"``: no further jitter). With ``sampler="nutpie"``
-   the model is compiled with the start as its initial point and nutpie's per-chain
-   initial-point function is replaced by the jittered one (PyMC's own ``initvals``
-   forwarding to nutpie would add a U(-1, 1) jitter).
-2. **Inference.** NUTS (PyMC's sampler on the C backend by default: for these small
-   models it compiles and samples faster than nutpie's numba backend, see the module
-   notes below), ADVI / full-rank ADVI (optionally minibatched), or just the MAP.
+   region. With ``sampler="nutpie"`` (the default) each chain is one nutpie run from
+   its jittered start; with ``sampler="pymc"`` the jittered points are passed per chain
+   as ``initvals`` (``init="adapt_diag"``: no further jitter).
+2. **Inference.** NUTS, by default nutpie on the structure's compiled log-density,
+   compiled once per (K, covariance structure, d, prior family) and process and reused
+   for every later fit of that structure (:mod:`bayesgmm.compiled`, which gives the
+   measurements behind the choice); ``sampler="pymc"`` is PyMC's own NUTS on a model
+   compiled per fit. ADVI / full-rank ADVI (optionally minibatched), or just the MAP.
 3. **Post-processing.** For ``d > 1`` every draw is relabelled to the MAP labelling
    (:mod:`bayesgmm.relabel`); then ``log_likelihood`` (one term per observation, the
-   user's scale) and ``posterior_predictive`` are added.
-
-Measured on this project's 2-core machine (4 chains x 1000 draws + 1000 tuning):
-PyMC's sampler takes about 5 s (galaxies, K=3) and 6 s (Old Faithful, K=2, full) with a
-warm compilation cache; nutpie spends 12-48 s compiling with numba and 1-3 s sampling.
+   user's scale) and ``posterior_predictive`` (one replicate data set per draw) are
+   computed in NumPy, so nothing is compiled after sampling.
 
 Method ``"map"`` stores the MAP estimate as a single-draw posterior (1 chain x 1 draw)
 with its log-likelihood, so every posterior method also works for it; it has no
@@ -31,7 +28,6 @@ independent and stored as one chain.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import numbers
 import warnings
@@ -161,32 +157,72 @@ def _sample_pymc(model, starts, *, draws, tune, chains, seed, progressbar, **kwa
     )
 
 
-def _sample_nutpie(model, start, jitter, *, draws, tune, chains, seed, progressbar, **kwargs):
-    """NUTS with nutpie, every chain starting at ``start`` plus a seeded U(-jitter, jitter)."""
-    import nutpie
+def _sample_compiled(X, spec, family, start_points, jitter, rng, *, seed, **settings):
+    """NUTS with nutpie on the structure's cached compiled model (:mod:`bayesgmm.compiled`).
 
-    # Workaround of an upstream limitation: nutpie's initial point is PyMC's, whose jitter is
-    # a fixed U(-1, 1) on every jittered variable, with no scale and no per-chain start
-    # (https://github.com/pymc-devs/nutpie/issues/149, https://github.com/pymc-devs/pymc/issues/7555):
-    #   c = nutpie.compile_pymc_model(model, initial_points=start)
-    #   c.initial_point_func(0) - c.initial_point_func(1)  # differences up to 2, not 2 * jitter
-    # So compile without jitter and replace the initial-point function by a scaled one.
-    compiled = nutpie.compile_pymc_model(model, initial_points=start, jitter_rvs=set())
-    base = np.asarray(compiled.initial_point_func(0), dtype=np.float64)
+    ``start_points`` are constrained points, one per chain or one for all; each chain
+    starts there plus a seeded U(-jitter, jitter) in the unconstrained space.
+    """
+    from bayesgmm.compiled import compiled_mixture
 
-    def jittered(chain_seed) -> np.ndarray:
-        return base + np.random.default_rng(chain_seed).uniform(-jitter, jitter, base.shape)
+    compiled = compiled_mixture(X, spec, covariance_prior_family=family)
+    starts = [compiled.unconstrained(point) for point in start_points]
+    if len(starts) == 1:
+        starts = starts * settings["chains"]
+    jittered = [x + rng.uniform(-jitter, jitter, x.shape) for x in starts]
+    settings = {k: v for k, v in settings.items() if k != "chains"}
+    return compiled.sample(X, spec, jittered, seed=seed, **settings)
 
-    compiled = dataclasses.replace(compiled, initial_point_func=jittered)
-    return nutpie.sample(
-        compiled,
-        draws=draws,
-        tune=tune,
-        chains=chains,
-        seed=seed,
-        progress_bar=progressbar,
-        **kwargs,
+
+def _pointwise_groups(
+    X: np.ndarray, posterior: xr.Dataset, seed: int
+) -> tuple[xr.Dataset, xr.Dataset]:
+    """``log_likelihood`` and ``posterior_predictive`` groups, computed in NumPy.
+
+    ``log p(x_n | theta_s)`` for every draw and observation (the user's scale), and one
+    replicate data set per draw, drawn from that draw's mixture.
+    """
+    weights = posterior["weights"].transpose("chain", "draw", "component").values
+    means = posterior["means"].transpose("chain", "draw", "component", "feature").values
+    covs = (
+        posterior["covariances"]
+        .transpose("chain", "draw", "component", "feature", "feature_bis")
+        .values
     )
+    n_chains, n_draws, k = weights.shape
+    n_obs, d = X.shape
+    log_lik = np.stack(
+        [log_mixture_density(X, weights[c], means[c], covs[c]) for c in range(n_chains)]
+    )
+    rng = np.random.default_rng(seed)
+    chol = np.linalg.cholesky(covs)
+    cdf = np.cumsum(weights, axis=-1)
+    cdf /= cdf[..., -1:]
+    replicates = np.empty((n_chains, n_draws, n_obs, d))
+    for c in range(n_chains):
+        u = rng.random((n_draws, n_obs))
+        labels = np.minimum((cdf[c][:, None, :] <= u[..., None]).sum(-1), k - 1)
+        noise = rng.standard_normal((n_draws, n_obs, d))
+        rows = np.arange(n_draws)[:, None]
+        replicates[c] = means[c][rows, labels] + np.einsum(
+            "snij,snj->sni", chol[c][rows, labels], noise
+        )
+    coords = {
+        "chain": posterior["chain"].values,
+        "draw": posterior["draw"].values,
+        "obs": np.arange(n_obs),
+    }
+    log_likelihood = xr.Dataset({OBSERVED: (("chain", "draw", "obs"), log_lik)}, coords=coords)
+    predictive = xr.Dataset(
+        {OBSERVED: (("chain", "draw", "obs", "feature"), replicates)},
+        coords={**coords, "feature": np.arange(d)},
+    )
+    return log_likelihood, predictive
+
+
+def _start_list(start) -> list[MixtureParams]:
+    """One start, or one per chain, as a list."""
+    return list(start) if isinstance(start, Sequence) else [start]
 
 
 def _check_complete(idata: xr.DataTree, settings: dict) -> xr.DataTree:
@@ -372,8 +408,10 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         ``pm.sample`` uses ``cores=min(4, os.cpu_count())`` unless told otherwise, and this
         estimator leaves that default (``sampler_kwargs={"cores": 1}`` runs them in turn,
         e.g. when :func:`bayesgmm.compare.compare` already runs candidates in parallel).
-    sampler : {"pymc", "nutpie"}, default="pymc"
-        NUTS implementation.
+    sampler : {"nutpie", "pymc"}, default="nutpie"
+        NUTS implementation: nutpie on the cached compiled model of the structure
+        (:mod:`bayesgmm.compiled`; chains run one after the other), or PyMC's sampler on
+        a model compiled per fit.
     target_accept : float, default=0.9
         Target acceptance rate of NUTS.
     jitter : float, default=0.1
@@ -438,7 +476,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         draws: int = 1000,
         tune: int = 1000,
         chains: int = 4,
-        sampler: Sampler = "pymc",
+        sampler: Sampler = "nutpie",
         target_accept: float = TARGET_ACCEPT,
         jitter: float = START_JITTER,
         start: MixtureParams | Sequence[MixtureParams] | None = None,
@@ -501,11 +539,6 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
                     f"method={self.method!r} starts from one point, got {len(self.start)} "
                     "starts: pass a single MixtureParams"
                 )
-            if self.method == "nuts" and self.sampler == "nutpie":
-                raise ValueError(
-                    "sampler='nutpie' starts all chains from one point; pass a single start "
-                    "or use sampler='pymc' for per-chain starts"
-                )
             if len(self.start) != self.chains:
                 raise ValueError(
                     f"start must be one MixtureParams or one per chain ({self.chains}), got "
@@ -562,7 +595,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         return self
 
     def _starts(self, start) -> list[dict[str, np.ndarray]]:
-        starts = list(start) if isinstance(start, Sequence) else [start]
+        starts = _start_list(start)
         return [
             transformed_point(self.model_, initial_point(s, self.model_, self.spec_))
             for s in starts
@@ -579,11 +612,17 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             **(self.sampler_kwargs or {}),
         }
         if self.sampler == "nutpie":
-            single = start if isinstance(start, MixtureParams) else start[0]
-            constrained = initial_point(single, self.model_, self.spec_)
-            return _check_complete(
-                _sample_nutpie(self.model_, constrained, self.jitter, **common), common
+            points = [initial_point(s, self.model_, self.spec_) for s in _start_list(start)]
+            idata = _sample_compiled(
+                self._X,
+                self.spec_,
+                self.covariance_prior_family,
+                points,
+                self.jitter,
+                rng,
+                **common,
             )
+            return _check_complete(idata, common)
         starts = self._starts(start)
         points = starts * self.chains if len(starts) == 1 else starts
         jittered = [
@@ -675,20 +714,10 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             pointwise = len(self._X) * n_chains * n_draws <= MAX_POINTWISE_VALUES
         if not pointwise:
             return tree
-        tree = pm.compute_log_likelihood(
-            tree, model=self.model_, extend_inferencedata=True, progressbar=False
-        )
-        with warnings.catch_warnings(), _pymc_log_level(self.progressbar):
-            # The observed variable's random function is NumPy code (mixture_random);
-            # PyTensor's numba backend says it runs it in object mode, which is expected.
-            warnings.filterwarnings("ignore", message="Numba will use object mode")
-            return pm.sample_posterior_predictive(
-                tree,
-                model=self.model_,
-                extend_inferencedata=True,
-                random_seed=int(seed),
-                progressbar=False,
-            )
+        log_likelihood, predictive = _pointwise_groups(self._X, posterior, int(seed))
+        tree["log_likelihood"] = log_likelihood
+        tree["posterior_predictive"] = predictive
+        return tree
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "idata_"):
