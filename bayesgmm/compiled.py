@@ -55,6 +55,9 @@ from pytensor.graph.replace import graph_replace
 from bayesgmm.model import build_model, set_model_data
 from bayesgmm.spec import MixtureSpec
 
+#: PyTensor compile mode of the three functions (``None``: PyTensor's default, numba).
+MODE: str | None = None
+
 
 @dataclass(frozen=True)
 class StructureKey:
@@ -157,9 +160,9 @@ class CompiledMixture:
             y = x if transform is None else transform.forward(x, *rv.owner.inputs)
             forward.append(pt.as_tensor(y).ravel())
         with model:
-            logp_dlogp = compile_pymc([joined], [logp, grad])
-            expand = compile_pymc([joined], trace_out)
-            unconstrain = compile_pymc(constrained, pt.concatenate(forward))
+            logp_dlogp = compile_pymc([joined], [logp, grad], mode=MODE)
+            expand = compile_pymc([joined], trace_out, mode=MODE)
+            unconstrain = compile_pymc(constrained, pt.concatenate(forward), mode=MODE)
         for fn in (logp_dlogp, expand, unconstrain):
             fn.trust_input = True
         x0 = np.concatenate([np.ravel(point[v.name]) for v in value_vars])
@@ -236,7 +239,8 @@ class CompiledMixture:
         Returns
         -------
         xarray.DataTree
-            ``posterior`` and ``sample_stats`` with dims ``chain``, ``draw``.
+            ``posterior`` and ``sample_stats`` (nutpie's, less its text-valued
+            divergence messages) with dims ``chain``, ``draw``.
         """
         import nutpie
         from nutpie.compiled_pyfunc import from_pyfunc
@@ -290,7 +294,9 @@ class CompiledMixture:
         for group in ("posterior", "sample_stats"):
             parts = [tree[group].to_dataset() for tree in chains]
             combined = xr.concat(parts, dim="chain", data_vars="all", coords="minimal")
-            groups[group] = combined.assign_coords(chain=np.arange(len(chains)))
+            # object-dtype statistics (nutpie's divergence messages) do not serialise
+            text = [name for name, var in combined.data_vars.items() if var.dtype == object]
+            groups[group] = combined.drop_vars(text).assign_coords(chain=np.arange(len(chains)))
         return xr.DataTree.from_dict(groups)
 
 
