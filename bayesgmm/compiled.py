@@ -20,17 +20,27 @@ Sampler
     LLVM re-optimises as one module: 20-60 s per structure and per process on this
     project's 2-core machine, where the Python call costs a few microseconds per
     gradient. PyMC's own NUTS spends about 80 µs of Python per leapfrog step on top of
-    the gradient. Each chain is one ``nutpie.sample`` call with its own start and seed
-    (``benchmarks/bench_nuts.py`` compares the choices; see ``reports/benchmarks.md``):
+    the gradient. Each chain is one ``nutpie.sample`` call with its own start and seed.
 
-    ============================  ====================================================
-    backend                       measured on galaxies K=3, Old Faithful K=2 full,
-                                  synthetic 2-D N=2000 K=4 full (4 x 1000 draws)
-    ============================  ====================================================
-    nutpie on compiled PyTensor   default (see ``reports/benchmarks.md``)
-    nutpie ``compile_pymc_model`` slower: 20-60 s compilation per structure
-    PyMC NUTS                     slower: Python tree building
-    ============================  ====================================================
+    Measured by ``benchmarks/bench_nuts.py`` (4 chains x 1000 draws + 1000 tuning, one
+    process, this project's shared 2-core machine at load 3-5; ``reports/benchmarks.md``),
+    minimum bulk ESS per second of wall time, compilation, EM start and post-processing
+    included, as a multiple of an expert PyMC model's (``pm.sample``, which picks nutpie's
+    numba backend, started at scikit-learn's EM solution):
+
+    =====================================  ===============  =================
+    run                                    galaxies K=3     faithful K=2 full
+    =====================================  ===============  =================
+    default, first fit of the structure    3.9x             1.6x
+    default, structure compiled (warm)     56x              4.1x
+    nutpie low-rank mass matrix (warm)     80x              3.0x
+    ``sampler="pymc"`` (warm disk cache)   8.3x             0.42x
+    =====================================  ===============  =================
+
+    The expert's own compilation took 12-16 s with a warm disk cache; the first
+    bayesgmm fit of a structure compiles in 5-10 s (disk cache warm; minutes cold, as
+    for any numba compilation of these graphs). Diagonal adaptation stays the default:
+    the low-rank mass matrix helped galaxies but not Old Faithful.
 
 Threads
     A :class:`CompiledMixture` holds one set of data at a time; :meth:`CompiledMixture.sample`
