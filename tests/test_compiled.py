@@ -55,7 +55,8 @@ def test_second_fit_of_a_structure_compiles_nothing(galaxies, count_compilations
 def test_cached_fit_gives_the_draws_of_a_fresh_fit(galaxies):
     first, second = _two_data_sets(galaxies)
     compiled.clear_cache()
-    BayesianGaussianMixture(2, random_state=1, **SETTINGS).fit(first)
+    spec_first = MixtureSpec.from_data(first, 2, "full", "default")
+    compiled.compiled_mixture(first, spec_first).set_data(first, spec_first)  # holds other data
     cached = BayesianGaussianMixture(2, random_state=3, **SETTINGS).fit(second)
     compiled.clear_cache()
     fresh = BayesianGaussianMixture(2, random_state=3, **SETTINGS).fit(second)
