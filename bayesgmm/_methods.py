@@ -11,7 +11,7 @@ PosteriorMethod = Literal["nuts", "advi", "fullrank_advi"]
 #: Every method of :class:`bayesgmm.BayesianGaussianMixture`: the posterior ones and the MAP.
 Method = Literal[PosteriorMethod, "map"]
 #: NUTS implementations.
-Sampler = Literal["pymc", "nutpie"]
+Sampler = Literal["nutpie", "pymc"]
 
 POSTERIOR_METHODS: tuple[str, ...] = get_args(PosteriorMethod)
 METHODS: tuple[str, ...] = get_args(Method)

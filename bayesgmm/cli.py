@@ -990,7 +990,7 @@ def _add_data_options(parser: argparse.ArgumentParser, k_help: str) -> None:
     parser.add_argument(
         "--chains", type=positive_int, default=4, help="NUTS chains (run in parallel)"
     )
-    parser.add_argument("--sampler", choices=SAMPLERS, default="pymc", help="NUTS implementation")
+    parser.add_argument("--sampler", choices=SAMPLERS, default="nutpie", help="NUTS implementation")
     parser.add_argument(
         "--ci-prob",
         type=probability,

@@ -34,17 +34,18 @@ Number of clusters
     approximation to the evidence. :func:`recommend` says whether they agree.
 
 Reuse and parallelism
-    The PyMC graph depends on K, the covariance type and the data (its
-    standardisation and number of observations are constants of the graph), so a
-    compiled model cannot be shared between candidates, and ``pm.Data`` would not help
-    (the standardisation is baked into the graph). What is reused: one validated array
-    for all candidates; each candidate's EM fit as the sampler's start (inside
-    :class:`BayesianGaussianMixture`); the PyMC model of each fit for moment matching;
-    PyTensor's on-disk cache of compiled C modules (re-used by every later fit whose
-    operations match, e.g. re-running a comparison); and, in the command line's ``report``, the
-    comparison's fit of the chosen model for its MAP-versus-posterior analysis (no
-    refit). Candidates run in parallel with ``n_jobs > 1`` (joblib processes; results
-    travel cloudpickled because a PyMC model does not pickle).
+    The PyMC graph depends only on K, the covariance type, d and the prior family: the
+    data, their standardisation and the prior enter as ``pm.Data``
+    (:mod:`bayesgmm.compiled`). Every candidate is a different structure, so a first
+    comparison compiles each once; a later comparison, cross-validation fold or refit
+    in the same process reuses the compiled functions (nothing is compiled), and a new
+    process finds them in PyTensor's on-disk cache whatever the data. Also reused: one
+    validated array for all candidates; each candidate's EM fit as the sampler's start
+    (inside :class:`BayesianGaussianMixture`); the PyMC model of each fit for moment
+    matching; and, in the command line's ``report``, the comparison's fit of the chosen
+    model for its MAP-versus-posterior analysis (no refit). Candidates run in parallel
+    with ``n_jobs > 1`` (joblib processes, each with its own cache; results travel
+    cloudpickled because a PyMC model does not pickle).
 """
 
 from __future__ import annotations

@@ -6,21 +6,18 @@ The estimator orchestrates three steps:
    ``map_``; in one dimension it is sorted by mean to match the ordered means of the
    model. Every chain starts at this point plus a small seeded uniform jitter in the
    unconstrained space (``jitter``, default 0.1), so no chain starts in a hopeless
-   region. With ``sampler="pymc"`` the jittered points are passed per chain as
-   ``initvals`` (``init="adapt_diag"``: no further jitter). With ``sampler="nutpie"``
-   the model is compiled with the start as its initial point and nutpie's per-chain
-   initial-point function is replaced by the jittered one (PyMC's own ``initvals``
-   forwarding to nutpie would add a U(-1, 1) jitter).
-2. **Inference.** NUTS (PyMC's sampler on the C backend by default: for these small
-   models it compiles and samples faster than nutpie's numba backend, see the module
-   notes below), ADVI / full-rank ADVI (optionally minibatched), or just the MAP.
+   region. With ``sampler="nutpie"`` (the default) each chain is one nutpie run from
+   its jittered start; with ``sampler="pymc"`` the jittered points are passed per chain
+   as ``initvals`` (``init="adapt_diag"``: no further jitter).
+2. **Inference.** NUTS, by default nutpie on the structure's compiled log-density,
+   compiled once per (K, covariance structure, d, prior family) and process and reused
+   for every later fit of that structure (:mod:`bayesgmm.compiled`, which gives the
+   measurements behind the choice); ``sampler="pymc"`` is PyMC's own NUTS on a model
+   compiled per fit. ADVI / full-rank ADVI (optionally minibatched), or just the MAP.
 3. **Post-processing.** For ``d > 1`` every draw is relabelled to the MAP labelling
    (:mod:`bayesgmm.relabel`); then ``log_likelihood`` (one term per observation, the
-   user's scale) and ``posterior_predictive`` are added.
-
-Measured on this project's 2-core machine (4 chains x 1000 draws + 1000 tuning):
-PyMC's sampler takes about 5 s (galaxies, K=3) and 6 s (Old Faithful, K=2, full) with a
-warm compilation cache; nutpie spends 12-48 s compiling with numba and 1-3 s sampling.
+   user's scale) and ``posterior_predictive`` (one replicate data set per draw) are
+   computed in NumPy, so nothing is compiled after sampling.
 
 Method ``"map"`` stores the MAP estimate as a single-draw posterior (1 chain x 1 draw)
 with its log-likelihood, so every posterior method also works for it; it has no
@@ -213,6 +210,74 @@ def _sample_nutpie(model, start, jitter, *, draws, tune, chains, seed, progressb
         progress_bar=progressbar,
         **kwargs,
     )
+
+
+def _sample_compiled(X, spec, family, start_points, jitter, rng, *, seed, **settings):
+    """NUTS with nutpie on the structure's cached compiled model (:mod:`bayesgmm.compiled`).
+
+    ``start_points`` are constrained points, one per chain or one for all; each chain
+    starts there plus a seeded U(-jitter, jitter) in the unconstrained space.
+    """
+    from bayesgmm.compiled import compiled_mixture
+
+    compiled = compiled_mixture(X, spec, covariance_prior_family=family)
+    starts = [compiled.unconstrained(point) for point in start_points]
+    if len(starts) == 1:
+        starts = starts * settings["chains"]
+    jittered = [x + rng.uniform(-jitter, jitter, x.shape) for x in starts]
+    settings = {k: v for k, v in settings.items() if k != "chains"}
+    return compiled.sample(X, spec, jittered, seed=seed, **settings)
+
+
+def _pointwise_groups(
+    X: np.ndarray, posterior: xr.Dataset, seed: int
+) -> tuple[xr.Dataset, xr.Dataset]:
+    """``log_likelihood`` and ``posterior_predictive`` groups, computed in NumPy.
+
+    ``log p(x_n | theta_s)`` for every draw and observation (the user's scale), and one
+    replicate data set per draw, drawn from that draw's mixture.
+    """
+    weights = posterior["weights"].transpose("chain", "draw", "component").values
+    means = posterior["means"].transpose("chain", "draw", "component", "feature").values
+    covs = (
+        posterior["covariances"]
+        .transpose("chain", "draw", "component", "feature", "feature_bis")
+        .values
+    )
+    n_chains, n_draws, k = weights.shape
+    n_obs, d = X.shape
+    log_lik = np.stack(
+        [log_mixture_density(X, weights[c], means[c], covs[c]) for c in range(n_chains)]
+    )
+    rng = np.random.default_rng(seed)
+    chol = np.linalg.cholesky(covs)
+    cdf = np.cumsum(weights, axis=-1)
+    cdf /= cdf[..., -1:]
+    replicates = np.empty((n_chains, n_draws, n_obs, d))
+    for c in range(n_chains):
+        u = rng.random((n_draws, n_obs))
+        labels = np.minimum((cdf[c][:, None, :] <= u[..., None]).sum(-1), k - 1)
+        noise = rng.standard_normal((n_draws, n_obs, d))
+        rows = np.arange(n_draws)[:, None]
+        replicates[c] = means[c][rows, labels] + np.einsum(
+            "snij,snj->sni", chol[c][rows, labels], noise
+        )
+    coords = {
+        "chain": posterior["chain"].values,
+        "draw": posterior["draw"].values,
+        "obs": np.arange(n_obs),
+    }
+    log_likelihood = xr.Dataset({OBSERVED: (("chain", "draw", "obs"), log_lik)}, coords=coords)
+    predictive = xr.Dataset(
+        {OBSERVED: (("chain", "draw", "obs", "feature"), replicates)},
+        coords={**coords, "feature": np.arange(d)},
+    )
+    return log_likelihood, predictive
+
+
+def _start_list(start) -> list[MixtureParams]:
+    """One start, or one per chain, as a list."""
+    return list(start) if isinstance(start, Sequence) else [start]
 
 
 def _check_complete(idata: xr.DataTree, settings: dict) -> xr.DataTree:
@@ -455,8 +520,10 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         ``pm.sample`` uses ``cores=min(4, os.cpu_count())`` unless told otherwise, and this
         estimator leaves that default (``sampler_kwargs={"cores": 1}`` runs them in turn,
         e.g. when :func:`bayesgmm.compare.compare` already runs candidates in parallel).
-    sampler : {"pymc", "nutpie"}, default="pymc"
-        NUTS implementation.
+    sampler : {"nutpie", "pymc"}, default="nutpie"
+        NUTS implementation: nutpie on the cached compiled model of the structure
+        (:mod:`bayesgmm.compiled`; chains run one after the other), or PyMC's sampler on
+        a model compiled per fit.
     target_accept : float, default=0.9
         Target acceptance rate of NUTS.
     jitter : float, default=0.1
@@ -582,7 +649,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         draws: int = 1000,
         tune: int = 1000,
         chains: int = 4,
-        sampler: Sampler = "pymc",
+        sampler: Sampler = "nutpie",
         target_accept: float = TARGET_ACCEPT,
         jitter: float = START_JITTER,
         start: MixtureParams | Sequence[MixtureParams] | None = None,
@@ -654,11 +721,6 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
                 raise ValueError(
                     f"method={self.method!r} starts from one point, got {len(self.start)} "
                     "starts: pass a single MixtureParams"
-                )
-            if self.method == "nuts" and self.sampler == "nutpie":
-                raise ValueError(
-                    "sampler='nutpie' starts all chains from one point; pass a single start "
-                    "or use sampler='pymc' for per-chain starts"
                 )
             if len(self.start) != self.chains:
                 raise ValueError(
@@ -763,7 +825,8 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         start = self.map_ if self.start is None else self.start
         self.chain_starts_ = np.zeros(self.chains, dtype=int)
         several = len(self.start_optima_) > 1
-        if self.method == "nuts" and self.start is None and self.sampler == "pymc" and several:
+        per_chain = self.sampler == "pymc" or self._plain_model  # nutpie: the cached graph
+        if self.method == "nuts" and self.start is None and per_chain and several:
             self.chain_starts_ = np.arange(self.chains) % len(self.start_optima_)
             start = [self.start_optima_[i] for i in self.chain_starts_]
         elif isinstance(self.start, Sequence) and len(self.start) > 1:
@@ -833,7 +896,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         return tree
 
     def _starts(self, start) -> list[dict[str, np.ndarray]]:
-        starts = list(start) if isinstance(start, Sequence) else [start]
+        starts = _start_list(start)
         return [transformed_point(self.model_, self._initial_point(s, self.model_)) for s in starts]
 
     def _run_nuts(self, start, rng: np.random.Generator, seed) -> xr.DataTree:
@@ -847,11 +910,22 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             **(self.sampler_kwargs or {}),
         }
         if self.sampler == "nutpie":
-            single = start if isinstance(start, MixtureParams) else start[0]
-            constrained = self._initial_point(single, self.model_)
-            return _check_complete(
-                _sample_nutpie(self.model_, constrained, self.jitter, **common), common
-            )
+            points = [self._initial_point(s, self.model_) for s in _start_list(start)]
+            if self._plain_model:
+                idata = _sample_compiled(
+                    self._X,
+                    self.spec_,
+                    self.covariance_prior_family,
+                    points,
+                    self.jitter,
+                    rng,
+                    **common,
+                )
+            else:
+                # noise, weights or missing entries: a model of its own (not cached), every
+                # chain from the first start
+                idata = _sample_nutpie(self.model_, points[0], self.jitter, **common)
+            return _check_complete(idata, common)
         starts = self._starts(start)
         points = starts * self.chains if len(starts) == 1 else starts
         jittered = [
@@ -930,6 +1004,11 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         idata["posterior"].attrs["vi_draws"] = "q"
         return idata
 
+    @property
+    def _plain_model(self) -> bool:
+        """No noise component, frequency weights or missing entries: the cached graph fits."""
+        return self.sample_weight_ is None and not self._has_noise and not has_missing(self._X)
+
     def _initial_point(self, params: MixtureParams, model: pm.Model) -> dict[str, np.ndarray]:
         """:func:`~bayesgmm.model.initial_point`, at the MAP noise weight if there is noise."""
         return initial_point(
@@ -970,6 +1049,12 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             pointwise = len(self._X) * n_chains * n_draws <= MAX_POINTWISE_VALUES
         if not pointwise:
             return tree
+        if self._plain_model:
+            log_likelihood, predictive = _pointwise_groups(self._X, posterior, int(seed))
+            tree["log_likelihood"] = log_likelihood
+            tree["posterior_predictive"] = predictive
+            return tree
+        # noise, weights, missing entries: the model's own log-likelihood and random draws
         tree = pm.compute_log_likelihood(
             tree, model=self.model_, extend_inferencedata=True, progressbar=False
         )

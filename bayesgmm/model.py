@@ -55,6 +55,7 @@ respect to the matrix itself; the sampler moves in the unconstrained space of
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -76,6 +77,46 @@ from bayesgmm.spec import MixtureSpec
 CovariancePriorFamily = Literal["niw", "lkj"]
 COVARIANCE_PRIOR_FAMILIES: tuple[str, ...] = ("niw", "lkj")
 OBSERVED = "X"
+#: Name of the data container behind the observed variable.
+DATA = "X_data"
+
+
+@dataclass(frozen=True)
+class PriorInputs:
+    """The working-scale prior's hyper-parameters as ``pm.Data`` containers of a model.
+
+    Same attribute names as :class:`~bayesgmm.priors.MixturePrior` (``concentration`` is
+    the Dirichlet vector, shape (n_components,)), so the structures' ``pymc_covariances``
+    take either. Because they are shared variables, a compiled model's functions stay
+    valid when :func:`set_model_data` swaps in another data set's prior.
+    """
+
+    concentration: pt.TensorVariable
+    mean_prior: pt.TensorVariable
+    mean_precision: pt.TensorVariable
+    degrees_of_freedom: pt.TensorVariable
+    covariance_prior: pt.TensorVariable
+
+    @staticmethod
+    def values(prior_z: MixturePrior, n_components: int) -> dict[str, np.ndarray]:
+        """Values of the containers for ``prior_z``, keyed by container name."""
+        return {
+            "concentration": prior_z.concentration(n_components),
+            "mean_prior": np.asarray(prior_z.mean_prior, dtype=np.float64),
+            "mean_precision": np.asarray(prior_z.mean_precision, dtype=np.float64),
+            "degrees_of_freedom": np.asarray(prior_z.degrees_of_freedom, dtype=np.float64),
+            "covariance_prior": np.asarray(prior_z.covariance_prior, dtype=np.float64),
+        }
+
+    @classmethod
+    def create(cls, prior_z: MixturePrior, n_components: int) -> PriorInputs:
+        """Add one ``pm.Data`` container per hyper-parameter to the current model."""
+        return cls(
+            **{
+                name: pm.Data(name, value)
+                for name, value in cls.values(prior_z, n_components).items()
+            }
+        )
 
 
 class SPDCholeskyTransform(Transform):
@@ -398,7 +439,7 @@ def inverse_wishart_covariances(
 
     Parameters
     ----------
-    prior : MixturePrior or None
+    prior : MixturePrior, PriorInputs or None
         Working-scale prior (``None``: flat, for ``find_MAP`` only).
     batch : tuple of int
         ``(K,)`` for one matrix per component, ``()`` for a shared one.
@@ -427,7 +468,7 @@ def inverse_wishart_covariances(
         cov = pm.CustomDist(
             "covariances_z",
             prior.degrees_of_freedom,
-            np.asarray(prior.covariance_prior),
+            prior.covariance_prior,
             logp=inverse_wishart_logp,
             random=_inverse_wishart_random,
             support_point=_inverse_wishart_mode,
@@ -463,7 +504,7 @@ def inverse_gamma_covariances(
         var = pm.InverseGamma(
             "variances_z",
             alpha=0.5 * prior.degrees_of_freedom,
-            beta=0.5 * np.asarray(prior.covariance_prior),
+            beta=0.5 * prior.covariance_prior,
             shape=shape,
             dims=dims,
         )
@@ -610,21 +651,24 @@ def build_model(
         "obs": np.arange(n_samples),
     }
     with pm.Model(coords=coords) as model:
+        location = pm.Data("location", std.location, dims="feature")
+        scale = pm.Data("scale", std.scale, dims="feature")
+        hyper = None if prior_z is None else PriorInputs.create(prior_z, n_components)
         if spec.noise is not None:
             weights, noise_weight = _noisy_weights(prior_z, n_components)
         elif n_components == 1:
             weights = pm.Deterministic("weights", pt.ones(1), dims="component")
         else:
-            conc = np.ones(n_components) if prior_z is None else prior_z.concentration(n_components)
+            conc = np.ones(n_components) if hyper is None else hyper.concentration
             weights = pm.Dirichlet("weights", a=conc, dims="component")
         if covariance_prior_family == "lkj":
             cov_z, chol = _covariances_lkj(
                 structure, n_components, n_features, lkj_eta, lkj_sd_scale
             )
         else:
-            cov_z, chol = structure.pymc_covariances(prior_z, n_components, n_features)
+            cov_z, chol = structure.pymc_covariances(hyper, n_components, n_features)
         ordered = {"transform": OrderedComponents()} if n_features == 1 else {}
-        if prior_z is None:
+        if hyper is None:
             means_z = pm.Flat(
                 "means_z",
                 shape=(n_components, n_features),
@@ -634,20 +678,20 @@ def build_model(
         else:
             means_z = pm.MvNormal(
                 "means_z",
-                mu=prior_z.mean_prior,
-                chol=chol / np.sqrt(prior_z.mean_precision),
+                mu=hyper.mean_prior,
+                chol=chol / pt.sqrt(hyper.mean_precision),
                 shape=(n_components, n_features),
                 dims=("component", "feature"),
                 **ordered,
             )
-        scale = std.scale
-        pm.Deterministic("means", std.location + scale * means_z, dims=("component", "feature"))
+        pm.Deterministic("means", location + scale * means_z, dims=("component", "feature"))
         pm.Deterministic(
             "covariances",
-            pt.broadcast_to(cov_z, (n_components, n_features, n_features)) * np.outer(scale, scale),
+            pt.broadcast_to(cov_z, (n_components, n_features, n_features))
+            * (scale[:, None] * scale[None, :]),
             dims=("component", "feature", "feature_bis"),
         )
-        params = (weights, means_z, chol, std.location, std.scale)
+        params = (weights, means_z, chol, location, scale)
         dist_kwargs = _OBSERVED_DIST if logp is mixture_logp else {**_OBSERVED_DIST, "logp": logp}
         if spec.noise is not None:
             noise = spec.noise
@@ -666,7 +710,8 @@ def build_model(
             params = (*params, row_weight)
             dist_kwargs = _WEIGHTED_OBSERVED_DIST
         if batch_size is None:
-            pm.CustomDist(OBSERVED, *params, observed=X, dims=("obs", "feature"), **dist_kwargs)
+            data = pm.Data(DATA, X, dims=("obs", "feature"))
+            pm.CustomDist(OBSERVED, *params, observed=data, dims=("obs", "feature"), **dist_kwargs)
         else:
             batch = pm.Minibatch(X, batch_size=batch_size)
             pm.CustomDist(OBSERVED, *params, observed=batch, total_size=n_samples, **dist_kwargs)
@@ -734,15 +779,40 @@ def initial_point(
     return point
 
 
+def data_values(X: np.ndarray, spec: MixtureSpec) -> dict[str, np.ndarray]:
+    """Values of every ``pm.Data`` container of :func:`build_model` for ``X`` and ``spec``."""
+    std = spec.standardization
+    values = {"location": std.location, "scale": std.scale, DATA: np.asarray(X, np.float64)}
+    if spec.working_prior is not None:
+        values.update(PriorInputs.values(spec.working_prior, spec.n_components))
+    return values
+
+
+def set_model_data(model: pm.Model, X: np.ndarray, spec: MixtureSpec) -> None:
+    """Swap another data set (same K, structure and d) into a model of :func:`build_model`.
+
+    The data, their standardisation and the working-scale prior are ``pm.Data``
+    containers, so functions compiled from ``model`` see the new values without
+    recompiling; the number of observations may change.
+    """
+    values = data_values(X, spec)
+    model.set_data(DATA, values.pop(DATA), coords={"obs": np.arange(len(X))})
+    for name, value in values.items():
+        model.set_data(name, value)
+
+
 __all__ = [
     "COVARIANCE_PRIOR_FAMILIES",
+    "DATA",
     "OBSERVED",
     "CovariancePriorFamily",
     "MarginalMixtureLogp",
     "OrderedComponents",
+    "PriorInputs",
     "SPDCholeskyTransform",
     "build_model",
     "check_model_options",
+    "data_values",
     "initial_point",
     "inverse_gamma_covariances",
     "inverse_wishart_covariances",
@@ -751,5 +821,6 @@ __all__ = [
     "mixture_random",
     "noisy_mixture_logp",
     "noisy_mixture_random",
+    "set_model_data",
     "weighted_mixture_logp",
 ]

@@ -101,8 +101,6 @@ def test_start_list_must_match_chains_and_sampler(faithful):
     em_map = GaussianMixture(2, prior="default", random_state=0).fit(faithful).params_
     with pytest.raises(ValueError, match="one per chain"):
         BayesianGaussianMixture(2, start=[em_map] * 3, chains=4).fit(faithful)
-    with pytest.raises(ValueError, match="nutpie"):
-        BayesianGaussianMixture(2, start=[em_map] * 4, sampler="nutpie").fit(faithful)
     with pytest.raises(ValueError, match="one point"):
         BayesianGaussianMixture(2, start=[em_map] * 4, method="advi").fit(faithful)
 
@@ -152,7 +150,11 @@ def test_settings_reach_pymc_sample(faithful, monkeypatch):
     settings = dict(draws=12, tune=34, chains=3, target_accept=0.95, jitter=0.0)
     for seed in (7, 7, 8):
         model = BayesianGaussianMixture(
-            2, random_state=seed, sampler_kwargs={"discard_tuned_samples": False}, **settings
+            2,
+            random_state=seed,
+            sampler="pymc",
+            sampler_kwargs={"discard_tuned_samples": False},
+            **settings,
         )
         with pytest.raises(Stop):
             model.fit(faithful)

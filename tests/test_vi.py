@@ -336,7 +336,8 @@ def test_minibatch_fit_and_subsample_khat(faithful):
         n_draws=1000,
         random_seed=int(np.random.default_rng(0).integers(2**31 - 1)),
     )
-    assert full.khat == exact.khat
+    # equal up to rounding: the data enter one graph as pm.Data, the other as constants
+    np.testing.assert_allclose(full.khat, exact.khat, rtol=1e-9)
     # measured: k-hat 0.51 on all rows; the half-sample check is noisier (0.85 with a
     # step size decaying as 1/sqrt(t), whose q was worse: k-hat 0.87 on all rows)
     assert full.khat < 0.7 and np.isfinite(sub.khat)

@@ -1,0 +1,102 @@
+"""One compiled model per structure: reuse across data sets, and the same answers as fresh."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytensor.compile.maker as maker
+import pytest
+
+from bayesgmm import compiled
+from bayesgmm.inference import BayesianGaussianMixture
+from bayesgmm.mixture import GaussianMixture
+from bayesgmm.model import initial_point
+from bayesgmm.spec import MixtureSpec
+
+SETTINGS = dict(draws=60, tune=60, chains=2, progressbar=False, em_n_init=1)
+
+
+@pytest.fixture
+def count_compilations(monkeypatch):
+    """A list that grows by one for every PyTensor function compiled."""
+    made = []
+    original = maker.FunctionMaker.__init__
+
+    def counting(self, *args, **kwargs):
+        made.append(1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(maker.FunctionMaker, "__init__", counting)
+    return made
+
+
+def _two_data_sets(galaxies):
+    """Two 1-D data sets of different sizes and scales (the second is not the first's subset)."""
+    rng = np.random.default_rng(0)
+    other = np.concatenate([rng.normal(-3.0, 1.0, 40), rng.normal(4.0, 0.5, 25)])[:, None]
+    return galaxies, other
+
+
+def test_second_fit_of_a_structure_compiles_nothing(galaxies, count_compilations):
+    compiled.clear_cache()
+    first, second = _two_data_sets(galaxies)
+    BayesianGaussianMixture(2, random_state=1, **SETTINGS).fit(first)
+    assert len(count_compilations) > 0  # the counter sees the first fit's compilation
+    assert compiled.cache_size() == 1
+    count_compilations.clear()
+    fit = BayesianGaussianMixture(2, random_state=2, **SETTINGS).fit(second)
+    assert count_compilations == []
+    assert compiled.cache_size() == 1
+    # the draws describe the second data set, not the first
+    means = fit.idata_["posterior"]["means"].mean(("chain", "draw")).values.ravel()
+    np.testing.assert_allclose(means, [-3.0, 4.0], atol=0.6)
+    assert fit.idata_["log_likelihood"]["X"].sizes["obs"] == len(second)
+
+
+def test_cached_fit_gives_the_draws_of_a_fresh_fit(galaxies):
+    first, second = _two_data_sets(galaxies)
+    compiled.clear_cache()
+    spec_first = MixtureSpec.from_data(first, 2, "full", "default")
+    compiled.compiled_mixture(first, spec_first).set_data(first, spec_first)  # holds other data
+    cached = BayesianGaussianMixture(2, random_state=3, **SETTINGS).fit(second)
+    compiled.clear_cache()
+    fresh = BayesianGaussianMixture(2, random_state=3, **SETTINGS).fit(second)
+    for name in ("weights", "means", "covariances"):
+        np.testing.assert_array_equal(
+            cached.idata_["posterior"][name].values, fresh.idata_["posterior"][name].values
+        )
+    np.testing.assert_array_equal(
+        cached.idata_["log_likelihood"]["X"].values, fresh.idata_["log_likelihood"]["X"].values
+    )
+
+
+def test_swapped_data_give_the_log_density_of_a_model_built_on_them(faithful):
+    """Data, standardisation and prior swapped into a compiled model: nothing of the first stays."""
+    rng = np.random.default_rng(1)
+    other = rng.multivariate_normal([10.0, -5.0], [[4.0, 1.0], [1.0, 2.0]], size=57)
+    spec_a = MixtureSpec.from_data(faithful, 2, "full", "default")
+    spec_b = MixtureSpec.from_data(other, 2, "full", "default")
+    swapped = compiled.compiled_mixture(faithful, spec_a)
+    swapped.set_data(other, spec_b)
+    built = compiled.CompiledMixture.build(other, spec_b, swapped.key)
+    params = GaussianMixture(2, prior="default", random_state=0).fit(other).params_
+    x = swapped.unconstrained(initial_point(params, built.model, spec_b))
+    np.testing.assert_array_equal(
+        x, built.unconstrained(initial_point(params, built.model, spec_b))
+    )
+    for shift in (0.0, 0.3):
+        value, grad = swapped.logp_dlogp(x + shift)
+        reference, reference_grad = built.logp_dlogp(x + shift)
+        np.testing.assert_allclose(value, reference, rtol=1e-12)
+        np.testing.assert_allclose(grad, reference_grad, rtol=1e-10, atol=1e-10)
+    # the stored variables at the MAP are the MAP on the user's scale (independent reference)
+    expanded = swapped.expand(x)
+    np.testing.assert_allclose(expanded["weights"], params.weights, rtol=1e-10)
+    np.testing.assert_allclose(expanded["means"], params.means, rtol=1e-10)
+    np.testing.assert_allclose(expanded["covariances"], params.full_covariances(), rtol=1e-10)
+
+
+def test_set_data_refuses_another_structure(faithful):
+    spec = MixtureSpec.from_data(faithful, 2, "full", "default")
+    model = compiled.compiled_mixture(faithful, spec)
+    with pytest.raises(ValueError, match="structure"):
+        model.set_data(faithful, MixtureSpec.from_data(faithful, 3, "full", "default"))
