@@ -292,20 +292,19 @@ class CompiledMixture:
                     dims=dims,
                     make_initial_point_fn=lambda _, start=start: start.copy(),
                 )
-                chains.append(
-                    nutpie.sample(
-                        compiled,
-                        draws=draws,
-                        tune=tune,
-                        chains=1,
-                        cores=1,
-                        seed=int(chain_seed),
-                        target_accept=target_accept,
-                        progress_bar=progressbar,
-                        save_warmup=False,
-                        **kwargs,
-                    )
+                trace = nutpie.sample(
+                    compiled,
+                    draws=draws,
+                    tune=tune,
+                    chains=1,
+                    cores=1,
+                    seed=int(chain_seed),
+                    target_accept=target_accept,
+                    progress_bar=progressbar,
+                    save_warmup=False,
+                    **{k: v for k, v in kwargs.items() if k != "cores"},
                 )
+                chains.append(_complete(trace, draws))
         groups = {}
         for group in ("posterior", "sample_stats"):
             parts = [tree[group].to_dataset() for tree in chains]
@@ -314,6 +313,17 @@ class CompiledMixture:
             text = [name for name, var in combined.data_vars.items() if var.dtype == object]
             groups[group] = combined.drop_vars(text).assign_coords(chain=np.arange(len(chains)))
         return xr.DataTree.from_dict(groups)
+
+
+def _complete(trace: xr.DataTree, draws: int) -> xr.DataTree:
+    """``trace``, or ``KeyboardInterrupt`` if nutpie returned it cut short.
+
+    nutpie's ``sample`` turns Ctrl-C into a *partial* trace and returns it; an interrupted
+    chain must stop the fit, not pass for a finished one (nor start the next chain).
+    """
+    if trace["posterior"].sizes["draw"] < draws:
+        raise KeyboardInterrupt(f"sampling was interrupted after fewer than {draws} draws")
+    return trace
 
 
 _CACHE: dict[StructureKey, CompiledMixture] = {}

@@ -1068,6 +1068,9 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
                 extend_inferencedata=True,
                 random_seed=int(seed),
                 progressbar=False,
+                # the draws are the posterior: keep them (pm.Data priors would otherwise
+                # make PyMC warn that it froze them implicitly)
+                freeze_vars=[rv.name for rv in self.model_.free_RVs],
             )
         if has_missing(self._X):  # PyMC wrote the model's values, NaN entries filled in
             tree["observed_data"] = xr.DataTree(groups["observed_data"])

@@ -592,6 +592,10 @@ def test_signal_while_sampling_leaves_previous_output(previous_output, signum, s
         "2",
         "--seed",
         "1",
+        # PyMC's sampler: it logs "Sampling ..." (the cue to interrupt) and runs long enough;
+        # nutpie's default path is checked for Ctrl-C by tests/test_compiled.py
+        "--sampler",
+        "pymc",
         "--out",
         str(previous_output),
     ]
