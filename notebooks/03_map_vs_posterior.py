@@ -167,9 +167,9 @@ with_boot[[*columns, "lower", "upper", "boot_lower", "boot_upper"]].round(3)
 # groups they part, in both directions:
 #
 # * the **weights** of the main and the fast group vary several times more over
-#   bootstrap samples than in the posterior (`boot_se_over_sd`): a resample can leave out most of the three fast
-#   galaxies, and the refitted fast component then holds fewer of them or reaches into the
-#   main group's tail;
+#   bootstrap samples than in the posterior (`boot_se_over_sd`): a resample can leave out
+#   most of the three fast galaxies, and the refitted fast component then holds fewer of
+#   them or reaches into the main group's tail;
 # * the small groups' **variances** vary far less: every replicate is a MAP, the *mode* of
 #   a skewed posterior, and that mode moves little when the data change, while the
 #   posterior's sd measures its long right tail (the table above).
