@@ -18,6 +18,24 @@ import numpy as np
 from bayesgmm._validation import plain
 
 
+def one_per_row(weights, n_samples: int):
+    """``weights`` (NumPy or Dask) as shape (n_samples,); a column (n, 1) is flattened.
+
+    Raises
+    ------
+    ValueError
+        Any other shape, naming ``sample_weight``.
+    """
+    if weights.ndim == 2 and weights.shape[1] == 1:
+        weights = weights[:, 0]
+    if weights.shape != (n_samples,):
+        raise ValueError(
+            f"sample_weight must have shape ({n_samples},), one weight per row of X; got "
+            f"shape {weights.shape}"
+        )
+    return weights
+
+
 def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
     """Validate frequency weights, one per row of the data.
 
@@ -46,13 +64,7 @@ def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
             "sample_weight must be numeric, one non-negative weight per row; got "
             f"{plain(sample_weight)}"
         ) from None
-    if weights.ndim == 2 and weights.shape[1] == 1:
-        weights = weights[:, 0]
-    if weights.shape != (n_samples,):
-        raise ValueError(
-            f"sample_weight must have shape ({n_samples},), one weight per row of X; got "
-            f"shape {weights.shape}"
-        )
+    weights = one_per_row(weights, n_samples)
     bad = np.flatnonzero(~np.isfinite(weights))
     if bad.size:
         raise ValueError(
@@ -123,6 +135,7 @@ def has_unequal(sample_weight: np.ndarray | None) -> bool:
 __all__ = [
     "check_sample_weight",
     "has_unequal",
+    "one_per_row",
     "positive_rows",
     "weight_total",
     "weighted_moments",

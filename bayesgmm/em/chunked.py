@@ -152,7 +152,7 @@ def check_chunked_sample_weight(sample_weight, X) -> tuple[object | None, float]
     ValueError
         As :func:`bayesgmm.weights.check_sample_weight`.
     """
-    from bayesgmm.weights import check_sample_weight
+    from bayesgmm.weights import check_sample_weight, one_per_row
 
     n_samples = X.shape[0]
     if sample_weight is None:
@@ -166,14 +166,7 @@ def check_chunked_sample_weight(sample_weight, X) -> tuple[object | None, float]
         return weights, float(weights.sum())
     import dask
 
-    weights = sample_weight.astype(np.float64)
-    if weights.ndim == 2 and weights.shape[1] == 1:
-        weights = weights[:, 0]
-    if weights.shape != (n_samples,):
-        raise ValueError(
-            f"sample_weight must have shape ({n_samples},), one weight per row of X; got "
-            f"shape {weights.shape}"
-        )
+    weights = one_per_row(sample_weight.astype(np.float64), n_samples)
     finite, smallest, total = dask.compute(np.isfinite(weights).all(), weights.min(), weights.sum())
     if not finite:
         raise ValueError("sample_weight contains NaN or infinity: give every row a finite weight")
