@@ -13,29 +13,35 @@ Pure orchestration functions over a PyMC model (from :func:`bayesgmm.model.build
   smoothed weights correct the posterior summaries (:meth:`PSISResult.summary`); otherwise VI
   is unreliable for this model and data: use NUTS.
 * :func:`psis_khat` with ``proposal="defensive"`` is the *correction*: importance sampling
-  from the defensive mixture ``(q + q_wide) / 2``, ``q_wide`` being q with its Cholesky
-  factor doubled (Hesterberg 1995; Owen & Zhou 2000, "Safe and effective importance
-  sampling", JASA 95), Pareto-smoothed (Vehtari, Simpson, Gelman, Yao & Gabry 2024, JMLR
-  25(72)). Its k-hat is reported beside q's: it says whether the *corrected* posterior is
-  usable, while q's k-hat says whether q itself is. :func:`psis_posterior` resamples its
-  draws by weight into an ordinary posterior sample.
+  from a defensive mixture adapted once. Stage 1 draws from ``(q + q_wide) / 2``, ``q_wide``
+  being q with its Cholesky factor doubled (Hesterberg 1995; Owen & Zhou 2000, "Safe and
+  effective importance sampling", JASA 95); its Pareto-smoothed weights give a mean ``m``
+  and covariance ``S`` (importance-weighted moment matching, Paananen et al. 2021), and
+  stage 2 draws from ``(N(m, S) + N(m, 4 S)) / 2``, Pareto-smoothed (Vehtari, Simpson,
+  Gelman, Yao & Gabry 2024, JMLR 25(72)). Its k-hat is reported beside q's: it says whether
+  the *corrected* posterior is usable, while q's k-hat says whether q itself is.
+  :func:`psis_posterior` resamples its draws by weight into an ordinary posterior sample.
 * :func:`psis_khat_subsample` is the same check for minibatch fits on a seeded subsample of the
   rows, the likelihood scaled by ``N / n``: an approximation of the full-data check.
 
-Why the defensive correction (measured on galaxies K=3 against NUTS 3 x 1000, fit seeds 1-3;
-numbers in ``reports/vi.md``). The two small components' variances (7 and 3 galaxies) have
-skewed, heavy-tailed posteriors in the unconstrained space; a Gaussian q is too narrow there
-(their sds 0.26-0.47 of NUTS's) whichever the family, start or iteration budget, and q's own
-k-hat is borderline (0.45-0.80). Reweighting q's own draws helps little (smallest sd ratio
-0.36-0.54) because q rarely visits the tail. A proposal that does visit it fixes both: the
-defensive mixture's ratios are at most twice q's, its wide half reaches the tail, its k-hat
-is 0.23-0.57 and the corrected sds are 0.51-1.13 of NUTS's (the low end is the sd of the
-3-galaxy variance, a heavy-tail statistic estimated from an ESS of ~200). The alternatives
-measured: q inflated 2x alone (ratios unbounded near the mode: k-hat 0.77-1.05 on
-faithful's 14 dimensions), inflated 1.5x (k-hat low but the smallest sd ratio 0.51-0.78 on
-galaxies) and a multivariate Student-t with q's scale (nu 5 or 7: k-hat up to 0.80, sds
-0.47-2.43 of NUTS's).
-A small correction k-hat does not vouch for regions neither q nor ``q_wide`` reaches (another
+Why the defensive correction (measured on galaxies K=3 against NUTS, 13 chains x 1000 pooled
+over four seeds, fit seeds 1-3; numbers in ``reports/vi.md``). The 3-galaxy component's mean
+and variance have heavy-tailed posteriors (the variance's tail index ~2-3) and the 7-galaxy
+variance is skewed; a Gaussian q is too narrow there (q's sd of the 3-galaxy variance 0.22-0.24
+of NUTS's) whichever the family, start or iteration budget, and q's own k-hat is borderline
+(0.49-0.74). Reweighting q's own draws helps little because q rarely visits the tail. The
+plain defensive mixture (stage 1 alone) reaches it, but for mean-field q its k-hat is
+0.37-0.75 over fit and proposal seeds with 16000 draws (ESS ~2000): a mean-field q has no
+correlations to widen. Matching its weighted moments once gives stage 2 k-hats of 0.26-0.57
+for both families and an ESS of 5000-6000 of 16000; the corrected draws have every
+interquartile range within 0.86-1.09 of NUTS's and every sd within 0.76-1.17 except the
+3-galaxy component's mean and variance (0.5-0.8: their sd is dominated by rare excursions
+towards another configuration, which NUTS's own 1000-draw chains estimate at 0.44-1.55 of
+the pooled value). Alternatives measured: q inflated 2x alone (ratios unbounded near the
+mode: k-hat 0.77-1.05 on faithful's 14 dimensions), a multivariate Student-t with q's scale
+(nu 5 or 7: k-hat up to 0.80), and mixtures of q with q widened 3x or 4x, a Student-t (nu 3)
+or a Cauchy (no better in the tail, k-hat up to 0.83).
+A small correction k-hat does not vouch for regions no stage reaches (another
 mode of a multimodal posterior): the correction repairs the tails of the mode VI found.
 
 Why the defaults (measured on Old Faithful, K=2, full covariances, against NUTS 4 x 1000).
@@ -85,12 +91,18 @@ MAX_ITER = 30_000
 KHAT_GOOD = 0.5
 KHAT_USABLE = 0.7
 UNRELIABLE_MESSAGE = "VI is unreliable here: use NUTS"
-#: The defensive proposal of the PSIS correction: ``(1 - f) q + f q_wide`` where ``q_wide``
-#: has q's mean and its Cholesky factor times ``DEFENSIVE_INFLATION`` (Hesterberg 1995; Owen
-#: & Zhou 2000): the importance ratios are at most ``1 / (1 - f)`` times those against q, and
-#: the wide half reaches the tails that q cuts off (measured in ``reports/vi.md``).
+#: The defensive proposal of the PSIS correction, adapted once: stage 1 draws from
+#: ``(q + q_wide) / 2``, ``q_wide`` having q's mean and its Cholesky factor times
+#: ``DEFENSIVE_INFLATION`` (Hesterberg 1995; Owen & Zhou 2000); its PSIS-weighted mean ``m``
+#: and covariance ``S`` (importance-weighted moment matching, Paananen et al. 2021) give
+#: stage 2, the one reported: ``(N(m, S) + N(m, 4 S)) / 2``. A mean-field q thus gets a full
+#: covariance (measured in ``reports/vi.md``, galaxies K=3, 16000 draws: mean-field
+#: correction k-hat 0.37-0.75 with the stage-1 mixture, 0.29-0.49 adapted).
 DEFENSIVE_INFLATION = 2.0
-DEFENSIVE_FRACTION = 0.5
+#: Stage 1's moments are matched when its k-hat is below this: the weighted mean exists for
+#: k < 1, and stage 2's own k-hat judges the result (Paananen et al. adapt when k-hat > 0.7;
+#: galaxies mean-field stage-1 k-hats reach 0.71-0.82, with stage 2 then at 0.41-0.44).
+MATCH_KHAT = 1.0
 Proposal = Literal["q", "defensive"]
 PROPOSALS: tuple[str, ...] = ("q", "defensive")
 SUMMARY_VARS: tuple[str, ...] = ("weights", "means", "covariances")
@@ -323,8 +335,8 @@ class VIDiagnostics:
         ]
         if self.correction_khat is not None:
             lines.append(
-                f"  correction     k-hat {self.correction_khat:.2f} of the defensive proposal "
-                f"(q and q x {DEFENSIVE_INFLATION:g}), ESS {self.correction_ess:.0f}: "
+                f"  correction     k-hat {self.correction_khat:.2f} of the adapted defensive "
+                f"proposal, ESS {self.correction_ess:.0f}: "
                 f"{self.correction_verdict}"
             )
         if self.posterior == "psis":
@@ -510,12 +522,18 @@ def psis_khat(
     """Pareto k-hat of the importance ratios ``p(theta, X) / g(theta)`` (Yao et al., 2018).
 
     With ``proposal="q"`` the draws come from the approximation, ``g = q``: k-hat says how
-    good q is. With ``proposal="defensive"`` half of them come from q and half from
-    ``q_wide`` (q's mean, its Cholesky factor times ``DEFENSIVE_INFLATION``) and ``g`` is the
-    mixture ``(q + q_wide) / 2`` (the deterministic-allocation defensive mixture of Owen &
-    Zhou 2000): the ratios are at most twice those against q and the wide half covers the
-    tails q cuts off, so the smoothed weights correct q where it is too narrow; k-hat then
-    says whether that correction is usable (Vehtari, Simpson, Gelman, Yao & Gabry 2024,
+    good q is. With ``proposal="defensive"`` the draws come from a defensive mixture adapted
+    once. Stage 1 (``max(1000, n_draws // 4)`` draws, not returned): half from q, half from
+    ``q_wide`` (q's mean, its Cholesky factor times ``DEFENSIVE_INFLATION``), the
+    deterministic-allocation defensive mixture of Owen & Zhou (2000); when its k-hat is < 1
+    (``MATCH_KHAT``), its PSIS-weighted mean ``m`` and covariance ``S`` (importance-weighted
+    moment matching, Paananen, Piironen, Buerkner & Vehtari 2021, Stat. Comput. 31:16)
+    replace q's moments in stage 2. Stage 2 (``n_draws`` draws, the ones returned):
+    ``g = (N(m, S) + N(m, 4 S)) / 2``, the same defensive mixture around the matched
+    moments: its ratios are at most twice those against ``N(m, S)``, ``S`` carries the
+    correlations a mean-field q lacks and the wide half covers the tails q cuts off, so the
+    smoothed weights correct q where it is too narrow; k-hat then says whether that
+    correction is usable (Vehtari, Simpson, Gelman, Yao & Gabry 2024,
     "Pareto smoothed importance sampling", JMLR 25(72)).
 
     Parameters
@@ -527,7 +545,9 @@ def psis_khat(
     approx : pymc.variational.Approximation
         Mean-field or full-rank Gaussian in the unconstrained space (``VIResult.approximation``).
     n_draws : int
-        Draws from ``q``; the k-hat estimate needs a few thousand.
+        Draws from the proposal; the k-hat estimate needs a few thousand (the correction in
+        ``BayesianGaussianMixture`` uses 16000: its weighted sds of heavy-tailed variances
+        need them, ``reports/vi.md``).
     random_seed : int, optional
     likelihood_scale : float
         Factor on the observed variables' log density (``N / n`` on a subsample).
@@ -548,33 +568,30 @@ def psis_khat(
         raise ValueError(f"n_draws must be an integer >= 100, got {n_draws!r}")
     mu, chol, ordering = _gaussian_of(approx)
     rng = np.random.default_rng(random_seed)
-    eps = rng.standard_normal((int(n_draws), len(mu)))
-    if proposal == "defensive":
-        n_wide = round(DEFENSIVE_FRACTION * n_draws)
-        eps[len(eps) - n_wide :] *= DEFENSIVE_INFLATION
-    theta = mu + eps @ chol.T
-    log_q = _log_scaled_gaussian(eps, chol, 1.0)
-    if proposal == "defensive":
-        log_q = np.logaddexp(
-            np.log1p(-DEFENSIVE_FRACTION) + log_q,
-            np.log(DEFENSIVE_FRACTION) + _log_scaled_gaussian(eps, chol, DEFENSIVE_INFLATION),
-        )
-    prior_logp = model.logp(vars=model.free_RVs, jacobian=True)
-    obs_logp = model.logp(vars=model.observed_RVs)
     names = [name for name in SUMMARY_VARS if name in model.named_vars]
     fn = model.compile_fn(
-        [prior_logp, obs_logp, *model.replace_rvs_by_values([model[name] for name in names])],
+        [
+            model.logp(vars=model.free_RVs, jacobian=True),
+            model.logp(vars=model.observed_RVs),
+            *model.replace_rvs_by_values([model[name] for name in names]),
+        ],
         inputs=model.value_vars,
         on_unused_input="ignore",
     )
-    log_p = np.empty(len(theta))
-    draws = {name: [] for name in names}
-    for i, row in enumerate(theta):
-        point = {name: row[s].reshape(shape) for name, s, shape, _ in ordering.values()}
-        prior, obs, *values = fn(point)
-        log_p[i] = prior + likelihood_scale * obs
-        for name, value in zip(names, values, strict=True):
-            draws[name].append(np.asarray(value))
+    if proposal == "q":
+        theta, log_q = _mixture_draws(rng, [(1.0, mu, chol)], int(n_draws))
+    else:
+        # stage 1: the defensive mixture of q and q widened, whose PSIS-weighted mean and
+        # covariance (moment matching, Paananen et al. 2021) centre the stage-2 proposal
+        wide = [(0.5, mu, chol), (0.5, mu, DEFENSIVE_INFLATION * chol)]
+        theta1, log_g1 = _mixture_draws(rng, wide, max(1000, int(n_draws) // 4))
+        log_p1, _ = _evaluate(fn, theta1, ordering, names, likelihood_scale)
+        mean, cov_chol = _matched_moments(theta1, log_p1 - log_g1, default=(mu, chol))
+        # stage 2: the defensive mixture again, around the matched moments; its ratios are
+        # at most twice those against N(m, S), and it is stage 1 when the match is refused
+        components = [(0.5, mean, cov_chol), (0.5, mean, DEFENSIVE_INFLATION * cov_chol)]
+        theta, log_q = _mixture_draws(rng, components, int(n_draws))
+    log_p, draws = _evaluate(fn, theta, ordering, names, likelihood_scale)
     log_ratios = log_p - log_q
     if not np.all(np.isfinite(log_ratios)):
         raise FloatingPointError(
@@ -617,22 +634,89 @@ def psis_khat(
         verdict=verdict,
         message=message,
         ess=float(1.0 / np.sum(np.exp(2 * log_weights))),
-        draws={name: np.stack(values) for name, values in draws.items()},
+        draws=draws,
         likelihood_scale=float(likelihood_scale),
         proposal=proposal,
         theta=theta,
     )
 
 
-def _log_scaled_gaussian(eps: np.ndarray, chol: np.ndarray, scale: float) -> np.ndarray:
-    """Log density of ``N(mu, scale**2 L L^T)`` at ``mu + eps @ L.T``; shape (n_draws,)."""
-    d = eps.shape[1]
-    return (
-        -0.5 * np.sum(eps**2, axis=1) / scale**2
-        - np.sum(np.log(np.diag(chol)))
-        - d * np.log(scale)
-        - 0.5 * d * np.log(2 * np.pi)
+def _matched_moments(
+    theta: np.ndarray, log_ratios: np.ndarray, *, default: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """PSIS-weighted mean and Cholesky factor of the covariance of ``theta``, or ``default``.
+
+    ``default`` is kept when a ratio is not finite, the Pareto k-hat is ``>= MATCH_KHAT``
+    (the weighted mean may not exist) or the weighted covariance is singular.
+
+    Parameters
+    ----------
+    theta : ndarray of shape (n, d)
+    log_ratios : ndarray of shape (n,)
+        ``log p - log g`` at the rows of ``theta``.
+    default : (mean of shape (d,), Cholesky factor of shape (d, d))
+    """
+    if not np.all(np.isfinite(log_ratios)):
+        return default
+    smoothed, khat = array_stats.psislw(-log_ratios, r_eff=1.0)
+    if not float(khat) < MATCH_KHAT:
+        return default
+    w = np.exp(smoothed - logsumexp(smoothed))
+    mean = w @ theta
+    centred = theta - mean
+    try:
+        return mean, np.linalg.cholesky((centred * w[:, None]).T @ centred)
+    except np.linalg.LinAlgError:
+        return default
+
+
+def _mixture_draws(
+    rng: np.random.Generator, components: list[tuple[float, np.ndarray, np.ndarray]], n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` draws of a Gaussian mixture, allocated deterministically, and its log density.
+
+    Parameters
+    ----------
+    components : list of (fraction, mean of shape (d,), Cholesky factor of shape (d, d))
+
+    Returns
+    -------
+    theta : ndarray of shape (n, d)
+    log_density : ndarray of shape (n,)
+    """
+    counts = [round(fraction * n) for fraction, _, _ in components]
+    counts[-1] = n - sum(counts[:-1])
+    theta = np.concatenate(
+        [
+            mean + rng.standard_normal((count, len(mean))) @ chol.T
+            for count, (_, mean, chol) in zip(counts, components, strict=True)
+        ]
     )
+    log_density = logsumexp(
+        [np.log(frac) + _log_gaussian(theta, mean, chol) for frac, mean, chol in components],
+        axis=0,
+    )
+    return theta, log_density
+
+
+def _log_gaussian(theta: np.ndarray, mean: np.ndarray, chol: np.ndarray) -> np.ndarray:
+    """Log density of ``N(mean, chol chol^T)`` at the rows of ``theta``; shape (n,)."""
+    z = np.linalg.solve(chol, (theta - mean).T).T
+    d = theta.shape[1]
+    return -0.5 * np.sum(z**2, axis=1) - np.sum(np.log(np.diag(chol))) - 0.5 * d * np.log(2 * np.pi)
+
+
+def _evaluate(fn, theta, ordering, names, likelihood_scale) -> tuple[np.ndarray, dict]:
+    """Joint log density (Jacobian included) and the summary variables at each draw."""
+    log_p = np.empty(len(theta))
+    draws = {name: [] for name in names}
+    for i, row in enumerate(theta):
+        point = {name: row[s].reshape(shape) for name, s, shape, _ in ordering.values()}
+        prior, obs, *values = fn(point)
+        log_p[i] = prior + likelihood_scale * obs
+        for name, value in zip(names, values, strict=True):
+            draws[name].append(np.asarray(value))
+    return log_p, {name: np.stack(values) for name, values in draws.items()}
 
 
 def _correction_verdict(khat: float) -> tuple[str, str]:

@@ -18,6 +18,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from bayesgmm import GaussianMixture, datasets
+from bayesgmm.inference import PSIS_DRAWS
 from bayesgmm.model import build_model, initial_point
 from bayesgmm.plots_vi import plot_elbo
 from bayesgmm.spec import MixtureSpec
@@ -50,11 +51,13 @@ def _problem(name):
 
 
 def _moments(posterior, chains=None):
+    """Mean, sd and interquartile range of each variable over the draws (of ``chains``)."""
     out = {}
     for v in VARS:
         a = posterior[v].values if chains is None else posterior[v].values[chains]
         a = a.reshape(-1, *a.shape[2:])
-        out[v] = (a.mean(0), a.std(0))
+        q1, q3 = np.quantile(a, [0.25, 0.75], axis=0)
+        out[v] = (a.mean(0), a.std(0), q3 - q1)
     return out
 
 
@@ -105,15 +108,19 @@ def _fit(problem, method):
 
 
 def _corrected(problem, method):
-    """The defensive-proposal PSIS check and the moments of its resampled posterior."""
+    """The correction as ``BayesianGaussianMixture`` makes it, and the moments of its draws.
+
+    ``PSIS_DRAWS`` draws of the adapted defensive proposal, resampled into 1000 draws (the
+    estimator's default ``draws``): the posterior a VI fit returns and ``summary()`` reports.
+    """
     key = method + "/corrected"
     if key not in problem["fits"]:
         result = _fit(problem, method)[0]
         model = problem["model"]
         psis = psis_khat(
-            model, result.approximation, n_draws=4000, random_seed=4, proposal="defensive"
+            model, result.approximation, n_draws=PSIS_DRAWS, random_seed=4, proposal="defensive"
         )
-        idata = psis_posterior(model, result.approximation, psis, 2000, random_seed=5)
+        idata = psis_posterior(model, result.approximation, psis, 1000, random_seed=5)
         problem["fits"][key] = (psis, _moments(idata.posterior))
     return problem["fits"][key]
 
@@ -162,32 +169,42 @@ def test_khat(problem, method):
         assert 0.4 < psis.khat < 0.85
 
 
+#: Scalars (flat index over weights, means, covariances) whose posterior sd is a heavy-tail
+#: statistic: galaxies' 3-galaxy component, its mean (#5) and variance (#8). Their NUTS
+#: posteriors have a polynomial right tail (Hill tail index of the variance 1.9-2.9: a finite
+#: sd, an infinite fourth moment, so the sd has no Monte Carlo standard error) fed by rare
+#: excursions towards another configuration (in the top 3% of the variance's draws the mean
+#: moves from 33 to 24-28 and the weight doubles). NUTS's own sd of them, one 1000-draw chain
+#: against 13 chains pooled (reports/vi.md), is 0.44-1.41 (variance) and 0.63-1.55 (mean)
+#: of the pooled value, and the test's 2 x 500 reference is no better. Their spread is
+#: compared by the interquartile range within a factor 1.5, and their sd within a factor 2.5.
+HEAVY_TAILED = {"faithful": (), "galaxies": (5, 8)}
+
+
+def _flat(moments, i):
+    return np.concatenate([np.ravel(moments[v][i]) for v in VARS])
+
+
 @pytest.mark.parametrize("method", ["advi", "fullrank_advi"])
-def test_corrected_posterior_matches_nuts(problem, method, request):
-    if problem["name"] == "galaxies" and method == "advi":
-        # measured after the model's data became pm.Data (one compiled graph): the
-        # correction's k-hat for this fit seed is 0.71, just past 0.7 (issue 15 stays open)
-        request.applymarker(pytest.mark.xfail(reason="borderline k-hat 0.71", strict=False))
-    # the defensive proposal (q and q widened 2x) bounds the ratios: k-hat < 0.7 where q's
-    # own is borderline (galaxies), and its resampled draws recover the small components'
-    # variance sds that q underestimates (raw q: 0.26-0.47 of NUTS, test above)
+def test_corrected_posterior_matches_nuts(problem, method):
+    # what a VI fit returns (the PSIS correction from the adapted defensive proposal): its
+    # k-hat < 0.7 for both families on both data sets, its means within 0.1 data-sd of NUTS,
+    # its sds within a factor 1.5 of NUTS's (every scalar but the heavy-tailed two above),
+    # its interquartile ranges within a factor 1.5 for every scalar. q itself is narrower
+    # on galaxies (test_fullrank_sds_match_nuts); measured over fit seeds 1-3 and proposal
+    # seeds (benchmarks/bench_vi_correction.py, reports/vi.md)
     psis, corrected = _corrected(problem, method)
     assert psis.proposal == "defensive" and psis.khat < 0.7 and psis.reliable
     nuts = problem["nuts"]
     err = np.abs(corrected["means"][0] - nuts["means"][0]) / problem["X"].std(0)
     assert err.max() < 0.1
-    ratios = _sd_ratios(problem, {v: corrected[v] for v in VARS})
-    small = problem["name"] == "galaxies"
-    for v, ratio in ratios.items():
-        ratio = ratio.ravel()
-        if small and v == "covariances":
-            # the sd of a 3- or 7-galaxy variance is a heavy-tail statistic (NUTS: median 1.2,
-            # 99.9% quantile 22): with ESS ~200-400 its estimate moves by a factor 1.5 between
-            # proposal seeds (0.52 and 0.96 of NUTS for one fit, reports/vi.md), so those two
-            # get a factor 2; q alone gives 0.26-0.47
-            assert 1 / 1.5 < ratio[1] < 1.5 and np.all((ratio > 0.5) & (ratio < 2.0)), ratio
-        else:
-            assert np.all((ratio > 1 / 1.5) & (ratio < 1.5)), (v, ratio)
+    sd = _flat(corrected, 1) / _flat(nuts, 1)
+    iqr = _flat(corrected, 2) / _flat(nuts, 2)
+    heavy = np.zeros(len(sd), dtype=bool)
+    heavy[list(HEAVY_TAILED[problem["name"]])] = True
+    assert np.all((sd[~heavy] > 1 / 1.5) & (sd[~heavy] < 1.5)), sd
+    assert np.all((iqr > 1 / 1.5) & (iqr < 1.5)), iqr
+    assert np.all((sd[heavy] > 1 / 2.5) & (sd[heavy] < 2.5)), sd
 
 
 def test_psis_correction_improves_faithful(problem):
@@ -228,21 +245,45 @@ def test_meanfield_on_correlated_posterior_is_flagged():
     assert UNRELIABLE_MESSAGE in psis.message
     with pytest.raises(ValueError, match="use NUTS"):
         psis.moments(weighted=True)
-    # widening q 2x does not reach the long diagonal direction (sd 2.1 against q's 0.35 x
-    # 2): the correction's own k-hat flags that too
+    # the adapted correction repairs it: stage 1 (q and q widened 2x, k-hat 0.78-0.98 over
+    # proposal seeds 0-2) still finds the long diagonal, its weighted covariance shapes stage
+    # 2 (k-hat 0.54-0.65): the corrected draws have the target's sds 1 and correlations 0.9
     defensive = psis_khat(
         model, mf.approximation, n_draws=4000, random_seed=0, proposal="defensive"
     )
-    assert defensive.khat > 0.7 and not defensive.reliable
+    assert defensive.khat < 0.7 and defensive.reliable
+    x = defensive.theta[defensive.resample(4000, random_seed=0)]
+    np.testing.assert_allclose(x.std(0), 1.0, atol=0.1)
+    corr = np.corrcoef(x.T)[np.triu_indices(5, 1)]
+    np.testing.assert_allclose(corr, 0.9, atol=0.05)
     # the same check passes the full-rank fit of the same posterior: q can equal p
     fr = fit_vi(model, start, "fullrank_advi", **settings)
     assert psis_khat(model, fr.approximation, n_draws=4000, random_seed=0).khat < 0.5
 
 
+def test_meanfield_beyond_the_correction_is_flagged():
+    # 10-D, correlations 0.95: mean-field sds are 0.22 of the marginal ones, stage 1's wide
+    # half does not reach the diagonal and both k-hats are > 0.7 (correction: 0.94-1.08 over
+    # proposal seeds 0-2): the fit must say "use NUTS"
+    model = _correlated_gaussian(d=10, rho=0.95)
+    settings = {"random_seed": 0, "max_iter": 5000, "window": 200, "learning_rate": 0.05}
+    mf = fit_vi(model, {"x": np.zeros(10)}, "advi", **settings)
+    q = psis_khat(model, mf.approximation, n_draws=4000, random_seed=0)
+    assert q.khat > 0.7 and UNRELIABLE_MESSAGE in q.message
+    defensive = psis_khat(
+        model, mf.approximation, n_draws=4000, random_seed=0, proposal="defensive"
+    )
+    assert defensive.khat > 0.7 and not defensive.reliable
+    assert "unreliable" in defensive.message
+    with pytest.raises(ValueError, match="resampling needs khat"):
+        defensive.resample(10)
+
+
 def test_defensive_proposal_corrects_a_too_narrow_q():
     # target N(0, I_8), q = N(0, 0.5^2 I): the ratios p/q have a Pareto tail (k = 1 - 0.5^2
-    # asymptotically; estimated higher in 8 dimensions); the defensive mixture's wide half is
-    # N(0, I) = p, so its ratios are bounded by 2 and the corrected sds are the target's, 1
+    # asymptotically; estimated higher in 8 dimensions). Stage 1's wide half is N(0, I) = p,
+    # so its weighted moments are p's, and stage 2 (N(m, S) + N(m, 4 S)) / 2 with S ~ I has
+    # ratios bounded by about 2: the corrected sds are the target's, 1
     with pm.Model() as model:
         pm.Normal("x", 0.0, 1.0, shape=8)
     fit = fit_vi(
@@ -253,7 +294,9 @@ def test_defensive_proposal_corrects_a_too_narrow_q():
     d = psis_khat(model, fit.approximation, n_draws=2000, random_seed=0, proposal="defensive")
     assert d.proposal == "defensive" and d.khat < 0.5 and d.verdict == "good"
     assert "correction" in d.message
-    assert np.exp(d.log_weights).max() < 2.5 / 2000
+    # the defensive mixture around p itself: ESS 2000 / E[(p/g)^2] = 0.58 x 2000 for g = (p +
+    # p widened 2x) / 2 in 8 dimensions, exactly; measured 1104 with estimated moments
+    assert d.ess > 0.45 * 2000
     assert d.theta.shape == (2000, 8)
     np.testing.assert_allclose(
         np.linalg.norm(d.theta[1000:], axis=1).mean() / 2,
