@@ -39,6 +39,9 @@ from bayesgmm.vi import fit_vi, psis_khat, psis_posterior
 VARS = ("weights", "means", "covariances")
 REPORT = pathlib.Path(__file__).resolve().parents[1] / "reports" / "benchmarks.md"
 SECTION = "## VI against NUTS (bench_vi_correction.py)"
+#: Scalars whose sd is a heavy-tail statistic (as tests/test_vi.py.HEAVY_TAILED): galaxies'
+#: 3-galaxy component, its mean (#5) and variance (#8).
+HEAVY_TAILED = {"faithful": (), "galaxies": (5, 8)}
 
 
 def problem(name: str):
@@ -107,12 +110,20 @@ def run(name, methods, seeds, nuts_seeds, extra) -> list[str]:
     n_weights = len(start["means_z"])
     means = slice(n_weights, n_weights + n_means)
     chain_sd = np.array([c.std(0) / sd for c in chains])
-    rows = [
-        f"| {name} | NUTS, one chain of 1000 vs pooled ({len(chains)} chains, "
-        f"{time.perf_counter() - t0:.0f} s) | | | | {_range(chain_sd)} (worst "
-        f"{_range(chain_sd[:, np.argmax(np.ptp(chain_sd, 0))])}) | | | | "
-        f"{_range(np.array([_iqr(c) / iqr for c in chains]))} |"
+    heavy = np.zeros(chain_sd.shape[1], dtype=bool)
+    heavy[list(HEAVY_TAILED[name])] = True
+    chain_iqr = np.array([_iqr(c) / iqr for c in chains])
+    nuts_cells = [
+        f"| {name}",
+        f"NUTS: one chain of 1000 / pooled ({len(chains)} chains, "
+        f"{time.perf_counter() - t0:.0f} s)",
+        *[""] * 3,
+        _range(chain_sd[:, ~heavy]),
+        *[""] * 3,
+        ", ".join(_range(chain_sd[:, i]) for i in np.flatnonzero(heavy)) or "-",
+        _range(chain_iqr),
     ]
+    rows = [" | ".join(nuts_cells) + " |"]
     for method in methods:
         for seed in seeds:
             t0 = time.perf_counter()
@@ -134,11 +145,10 @@ def run(name, methods, seeds, nuts_seeds, extra) -> list[str]:
                 scale = np.tile(X.std(0), n_means // X.shape[1])
                 err = np.max(np.abs(c.mean(0)[means] - gold.mean(0)[means]) / scale)
                 ratio = c.std(0) / sd
-                worst = int(np.argmax(np.abs(np.log(ratio))))
                 cells = [
                     f"{err:.3f}",
-                    _range(ratio),
-                    f"{ratio[worst]:.2f} (#{worst})",
+                    _range(ratio[~heavy]),
+                    ", ".join(f"{r:.2f}" for r in ratio[heavy]) or "-",
                     _range(_iqr(c) / iqr),
                 ]
             row = (
@@ -164,7 +174,7 @@ def run(name, methods, seeds, nuts_seeds, extra) -> list[str]:
 HEADER = [
     "| data | fit | iterations (time) | q k-hat | q sd ratio | NUTS chain sd ratio | "
     "correction k-hat (ESS, time) | corrected mean err (data sd) | corrected sd ratio | "
-    "furthest sd ratio (#scalar) | corrected IQR ratio |",
+    "corrected sd ratio, heavy-tailed | corrected IQR ratio |",
     "|---|---|---|---|---|---|---|---|---|---|---|",
 ]
 
@@ -201,7 +211,8 @@ def main() -> None:
         f"(fit seeds {args.seeds}, NUTS seeds {args.nuts_seeds}, 4 x 1000 each, pooled over the "
         "chains in the MAP's mode; wall times on the shared 2-core machine). Ratios are VI / "
         "NUTS over every scalar of weights, means and covariances (galaxies: #2 = weight of "
-        "the 3-galaxy component, #5 its mean, #8 its variance). Corrected: the 1000 draws a fit "
+        "the 3-galaxy component, #5 its mean, #8 its variance: their sd is a heavy-tail statistic, "
+        "reported apart, see reports/vi.md). Corrected: the 1000 draws a fit "
         "returns (PSIS resampling of the adapted defensive proposal). Details: reports/vi.md."
     )
     if args.write:

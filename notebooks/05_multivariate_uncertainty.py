@@ -188,10 +188,12 @@ for method in ("advi", "fullrank_advi"):
 # Each VI fit carries two checks, both Pareto k-hats of importance sampling against the
 # exact posterior (below 0.5 good, below 0.7 usable). The first samples from the
 # approximation q itself (Yao, Vehtari, Simpson & Gelman 2018): it says how good q is. The
-# second samples from a *defensive* proposal, half q and half q widened 2x (Owen & Zhou
-# 2000), and reweights by Pareto-smoothed importance sampling (Vehtari et al. 2024): when
-# its k-hat is below 0.7, the fit's posterior draws are these reweighted draws, resampled,
-# so they correct q where it is too narrow (`diagnose()` says which draws the fit holds).
+# second samples from a *defensive* proposal (Owen & Zhou 2000) adapted once: half q and
+# half q widened 2x, whose importance-weighted mean and covariance then centre a second
+# such mixture (moment matching, Paananen et al. 2021), reweighted by Pareto-smoothed
+# importance sampling (Vehtari et al. 2024): when its k-hat is below 0.7, the fit's
+# posterior draws are these reweighted draws, resampled, so they correct q where it is too
+# narrow or, for mean-field, uncorrelated (`diagnose()` says which draws the fit holds).
 # Above 0.7, VI is wrong somewhere that matters and NUTS is the answer.
 
 # %%
