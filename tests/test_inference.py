@@ -477,6 +477,7 @@ def test_fullrank_advi_is_checked_by_psis(faithful):
     # the draws are the PSIS-corrected ones (defensive proposal, k-hat < 0.7), and say so
     assert diag.posterior == "psis" and diag.correction_khat < 0.7, str(diag)
     assert fit.psis_correction_.proposal == "defensive" and "correction" in str(diag)
+    assert len(fit.psis_correction_.log_weights) == 16_000  # PSIS_DRAWS on 272 rows
     assert fit.idata_["posterior"].attrs["vi_draws"] == "psis"
     assert fit.idata_["posterior"].sizes["draw"] == 500
     # converged full-rank ADVI sits on the MAP-EM solution (272 points: posterior ~ mode)

@@ -20,7 +20,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from bayesgmm import GaussianMixture, datasets
-from bayesgmm.inference import PSIS_DRAWS
+from bayesgmm.inference import PSIS_DRAWS, psis_draws
 from bayesgmm.model import build_model, initial_point
 from bayesgmm.plots_vi import plot_elbo
 from bayesgmm.spec import MixtureSpec
@@ -402,3 +402,11 @@ def test_plot_elbo():
     assert ax.get_xlabel() == "iteration" and ax.get_ylabel() == "ELBO"
     assert "advi" in ax.get_title()
     assert any(np.allclose(line.get_xdata(), fit.n_iter) for line in ax.lines[2:])
+
+
+def test_correction_draws_follow_the_row_budget():
+    # 16000 draws up to 1000 rows (galaxies, faithful), then a fixed budget of row
+    # evaluations, never fewer than 4000 nor than the posterior draws asked for
+    assert psis_draws(82, 1000) == psis_draws(1000, 1000) == PSIS_DRAWS == 16_000
+    assert psis_draws(2000, 1000) == 8000 and psis_draws(18_000, 1000) == 4000
+    assert psis_draws(18_000, 5000) == 5000 and psis_draws(10, 20_000) == 20_000
