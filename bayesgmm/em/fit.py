@@ -277,12 +277,17 @@ def run_em(
     max_reseeds: int | None = None,
     stopping: str = "absolute",
     sample_weight: np.ndarray | None = None,
+    compiled: bool | None = None,
 ) -> EMResult:
     """Iterate E- and M-steps from ``params`` until the stopping rule holds.
 
     Each iteration is one pass of the structure's fused kernel
     (:mod:`bayesgmm.em.kernels`: E-step and sufficient statistics without any (N, K)
-    array) followed by the shared M-step; structures without kernels use NumPy.
+    array) followed by the shared M-step; structures without kernels use NumPy. On small
+    data (at most :data:`COMPILED_MAX_ROWS` rows) the whole loop runs in one compiled call
+    (:mod:`bayesgmm.em.loop`, the same iterations without Python's per-iteration cost);
+    a start that needs a re-seed (a collapsed component, a singular covariance) or hits
+    a non-finite objective there is rerun by the Python loop, so the result is the same.
 
     Parameters
     ----------
@@ -305,11 +310,20 @@ def run_em(
     sample_weight : ndarray of shape (n_samples,), optional
         Non-negative frequency weights (:mod:`bayesgmm.weights`): the objective is
         ``(sum_n w_n log p(x_n) + log p(theta)) / W`` with ``W = sum_n w_n``.
+    compiled : bool, optional
+        Run the compiled loop (``True``), the Python loop (``False``), or choose by the
+        number of rows (``None``). Both give the same result to rounding.
 
     Returns
     -------
     EMResult
     """
+    if compiled is None:
+        compiled = X.shape[0] <= COMPILED_MAX_ROWS
+    if compiled:
+        result = _run_compiled(X, params, prior, reg_covar, tol, max_iter, stopping, sample_weight)
+        if result is not None:
+            return result
     one_pass = _numpy_pass if params.structure.kernels is None else _fused_pass
 
     def step(current: MixtureParams) -> tuple[float, MixtureParams, bool]:
@@ -325,6 +339,71 @@ def run_em(
     return iterate_em(
         step, params, tol=tol, max_iter=max_iter, max_reseeds=max_reseeds, stopping=stopping
     )
+
+
+#: Largest number of rows on which :func:`run_em` runs the compiled loop by default (beyond
+#: it one iteration's pass over the data outweighs Python's per-iteration cost, and the
+#: parallel kernel of :mod:`bayesgmm.em.kernels` uses every core).
+COMPILED_MAX_ROWS = 4096
+
+
+def _run_compiled(
+    X: np.ndarray,
+    params: MixtureParams,
+    prior: MixturePrior | None,
+    reg_covar: float,
+    tol: float,
+    max_iter: int,
+    stopping: str,
+    sample_weight: np.ndarray | None,
+) -> EMResult | None:
+    """:func:`run_em` by the compiled loop, or ``None`` where the Python loop must run it
+    (no compiled loop for the structure or the stopping rule, a re-seed, a singular
+    covariance or a non-finite objective)."""
+    from bayesgmm.em.kernels import BLOCK_SIZE, _as_data, _parameter_array, _sample_weight
+    from bayesgmm.em.loop import CONVERGED, LOOPS, MAX_ITER, RULE_CODES
+
+    structure = params.structure
+    loop = LOOPS.get(structure.kernel_layout) if structure.kernel_layout is not None else None
+    if loop is None or stopping not in RULE_CODES:
+        return None
+    X = _as_data(X)
+    k, d = params.n_components, params.n_features
+    sw = _sample_weight(sample_weight, X.shape[0])
+    total = float(sw.sum()) if sw.size else float(X.shape[0])
+    state = [
+        _parameter_array(a)
+        for a in (params.weights, params.means, params.covariances, params.precisions_cholesky)
+    ]
+    if prior is None:
+        conc, nu, kappa = np.ones(k), 0.0, 1.0
+        psi, m0 = np.ones(structure.prior_scale_shape(d)), np.zeros(d)
+    else:
+        conc = np.broadcast_to(prior.concentration(k), (k,))
+        nu, kappa = float(prior.degrees_of_freedom), float(prior.mean_precision)
+        psi, m0 = prior.covariance_prior, prior.mean_prior
+    conc, m0 = _parameter_array(conc), _parameter_array(m0)
+    psi = _parameter_array(np.atleast_1d(psi))
+    prior_args = (conc, nu, psi, m0, kappa)
+    offset = 0.0
+    if prior is not None:  # the normalising constants the compiled log prior leaves out
+        start = (state[0], state[1], state[3])
+        offset = (prior.log_density(params) - loop.log_prior(*start, *prior_args)) / total
+        if not np.isfinite(offset):
+            return None
+    trace = np.empty(max_iter)
+    status, n_iter = loop.run(
+        X, sw, *state, trace, float(tol), int(max_iter), RULE_CODES[stopping],
+        float(reg_covar), MIN_COMPONENT_COUNT, prior is not None, *prior_args, BLOCK_SIZE,
+    )  # fmt: skip
+    if status not in (CONVERGED, MAX_ITER):
+        return None
+    trace = trace[:n_iter] + offset
+    if n_iter == 0:
+        return EMResult(params, -np.inf, False, 0, trace)
+    weights, means, covariances, _ = state
+    fitted = MixtureParams(weights, means, covariances, structure.name)
+    return EMResult(fitted, float(trace[-1]), status == CONVERGED, n_iter, trace)
 
 
 def _absolute_change(history: list[float], tol: float) -> bool:
