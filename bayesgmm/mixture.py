@@ -75,9 +75,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         depend on the data's units. scikit-learn adds ``reg_covar`` in the data's units:
         the two agree exactly only for ``reg_covar=0``.
     max_iter : int, default=1000
-    n_init : int, default=20
+    n_init : int or "auto", default="auto"
         Number of starts; the best objective among the non-degenerate fits is kept (a
         start that ends with a component on repeated values is replaced by another).
+        ``"auto"``: 20 starts, then on small data (``N K d`` up to 100 000) split-and-merge
+        moves from the best fit (merge two components, split a third) run to convergence
+        until none improves it (:func:`bayesgmm.em.fit.split_merge`). On the bundled data
+        sets this reaches the best non-degenerate optimum of 50 tight restarts for every
+        K = 1..6 and structure (``reports/benchmarks.md``, "EM defaults").
     init_params : {"hierarchical", "kmeans", "k-means++", "random", "random_from_data"}, \
 default="hierarchical"
         ``"hierarchical"`` is mclust's start (agglomeration on scaled principal components);
@@ -170,7 +175,7 @@ default="hierarchical"
         tol: float = 1e-8,
         reg_covar: float = 1e-6,
         max_iter: int = 1000,
-        n_init: int = 20,
+        n_init: int | str = "auto",
         init_params: str = "hierarchical",
         stopping: str = "aitken",
         weights_init: np.ndarray | None = None,

@@ -634,7 +634,7 @@ def fit_em(
     # n_init starts (one if the start is given: they would all be the same); a start that
     # fails or ends degenerate is replaced, up to n_init times (a prior keeps every
     # covariance proper: no maximum-likelihood degeneracy to avoid under MAP)
-    n_starts = 1 if options.has_full_start else options.n_init
+    n_starts = 1 if options.has_full_start else options.n_starts
     for attempt in range(2 * n_starts):
         if attempt >= n_starts and best is not None:
             break
@@ -666,6 +666,17 @@ def fit_em(
             reached.append(result)
             if best is None or result.lower_bound > best.lower_bound:
                 best = result
+    if (
+        best is not None
+        and run is run_em
+        and options.auto_starts
+        and not options.has_full_start
+        and Z.shape[0] * spec.n_components * spec.n_features <= SPLIT_MERGE_BUDGET
+    ):
+        best, moved = split_merge(
+            Z, best, working_spec, options, data_covariance, sample_weight=sample_weight
+        )
+        reached.extend(moved)
     best = best if best is not None else fallback
     if best is None:
         assert error is not None
@@ -702,6 +713,145 @@ def fit_em(
             stacklevel=2,
         )
     return result
+
+
+#: ``n_init="auto"`` makes split-and-merge moves (:func:`split_merge`) when the data's
+#: ``N K d`` is at most this (each move is one EM run; the compiled loop makes a few
+#: hundred of them cost about a second at ``N K d ~ 3000``).
+SPLIT_MERGE_BUDGET = 100_000
+
+#: At most this many split-and-merge moves per round (the most overlapping merges first).
+MAX_SPLIT_MERGE_MOVES = 120
+
+#: At most this many rounds of moves (each round starts from the best fit so far).
+MAX_SPLIT_MERGE_ROUNDS = 10
+
+
+def split_merge_starts(
+    X: np.ndarray,
+    params: MixtureParams,
+    prior: MixturePrior | None,
+    reg_covar: float,
+    sample_weight: np.ndarray | None = None,
+    *,
+    max_moves: int = MAX_SPLIT_MERGE_MOVES,
+):
+    """Starts one split-and-merge move away from ``params`` (Ueda et al. 2000, SMEM).
+
+    A move merges components ``a`` and ``b`` (their responsibilities added) and splits a
+    third component ``j`` in two along its covariance's principal axis (its rows on either
+    side of the mean, each with its responsibility for ``j``); the start is the M-step on
+    these K responsibilities, so it keeps the fit everywhere else. Merges are tried in
+    decreasing overlap of the two components' responsibilities.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    params : MixtureParams
+        A fit with at least 3 components.
+    prior : MixturePrior or None
+    reg_covar : float
+    sample_weight : ndarray of shape (n_samples,), optional
+    max_moves : int
+
+    Yields
+    ------
+    MixtureParams
+        Starts; moves whose M-step gives a singular covariance are skipped.
+    """
+    k = params.n_components
+    if k < 3:
+        return
+    resp = np.exp(e_step(X, params)[0])
+    if sample_weight is not None:
+        resp = resp * sample_weight[:, None]
+    norms = np.sqrt(np.einsum("nk,nk->k", resp, resp))
+    overlap = (resp.T @ resp) / np.maximum(np.outer(norms, norms), np.finfo(float).tiny)
+    pairs = sorted(
+        ((a, b) for a in range(k) for b in range(a + 1, k)), key=lambda ab: -overlap[ab]
+    )
+    axes = np.linalg.eigh(params.full_covariances())[1][:, :, -1]
+    moves = [(a, b, j) for a, b in pairs for j in range(k) if j not in (a, b)][:max_moves]
+    for a, b, j in moves:
+        side = ((X - params.means[j]) @ axes[j] > 0.0)[:, None]
+        keep = [i for i in range(k) if i not in (a, b, j)]
+        split = resp[:, [j]] * np.hstack([side, ~side])
+        new = np.hstack([resp[:, keep], resp[:, [a]] + resp[:, [b]], split])
+        new = new + 1e-10 * (new.sum(axis=0) < 1.0)[None, :]
+        try:
+            yield m_step(X, new, params.structure, prior, reg_covar)
+        except SingularCovarianceError:
+            continue
+
+
+def split_merge(
+    X: np.ndarray,
+    result: EMResult,
+    spec: MixtureSpec,
+    options: EMOptions,
+    data_covariance: np.ndarray,
+    *,
+    sample_weight: np.ndarray | None = None,
+    max_rounds: int = MAX_SPLIT_MERGE_ROUNDS,
+) -> tuple[EMResult, list[EMResult]]:
+    """Improve an EM fit by split-and-merge moves (:func:`split_merge_starts`) until none helps.
+
+    Every move is run to convergence with ``options``; a fit that ends degenerate
+    (:func:`degenerate_components`, maximum likelihood only) or fails does not count.
+    Each round starts from the best fit so far; the search stops after a round without
+    improvement or ``max_rounds`` rounds. Random restarts find an optimum that few starts
+    lead to (a small, tight component, say) only by chance; these moves reach it from a
+    good fit nearby, which is how the defaults match the best of many restarts.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Working-scale data.
+    result : EMResult
+        The best fit of the starts (working scale).
+    spec : MixtureSpec
+        With the working-scale prior.
+    options : EMOptions
+    data_covariance : ndarray of shape (n_features, n_features)
+    sample_weight : ndarray of shape (n_samples,), optional
+    max_rounds : int
+
+    Returns
+    -------
+    best : EMResult
+    reached : list of EMResult
+        Every non-degenerate fit the moves reached.
+    """
+    reached: list[EMResult] = []
+    for _ in range(max_rounds):
+        improved = False
+        for start in split_merge_starts(
+            X, result.params, spec.prior, options.reg_covar, sample_weight
+        ):
+            try:
+                moved = run_em(
+                    X,
+                    start,
+                    prior=spec.prior,
+                    reg_covar=options.reg_covar,
+                    tol=options.tol,
+                    max_iter=options.max_iter,
+                    stopping=options.stopping,
+                    sample_weight=sample_weight,
+                )
+            except SingularCovarianceError:
+                continue
+            if (
+                spec.prior is None
+                and degenerate_components(moved.params, X, data_covariance).any()
+            ):
+                continue
+            reached.append(moved)
+            if moved.lower_bound > result.lower_bound + max(options.tol, 1e-12):
+                result, improved = moved, True
+        if not improved:
+            break
+    return result, reached
 
 
 def options_to_working(
@@ -810,6 +960,8 @@ __all__ = [
     "options_to_working",
     "result_to_user",
     "run_em",
+    "split_merge",
+    "split_merge_starts",
     "warn_if_degenerate",
     "warn_if_not_converged",
 ]

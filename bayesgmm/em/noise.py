@@ -312,7 +312,7 @@ def fit_noise_em(
     fallback: EMResult | None = None
     error: SingularCovarianceError | None = None
     start_options = working_options
-    n_starts = 1 if options.has_full_start else options.n_init
+    n_starts = 1 if options.has_full_start else options.n_starts
     for attempt in range(2 * n_starts):
         if attempt >= n_starts and best is not None:
             break
