@@ -78,11 +78,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     n_init : int or "auto", default="auto"
         Number of starts; the best objective among the non-degenerate fits is kept (a
         start that ends with a component on repeated values is replaced by another).
-        ``"auto"``: 20 starts, then on small data (``N K d`` up to 100 000) split-and-merge
-        moves from the best fit (merge two components, split a third) run to convergence
-        until none improves it (:func:`bayesgmm.em.fit.split_merge`). On the bundled data
-        sets this reaches the best non-degenerate optimum of 50 tight restarts for every
-        K = 1..6 and structure (``reports/benchmarks.md``, "EM defaults").
+        ``"auto"``: on small data (``N K d`` up to 100 000) 60 starts, then split-and-merge
+        moves (merge two components, split a third) from the three best distinct fits, run
+        to convergence until none improves them (:func:`bayesgmm.em.fit.split_merge`); on
+        larger data 20 starts. On the bundled data sets this reaches the best
+        non-degenerate optimum of 50 tight restarts for every K = 1..6 and structure
+        (``reports/benchmarks.md``, "EM defaults").
     init_params : {"hierarchical", "kmeans", "k-means++", "random", "random_from_data"}, \
 default="hierarchical"
         ``"hierarchical"`` is mclust's start (agglomeration on scaled principal components);

@@ -274,7 +274,7 @@ def _check_positive_definite(precisions: np.ndarray, structure: CovarianceStruct
         )
 
 
-#: Random starts of ``n_init="auto"`` before the split-and-merge moves.
+#: Starts of ``n_init="auto"`` on data too large for split-and-merge moves.
 AUTO_N_INIT = 20
 
 
@@ -294,9 +294,11 @@ class EMOptions:
         Starts; the best final objective among the non-degenerate fits is kept (see
         :func:`bayesgmm.em.fit.fit_em`). After a ``hierarchical`` first start the others
         take random rows, ``k-means++`` and random responsibilities in turn. ``"auto"``
-        (the default): :data:`AUTO_N_INIT` starts, then, on small data (``N K d`` at most
-        :data:`bayesgmm.em.fit.SPLIT_MERGE_BUDGET`), split-and-merge moves from the best
-        fit until none improves it (:func:`bayesgmm.em.fit.split_merge`).
+        (the default): on small data (``N K d`` at most
+        :data:`bayesgmm.em.fit.SPLIT_MERGE_BUDGET`)
+        :data:`bayesgmm.em.fit.AUTO_N_INIT_SMALL` starts, then split-and-merge moves from
+        the best few fits until none improves them (:func:`bayesgmm.em.fit.split_merge`);
+        on larger data :data:`AUTO_N_INIT` starts.
     init_params : {"kmeans", "k-means++", "random", "random_from_data", "hierarchical"}
     stopping : {"aitken", "absolute"}
         Stopping rule (:data:`bayesgmm.em.fit.STOPPING_RULES`): ``"absolute"`` is
@@ -389,7 +391,7 @@ class EMOptions:
 
     @property
     def n_starts(self) -> int:
-        """Starts to run: ``n_init``, or :data:`AUTO_N_INIT` for ``"auto"``."""
+        """``n_init``, or :data:`AUTO_N_INIT` for ``"auto"`` (fit_em takes more on small data)."""
         return AUTO_N_INIT if self.auto_starts else int(self.n_init)
 
     @property

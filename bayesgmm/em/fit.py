@@ -77,8 +77,8 @@ def degenerate_components(
     relative = np.linalg.solve(scale, np.swapaxes(half, -1, -2))
     tiny = np.linalg.eigvalsh(relative)[:, 0] < DEGENERATE_VARIANCE_RATIO
     tiny = np.broadcast_to(tiny, (k,)) if tiny.size == 1 else tiny
-    if params.structure.kernels is None:
-        log_resp = e_step(X, params)[0]
+    if params.structure.kernels is None or X.shape[0] <= COMPILED_MAX_ROWS:
+        log_resp = e_step(X, params)[0]  # small data: cheaper than starting threads
     else:
         from bayesgmm.em.kernels import fused_log_resp
 
@@ -367,7 +367,9 @@ def _run_compiled(
     loop = LOOPS.get(structure.kernel_layout) if structure.kernel_layout is not None else None
     if loop is None or stopping not in RULE_CODES:
         return None
-    X = _as_data(X)
+    # float64 (exact for float32 data, which the kernels read in float64 anyway): one
+    # compiled type of the loop, and a copy that small data afford
+    X = np.ascontiguousarray(_as_data(X), dtype=np.float64)
     k, d = params.n_components, params.n_features
     sw = _sample_weight(sample_weight, X.shape[0])
     total = float(sw.sum()) if sw.size else float(X.shape[0])
@@ -634,7 +636,10 @@ def fit_em(
     # n_init starts (one if the start is given: they would all be the same); a start that
     # fails or ends degenerate is replaced, up to n_init times (a prior keeps every
     # covariance proper: no maximum-likelihood degeneracy to avoid under MAP)
+    small = Z.shape[0] * spec.n_components * spec.n_features <= SPLIT_MERGE_BUDGET
     n_starts = 1 if options.has_full_start else options.n_starts
+    if options.auto_starts and small:
+        n_starts = AUTO_N_INIT_SMALL
     for attempt in range(2 * n_starts):
         if attempt >= n_starts and best is not None:
             break
@@ -671,12 +676,17 @@ def fit_em(
         and run is run_em
         and options.auto_starts
         and not options.has_full_start
-        and Z.shape[0] * spec.n_components * spec.n_features <= SPLIT_MERGE_BUDGET
+        and small
     ):
-        best, moved = split_merge(
-            Z, best, working_spec, options, data_covariance, sample_weight=sample_weight
-        )
-        reached.extend(moved)
+        # from each of the best few distinct optima: the best one's neighbours are not
+        # always where the global optimum lies
+        for start in distinct_optima(reached)[:SPLIT_MERGE_FROM]:
+            moved, others = split_merge(
+                Z, start, working_spec, options, data_covariance, sample_weight=sample_weight
+            )
+            reached.extend(others)
+            if moved.lower_bound > best.lower_bound:
+                best = moved
     best = best if best is not None else fallback
     if best is None:
         assert error is not None
@@ -719,6 +729,17 @@ def fit_em(
 #: ``N K d`` is at most this (each move is one EM run; the compiled loop makes a few
 #: hundred of them cost about a second at ``N K d ~ 3000``).
 SPLIT_MERGE_BUDGET = 100_000
+
+#: Split-and-merge moves start from each of this many best distinct optima of the starts.
+SPLIT_MERGE_FROM = 3
+
+#: Starts of ``n_init="auto"`` on small data (``N K d <= SPLIT_MERGE_BUDGET``), before
+#: the split-and-merge moves; larger data get :data:`bayesgmm.spec.AUTO_N_INIT`.
+AUTO_N_INIT_SMALL = 60
+
+#: Split-and-merge moves first run to this tolerance (per sample, Aitken's rule by
+#: default); those that end within ten times it of the best fit are run on to ``tol``.
+SPLIT_MERGE_SCREEN_TOL = 1e-6
 
 #: At most this many split-and-merge moves per round (the most overlapping merges first).
 MAX_SPLIT_MERGE_MOVES = 120
@@ -767,9 +788,7 @@ def split_merge_starts(
         resp = resp * sample_weight[:, None]
     norms = np.sqrt(np.einsum("nk,nk->k", resp, resp))
     overlap = (resp.T @ resp) / np.maximum(np.outer(norms, norms), np.finfo(float).tiny)
-    pairs = sorted(
-        ((a, b) for a in range(k) for b in range(a + 1, k)), key=lambda ab: -overlap[ab]
-    )
+    pairs = sorted(((a, b) for a in range(k) for b in range(a + 1, k)), key=lambda ab: -overlap[ab])
     axes = np.linalg.eigh(params.full_covariances())[1][:, :, -1]
     moves = [(a, b, j) for a, b in pairs for j in range(k) if j not in (a, b)][:max_moves]
     for a, b, j in moves:
@@ -796,12 +815,14 @@ def split_merge(
 ) -> tuple[EMResult, list[EMResult]]:
     """Improve an EM fit by split-and-merge moves (:func:`split_merge_starts`) until none helps.
 
-    Every move is run to convergence with ``options``; a fit that ends degenerate
+    Every move is run to convergence with ``options`` (screened first at
+    :data:`SPLIT_MERGE_SCREEN_TOL`); a fit that ends degenerate
     (:func:`degenerate_components`, maximum likelihood only) or fails does not count.
-    Each round starts from the best fit so far; the search stops after a round without
-    improvement or ``max_rounds`` rounds. Random restarts find an optimum that few starts
-    lead to (a small, tight component, say) only by chance; these moves reach it from a
-    good fit nearby, which is how the defaults match the best of many restarts.
+    The first move that improves the fit ends a round and the next round's moves start
+    from it; the search stops after a round without improvement or ``max_rounds``
+    rounds. Random restarts find an optimum that few starts lead to (a small, tight
+    component, say) only by chance; these moves reach it from a good fit nearby, which is
+    how the defaults match the best of many restarts.
 
     Parameters
     ----------
@@ -820,7 +841,7 @@ def split_merge(
     -------
     best : EMResult
     reached : list of EMResult
-        Every non-degenerate fit the moves reached.
+        The best fit after each round that improved (the optima the search passed).
     """
     reached: list[EMResult] = []
     for _ in range(max_rounds):
@@ -828,29 +849,33 @@ def split_merge(
         for start in split_merge_starts(
             X, result.params, spec.prior, options.reg_covar, sample_weight
         ):
+            run = partial(
+                run_em,
+                X,
+                prior=spec.prior,
+                reg_covar=options.reg_covar,
+                max_iter=options.max_iter,
+                stopping=options.stopping,
+                sample_weight=sample_weight,
+            )
             try:
-                moved = run_em(
-                    X,
-                    start,
-                    prior=spec.prior,
-                    reg_covar=options.reg_covar,
-                    tol=options.tol,
-                    max_iter=options.max_iter,
-                    stopping=options.stopping,
-                    sample_weight=sample_weight,
-                )
+                # screened at a looser tolerance; only a move that may beat the best fit
+                # is run on to ``options.tol``
+                moved = run(start, tol=max(options.tol, SPLIT_MERGE_SCREEN_TOL))
+                if moved.lower_bound < result.lower_bound - 10.0 * SPLIT_MERGE_SCREEN_TOL:
+                    continue
+                if options.tol < SPLIT_MERGE_SCREEN_TOL:
+                    moved = run(moved.params, tol=options.tol)
             except SingularCovarianceError:
                 continue
-            if (
-                spec.prior is None
-                and degenerate_components(moved.params, X, data_covariance).any()
-            ):
+            if spec.prior is None and degenerate_components(moved.params, X, data_covariance).any():
                 continue
-            reached.append(moved)
             if moved.lower_bound > result.lower_bound + max(options.tol, 1e-12):
                 result, improved = moved, True
+                break  # the next round's moves start from the improved fit
         if not improved:
             break
+        reached.append(result)
     return result, reached
 
 
