@@ -1,6 +1,8 @@
 """The compiled EM loop (bayesgmm.em.loop) against the Python loop of run_em, and the
 split-and-merge moves of the default search."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -103,7 +105,7 @@ def test_split_merge_moves_keep_k_components_and_never_lose(faithful):
     best, path = split_merge(Z, fit, spec, options, cov)
     assert best.lower_bound >= fit.lower_bound
     assert not degenerate_components(best.params, Z, cov).any()
-    assert all(a.lower_bound < b.lower_bound for a, b in zip(path, path[1:], strict=False))
+    assert all(a.lower_bound < b.lower_bound for a, b in itertools.pairwise(path))
 
 
 def test_auto_n_init_searches_further_than_explicit_starts():

@@ -640,6 +640,8 @@ def fit_em(
     n_starts = 1 if options.has_full_start else options.n_starts
     if options.auto_starts and small:
         n_starts = AUTO_N_INIT_SMALL
+    if spec.n_components == 1:  # every start is the same fit
+        n_starts = 1
     for attempt in range(2 * n_starts):
         if attempt >= n_starts and best is not None:
             break
@@ -739,7 +741,7 @@ AUTO_N_INIT_SMALL = 60
 
 #: Split-and-merge moves first run to this tolerance (per sample, Aitken's rule by
 #: default); those that end within ten times it of the best fit are run on to ``tol``.
-SPLIT_MERGE_SCREEN_TOL = 1e-6
+SPLIT_MERGE_SCREEN_TOL = 1e-5
 
 #: At most this many split-and-merge moves per round (the most overlapping merges first).
 MAX_SPLIT_MERGE_MOVES = 120
