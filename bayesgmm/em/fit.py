@@ -627,52 +627,35 @@ def fit_em(
         Z_complete = mean_imputed(Z)
         log_jacobian = float((patterns.row_mask() @ np.log(scaling.scale)).mean())
     rng = np.random.default_rng(random_state)
-    best: EMResult | None = None
     data_covariance = weighted_moments(Z_complete, sample_weight)[1]
-    fallback: EMResult | None = None
-    error: SingularCovarianceError | None = None
-    start_options = working_options
-    reached: list[EMResult] = []
-    # n_init starts (one if the start is given: they would all be the same); a start that
-    # fails or ends degenerate is replaced, up to n_init times (a prior keeps every
-    # covariance proper: no maximum-likelihood degeneracy to avoid under MAP)
     small = Z.shape[0] * spec.n_components * spec.n_features <= SPLIT_MERGE_BUDGET
     n_starts = 1 if options.has_full_start else options.n_starts
     if options.auto_starts and small:
         n_starts = AUTO_N_INIT_SMALL
     if spec.n_components == 1:  # every start is the same fit
         n_starts = 1
-    for attempt in range(2 * n_starts):
-        if attempt >= n_starts and best is not None:
-            break
-        start = initial_params(Z_complete, working_spec, start_options, rng, sample_weight)
-        start_options = replace(
-            working_options, init_params=later_starts(options.init_params, attempt + 1)
-        )
-        try:
-            result = run(
-                Z,
-                start,
-                prior=working_spec.prior,
-                reg_covar=options.reg_covar,
-                tol=options.tol,
-                max_iter=options.max_iter,
-                stopping=options.stopping,
-                sample_weight=sample_weight,
-            )
-        except SingularCovarianceError as err:
-            error = err
-            continue
-        if (
+    starts = run_starts(
+        lambda start_options: initial_params(
+            Z_complete, working_spec, start_options, rng, sample_weight
+        ),
+        partial(
+            run,
+            Z,
+            prior=working_spec.prior,
+            reg_covar=options.reg_covar,
+            tol=options.tol,
+            max_iter=options.max_iter,
+            stopping=options.stopping,
+            sample_weight=sample_weight,
+        ),
+        working_options,
+        n_starts,
+        is_degenerate=lambda result: (
             spec.prior is None
-            and degenerate_components(result.params, Z_complete, data_covariance).any()
-        ):
-            if fallback is None or result.lower_bound > fallback.lower_bound:
-                fallback = replace(result, degenerate=True)
-        else:
-            reached.append(result)
-            if best is None or result.lower_bound > best.lower_bound:
-                best = result
+            and bool(degenerate_components(result.params, Z_complete, data_covariance).any())
+        ),
+    )
+    best, fallback, error, reached = starts.best, starts.fallback, starts.error, starts.reached
     if (
         best is not None
         and run is run_em
@@ -700,17 +683,18 @@ def fit_em(
             "prior (prior='default'), increase reg_covar or decrease n_components"
         )
     n_total = weight_total(sample_weight, X.shape[0])
-    result = result_to_user(best, scaling, spec, working_spec, n_total, log_jacobian=log_jacobian)
-    if len(reached) > 1:
-        others = [
-            result_to_user(r, scaling, spec, working_spec, n_total, log_jacobian=log_jacobian)
-            for r in distinct_optima(reached)[1:]
-        ]
-        optima = (
-            (result.params, result.lower_bound),
-            *((r.params, r.lower_bound) for r in others),
-        )
-        result = replace(result, optima=optima)
+    result = with_optima(
+        best,
+        reached,
+        partial(
+            result_to_user,
+            scaling=scaling,
+            spec=spec,
+            working_spec=working_spec,
+            n_samples=n_total,
+            log_jacobian=log_jacobian,
+        ),
+    )
     if spec.prior is None:
         warn_if_degenerate(best.params, options.reg_covar)
     if warn_not_converged:
@@ -881,6 +865,100 @@ def split_merge(
     return result, reached
 
 
+@dataclass(frozen=True)
+class Starts:
+    """What the restarts of :func:`run_starts` reached (working scale).
+
+    Attributes
+    ----------
+    best : EMResult or None
+        The best non-degenerate fit, ``None`` if every start failed or ended degenerate.
+    fallback : EMResult or None
+        The best degenerate fit (``degenerate=True``), if any.
+    error : SingularCovarianceError or None
+        The last error of a failed start.
+    reached : list of EMResult
+        Every non-degenerate fit, in the order of the starts.
+    """
+
+    best: EMResult | None
+    fallback: EMResult | None
+    error: SingularCovarianceError | None
+    reached: list[EMResult]
+
+
+def run_starts(
+    make_start: Callable[[EMOptions], object],
+    run: Callable[[object], EMResult],
+    options: EMOptions,
+    n_starts: int,
+    *,
+    is_degenerate: Callable[[EMResult], bool],
+) -> Starts:
+    """The restart loop of every in-memory EM fit (:func:`fit_em`, noise and missing data).
+
+    Start ``i`` is ``make_start(options)`` with ``init_params`` the ``i``-th of
+    :func:`~bayesgmm.em.init.later_starts` after ``options.init_params``, run by
+    ``run(start)``. A start that raises :class:`SingularCovarianceError` or ends degenerate
+    is replaced by another, up to ``2 * n_starts`` starts in all.
+
+    Parameters
+    ----------
+    make_start : callable
+        ``make_start(options) -> start`` (parameters, or parameters with a noise weight).
+    run : callable
+        ``run(start) -> EMResult``: EM to convergence from ``start``.
+    options : EMOptions
+        Working-scale options of the first start.
+    n_starts : int
+    is_degenerate : callable
+        ``is_degenerate(result) -> bool`` (:func:`degenerate_components`; always false
+        under a prior).
+
+    Returns
+    -------
+    Starts
+    """
+    best: EMResult | None = None
+    fallback: EMResult | None = None
+    error: SingularCovarianceError | None = None
+    reached: list[EMResult] = []
+    start_options = options
+    for attempt in range(2 * n_starts):
+        if attempt >= n_starts and best is not None:
+            break
+        try:
+            result = run(make_start(start_options))
+        except SingularCovarianceError as err:
+            error = err
+            continue
+        finally:
+            start_options = replace(
+                options, init_params=later_starts(options.init_params, attempt + 1)
+            )
+        if is_degenerate(result):
+            if fallback is None or result.lower_bound > fallback.lower_bound:
+                fallback = replace(result, degenerate=True)
+        else:
+            reached.append(result)
+            if best is None or result.lower_bound > best.lower_bound:
+                best = result
+    return Starts(best, fallback, error, reached)
+
+
+def with_optima(
+    best: EMResult, reached: list[EMResult], to_user: Callable[[EMResult], EMResult]
+) -> EMResult:
+    """``to_user(best)`` with :attr:`EMResult.optima`: the distinct optima of ``reached``
+    (:func:`distinct_optima`), each mapped by ``to_user``; none for a single fit."""
+    result = to_user(best)
+    if len(reached) <= 1:
+        return result
+    others = [to_user(r) for r in distinct_optima(reached)[1:]]
+    optima = ((result.params, result.lower_bound), *((r.params, r.lower_bound) for r in others))
+    return replace(result, optima=optima)
+
+
 def options_to_working(
     options: EMOptions, scaling: Standardization, spec: MixtureSpec
 ) -> EMOptions:
@@ -979,6 +1057,7 @@ __all__ = [
     "DEGENERATE_VARIANCE_RATIO",
     "STOPPING_RULES",
     "EMResult",
+    "Starts",
     "check_map_prior",
     "degenerate_components",
     "fit_em",
@@ -987,8 +1066,10 @@ __all__ = [
     "options_to_working",
     "result_to_user",
     "run_em",
+    "run_starts",
     "split_merge",
     "split_merge_starts",
     "warn_if_degenerate",
     "warn_if_not_converged",
+    "with_optima",
 ]
