@@ -361,10 +361,10 @@ def _run_compiled(
     (no compiled loop for the structure or the stopping rule, a re-seed, a singular
     covariance or a non-finite objective)."""
     from bayesgmm.em.kernels import BLOCK_SIZE, _as_data, _parameter_array, _sample_weight
-    from bayesgmm.em.loop import CONVERGED, LOOPS, MAX_ITER, RULE_CODES
+    from bayesgmm.em.loop import CONVERGED, MAX_ITER, RULE_CODES
 
     structure = params.structure
-    loop = LOOPS.get(structure.kernel_layout) if structure.kernel_layout is not None else None
+    loop = structure.em_loop
     if loop is None or stopping not in RULE_CODES:
         return None
     # float64 (exact for float32 data, which the kernels read in float64 anyway): one
