@@ -78,7 +78,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     n_init : int or "auto", default="auto"
         Number of starts; the best objective among the non-degenerate fits is kept (a
         start that ends with a component on repeated values is replaced by another).
-        ``"auto"``: on small data (``N K d`` up to 100 000) 60 starts, then split-and-merge
+        ``"auto"``: on small data (``N K d`` up to 5 000) 60 starts, then split-and-merge
         moves (merge two components, split a third) from the three best distinct fits, run
         to convergence until none improves them (:func:`bayesgmm.em.fit.split_merge`); on
         larger data 20 starts. On the bundled data sets this reaches the best
@@ -87,7 +87,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     init_params : {"hierarchical", "kmeans", "k-means++", "random", "random_from_data"}, \
 default="hierarchical"
         ``"hierarchical"`` is mclust's start (agglomeration on scaled principal components);
-        the second and later starts then take random rows and ``"k-means++"`` in turn.
+        the second and later starts then take random rows, ``"k-means++"`` and random
+        responsibilities in turn.
     stopping : {"aitken", "absolute"}, default="aitken"
         ``"absolute"``: scikit-learn's rule (change below ``tol``; use ``tol=1e-3`` for its
         default). ``"aitken"``: stop when the Aitken-extrapolated limit of the objective is

@@ -628,7 +628,10 @@ def fit_em(
         log_jacobian = float((patterns.row_mask() @ np.log(scaling.scale)).mean())
     rng = np.random.default_rng(random_state)
     data_covariance = weighted_moments(Z_complete, sample_weight)[1]
-    small = Z.shape[0] * spec.n_components * spec.n_features <= SPLIT_MERGE_BUDGET
+    small = (
+        Z.shape[0] <= COMPILED_MAX_ROWS
+        and Z.shape[0] * spec.n_components * spec.n_features <= SPLIT_MERGE_BUDGET
+    )
     n_starts = 1 if options.has_full_start else options.n_starts
     if options.auto_starts and small:
         n_starts = AUTO_N_INIT_SMALL
@@ -711,10 +714,12 @@ def fit_em(
     return result
 
 
-#: ``n_init="auto"`` makes split-and-merge moves (:func:`split_merge`) when the data's
-#: ``N K d`` is at most this (each move is one EM run; the compiled loop makes a few
-#: hundred of them cost about a second at ``N K d ~ 3000``).
-SPLIT_MERGE_BUDGET = 100_000
+#: ``n_init="auto"`` takes :data:`AUTO_N_INIT_SMALL` starts and makes split-and-merge
+#: moves (:func:`split_merge`) when the data's ``N K d`` is at most this. The search costs
+#: a few hundred EM runs, about proportional to ``N K d``: 1-4 s at ``N K d ~ 3000``
+#: (Old Faithful, K = 5, 6) on a shared 2-core machine, where 20 starts of the Python
+#: loop took 2-7 s; beyond this budget it would be slower than those 20 starts.
+SPLIT_MERGE_BUDGET = 5_000
 
 #: Split-and-merge moves start from each of this many best distinct optima of the starts.
 SPLIT_MERGE_FROM = 3
