@@ -101,7 +101,7 @@ def test_map_m_step_is_the_mode_of_the_dirichlet_over_k_plus_one_weights():
 
 
 def test_score_samples_is_the_mixture_plus_uniform_density(noise_fit, contaminated):
-    X = contaminated[3][::2]
+    X = contaminated[3]
     gm = noise_fit
     dens = sum(
         w * stats.multivariate_normal.pdf(X, m, c)
@@ -120,7 +120,7 @@ def test_score_samples_is_the_mixture_plus_uniform_density(noise_fit, contaminat
 
 
 def test_fit_does_not_depend_on_units(contaminated):
-    X = contaminated[3][::2]
+    X = contaminated[3]
     scale, shift = np.array([1000.0, 0.01]), np.array([-3.0, 50.0])
     a = GaussianMixture(2, noise=True, random_state=0).fit(X)
     b = GaussianMixture(2, noise=True, random_state=0).fit(X * scale + shift)
@@ -144,7 +144,7 @@ def test_em_objective_never_decreases(contaminated, prior):
 
 @pytest.mark.parametrize("covariance_type", ["tied", "diag", "spherical"])
 def test_every_structure_fits_with_noise(contaminated, covariance_type):
-    X = contaminated[3][::2]
+    X = contaminated[3]
     gm = GaussianMixture(2, covariance_type=covariance_type, noise=True, n_init=3, random_state=0)
     gm.fit(X)
     assert np.all(np.diff(gm.lower_bound_trace_) >= -1e-10)
@@ -213,7 +213,7 @@ def test_noise_init_with_the_true_background_reaches_the_same_fit(contaminated, 
 
 
 def test_user_volume_is_used_and_shifts_the_fit(contaminated, noise_fit):
-    X = contaminated[3][::2]
+    X = contaminated[3]
     big = GaussianMixture(2, noise=True, noise_volume=100 * noise_fit.noise_volume_, random_state=0)
     big.fit(X)
     assert big.noise_volume_ == pytest.approx(100 * noise_fit.noise_volume_)
@@ -225,7 +225,7 @@ def test_user_volume_is_used_and_shifts_the_fit(contaminated, noise_fit):
 
 
 def test_noise_false_is_the_plain_fit(contaminated):
-    X = contaminated[3][::2]
+    X = contaminated[3]
     gm = GaussianMixture(2, n_init=3, random_state=4).fit(X)
     spec = MixtureSpec.from_data(X, 2, "full", None, standardize=False)
     result = fit_em(X, spec, EMOptions(n_init=3), random_state=4)
