@@ -130,6 +130,20 @@ class CovarianceStructure:
 
         return KERNELS[self.kernel_layout]
 
+    @property
+    def em_loop(self):
+        """The compiled EM loop of this structure, or ``None`` if it has none.
+
+        A :class:`bayesgmm.em.loop.StructureLoop` (every iteration of one start in one
+        Numba call: E-step, M-step, objective, stopping rule), looked up under
+        :attr:`kernel_layout` like :attr:`kernels`; ``run_em`` uses it on small data.
+        """
+        if self.kernel_layout is None:
+            return None
+        from bayesgmm.em.loop import LOOPS
+
+        return LOOPS.get(self.kernel_layout)
+
     # ---- layout -------------------------------------------------------------------------
     def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
         """Shape of ``covariances`` (and of ``precisions_cholesky``)."""

@@ -274,6 +274,10 @@ def _check_positive_definite(precisions: np.ndarray, structure: CovarianceStruct
         )
 
 
+#: Starts of ``n_init="auto"`` on data too large for split-and-merge moves.
+AUTO_N_INIT = 20
+
+
 @dataclass(frozen=True)
 class EMOptions:
     """Settings of an EM fit, validated on construction.
@@ -286,10 +290,15 @@ class EMOptions:
         Added to every covariance diagonal in each M-step, on the working (standardised)
         scale of :func:`bayesgmm.em.fit_em`: relative to each feature's variance.
     max_iter : int
-    n_init : int
+    n_init : int or "auto"
         Starts; the best final objective among the non-degenerate fits is kept (see
         :func:`bayesgmm.em.fit.fit_em`). After a ``hierarchical`` first start the others
-        take random rows and ``k-means++`` in turn.
+        take random rows, ``k-means++`` and random responsibilities in turn. ``"auto"``
+        (the default): on small data (``N K d`` at most
+        :data:`bayesgmm.em.fit.SPLIT_MERGE_BUDGET`)
+        :data:`bayesgmm.em.fit.AUTO_N_INIT_SMALL` starts, then split-and-merge moves from
+        the best few fits until none improves them (:func:`bayesgmm.em.fit.split_merge`);
+        on larger data :data:`AUTO_N_INIT` starts.
     init_params : {"kmeans", "k-means++", "random", "random_from_data", "hierarchical"}
     stopping : {"aitken", "absolute"}
         Stopping rule (:data:`bayesgmm.em.fit.STOPPING_RULES`): ``"absolute"`` is
@@ -302,7 +311,7 @@ class EMOptions:
     tol: float = 1e-8
     reg_covar: float = 1e-6
     max_iter: int = 1000
-    n_init: int = 20
+    n_init: int | str = "auto"
     init_params: str = "hierarchical"
     stopping: str = "aitken"
     weights_init: np.ndarray | None = None
@@ -321,8 +330,11 @@ class EMOptions:
                 raise ValueError(f"{name} must be a non-negative finite number, got {plain(value)}")
         for name, minimum in (("max_iter", 0), ("n_init", 1)):
             value = getattr(self, name)
+            if name == "n_init" and isinstance(value, str) and value == "auto":
+                continue
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise TypeError(f"{name} must be an integer, got {plain(value)}")
+                allowed = ' or "auto"' if name == "n_init" else ""
+                raise TypeError(f"{name} must be an integer{allowed}, got {plain(value)}")
             if value < minimum:
                 raise ValueError(f"{name} must be >= {minimum}, got {value}")
         from bayesgmm.em.init import INITIALIZERS  # bayesgmm.em imports this module
@@ -376,6 +388,16 @@ class EMOptions:
                 raise ValueError(
                     f"weights_init must be non-negative and sum to 1, got {weights.tolist()}"
                 )
+
+    @property
+    def n_starts(self) -> int:
+        """``n_init``, or :data:`AUTO_N_INIT` for ``"auto"`` (fit_em takes more on small data)."""
+        return AUTO_N_INIT if self.auto_starts else int(self.n_init)
+
+    @property
+    def auto_starts(self) -> bool:
+        """Whether ``n_init="auto"`` (starts, then split-and-merge moves on small data)."""
+        return isinstance(self.n_init, str)
 
     @property
     def has_full_start(self) -> bool:

@@ -252,17 +252,19 @@ def test_same_seed_same_result_and_n_init_keeps_best():
 def test_distinct_optima_are_kept_once_each():
     # 20 normal quantiles around -8, 0 and 8: K=2 has two mirror-image MAP optima of equal
     # objective (the middle cluster joins the left or the right one); restarts that reach
-    # the same optimum in another labelling count once
+    # the same optimum in another labelling count once (starts from random
+    # responsibilities may also stop at the symmetric stationary point, far below)
     from bayesgmm.em.fit import same_optimum
 
     base = norm.ppf((np.arange(20) + 0.5) / 20)
     X = np.concatenate([c + base for c in (-8.0, 0.0, 8.0)])[:, None]
     result = _fit(X, 2, "full", prior=MixturePrior.default(X, 2, "full"), n_init=8, random_state=0)
-    assert len(result.optima) == 2
-    (first, bound_a), (second, bound_b) = result.optima
+    assert len(result.optima) >= 2
+    assert all((result.optima[1][1] - bound) * len(X) > 1.0 for _, bound in result.optima[2:])
+    (first, bound_a), (second, bound_b) = result.optima[:2]
     assert first is result.params and bound_a == result.lower_bound
     assert abs(bound_a - bound_b) * len(X) < 1e-6
-    means = sorted(tuple(np.sort(p.means.ravel()).round(1)) for p, _ in result.optima)
+    means = sorted(tuple(np.sort(p.means.ravel()).round(1)) for p, _ in result.optima[:2])
     assert means[0] == pytest.approx((-8.0, 4.0), abs=0.2)
     assert means[1] == pytest.approx((-4.0, 8.0), abs=0.2)
     assert same_optimum(first, first.permuted(np.array([1, 0])))

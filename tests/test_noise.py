@@ -298,3 +298,14 @@ def test_noise_must_be_a_bool(contaminated):
 def test_noisy_params_weights_are_absolute():
     params = NoisyParams(MixtureParams([0.25, 0.75], [[0.0], [1.0]], [1.0, 1.0], "spherical"), 0.2)
     np.testing.assert_allclose(params.weights, [0.2, 0.6])
+
+
+def test_noise_fit_records_its_distinct_optima(contaminated):
+    # the restart driver of fit_em serves the noise fit too: optima, best first
+    X = contaminated[3][::2]
+    model = GaussianMixture(3, noise=True, n_init=5, tol=1e-6, random_state=0).fit(X)
+    first, bound = model.optima_[0]
+    assert first is model.params_ and bound == model.lower_bound_
+    bounds = [b for _, b in model.optima_]
+    assert bounds == sorted(bounds, reverse=True)
+    assert len(model.optima_) >= 2

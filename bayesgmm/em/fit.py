@@ -77,8 +77,8 @@ def degenerate_components(
     relative = np.linalg.solve(scale, np.swapaxes(half, -1, -2))
     tiny = np.linalg.eigvalsh(relative)[:, 0] < DEGENERATE_VARIANCE_RATIO
     tiny = np.broadcast_to(tiny, (k,)) if tiny.size == 1 else tiny
-    if params.structure.kernels is None:
-        log_resp = e_step(X, params)[0]
+    if params.structure.kernels is None or X.shape[0] <= COMPILED_MAX_ROWS:
+        log_resp = e_step(X, params)[0]  # small data: cheaper than starting threads
     else:
         from bayesgmm.em.kernels import fused_log_resp
 
@@ -277,12 +277,17 @@ def run_em(
     max_reseeds: int | None = None,
     stopping: str = "absolute",
     sample_weight: np.ndarray | None = None,
+    compiled: bool | None = None,
 ) -> EMResult:
     """Iterate E- and M-steps from ``params`` until the stopping rule holds.
 
     Each iteration is one pass of the structure's fused kernel
     (:mod:`bayesgmm.em.kernels`: E-step and sufficient statistics without any (N, K)
-    array) followed by the shared M-step; structures without kernels use NumPy.
+    array) followed by the shared M-step; structures without kernels use NumPy. On small
+    data (at most :data:`COMPILED_MAX_ROWS` rows) the whole loop runs in one compiled call
+    (:mod:`bayesgmm.em.loop`, the same iterations without Python's per-iteration cost);
+    a start that needs a re-seed (a collapsed component, a singular covariance) or hits
+    a non-finite objective there is rerun by the Python loop, so the result is the same.
 
     Parameters
     ----------
@@ -305,11 +310,20 @@ def run_em(
     sample_weight : ndarray of shape (n_samples,), optional
         Non-negative frequency weights (:mod:`bayesgmm.weights`): the objective is
         ``(sum_n w_n log p(x_n) + log p(theta)) / W`` with ``W = sum_n w_n``.
+    compiled : bool, optional
+        Run the compiled loop (``True``), the Python loop (``False``), or choose by the
+        number of rows (``None``). Both give the same result to rounding.
 
     Returns
     -------
     EMResult
     """
+    if compiled is None:
+        compiled = X.shape[0] <= COMPILED_MAX_ROWS
+    if compiled:
+        result = _run_compiled(X, params, prior, reg_covar, tol, max_iter, stopping, sample_weight)
+        if result is not None:
+            return result
     one_pass = _numpy_pass if params.structure.kernels is None else _fused_pass
 
     def step(current: MixtureParams) -> tuple[float, MixtureParams, bool]:
@@ -325,6 +339,73 @@ def run_em(
     return iterate_em(
         step, params, tol=tol, max_iter=max_iter, max_reseeds=max_reseeds, stopping=stopping
     )
+
+
+#: Largest number of rows on which :func:`run_em` runs the compiled loop by default (beyond
+#: it one iteration's pass over the data outweighs Python's per-iteration cost, and the
+#: parallel kernel of :mod:`bayesgmm.em.kernels` uses every core).
+COMPILED_MAX_ROWS = 4096
+
+
+def _run_compiled(
+    X: np.ndarray,
+    params: MixtureParams,
+    prior: MixturePrior | None,
+    reg_covar: float,
+    tol: float,
+    max_iter: int,
+    stopping: str,
+    sample_weight: np.ndarray | None,
+) -> EMResult | None:
+    """:func:`run_em` by the compiled loop, or ``None`` where the Python loop must run it
+    (no compiled loop for the structure or the stopping rule, a re-seed, a singular
+    covariance or a non-finite objective)."""
+    from bayesgmm.em.kernels import BLOCK_SIZE, _as_data, _parameter_array, _sample_weight
+    from bayesgmm.em.loop import CONVERGED, MAX_ITER, RULE_CODES
+
+    structure = params.structure
+    loop = structure.em_loop
+    if loop is None or stopping not in RULE_CODES:
+        return None
+    # float64 (exact for float32 data, which the kernels read in float64 anyway): one
+    # compiled type of the loop, and a copy that small data afford
+    X = np.ascontiguousarray(_as_data(X), dtype=np.float64)
+    k, d = params.n_components, params.n_features
+    sw = _sample_weight(sample_weight, X.shape[0])
+    total = float(sw.sum()) if sw.size else float(X.shape[0])
+    state = [
+        _parameter_array(a)
+        for a in (params.weights, params.means, params.covariances, params.precisions_cholesky)
+    ]
+    if prior is None:
+        conc, nu, kappa = np.ones(k), 0.0, 1.0
+        psi, m0 = np.ones(structure.prior_scale_shape(d)), np.zeros(d)
+    else:
+        conc = np.broadcast_to(prior.concentration(k), (k,))
+        nu, kappa = float(prior.degrees_of_freedom), float(prior.mean_precision)
+        psi, m0 = prior.covariance_prior, prior.mean_prior
+    conc, m0 = _parameter_array(conc), _parameter_array(m0)
+    psi = _parameter_array(np.atleast_1d(psi))
+    prior_args = (conc, nu, psi, m0, kappa)
+    offset = 0.0
+    if prior is not None:  # the normalising constants the compiled log prior leaves out
+        start = (state[0], state[1], state[3])
+        offset = (prior.log_density(params) - loop.log_prior(*start, *prior_args)) / total
+        if not np.isfinite(offset):
+            return None
+    trace = np.empty(max_iter)
+    status, n_iter = loop.run(
+        X, sw, *state, trace, float(tol), int(max_iter), RULE_CODES[stopping],
+        float(reg_covar), MIN_COMPONENT_COUNT, prior is not None, *prior_args, BLOCK_SIZE,
+    )  # fmt: skip
+    if status not in (CONVERGED, MAX_ITER):
+        return None
+    trace = trace[:n_iter] + offset
+    if n_iter == 0:
+        return EMResult(params, -np.inf, False, 0, trace)
+    weights, means, covariances, _ = state
+    fitted = MixtureParams(weights, means, covariances, structure.name)
+    return EMResult(fitted, float(trace[-1]), status == CONVERGED, n_iter, trace)
 
 
 def _absolute_change(history: list[float], tol: float) -> bool:
@@ -546,47 +627,54 @@ def fit_em(
         Z_complete = mean_imputed(Z)
         log_jacobian = float((patterns.row_mask() @ np.log(scaling.scale)).mean())
     rng = np.random.default_rng(random_state)
-    best: EMResult | None = None
     data_covariance = weighted_moments(Z_complete, sample_weight)[1]
-    fallback: EMResult | None = None
-    error: SingularCovarianceError | None = None
-    start_options = working_options
-    reached: list[EMResult] = []
-    # n_init starts (one if the start is given: they would all be the same); a start that
-    # fails or ends degenerate is replaced, up to n_init times (a prior keeps every
-    # covariance proper: no maximum-likelihood degeneracy to avoid under MAP)
-    n_starts = 1 if options.has_full_start else options.n_init
-    for attempt in range(2 * n_starts):
-        if attempt >= n_starts and best is not None:
-            break
-        start = initial_params(Z_complete, working_spec, start_options, rng, sample_weight)
-        start_options = replace(
-            working_options, init_params=later_starts(options.init_params, attempt + 1)
-        )
-        try:
-            result = run(
-                Z,
-                start,
-                prior=working_spec.prior,
-                reg_covar=options.reg_covar,
-                tol=options.tol,
-                max_iter=options.max_iter,
-                stopping=options.stopping,
-                sample_weight=sample_weight,
-            )
-        except SingularCovarianceError as err:
-            error = err
-            continue
-        if (
+    small = (
+        Z.shape[0] <= COMPILED_MAX_ROWS
+        and Z.shape[0] * spec.n_components * spec.n_features <= SPLIT_MERGE_BUDGET
+    )
+    n_starts = 1 if options.has_full_start else options.n_starts
+    if options.auto_starts and small:
+        n_starts = AUTO_N_INIT_SMALL
+    if spec.n_components == 1:  # every start is the same fit
+        n_starts = 1
+    starts = run_starts(
+        lambda start_options: initial_params(
+            Z_complete, working_spec, start_options, rng, sample_weight
+        ),
+        partial(
+            run,
+            Z,
+            prior=working_spec.prior,
+            reg_covar=options.reg_covar,
+            tol=options.tol,
+            max_iter=options.max_iter,
+            stopping=options.stopping,
+            sample_weight=sample_weight,
+        ),
+        working_options,
+        n_starts,
+        is_degenerate=lambda result: (
             spec.prior is None
-            and degenerate_components(result.params, Z_complete, data_covariance).any()
-        ):
-            if fallback is None or result.lower_bound > fallback.lower_bound:
-                fallback = replace(result, degenerate=True)
-        else:
-            reached.append(result)
-            if best is None or result.lower_bound > best.lower_bound:
-                best = result
+            and bool(degenerate_components(result.params, Z_complete, data_covariance).any())
+        ),
+    )
+    best, fallback, error, reached = starts.best, starts.fallback, starts.error, starts.reached
+    if (
+        best is not None
+        and run is run_em
+        and options.auto_starts
+        and not options.has_full_start
+        and small
+    ):
+        # from each of the best few distinct optima: the best one's neighbours are not
+        # always where the global optimum lies
+        for start in distinct_optima(reached)[:SPLIT_MERGE_FROM]:
+            moved, others = split_merge(
+                Z, start, working_spec, options, data_covariance, sample_weight=sample_weight
+            )
+            reached.extend(others)
+            if moved.lower_bound > best.lower_bound:
+                best = moved
     best = best if best is not None else fallback
     if best is None:
         assert error is not None
@@ -598,17 +686,18 @@ def fit_em(
             "prior (prior='default'), increase reg_covar or decrease n_components"
         )
     n_total = weight_total(sample_weight, X.shape[0])
-    result = result_to_user(best, scaling, spec, working_spec, n_total, log_jacobian=log_jacobian)
-    if len(reached) > 1:
-        others = [
-            result_to_user(r, scaling, spec, working_spec, n_total, log_jacobian=log_jacobian)
-            for r in distinct_optima(reached)[1:]
-        ]
-        optima = (
-            (result.params, result.lower_bound),
-            *((r.params, r.lower_bound) for r in others),
-        )
-        result = replace(result, optima=optima)
+    result = with_optima(
+        best,
+        reached,
+        partial(
+            result_to_user,
+            scaling=scaling,
+            spec=spec,
+            working_spec=working_spec,
+            n_samples=n_total,
+            log_jacobian=log_jacobian,
+        ),
+    )
     if spec.prior is None:
         warn_if_degenerate(best.params, options.reg_covar)
     if warn_not_converged:
@@ -623,6 +712,256 @@ def fit_em(
             stacklevel=2,
         )
     return result
+
+
+#: ``n_init="auto"`` takes :data:`AUTO_N_INIT_SMALL` starts and makes split-and-merge
+#: moves (:func:`split_merge`) when the data's ``N K d`` is at most this. The search costs
+#: a few hundred EM runs, about proportional to ``N K d``: 1-4 s at ``N K d ~ 3000``
+#: (Old Faithful, K = 5, 6) on a shared 2-core machine, where 20 starts of the Python
+#: loop took 2-7 s; beyond this budget it would be slower than those 20 starts.
+SPLIT_MERGE_BUDGET = 5_000
+
+#: Split-and-merge moves start from each of this many best distinct optima of the starts.
+SPLIT_MERGE_FROM = 3
+
+#: Starts of ``n_init="auto"`` on small data (``N K d <= SPLIT_MERGE_BUDGET``), before
+#: the split-and-merge moves; larger data get :data:`bayesgmm.spec.AUTO_N_INIT`.
+AUTO_N_INIT_SMALL = 60
+
+#: Split-and-merge moves first run to this tolerance (per sample, Aitken's rule by
+#: default); those that end within ten times it of the best fit are run on to ``tol``.
+SPLIT_MERGE_SCREEN_TOL = 1e-5
+
+#: At most this many split-and-merge moves per round (the most overlapping merges first).
+MAX_SPLIT_MERGE_MOVES = 120
+
+#: At most this many rounds of moves (each round starts from the best fit so far).
+MAX_SPLIT_MERGE_ROUNDS = 10
+
+
+def split_merge_starts(
+    X: np.ndarray,
+    params: MixtureParams,
+    prior: MixturePrior | None,
+    reg_covar: float,
+    sample_weight: np.ndarray | None = None,
+    *,
+    max_moves: int = MAX_SPLIT_MERGE_MOVES,
+):
+    """Starts one split-and-merge move away from ``params`` (Ueda et al. 2000, SMEM).
+
+    A move merges components ``a`` and ``b`` (their responsibilities added) and splits a
+    third component ``j`` in two along its covariance's principal axis (its rows on either
+    side of the mean, each with its responsibility for ``j``); the start is the M-step on
+    these K responsibilities, so it keeps the fit everywhere else. Merges are tried in
+    decreasing overlap of the two components' responsibilities.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    params : MixtureParams
+        A fit with at least 3 components.
+    prior : MixturePrior or None
+    reg_covar : float
+    sample_weight : ndarray of shape (n_samples,), optional
+    max_moves : int
+
+    Yields
+    ------
+    MixtureParams
+        Starts; moves whose M-step gives a singular covariance are skipped.
+    """
+    k = params.n_components
+    if k < 3:
+        return
+    resp = np.exp(e_step(X, params)[0])
+    if sample_weight is not None:
+        resp = resp * sample_weight[:, None]
+    norms = np.sqrt(np.einsum("nk,nk->k", resp, resp))
+    overlap = (resp.T @ resp) / np.maximum(np.outer(norms, norms), np.finfo(float).tiny)
+    pairs = sorted(((a, b) for a in range(k) for b in range(a + 1, k)), key=lambda ab: -overlap[ab])
+    axes = np.linalg.eigh(params.full_covariances())[1][:, :, -1]
+    moves = [(a, b, j) for a, b in pairs for j in range(k) if j not in (a, b)][:max_moves]
+    for a, b, j in moves:
+        side = ((X - params.means[j]) @ axes[j] > 0.0)[:, None]
+        keep = [i for i in range(k) if i not in (a, b, j)]
+        split = resp[:, [j]] * np.hstack([side, ~side])
+        new = np.hstack([resp[:, keep], resp[:, [a]] + resp[:, [b]], split])
+        new = new + 1e-10 * (new.sum(axis=0) < 1.0)[None, :]
+        try:
+            yield m_step(X, new, params.structure, prior, reg_covar)
+        except SingularCovarianceError:
+            continue
+
+
+def split_merge(
+    X: np.ndarray,
+    result: EMResult,
+    spec: MixtureSpec,
+    options: EMOptions,
+    data_covariance: np.ndarray,
+    *,
+    sample_weight: np.ndarray | None = None,
+    max_rounds: int = MAX_SPLIT_MERGE_ROUNDS,
+) -> tuple[EMResult, list[EMResult]]:
+    """Improve an EM fit by split-and-merge moves (:func:`split_merge_starts`) until none helps.
+
+    Every move is run to convergence with ``options`` (screened first at
+    :data:`SPLIT_MERGE_SCREEN_TOL`); a fit that ends degenerate
+    (:func:`degenerate_components`, maximum likelihood only) or fails does not count.
+    The first move that improves the fit ends a round and the next round's moves start
+    from it; the search stops after a round without improvement or ``max_rounds``
+    rounds. Random restarts find an optimum that few starts lead to (a small, tight
+    component, say) only by chance; these moves reach it from a good fit nearby, which is
+    how the defaults match the best of many restarts.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Working-scale data.
+    result : EMResult
+        The best fit of the starts (working scale).
+    spec : MixtureSpec
+        With the working-scale prior.
+    options : EMOptions
+    data_covariance : ndarray of shape (n_features, n_features)
+    sample_weight : ndarray of shape (n_samples,), optional
+    max_rounds : int
+
+    Returns
+    -------
+    best : EMResult
+    reached : list of EMResult
+        The best fit after each round that improved (the optima the search passed).
+    """
+    reached: list[EMResult] = []
+    for _ in range(max_rounds):
+        improved = False
+        for start in split_merge_starts(
+            X, result.params, spec.prior, options.reg_covar, sample_weight
+        ):
+            run = partial(
+                run_em,
+                X,
+                prior=spec.prior,
+                reg_covar=options.reg_covar,
+                max_iter=options.max_iter,
+                stopping=options.stopping,
+                sample_weight=sample_weight,
+            )
+            try:
+                # screened at a looser tolerance; only a move that may beat the best fit
+                # is run on to ``options.tol``
+                moved = run(start, tol=max(options.tol, SPLIT_MERGE_SCREEN_TOL))
+                if moved.lower_bound < result.lower_bound - 10.0 * SPLIT_MERGE_SCREEN_TOL:
+                    continue
+                if options.tol < SPLIT_MERGE_SCREEN_TOL:
+                    moved = run(moved.params, tol=options.tol)
+            except SingularCovarianceError:
+                continue
+            if spec.prior is None and degenerate_components(moved.params, X, data_covariance).any():
+                continue
+            if moved.lower_bound > result.lower_bound + max(options.tol, 1e-12):
+                result, improved = moved, True
+                break  # the next round's moves start from the improved fit
+        if not improved:
+            break
+        reached.append(result)
+    return result, reached
+
+
+@dataclass(frozen=True)
+class Starts:
+    """What the restarts of :func:`run_starts` reached (working scale).
+
+    Attributes
+    ----------
+    best : EMResult or None
+        The best non-degenerate fit, ``None`` if every start failed or ended degenerate.
+    fallback : EMResult or None
+        The best degenerate fit (``degenerate=True``), if any.
+    error : SingularCovarianceError or None
+        The last error of a failed start.
+    reached : list of EMResult
+        Every non-degenerate fit, in the order of the starts.
+    """
+
+    best: EMResult | None
+    fallback: EMResult | None
+    error: SingularCovarianceError | None
+    reached: list[EMResult]
+
+
+def run_starts(
+    make_start: Callable[[EMOptions], object],
+    run: Callable[[object], EMResult],
+    options: EMOptions,
+    n_starts: int,
+    *,
+    is_degenerate: Callable[[EMResult], bool],
+) -> Starts:
+    """The restart loop of every in-memory EM fit (:func:`fit_em`, noise and missing data).
+
+    Start ``i`` is ``make_start(options)`` with ``init_params`` the ``i``-th of
+    :func:`~bayesgmm.em.init.later_starts` after ``options.init_params``, run by
+    ``run(start)``. A start that raises :class:`SingularCovarianceError` or ends degenerate
+    is replaced by another, up to ``2 * n_starts`` starts in all.
+
+    Parameters
+    ----------
+    make_start : callable
+        ``make_start(options) -> start`` (parameters, or parameters with a noise weight).
+    run : callable
+        ``run(start) -> EMResult``: EM to convergence from ``start``.
+    options : EMOptions
+        Working-scale options of the first start.
+    n_starts : int
+    is_degenerate : callable
+        ``is_degenerate(result) -> bool`` (:func:`degenerate_components`; always false
+        under a prior).
+
+    Returns
+    -------
+    Starts
+    """
+    best: EMResult | None = None
+    fallback: EMResult | None = None
+    error: SingularCovarianceError | None = None
+    reached: list[EMResult] = []
+    start_options = options
+    for attempt in range(2 * n_starts):
+        if attempt >= n_starts and best is not None:
+            break
+        try:
+            result = run(make_start(start_options))
+        except SingularCovarianceError as err:
+            error = err
+            continue
+        finally:
+            start_options = replace(
+                options, init_params=later_starts(options.init_params, attempt + 1)
+            )
+        if is_degenerate(result):
+            if fallback is None or result.lower_bound > fallback.lower_bound:
+                fallback = replace(result, degenerate=True)
+        else:
+            reached.append(result)
+            if best is None or result.lower_bound > best.lower_bound:
+                best = result
+    return Starts(best, fallback, error, reached)
+
+
+def with_optima(
+    best: EMResult, reached: list[EMResult], to_user: Callable[[EMResult], EMResult]
+) -> EMResult:
+    """``to_user(best)`` with :attr:`EMResult.optima`: the distinct optima of ``reached``
+    (:func:`distinct_optima`), each mapped by ``to_user``; none for a single fit."""
+    result = to_user(best)
+    if len(reached) <= 1:
+        return result
+    others = [to_user(r) for r in distinct_optima(reached)[1:]]
+    optima = ((result.params, result.lower_bound), *((r.params, r.lower_bound) for r in others))
+    return replace(result, optima=optima)
 
 
 def options_to_working(
@@ -723,6 +1062,7 @@ __all__ = [
     "DEGENERATE_VARIANCE_RATIO",
     "STOPPING_RULES",
     "EMResult",
+    "Starts",
     "check_map_prior",
     "degenerate_components",
     "fit_em",
@@ -731,6 +1071,10 @@ __all__ = [
     "options_to_working",
     "result_to_user",
     "run_em",
+    "run_starts",
+    "split_merge",
+    "split_merge_starts",
     "warn_if_degenerate",
     "warn_if_not_converged",
+    "with_optima",
 ]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 
@@ -35,10 +36,11 @@ from bayesgmm.em.fit import (
     iterate_em,
     options_to_working,
     result_to_user,
+    run_starts,
     warn_if_degenerate,
     warn_if_not_converged,
+    with_optima,
 )
-from bayesgmm.em.init import later_starts
 from bayesgmm.em.steps import (
     LOG_DENSITY_FLOOR,
     e_step,
@@ -47,7 +49,7 @@ from bayesgmm.em.steps import (
     m_step_from_statistics,
     sufficient_statistics,
 )
-from bayesgmm.exceptions import NumericalError, SingularCovarianceError
+from bayesgmm.exceptions import NumericalError
 from bayesgmm.noise import NOISE_WEIGHT_START, noise_concentration, with_noise_column
 from bayesgmm.params import MixtureParams
 from bayesgmm.priors import MixturePrior, sample_moments
@@ -271,7 +273,8 @@ def fit_noise_em(
     """EM (MLE) or MAP-EM of K Gaussians plus the uniform component ``spec.noise``.
 
     The counterpart of :func:`bayesgmm.em.fit.fit_em`, with its standardisation,
-    restarts (the best final objective among non-degenerate fits), warnings and errors;
+    restarts (:func:`bayesgmm.em.fit.run_starts`: the best final objective among
+    non-degenerate fits, and the distinct optima in ``optima``), warnings and errors;
     the noise density is mapped to the working scale with the data
     (:meth:`~bayesgmm.noise.NoiseComponent.working_log_density`).
 
@@ -308,38 +311,27 @@ def fit_noise_em(
     Z = scaling.to_working(X)
     rng = np.random.default_rng(random_state)
     data_covariance = sample_moments(Z)[1]
-    best: EMResult | None = None
-    fallback: EMResult | None = None
-    error: SingularCovarianceError | None = None
-    start_options = working_options
-    n_starts = 1 if options.has_full_start else options.n_init
-    for attempt in range(2 * n_starts):
-        if attempt >= n_starts and best is not None:
-            break
-        try:
-            start = initial_noisy_params(Z, working_spec, start_options, rng, noise_init)
-            result = run_noise_em(
-                Z,
-                start,
-                log_noise_density,
-                prior=working_prior,
-                reg_covar=options.reg_covar,
-                tol=options.tol,
-                max_iter=options.max_iter,
-                stopping=options.stopping,
-            )
-        except SingularCovarianceError as err:
-            error = err
-            continue
-        finally:
-            start_options = replace(
-                working_options, init_params=later_starts(options.init_params, attempt + 1)
-            )
-        if spec.prior is None and degenerate_components(result.params, Z, data_covariance).any():
-            if fallback is None or result.lower_bound > fallback.lower_bound:
-                fallback = replace(result, degenerate=True)
-        elif best is None or result.lower_bound > best.lower_bound:
-            best = result
+    n_starts = 1 if options.has_full_start else options.n_starts
+    starts = run_starts(
+        lambda start_options: initial_noisy_params(Z, working_spec, start_options, rng, noise_init),
+        lambda start: run_noise_em(
+            Z,
+            start,
+            log_noise_density,
+            prior=working_prior,
+            reg_covar=options.reg_covar,
+            tol=options.tol,
+            max_iter=options.max_iter,
+            stopping=options.stopping,
+        ),
+        working_options,
+        n_starts,
+        is_degenerate=lambda result: (
+            spec.prior is None
+            and bool(degenerate_components(result.params, Z, data_covariance).any())
+        ),
+    )
+    best, fallback, error = starts.best, starts.fallback, starts.error
     best = best if best is not None else fallback
     if best is None:
         assert error is not None
@@ -351,7 +343,17 @@ def fit_noise_em(
             "reg_covar or decrease n_components"
         )
     user_spec = replace(spec, prior=gaussian_prior(spec.prior, spec.n_components))
-    result = result_to_user(best, scaling, user_spec, working_spec, X.shape[0])
+    result = with_optima(
+        best,
+        starts.reached,
+        partial(
+            result_to_user,
+            scaling=scaling,
+            spec=user_spec,
+            working_spec=working_spec,
+            n_samples=X.shape[0],
+        ),
+    )
     if spec.prior is None:
         warn_if_degenerate(best.params, options.reg_covar)
     if warn_not_converged:
