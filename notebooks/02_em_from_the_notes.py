@@ -319,7 +319,8 @@ print("covariances:\n", gm.covariances_)
 #   estimate with each point weighted by its responsibility.
 # * The E-step is Bayes' rule for the label, done in log space.
 # * The log-likelihood rises monotonically; EM stops at a *local* maximum, so the start
-#   matters (the estimator defaults to a k-means start and offers `n_init` restarts).
+#   matters (the estimator starts from mclust's hierarchical agglomeration plus many
+#   restarts and split-and-merge moves; `n_init` sets how many).
 # * Maximum likelihood can also run into degenerate solutions (a component collapsing onto
 #   one point, $|\Sigma_k| \to 0$). `GaussianMixture(prior="default")` replaces the M-step
 #   with the MAP update under a conjugate prior, which rules that out; notebook 03 compares
