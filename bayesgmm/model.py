@@ -29,7 +29,9 @@ Variables (named dims ``component``, ``feature``, ``feature_bis``, ``obs``)
         scales times LKJ correlation Cholesky factors, one per component.
     ``means_z`` (component, feature)
         ``mu_k | Sigma_k ~ N(m0, Sigma_k / kappa0)``, batched over components. In
-        one dimension the means are ordered (identifiability).
+        one dimension the means are ordered (identifiability). With ``order_basis``
+        (d > 1, opt-in) it is a deterministic of ``means_coords_z`` (component, feature),
+        the means in an orthogonal basis whose first vector ``v`` they are ordered along.
     ``means`` (component, feature), ``covariances`` (component, feature, feature_bis)
         Deterministics on the user's scale; covariances are full matrices for every
         covariance type.
@@ -770,29 +772,56 @@ def _means(hyper, name, chol, n_components, n_features, transform, mean=None):
     )
 
 
+def _rotated_mvnormal_logp(value, mean, chol, basis):
+    """``log N(value Q' | mean, chol chol')`` per component: the means prior at ``mu = c Q'``.
+
+    ``value`` (K, d) are the means in the orthogonal basis ``Q``; ``mean`` (d,), ``chol``
+    (K, d, d) lower Cholesky factors. ``|det Q| = 1``, so no Jacobian. Returns (K,).
+    """
+    diff = (basis @ value[..., None])[..., 0] - mean  # basis may come batched (K, d, d)
+    d = diff.shape[-1]
+    chol_inv = pt.linalg.solve_triangular(chol, pt.broadcast_to(pt.eye(d), chol.shape), lower=True)
+    whitened = (chol_inv * diff[..., None, :]).sum(axis=-1)
+    half_logdet = pt.log(pt.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
+    return -0.5 * d * np.log(2.0 * np.pi) - half_logdet - 0.5 * pt.sqr(whitened).sum(-1)
+
+
+def _ordered_support_point(rv, size, *inputs):
+    """A point of the ordered region: first coordinates ``0, 1, ..., K - 1``, the rest 0."""
+    point = pt.zeros(rv.shape)
+    return pt.set_subtensor(point[:, 0], pt.arange(rv.shape[0]).astype(point.dtype))
+
+
 def _ordered_projection_means(hyper, chol, basis, n_components: int, n_features: int):
     """Working-scale means constrained to ``mu_1 . v < ... < mu_K . v`` (``v = Q[:, 0]``).
 
     The free variable ``means_coords_z`` (component, feature) holds the means in the
-    orthogonal basis ``Q`` (``pm.Data`` ``order_basis``): ``c_k = Q' mu_k``, so ``c_k ~
-    N(Q' m0, Q' Sigma_k Q / kappa0)`` is the means prior re-expressed (``|det Q| = 1``),
-    and :class:`OrderedFirstCoordinate` orders its first coordinate ``mu_k . v``.
+    orthogonal basis ``Q`` (``pm.Data`` ``order_basis``), ``c_k = Q' mu_k``, with the means
+    prior's density at ``mu_k = Q c_k`` (``|det Q| = 1``: the same density), and
+    :class:`OrderedFirstCoordinate` orders its first coordinate ``mu_k . v``;
     ``means_z = c Q'`` is a deterministic. The density on the ordered region is the
     unconstrained model's; for a label-symmetric posterior that region holds one of the
     ``K!`` labellings of every mixture, so label-free quantities keep their distribution.
     """
     basis = pm.Data(ORDER_BASIS, basis, dims=("feature", "feature_bis"))
-    rotated = pt.linalg.cholesky(basis.T @ (chol @ chol.mT) @ basis)
-    coords = _means(
-        hyper,
-        ORDERED_MEANS,
-        rotated,
-        n_components,
-        n_features,
-        {"transform": OrderedFirstCoordinate()},
-        mean=None if hyper is None else hyper.mean_prior @ basis,
-    )
-    return pm.Deterministic("means_z", coords @ basis.T, dims=("component", "feature"))
+    shape, dims = (n_components, n_features), ("component", "feature")
+    transform = OrderedFirstCoordinate()
+    if hyper is None:
+        coords = pm.Flat(ORDERED_MEANS, shape=shape, dims=dims, transform=transform)
+    else:
+        coords = pm.CustomDist(
+            ORDERED_MEANS,
+            hyper.mean_prior,
+            chol / pt.sqrt(hyper.mean_precision),
+            basis,
+            logp=_rotated_mvnormal_logp,
+            support_point=_ordered_support_point,
+            signature="(d),(d,d),(d,d)->(d)",
+            transform=transform,
+            shape=shape,
+            dims=dims,
+        )
+    return pm.Deterministic("means_z", coords @ basis.T, dims=dims)
 
 
 def _check_order_basis(basis, n_features: int, n_components: int) -> np.ndarray:

@@ -1,5 +1,6 @@
 """BayesianGaussianMixture: starts, NUTS convergence, closed forms, relabelling, VI, predictions."""
 
+import dataclasses
 import inspect
 
 import numpy as np
@@ -560,6 +561,7 @@ def _label_free(gm, points):
     return np.concatenate([weights.max(-1)[..., None], density], axis=-1)
 
 
+@pytest.mark.slow
 def test_ordered_projection_keeps_the_relabelled_posterior():
     """The ordering constraint changes how NUTS moves, not the posterior of the mixture."""
     X, _, _ = make_mixture(80, 2, 2, separation=3.0, random_state=3)
@@ -582,3 +584,10 @@ def test_ordered_projection_keeps_the_relabelled_posterior():
         error = np.hypot(mcse(a, method="mean").values, mcse(b, method="mean").values)
         diff = np.abs(a.mean(("chain", "draw")).values - b.mean(("chain", "draw")).values)
         assert np.all(diff < 4 * error), (diff, error)
+
+
+def test_ordered_projection_refuses_a_prior_that_tells_components_apart(faithful):
+    prior = MixturePrior.default(faithful, 2)
+    prior = dataclasses.replace(prior, weight_concentration=np.array([1.0, 3.0]))
+    with pytest.raises(ValueError, match="treats the components alike"):
+        _fit(faithful, 2, prior=prior, identify="ordered_projection")
