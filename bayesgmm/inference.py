@@ -634,7 +634,8 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         working-scale variables), ``sample_stats`` (NUTS), ``log_likelihood`` (``X``:
         chain, draw, obs), ``posterior_predictive``, ``observed_data``.
     map_ : MixtureParams
-        MAP estimate on the user's scale (sorted by mean in 1-D); with a noise component
+        MAP estimate on the user's scale (sorted by mean in 1-D, by the projection on the
+        ordering direction with ``identify="ordered_projection"``); with a noise component
         the Gaussians with conditional weights (see :mod:`bayesgmm.noise`).
     map_noise_weight_ : float
         The MAP noise weight (only with ``noise=True``).
@@ -852,6 +853,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         else:
             self.__dict__.pop("map_noise_weight_", None)
         self.projection_order_ = self._projection_order(len(data), weights)
+        self.map_ = self._ordered_start(self.map_)  # the labels the constraint gives
         self.model_ = build_model(
             data,
             spec,

@@ -142,6 +142,7 @@ def main() -> None:
             passed=("ok", "sum"),
             worst_rhat=("max_rhat", "max"),
             min_ess=("min_ess_bulk", "min"),
+            median_ess=("min_ess_bulk", "median"),
             min_tail_ess=("min_ess_tail", "min"),
             divergences=("divergences", "sum"),
             relabelled=("relabelled_draws", "median"),
