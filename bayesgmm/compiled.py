@@ -87,6 +87,9 @@ class StructureKey:
     covariance_prior_family : str
     lkj_eta, lkj_sd_scale : float
         Constants of the ``"lkj"`` family (unused for ``"niw"``).
+    ordered_projection : bool
+        Means ordered along a direction (``build_model(..., order_basis=...)``); the
+        direction itself is data.
     """
 
     n_components: int
@@ -95,12 +98,25 @@ class StructureKey:
     covariance_prior_family: str = "niw"
     lkj_eta: float = 2.0
     lkj_sd_scale: float = 1.0
+    ordered_projection: bool = False
 
     @classmethod
-    def of(cls, spec: MixtureSpec, covariance_prior_family: str = "niw", **lkj) -> StructureKey:
+    def of(
+        cls,
+        spec: MixtureSpec,
+        covariance_prior_family: str = "niw",
+        *,
+        ordered_projection: bool = False,
+        **lkj,
+    ) -> StructureKey:
         """The key of the model that ``build_model(X, spec, ...)`` builds."""
         return cls(
-            spec.n_components, spec.structure.name, spec.n_features, covariance_prior_family, **lkj
+            spec.n_components,
+            spec.structure.name,
+            spec.n_features,
+            covariance_prior_family,
+            ordered_projection=ordered_projection,
+            **lkj,
         )
 
 
@@ -150,6 +166,8 @@ class CompiledMixture:
             covariance_prior_family=key.covariance_prior_family,
             lkj_eta=key.lkj_eta,
             lkj_sd_scale=key.lkj_sd_scale,
+            # a placeholder direction: set_data swaps in each fit's own
+            order_basis=np.eye(key.n_features) if key.ordered_projection else None,
         )
         free = list(model.free_RVs)
         value_vars = [model.rvs_to_values[rv] for rv in free]
@@ -203,8 +221,14 @@ class CompiledMixture:
             _unconstrain=unconstrain,
         )
 
-    def set_data(self, X: np.ndarray, spec: MixtureSpec) -> None:
-        """Make the compiled functions evaluate the posterior of ``X`` under ``spec``."""
+    def set_data(
+        self, X: np.ndarray, spec: MixtureSpec, order_basis: np.ndarray | None = None
+    ) -> None:
+        """Make the compiled functions evaluate the posterior of ``X`` under ``spec``.
+
+        ``order_basis`` (d, d): the identifying basis, required exactly when the key has
+        ``ordered_projection``; :meth:`unconstrained` depends on it too.
+        """
         key = self.key
         if (spec.n_components, spec.structure.name, spec.n_features) != (
             key.n_components,
@@ -212,7 +236,7 @@ class CompiledMixture:
             key.n_features,
         ):
             raise ValueError(f"spec does not match the compiled structure {key}")
-        set_model_data(self.model, X, spec)
+        set_model_data(self.model, X, spec, order_basis)
 
     def logp_dlogp(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """Log posterior density (up to a constant) and its gradient at unconstrained ``x``."""
@@ -240,6 +264,7 @@ class CompiledMixture:
         seed: int,
         target_accept: float,
         progressbar: bool = False,
+        order_basis: np.ndarray | None = None,
         **kwargs,
     ) -> xr.DataTree:
         """NUTS (nutpie) on the posterior of ``X``, chain ``c`` starting at ``starts[c]``.
@@ -256,6 +281,8 @@ class CompiledMixture:
             Seeds every chain (independent streams).
         target_accept : float
         progressbar : bool
+        order_basis : ndarray of shape (n_features, n_features), optional
+            The identifying basis (see :meth:`set_data`).
         **kwargs
             Further arguments of :func:`nutpie.sample` (e.g. ``adaptation="low_rank"``).
 
@@ -286,7 +313,7 @@ class CompiledMixture:
         seeds = np.random.SeedSequence(seed).generate_state(len(starts), dtype=np.uint32)
         chains = []
         with self.lock:
-            self.set_data(X, spec)
+            self.set_data(X, spec, order_basis)
             for start, chain_seed in zip(starts, seeds, strict=True):
                 start = np.asarray(start, dtype=np.float64)
                 compiled = from_pyfunc(
@@ -345,6 +372,7 @@ def compiled_mixture(
     covariance_prior_family: str = "niw",
     lkj_eta: float = 2.0,
     lkj_sd_scale: float = 1.0,
+    ordered_projection: bool = False,
 ) -> CompiledMixture:
     """The compiled model of ``spec``'s structure (compiled on the first call only).
 
@@ -357,13 +385,19 @@ def compiled_mixture(
         With a proper prior (sampling needs one).
     covariance_prior_family : {"niw", "lkj"}
     lkj_eta, lkj_sd_scale : float
+    ordered_projection : bool
+        Means ordered along a direction given per fit (``build_model(order_basis=...)``).
 
     Returns
     -------
     CompiledMixture
     """
     key = StructureKey.of(
-        spec, covariance_prior_family, lkj_eta=float(lkj_eta), lkj_sd_scale=float(lkj_sd_scale)
+        spec,
+        covariance_prior_family,
+        ordered_projection=ordered_projection,
+        lkj_eta=float(lkj_eta),
+        lkj_sd_scale=float(lkj_sd_scale),
     )
     with _CACHE_LOCK:
         entry = _CACHE.get(key)

@@ -88,9 +88,11 @@ from bayesgmm.posterior import (
 )
 from bayesgmm.priors import MixturePrior
 from bayesgmm.relabel import (
+    ProjectionOrder,
     RelabelingRecord,
     apply_permutations,
     identity_record,
+    projection_order,
     relabel_to_reference,
 )
 from bayesgmm.spec import MixtureSpec, Standardization
@@ -123,6 +125,8 @@ MAX_POINTWISE_VALUES = 20_000_000
 START_LOG_DENSITY_GAP = 5.0
 #: How chains are combined into one posterior (:mod:`bayesgmm.stacking`).
 CHAIN_COMBINATIONS: tuple[str, ...] = ("auto", "pool", "stack")
+#: How NUTS identifies the component labels in d > 1 (``identify``).
+IDENTIFICATIONS: tuple[str, ...] = ("relabel", "ordered_projection")
 
 
 def psis_draws(n_rows: int, draws: int) -> int:
@@ -230,21 +234,26 @@ def _sample_nutpie(model, start, jitter, *, draws, tune, chains, seed, progressb
     )
 
 
-def _sample_compiled(X, spec, family, start_points, jitter, rng, *, seed, **settings):
+def _sample_compiled(
+    X, spec, family, start_points, jitter, rng, *, seed, order_basis=None, **settings
+):
     """NUTS with nutpie on the structure's cached compiled model (:mod:`bayesgmm.compiled`).
 
     ``start_points`` are constrained points, one per chain or one for all; each chain
     starts there plus a seeded U(-jitter, jitter) in the unconstrained space.
+    ``order_basis``: the identifying basis of an ordered-projection model, or ``None``.
     """
     from bayesgmm.compiled import compiled_mixture
 
-    compiled = compiled_mixture(X, spec, covariance_prior_family=family)
+    compiled = compiled_mixture(
+        X, spec, covariance_prior_family=family, ordered_projection=order_basis is not None
+    )
     starts = [compiled.unconstrained(point) for point in start_points]
     if len(starts) == 1:
         starts = starts * settings["chains"]
     jittered = [x + rng.uniform(-jitter, jitter, x.shape) for x in starts]
     settings = {k: v for k, v in settings.items() if k != "chains"}
-    return compiled.sample(X, spec, jittered, seed=seed, **settings)
+    return compiled.sample(X, spec, jittered, seed=seed, order_basis=order_basis, **settings)
 
 
 def _pointwise_groups(
@@ -454,6 +463,12 @@ PARAMETER_CONSTRAINTS: dict[str, tuple[Callable[[object], bool], str]] = {
         _choices(CHAIN_COMBINATIONS)
         + " ('auto' stacks the chains when they sit in different modes, else pools them)",
     ),
+    "identify": (
+        _one_of(IDENTIFICATIONS),
+        _choices(IDENTIFICATIONS)
+        + " ('relabel': relabel the draws to the MAP; 'ordered_projection': also order the "
+        "means along the direction that best separates the MAP's components)",
+    ),
     "vi_iterations": (_int_at_least(1), "a positive int (optimisation steps of VI)"),
     "em_n_init": (_int_at_least(1), "a positive int (EM restarts of the MAP start)"),
     "batch_size": (
@@ -564,6 +579,22 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         ``"auto"``: stack when the chains sit in different modes (:func:`diagnose`), else
         pool. ``posterior.attrs`` record ``chain_combination`` ("pooled" or "stacked")
         and ``chain_weights``.
+    identify : {"relabel", "ordered_projection"}, default="relabel"
+        How NUTS treats the component labels in d > 1 (in one dimension the means are
+        always ordered). ``"relabel"``: the model is unconstrained, chains may move between
+        labellings, and every draw is relabelled to the MAP afterwards
+        (:mod:`bayesgmm.relabel`). ``"ordered_projection"`` (NUTS, K > 1, d > 1, equal
+        Dirichlet concentrations): the model also constrains ``mu_1 . v < ... < mu_K . v``
+        along the direction ``v`` that best separates the MAP's components
+        (:func:`bayesgmm.relabel.projection_order`,
+        :class:`bayesgmm.model.OrderedFirstCoordinate`), so the sampler stays in one
+        labelling; the draws are then relabelled the same way. The constraint keeps one of
+        the ``K!`` equivalent labellings of every mixture, so the relabelled posterior has
+        the same distribution either way; only mixing differs. Measured
+        (``reports/benchmarks.md``): where components overlap enough for chains to switch
+        labels (iris, K=3) the posterior has mass on the constraint's boundary and the
+        constrained sampler mixes worse (divergences, lower ESS), hence the default.
+        ``projection_order_`` and ``posterior.attrs["identification"]`` record the direction.
     vi_iterations : int, default=30000
         Most optimisation steps of ADVI / full-rank ADVI (:func:`bayesgmm.vi.fit_vi`): both
         start at the MAP with standard deviations 0.1 in the unconstrained space, Adam with a
@@ -623,7 +654,8 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         working-scale variables), ``sample_stats`` (NUTS), ``log_likelihood`` (``X``:
         chain, draw, obs), ``posterior_predictive``, ``observed_data``.
     map_ : MixtureParams
-        MAP estimate on the user's scale (sorted by mean in 1-D); with a noise component
+        MAP estimate on the user's scale (sorted by mean in 1-D, by the projection on the
+        ordering direction with ``identify="ordered_projection"``); with a noise component
         the Gaussians with conditional weights (see :mod:`bayesgmm.noise`).
     map_noise_weight_ : float
         The MAP noise weight (only with ``noise=True``).
@@ -634,6 +666,9 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         The EM optima that started chains, best first (NUTS with ``start=None``).
     chain_starts_ : ndarray of shape (chains,)
         Index of each chain's start in ``start_optima_`` (or in ``start`` when given).
+    projection_order_ : ProjectionOrder or None
+        The direction the means were ordered along (working scale) and its separation;
+        ``None`` when the model was unconstrained (``identify``).
     chain_weights_ : ndarray of shape (chains,) or None
         Stacking weights of the chains (None when not computed: pooled chains without
         several modes, VI, MAP).
@@ -674,6 +709,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         jitter: float = START_JITTER,
         start: MixtureParams | Sequence[MixtureParams] | None = None,
         combine_chains: Literal["auto", "pool", "stack"] = "auto",
+        identify: Literal["relabel", "ordered_projection"] = "relabel",
         vi_iterations: int = 30_000,
         em_n_init: int = 5,
         batch_size: int | Literal["auto"] | None = "auto",
@@ -699,6 +735,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         self.jitter = jitter
         self.start = start
         self.combine_chains = combine_chains
+        self.identify = identify
         self.vi_iterations = vi_iterations
         self.em_n_init = em_n_init
         self.batch_size = batch_size
@@ -835,11 +872,14 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             self.map_noise_weight_ = self.em_.noise_weight_
         else:
             self.__dict__.pop("map_noise_weight_", None)
+        self.projection_order_ = self._projection_order(len(data), weights)
+        self.map_ = self._ordered_start(self.map_)  # the labels the constraint gives
         self.model_ = build_model(
             data,
             spec,
             covariance_prior_family=self.covariance_prior_family,
             sample_weight=weights,
+            order_basis=self._order_basis,
         )
         self.start_optima_ = self._start_optima(n_features, len(data))
         start = self.map_ if self.start is None else self.start
@@ -864,6 +904,40 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         if self.method == "nuts":
             self.idata_ = self._combine_chains(self.idata_, np.random.default_rng(seeds[3]))
         return self
+
+    def _projection_order(self, n_rows: int, weights: np.ndarray | None) -> ProjectionOrder | None:
+        """The identifying direction of ``identify="ordered_projection"``, or ``None``."""
+        if (
+            self.identify != "ordered_projection"
+            or self.method != "nuts"
+            or self.n_components == 1
+            or self.n_features_in_ == 1
+        ):
+            return None
+        conc = self.spec_.prior.concentration(self.n_components)
+        if not np.all(conc == conc[0]):
+            raise ValueError(
+                "identify='ordered_projection' needs a prior that treats the components "
+                f"alike, got weight_concentration={conc.tolist()}: the labels then mean "
+                "something and ordering them would change the posterior; use "
+                "identify='relabel'"
+            )
+        working = self.spec_.standardization.params_to_working(self.map_)
+        total = float(n_rows if weights is None else np.sum(weights))
+        return projection_order(working.means, working.full_covariances(), working.weights, total)
+
+    @property
+    def _order_basis(self) -> np.ndarray | None:
+        order = getattr(self, "projection_order_", None)
+        return None if order is None else order.basis()
+
+    def _ordered_start(self, params: MixtureParams) -> MixtureParams:
+        """``params`` with its components in the order the constraint imposes (if any)."""
+        order = self.projection_order_
+        if order is None:
+            return params
+        working = self.spec_.standardization.params_to_working(params)
+        return params.permuted(np.argsort(working.means @ order.direction, kind="stable"))
 
     def _start_optima(self, n_features: int, n_samples: int) -> list[MixtureParams]:
         """The EM optima within ``START_LOG_DENSITY_GAP`` nats of the best, at most ``chains``."""
@@ -929,8 +1003,9 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             "progressbar": self.progressbar,
             **(self.sampler_kwargs or {}),
         }
+        start = [self._ordered_start(s) for s in _start_list(start)]
         if self.sampler == "nutpie":
-            points = [self._initial_point(s, self.model_) for s in _start_list(start)]
+            points = [self._initial_point(s, self.model_) for s in start]
             if self._plain_model:
                 idata = _sample_compiled(
                     self._X,
@@ -939,6 +1014,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
                     points,
                     self.jitter,
                     rng,
+                    order_basis=self._order_basis,
                     **common,
                 )
             else:
@@ -1058,6 +1134,12 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             posterior, record = _relabel_posterior(posterior, self.map_)
         self.relabeling_ = record
         posterior.attrs["relabeling"] = str(record.to_dict())
+        order = getattr(self, "projection_order_", None)
+        if method == "nuts" and order is not None:
+            posterior.attrs["identification"] = (
+                f"means ordered along {np.round(order.direction, 4).tolist()} (working scale, "
+                f"separation {order.separation:.1f} sd at the MAP), then relabelled"
+            )
         groups = {"posterior": posterior}
         if method == "nuts":
             groups["sample_stats"] = idata["sample_stats"].to_dataset()

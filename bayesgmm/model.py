@@ -29,7 +29,9 @@ Variables (named dims ``component``, ``feature``, ``feature_bis``, ``obs``)
         scales times LKJ correlation Cholesky factors, one per component.
     ``means_z`` (component, feature)
         ``mu_k | Sigma_k ~ N(m0, Sigma_k / kappa0)``, batched over components. In
-        one dimension the means are ordered (identifiability).
+        one dimension the means are ordered (identifiability). With ``order_basis``
+        (d > 1, opt-in) it is a deterministic of ``means_coords_z`` (component, feature),
+        the means in an orthogonal basis whose first vector ``v`` they are ordered along.
     ``means`` (component, feature), ``covariances`` (component, feature, feature_bis)
         Deterministics on the user's scale; covariances are full matrices for every
         covariance type.
@@ -79,6 +81,10 @@ COVARIANCE_PRIOR_FAMILIES: tuple[str, ...] = ("niw", "lkj")
 OBSERVED = "X"
 #: Name of the data container behind the observed variable.
 DATA = "X_data"
+#: Name of the data container of the identifying basis (``build_model(order_basis=...)``).
+ORDER_BASIS = "order_basis"
+#: Name of the free variable of an ordered-projection model: the means in that basis.
+ORDERED_MEANS = "means_coords_z"
 
 
 @dataclass(frozen=True)
@@ -182,6 +188,36 @@ class OrderedComponents(Transform):
     def forward(self, value, *inputs):
         value = pt.as_tensor(value)
         return pt.concatenate([value[:1], pt.log(value[1:] - value[:-1])], axis=0)
+
+    def log_jac_det(self, value, *inputs):
+        value = pt.as_tensor(value)
+        return pt.concatenate([pt.zeros_like(value[:1, 0]), value[1:, 0]])
+
+
+class OrderedFirstCoordinate(Transform):
+    """Points of shape (n_components, d) whose first coordinates increase along the components.
+
+    ``y_{0,0} = c_{0,0}``, ``y_{k,0} = log(c_{k,0} - c_{k-1,0})`` (the ordered transform of
+    :class:`OrderedComponents` on the first column), ``y_{k,j} = c_{k,j}`` for ``j >= 1``.
+    The log-Jacobian is returned per component (``0, y_{1,0}, ..., y_{K-1,0}``), matching
+    the shape of a batched MvNormal logp. With the means written in an orthogonal basis
+    whose first vector is ``v`` (``c = mu Q``, see :func:`build_model`'s ``order_basis``),
+    it orders the components along ``v``.
+    """
+
+    name = "orderedfirst"
+    ndim_supp = 2
+
+    def backward(self, value, *inputs):
+        value = pt.as_tensor(value)
+        steps = pt.concatenate([value[:1, 0], pt.exp(value[1:, 0])])
+        return pt.concatenate([pt.cumsum(steps)[:, None], value[:, 1:]], axis=1)
+
+    def forward(self, value, *inputs):
+        value = pt.as_tensor(value)
+        first = value[:, 0]
+        ordered = pt.concatenate([first[:1], pt.log(first[1:] - first[:-1])])
+        return pt.concatenate([ordered[:, None], value[:, 1:]], axis=1)
 
     def log_jac_det(self, value, *inputs):
         value = pt.as_tensor(value)
@@ -576,6 +612,7 @@ def build_model(
     lkj_sd_scale: float = 1.0,
     random_seed: int | None = None,
     sample_weight: np.ndarray | None = None,
+    order_basis: np.ndarray | None = None,
 ) -> pm.Model:
     """PyMC model of a K-component Gaussian mixture with marginalised labels.
 
@@ -612,6 +649,16 @@ def build_model(
         multiplied by ``w_n`` (``pm.Data`` ``sample_weight``, dim ``obs``), so the model is
         that of the rows repeated ``w_n`` times and the posterior narrows accordingly.
         ``spec`` should then be built from the weighted moments. Not with ``batch_size``.
+    order_basis : ndarray of shape (n_features, n_features), optional
+        Orthogonal matrix whose first column ``v`` is an identifying direction (d > 1,
+        K > 1): the means are then constrained to ``mu_1 . v < ... < mu_K . v``
+        (:class:`OrderedFirstCoordinate` on the means in that basis, the free variable
+        ``means_coords_z``, of which ``means_z`` is a deterministic; the basis is the
+        ``pm.Data`` container ``order_basis``, swapped by :func:`set_model_data`). The
+        prior must be symmetric
+        in the components (equal Dirichlet concentrations) for this to leave the
+        distribution of label-free quantities unchanged. In one dimension the means are
+        always ordered and ``order_basis`` must be ``None``.
 
     Returns
     -------
@@ -667,23 +714,12 @@ def build_model(
             )
         else:
             cov_z, chol = structure.pymc_covariances(hyper, n_components, n_features)
-        ordered = {"transform": OrderedComponents()} if n_features == 1 else {}
-        if hyper is None:
-            means_z = pm.Flat(
-                "means_z",
-                shape=(n_components, n_features),
-                dims=("component", "feature"),
-                **ordered,
-            )
+        if order_basis is None:
+            ordered = {"transform": OrderedComponents()} if n_features == 1 else {}
+            means_z = _means(hyper, "means_z", chol, n_components, n_features, ordered)
         else:
-            means_z = pm.MvNormal(
-                "means_z",
-                mu=hyper.mean_prior,
-                chol=chol / pt.sqrt(hyper.mean_precision),
-                shape=(n_components, n_features),
-                dims=("component", "feature"),
-                **ordered,
-            )
+            basis = _check_order_basis(order_basis, n_features, n_components)
+            means_z = _ordered_projection_means(hyper, chol, basis, n_components, n_features)
         pm.Deterministic("means", location + scale * means_z, dims=("component", "feature"))
         pm.Deterministic(
             "covariances",
@@ -716,6 +752,96 @@ def build_model(
             batch = pm.Minibatch(X, batch_size=batch_size)
             pm.CustomDist(OBSERVED, *params, observed=batch, total_size=n_samples, **dist_kwargs)
     return model
+
+
+def _means(hyper, name, chol, n_components, n_features, transform, mean=None):
+    """``mu_k | Sigma_k ~ N(m0, Sigma_k / kappa0)`` (flat without a prior), named ``name``.
+
+    ``chol`` (K, d, d) are the Cholesky factors of the ``Sigma_k``; ``mean`` replaces ``m0``.
+    """
+    shape, dims = (n_components, n_features), ("component", "feature")
+    if hyper is None:
+        return pm.Flat(name, shape=shape, dims=dims, **transform)
+    return pm.MvNormal(
+        name,
+        mu=hyper.mean_prior if mean is None else mean,
+        chol=chol / pt.sqrt(hyper.mean_precision),
+        shape=shape,
+        dims=dims,
+        **transform,
+    )
+
+
+def _rotated_mvnormal_logp(value, mean, chol, basis):
+    """``log N(value Q' | mean, chol chol')`` per component: the means prior at ``mu = c Q'``.
+
+    ``value`` (K, d) are the means in the orthogonal basis ``Q``; ``mean`` (d,), ``chol``
+    (K, d, d) lower Cholesky factors. ``|det Q| = 1``, so no Jacobian. Returns (K,).
+    """
+    diff = (basis @ value[..., None])[..., 0] - mean  # basis may come batched (K, d, d)
+    d = diff.shape[-1]
+    chol_inv = pt.linalg.solve_triangular(chol, pt.broadcast_to(pt.eye(d), chol.shape), lower=True)
+    whitened = (chol_inv * diff[..., None, :]).sum(axis=-1)
+    half_logdet = pt.log(pt.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
+    return -0.5 * d * np.log(2.0 * np.pi) - half_logdet - 0.5 * pt.sqr(whitened).sum(-1)
+
+
+def _ordered_support_point(rv, size, *inputs):
+    """A point of the ordered region: first coordinates ``0, 1, ..., K - 1``, the rest 0."""
+    point = pt.zeros(rv.shape)
+    return pt.set_subtensor(point[:, 0], pt.arange(rv.shape[0]).astype(point.dtype))
+
+
+def _ordered_projection_means(hyper, chol, basis, n_components: int, n_features: int):
+    """Working-scale means constrained to ``mu_1 . v < ... < mu_K . v`` (``v = Q[:, 0]``).
+
+    The free variable ``means_coords_z`` (component, feature) holds the means in the
+    orthogonal basis ``Q`` (``pm.Data`` ``order_basis``), ``c_k = Q' mu_k``, with the means
+    prior's density at ``mu_k = Q c_k`` (``|det Q| = 1``: the same density), and
+    :class:`OrderedFirstCoordinate` orders its first coordinate ``mu_k . v``;
+    ``means_z = c Q'`` is a deterministic. The density on the ordered region is the
+    unconstrained model's; for a label-symmetric posterior that region holds one of the
+    ``K!`` labellings of every mixture, so label-free quantities keep their distribution.
+    """
+    basis = pm.Data(ORDER_BASIS, basis, dims=("feature", "feature_bis"))
+    shape, dims = (n_components, n_features), ("component", "feature")
+    transform = OrderedFirstCoordinate()
+    if hyper is None:
+        coords = pm.Flat(ORDERED_MEANS, shape=shape, dims=dims, transform=transform)
+    else:
+        coords = pm.CustomDist(
+            ORDERED_MEANS,
+            hyper.mean_prior,
+            chol / pt.sqrt(hyper.mean_precision),
+            basis,
+            logp=_rotated_mvnormal_logp,
+            support_point=_ordered_support_point,
+            signature="(d),(d,d),(d,d)->(d)",
+            transform=transform,
+            shape=shape,
+            dims=dims,
+        )
+    return pm.Deterministic("means_z", coords @ basis.T, dims=dims)
+
+
+def _check_order_basis(basis, n_features: int, n_components: int) -> np.ndarray:
+    """``basis`` as an orthogonal (d, d) array, or ``ValueError`` naming the problem."""
+    if n_features == 1 or n_components == 1:
+        raise ValueError(
+            "order_basis orders the means of K > 1 components in d > 1 dimensions; in one "
+            "dimension the means are always ordered: pass order_basis=None"
+        )
+    basis = np.asarray(basis, dtype=np.float64)
+    if basis.shape != (n_features, n_features):
+        raise ValueError(
+            f"order_basis must have shape ({n_features}, {n_features}), got {basis.shape}"
+        )
+    if not np.allclose(basis.T @ basis, np.eye(n_features), atol=1e-8):
+        raise ValueError(
+            "order_basis must be orthogonal (e.g. ProjectionOrder.basis()); got a matrix "
+            "whose columns are not orthonormal"
+        )
+    return basis
 
 
 def _noisy_weights(prior_z: MixturePrior | None, n_components: int):
@@ -761,6 +887,8 @@ def initial_point(
     structure = spec.structure
     names = {rv.name for rv in model.free_RVs}
     point = {"means_z": working.means}
+    if ORDERED_MEANS in names:  # the means in the identifying basis (ordered along v)
+        point = {ORDERED_MEANS: working.means @ model[ORDER_BASIS].get_value()}
     if "weights" in names:
         point["weights"] = working.weights
     if "component_weights" in names:
@@ -788,14 +916,25 @@ def data_values(X: np.ndarray, spec: MixtureSpec) -> dict[str, np.ndarray]:
     return values
 
 
-def set_model_data(model: pm.Model, X: np.ndarray, spec: MixtureSpec) -> None:
+def set_model_data(
+    model: pm.Model, X: np.ndarray, spec: MixtureSpec, order_basis: np.ndarray | None = None
+) -> None:
     """Swap another data set (same K, structure and d) into a model of :func:`build_model`.
 
     The data, their standardisation and the working-scale prior are ``pm.Data``
     containers, so functions compiled from ``model`` see the new values without
-    recompiling; the number of observations may change.
+    recompiling; the number of observations may change. ``order_basis`` is required
+    by, and only by, a model built with one.
     """
     values = data_values(X, spec)
+    if (ORDER_BASIS in model.named_vars) != (order_basis is not None):
+        raise ValueError(
+            "order_basis must be given exactly when the model was built with one "
+            f"(this model {'has' if ORDER_BASIS in model.named_vars else 'has no'} "
+            "identifying constraint)"
+        )
+    if order_basis is not None:
+        values[ORDER_BASIS] = _check_order_basis(order_basis, spec.n_features, spec.n_components)
     model.set_data(DATA, values.pop(DATA), coords={"obs": np.arange(len(X))})
     for name, value in values.items():
         model.set_data(name, value)
@@ -805,9 +944,12 @@ __all__ = [
     "COVARIANCE_PRIOR_FAMILIES",
     "DATA",
     "OBSERVED",
+    "ORDERED_MEANS",
+    "ORDER_BASIS",
     "CovariancePriorFamily",
     "MarginalMixtureLogp",
     "OrderedComponents",
+    "OrderedFirstCoordinate",
     "PriorInputs",
     "SPDCholeskyTransform",
     "build_model",

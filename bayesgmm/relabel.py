@@ -261,12 +261,115 @@ def relabel_to_reference(
     return perms, record
 
 
+@dataclass(frozen=True)
+class ProjectionOrder:
+    """An identifying constraint: the components ordered along one direction.
+
+    Attributes
+    ----------
+    direction : ndarray of shape (n_features,)
+        Unit vector ``v``; the constraint is ``mu_1 . v < mu_2 . v < ... < mu_K . v``.
+    order : ndarray of shape (n_components,)
+        The components of the solution it was chosen from, by increasing projection
+        (position ``i`` holds component ``order[i]``, as :meth:`MixtureParams.permuted`).
+    separation : float
+        Smallest gap between neighbouring projected means in units of its approximate
+        posterior standard deviation (see :func:`projection_order`).
+    """
+
+    direction: np.ndarray
+    order: np.ndarray
+    separation: float
+
+    def basis(self) -> np.ndarray:
+        """Orthogonal matrix of shape (d, d) whose first column is ``direction``.
+
+        The Householder reflection that maps the first unit vector to ``direction``
+        (symmetric, so it is its own inverse).
+        """
+        v = np.asarray(self.direction, dtype=np.float64)
+        e1 = np.zeros_like(v)
+        e1[0] = 1.0
+        u = e1 - v
+        norm2 = float(u @ u)
+        if norm2 < 1e-24:
+            return np.eye(v.size)
+        return np.eye(v.size) - 2.0 * np.outer(u, u) / norm2
+
+
+def _order_along(
+    direction: np.ndarray, means: np.ndarray, mean_covariances: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """Order of the projected means and the smallest standardised neighbouring gap."""
+    projected = means @ direction
+    order = np.argsort(projected, kind="stable")
+    variances = np.einsum("i,kij,j->k", direction, mean_covariances, direction)
+    gaps = np.diff(projected[order])
+    spread = np.sqrt(variances[order][1:] + variances[order][:-1])
+    return order, float(np.min(gaps / spread))
+
+
+def projection_order(
+    means: np.ndarray, covariances: np.ndarray, weights: np.ndarray, n_samples: float
+) -> ProjectionOrder:
+    """The direction along which a mixture solution's components are best separated.
+
+    The separation of two neighbouring components along a unit vector ``v`` is the gap
+    between their projected means over the approximate posterior standard deviation of
+    that gap, ``(mu_j - mu_i) . v / sqrt(v' (S_i + S_j) v)`` with ``S_k = Sigma_k /
+    (n w_k)`` the sampling covariance of the mean of component ``k``; the direction's
+    separation is the smallest over neighbours. Candidates are, for every pair of
+    components, the direction that maximises the pair's separation (Fisher's,
+    ``(S_i + S_j)^{-1} (mu_j - mu_i)``), and the leading principal axis of the weighted
+    means; the best candidate is returned. A constraint ``mu . v`` increasing along a
+    direction of separation ``z`` cuts the posterior where it has little mass (a gap
+    of ``z`` standard deviations from zero) when ``z`` is large.
+
+    Parameters
+    ----------
+    means : ndarray of shape (n_components, n_features)
+    covariances : ndarray of shape (n_components, n_features, n_features)
+    weights : ndarray of shape (n_components,)
+    n_samples : float
+        Number of observations (or total frequency weight) behind the solution.
+
+    Returns
+    -------
+    ProjectionOrder
+    """
+    means = np.asarray(means, dtype=np.float64)
+    k, d = means.shape
+    counts = np.maximum(np.asarray(weights, dtype=np.float64) * n_samples, 1.0)
+    mean_covariances = np.asarray(covariances, dtype=np.float64) / counts[:, None, None]
+    centred = means - weights @ means
+    candidates = [np.linalg.eigh((weights * centred.T) @ centred)[1][:, -1]]
+    for i in range(k):
+        for j in range(i + 1, k):
+            pooled = mean_covariances[i] + mean_covariances[j]
+            candidates.append(np.linalg.solve(pooled, means[j] - means[i]))
+    best = None
+    for v in candidates:
+        norm = np.linalg.norm(v)
+        if not np.isfinite(norm) or norm == 0.0:
+            continue
+        v = v / norm
+        v = v if v[np.argmax(np.abs(v))] > 0 else -v  # a deterministic sign
+        order, separation = _order_along(v, means, mean_covariances)
+        if best is None or separation > best.separation:
+            best = ProjectionOrder(v, order, separation)
+    if best is None:
+        return ProjectionOrder(np.eye(d)[0], np.arange(k), 0.0)
+    return best
+
+
 __all__ = [
+    "ProjectionOrder",
     "RelabelingRecord",
     "align_point_estimate",
     "apply_permutations",
     "best_permutations",
     "gaussian_kl_cost",
     "identity_record",
+    "projection_order",
     "relabel_to_reference",
 ]

@@ -8,9 +8,15 @@ optima started chains, how many draws the relabelling permuted within chains (d 
 modes found and how the chains were combined, and the wall time. Writes the section
 "NUTS robustness (default settings)" of ``reports/benchmarks.md``.
 
+``--identify ordered_projection`` measures the opt-in ordering constraint of
+``BayesianGaussianMixture(identify=...)`` instead of the default (``relabel``); rows
+carry the setting, so logs of both runs combine into one table (``--from-logs``).
+
 Usage::
 
     .venv/bin/python benchmarks/bench_robustness.py --cases galaxies:3 iris:3 --seeds 0-15
+    .venv/bin/python benchmarks/bench_robustness.py --cases iris:3 --seeds 0-3 \
+        --identify ordered_projection --no-write
 """
 
 from __future__ import annotations
@@ -53,17 +59,23 @@ def _seeds(text: str) -> list[int]:
     return [int(s) for s in text.split(",")]
 
 
-def run_case(name: str, k: int, seed: int) -> dict:
-    """One default fit and its checks."""
+def run_case(
+    name: str, k: int, seed: int, identify: str = "relabel", settings: dict | None = None
+) -> dict:
+    """One fit with default settings (but ``identify`` and ``settings``) and its checks."""
     X = DATA[name]()
     start = time.perf_counter()
-    model = BayesianGaussianMixture(k, random_state=seed, progressbar=False).fit(X)
+    model = BayesianGaussianMixture(
+        k, random_state=seed, progressbar=False, identify=identify, **(settings or {})
+    ).fit(X)
     wall = time.perf_counter() - start
     diag = model.diagnose()
     record = model.relabeling_
     return {
         "data": name,
         "K": k,
+        "identify": identify if X.shape[1] > 1 else "ordered (1-D)",
+        "settings": " ".join(f"{key}={value!r}" for key, value in (settings or {}).items()),
         "seed": seed,
         "ok": diag.ok,
         "max_rhat": round(diag.max_rhat, 4),
@@ -80,10 +92,22 @@ def run_case(name: str, k: int, seed: int) -> dict:
     }
 
 
+def _key(row: dict) -> tuple:
+    return row["data"], row["K"], row["identify"], row.get("settings", "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="+", default=["galaxies:3", "iris:2", "iris:3"])
     parser.add_argument("--seeds", default="0-3", help="e.g. 0-15 or 0,4,7")
+    parser.add_argument("--identify", default="relabel", choices=["relabel", "ordered_projection"])
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="NAME=VALUE",
+        help="further estimator settings, e.g. tune=2000 \"sampler_kwargs={'adaptation': 'diag'}\"",
+    )
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument(
         "--from-logs",
@@ -100,20 +124,27 @@ def main() -> None:
                 for line in log.read_text().splitlines()
                 if line.startswith("{")
             ]
+    settings = {
+        key: ast.literal_eval(value) for key, value in (item.split("=", 1) for item in args.set)
+    }
     for case in [] if args.from_logs else args.cases:
         name, k = case.split(":")
         for seed in _seeds(args.seeds):
-            row = run_case(name, int(k), seed)
+            row = run_case(name, int(k), seed, args.identify, settings)
             print(row, flush=True)
             rows.append(row)
     table = pd.DataFrame(rows)
+    table["settings"] = table.get("settings", pd.Series("", index=table.index)).fillna("")
     summary = (
-        table.groupby(["data", "K"])
+        table.groupby(["data", "K", "identify", "settings"])
         .agg(
             seeds=("seed", "size"),
             passed=("ok", "sum"),
             worst_rhat=("max_rhat", "max"),
             min_ess=("min_ess_bulk", "min"),
+            median_ess=("min_ess_bulk", "median"),
+            min_tail_ess=("min_ess_tail", "min"),
+            divergences=("divergences", "sum"),
             relabelled=("relabelled_draws", "median"),
             switches=("switches", "median"),
             multimodal=("modes", lambda m: int((m > 1).sum())),
@@ -127,8 +158,11 @@ def main() -> None:
     text = (
         f"{HEADING}\n\n"
         "`BayesianGaussianMixture(K, random_state=seed)` with every other setting at its "
-        "default (4 chains x 1000 draws + 1000 tuning, PyMC's sampler; chains start at the "
-        "distinct EM optima within 5 nats of the best); strict checks: max R-hat <= 1.01, "
+        "default (4 chains x 1000 draws + 1000 tuning, nutpie with the low-rank mass matrix "
+        "on the structure's cached compiled graph; chains start at the distinct EM optima "
+        "within 5 nats of the best), and `identify` as in the column (`relabel` is the "
+        "default; `ordered_projection` orders the means along the direction that best "
+        "separates the MAP's components); strict checks: max R-hat <= 1.01, "
         "bulk and tail ESS >= 400, no divergences. `relabelled`: draws (of 4000) that the "
         "relabelling permuted (d > 1), `switches`: label changes between consecutive draws "
         "inside chains; `multimodal`: seeds "
@@ -137,8 +171,11 @@ def main() -> None:
         "```\n"
         + "\n".join(
             f"benchmarks/bench_robustness.py --cases {case}:{k} --seeds "
-            + ",".join(str(r["seed"]) for r in rows if (r["data"], r["K"]) == (case, k))
-            for case, k in dict.fromkeys((r["data"], r["K"]) for r in rows)
+            + ",".join(str(r["seed"]) for r in rows if _key(r) == key)
+            + ("" if ident in ("relabel", "ordered (1-D)") else f" --identify {ident}")
+            + (f' --set "{extra}"' if extra else "")
+            for key in dict.fromkeys(_key(r) for r in rows)
+            for case, k, ident, extra in [key]
         )
         + "\n```\n\n"
         + markdown_table(summary.set_index("data"), digits=5)

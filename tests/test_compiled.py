@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytensor.compile.maker as maker
 import pytest
+from pymc.initial_point import make_initial_point_fn
 
 from bayesgmm import compiled
 from bayesgmm.inference import BayesianGaussianMixture
 from bayesgmm.mixture import GaussianMixture
-from bayesgmm.model import initial_point
+from bayesgmm.model import build_model, initial_point
+from bayesgmm.relabel import projection_order
 from bayesgmm.spec import MixtureSpec
 
 SETTINGS = dict(draws=60, tune=60, chains=2, progressbar=False, em_n_init=1)
@@ -100,3 +102,27 @@ def test_set_data_refuses_another_structure(faithful):
     model = compiled.compiled_mixture(faithful, spec)
     with pytest.raises(ValueError, match="structure"):
         model.set_data(faithful, MixtureSpec.from_data(faithful, 3, "full", "default"))
+
+
+def test_swapped_order_basis_gives_the_log_density_of_a_model_built_with_it(faithful):
+    """The identifying direction is data: a cached ordered-projection graph takes a new one."""
+    spec = MixtureSpec.from_data(faithful, 2, "full", "default")
+    params = GaussianMixture(2, prior="default", random_state=0).fit(faithful).params_
+    working = spec.standardization.params_to_working(params)
+    order = projection_order(
+        working.means, working.full_covariances(), working.weights, len(faithful)
+    )
+    cached = compiled.compiled_mixture(faithful, spec, ordered_projection=True)
+    assert cached.key.ordered_projection
+    with pytest.raises(ValueError, match="exactly when"):
+        cached.set_data(faithful, spec)
+    cached.set_data(faithful, spec, order.basis())
+    built = build_model(faithful, spec, order_basis=order.basis())
+    point = initial_point(params.permuted(order.order), built, spec)
+    x = cached.unconstrained(point)
+    logp = built.compile_logp(mode="FAST_COMPILE")
+    values = make_initial_point_fn(
+        model=built, overrides=point, jitter_rvs=set(), return_transformed=True
+    )(0)
+    assert cached.logp_dlogp(x)[0] == pytest.approx(float(logp(values)), abs=1e-8)
+    np.testing.assert_allclose(cached.expand(x)["means"], params.permuted(order.order).means)

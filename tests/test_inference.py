@@ -1,11 +1,14 @@
 """BayesianGaussianMixture: starts, NUTS convergence, closed forms, relabelling, VI, predictions."""
 
+import dataclasses
 import inspect
 
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from arviz_stats import mcse
+from scipy.special import logsumexp
 from scipy.stats import norm
 from sklearn.base import clone
 from sklearn.metrics import adjusted_rand_score
@@ -547,3 +550,50 @@ def test_chains_started_in_two_em_optima_are_detected_and_stacked():
         < 0.02
     )
     assert model.idata_["log_likelihood"].sizes["draw"] == 300
+
+
+def _label_free(gm, points):
+    """Label-free draws (chain, draw, stat): the largest weight, the density at points."""
+    post = gm.idata_["posterior"]
+    weights = post["weights"].transpose("chain", "draw", "component").values
+    means = post["means"].transpose("chain", "draw", "component", "feature").values
+    covs = post["covariances"].transpose("chain", "draw", "component", "feature", "feature_bis")
+    density = logsumexp(log_joint_densities(points, weights, means, covs.values), axis=-1)
+    return np.concatenate([weights.max(-1)[..., None], density], axis=-1)
+
+
+@pytest.mark.slow
+def test_ordered_projection_keeps_the_relabelled_posterior():
+    """The ordering constraint changes how NUTS moves, not the posterior of the mixture."""
+    X, _, _ = make_mixture(80, 2, 2, separation=3.0, random_state=3)
+    settings = dict(draws=400, tune=400, chains=2, em_n_init=2, seed=2)
+    free = _fit(X, 2, **settings)
+    ordered = _fit(X, 2, identify="ordered_projection", **settings)
+    order = ordered.projection_order_
+    assert free.projection_order_ is None and order.separation > 3
+    assert "ordered along" in ordered.idata_["posterior"].attrs["identification"]
+    # the sampler stayed in the ordered region: one order of the projections in every
+    # draw (after relabelling, the MAP's)
+    projected = ordered.idata_["posterior"]["means_z"].values @ order.direction
+    assert len(np.unique(np.argsort(projected, axis=-1).reshape(-1, 2), axis=0)) == 1
+    # label-free quantities and the relabelled parameters agree within Monte Carlo error;
+    # the ordered fit's labels are the MAP's in projection order
+    np.testing.assert_allclose(ordered.map_.means, free.map_.permuted(order.order).means)
+    for get in (
+        lambda gm, order: _label_free(gm, X[:3]),
+        lambda gm, order: gm.idata_["posterior"]["means"].values[:, :, order].reshape(2, 400, -1),
+    ):
+        a, b = (
+            xr.DataArray(get(gm, perm), dims=("chain", "draw", "stat"))
+            for gm, perm in ((free, order.order), (ordered, [0, 1]))
+        )
+        error = np.hypot(mcse(a, method="mean").values, mcse(b, method="mean").values)
+        diff = np.abs(a.mean(("chain", "draw")).values - b.mean(("chain", "draw")).values)
+        assert np.all(diff < 4 * error), (diff, error)
+
+
+def test_ordered_projection_refuses_a_prior_that_tells_components_apart(faithful):
+    prior = MixturePrior.default(faithful, 2)
+    prior = dataclasses.replace(prior, weight_concentration=np.array([1.0, 3.0]))
+    with pytest.raises(ValueError, match="treats the components alike"):
+        _fit(faithful, 2, prior=prior, identify="ordered_projection")

@@ -6,11 +6,13 @@ from scipy.optimize import linear_sum_assignment
 
 from bayesgmm.params import MixtureParams
 from bayesgmm.relabel import (
+    ProjectionOrder,
     align_point_estimate,
     apply_permutations,
     best_permutations,
     gaussian_kl_cost,
     identity_record,
+    projection_order,
     relabel_to_reference,
 )
 
@@ -142,3 +144,40 @@ def test_align_point_estimate_agrees_with_the_former_rule_when_well_separated():
         np.testing.assert_array_equal(np.argsort(order), former)
         aligned = align_point_estimate(noisy, ref.means, ref.full_covariances())
         np.testing.assert_array_equal(aligned.means, noisy.permuted(former).means)
+
+
+def test_projection_order_finds_the_separating_direction_and_its_separation():
+    """Two components apart along x only: Fisher's direction is x; z is the closed form."""
+    means = np.array([[3.0, 1.0], [0.0, 1.0], [0.0, 9.0]])
+    covariances = np.array([np.diag([1.0, 4.0]), np.diag([1.0, 4.0]), np.eye(2)])
+    weights = np.array([0.25, 0.25, 0.5])
+    n = 100
+    order = projection_order(means, covariances, weights, n)
+    # every candidate direction is scored; the best one separates all three components
+    v = order.direction
+    assert np.linalg.norm(v) == pytest.approx(1.0)
+    projected = means @ v
+    assert np.all(np.diff(projected[order.order]) > 0)
+    spread = np.einsum("i,kij,j->k", v, covariances / (weights * n)[:, None, None], v)
+    gaps = np.diff(projected[order.order]) / np.sqrt(
+        spread[order.order][1:] + spread[order.order][:-1]
+    )
+    assert order.separation == pytest.approx(gaps.min())
+    # the pair (0, 1) alone, seen along x: gap 3 over sqrt(1/25 + 1/25)
+    pair = projection_order(means[:2], covariances[:2], np.array([0.5, 0.5]), 50)
+    np.testing.assert_allclose(np.abs(pair.direction), [1.0, 0.0], atol=1e-12)
+    assert pair.separation == pytest.approx(3.0 / np.sqrt(2 / 25))
+    np.testing.assert_array_equal(pair.order, [1, 0])
+
+
+def test_projection_basis_is_orthogonal_with_the_direction_first():
+    rng = np.random.default_rng(4)
+    for d in (2, 3, 5):
+        v = rng.normal(size=d)
+        order = ProjectionOrder(v / np.linalg.norm(v), np.arange(2), 1.0)
+        basis = order.basis()
+        np.testing.assert_allclose(basis.T @ basis, np.eye(d), atol=1e-12)
+        np.testing.assert_allclose(basis[:, 0], order.direction, atol=1e-12)
+    np.testing.assert_array_equal(
+        ProjectionOrder(np.eye(3)[0], np.arange(2), 1.0).basis(), np.eye(3)
+    )
