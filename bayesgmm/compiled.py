@@ -54,6 +54,7 @@ Threads
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -64,15 +65,76 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 from pymc.pytensorf import compile as compile_pymc
-from pytensor.graph.replace import graph_replace
+from pytensor.compile import optdb
+from pytensor.compile.mode import Mode, get_mode
+from pytensor.graph import node_rewriter
+from pytensor.graph.fg import FunctionGraph
+from pytensor.graph.replace import graph_replace, vectorize_graph
+from pytensor.graph.rewriting.basic import dfs_rewriter
+from pytensor.link.numba.cache import compile_numba_function_src
+from pytensor.link.numba.dispatch.basic import numba_njit
+from pytensor.link.numba.linker import NumbaLinker
+from pytensor.tensor.basic import AllocDiag
+from pytensor.tensor.blockwise import Blockwise
+from pytensor.tensor.rewriting.linalg.decomposition import cholesky_ldotlt
 
 from bayesgmm.model import build_model, set_model_data
 from bayesgmm.spec import MixtureSpec
 
 #: nutpie's mass-matrix adaptation unless ``sampler_kwargs`` name one (measured, see above).
 ADAPTATION = "low_rank"
-#: PyTensor compile mode of the three functions (``None``: PyTensor's default, numba).
-MODE: str | None = None
+#: Tag of :func:`unbatch_alloc_diag` in PyTensor's ``specialize`` rewrites (off by default).
+UNBATCH_ALLOC_DIAG = "bayesgmm_unbatch_alloc_diag"
+
+
+@node_rewriter([Blockwise])
+def unbatch_alloc_diag(fgraph, node):
+    """Write a batched ``AllocDiag`` as one ``AllocDiag`` over the batch axes.
+
+    The gradient of a batched Cholesky factorisation holds ``Blockwise(AllocDiag)``
+    nodes. PyTensor inlines an ``AllocDiag`` (a symbolic op) into zeros and an indexed
+    assignment while specialising, but not one wrapped in a ``Blockwise``, which its numba
+    backend then runs in object mode (through the interpreter, at every gradient call, and
+    uncached). An ``AllocDiag`` whose diagonal axes follow the batch axes is the same
+    function, and is inlined.
+    """
+    core = node.op.core_op
+    if not isinstance(core, AllocDiag):
+        return None
+    n_batch = node.outputs[0].type.ndim - 2
+    op = AllocDiag(axis1=core.axis1 + n_batch, axis2=core.axis2 + n_batch, offset=core.offset)
+    return [op(node.inputs[0])]
+
+
+optdb["specialize"].register("unbatch_alloc_diag", unbatch_alloc_diag, UNBATCH_ALLOC_DIAG)
+
+
+class NogilNumbaLinker(NumbaLinker):
+    """PyTensor's numba linker, its compiled function releasing the GIL while it runs.
+
+    nutpie calls the log-density of every chain from its own thread; a function that holds
+    the GIL would run the chains one at a time. The whole graph is wrapped in one more
+    jitted function (``nogil=True``), cached on disk under its own key, so it does not
+    collide with PyTensor's entry for the same graph compiled with the GIL.
+    """
+
+    def jit_compile(self, fn_and_cache):
+        fn, cache_key = fn_and_cache
+        if cache_key is None:
+            return numba_njit(fn.py_func, final_function=True, nogil=True)
+        wrapper = compile_numba_function_src(
+            src="def nogil_fgraph(*args): return fgraph(*args)",
+            function_name="nogil_fgraph",
+            # a module's globals: numba rebuilds a cached function's environment by module name
+            global_env=globals() | {"fgraph": fn},
+            cache_key=f"{cache_key}_bayesgmm_nogil",
+        )
+        return numba_njit(wrapper, final_function=True, cache=True, nogil=True)
+
+
+#: PyTensor compile mode of the three functions: the default rewrites (numba) with
+#: :func:`unbatch_alloc_diag`, linked by :class:`NogilNumbaLinker`.
+MODE = Mode(NogilNumbaLinker(), get_mode("NUMBA").provided_optimizer).including(UNBATCH_ALLOC_DIAG)
 
 
 @dataclass(frozen=True)
@@ -134,6 +196,8 @@ class CompiledMixture:
     _logp_dlogp: Any = field(repr=False)
     _expand: Any = field(repr=False)
     _unconstrain: Any = field(repr=False)
+    _loo_graph: tuple = field(default=(), repr=False)
+    _batched: Any = field(default=None, repr=False)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @classmethod
@@ -163,10 +227,13 @@ class CompiledMixture:
             v: joined[s].reshape(shape)
             for v, s, shape in zip(value_vars, slices, shapes, strict=True)
         }
-        logp = model.logp()
+        logp = collapse_cholesky(model.logp())
         grads = pt.grad(logp, value_vars)
         grad = pt.concatenate([g.ravel() for g in grads])
         logp, grad = graph_replace([logp, grad], pieces, strict=False)
+        (observed,) = model.observed_RVs
+        pointwise = model.logp(vars=[observed], sum=False)[0]
+        (pointwise,) = graph_replace([pointwise], pieces, strict=False)
         traced = [*free, *model.deterministics]
         trace_out = graph_replace(model.replace_rvs_by_values(traced), pieces, strict=False)
         constrained = [rv.type(name=rv.name) for rv in free]
@@ -201,6 +268,7 @@ class CompiledMixture:
             _logp_dlogp=logp_dlogp,
             _expand=expand,
             _unconstrain=unconstrain,
+            _loo_graph=(joined, logp, pointwise),
         )
 
     def set_data(self, X: np.ndarray, spec: MixtureSpec) -> None:
@@ -223,6 +291,50 @@ class CompiledMixture:
         """The unconstrained vector, shape (n_dim,), of constrained free-variable values."""
         values = [np.asarray(point[name], dtype=np.float64) for name in self.free_names]
         return np.asarray(self._unconstrain(*values), dtype=np.float64)
+
+    def batched_log_densities(self, draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Log posterior density and pointwise log-likelihood of many unconstrained draws.
+
+        Compiled on the first call (one batched function per structure, reused like the
+        NUTS target); evaluates the posterior of the data last set (:meth:`set_data`).
+
+        Parameters
+        ----------
+        draws : ndarray of shape (n_draws, n_dim)
+            Unconstrained vectors.
+
+        Returns
+        -------
+        logp : ndarray of shape (n_draws,)
+            The log density NUTS samples (Jacobian included, up to a constant).
+        log_likelihood : ndarray of shape (n_draws, n_samples)
+            ``log p(x_n | theta)`` of every observation.
+        """
+        with self.lock:
+            if self._batched is None:
+                joined, logp, pointwise = self._loo_graph
+                rows = pt.dmatrix("unconstrained_draws")
+                outputs = vectorize_graph([logp, pointwise], {joined: rows})
+                with self.model:
+                    self._batched = compile_pymc([rows], outputs, mode=MODE)
+                self._batched.trust_input = True
+            logp, log_likelihood = self._batched(np.ascontiguousarray(draws, dtype=np.float64))
+        return np.asarray(logp), np.asarray(log_likelihood)
+
+    def unconstrained_draws(self, posterior: xr.Dataset) -> np.ndarray:
+        """The unconstrained vectors, shape (chain, draw, n_dim), of a posterior's draws.
+
+        ``posterior`` holds the free variables (constrained) with dims ``chain``, ``draw``.
+        """
+        stacked = [
+            np.asarray(posterior[name].transpose("chain", "draw", ...).values)
+            for name in self.free_names
+        ]
+        n_chains, n_draws = stacked[0].shape[:2]
+        out = np.empty((n_chains, n_draws, self.n_dim))
+        for c, d in np.ndindex(n_chains, n_draws):
+            out[c, d] = self._unconstrain(*(np.ascontiguousarray(v[c, d]) for v in stacked))
+        return out
 
     def expand(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Stored variables (constrained free variables and deterministics) at ``x``."""
@@ -283,36 +395,56 @@ class CompiledMixture:
             return self.expand
 
         kwargs.setdefault("adaptation", ADAPTATION)
+        cores = kwargs.pop("cores", None)
+        cores = max(1, min(len(starts), os.cpu_count() or 1) if cores is None else int(cores))
         seeds = np.random.SeedSequence(seed).generate_state(len(starts), dtype=np.uint32)
+
+        def start_chain(start, chain_seed):
+            start = np.asarray(start, dtype=np.float64)
+            compiled = from_pyfunc(
+                self.n_dim,
+                make_logp,
+                make_expand,
+                [np.dtype("float64")] * len(names),
+                shapes,
+                names,
+                coords=coords,
+                dims=dims,
+                make_initial_point_fn=lambda _, start=start: start.copy(),
+            )
+            return nutpie.sample(
+                compiled,
+                draws=draws,
+                tune=tune,
+                chains=1,
+                cores=1,
+                seed=int(chain_seed),
+                target_accept=target_accept,
+                progress_bar=progressbar,
+                save_warmup=False,
+                blocking=False,
+                **kwargs,
+            )
+
+        # each chain is its own nutpie sampler (its own start and seed, so the draws do not
+        # depend on ``cores``), ``cores`` of them running at once in nutpie's threads; the
+        # compiled log-density releases the GIL while it runs (NogilNumbaLinker)
+        pending = list(zip(starts, seeds, strict=True))
+        running = []
         chains = []
         with self.lock:
             self.set_data(X, spec)
-            for start, chain_seed in zip(starts, seeds, strict=True):
-                start = np.asarray(start, dtype=np.float64)
-                compiled = from_pyfunc(
-                    self.n_dim,
-                    make_logp,
-                    make_expand,
-                    [np.dtype("float64")] * len(names),
-                    shapes,
-                    names,
-                    coords=coords,
-                    dims=dims,
-                    make_initial_point_fn=lambda _, start=start: start.copy(),
-                )
-                trace = nutpie.sample(
-                    compiled,
-                    draws=draws,
-                    tune=tune,
-                    chains=1,
-                    cores=1,
-                    seed=int(chain_seed),
-                    target_accept=target_accept,
-                    progress_bar=progressbar,
-                    save_warmup=False,
-                    **{k: v for k, v in kwargs.items() if k != "cores"},
-                )
-                chains.append(_complete(trace, draws))
+            try:
+                while pending or running:
+                    while pending and len(running) < cores:
+                        running.append(start_chain(*pending.pop(0)))
+                    trace = running[0].wait()
+                    running.pop(0)
+                    chains.append(_complete(trace, draws))
+            except BaseException:
+                for sampler in running:
+                    sampler.cancel()
+                raise
         groups = {}
         for group in ("posterior", "sample_stats"):
             parts = [tree[group].to_dataset() for tree in chains]
@@ -332,6 +464,21 @@ def _complete(trace: xr.DataTree, draws: int) -> xr.DataTree:
     if trace["posterior"].sizes["draw"] < draws:
         raise KeyboardInterrupt(f"sampling was interrupted after fewer than {draws} draws")
     return trace
+
+
+def collapse_cholesky(logp: pt.TensorVariable) -> pt.TensorVariable:
+    """``logp`` with ``cholesky(L @ L.mT)`` replaced by ``L`` for tagged lower-triangular ``L``.
+
+    The covariances are ``L L^T`` of the unconstrained Cholesky factor
+    (:class:`bayesgmm.model.SPDCholeskyTransform`, which tags ``L``), and the model takes
+    their Cholesky factor again (likelihood, Inverse-Wishart density, means prior).
+    PyTensor removes that round trip when it compiles, but after differentiation, which has
+    already written the gradient of each factorisation (triangular solves, ``AllocDiag``);
+    removing it first leaves a smaller gradient.
+    """
+    graph = FunctionGraph(outputs=[logp], clone=False)
+    dfs_rewriter(cholesky_ldotlt).rewrite(graph)
+    return graph.outputs[0]
 
 
 _CACHE: dict[StructureKey, CompiledMixture] = {}
