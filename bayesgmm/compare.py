@@ -68,6 +68,7 @@ from bayesgmm._methods import POSTERIOR_METHODS, PosteriorMethod
 from bayesgmm._validation import check_data, check_positive_int
 from bayesgmm.covariance import covariance_types as registered_structures
 from bayesgmm.mixture import GaussianMixture
+from bayesgmm.posterior import log_mixture_density
 from bayesgmm.sparse import ClusterCountPosterior, fit_sparse_mixture
 
 #: Posterior methods a comparison can use (``None``: EM criteria only).
@@ -162,8 +163,7 @@ def psis_loo(
         Try :func:`arviz_stats.loo_moment_match` on high-k observations.
     densities : CompiledDensities, optional
         The same log densities from the structure's compiled model
-        (:func:`compiled_densities`), compiled once per structure; used instead of
-        ``model``.
+        (:func:`compiled_densities`, nothing compiled); used instead of ``model``.
 
     Returns
     -------
@@ -206,8 +206,11 @@ class CompiledDensities:
     """Moment-matching inputs of :func:`arviz_stats.loo_moment_match` from a compiled model.
 
     ArviZ's automatic version (``loo(..., model=...)``) compiles three PyTensor functions
-    for every call; these evaluate the structure's cached batched function
-    (:meth:`bayesgmm.compiled.CompiledMixture.batched_log_densities`) on the data of one fit.
+    for every call (seconds each, a minute or more with a cold disk cache), to evaluate them
+    about five times per candidate; these run the structure's compiled NUTS functions
+    (:meth:`bayesgmm.compiled.CompiledMixture.evaluate`: the log posterior density and the
+    draws' parameters) and :func:`bayesgmm.posterior.log_mixture_density` (the
+    pointwise log-likelihood), and compile nothing.
 
     Attributes
     ----------
@@ -238,7 +241,10 @@ class CompiledDensities:
         if not (self._last and np.array_equal(self._last[0], flat)):
             with self.compiled.lock:
                 self.compiled.set_data(self.X, self.spec)
-                logp, log_lik = self.compiled.batched_log_densities(flat)
+                logp, stored = self.compiled.evaluate(flat)
+            log_lik = log_mixture_density(
+                self.X, stored["weights"], stored["means"], stored["covariances"]
+            )
             self._last = (flat.copy(), logp, log_lik)
         return self._last[1], self._last[2], upars
 

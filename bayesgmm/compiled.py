@@ -57,6 +57,7 @@ import itertools
 import os
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,7 +70,7 @@ from pytensor.compile import optdb
 from pytensor.compile.mode import Mode, get_mode
 from pytensor.graph import node_rewriter
 from pytensor.graph.fg import FunctionGraph
-from pytensor.graph.replace import graph_replace, vectorize_graph
+from pytensor.graph.replace import graph_replace
 from pytensor.graph.rewriting.basic import dfs_rewriter
 from pytensor.link.numba.cache import compile_numba_function_src
 from pytensor.link.numba.dispatch.basic import numba_njit
@@ -196,8 +197,6 @@ class CompiledMixture:
     _logp_dlogp: Any = field(repr=False)
     _expand: Any = field(repr=False)
     _unconstrain: Any = field(repr=False)
-    _loo_graph: tuple = field(default=(), repr=False)
-    _batched: Any = field(default=None, repr=False)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @classmethod
@@ -231,9 +230,6 @@ class CompiledMixture:
         grads = pt.grad(logp, value_vars)
         grad = pt.concatenate([g.ravel() for g in grads])
         logp, grad = graph_replace([logp, grad], pieces, strict=False)
-        (observed,) = model.observed_RVs
-        pointwise = model.logp(vars=[observed], sum=False)[0]
-        (pointwise,) = graph_replace([pointwise], pieces, strict=False)
         traced = [*free, *model.deterministics]
         trace_out = graph_replace(model.replace_rvs_by_values(traced), pieces, strict=False)
         constrained = [rv.type(name=rv.name) for rv in free]
@@ -265,10 +261,9 @@ class CompiledMixture:
             trace_names=[rv.name for rv in traced],
             trace_shapes=trace_shapes,
             n_dim=int(ends[-1]),
-            _logp_dlogp=logp_dlogp,
-            _expand=expand,
+            _logp_dlogp=reentrant(logp_dlogp),
+            _expand=reentrant(expand),
             _unconstrain=unconstrain,
-            _loo_graph=(joined, logp, pointwise),
         )
 
     def set_data(self, X: np.ndarray, spec: MixtureSpec) -> None:
@@ -284,7 +279,7 @@ class CompiledMixture:
 
     def logp_dlogp(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """Log posterior density (up to a constant) and its gradient at unconstrained ``x``."""
-        logp, grad = self._logp_dlogp(np.asarray(x, dtype=np.float64))
+        logp, grad = self._logp_dlogp(np.ascontiguousarray(x, dtype=np.float64))
         return float(logp), grad
 
     def unconstrained(self, point: dict[str, np.ndarray]) -> np.ndarray:
@@ -292,34 +287,33 @@ class CompiledMixture:
         values = [np.asarray(point[name], dtype=np.float64) for name in self.free_names]
         return np.asarray(self._unconstrain(*values), dtype=np.float64)
 
-    def batched_log_densities(self, draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Log posterior density and pointwise log-likelihood of many unconstrained draws.
+    def evaluate(self, draws: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Log posterior density and stored variables of many unconstrained draws.
 
-        Compiled on the first call (one batched function per structure, reused like the
-        NUTS target); evaluates the posterior of the data last set (:meth:`set_data`).
+        Runs the compiled NUTS functions once per draw (nothing is compiled), on the data
+        last set (:meth:`set_data`).
 
         Parameters
         ----------
         draws : ndarray of shape (n_draws, n_dim)
-            Unconstrained vectors.
 
         Returns
         -------
         logp : ndarray of shape (n_draws,)
             The log density NUTS samples (Jacobian included, up to a constant).
-        log_likelihood : ndarray of shape (n_draws, n_samples)
-            ``log p(x_n | theta)`` of every observation.
+        variables : dict
+            Each stored variable (:attr:`trace_names`) stacked over draws.
         """
-        with self.lock:
-            if self._batched is None:
-                joined, logp, pointwise = self._loo_graph
-                rows = pt.dmatrix("unconstrained_draws")
-                outputs = vectorize_graph([logp, pointwise], {joined: rows})
-                with self.model:
-                    self._batched = compile_pymc([rows], outputs, mode=MODE)
-                self._batched.trust_input = True
-            logp, log_likelihood = self._batched(np.ascontiguousarray(draws, dtype=np.float64))
-        return np.asarray(logp), np.asarray(log_likelihood)
+        draws = np.asarray(draws, dtype=np.float64)
+        logp = np.empty(len(draws))
+        stored = [np.empty((len(draws), *shape)) for shape in self.trace_shapes]
+        for i, x in enumerate(draws):
+            x = np.ascontiguousarray(x)
+            value, _ = self._logp_dlogp(x)
+            logp[i] = value
+            for out, v in zip(stored, self._expand(x), strict=True):
+                out[i] = v
+        return logp, dict(zip(self.trace_names, stored, strict=True))
 
     def unconstrained_draws(self, posterior: xr.Dataset) -> np.ndarray:
         """The unconstrained vectors, shape (chain, draw, n_dim), of a posterior's draws.
@@ -338,7 +332,7 @@ class CompiledMixture:
 
     def expand(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Stored variables (constrained free variables and deterministics) at ``x``."""
-        values = self._expand(np.asarray(x, dtype=np.float64))
+        values = self._expand(np.ascontiguousarray(x, dtype=np.float64))
         return {name: np.array(v) for name, v in zip(self.trace_names, values, strict=True)}
 
     def sample(
@@ -453,6 +447,28 @@ class CompiledMixture:
             text = [name for name, var in combined.data_vars.items() if var.dtype == object]
             groups[group] = combined.drop_vars(text).assign_coords(chain=np.arange(len(chains)))
         return xr.DataTree.from_dict(groups)
+
+
+def reentrant(fn) -> Callable[..., tuple]:
+    """The numba function behind a compiled PyTensor function, callable from many threads.
+
+    A PyTensor ``Function`` keeps its inputs and outputs in storage cells of its own, so
+    two threads calling it at once (nutpie's chains) overwrite each other's. The function
+    returned calls the compiled graph directly with the explicit inputs and the current
+    values of the shared variables (the data that :meth:`CompiledMixture.set_data` swaps),
+    and returns the outputs as a tuple. ``fn`` must have been called once (numba compiles
+    on the first call) and the inputs must have the types of that call.
+    """
+    thunk = fn.vm
+    jitted = thunk.jit_fn
+    n_explicit = sum(not spec.implicit for spec in fn.maker.inputs)
+    shared_cells = thunk.inputs[n_explicit:]
+
+    def call(*inputs):
+        return jitted(*inputs, *[cell[0] for cell in shared_cells])
+
+    call.function = fn
+    return call
 
 
 def _complete(trace: xr.DataTree, draws: int) -> xr.DataTree:
