@@ -100,3 +100,51 @@ def test_set_data_refuses_another_structure(faithful):
     model = compiled.compiled_mixture(faithful, spec)
     with pytest.raises(ValueError, match="structure"):
         model.set_data(faithful, MixtureSpec.from_data(faithful, 3, "full", "default"))
+
+
+def test_chains_in_parallel_give_the_draws_of_chains_in_turn(galaxies):
+    fits = [
+        BayesianGaussianMixture(2, random_state=5, sampler_kwargs={"cores": cores}, **SETTINGS).fit(
+            galaxies
+        )
+        for cores in (1, 2, 2)
+    ]
+    first = fits[0].idata_["posterior"]
+    for fit in fits[1:]:
+        for name in ("weights", "means", "covariances"):
+            np.testing.assert_array_equal(fit.idata_["posterior"][name].values, first[name].values)
+    # the chains are different chains
+    means = first["means"].values
+    assert not np.array_equal(means[0], means[1])
+
+
+def test_gradient_graph_is_compiled_without_object_mode_or_refactorisation(faithful):
+    from pytensor.graph.traversal import ancestors
+    from pytensor.tensor.basic import AllocDiag
+    from pytensor.tensor.blockwise import Blockwise
+    from pytensor.tensor.linalg.decomposition.cholesky import Cholesky
+
+    spec = MixtureSpec.from_data(faithful, 2, "full", "default")
+    model = compiled.compiled_mixture(faithful, spec)
+    model.set_data(faithful, spec)
+    graph = model._logp_dlogp.function.maker.fgraph
+    (draw, *_) = graph.inputs
+
+    def core(node):
+        return node.op.core_op if isinstance(node.op, Blockwise) else node.op
+
+    # no batched AllocDiag (numba's object mode); no Cholesky of L L^T (the one left
+    # factorises the prior's scale matrix, data)
+    assert not [node for node in graph.apply_nodes if isinstance(core(node), AllocDiag)]
+    factorised = [node for node in graph.apply_nodes if isinstance(core(node), Cholesky)]
+    assert all(draw not in ancestors(node.inputs) for node in factorised)
+    assert model._logp_dlogp.function.vm.jit_fn.targetoptions["nogil"]
+    # the gradient is that of the log density (central differences)
+    x = np.random.default_rng(0).normal(0.0, 0.3, model.n_dim)
+    _, grad = model.logp_dlogp(x)
+    step = 1e-6
+    numeric = [
+        (model.logp_dlogp(x + step * e)[0] - model.logp_dlogp(x - step * e)[0]) / (2 * step)
+        for e in np.eye(model.n_dim)
+    ]
+    np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-4)
