@@ -41,11 +41,13 @@ Reuse and parallelism
     in the same process reuses the compiled functions (nothing is compiled), and a new
     process finds them in PyTensor's on-disk cache whatever the data. Also reused: one
     validated array for all candidates; each candidate's EM fit as the sampler's start
-    (inside :class:`BayesianGaussianMixture`); the PyMC model of each fit for moment
-    matching; and, in the command line's ``report``, the comparison's fit of the chosen
-    model for its MAP-versus-posterior analysis (no refit). Candidates run in parallel
-    with ``n_jobs > 1`` (joblib processes, each with its own cache; results travel
-    cloudpickled because a PyMC model does not pickle).
+    (inside :class:`BayesianGaussianMixture`); the compiled functions of each fit's
+    structure for moment matching (:class:`CompiledDensities`: nothing compiled; ArviZ's
+    automatic version, used for fits with noise, weights or missing entries, compiles
+    three functions per call); and, in the command line's ``report``, the comparison's
+    fit of the chosen model for its MAP-versus-posterior analysis (no refit). Candidates
+    run in parallel with ``n_jobs > 1`` (joblib processes, each with its own cache;
+    results travel cloudpickled because a PyMC model does not pickle).
 """
 
 from __future__ import annotations
