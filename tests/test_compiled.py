@@ -148,3 +148,21 @@ def test_gradient_graph_is_compiled_without_object_mode_or_refactorisation(faith
         for e in np.eye(model.n_dim)
     ]
     np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-4)
+
+
+def test_ctrl_c_while_chains_run_in_parallel_stops_the_fit(galaxies):
+    import _thread
+    import threading
+
+    BayesianGaussianMixture(2, random_state=0, **SETTINGS).fit(galaxies)  # compiled
+    long = dict(SETTINGS, draws=200_000, chains=4)
+    timer = threading.Timer(1.0, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            BayesianGaussianMixture(2, random_state=0, **long).fit(galaxies)
+    finally:
+        timer.cancel()
+    # the interrupted samplers are gone: the structure samples again
+    fit = BayesianGaussianMixture(2, random_state=0, **SETTINGS).fit(galaxies)
+    assert fit.idata_["posterior"].sizes["chain"] == SETTINGS["chains"]
