@@ -26,6 +26,29 @@ Sampler
     (:class:`NogilNumbaLinker`) and is called directly, not through the PyTensor
     ``Function``, whose storage cells the threads would share (:func:`reentrant`).
 
+    Measured by ``benchmarks/bench_nuts.py`` (4 chains x 1000 draws + 1000 tuning, one
+    process, this project's 2-core machine shared with other sessions at load 4-7;
+    ``reports/benchmarks.md``), minimum bulk ESS per second of wall time, compilation, EM
+    start and post-processing included, as a multiple of an expert PyMC model's
+    (``pm.sample``, which picks nutpie's numba backend, started at scikit-learn's EM
+    solution):
+
+    ===========================================  ============  =================  =========
+    run                                          galaxies K=3  faithful K=2 full  synthetic
+    ===========================================  ============  =================  =========
+    default, first fit of the structure          30x           1.95x              24x
+    default, warm                                42x           4.1x               44x
+    default, warm, chains in turn (``cores=1``)  40x           3.5x               43x
+    diagonal mass matrix, warm                   86x           3.2x               11x
+    ===========================================  ============  =================  =========
+
+    (synthetic: 2-D, N=2000, K=4, full.) The first fit of a structure spends 7-9 s
+    building it (PyTensor's disk cache warm; a minute or more cold). The low-rank mass
+    matrix (nutpie's ``adaptation="low_rank"``) is the default (:data:`ADAPTATION`): 3x the
+    diagonal one's ESS on the synthetic set; ``sampler_kwargs={"adaptation": "diag"}``
+    restores the diagonal one. PyMC's own NUTS (``sampler="pymc"``) reached 8.3x and 0.42x
+    on galaxies and Old Faithful in an earlier run.
+
 Graph
     Two rewrites shrink the gradient. :func:`collapse_cholesky` replaces the Cholesky
     factorisation of ``L L^T`` (the covariances from their unconstrained Cholesky factor)
@@ -34,29 +57,6 @@ Graph
     as one PyTensor inlines, where numba would otherwise run it in object mode. Measured
     on this machine (loaded): 59 -> 48 µs per call on galaxies K=2, 87 -> 78 µs on Old
     Faithful K=2 full (minimum of interleaved batches).
-
-    Measured by ``benchmarks/bench_nuts.py`` (4 chains x 1000 draws + 1000 tuning, one
-    process, this project's shared 2-core machine at load 3-5; ``reports/benchmarks.md``),
-    minimum bulk ESS per second of wall time, compilation, EM start and post-processing
-    included, as a multiple of an expert PyMC model's (``pm.sample``, which picks nutpie's
-    numba backend, started at scikit-learn's EM solution):
-
-    =====================================  ===============  =================
-    run                                    galaxies K=3     faithful K=2 full
-    =====================================  ===============  =================
-    diagonal mass matrix, first fit        3.9x             1.6x
-    diagonal mass matrix, warm             56x              4.1x
-    low-rank mass matrix, warm (default)   80x              3.0x
-    ``sampler="pymc"`` (warm disk cache)   8.3x             0.42x
-    =====================================  ===============  =================
-
-    The expert's own compilation took 12-16 s with a warm disk cache; the first
-    bayesgmm fit of a structure compiles in 5-10 s (disk cache warm; minutes cold, as
-    for any numba compilation of these graphs). On the synthetic 2-D N=2000 K=4 set the
-    default reached 2.5x (first fit) and 5.3x (warm), the low-rank mass matrix 11x (warm,
-    ESS 5110 against 1651). The low-rank mass matrix (nutpie's ``adaptation="low_rank"``)
-    is therefore the default (:data:`ADAPTATION`); ``sampler_kwargs={"adaptation":
-    "diag"}`` restores the diagonal one, which was 1.4x faster on Old Faithful.
 
 Threads
     A :class:`CompiledMixture` holds one set of data at a time; :meth:`CompiledMixture.sample`
