@@ -129,7 +129,10 @@ def unbatch_alloc_diag(fgraph, node):
     return [op(node.inputs[0])]
 
 
-optdb["specialize"].register("unbatch_alloc_diag", unbatch_alloc_diag, UNBATCH_ALLOC_DIAG)
+# only in :data:`MODE` (its own tag); overwrite: a reloaded module registers it again
+optdb["specialize"].register(
+    "unbatch_alloc_diag", unbatch_alloc_diag, UNBATCH_ALLOC_DIAG, overwrite_existing=True
+)
 
 
 class NogilNumbaLinker(NumbaLinker):
