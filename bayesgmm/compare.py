@@ -41,11 +41,13 @@ Reuse and parallelism
     in the same process reuses the compiled functions (nothing is compiled), and a new
     process finds them in PyTensor's on-disk cache whatever the data. Also reused: one
     validated array for all candidates; each candidate's EM fit as the sampler's start
-    (inside :class:`BayesianGaussianMixture`); the PyMC model of each fit for moment
-    matching; and, in the command line's ``report``, the comparison's fit of the chosen
-    model for its MAP-versus-posterior analysis (no refit). Candidates run in parallel
-    with ``n_jobs > 1`` (joblib processes, each with its own cache; results travel
-    cloudpickled because a PyMC model does not pickle).
+    (inside :class:`BayesianGaussianMixture`); the compiled functions of each fit's
+    structure for moment matching (:class:`CompiledDensities`: nothing compiled; ArviZ's
+    automatic version, used for fits with noise, weights or missing entries, compiles
+    three functions per call); and, in the command line's ``report``, the comparison's
+    fit of the chosen model for its MAP-versus-posterior analysis (no refit). Candidates
+    run in parallel with ``n_jobs > 1`` (joblib processes, each with its own cache;
+    results travel cloudpickled because a PyMC model does not pickle).
 """
 
 from __future__ import annotations
@@ -57,8 +59,10 @@ from dataclasses import dataclass, field
 import cloudpickle
 import numpy as np
 import pandas as pd
+import xarray as xr
 from arviz_stats import compare as az_compare
 from arviz_stats import loo as az_loo
+from arviz_stats import loo_moment_match as az_loo_moment_match
 from arviz_stats.utils import ELPDData
 from joblib import Parallel, delayed
 
@@ -66,6 +70,7 @@ from bayesgmm._methods import POSTERIOR_METHODS, PosteriorMethod
 from bayesgmm._validation import check_data, check_positive_int
 from bayesgmm.covariance import covariance_types as registered_structures
 from bayesgmm.mixture import GaussianMixture
+from bayesgmm.posterior import log_mixture_density
 from bayesgmm.sparse import ClusterCountPosterior, fit_sparse_mixture
 
 #: Posterior methods a comparison can use (``None``: EM criteria only).
@@ -144,7 +149,9 @@ def pareto_k_counts(pareto_k: np.ndarray, good_k: float) -> dict[str, int]:
     }
 
 
-def psis_loo(idata, model=None, *, moment_match: bool = True) -> tuple[ELPDData, str]:
+def psis_loo(
+    idata, model=None, *, moment_match: bool = True, densities=None
+) -> tuple[ELPDData, str]:
     """PSIS-LOO of one posterior, moment-matched where Pareto k is high and a model is given.
 
     Parameters
@@ -152,9 +159,13 @@ def psis_loo(idata, model=None, *, moment_match: bool = True) -> tuple[ELPDData,
     idata : xarray.DataTree
         With ``posterior`` and ``log_likelihood`` groups.
     model : pymc.Model, optional
-        The model behind ``idata``; needed for moment matching.
+        The model behind ``idata``; needed for moment matching (ArviZ compiles its
+        log densities, for every call).
     moment_match : bool
         Try :func:`arviz_stats.loo_moment_match` on high-k observations.
+    densities : CompiledDensities, optional
+        The same log densities from the structure's compiled model
+        (:func:`compiled_densities`, nothing compiled); used instead of ``model``.
 
     Returns
     -------
@@ -166,7 +177,7 @@ def psis_loo(idata, model=None, *, moment_match: bool = True) -> tuple[ELPDData,
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
         result = az_loo(idata, pointwise=True)
-    if not (moment_match and model is not None and result.warning):
+    if not (moment_match and (model is not None or densities is not None) and result.warning):
         return result, "psis"
     try:
         with warnings.catch_warnings():
@@ -176,10 +187,106 @@ def psis_loo(idata, model=None, *, moment_match: bool = True) -> tuple[ELPDData,
                 "After Moment Matching",
             ):
                 warnings.filterwarnings("ignore", message=message)
-            matched = az_loo(idata, pointwise=True, moment_match=True, model=model)
+            if densities is None:
+                matched = az_loo(idata, pointwise=True, moment_match=True, model=model)
+            else:
+                matched = az_loo_moment_match(
+                    idata,
+                    result,
+                    log_prob_upars_fn=densities.log_prob,
+                    log_lik_i_upars_fn=densities.log_lik_i,
+                    upars=densities.upars(idata),
+                    pointwise=True,
+                )
     except (ValueError, KeyError, NotImplementedError, np.linalg.LinAlgError) as err:
         return result, f"psis (moment matching failed: {type(err).__name__})"
     return matched, "psis+moment_matching"
+
+
+@dataclass
+class CompiledDensities:
+    """Moment-matching inputs of :func:`arviz_stats.loo_moment_match` from a compiled model.
+
+    ArviZ's automatic version (``loo(..., model=...)``) compiles three PyTensor functions
+    for every call (seconds each, a minute or more with a cold disk cache), to evaluate them
+    about five times per candidate; these run the structure's compiled NUTS functions
+    (:meth:`bayesgmm.compiled.CompiledMixture.evaluate`: the log posterior density and the
+    draws' parameters) and :func:`bayesgmm.posterior.log_mixture_density` (the
+    pointwise log-likelihood), and compile nothing.
+
+    Attributes
+    ----------
+    compiled : CompiledMixture
+    X : ndarray of shape (n_samples, n_features)
+    spec : MixtureSpec
+        The fit's data and spec (swapped into ``compiled`` for every evaluation).
+    """
+
+    compiled: object
+    X: np.ndarray
+    spec: object
+    _last: tuple = field(default=(), repr=False)
+
+    def upars(self, idata) -> xr.DataArray:
+        """The posterior's draws in the unconstrained space, dims (chain, draw, parameter)."""
+        posterior = idata["posterior"].to_dataset()
+        values = self.compiled.unconstrained_draws(posterior)
+        return xr.DataArray(
+            values,
+            dims=("chain", "draw", "unconstrained_parameter"),
+            coords={"chain": posterior["chain"].values, "draw": posterior["draw"].values},
+        )
+
+    def _densities(self, upars: xr.DataArray) -> tuple[np.ndarray, np.ndarray, xr.DataArray]:
+        upars = upars.transpose("chain", "draw", ...)
+        flat = np.asarray(upars.values, dtype=np.float64).reshape(-1, self.compiled.n_dim)
+        if not (self._last and np.array_equal(self._last[0], flat)):
+            with self.compiled.lock:
+                self.compiled.set_data(self.X, self.spec)
+                logp, stored = self.compiled.evaluate(flat)
+            log_lik = log_mixture_density(
+                self.X, stored["weights"], stored["means"], stored["covariances"]
+            )
+            self._last = (flat.copy(), logp, log_lik)
+        return self._last[1], self._last[2], upars
+
+    def log_prob(self, upars: xr.DataArray) -> xr.DataArray:
+        """Log posterior density (unconstrained space) of each draw, dims (chain, draw)."""
+        logp, _, upars = self._densities(upars)
+        return _chain_draw(logp, upars)
+
+    def log_lik_i(self, upars: xr.DataArray, i: int) -> xr.DataArray:
+        """Log-likelihood of observation ``i`` at each draw, dims (chain, draw)."""
+        _, log_lik, upars = self._densities(upars)
+        return _chain_draw(log_lik[:, int(i)], upars)
+
+
+def _chain_draw(values: np.ndarray, upars: xr.DataArray) -> xr.DataArray:
+    shape = (upars.sizes["chain"], upars.sizes["draw"])
+    return xr.DataArray(
+        values.reshape(shape),
+        dims=("chain", "draw"),
+        coords={"chain": upars["chain"].values, "draw": upars["draw"].values},
+    )
+
+
+def compiled_densities(bayes) -> CompiledDensities | None:
+    """:class:`CompiledDensities` of a NUTS fit on a cached compiled model, else ``None``.
+
+    Parameters
+    ----------
+    bayes : BayesianGaussianMixture
+        Fitted with ``sampler="nutpie"`` (fits with noise, weights or missing entries
+        sample a model of their own and return ``None``: ArviZ's path applies).
+    """
+    if getattr(bayes, "sampler", None) != "nutpie" or not getattr(bayes, "_plain_model", False):
+        return None
+    from bayesgmm.compiled import compiled_mixture
+
+    compiled = compiled_mixture(
+        bayes._X, bayes.spec_, covariance_prior_family=bayes.covariance_prior_family
+    )
+    return CompiledDensities(compiled, bayes._X, bayes.spec_)
 
 
 @dataclass
@@ -278,7 +385,10 @@ def fit_candidate(
     ).fit(X)
     fit.bayes = bayes
     fit.loo, fit.loo_method = psis_loo(
-        bayes.idata_, bayes.model_, moment_match=moment_match and method == "nuts"
+        bayes.idata_,
+        bayes.model_,
+        moment_match=moment_match and method == "nuts",
+        densities=compiled_densities(bayes) if method == "nuts" else None,
     )
     if method == "nuts":
         try:

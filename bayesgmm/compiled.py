@@ -20,42 +20,66 @@ Sampler
     LLVM re-optimises as one module: 20-60 s per structure and per process on this
     project's 2-core machine, where the Python call costs a few microseconds per
     gradient. PyMC's own NUTS spends about 80 µs of Python per leapfrog step on top of
-    the gradient. Each chain is one ``nutpie.sample`` call with its own start and seed.
+    the gradient. Each chain is one ``nutpie.sample`` call with its own start and seed;
+    ``cores`` of them (default ``min(chains, os.cpu_count())``) run at once in nutpie's
+    threads, so the draws do not depend on ``cores``. The compiled graph releases the GIL
+    (:class:`NogilNumbaLinker`) and is called directly, not through the PyTensor
+    ``Function``, whose storage cells the threads would share (:func:`reentrant`).
 
     Measured by ``benchmarks/bench_nuts.py`` (4 chains x 1000 draws + 1000 tuning, one
-    process, this project's shared 2-core machine at load 3-5; ``reports/benchmarks.md``),
-    minimum bulk ESS per second of wall time, compilation, EM start and post-processing
-    included, as a multiple of an expert PyMC model's (``pm.sample``, which picks nutpie's
-    numba backend, started at scikit-learn's EM solution):
+    process, this project's 2-core machine shared with other sessions at load 4-7;
+    ``reports/benchmarks.md``), minimum bulk ESS per second of wall time, compilation, EM
+    start and post-processing included, as a multiple of an expert PyMC model's
+    (``pm.sample``, which picks nutpie's numba backend, started at scikit-learn's EM
+    solution):
 
-    =====================================  ===============  =================
-    run                                    galaxies K=3     faithful K=2 full
-    =====================================  ===============  =================
-    diagonal mass matrix, first fit        3.9x             1.6x
-    diagonal mass matrix, warm             56x              4.1x
-    low-rank mass matrix, warm (default)   80x              3.0x
-    ``sampler="pymc"`` (warm disk cache)   8.3x             0.42x
-    =====================================  ===============  =================
+    ===========================================  ============  =================  =========
+    run                                          galaxies K=3  faithful K=2 full  synthetic
+    ===========================================  ============  =================  =========
+    default, first fit of the structure          30x           1.95x              24x
+    default, warm                                42x           4.1x               44x
+    default, warm, chains in turn (``cores=1``)  40x           3.5x               43x
+    diagonal mass matrix, warm                   86x           3.2x               11x
+    ===========================================  ============  =================  =========
 
-    The expert's own compilation took 12-16 s with a warm disk cache; the first
-    bayesgmm fit of a structure compiles in 5-10 s (disk cache warm; minutes cold, as
-    for any numba compilation of these graphs). On the synthetic 2-D N=2000 K=4 set the
-    default reached 2.5x (first fit) and 5.3x (warm), the low-rank mass matrix 11x (warm,
-    ESS 5110 against 1651). The low-rank mass matrix (nutpie's ``adaptation="low_rank"``)
-    is therefore the default (:data:`ADAPTATION`); ``sampler_kwargs={"adaptation":
-    "diag"}`` restores the diagonal one, which was 1.4x faster on Old Faithful.
+    (synthetic: 2-D, N=2000, K=4, full.) The first fit of a structure spends 7-9 s
+    building it (PyTensor's disk cache warm; a minute or more cold). The low-rank mass
+    matrix (nutpie's ``adaptation="low_rank"``) is the default (:data:`ADAPTATION`): 3x the
+    diagonal one's ESS on the synthetic set; ``sampler_kwargs={"adaptation": "diag"}``
+    restores the diagonal one. PyMC's own NUTS (``sampler="pymc"``) reached 8.3x and 0.42x
+    on galaxies and Old Faithful in an earlier run.
+
+Graph
+    Two rewrites shrink the gradient. :func:`collapse_cholesky` replaces the Cholesky
+    factorisation of ``L L^T`` (the covariances from their unconstrained Cholesky factor)
+    by ``L`` before differentiating, so the gradient holds no factorisation gradients;
+    :func:`unbatch_alloc_diag` writes the batched ``AllocDiag`` that such gradients hold
+    as one PyTensor inlines, where numba would otherwise run it in object mode. Measured
+    on this machine (loaded): 59 -> 48 µs per call on galaxies K=2, 87 -> 78 µs on Old
+    Faithful K=2 full (minimum of interleaved batches).
 
 Threads
     A :class:`CompiledMixture` holds one set of data at a time; :meth:`CompiledMixture.sample`
     sets the data and samples under a lock, so threads fitting the same structure do not
     mix data.
+
+Disk cache
+    PyTensor's numba backend caches compiled code on disk (``numba__cache``, under
+    ``base_compiledir``), keyed by the rewritten graph; the GIL-free wrapper has a key of
+    its own. With that cache warm, building a structure in a fresh process still takes
+    5-10 s on this machine: about half rewriting the graph, half converting it to numba
+    and loading the cached code (pickling the compiled functions saves no time: loading
+    them converts and loads the same code). With the cache cold it takes about a minute
+    or more per structure.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,15 +88,79 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 from pymc.pytensorf import compile as compile_pymc
+from pytensor.compile import optdb
+from pytensor.compile.mode import Mode, get_mode
+from pytensor.graph import node_rewriter
+from pytensor.graph.fg import FunctionGraph
 from pytensor.graph.replace import graph_replace
+from pytensor.graph.rewriting.basic import dfs_rewriter
+from pytensor.link.numba.cache import compile_numba_function_src
+from pytensor.link.numba.dispatch.basic import numba_njit
+from pytensor.link.numba.linker import NumbaLinker
+from pytensor.tensor.basic import AllocDiag
+from pytensor.tensor.blockwise import Blockwise
+from pytensor.tensor.rewriting.linalg.decomposition import cholesky_ldotlt
 
 from bayesgmm.model import build_model, set_model_data
 from bayesgmm.spec import MixtureSpec
 
 #: nutpie's mass-matrix adaptation unless ``sampler_kwargs`` name one (measured, see above).
 ADAPTATION = "low_rank"
-#: PyTensor compile mode of the three functions (``None``: PyTensor's default, numba).
-MODE: str | None = None
+#: Tag of :func:`unbatch_alloc_diag` in PyTensor's ``specialize`` rewrites (off by default).
+UNBATCH_ALLOC_DIAG = "bayesgmm_unbatch_alloc_diag"
+
+
+@node_rewriter([Blockwise])
+def unbatch_alloc_diag(fgraph, node):
+    """Write a batched ``AllocDiag`` as one ``AllocDiag`` over the batch axes.
+
+    The gradient of a batched Cholesky factorisation holds ``Blockwise(AllocDiag)``
+    nodes. PyTensor inlines an ``AllocDiag`` (a symbolic op) into zeros and an indexed
+    assignment while specialising, but not one wrapped in a ``Blockwise``, which its numba
+    backend then runs in object mode (through the interpreter, at every gradient call, and
+    uncached). An ``AllocDiag`` whose diagonal axes follow the batch axes is the same
+    function, and is inlined.
+    """
+    core = node.op.core_op
+    if not isinstance(core, AllocDiag):
+        return None
+    n_batch = node.outputs[0].type.ndim - 2
+    op = AllocDiag(axis1=core.axis1 + n_batch, axis2=core.axis2 + n_batch, offset=core.offset)
+    return [op(node.inputs[0])]
+
+
+# only in :data:`MODE` (its own tag); overwrite: a reloaded module registers it again
+optdb["specialize"].register(
+    "unbatch_alloc_diag", unbatch_alloc_diag, UNBATCH_ALLOC_DIAG, overwrite_existing=True
+)
+
+
+class NogilNumbaLinker(NumbaLinker):
+    """PyTensor's numba linker, its compiled function releasing the GIL while it runs.
+
+    nutpie calls the log-density of every chain from its own thread; a function that holds
+    the GIL would run the chains one at a time. The whole graph is wrapped in one more
+    jitted function (``nogil=True``), cached on disk under its own key, so it does not
+    collide with PyTensor's entry for the same graph compiled with the GIL.
+    """
+
+    def jit_compile(self, fn_and_cache):
+        fn, cache_key = fn_and_cache
+        if cache_key is None:
+            return numba_njit(fn.py_func, final_function=True, nogil=True)
+        wrapper = compile_numba_function_src(
+            src="def nogil_fgraph(*args): return fgraph(*args)",
+            function_name="nogil_fgraph",
+            # a module's globals: numba rebuilds a cached function's environment by module name
+            global_env=globals() | {"fgraph": fn},
+            cache_key=f"{cache_key}_bayesgmm_nogil",
+        )
+        return numba_njit(wrapper, final_function=True, cache=True, nogil=True)
+
+
+#: PyTensor compile mode of the three functions: the default rewrites (numba) with
+#: :func:`unbatch_alloc_diag`, linked by :class:`NogilNumbaLinker`.
+MODE = Mode(NogilNumbaLinker(), get_mode("NUMBA").provided_optimizer).including(UNBATCH_ALLOC_DIAG)
 
 
 @dataclass(frozen=True)
@@ -181,7 +269,7 @@ class CompiledMixture:
             v: joined[s].reshape(shape)
             for v, s, shape in zip(value_vars, slices, shapes, strict=True)
         }
-        logp = model.logp()
+        logp = collapse_cholesky(model.logp())
         grads = pt.grad(logp, value_vars)
         grad = pt.concatenate([g.ravel() for g in grads])
         logp, grad = graph_replace([logp, grad], pieces, strict=False)
@@ -216,8 +304,8 @@ class CompiledMixture:
             trace_names=[rv.name for rv in traced],
             trace_shapes=trace_shapes,
             n_dim=int(ends[-1]),
-            _logp_dlogp=logp_dlogp,
-            _expand=expand,
+            _logp_dlogp=reentrant(logp_dlogp),
+            _expand=reentrant(expand),
             _unconstrain=unconstrain,
         )
 
@@ -240,7 +328,7 @@ class CompiledMixture:
 
     def logp_dlogp(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """Log posterior density (up to a constant) and its gradient at unconstrained ``x``."""
-        logp, grad = self._logp_dlogp(np.asarray(x, dtype=np.float64))
+        logp, grad = self._logp_dlogp(np.ascontiguousarray(x, dtype=np.float64))
         return float(logp), grad
 
     def unconstrained(self, point: dict[str, np.ndarray]) -> np.ndarray:
@@ -248,9 +336,52 @@ class CompiledMixture:
         values = [np.asarray(point[name], dtype=np.float64) for name in self.free_names]
         return np.asarray(self._unconstrain(*values), dtype=np.float64)
 
+    def evaluate(self, draws: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Log posterior density and stored variables of many unconstrained draws.
+
+        Runs the compiled NUTS functions once per draw (nothing is compiled), on the data
+        last set (:meth:`set_data`).
+
+        Parameters
+        ----------
+        draws : ndarray of shape (n_draws, n_dim)
+
+        Returns
+        -------
+        logp : ndarray of shape (n_draws,)
+            The log density NUTS samples (Jacobian included, up to a constant).
+        variables : dict
+            Each stored variable (:attr:`trace_names`) stacked over draws.
+        """
+        draws = np.asarray(draws, dtype=np.float64)
+        logp = np.empty(len(draws))
+        stored = [np.empty((len(draws), *shape)) for shape in self.trace_shapes]
+        for i, x in enumerate(draws):
+            x = np.ascontiguousarray(x)
+            value, _ = self._logp_dlogp(x)
+            logp[i] = value
+            for out, v in zip(stored, self._expand(x), strict=True):
+                out[i] = v
+        return logp, dict(zip(self.trace_names, stored, strict=True))
+
+    def unconstrained_draws(self, posterior: xr.Dataset) -> np.ndarray:
+        """The unconstrained vectors, shape (chain, draw, n_dim), of a posterior's draws.
+
+        ``posterior`` holds the free variables (constrained) with dims ``chain``, ``draw``.
+        """
+        stacked = [
+            np.asarray(posterior[name].transpose("chain", "draw", ...).values)
+            for name in self.free_names
+        ]
+        n_chains, n_draws = stacked[0].shape[:2]
+        out = np.empty((n_chains, n_draws, self.n_dim))
+        for c, d in np.ndindex(n_chains, n_draws):
+            out[c, d] = self._unconstrain(*(np.ascontiguousarray(v[c, d]) for v in stacked))
+        return out
+
     def expand(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Stored variables (constrained free variables and deterministics) at ``x``."""
-        values = self._expand(np.asarray(x, dtype=np.float64))
+        values = self._expand(np.ascontiguousarray(x, dtype=np.float64))
         return {name: np.array(v) for name, v in zip(self.trace_names, values, strict=True)}
 
     def sample(
@@ -310,36 +441,56 @@ class CompiledMixture:
             return self.expand
 
         kwargs.setdefault("adaptation", ADAPTATION)
+        cores = kwargs.pop("cores", None)
+        cores = max(1, min(len(starts), os.cpu_count() or 1) if cores is None else int(cores))
         seeds = np.random.SeedSequence(seed).generate_state(len(starts), dtype=np.uint32)
+
+        def start_chain(start, chain_seed):
+            start = np.asarray(start, dtype=np.float64)
+            compiled = from_pyfunc(
+                self.n_dim,
+                make_logp,
+                make_expand,
+                [np.dtype("float64")] * len(names),
+                shapes,
+                names,
+                coords=coords,
+                dims=dims,
+                make_initial_point_fn=lambda _, start=start: start.copy(),
+            )
+            return nutpie.sample(
+                compiled,
+                draws=draws,
+                tune=tune,
+                chains=1,
+                cores=1,
+                seed=int(chain_seed),
+                target_accept=target_accept,
+                progress_bar=progressbar,
+                save_warmup=False,
+                blocking=False,
+                **kwargs,
+            )
+
+        # each chain is its own nutpie sampler (its own start and seed, so the draws do not
+        # depend on ``cores``), ``cores`` of them running at once in nutpie's threads; the
+        # compiled log-density releases the GIL while it runs (NogilNumbaLinker)
+        pending = list(zip(starts, seeds, strict=True))
+        running = []
         chains = []
         with self.lock:
             self.set_data(X, spec, order_basis)
-            for start, chain_seed in zip(starts, seeds, strict=True):
-                start = np.asarray(start, dtype=np.float64)
-                compiled = from_pyfunc(
-                    self.n_dim,
-                    make_logp,
-                    make_expand,
-                    [np.dtype("float64")] * len(names),
-                    shapes,
-                    names,
-                    coords=coords,
-                    dims=dims,
-                    make_initial_point_fn=lambda _, start=start: start.copy(),
-                )
-                trace = nutpie.sample(
-                    compiled,
-                    draws=draws,
-                    tune=tune,
-                    chains=1,
-                    cores=1,
-                    seed=int(chain_seed),
-                    target_accept=target_accept,
-                    progress_bar=progressbar,
-                    save_warmup=False,
-                    **{k: v for k, v in kwargs.items() if k != "cores"},
-                )
-                chains.append(_complete(trace, draws))
+            try:
+                while pending or running:
+                    while pending and len(running) < cores:
+                        running.append(start_chain(*pending.pop(0)))
+                    trace = running[0].wait()
+                    running.pop(0)
+                    chains.append(_complete(trace, draws))
+            except BaseException:
+                for sampler in running:
+                    sampler.cancel()
+                raise
         groups = {}
         for group in ("posterior", "sample_stats"):
             parts = [tree[group].to_dataset() for tree in chains]
@@ -348,6 +499,28 @@ class CompiledMixture:
             text = [name for name, var in combined.data_vars.items() if var.dtype == object]
             groups[group] = combined.drop_vars(text).assign_coords(chain=np.arange(len(chains)))
         return xr.DataTree.from_dict(groups)
+
+
+def reentrant(fn) -> Callable[..., tuple]:
+    """The numba function behind a compiled PyTensor function, callable from many threads.
+
+    A PyTensor ``Function`` keeps its inputs and outputs in storage cells of its own, so
+    two threads calling it at once (nutpie's chains) overwrite each other's. The function
+    returned calls the compiled graph directly with the explicit inputs and the current
+    values of the shared variables (the data that :meth:`CompiledMixture.set_data` swaps),
+    and returns the outputs as a tuple. ``fn`` must have been called once (numba compiles
+    on the first call) and the inputs must have the types of that call.
+    """
+    thunk = fn.vm
+    jitted = thunk.jit_fn
+    n_explicit = sum(not spec.implicit for spec in fn.maker.inputs)
+    shared_cells = thunk.inputs[n_explicit:]
+
+    def call(*inputs):
+        return jitted(*inputs, *[cell[0] for cell in shared_cells])
+
+    call.function = fn
+    return call
 
 
 def _complete(trace: xr.DataTree, draws: int) -> xr.DataTree:
@@ -359,6 +532,21 @@ def _complete(trace: xr.DataTree, draws: int) -> xr.DataTree:
     if trace["posterior"].sizes["draw"] < draws:
         raise KeyboardInterrupt(f"sampling was interrupted after fewer than {draws} draws")
     return trace
+
+
+def collapse_cholesky(logp: pt.TensorVariable) -> pt.TensorVariable:
+    """``logp`` with ``cholesky(L @ L.mT)`` replaced by ``L`` for tagged lower-triangular ``L``.
+
+    The covariances are ``L L^T`` of the unconstrained Cholesky factor
+    (:class:`bayesgmm.model.SPDCholeskyTransform`, which tags ``L``), and the model takes
+    their Cholesky factor again (likelihood, Inverse-Wishart density, means prior).
+    PyTensor removes that round trip when it compiles, but after differentiation, which has
+    already written the gradient of each factorisation (triangular solves, ``AllocDiag``);
+    removing it first leaves a smaller gradient.
+    """
+    graph = FunctionGraph(outputs=[logp], clone=False)
+    dfs_rewriter(cholesky_ldotlt).rewrite(graph)
+    return graph.outputs[0]
 
 
 _CACHE: dict[StructureKey, CompiledMixture] = {}

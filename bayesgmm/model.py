@@ -156,6 +156,9 @@ class SPDCholeskyTransform(Transform):
 
     def backward(self, value, *inputs):
         chol = self._cholesky(value)
+        # lets PyTensor's ``cholesky_ldotlt`` rewrite cholesky(L L^T) to L (the diagonal is
+        # positive); :mod:`bayesgmm.compiled` applies it before differentiating
+        chol.tag.lower_triangular = True
         return chol @ chol.mT
 
     def forward(self, value, *inputs):

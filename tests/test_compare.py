@@ -337,3 +337,51 @@ def test_readme_comparison_gives_the_same_table_twice(galaxies):
     first = compare(galaxies, [1, 2], draws=100, tune=100, chains=2)
     again = compare(galaxies, [1, 2], draws=100, tune=100, chains=2)
     pd.testing.assert_frame_equal(first.table, again.table)
+
+
+@pytest.mark.slow
+def test_compiled_moment_matching_equals_arviz_from_the_pymc_model(galaxies):
+    # reference: ArviZ's moment-matching inputs compiled from the PyMC model
+    from arviz_stats import loo as az_loo
+    from arviz_stats import loo_moment_match
+    from arviz_stats.loo.loo_moment_match_helper import mm_from_pymc
+
+    from bayesgmm.inference import BayesianGaussianMixture
+
+    fit = BayesianGaussianMixture(
+        3, random_state=0, draws=100, tune=200, chains=2, progressbar=False
+    ).fit(galaxies)
+    densities = compare_module.compiled_densities(fit)
+    assert densities is not None
+    log_prob, log_lik_i, upars = mm_from_pymc(fit.idata_, model=fit.model_)
+    ours = densities.upars(fit.idata_)
+    np.testing.assert_allclose(ours.values, upars.values, rtol=0, atol=1e-10)
+    moved = upars + 0.05  # off the draws, as moment matching moves them
+    np.testing.assert_allclose(densities.log_prob(moved).values, log_prob(moved).values, rtol=1e-10)
+    for i in (0, 40, 81):
+        np.testing.assert_allclose(
+            densities.log_lik_i(moved, i).values, log_lik_i(moved, i).values, rtol=1e-10
+        )
+    # whole moment matching on the most influential observations, both ways
+    base = az_loo(fit.idata_, pointwise=True)
+    threshold = float(np.quantile(base.pareto_k.values, 0.95))
+    results = [
+        loo_moment_match(
+            fit.idata_,
+            base,
+            log_prob_upars_fn=lp,
+            log_lik_i_upars_fn=ll,
+            upars=up,
+            k_threshold=threshold,
+            pointwise=True,
+        )
+        for lp, ll, up in [
+            (log_prob, log_lik_i, upars),
+            (densities.log_prob, densities.log_lik_i, ours),
+        ]
+    ]
+    assert abs(results[0].elpd - base.elpd) > 1e-6  # moment matching changed something
+    assert results[1].elpd == pytest.approx(results[0].elpd, abs=1e-8)
+    np.testing.assert_allclose(
+        results[1].elpd_i.values, results[0].elpd_i.values, rtol=0, atol=1e-8
+    )

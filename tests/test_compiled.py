@@ -126,3 +126,69 @@ def test_swapped_order_basis_gives_the_log_density_of_a_model_built_with_it(fait
     )(0)
     assert cached.logp_dlogp(x)[0] == pytest.approx(float(logp(values)), abs=1e-8)
     np.testing.assert_allclose(cached.expand(x)["means"], params.permuted(order.order).means)
+
+
+def test_chains_in_parallel_give_the_draws_of_chains_in_turn(galaxies):
+    fits = [
+        BayesianGaussianMixture(2, random_state=5, sampler_kwargs={"cores": cores}, **SETTINGS).fit(
+            galaxies
+        )
+        for cores in (1, 2, 2)
+    ]
+    first = fits[0].idata_["posterior"]
+    for fit in fits[1:]:
+        for name in ("weights", "means", "covariances"):
+            np.testing.assert_array_equal(fit.idata_["posterior"][name].values, first[name].values)
+    # the chains are different chains
+    means = first["means"].values
+    assert not np.array_equal(means[0], means[1])
+
+
+def test_gradient_graph_is_compiled_without_object_mode_or_refactorisation(faithful):
+    from pytensor.graph.traversal import ancestors
+    from pytensor.tensor.basic import AllocDiag
+    from pytensor.tensor.blockwise import Blockwise
+    from pytensor.tensor.linalg.decomposition.cholesky import Cholesky
+
+    spec = MixtureSpec.from_data(faithful, 2, "full", "default")
+    model = compiled.compiled_mixture(faithful, spec)
+    model.set_data(faithful, spec)
+    graph = model._logp_dlogp.function.maker.fgraph
+    (draw, *_) = graph.inputs
+
+    def core(node):
+        return node.op.core_op if isinstance(node.op, Blockwise) else node.op
+
+    # no batched AllocDiag (numba's object mode); no Cholesky of L L^T (the one left
+    # factorises the prior's scale matrix, data)
+    assert not [node for node in graph.apply_nodes if isinstance(core(node), AllocDiag)]
+    factorised = [node for node in graph.apply_nodes if isinstance(core(node), Cholesky)]
+    assert all(draw not in ancestors(node.inputs) for node in factorised)
+    assert model._logp_dlogp.function.vm.jit_fn.targetoptions["nogil"]
+    # the gradient is that of the log density (central differences)
+    x = np.random.default_rng(0).normal(0.0, 0.3, model.n_dim)
+    _, grad = model.logp_dlogp(x)
+    step = 1e-6
+    numeric = [
+        (model.logp_dlogp(x + step * e)[0] - model.logp_dlogp(x - step * e)[0]) / (2 * step)
+        for e in np.eye(model.n_dim)
+    ]
+    np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-4)
+
+
+def test_ctrl_c_while_chains_run_in_parallel_stops_the_fit(galaxies):
+    import _thread
+    import threading
+
+    BayesianGaussianMixture(2, random_state=0, **SETTINGS).fit(galaxies)  # compiled
+    long = dict(SETTINGS, draws=200_000, chains=4)
+    timer = threading.Timer(1.0, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            BayesianGaussianMixture(2, random_state=0, **long).fit(galaxies)
+    finally:
+        timer.cancel()
+    # the interrupted samplers are gone: the structure samples again
+    fit = BayesianGaussianMixture(2, random_state=0, **SETTINGS).fit(galaxies)
+    assert fit.idata_["posterior"].sizes["chain"] == SETTINGS["chains"]
