@@ -8,6 +8,7 @@ import pytest
 
 from bayesgmm import GaussianMixture
 from bayesgmm.em.fit import (
+    coincident_components,
     degenerate_components,
     initial_params,
     run_em,
@@ -123,3 +124,21 @@ def test_n_init_auto_is_the_only_string():
         EMOptions(n_init="many")
     with pytest.raises(ValueError, match="n_init"):
         EMOptions(n_init=0)
+
+
+def test_coincident_components_are_the_fit_of_last_resort():
+    """Two equal components (the symmetric stationary point that random-responsibility
+    starts can reach) are not a K-component optimum: the restarts return another fit, and
+    on data where every other fit is degenerate, the degenerate one with its warning."""
+    twice = MixtureParams(np.full(2, 0.5), np.zeros((2, 2)), np.stack([np.eye(2)] * 2), "full")
+    apart = MixtureParams(
+        np.full(2, 0.5), np.array([[0.0, 0.0], [0.0, 1e-3]]), twice.covariances, "full"
+    )
+    assert coincident_components(twice)
+    assert not coincident_components(apart)
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(size=(60, 2)), np.tile([[5.0, 5.0]], (20, 1))]
+    with pytest.warns(UserWarning, match="degenerate"):
+        gm = GaussianMixture(2, random_state=0).fit(X)
+    assert not np.allclose(gm.means_[0], gm.means_[1])
+    np.testing.assert_allclose(gm.means_[np.argmax(gm.means_[:, 0])], [5.0, 5.0])

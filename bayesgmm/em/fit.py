@@ -6,6 +6,7 @@ MLE and MAP differ only in the M-step (``prior`` given or not) and the objective
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -92,6 +93,41 @@ def degenerate_components(
     carried = log_resp > np.log(_CARRIES)
     few = np.array([_fewer_distinct_rows(X[carried[:, j]], d + 1) for j in range(k)])
     return tiny | few
+
+
+#: Largest difference (working scale: standardised data) between two components' means and
+#: covariances for them to count as one component written twice.
+COINCIDENT_ATOL = 1e-6
+
+
+def coincident_components(params: MixtureParams, atol: float = COINCIDENT_ATOL) -> bool:
+    """Whether two components of ``params`` are the same Gaussian (to ``atol``).
+
+    EM started from random responsibilities can converge to the symmetric stationary point
+    where components coincide: a (K-1)-component fit written with K components, a saddle
+    of the likelihood rather than a K-component optimum.
+
+    Parameters
+    ----------
+    params : MixtureParams
+        On the working (standardised) scale.
+    atol : float
+
+    Returns
+    -------
+    bool
+    """
+    k, d = params.n_components, params.n_features
+    if k < 2:
+        return False
+    covariances = np.reshape(params.structure.batched_full(params.covariances, k, d), (-1, d, d))
+    covariances = np.broadcast_to(covariances, (k, d, d))
+    for i, j in itertools.combinations(range(k), 2):
+        if np.allclose(params.means[i], params.means[j], rtol=0.0, atol=atol) and np.allclose(
+            covariances[i], covariances[j], rtol=0.0, atol=atol
+        ):
+            return True
+    return False
 
 
 def _fewer_distinct_rows(rows: np.ndarray, count: int) -> bool:
@@ -905,7 +941,9 @@ def run_starts(
     Start ``i`` is ``make_start(options)`` with ``init_params`` the ``i``-th of
     :func:`~bayesgmm.em.init.later_starts` after ``options.init_params``, run by
     ``run(start)``. A start that raises :class:`SingularCovarianceError` or ends degenerate
-    is replaced by another, up to ``2 * n_starts`` starts in all.
+    is replaced by another, up to ``2 * n_starts`` starts in all. A fit whose components
+    coincide (:func:`coincident_components`, the symmetric stationary point) is kept only if
+    no start reached anything else.
 
     Parameters
     ----------
@@ -926,6 +964,7 @@ def run_starts(
     """
     best: EMResult | None = None
     fallback: EMResult | None = None
+    saddle: EMResult | None = None
     error: SingularCovarianceError | None = None
     reached: list[EMResult] = []
     start_options = options
@@ -944,10 +983,16 @@ def run_starts(
         if is_degenerate(result):
             if fallback is None or result.lower_bound > fallback.lower_bound:
                 fallback = replace(result, degenerate=True)
+        elif isinstance(result.params, MixtureParams) and coincident_components(result.params):
+            if saddle is None or result.lower_bound > saddle.lower_bound:
+                saddle = result
         else:
             reached.append(result)
             if best is None or result.lower_bound > best.lower_bound:
                 best = result
+    if best is None and fallback is None and saddle is not None:
+        # every start ended with coinciding components: that is then the answer
+        best, reached = saddle, [saddle]
     return Starts(best, fallback, error, reached)
 
 
