@@ -446,7 +446,7 @@ def _run_compiled(
 
 def _absolute_change(history: list[float], tol: float) -> bool:
     """scikit-learn's rule: the objective changed by less than ``tol``."""
-    return len(history) >= 2 and abs(history[-1] - history[-2]) < tol
+    return _stopping_rule(history, tol, "absolute")
 
 
 def _aitken(history: list[float], tol: float) -> bool:
@@ -457,20 +457,16 @@ def _aitken(history: list[float], tol: float) -> bool:
     objectives, the limit is ``l_inf = l_{k-1} + (l_k - l_{k-1}) / (1 - a)``; stop when
     ``|l_inf - l_{k-1}| < tol``, which is never looser than the absolute rule.
     """
-    if len(history) < 3:
-        return False
-    l0, l1, l2 = history[-3:]
-    change, before = l2 - l1, l1 - l0
-    if abs(change) < 1e-3 * tol:
-        return True
-    if before == 0.0:
-        return abs(change) < tol
-    rate = change / before
-    if rate < 0.0:  # a rounding-level wobble at the optimum
-        return abs(change) < tol
-    if rate >= 1.0:  # still accelerating
-        return False
-    return abs(change) / (1.0 - rate) < tol
+    return _stopping_rule(history, tol, "aitken")
+
+
+def _stopping_rule(history: list[float], tol: float, rule: str) -> bool:
+    """The compiled loop's rule (:func:`bayesgmm.em.loop.converged`), one definition; both
+    rules read only the last three objectives."""
+    from bayesgmm.em.loop import RULE_CODES, converged
+
+    recent = np.asarray(history[-3:], dtype=np.float64)
+    return bool(converged(recent, len(recent), tol, RULE_CODES[rule]))
 
 
 #: Stopping rules of EM: ``rule(objectives since the last re-seed, tol) -> converged``.

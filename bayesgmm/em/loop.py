@@ -56,7 +56,7 @@ SINGULAR = 3
 #: The objective is not finite.
 NON_FINITE = 4
 
-#: Stopping rules the compiled loop knows (codes of :func:`_converged`).
+#: Stopping rules the compiled loop knows (codes of :func:`converged`).
 RULE_CODES = {"absolute": 0, "aitken": 1}
 
 
@@ -65,7 +65,7 @@ RULE_CODES = {"absolute": 0, "aitken": 1}
 
 
 @numba.njit(**_JIT)
-def _converged(trace, count, tol, rule):
+def converged(trace, count, tol, rule):
     """``STOPPING_RULES`` of :mod:`bayesgmm.em.fit` on ``trace[:count]``: 0 absolute, 1 Aitken."""
     if rule == 0:
         return count >= 2 and abs(trace[count - 1] - trace[count - 2]) < tol
@@ -524,7 +524,7 @@ def _em_full(
             return SINGULAR, it
         trace[it] = objective
         _copy_state(weights, means, covs, prec_chol, new_w, new_m, new_c, new_p)
-        if _converged(trace, it + 1, tol, rule):
+        if converged(trace, it + 1, tol, rule):
             return CONVERGED, it + 1
     return MAX_ITER, max_iter
 
@@ -557,7 +557,7 @@ def _em_tied(
             return SINGULAR, it
         trace[it] = objective
         _copy_state(weights, means, covs, prec_chol, new_w, new_m, new_c, new_p)
-        if _converged(trace, it + 1, tol, rule):
+        if converged(trace, it + 1, tol, rule):
             return CONVERGED, it + 1
     return MAX_ITER, max_iter
 
@@ -590,7 +590,7 @@ def _em_diag(
             return SINGULAR, it
         trace[it] = objective
         _copy_state(weights, means, covs, prec_chol, new_w, new_m, new_c, new_p)
-        if _converged(trace, it + 1, tol, rule):
+        if converged(trace, it + 1, tol, rule):
             return CONVERGED, it + 1
     return MAX_ITER, max_iter
 
@@ -625,7 +625,7 @@ def _em_spherical(
             return SINGULAR, it
         trace[it] = objective
         _copy_state(weights, means, covs, prec_chol, new_w, new_m, new_c, new_p)
-        if _converged(trace, it + 1, tol, rule):
+        if converged(trace, it + 1, tol, rule):
             return CONVERGED, it + 1
     return MAX_ITER, max_iter
 
