@@ -69,6 +69,7 @@ from scipy import stats
 
 from bayesgmm._validation import check_feature_combination
 from bayesgmm.covariance import CovarianceStructure
+from bayesgmm.likelihood import mixture_loglik
 from bayesgmm.missing import MissingPatterns, has_missing
 from bayesgmm.noise import noise_concentration, sample_region
 from bayesgmm.params import MixtureParams
@@ -293,7 +294,34 @@ def mixture_logp(value, weights, means, chol, location, scale):
     Returns
     -------
     tensor of shape (n_samples,)
-        ``logsumexp_k(log w_k + log N(x_z | mu_k, Sigma_k)) - sum(log scale)``.
+        ``logsumexp_k(log w_k + log N(x_z | mu_k, Sigma_k)) - sum(log scale)``: one
+        fused node (:func:`bayesgmm.likelihood.mixture_loglik`, Numba kernels for the
+        density and its gradient); :func:`mixture_logp_graph` is the same density written
+        with PyTensor ops.
+    """
+    inputs = (value, weights, means, chol, location, scale)
+    core = [_drop_unit_batch(x, ndim) for x, ndim in zip(inputs, (2, 1, 2, 3, 1, 1), strict=True)]
+    if any(x.type.ndim != ndim for x, ndim in zip(core, (2, 1, 2, 3, 1, 1), strict=True)):
+        return mixture_logp_graph(*inputs)  # parameters batched beyond the rows
+    return mixture_loglik(*core)
+
+
+def _drop_unit_batch(x, ndim: int) -> pt.TensorVariable:
+    """``x`` without its leading dimensions of static length 1 beyond ``ndim`` dimensions.
+
+    PyMC gives a ``CustomDist``'s logp its parameters with a leading dimension of length 1
+    (the batch of one distribution).
+    """
+    x = pt.as_tensor_variable(x)
+    while x.type.ndim > ndim and x.type.shape[0] == 1:
+        x = x[0]
+    return x
+
+
+def mixture_logp_graph(value, weights, means, chol, location, scale):
+    """:func:`mixture_logp` written with PyTensor ops (batched triangular solve, logsumexp).
+
+    The reference for the fused op's tests; PyTensor differentiates it symbolically.
     """
     log_joint = pt.log(weights) + _log_components(value, means, chol, location, scale)
     return pt.logsumexp(log_joint, axis=-1) - pt.log(scale).sum(axis=-1)
@@ -963,6 +991,7 @@ __all__ = [
     "inverse_wishart_covariances",
     "inverse_wishart_logp",
     "mixture_logp",
+    "mixture_logp_graph",
     "mixture_random",
     "noisy_mixture_logp",
     "noisy_mixture_random",
