@@ -191,6 +191,11 @@ def _as_float_tensors(*inputs):
     return [pt.as_tensor_variable(x).astype("float64") for x in inputs]
 
 
+def _contiguous(arrays):
+    """C-contiguous copies where needed (one compiled signature per kernel in ``perform``)."""
+    return [np.ascontiguousarray(a) for a in arrays]
+
+
 def _check_ranks(value, weights, means, chol, location, scale) -> None:
     ranks = {
         "value": (value, 2),
@@ -221,7 +226,7 @@ class MixtureLogp(Op):
         return Apply(self, inputs, [out])
 
     def perform(self, node, inputs, output_storage):
-        output_storage[0][0] = mixture_logp_kernel(*inputs)
+        output_storage[0][0] = mixture_logp_kernel(*_contiguous(inputs))
 
     def infer_shape(self, node, shapes):
         return [(shapes[0][0],)]
@@ -256,7 +261,9 @@ class MixtureLogpGrad(Op):
         return Apply(self, inputs, outputs)
 
     def perform(self, node, inputs, output_storage):
-        for storage, result in zip(output_storage, mixture_logp_grad_kernel(*inputs), strict=True):
+        for storage, result in zip(
+            output_storage, mixture_logp_grad_kernel(*_contiguous(inputs)), strict=True
+        ):
             storage[0] = result
 
     def infer_shape(self, node, shapes):
