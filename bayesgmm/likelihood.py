@@ -54,9 +54,11 @@ from pytensor.tensor.type import TensorType
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 _JIT = dict(nogil=True, cache=True, fastmath=False)
+#: Helpers are inlined into the kernels (a call passing arrays costs reference counting).
+_INLINE = dict(_JIT, inline="always")
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INLINE)
 def _component_constants(weights, chol, d):
     """``log w_k - sum_i log L_k,ii - d/2 log 2 pi`` (K,) and ``1 / L_k,ii`` (K or 1, d)."""
     n_components = weights.shape[0]
@@ -74,16 +76,18 @@ def _component_constants(weights, chol, d):
     return const, inv_diag
 
 
-@numba.njit(**_JIT)
-def _row_log_joint(value, n, means, chol, location, scale, const, inv_diag, x_z, z, log_joint):
+@numba.njit(**_INLINE)
+def _row_log_joint(value, n, means, chol, location, inv_scale, const, inv_diag, x_z, z, log_joint):
     """Fill ``log_joint`` (K,) with ``log w_k + log N(x_z | mu_k, Sigma_k)`` of row ``n``.
 
-    Leaves the whitened residuals ``L_k^{-1}(x_z - mu_k)`` in ``z`` (K, d).
+    Leaves the whitened residuals ``L_k^{-1}(x_z - mu_k)`` in ``z`` (K, d); returns the
+    largest entry of ``log_joint`` (0 when it is not finite: the log-sum-exp's shift).
     """
     d = x_z.shape[0]
     n_chol = chol.shape[0]
     for i in range(d):
-        x_z[i] = (value[n, i] - location[i]) / scale[i]
+        x_z[i] = (value[n, i] - location[i]) * inv_scale[i]
+    top = -np.inf
     for k in range(const.shape[0]):
         c = k if n_chol > 1 else 0
         sq = 0.0
@@ -95,20 +99,8 @@ def _row_log_joint(value, n, means, chol, location, scale, const, inv_diag, x_z,
             z[k, i] = s
             sq += s * s
         log_joint[k] = const[k] - 0.5 * sq
-
-
-@numba.njit(**_JIT)
-def _logsumexp(log_joint):
-    """``log sum_k exp(log_joint[k])``, shifted by the maximum when it is finite."""
-    top = log_joint[0]
-    for k in range(1, log_joint.shape[0]):
         top = max(top, log_joint[k])
-    if not np.isfinite(top):
-        top = 0.0
-    total = 0.0
-    for k in range(log_joint.shape[0]):
-        total += np.exp(log_joint[k] - top)
-    return top + np.log(total)
+    return top if np.isfinite(top) else 0.0
 
 
 @numba.njit(**_JIT)
@@ -118,56 +110,91 @@ def mixture_logp_kernel(value, weights, means, chol, location, scale):
     n_components = weights.shape[0]
     const, inv_diag = _component_constants(weights, chol, d)
     log_scale = 0.0
+    inv_scale = np.empty(d)
     for i in range(d):
         log_scale += np.log(scale[i])
+        inv_scale[i] = 1.0 / scale[i]
     x_z = np.empty(d)
     z = np.empty((n_components, d))
     log_joint = np.empty(n_components)
     out = np.empty(n_rows)
     for n in range(n_rows):
-        _row_log_joint(value, n, means, chol, location, scale, const, inv_diag, x_z, z, log_joint)
-        out[n] = _logsumexp(log_joint) - log_scale
+        top = _row_log_joint(
+            value, n, means, chol, location, inv_scale, const, inv_diag, x_z, z, log_joint
+        )
+        total = 0.0
+        for k in range(n_components):
+            total += np.exp(log_joint[k] - top)
+        out[n] = top + np.log(total) - log_scale
     return out
 
 
 @numba.njit(**_JIT)
 def mixture_logp_grad_kernel(value, weights, means, chol, location, scale, g):
-    """Gradients of ``sum_n g_n log p(x_n)`` w.r.t. weights (K,), means (K, d), chol (K|1, d, d)."""
+    """Gradients of ``sum_n g_n log p(x_n)`` w.r.t. weights (K,), means (K, d), chol (K|1, d, d).
+
+    Two passes: one over the rows that writes each row's ``g_n r_nk``, ``z_nk`` and
+    ``u_nk`` (independent rows, nothing accumulated), then sums over the rows into local
+    accumulators, in a fixed order.
+    """
     n_rows, d = value.shape
     n_components = weights.shape[0]
     n_chol = chol.shape[0]
     const, inv_diag = _component_constants(weights, chol, d)
+    inv_scale = np.empty(d)
+    for i in range(d):
+        inv_scale[i] = 1.0 / scale[i]
     x_z = np.empty(d)
     z = np.empty((n_components, d))
-    u = np.empty(d)
     log_joint = np.empty(n_components)
-    d_weights = np.zeros(n_components)
-    d_means = np.zeros((n_components, d))
-    d_chol = np.zeros((n_chol, d, d))
+    coef = np.empty((n_components, n_rows))  # g_n r_nk
+    zs = np.empty((n_components, d, n_rows))
+    us = np.empty((n_components, d, n_rows))
     for n in range(n_rows):
-        if g[n] == 0.0:
-            continue
-        _row_log_joint(value, n, means, chol, location, scale, const, inv_diag, x_z, z, log_joint)
-        total = _logsumexp(log_joint)
+        top = _row_log_joint(
+            value, n, means, chol, location, inv_scale, const, inv_diag, x_z, z, log_joint
+        )
         for k in range(n_components):
-            coef = g[n] * np.exp(log_joint[k] - total)
-            c = k if n_chol > 1 else 0
-            for i in range(d - 1, -1, -1):  # u = L^{-T} z
-                s = z[k, i]
-                for j in range(i + 1, d):
-                    s -= chol[c, j, i] * u[j]
-                u[i] = s * inv_diag[c, i]
-            d_weights[k] += coef
+            coef[k, n] = log_joint[k] - top
             for i in range(d):
-                ci = coef * u[i]
-                d_means[k, i] += ci
-                for j in range(i + 1):
-                    d_chol[c, i, j] += ci * z[k, j]
+                zs[k, i, n] = z[k, i]
+    for n in range(n_rows):
+        total = 0.0
+        for k in range(n_components):
+            coef[k, n] = np.exp(coef[k, n])
+            total += coef[k, n]
+        scaled = g[n] / total
+        for k in range(n_components):
+            coef[k, n] *= scaled
     for k in range(n_components):
         c = k if n_chol > 1 else 0
+        for back in range(d):  # u = L^{-T} z, from the last coordinate
+            i = d - 1 - back
+            for n in range(n_rows):
+                s = zs[k, i, n]
+                for j in range(i + 1, d):
+                    s -= chol[c, j, i] * us[k, j, n]
+                us[k, i, n] = s * inv_diag[c, i]
+    d_weights = np.empty(n_components)
+    d_means = np.empty((n_components, d))
+    d_chol = np.zeros((n_chol, d, d))
+    for k in range(n_components):
+        c = k if n_chol > 1 else 0
+        acc = 0.0
+        for n in range(n_rows):
+            acc += coef[k, n]
+        d_weights[k] = acc / weights[k]
         for i in range(d):
-            d_chol[c, i, i] -= d_weights[k] * inv_diag[c, i]
-        d_weights[k] /= weights[k]
+            d_chol[c, i, i] -= acc * inv_diag[c, i]
+            acc_mean = 0.0
+            for n in range(n_rows):
+                acc_mean += coef[k, n] * us[k, i, n]
+            d_means[k, i] = acc_mean
+            for j in range(i + 1):
+                acc_chol = 0.0
+                for n in range(n_rows):
+                    acc_chol += coef[k, n] * us[k, i, n] * zs[k, j, n]
+                d_chol[c, i, j] += acc_chol
     return d_weights, d_means, d_chol
 
 
@@ -176,7 +203,6 @@ def _kernel_version() -> int:
     kernels = (
         _component_constants,
         _row_log_joint,
-        _logsumexp,
         mixture_logp_kernel,
         mixture_logp_grad_kernel,
     )
