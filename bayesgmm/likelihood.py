@@ -46,9 +46,11 @@ import inspect
 import numba
 import numpy as np
 import pytensor.tensor as pt
+from pytensor.compile import optdb
 from pytensor.gradient import grad_undefined
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
+from pytensor.graph.rewriting.basic import node_rewriter
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 from pytensor.tensor.type import TensorType
 
@@ -130,23 +132,27 @@ def mixture_logp_kernel(value, weights, means, chol, location, scale):
 
 
 @numba.njit(**_JIT)
-def mixture_logp_grad_kernel(value, weights, means, chol, location, scale, g):
-    """Gradients of ``sum_n g_n log p(x_n)`` w.r.t. weights (K,), means (K, d), chol (K|1, d, d).
+def mixture_logp_and_grad_kernel(value, weights, means, chol, location, scale, g):
+    """Per-row log density (N,) and the gradients of ``sum_n g_n log p(x_n)``.
 
-    Two passes: one over the rows that writes each row's ``g_n r_nk``, ``z_nk`` and
-    ``u_nk`` (independent rows, nothing accumulated), then sums over the rows into local
-    accumulators, in a fixed order.
+    Returns ``logp`` (as :func:`mixture_logp_kernel`, bit for bit) and the gradients with
+    respect to weights (K,), means (K, d) and chol (K or 1, d, d). Two passes: one over
+    the rows that writes each row's density, ``g_n r_nk``, ``z_nk`` and ``u_nk``
+    (independent rows, nothing accumulated), then sums over the rows in a fixed order.
     """
     n_rows, d = value.shape
     n_components = weights.shape[0]
     n_chol = chol.shape[0]
     const, inv_diag = _component_constants(weights, chol, d)
+    log_scale = 0.0
     inv_scale = np.empty(d)
     for i in range(d):
+        log_scale += np.log(scale[i])
         inv_scale[i] = 1.0 / scale[i]
     x_z = np.empty(d)
     z = np.empty((n_components, d))
     log_joint = np.empty(n_components)
+    out = np.empty(n_rows)
     coef = np.empty((n_components, n_rows))  # g_n r_nk
     zs = np.empty((n_components, d, n_rows))
     us = np.empty((n_components, d, n_rows))
@@ -154,27 +160,22 @@ def mixture_logp_grad_kernel(value, weights, means, chol, location, scale, g):
         top = _row_log_joint(
             value, n, means, chol, location, inv_scale, const, inv_diag, x_z, z, log_joint
         )
-        for k in range(n_components):
-            coef[k, n] = log_joint[k] - top
-            for i in range(d):
-                zs[k, i, n] = z[k, i]
-    for n in range(n_rows):
         total = 0.0
         for k in range(n_components):
-            coef[k, n] = np.exp(coef[k, n])
-            total += coef[k, n]
+            log_joint[k] = np.exp(log_joint[k] - top)  # unnormalised responsibilities
+            total += log_joint[k]
+        out[n] = top + np.log(total) - log_scale
         scaled = g[n] / total
         for k in range(n_components):
-            coef[k, n] *= scaled
-    for k in range(n_components):
-        c = k if n_chol > 1 else 0
-        for back in range(d):  # u = L^{-T} z, from the last coordinate
-            i = d - 1 - back
-            for n in range(n_rows):
-                s = zs[k, i, n]
+            coef[k, n] = scaled * log_joint[k]
+            c = k if n_chol > 1 else 0
+            for back in range(d):  # u = L^{-T} z, from the last coordinate
+                i = d - 1 - back
+                s = z[k, i]
                 for j in range(i + 1, d):
                     s -= chol[c, j, i] * us[k, j, n]
                 us[k, i, n] = s * inv_diag[c, i]
+                zs[k, i, n] = z[k, i]
     d_weights = np.empty(n_components)
     d_means = np.empty((n_components, d))
     d_chol = np.zeros((n_chol, d, d))
@@ -195,6 +196,15 @@ def mixture_logp_grad_kernel(value, weights, means, chol, location, scale, g):
                 for n in range(n_rows):
                     acc_chol += coef[k, n] * us[k, i, n] * zs[k, j, n]
                 d_chol[c, i, j] += acc_chol
+    return out, d_weights, d_means, d_chol
+
+
+@numba.njit(**_JIT)
+def mixture_logp_grad_kernel(value, weights, means, chol, location, scale, g):
+    """The gradients of :func:`mixture_logp_and_grad_kernel` alone."""
+    _, d_weights, d_means, d_chol = mixture_logp_and_grad_kernel(
+        value, weights, means, chol, location, scale, g
+    )
     return d_weights, d_means, d_chol
 
 
@@ -204,6 +214,7 @@ def _kernel_version() -> int:
         _component_constants,
         _row_log_joint,
         mixture_logp_kernel,
+        mixture_logp_and_grad_kernel,
         mixture_logp_grad_kernel,
     )
     source = "".join(inspect.getsource(k.py_func) for k in kernels)
@@ -296,6 +307,55 @@ class MixtureLogpGrad(Op):
         return [shapes[1], shapes[2], shapes[3]]
 
 
+class MixtureLogpAndGrad(Op):
+    """:class:`MixtureLogp` and :class:`MixtureLogpGrad` of the same inputs in one pass.
+
+    Inputs those of :class:`MixtureLogpGrad`; outputs the density (N,) and the three
+    gradients. Put in place of the pair by :func:`fuse_mixture_logp_and_grad`.
+    """
+
+    __props__ = ()
+
+    def make_node(self, value, weights, means, chol, location, scale, g):
+        inputs = _as_float_tensors(value, weights, means, chol, location, scale, g)
+        _check_ranks(*inputs[:6])
+        logp = TensorType("float64", shape=(inputs[0].type.shape[0],))()
+        return Apply(self, inputs, [logp, *(inputs[i].type() for i in (1, 2, 3))])
+
+    def perform(self, node, inputs, output_storage):
+        results = mixture_logp_and_grad_kernel(*_contiguous(inputs))
+        for storage, result in zip(output_storage, results, strict=True):
+            storage[0] = result
+
+    def infer_shape(self, node, shapes):
+        return [(shapes[0][0],), shapes[1], shapes[2], shapes[3]]
+
+
+@node_rewriter([MixtureLogpGrad])
+def fuse_mixture_logp_and_grad(fgraph, node):
+    """Replace a :class:`MixtureLogpGrad` and the :class:`MixtureLogp` of its inputs by one node.
+
+    A NUTS target needs both the density and its gradient; computed apart, the rows'
+    log densities and responsibilities are computed twice.
+    """
+    inputs = node.inputs[:6]
+    for client, _ in fgraph.clients[inputs[0]]:
+        if isinstance(getattr(client, "op", None), MixtureLogp) and client.inputs == inputs:
+            fused = MixtureLogpAndGrad()(*node.inputs)
+            return dict(zip([client.outputs[0], *node.outputs], fused, strict=True))
+    return None
+
+
+# in PyTensor's default rewrites (every backend); overwrite: a reloaded module registers again
+optdb["specialize"].register(
+    "bayesgmm_fuse_mixture_logp_and_grad",
+    fuse_mixture_logp_and_grad,
+    "fast_run",
+    "fast_compile",
+    overwrite_existing=True,
+)
+
+
 @register_funcify_default_op_cache_key(MixtureLogp)
 def _numba_mixture_logp(op, node=None, **kwargs):
     return mixture_logp_kernel, _KERNEL_VERSION
@@ -304,6 +364,11 @@ def _numba_mixture_logp(op, node=None, **kwargs):
 @register_funcify_default_op_cache_key(MixtureLogpGrad)
 def _numba_mixture_logp_grad(op, node=None, **kwargs):
     return mixture_logp_grad_kernel, _KERNEL_VERSION
+
+
+@register_funcify_default_op_cache_key(MixtureLogpAndGrad)
+def _numba_mixture_logp_and_grad(op, node=None, **kwargs):
+    return mixture_logp_and_grad_kernel, _KERNEL_VERSION
 
 
 _mixture_logp = MixtureLogp()
@@ -334,8 +399,11 @@ def mixture_loglik(value, weights, means, chol, location, scale) -> pt.TensorVar
 
 __all__ = [
     "MixtureLogp",
+    "MixtureLogpAndGrad",
     "MixtureLogpGrad",
+    "fuse_mixture_logp_and_grad",
     "mixture_loglik",
+    "mixture_logp_and_grad_kernel",
     "mixture_logp_grad_kernel",
     "mixture_logp_kernel",
 ]

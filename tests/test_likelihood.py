@@ -12,6 +12,7 @@ from scipy.special import logsumexp
 from bayesgmm import compiled
 from bayesgmm.likelihood import (
     MixtureLogp,
+    MixtureLogpAndGrad,
     MixtureLogpGrad,
     mixture_loglik,
     mixture_logp_grad_kernel,
@@ -151,6 +152,25 @@ def test_broadcast_tied_factor_gets_the_summed_gradient():
     np.testing.assert_allclose(grad, np.tril(expected_grad), rtol=1e-10, atol=1e-10)
 
 
+def test_density_and_gradient_in_one_node_match_the_pair():
+    """The rewrite puts one MixtureLogpAndGrad in place of the pair; same numbers as apart."""
+    args = _case("full", 3, 2, seed=5)
+    g = np.random.default_rng(1).normal(size=len(args[0]))
+    inputs = _inputs()
+    out = mixture_loglik(*inputs)
+    grads = pt.grad((out * g).sum(), inputs[1:4])
+    for mode in ("FAST_RUN", "NUMBA"):
+        fused = pytensor.function(inputs, [out, *grads], mode=mode)
+        ops = [type(node.op) for node in fused.maker.fgraph.toposort()]
+        assert MixtureLogpAndGrad in ops and MixtureLogp not in ops
+        apart = [
+            pytensor.function(inputs, out, mode=mode)(*args),
+            *pytensor.function(inputs, grads, mode=mode)(*args),
+        ]
+        for got, expected in zip(fused(*args), apart, strict=True):
+            np.testing.assert_array_equal(got, expected)
+
+
 def test_far_rows_and_data_gradients():
     """A row far from every component gives its finite log density (log-sum-exp shifted)."""
     value, weights, means, chol, location, scale = _case("full", 2, 2, seed=1)
@@ -181,6 +201,10 @@ def test_compiled_structure_matches_the_models_own_logp_and_gradient(faithful, c
     spec = MixtureSpec.from_data(faithful, 2, covariance_type, "default")
     target = compiled.compiled_mixture(faithful, spec)
     target.set_data(faithful, spec)
+    # density and gradient in one pass (fuse_mixture_logp_and_grad)
+    ops = [type(node.op) for node in target._logp_dlogp.function.maker.fgraph.toposort()]
+    assert ops.count(MixtureLogpAndGrad) == 1
+    assert MixtureLogp not in ops and MixtureLogpGrad not in ops
     model = target.model
     values = [model.rvs_to_values[model[name]] for name in target.free_names]
     logp, dlogp = model.compile_logp(), model.compile_dlogp()
