@@ -88,6 +88,7 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 from pymc.pytensorf import compile as compile_pymc
+from pytensor import config
 from pytensor.compile import optdb
 from pytensor.compile.mode import Mode, get_mode
 from pytensor.graph import node_rewriter
@@ -153,11 +154,17 @@ class NogilNumbaLinker(NumbaLinker):
             function_name="nogil_fgraph",
             # a module's globals: numba rebuilds a cached function's environment by module name
             global_env=globals() | {"fgraph": fn},
-            cache_key=f"{cache_key}_bayesgmm_nogil",
+            # the fast-math flag as in PyTensor's own keys (the graph's key does not hold it)
+            cache_key=f"{cache_key}_fastmath{int(config.numba__fastmath)}_bayesgmm_nogil",
         )
         return numba_njit(wrapper, final_function=True, cache=True, nogil=True)
 
 
+#: PyTensor settings while a structure is compiled: numba without fast-math (PyTensor's
+#: default allows reassociation and approximate functions), so a structure compiled afresh
+#: and one loaded from the disk cache give the same draws bit for bit (measured: with
+#: fast-math they differed in the last digits).
+COMPILE_FLAGS = {"numba__fastmath": False}
 #: PyTensor compile mode of the three functions: the default rewrites (numba) with
 #: :func:`unbatch_alloc_diag`, linked by :class:`NogilNumbaLinker`.
 MODE = Mode(NogilNumbaLinker(), get_mode("NUMBA").provided_optimizer).including(UNBATCH_ALLOC_DIAG)
@@ -281,7 +288,7 @@ class CompiledMixture:
             transform = model.rvs_to_transforms.get(rv)
             y = x if transform is None else transform.forward(x, *rv.owner.inputs)
             forward.append(pt.as_tensor(y).ravel())
-        with model, warnings.catch_warnings():
+        with model, warnings.catch_warnings(), config.change_flags(**COMPILE_FLAGS):
             # PyTensor 3's numba backend has no kernel for a batched AllocDiag (from the
             # gradient of the Cholesky parametrisation) and says it runs it in object mode;
             # expected (measured at ~10% of a gradient call)
@@ -292,10 +299,13 @@ class CompiledMixture:
         for fn in (logp_dlogp, expand, unconstrain):
             fn.trust_input = True
         x0 = np.concatenate([np.ravel(point[v.name]) for v in value_vars])
-        with warnings.catch_warnings():  # numba compiles lazily, on the first call
+        # numba compiles lazily, on the first call
+        with warnings.catch_warnings(), config.change_flags(**COMPILE_FLAGS):
             warnings.filterwarnings("ignore", message="Numba will use object mode")
-            trace_shapes = [np.shape(v) for v in expand(x0)]
+            traced_x0 = expand(x0)
+            trace_shapes = [np.shape(v) for v in traced_x0]
             logp_dlogp(x0)
+            unconstrain(*(np.asarray(v, dtype=np.float64) for v in traced_x0[: len(free)]))
         return cls(
             key=key,
             model=model,

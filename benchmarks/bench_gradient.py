@@ -7,7 +7,7 @@ which PyTensor differentiates), and times ``logp_dlogp`` in interleaved batches 
 near the MAP; reports the minimum over batches of the time per call (the machine is shared)
 and the build time of each (PyTensor's disk cache as it is).
 
-Usage: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_gradient.py [--batches 30]``
+Usage: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_gradient.py [--batches 30] [--fastmath]``
 """
 
 from __future__ import annotations
@@ -54,7 +54,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument(
+        "--fastmath", action="store_true", help="compile with numba's fast-math (not the default)"
+    )
     args = parser.parse_args()
+    compiled.COMPILE_FLAGS["numba__fastmath"] = args.fastmath
     for name, (X, k, covariance_type) in cases().items():
         spec = MixtureSpec.from_data(X, k, covariance_type, "default")
         targets, builds = {}, {}

@@ -192,3 +192,64 @@ def test_ctrl_c_while_chains_run_in_parallel_stops_the_fit(galaxies):
     # the interrupted samplers are gone: the structure samples again
     fit = BayesianGaussianMixture(2, random_state=0, **SETTINGS).fit(galaxies)
     assert fit.idata_["posterior"].sizes["chain"] == SETTINGS["chains"]
+
+
+def _dispatchers(fn, seen=None):
+    """The numba dispatchers that ``fn`` calls (through its globals and closure), and ``fn``."""
+    from numba.core.dispatcher import Dispatcher
+
+    seen = {} if seen is None else seen
+    if id(fn) in seen:
+        return seen
+    seen[id(fn)] = fn
+    func = fn.py_func
+    cells = [cell.cell_contents for cell in func.__closure__ or ()]
+    names = func.__code__.co_names
+    used = [func.__globals__[name] for name in names if name in func.__globals__]
+    for value in (*cells, *used):
+        if isinstance(value, Dispatcher):
+            _dispatchers(value, seen)
+    return seen
+
+
+def test_structures_are_compiled_without_fast_math(galaxies):
+    """Every numba function of a compiled target runs without fast-math (reproducible draws)."""
+    spec = MixtureSpec.from_data(galaxies, 2, "full", "default")
+    model = compiled.compiled_mixture(galaxies, spec)
+    for fn in (model._logp_dlogp, model._expand, model._unconstrain):
+        function = getattr(fn, "function", fn)
+        found = _dispatchers(function.vm.jit_fn)
+        assert len(found) > 10  # the graph's operations, not just the wrapper
+        fast = [d for d in found.values() if d.targetoptions.get("fastmath")]
+        assert fast == []
+
+
+@pytest.mark.slow
+def test_fresh_and_disk_cached_structures_agree_bit_for_bit(galaxies):
+    """A structure compiled afresh and one loaded from PyTensor's disk cache: the same draws.
+
+    With numba's fast-math (PyTensor's default) they differ in the last digits.
+    """
+    from pytensor import config
+
+    spec = MixtureSpec.from_data(galaxies, 2, "full", "default")
+    key = compiled.StructureKey.of(spec)
+    compiled.CompiledMixture.build(galaxies, spec, key)  # fills the disk cache if empty
+    cached = compiled.CompiledMixture.build(galaxies, spec, key)  # loaded from it
+    with config.change_flags(numba__cache=False):
+        fresh = compiled.CompiledMixture.build(galaxies, spec, key)
+    rng = np.random.default_rng(0)
+    for target in (cached, fresh):
+        target.set_data(galaxies, spec)
+    for x in rng.normal(0.0, 0.5, (200, cached.n_dim)):
+        (value, grad), (fresh_value, fresh_grad) = cached.logp_dlogp(x), fresh.logp_dlogp(x)
+        assert value == fresh_value
+        np.testing.assert_array_equal(grad, fresh_grad)
+    start = [np.zeros(cached.n_dim)]
+    draws = [
+        target.sample(galaxies, spec, start, draws=50, tune=50, seed=1, target_accept=0.8)
+        for target in (cached, fresh)
+    ]
+    np.testing.assert_array_equal(
+        draws[0]["posterior"]["means"].values, draws[1]["posterior"]["means"].values
+    )
