@@ -7,7 +7,9 @@ which PyTensor differentiates), and times ``logp_dlogp`` in interleaved batches 
 near the MAP; reports the minimum over batches of the time per call (the machine is shared)
 and the build time of each (PyTensor's disk cache as it is).
 
-Usage: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_gradient.py [--batches 30] [--fastmath]``
+Usage::
+
+    PYTHONPATH=. python benchmarks/bench_gradient.py [--batches 30] [--sets a,b] [--fastmath]
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from bayesgmm.spec import MixtureSpec
 
 
 def cases() -> dict[str, tuple[np.ndarray, int, str]]:
+    synthetic, _, _ = datasets.make_mixture(2000, 4, 2, separation=3.0, random_state=12)
     return {
         "galaxies K=2": (datasets.load_galaxies(), 2, "full"),
         "galaxies K=3": (datasets.load_galaxies(), 3, "full"),
         "faithful K=2 full": (datasets.load_faithful(), 2, "full"),
+        "synthetic 2-D N=2000 K=4 full": (synthetic, 4, "full"),
     }
 
 
@@ -54,12 +58,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--sets", default="", help="comma-separated subset of the case names")
     parser.add_argument(
         "--fastmath", action="store_true", help="compile with numba's fast-math (not the default)"
     )
     args = parser.parse_args()
     compiled.COMPILE_FLAGS["numba__fastmath"] = args.fastmath
-    for name, (X, k, covariance_type) in cases().items():
+    selected = cases()
+    if args.sets:
+        selected = {n: c for n, c in selected.items() if any(s in n for s in args.sets.split(","))}
+    for name, (X, k, covariance_type) in selected.items():
         spec = MixtureSpec.from_data(X, k, covariance_type, "default")
         targets, builds = {}, {}
         for variant, fused in (("graph", False), ("fused", True)):
