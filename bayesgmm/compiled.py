@@ -26,26 +26,31 @@ Sampler
     (:class:`NogilNumbaLinker`) and is called directly, not through the PyTensor
     ``Function``, whose storage cells the threads would share (:func:`reentrant`).
 
-    Measured by ``benchmarks/bench_nuts.py`` (4 chains x 1000 draws + 1000 tuning, one
-    process, this project's 2-core machine shared with other sessions at load 4-7;
-    ``reports/benchmarks.md``), minimum bulk ESS per second of wall time, compilation, EM
-    start and post-processing included, as a multiple of an expert PyMC model's
-    (``pm.sample``, which picks nutpie's numba backend, started at scikit-learn's EM
-    solution):
+    Measured by ``benchmarks/bench_nuts.py --quick`` (4 chains x 1000 draws + 1000 tuning,
+    one process, this project's 2-core machine shared with other sessions at load 1.6-3.3,
+    2026-11-27; ``reports/benchmarks.md``), minimum bulk ESS per second of wall time,
+    compilation, EM start and post-processing included, as a multiple of an expert PyMC
+    model's (``pm.sample``, which picks nutpie's numba backend, started at scikit-learn's
+    EM solution):
 
     ===========================================  ============  =================  =========
     run                                          galaxies K=3  faithful K=2 full  synthetic
     ===========================================  ============  =================  =========
-    default, first fit of the structure          30x           1.95x              24x
-    default, warm                                42x           4.1x               44x
-    default, warm, chains in turn (``cores=1``)  40x           3.5x               43x
-    diagonal mass matrix, warm                   86x           3.2x               11x
+    default, first fit of the structure          31x           1.80x              1.00x
+    default, warm                                60x           2.20x              1.70x
+    default, warm, chains in turn (``cores=1``)  111x          3.76x              1.71x
+    diagonal mass matrix, warm                   41x           2.44x              0.60x
     ===========================================  ============  =================  =========
 
-    (synthetic: 2-D, N=2000, K=4, full.) The first fit of a structure spends 7-9 s
-    building it (PyTensor's disk cache warm; a minute or more cold). The low-rank mass
-    matrix (nutpie's ``adaptation="low_rank"``) is the default (:data:`ADAPTATION`): 3x the
-    diagonal one's ESS on the synthetic set; ``sampler_kwargs={"adaptation": "diag"}``
+    (synthetic: 2-D, N=2000, K=4, full; its structure was compiled cold in that run. The
+    expert's synthetic run took 21 s there, against 250-690 s with the same draws in
+    earlier runs, where the ratios were 24-44x.) One run each: the ratios move by 30% or
+    more between runs at this load (the same benchmark on ``main`` just after: Old
+    Faithful 2.22x, 2.94x, 3.68x). The first fit of a structure spends 1.2-2 s building
+    it with PyTensor's disk cache warm (20 s for a structure missing from the cache, about
+    a minute with an empty cache). The low-rank mass matrix (nutpie's
+    ``adaptation="low_rank"``) is the default (:data:`ADAPTATION`): 2.5-3x the diagonal
+    one's ESS on the synthetic set; ``sampler_kwargs={"adaptation": "diag"}``
     restores the diagonal one. PyMC's own NUTS (``sampler="pymc"``) reached 8.3x and 0.42x
     on galaxies and Old Faithful in an earlier run.
 
