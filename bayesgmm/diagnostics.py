@@ -127,6 +127,7 @@ class Diagnostics:
     lp_rhat: float = float("nan")
     chain_starts: tuple[int, ...] = ()
     chain_combination: str = "pooled"
+    draws_asked: int = 0
 
     @property
     def multimodal(self) -> bool:
@@ -137,6 +138,12 @@ class Diagnostics:
     def ok(self) -> bool:
         """All checks pass: R-hat, both ESS, no divergences, E-BFMI."""
         return all(self._checks().values())
+
+    @property
+    def mixes(self) -> bool:
+        """R-hat and both ESS pass (the checks that longer chains can fix)."""
+        checks = self._checks()
+        return checks["max_rhat"] and checks["min_ess_bulk"] and checks["min_ess_tail"]
 
     def _checks(self) -> dict[str, bool]:
         return {
@@ -279,6 +286,11 @@ class Diagnostics:
             lines.insert(2, f"  R-hat log post {self.lp_rhat:.4f}")
         if len(set(self.chain_starts)) > 1:
             lines.append("  starts         " + starts_sentence(self.chain_starts))
+        if 0 < self.draws_asked < self.n_draws:
+            lines.append(
+                f"  length         extended from {self.draws_asked} to {self.n_draws} draws per "
+                f"chain: R-hat or ESS missed its threshold at {self.draws_asked}"
+            )
         if self.multimodal:
             lines.append("  modes          " + modes_sentence(self.modes))
         lines.append(f"  combination    {self.chain_combination} chains")
@@ -450,6 +462,7 @@ def diagnose(
     chain_weights: np.ndarray | None = None,
     chain_starts: tuple[int, ...] = (),
     chain_combination: str = "pooled",
+    draws_asked: int = 0,
 ) -> Diagnostics:
     """Diagnostics of the posterior in ``idata``.
 
@@ -473,6 +486,9 @@ def diagnose(
         The start of each chain, reported by :class:`Diagnostics`.
     chain_combination : str
         How the chains were combined ("pooled" or "stacked").
+    draws_asked : int
+        The draws per chain asked for, when the run was extended past them
+        (``BayesianGaussianMixture(max_draws=...)``); 0 if not known.
 
     Raises
     ------
@@ -526,6 +542,7 @@ def diagnose(
         modes=modes,
         lp_rhat=lp_rhat,
         chain_starts=tuple(chain_starts),
+        draws_asked=int(draws_asked),
         chain_combination=chain_combination,
     )
 

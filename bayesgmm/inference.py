@@ -12,8 +12,9 @@ The estimator orchestrates three steps:
 2. **Inference.** NUTS, by default nutpie on the structure's compiled log-density,
    compiled once per (K, covariance structure, d, prior family) and process and reused
    for every later fit of that structure (:mod:`bayesgmm.compiled`, which gives the
-   measurements behind the choice); ``sampler="pymc"`` is PyMC's own NUTS on a model
-   compiled per fit. ADVI / full-rank ADVI (optionally minibatched), or just the MAP.
+   measurements behind the choice); a run whose R-hat or ESS misses its threshold after
+   ``draws`` goes on to 2x and 4x ``draws`` (``max_draws``); ``sampler="pymc"`` is
+   PyMC's own NUTS on a model compiled per fit. ADVI / full-rank ADVI (optionally minibatched), or just the MAP.
 3. **Post-processing.** For ``d > 1`` every draw is relabelled to the MAP labelling
    (:mod:`bayesgmm.relabel`); then ``log_likelihood`` (one term per observation, the
    user's scale) and ``posterior_predictive`` (one replicate data set per draw) are
@@ -123,6 +124,9 @@ MAX_POINTWISE_VALUES = 20_000_000
 #: start chains too (a mode ``e^-5`` times lower at its peak holds little mass unless it
 #: is much wider, which the stacking weights then tell).
 START_LOG_DENSITY_GAP = 5.0
+#: ``max_draws=None`` extends a run of at least this many draws (all chains): one sized
+#: to reach the ESS threshold of 400 at 25 % efficiency; shorter runs are quick looks.
+EXTEND_MIN_TOTAL_DRAWS = 1600
 #: How chains are combined into one posterior (:mod:`bayesgmm.stacking`).
 CHAIN_COMBINATIONS: tuple[str, ...] = ("auto", "pool", "stack")
 #: How NUTS identifies the component labels in d > 1 (``identify``).
@@ -442,6 +446,11 @@ PARAMETER_CONSTRAINTS: dict[str, tuple[Callable[[object], bool], str]] = {
     ),
     "method": (_one_of(METHODS), _choices(METHODS)),
     "draws": (_int_at_least(1), "a positive int (draws per chain)"),
+    "max_draws": (
+        lambda v: v is None or (_is_int(v) and v >= 1),
+        "None (4 x draws) or a positive int (the longest run per chain; draws turns the "
+        "extension off)",
+    ),
     "tune": (_int_at_least(0), "an int >= 0 (tuning steps per chain)"),
     "chains": (_int_at_least(1), "a positive int"),
     "sampler": (_one_of(SAMPLERS), _choices(SAMPLERS)),
@@ -546,6 +555,17 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         NUTS, mean-field or full-rank ADVI, or only the MAP (stored as one draw).
     draws : int, default=1000
         Draws per chain (NUTS); independent draws stored as one chain (VI).
+    max_draws : int, optional
+        NUTS runs longer when ``draws`` are not enough: if after ``draws`` draws per chain
+        R-hat or the bulk or tail ESS misses its threshold (:meth:`diagnose`, on the
+        relabelled draws), the same chains go on to 2x, 4x, ... ``draws`` and stop at the
+        first of these lengths (or ``max_draws``) where all three pass. The draws are
+        those of a run of that length, so the seed alone fixes the result; the length
+        reached is in ``n_draws_`` and the posterior's ``draws_per_chain`` attribute.
+        Default (``None``): ``4 * draws`` when ``chains * draws >= 1600`` (a run sized for
+        an ESS of 400), else ``draws``; ``max_draws=draws`` keeps the length fixed.
+        Only the cached compiled model extends (``sampler="nutpie"``, no noise, weights
+        or missing entries); other runs have ``draws`` draws.
     tune : int, default=1000
         Tuning steps per chain (NUTS).
     chains : int, default=4
@@ -668,6 +688,8 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         The EM optima that started chains, best first (NUTS with ``start=None``).
     chain_starts_ : ndarray of shape (chains,)
         Index of each chain's start in ``start_optima_`` (or in ``start`` when given).
+    n_draws_ : int
+        NUTS: draws per chain, ``draws`` or the longer run ``max_draws`` allowed.
     projection_order_ : ProjectionOrder or None
         The direction the means were ordered along (working scale) and its separation;
         ``None`` when the model was unconstrained (``identify``).
@@ -704,6 +726,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         covariance_prior_family: CovariancePriorFamily = "niw",
         method: Method = "nuts",
         draws: int = 1000,
+        max_draws: int | None = None,
         tune: int = 1000,
         chains: int = 4,
         sampler: Sampler = "nutpie",
@@ -730,6 +753,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         self.covariance_prior_family = covariance_prior_family
         self.method = method
         self.draws = draws
+        self.max_draws = max_draws
         self.tune = tune
         self.chains = chains
         self.sampler = sampler
@@ -1017,6 +1041,8 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
                     self.jitter,
                     rng,
                     order_basis=self._order_basis,
+                    checkpoints=self._checkpoints(),
+                    enough=self._mixes,
                     **common,
                 )
             else:
@@ -1030,6 +1056,30 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             constrained_point(self.model_, jitter_points(p, 1, self.jitter, rng)[0]) for p in points
         ]
         return _check_complete(_sample_pymc(self.model_, jittered, **common), common)
+
+    def _checkpoints(self) -> tuple[int, ...]:
+        """The longer runs tried when ``draws`` are not enough (``max_draws``)."""
+        if self.max_draws is None:
+            sized = self.chains * self.draws >= EXTEND_MIN_TOTAL_DRAWS
+            longest = 4 * self.draws if sized else self.draws
+        else:
+            longest = self.max_draws
+        lengths = []
+        length = 2 * self.draws
+        while length < longest:
+            lengths.append(length)
+            length *= 2
+        return (*lengths, longest) if longest > self.draws else ()
+
+    def _mixes(self, trace: xr.DataTree) -> bool:
+        """Whether R-hat and both ESS pass on ``trace``'s relabelled draws."""
+        posterior = trace["posterior"].to_dataset()
+        if self.n_components > 1 and self.n_features_in_ > 1:
+            posterior, _ = _relabel_posterior(posterior, self.map_)
+        tree = xr.DataTree.from_dict(
+            {"posterior": posterior, "sample_stats": trace["sample_stats"].to_dataset()}
+        )
+        return diagnose(tree).mixes
 
     def _run_vi(self, X, start, seed, prior) -> xr.DataTree:
         if isinstance(start, Sequence):
@@ -1136,6 +1186,9 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             posterior, record = _relabel_posterior(posterior, self.map_)
         self.relabeling_ = record
         posterior.attrs["relabeling"] = str(record.to_dict())
+        if method == "nuts":
+            self.n_draws_ = n_draws
+            posterior.attrs["draws_per_chain"] = n_draws
         order = getattr(self, "projection_order_", None)
         if method == "nuts" and order is not None:
             posterior.attrs["identification"] = (
@@ -1326,6 +1379,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             chain_combination=str(
                 self.idata_["posterior"].attrs.get("chain_combination", "pooled")
             ),
+            draws_asked=self.draws,
         )
 
     def log_posterior_density(self) -> tuple[np.ndarray, float, int]:

@@ -192,3 +192,62 @@ def test_ctrl_c_while_chains_run_in_parallel_stops_the_fit(galaxies):
     # the interrupted samplers are gone: the structure samples again
     fit = BayesianGaussianMixture(2, random_state=0, **SETTINGS).fit(galaxies)
     assert fit.idata_["posterior"].sizes["chain"] == SETTINGS["chains"]
+
+
+def _galaxies_structure(galaxies):
+    fit = BayesianGaussianMixture(2, random_state=1, method="map", progressbar=False).fit(galaxies)
+    structure = compiled.compiled_mixture(fit._X, fit.spec_)
+    start = structure.unconstrained(fit._initial_point(fit.map_, fit.model_))
+    return fit, structure, [start + 0.01 * c for c in range(3)]
+
+
+def test_checkpoints_give_the_draws_of_a_run_of_that_length(galaxies):
+    fit, structure, starts = _galaxies_structure(galaxies)
+    run = dict(tune=150, seed=5, target_accept=0.8)
+
+    def sample(draws, **extend):
+        trace = structure.sample(fit._X, fit.spec_, starts, draws=draws, **run, **extend)
+        return trace["posterior"]["means_z"].values
+
+    short, long = sample(100), sample(400)
+    np.testing.assert_array_equal(short, long[:, :100])  # the length does not change draws
+    asked = []
+
+    def rule(answer):
+        def enough(trace):
+            asked.append(trace["posterior"].sizes["draw"])
+            return answer
+
+        return enough
+
+    np.testing.assert_array_equal(sample(100, checkpoints=(200, 400), enough=rule(False)), long)
+    assert asked == [100, 200]  # asked at every checkpoint but the last
+    asked.clear()
+    np.testing.assert_array_equal(sample(100, checkpoints=(200, 400), enough=rule(True)), short)
+    assert asked == [100]
+    with pytest.raises(ValueError, match="enough"):
+        structure.sample(fit._X, fit.spec_, starts, draws=100, checkpoints=(200,), **run)
+
+
+def test_max_draws_extends_runs_that_miss_the_ess_threshold(galaxies):
+    assert BayesianGaussianMixture(draws=1000)._checkpoints() == (2000, 4000)
+    assert BayesianGaussianMixture(draws=1000, max_draws=3000)._checkpoints() == (2000, 3000)
+    assert BayesianGaussianMixture(draws=500, max_draws=500)._checkpoints() == ()
+    assert BayesianGaussianMixture(draws=300, chains=4)._checkpoints() == ()  # a quick look
+    assert BayesianGaussianMixture(draws=400, chains=4)._checkpoints() == (800, 1600)
+    with pytest.raises(ValueError, match="max_draws"):
+        BayesianGaussianMixture(max_draws=0).fit(galaxies)
+    # 4 x 60 draws cannot reach a bulk ESS of 400: the run goes on to max_draws
+    short = dict(SETTINGS, draws=60, tune=150)
+    fit = BayesianGaussianMixture(2, random_state=3, max_draws=150, **short).fit(galaxies)
+    assert fit.n_draws_ == 150
+    assert fit.idata_["posterior"].attrs["draws_per_chain"] == 150
+    report = str(fit.diagnose())
+    assert "extended from 60 to 150 draws per chain" in report
+    fixed = BayesianGaussianMixture(2, random_state=3, max_draws=60, **short).fit(galaxies)
+    assert fixed.n_draws_ == 60
+    # the first 60 draws are the fixed-length run's (relabelling aside: 1-D, ordered)
+    np.testing.assert_array_equal(
+        fit.idata_["posterior"]["means"].values[:, :60],
+        fixed.idata_["posterior"]["means"].values,
+    )
