@@ -14,7 +14,8 @@ The estimator orchestrates three steps:
    for every later fit of that structure (:mod:`bayesgmm.compiled`, which gives the
    measurements behind the choice); a run whose R-hat or ESS misses its threshold after
    ``draws`` goes on to 2x and 4x ``draws`` (``max_draws``); ``sampler="pymc"`` is
-   PyMC's own NUTS on a model compiled per fit. ADVI / full-rank ADVI (optionally minibatched), or just the MAP.
+   PyMC's own NUTS on a model compiled per fit. ADVI / full-rank ADVI (optionally
+   minibatched), or just the MAP.
 3. **Post-processing.** For ``d > 1`` every draw is relabelled to the MAP labelling
    (:mod:`bayesgmm.relabel`); then ``log_likelihood`` (one term per observation, the
    user's scale) and ``posterior_predictive`` (one replicate data set per draw) are
