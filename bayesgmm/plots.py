@@ -252,6 +252,72 @@ def plot_map_vs_posterior(table: pd.DataFrame, *, max_rows: int = MAX_FOREST_ROW
     return fig
 
 
+def plot_log_density_vs_map(
+    log_density: np.ndarray,
+    check: dict,
+    *,
+    chain_weights: np.ndarray | None = None,
+) -> Figure:
+    """The draws' log posterior density, chain by chain, against the MAP's.
+
+    Parameters
+    ----------
+    log_density : ndarray of shape (n_chains, n_draws)
+        The MAP-EM objective at every draw
+        (:meth:`BayesianGaussianMixture.log_posterior_density`).
+    check : dict
+        :func:`bayesgmm.analysis.map_log_density_check` (``map``, ``expected_gap``,
+        ``gap_limit``).
+    chain_weights : ndarray of shape (n_chains,), optional
+        Stacking weights, shown in the legend.
+
+    Returns
+    -------
+    Figure
+        One histogram per chain; the MAP's value (red line) and the range where draws
+        from the MAP's own mode lie (shaded: down to the chi-square 99.9% bound, dashed:
+        its expected value ``p / 2`` below the MAP).
+    """
+    log_density = np.atleast_2d(np.asarray(log_density, dtype=float))
+    fig = Figure(figsize=(7.0, 3.6), layout="constrained")
+    ax = fig.subplots()
+    top = check["map"]
+    ax.axvspan(
+        top - check["gap_limit"],
+        top,
+        color=MAP_COLOR,
+        alpha=0.08,
+        label="where draws of the MAP's mode lie",
+    )
+    low = min(float(np.quantile(log_density, 0.005)), top - check["gap_limit"])
+    high = max(float(log_density.max()), top) + 1.0
+    bins = np.linspace(low, high, 60)
+    colors = [f"C{k}" for k in range(10) if f"C{k}" != MAP_COLOR]
+    for c, values in enumerate(log_density):
+        weight = "" if chain_weights is None else f" (stacking weight {chain_weights[c]:.2f})"
+        ax.hist(
+            np.clip(values, low, None),
+            bins=bins,
+            histtype="step",
+            lw=1.5,
+            color=colors[c % len(colors)],
+            label=f"chain {c}{weight}",
+        )
+    ax.axvline(top, color=MAP_COLOR, lw=2, label=f"MAP ({top:.1f})")
+    ax.axvline(
+        top - check["expected_gap"],
+        color=MAP_COLOR,
+        lw=1,
+        ls="--",
+        label=f"MAP - p/2 ({top - check['expected_gap']:.1f})",
+    )
+    ax.set_xlabel("log posterior density (log-likelihood + log prior)")
+    ax.set_ylabel("draws")
+    fig.legend(frameon=False, fontsize="small", loc="outside lower center", ncols=2)
+    ax.set_title("Log posterior density of the draws versus the MAP", loc="left")
+    return fig
+
+
 def _ellipse(mean: np.ndarray, cov: np.ndarray, n_std: float, **kwargs) -> Ellipse:
     values, vectors = np.linalg.eigh(cov)
     angle = np.degrees(np.arctan2(vectors[1, -1], vectors[0, -1]))
@@ -641,6 +707,7 @@ __all__ = [
     "plot_criterion_by_k",
     "plot_density",
     "plot_ellipses",
+    "plot_log_density_vs_map",
     "plot_loo_comparison",
     "plot_map_vs_posterior",
     "plot_rank",

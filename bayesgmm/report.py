@@ -34,6 +34,7 @@ from bayesgmm.analysis import (
     assignment_summary,
     data_grid,
     data_summary,
+    map_check_by_chains,
     map_log_density_check,
     map_vs_posterior,
     marginal_density,
@@ -42,7 +43,7 @@ from bayesgmm.analysis import (
     posterior_summary,
 )
 from bayesgmm.compare import SIGN_CONVENTION, ModelComparison
-from bayesgmm.diagnostics import modes_sentence
+from bayesgmm.diagnostics import stacking_groups
 from bayesgmm.posterior import stack_draws
 
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
@@ -295,12 +296,40 @@ def _describe_draws(bayes) -> str:
     return f"{bayes.method_} ({sizes['chain']} chain(s) x {sizes['draw']} draws{pooled})"
 
 
-def _map_mode_text(check: dict, n_out: int, diagnostics) -> str:
-    """Whether the posterior mass sits in the MAP's mode, in words (see map_log_density_check)."""
+_WHERE = {
+    "same": "in the MAP's mode",
+    "lower": "in another mode, lower than the MAP's",
+    "higher": "in a mode higher than the MAP's",
+}
+
+
+def _by_chains_text(by_chains: pd.DataFrame) -> str:
+    """Where each group of chains sits, in one sentence (see map_check_by_chains)."""
+    parts = []
+    for chains, row in by_chains.iterrows():
+        noun = "chains" if "," in str(chains) else "chain"
+        weight = f", stacking weight {row['weight']:.2f}" if np.isfinite(row["weight"]) else ""
+        parts.append(
+            f"{noun} {chains} ({_WHERE[row['mode']]}: median {row['median']:.1f}, "
+            f"{row['gap']:.1f} below the MAP{weight})"
+        )
+    return "Chain by chain: " + "; ".join(parts) + "."
+
+
+def _map_mode_text(
+    check: dict, n_out: int, diagnostics, by_chains: pd.DataFrame | None = None
+) -> str:
+    """Whether the posterior mass sits in the MAP's mode, in words (see map_log_density_check).
+
+    ``by_chains`` (:func:`map_check_by_chains` of the modes or drifting chains) adds
+    where each group of chains sits, with its stacking weight.
+    """
+    stacked = getattr(diagnostics, "chain_combination", "") == "stacked"
+    draws = "the draws (each chain weighted by its stacking weight)" if stacked else "the draws"
     numbers = (
         f"The log posterior density (unnormalised: log-likelihood plus log prior, the "
         f"objective that MAP-EM maximises) is "
-        f"{check['map']:.1f} at the MAP; over the draws its median is {check['median']:.1f} "
+        f"{check['map']:.1f} at the MAP; over {draws} its median is {check['median']:.1f} "
         f"(5%-95%: {check['q05']:.1f} to {check['q95']:.1f}, highest {check['max']:.1f}). "
         f"Draws from the MAP's own mode would lie about {check['expected_gap']:.1f} below "
         f"it (half the number of free parameters; at most {check['gap_limit']:.1f} for the "
@@ -314,8 +343,10 @@ def _map_mode_text(check: dict, n_out: int, diagnostics) -> str:
         "density: the posterior holds a mode of higher density than the MAP, which EM's "
         "restarts missed (raise em_n_init)",
     }[check["mode"]]
-    if diagnostics is not None and diagnostics.multimodal:
-        where += ". " + modes_sentence(diagnostics.modes)[:-1]
+    if diagnostics is not None and (diagnostics.multimodal or diagnostics.drift):
+        where += ". " + diagnostics.modes_text()[:-1]
+    if by_chains is not None:
+        where += ". " + _by_chains_text(by_chains)[:-1]
     if n_out == 0:
         reason = "; every MAP value lies inside its interval: a unimodal posterior around the MAP."
     elif check["mode"] == "same":
@@ -394,8 +425,25 @@ def add_posterior_analysis(
     report.table(table.set_index("parameter"), digits=4)
     if bayes.method_ == "nuts" and getattr(bayes, "map_noise_weight_", None) is None:
         draws_lp, map_lp, n_free = bayes.log_posterior_density()
-        check = map_log_density_check(map_lp, draws_lp, n_free)
-        report.text(_map_mode_text(check, n_out, diagnostics))
+        weights = bayes.chain_weights_
+        check = map_log_density_check(map_lp, draws_lp, n_free, weights)
+        by_chains = None
+        if diagnostics.multimodal or diagnostics.drift or check["mode"] != "same":
+            groups = stacking_groups(diagnostics.modes, diagnostics.drifting)
+            by_chains = map_check_by_chains(map_lp, draws_lp, n_free, groups, weights)
+        report.text(_map_mode_text(check, n_out, diagnostics, by_chains))
+        if by_chains is not None:
+            report.table(
+                by_chains.rename(index=lambda c: f"chain{'s' if ',' in c else ''} {c}"),
+                digits=4,
+            )
+        report.figure_or_note(
+            "log_density",
+            lambda: plots.plot_log_density_vs_map(draws_lp, check, chain_weights=weights),
+            "Log posterior density of every chain's draws against the MAP's (red line); "
+            "draws from the MAP's own mode lie in the shaded range, about p/2 below the "
+            "MAP (dashed), p the number of free parameters.",
+        )
     report.figure_or_note(
         "map_vs_posterior",
         lambda: plots.plot_map_vs_posterior(table),
