@@ -131,7 +131,11 @@ class Diagnostics:
         Chains that drift between configurations (:func:`drifting_chains`): then the
         grouping into modes does not describe them.
     chain_weights : tuple of float
-        Stacking weight of every chain (empty when not computed).
+        Stacking weight of every chain (empty when not computed, or when stacking did not
+        beat pooling).
+    stacking_gain, stacking_penalty : float
+        LOO log score of stacking over pooling and what its free weights gain by chance
+        (:class:`bayesgmm.stacking.ChainStacking`; NaN when not computed here).
     lp_rhat : float
         Rank-normalised split R-hat of the model's log density (NaN if not stored).
     chain_starts : tuple of int
@@ -158,6 +162,24 @@ class Diagnostics:
     chain_combination: str = "pooled"
     drifting: tuple[int, ...] = ()
     chain_weights: tuple[float, ...] = ()
+    stacking_gain: float = float("nan")
+    stacking_penalty: float = float("nan")
+
+    @property
+    def stacking_rejected(self) -> bool:
+        """Whether stacking was tried and did not beat pooling (then the chains are pooled)."""
+        return bool(self.stacking_gain <= self.stacking_penalty)
+
+    def stacking_note(self) -> str:
+        """Why the chains are pooled although they do not mix ("" if that does not apply)."""
+        if not self.stacking_rejected:
+            return ""
+        return (
+            f"Stacking does not tell the chains apart: its weights would raise the LOO log "
+            f"score by {self.stacking_gain:.1f} nats over pooling, not more than the "
+            f"{self.stacking_penalty:.0f} that fitting its free weights gains by chance, so "
+            "the chains predict the data equally well and are pooled with equal weights."
+        )
 
     @property
     def multimodal(self) -> bool:
@@ -176,17 +198,19 @@ class Diagnostics:
             parts.append(modes_sentence(self.modes))
         if self.drift:
             parts.append(drift_sentence(self.drifting, self.n_chains))
-            if len(self.chain_weights) == self.n_chains:
-                units = stacking_groups(self.modes, self.drifting)
-                parts.append(
-                    "Stacking weights: "
-                    + ", ".join(
-                        f"chain{'s' if len(u) > 1 else ''} {','.join(map(str, u))} "
-                        f"{sum(self.chain_weights[c] for c in u):.2f}"
-                        for u in units
-                    )
-                    + "."
+        if self.stacking_rejected:
+            parts.append(self.stacking_note())
+        elif self.drift and len(self.chain_weights) == self.n_chains:
+            units = stacking_groups(self.modes, self.drifting)
+            parts.append(
+                "Stacking weights: "
+                + ", ".join(
+                    f"chain{'s' if len(u) > 1 else ''} {','.join(map(str, u))} "
+                    f"{sum(self.chain_weights[c] for c in u):.2f}"
+                    for u in units
                 )
+                + "."
+            )
         return " ".join(parts) if parts else "The chains sit in one mode."
 
     @property
@@ -283,7 +307,7 @@ class Diagnostics:
             found.append("a higher target_accept (0.95 or 0.99)")
         if not checks["min_bfmi"]:
             found.append("longer tuning, or standardised data (--scale)")
-        if self.multimodal or self.drift:
+        if (self.multimodal or self.drift) and not self.stacking_rejected:
             found.append(
                 "combine the chains by stacking (combine_chains='stack', the default 'auto' "
                 "does it when the chains sit in different modes or drift)"
@@ -325,9 +349,15 @@ class Diagnostics:
                 f"the chains' stacking weights): use it as a weighted combination {what}, "
                 "not as a converged posterior; R-hat and ESS describe the chains as sampled." + rest
             )
+        note = self.stacking_note()
         return (
-            "Verdict: the sampler checks FAILED: " + "; ".join(self.problems()) + ". Do not "
-            "trust the posterior summaries yet. Remedy: " + "; or ".join(self.remedies()) + "."
+            "Verdict: the sampler checks FAILED: "
+            + "; ".join(self.problems())
+            + ". "
+            + (note + " " if note else "")
+            + "Do not trust the posterior summaries yet. Remedy: "
+            + "; or ".join(self.remedies())
+            + "."
         )
 
     def __str__(self) -> str:
@@ -589,7 +619,20 @@ def chain_stacking_weights(
     units (:func:`bayesgmm.stacking.mode_stacking_weights`); by default every chain is
     its own group.
     """
-    from bayesgmm.stacking import mode_stacking_weights
+    stacking = chain_stacking(idata, groups)
+    return None if stacking is None else stacking.stacked
+
+
+def chain_stacking(idata: xr.DataTree, groups: list[tuple[int, ...]] | None = None):
+    """:func:`bayesgmm.stacking.stack_chains` on the pointwise log-likelihood (None without it).
+
+    Returns
+    -------
+    ChainStacking or None
+        The stacking weights of ``groups`` (default: every chain alone), their gain over
+        pooling and whether it is significant.
+    """
+    from bayesgmm.stacking import stack_chains
 
     if "log_likelihood" not in idata.children:
         return None
@@ -601,7 +644,7 @@ def chain_stacking_weights(
     values = values.reshape(values.shape[0], values.shape[1], -1)
     if groups is None:
         groups = [(c,) for c in range(values.shape[0])]
-    return mode_stacking_weights(values, groups)
+    return stack_chains(values, groups)
 
 
 def _extreme(stat: xr.Dataset, varying: xr.Dataset, reduce) -> float:
@@ -679,15 +722,14 @@ def diagnose(
     params = parameter_matrix(posterior, tuple(var_names))
     modes = chain_modes(lp, params)
     drifting = drifting_chains(lp, params, modes)
-    weights = None
-    if len(modes) > 1 or drifting:
-        weights = (
-            chain_stacking_weights(idata, stacking_groups(modes, drifting))
-            if chain_weights is None
-            else chain_weights
-        )
-        if weights is not None:
-            modes = chain_modes(lp, params, chain_weights=weights)
+    weights, gain = chain_weights, (float("nan"), float("nan"))
+    if (len(modes) > 1 or drifting) and chain_weights is None:
+        stacking = chain_stacking(idata, stacking_groups(modes, drifting))
+        if stacking is not None:
+            gain = (stacking.gain, stacking.penalty)
+            weights = stacking.stacked if stacking.significant else None
+    if weights is not None and (len(modes) > 1 or drifting):
+        modes = chain_modes(lp, params, chain_weights=weights)
     return Diagnostics(
         max_rhat=_extreme(rhat, varying, np.nanmax),
         min_ess_bulk=_extreme(ess_bulk, varying, np.nanmin),
@@ -706,6 +748,8 @@ def diagnose(
         chain_combination=chain_combination,
         drifting=drifting,
         chain_weights=() if weights is None else tuple(float(w) for w in weights),
+        stacking_gain=gain[0],
+        stacking_penalty=gain[1],
     )
 
 

@@ -59,7 +59,7 @@ from bayesgmm.covariance import CovarianceType, covariance_types
 from bayesgmm.diagnostics import (
     POSTERIOR_VARS,
     chain_modes,
-    chain_stacking_weights,
+    chain_stacking,
     diagnose,
     drifting_chains,
     log_density_draws,
@@ -581,10 +581,12 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         are resampled with chain ``k`` weighted by its stacking weight and stored as one
         chain; the chains as sampled stay in the ``posterior_chains`` group.
         ``"auto"``: stack when the chains sit in different modes or drift between
-        configurations (:func:`diagnose`), else pool. Chains that share a mode are
-        stacked as one unit, a drifting chain on its own
+        configurations (:func:`diagnose`) and stacking beats pooling by more than its
+        free weights gain by chance (:func:`bayesgmm.stacking.stack_chains`), else pool.
+        Chains that share a mode are stacked as one unit, a drifting chain on its own
         (:func:`bayesgmm.diagnostics.stacking_groups`). ``posterior.attrs`` record
-        ``chain_combination`` ("pooled" or "stacked") and ``chain_weights``.
+        ``chain_combination`` ("pooled" or "stacked"), ``chain_weights`` and, when
+        stacking was tried, ``stacking_gain`` and ``stacking_penalty`` (nats).
     identify : {"relabel", "ordered_projection"}, default="relabel"
         How NUTS treats the component labels in d > 1 (in one dimension the means are
         always ordered). ``"relabel"``: the model is unconstrained, chains may move between
@@ -973,7 +975,17 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             posterior.attrs["chain_combination"] = "pooled"
             tree["posterior"] = posterior
             return tree
-        weights = chain_stacking_weights(tree, stacking_groups(modes, drifting))
+        stacking = chain_stacking(tree, stacking_groups(modes, drifting))
+        if self.combine_chains == "auto" and not stacking.significant:
+            # the chains predict the data equally well: stacking weights would be noise
+            posterior.attrs.update(
+                chain_combination="pooled",
+                stacking_gain=stacking.gain,
+                stacking_penalty=stacking.penalty,
+            )
+            tree["posterior"] = posterior
+            return tree
+        weights = stacking.stacked
         self.chain_weights_ = weights
         chain, draw = stacked_indices(weights, n_draws, n_chains * n_draws, rng)
         index = {
@@ -992,6 +1004,8 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             posterior.attrs,
             chain_combination="stacked",
             chain_weights=[float(w) for w in weights],
+            stacking_gain=stacking.gain,
+            stacking_penalty=stacking.penalty,
         )
         for name, ds in groups.items():
             tree[name] = ds

@@ -293,6 +293,12 @@ def _describe_draws(bayes) -> str:
         )
     sizes = tree.posterior.sizes
     pooled = ", chains pooled" if "chain_combination" in attrs else ""
+    if "stacking_gain" in attrs:
+        pooled += (
+            f" because stacking them would raise the LOO log score by only "
+            f"{attrs['stacking_gain']:.1f} nats, not more than the "
+            f"{attrs['stacking_penalty']:.0f} its free weights gain by chance"
+        )
     return f"{bayes.method_} ({sizes['chain']} chain(s) x {sizes['draw']} draws{pooled})"
 
 

@@ -270,3 +270,15 @@ def test_auto_combination_stacks_drifting_chains():
         attrs["chain_weights"], diagnose(_normal_mean_tree(in_false_mode)).chain_weights
     )
     assert tree["posterior"].sizes["chain"] == 1 and "posterior_chains" in tree.children
+
+
+def test_drifting_chains_that_predict_alike_are_pooled_and_say_why():
+    # every chain spends half its run in the false mode, at different times: the chains
+    # drift, but their predictive distributions agree, so stacking cannot weigh them
+    in_false_mode = _switching([0.0, 0.25, 0.5, 0.1], [0.5, 0.75, 1.0, 0.6])
+    diag = diagnose(_normal_mean_tree(in_false_mode, seed=2))
+    assert diag.drifting == (0, 1, 2, 3) and diag.stacking_rejected
+    assert diag.stacking_gain <= diag.stacking_penalty == 3.0 and diag.chain_weights == ()
+    text = diag.verdict
+    assert "Stacking does not tell the chains apart" in text and "pooled with equal" in text
+    assert "combine_chains='stack'" not in text
