@@ -3,7 +3,8 @@
 :class:`Report` collects headings, text, tables and figures and writes Markdown
 (figures as PNG files beside it) and HTML (figures embedded as base64), each written
 atomically. :func:`add_posterior_analysis` appends the MAP-versus-posterior section of
-one fitted model and :func:`build_report` assembles the standard report from a
+one fitted model, :func:`add_unsettled_candidates` the modes of the compared candidates
+whose sampler checks failed, and :func:`build_report` assembles the standard report from a
 :class:`~bayesgmm.compare.ModelComparison`. The numbers come from
 :mod:`bayesgmm.analysis` and the figures from :mod:`bayesgmm.plots`; nothing is
 computed here.
@@ -369,6 +370,83 @@ def _map_mode_text(
     return numbers + where + reason
 
 
+def _add_map_mode(report: Report, bayes, diagnostics, n_out: int, figure: str) -> None:
+    """Where the posterior mass sits against the MAP: text, per-mode table, figure."""
+    draws_lp, map_lp, n_free = bayes.log_posterior_density()
+    weights = bayes.chain_weights_
+    check = map_log_density_check(map_lp, draws_lp, n_free, weights)
+    by_chains = None
+    if diagnostics.multimodal or diagnostics.drift or check["mode"] != "same":
+        groups = stacking_groups(diagnostics.modes, diagnostics.drifting)
+        by_chains = map_check_by_chains(map_lp, draws_lp, n_free, groups, weights)
+    report.text(_map_mode_text(check, n_out, diagnostics, by_chains))
+    if by_chains is not None:
+        report.table(
+            by_chains.rename(index=lambda c: f"chain{'s' if ',' in c else ''} {c}"), digits=4
+        )
+    report.figure_or_note(
+        figure,
+        lambda: plots.plot_log_density_vs_map(draws_lp, check, chain_weights=weights),
+        "Log posterior density of every chain's draws against the MAP's (red line); "
+        "draws from the MAP's own mode lie in the shaded range, about p/2 below the "
+        "MAP (dashed), p the number of free parameters.",
+    )
+
+
+def add_unsettled_candidates(
+    report: Report, comparison: ModelComparison, *, feature_names: list[str], ci_prob: float
+) -> list[str]:
+    """A section on the compared candidates (not the recommended one) whose checks failed.
+
+    For each NUTS candidate whose sampler checks failed: where its chains sit (modes,
+    drifting chains, stacking or pooling, :meth:`Diagnostics.modes_text`), how many of
+    its MAP values lie outside their posterior intervals, and whether the posterior mass
+    sits in the MAP's mode (the same text, table and figure as the recommended model's
+    MAP-versus-posterior section). Nothing is added when every candidate passed.
+
+    Returns
+    -------
+    list of str
+        The candidates described.
+    """
+    shown = []
+    for name, fit in comparison.fits.items():
+        bayes = fit.bayes
+        if (
+            name == comparison.recommended
+            or bayes is None
+            or getattr(bayes, "method_", None) != "nuts"
+            or getattr(bayes, "map_noise_weight_", None) is not None
+        ):
+            continue
+        diagnostics = bayes.diagnose()
+        if diagnostics.ok:
+            continue
+        if not shown:
+            report.heading("Candidates whose sampler checks failed")
+            report.text(
+                "The posteriors of these candidates are not converged; for each, where its "
+                "chains sit and where the posterior mass lies against its MAP-EM estimate "
+                f"({ci_prob:.0%} {INTERVAL_KIND} intervals)."
+            )
+        shown.append(name)
+        table = map_vs_posterior(
+            bayes.idata_.posterior.to_dataset(),
+            bayes.map_,
+            ci_prob=ci_prob,
+            feature_names=feature_names,
+        )
+        n_out = int((~table["map_in_interval"]).sum())
+        report.text(
+            f"**{name}** ({_describe_draws(bayes)}): "
+            + "; ".join(diagnostics.problems())
+            + f". {n_out} of {len(table)} MAP values lie outside their interval."
+        )
+        slug = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").lower()
+        _add_map_mode(report, bayes, diagnostics, n_out, f"log_density_{slug}")
+    return shown
+
+
 def add_posterior_analysis(
     report: Report,
     X: np.ndarray,
@@ -430,26 +508,7 @@ def add_posterior_analysis(
     )
     report.table(table.set_index("parameter"), digits=4)
     if bayes.method_ == "nuts" and getattr(bayes, "map_noise_weight_", None) is None:
-        draws_lp, map_lp, n_free = bayes.log_posterior_density()
-        weights = bayes.chain_weights_
-        check = map_log_density_check(map_lp, draws_lp, n_free, weights)
-        by_chains = None
-        if diagnostics.multimodal or diagnostics.drift or check["mode"] != "same":
-            groups = stacking_groups(diagnostics.modes, diagnostics.drifting)
-            by_chains = map_check_by_chains(map_lp, draws_lp, n_free, groups, weights)
-        report.text(_map_mode_text(check, n_out, diagnostics, by_chains))
-        if by_chains is not None:
-            report.table(
-                by_chains.rename(index=lambda c: f"chain{'s' if ',' in c else ''} {c}"),
-                digits=4,
-            )
-        report.figure_or_note(
-            "log_density",
-            lambda: plots.plot_log_density_vs_map(draws_lp, check, chain_weights=weights),
-            "Log posterior density of every chain's draws against the MAP's (red line); "
-            "draws from the MAP's own mode lie in the shaded range, about p/2 below the "
-            "MAP (dashed), p the number of free parameters.",
-        )
+        _add_map_mode(report, bayes, diagnostics, n_out, "log_density")
     report.figure_or_note(
         "map_vs_posterior",
         lambda: plots.plot_map_vs_posterior(table),
@@ -544,6 +603,10 @@ def build_report(
 ) -> Report:
     """The standard report: data, comparison, the chosen model's analysis, provenance.
 
+    After the chosen model's analysis, the candidates whose sampler checks failed are
+    described (:func:`add_unsettled_candidates`: their modes or drifting chains, and where
+    their posterior mass sits against their MAP).
+
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
@@ -607,6 +670,7 @@ def build_report(
     add_posterior_analysis(
         report, X, bayes, feature_names=feature_names, ci_prob=ci_prob, bootstrap=bootstrap
     )
+    add_unsettled_candidates(report, comparison, feature_names=feature_names, ci_prob=ci_prob)
     report.heading("Reproduce")
     report.code(command)
     report.table(pd.DataFrame({"version": software_versions()}))
@@ -616,6 +680,7 @@ def build_report(
 __all__ = [
     "Report",
     "add_posterior_analysis",
+    "add_unsettled_candidates",
     "build_report",
     "figure_png",
     "markdown_table",

@@ -299,3 +299,36 @@ def test_map_versus_posterior_section_names_the_mode_that_holds_the_mass(monkeyp
     figure = drawn["log_density"]()
     labels = [t.get_text() for t in figure.legends[0].get_texts()]
     assert "chain 2 (stacking weight 0.48)" in labels and "MAP (-150.0)" in labels
+
+
+def test_failed_candidates_get_their_modes_explained():
+    from types import SimpleNamespace
+
+    from bayesgmm.report import add_unsettled_candidates
+
+    rng = np.random.default_rng(6)
+    failed = _two_mode_bayes(rng)
+    passed = SimpleNamespace(method_="nuts", diagnose=lambda: SimpleNamespace(ok=True))
+    comparison = SimpleNamespace(
+        fits={
+            "K=1 full": SimpleNamespace(bayes=passed),
+            "K=2 full": SimpleNamespace(bayes=failed),
+            "K=3 full": SimpleNamespace(bayes=None),
+        },
+        recommended="K=1 full",
+    )
+    report = Report("candidates")
+    drawn = []
+    report.figure_or_note = lambda name, draw, caption: drawn.append(name)
+    shown = add_unsettled_candidates(report, comparison, feature_names=["x"], ci_prob=0.89)
+    assert shown == ["K=2 full"] and drawn == ["log_density_k_2_full"]
+    text = report.to_markdown()
+    assert "## Candidates whose sampler checks failed" in text
+    assert "**K=2 full** (nuts (4 chain(s) x 200 draws, combined by Bayesian stacking" in text
+    assert "the chains sit in 2 different modes" in text
+    assert "The posterior mass sits in another mode" in text
+    # nothing to say when every candidate passed
+    quiet = Report("none")
+    comparison.fits.pop("K=2 full")
+    assert add_unsettled_candidates(quiet, comparison, feature_names=["x"], ci_prob=0.89) == []
+    assert quiet.blocks == []
