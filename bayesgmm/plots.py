@@ -243,7 +243,10 @@ def plot_map_vs_posterior(table: pd.DataFrame, *, max_rows: int = MAX_FOREST_ROW
             else ""
         )
         ax.set_title(f"{kind}{note}", fontsize="medium", loc="left")
-    axes[0, 0].legend(frameon=False, fontsize="small")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(
+        handles, labels, frameon=False, fontsize="small", loc="outside lower center", ncols=2
+    )
     axes[-1, 0].set_xlabel("(value - posterior median) / posterior sd")
     fig.suptitle(
         f"MAP versus posterior ({table.attrs.get('ci_prob', 0.89):.0%} "
@@ -618,9 +621,12 @@ def plot_loo_comparison(table: pd.DataFrame, *, high_k_share: float = 0.05) -> F
             )
         if flags:
             any_flag = True
+            # written from the left end of the error bar, above it, so that the text
+            # stays inside the axes even for the best candidate at the right edge
+            left = float(centre.loc[name]) - float(row["se"] if has_elpd else row["dse"])
             ax.annotate(
-                "  " + ", ".join(flags),
-                (float(centre.loc[name]), yi),
+                ", ".join(flags),
+                (left, yi),
                 xytext=(0, 7),
                 textcoords="offset points",
                 color=FLAG_COLOR,
@@ -649,8 +655,8 @@ def plot_loo_comparison(table: pd.DataFrame, *, high_k_share: float = 0.05) -> F
                 label="flagged (high Pareto k / failed checks)",
             )
         )
-    ax.legend(
-        handles=handles, frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1, 1)
+    fig.legend(
+        handles=handles, frameon=False, fontsize="small", loc="outside lower center", ncols=3
     )
     ax.set_title("LOO comparison: ELPD and difference to the best, with SE")
     return fig

@@ -584,7 +584,9 @@ def add_posterior_analysis(
         "rank",
         lambda: plots.plot_rank(draws, summary),
         f"Rank plots of the (at most {plots.MAX_RANK_PARAMETERS}) parameters with the "
-        "highest R-hat: flat means well mixed.",
+        "highest R-hat: each chain's fractional-rank ECDF minus the uniform one, flat means "
+        "well mixed; p: arviz-plots' multi-chain uniformity test (which allows for "
+        "autocorrelation) at level alpha, black points: the ranks that deviate most.",
     )
     return table
 

@@ -90,6 +90,7 @@ def run_case(
         "drifting": len(diag.drifting),
         "combination": diag.chain_combination,
         "chain_weights": " ".join(f"{w:.2f}" for w in diag.chain_weights),
+        "stacking_gain": round(diag.stacking_gain, 2),
         "wall_s": round(wall, 1),
     }
 
@@ -142,7 +143,7 @@ def main() -> None:
             rows.append(row)
     table = pd.DataFrame(rows)
     table["settings"] = table.get("settings", pd.Series("", index=table.index)).fillna("")
-    for column, empty in (("drifting", 0), ("chain_weights", "")):
+    for column, empty in (("drifting", 0), ("chain_weights", ""), ("stacking_gain", np.nan)):
         table[column] = table.get(column, pd.Series(empty, index=table.index)).fillna(empty)
     summary = (
         table.groupby(["data", "K", "identify", "settings"])
@@ -180,7 +181,9 @@ def main() -> None:
         "whose chains sat in different modes, `drifting`: seeds with chains that drift between "
         "configurations (`diagnose().drifting`: a chain's halves, or the chains of a mode, "
         "disagree), `stacked`: seeds whose chains `combine_chains='auto'` stacked (then "
-        "`chain_weights` gives each chain's stacking weight). Measured on the shared "
+        "`chain_weights` gives each chain's stacking weight); `stacking_gain`: LOO log score "
+        "(nats) that stacking the modes or drifting chains would add over pooling, used only "
+        "above 1 nat per free weight (else the chains are pooled). Measured on the shared "
         "2-core development machine (wall times include compilation and other users' load).\n\n"
         "```\n"
         + "\n".join(
