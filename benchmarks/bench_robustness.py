@@ -90,7 +90,7 @@ def run_case(
         "drifting": len(diag.drifting),
         "combination": diag.chain_combination,
         "chain_weights": " ".join(f"{w:.2f}" for w in diag.chain_weights),
-        "stacking_gain": round(diag.stacking_gain, 2),
+        "stacking_gain": round(diag.stacking_gain, 2) if np.isfinite(diag.stacking_gain) else None,
         "wall_s": round(wall, 1),
     }
 
@@ -128,7 +128,7 @@ def main() -> None:
     if args.from_logs:
         for log in args.from_logs:
             rows += [
-                ast.literal_eval(line)
+                ast.literal_eval(line.replace(": nan", ": None"))
                 for line in log.read_text().splitlines()
                 if line.startswith("{")
             ]
