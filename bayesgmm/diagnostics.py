@@ -66,7 +66,7 @@ class Mode:
         chains = ",".join(str(c) for c in self.chains)
         noun = "chain" if len(self.chains) == 1 else "chains"
         density = (
-            f" (mean log posterior {self.mean_log_density:.1f})"
+            f" (mean sampler log density {self.mean_log_density:.1f})"
             if np.isfinite(self.mean_log_density)
             else ""
         )

@@ -543,7 +543,14 @@ def plot_rank(
     plt.close(fig)  # arviz-plots registers the figure with pyplot; the caller owns it
     for ax in fig.axes:
         if ax.get_title():  # long labels wrap instead of running into the neighbours
-            ax.set_title(textwrap.fill(ax.get_title(), 32), fontsize="small")
+            title = textwrap.fill(ax.get_title(), 32)
+            # the uniformity test's p-value, written inside the panel by arviz-plots,
+            # covers the curves: it goes into the title instead
+            for text in list(ax.texts):
+                if text.get_text().startswith("p="):
+                    title += f"  ({text.get_text().strip()})"
+                    text.remove()
+            ax.set_title(title, fontsize="small")
     fig.set_layout_engine("constrained")
     which = "worst R-hat first" if summary is not None else "first"
     fig.suptitle(

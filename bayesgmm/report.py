@@ -316,9 +316,12 @@ def _by_chains_text(by_chains: pd.DataFrame) -> str:
     for chains, row in by_chains.iterrows():
         noun = "chains" if "," in str(chains) else "chain"
         weight = f", stacking weight {row['weight']:.2f}" if np.isfinite(row["weight"]) else ""
+        side = "below" if row["gap"] >= 0 else "above"
+        top = row["max"] - (row["median"] + row["gap"])  # highest draw minus the MAP
+        reach = f", highest draw {top:.1f} above it" if row["mode"] == "higher" else ""
         parts.append(
             f"{noun} {chains} ({_WHERE[row['mode']]}: median {row['median']:.1f}, "
-            f"{row['gap']:.1f} below the MAP{weight})"
+            f"{abs(row['gap']):.1f} {side} the MAP{reach}{weight})"
         )
     return "Chain by chain: " + "; ".join(parts) + "."
 
@@ -354,7 +357,10 @@ def _map_mode_text(
         where += ". " + diagnostics.modes_text()[:-1]
     if by_chains is not None:
         where += ". " + _by_chains_text(by_chains)[:-1]
-    if n_out == 0:
+    unsettled = diagnostics is not None and (diagnostics.multimodal or diagnostics.drift)
+    if n_out == 0 and unsettled:
+        reason = "; every MAP value lies inside its interval."
+    elif n_out == 0:
         reason = "; every MAP value lies inside its interval: a unimodal posterior around the MAP."
     elif check["mode"] == "same":
         reason = (
@@ -381,9 +387,8 @@ def _add_map_mode(report: Report, bayes, diagnostics, n_out: int, figure: str) -
         by_chains = map_check_by_chains(map_lp, draws_lp, n_free, groups, weights)
     report.text(_map_mode_text(check, n_out, diagnostics, by_chains))
     if by_chains is not None:
-        report.table(
-            by_chains.rename(index=lambda c: f"chain{'s' if ',' in c else ''} {c}"), digits=4
-        )
+        shown = by_chains.rename(index=lambda c: f"chain{'s' if ',' in c else ''} {c}")
+        report.table(shown.dropna(axis=1, how="all"), digits=4)
     report.figure_or_note(
         figure,
         lambda: plots.plot_log_density_vs_map(draws_lp, check, chain_weights=weights),
@@ -585,7 +590,7 @@ def add_posterior_analysis(
         lambda: plots.plot_rank(draws, summary),
         f"Rank plots of the (at most {plots.MAX_RANK_PARAMETERS}) parameters with the "
         "highest R-hat: each chain's fractional-rank ECDF minus the uniform one, flat means "
-        "well mixed; p: arviz-plots' multi-chain uniformity test (which allows for "
+        "well mixed; p (in the titles): arviz-plots' multi-chain uniformity test (which allows for "
         "autocorrelation) at level alpha, black points: the ranks that deviate most.",
     )
     return table

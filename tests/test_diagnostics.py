@@ -182,7 +182,10 @@ def test_chains_in_two_separated_modes_are_named_with_their_stacking_weights():
     assert a.weight > 0.99 and np.isclose(a.weight + b.weight, 1.0)
     assert diag.lp_rhat > 1.5
     text = diag.verdict
-    assert "the chains sit in 2 different modes: chains 0,2 in mode A (mean log posterior" in text
+    assert (
+        "the chains sit in 2 different modes: chains 0,2 in mode A (mean sampler log density"
+        in text
+    )
     assert "stacking weights A 1.00, B 0.00" in text and "combine_chains='stack'" in text
     assert not diag.to_frame().loc["modes", "ok"]
     # each chain stays in its mode: nothing drifts

@@ -214,7 +214,7 @@ def test_map_mode_text_explains_where_the_posterior_mass_sits():
     diag = Diagnostics(1.3, 10.0, 10.0, 0, 0.8, "none", 4, 100, modes=modes)
     lower = _map_mode_text({**check, "gap": 20.0, "mode": "lower"}, 3, diag)
     assert "sits in another mode, lower at its peak than the MAP's but wider" in lower
-    assert "chains 0,2 in mode A (mean log posterior -231.4)" in lower
+    assert "chains 0,2 in mode A (mean sampler log density -231.4)" in lower
     assert "stacking weights A 0.90, B 0.10" in lower and "3 MAP value(s)" in lower
 
 
