@@ -61,10 +61,12 @@ from bayesgmm.covariance import CovarianceType, covariance_types
 from bayesgmm.diagnostics import (
     POSTERIOR_VARS,
     chain_modes,
-    chain_stacking_weights,
+    chain_stacking,
     diagnose,
+    drifting_chains,
     log_density_draws,
     parameter_matrix,
+    stacking_groups,
 )
 from bayesgmm.missing import MISSING_OPTIONS, check_missing_columns, has_missing
 from bayesgmm.mixture import GaussianMixture
@@ -599,9 +601,13 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         (:mod:`bayesgmm.stacking`, Yao, Vehtari and Gelman 2022): ``chains x draws`` draws
         are resampled with chain ``k`` weighted by its stacking weight and stored as one
         chain; the chains as sampled stay in the ``posterior_chains`` group.
-        ``"auto"``: stack when the chains sit in different modes (:func:`diagnose`), else
-        pool. ``posterior.attrs`` record ``chain_combination`` ("pooled" or "stacked")
-        and ``chain_weights``.
+        ``"auto"``: stack when the chains sit in different modes or drift between
+        configurations (:func:`diagnose`) and stacking beats pooling by more than its
+        free weights gain by chance (:func:`bayesgmm.stacking.stack_chains`), else pool.
+        Chains that share a mode are stacked as one unit, a drifting chain on its own
+        (:func:`bayesgmm.diagnostics.stacking_groups`). ``posterior.attrs`` record
+        ``chain_combination`` ("pooled" or "stacked"), ``chain_weights`` and, when
+        stacking was tried, ``stacking_gain`` and ``stacking_penalty`` (nats).
     identify : {"relabel", "ordered_projection"}, default="relabel"
         How NUTS treats the component labels in d > 1 (in one dimension the means are
         always ordered). ``"relabel"``: the model is unconstrained, chains may move between
@@ -986,12 +992,25 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             posterior.attrs["chain_combination"] = "pooled"
             tree["posterior"] = posterior
             return tree
-        modes = chain_modes(log_density_draws(tree), parameter_matrix(posterior, POSTERIOR_VARS))
-        if self.combine_chains == "auto" and len(modes) == 1:
+        log_density = log_density_draws(tree)
+        params = parameter_matrix(posterior, POSTERIOR_VARS)
+        modes = chain_modes(log_density, params)
+        drifting = drifting_chains(log_density, params, modes)
+        if self.combine_chains == "auto" and len(modes) == 1 and not drifting:
             posterior.attrs["chain_combination"] = "pooled"
             tree["posterior"] = posterior
             return tree
-        weights = chain_stacking_weights(tree, [m.chains for m in modes])
+        stacking = chain_stacking(tree, stacking_groups(modes, drifting))
+        if self.combine_chains == "auto" and not stacking.significant:
+            # the chains predict the data equally well: stacking weights would be noise
+            posterior.attrs.update(
+                chain_combination="pooled",
+                stacking_gain=stacking.gain,
+                stacking_penalty=stacking.penalty,
+            )
+            tree["posterior"] = posterior
+            return tree
+        weights = stacking.stacked
         self.chain_weights_ = weights
         chain, draw = stacked_indices(weights, n_draws, n_chains * n_draws, rng)
         index = {
@@ -1010,6 +1029,8 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             posterior.attrs,
             chain_combination="stacked",
             chain_weights=[float(w) for w in weights],
+            stacking_gain=stacking.gain,
+            stacking_penalty=stacking.penalty,
         )
         for name, ds in groups.items():
             tree[name] = ds
