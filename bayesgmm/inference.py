@@ -45,8 +45,8 @@ import pytensor.tensor as pt
 import xarray as xr
 from pymc.initial_point import make_initial_point_fn
 from scipy.special import logsumexp
-from sklearn.base import BaseEstimator, DensityMixin
-from sklearn.exceptions import NotFittedError
+from sklearn.base import BaseEstimator, DensityMixin, clone
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils.validation import validate_data
 
 from bayesgmm._methods import METHODS, SAMPLERS, Method, Sampler
@@ -57,7 +57,7 @@ from bayesgmm._validation import (
     check_random_state,
 )
 from bayesgmm.analysis import parameter_draws, point_estimate_table, posterior_summary
-from bayesgmm.covariance import CovarianceType, covariance_types
+from bayesgmm.covariance import CovarianceType, covariance_types, get_structure
 from bayesgmm.diagnostics import (
     POSTERIOR_VARS,
     chain_modes,
@@ -127,6 +127,8 @@ MAX_POINTWISE_VALUES = 20_000_000
 #: start chains too (a mode ``e^-5`` times lower at its peak holds little mass unless it
 #: is much wider, which the stacking weights then tell).
 START_LOG_DENSITY_GAP = 5.0
+#: Nats by which EM from a posterior draw must beat the restarts' optimum to become the MAP.
+REFINE_MIN_GAIN = 1e-6
 #: ``max_draws=None`` extends a run of at least this many draws (all chains): one sized
 #: to reach the ESS threshold of 400 at 25 % efficiency; shorter runs are quick looks.
 EXTEND_MIN_TOTAL_DRAWS = 1600
@@ -482,7 +484,10 @@ PARAMETER_CONSTRAINTS: dict[str, tuple[Callable[[object], bool], str]] = {
         "means along the direction that best separates the MAP's components)",
     ),
     "vi_iterations": (_int_at_least(1), "a positive int (optimisation steps of VI)"),
-    "em_n_init": (_int_at_least(1), "a positive int (EM restarts of the MAP start)"),
+    "em_n_init": (
+        lambda v: (isinstance(v, str) and v == "auto") or _int_at_least(1)(v),
+        '"auto" or a positive int (EM restarts of the MAP start; see GaussianMixture\'s n_init)',
+    ),
     "batch_size": (
         lambda v: v is None or (isinstance(v, str) and v == "auto") or _int_at_least(1)(v),
         f"'auto' (minibatches of {MINIBATCH_SIZE} above {MINIBATCH_THRESHOLD} rows), None "
@@ -635,8 +640,11 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         and resampled become the posterior when their k-hat is < 0.7 (not for minibatch
         fits); otherwise the posterior is q's draws, and
         a k-hat of q >= 0.7 warns: use NUTS.
-    em_n_init : int, default=5
-        EM restarts of the MAP-EM start (the best one is kept).
+    em_n_init : "auto" or int, default="auto"
+        EM restarts of the MAP-EM start (the best one is kept); ``"auto"`` as in
+        :class:`GaussianMixture` (60 starts and split-and-merge moves on small data, 20
+        otherwise). After NUTS, EM is also run from every chain's highest-density draw:
+        an optimum better than the restarts' becomes ``map_`` (``map_source_``).
     batch_size : "auto", int or None, default="auto"
         Minibatch size of VI: ``"auto"`` uses minibatches of 1000 above 20000 rows,
         ``None`` never.
@@ -686,6 +694,10 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         MAP estimate on the user's scale (sorted by mean in 1-D, by the projection on the
         ordering direction with ``identify="ordered_projection"``); with a noise component
         the Gaussians with conditional weights (see :mod:`bayesgmm.noise`).
+    map_source_ : str
+        Where ``map_`` comes from: ``"EM restarts"`` (the best of ``em_.optima_``), or EM
+        started from a chain's highest-density draw when that reached a better optimum
+        (NUTS without noise, weights or missing entries).
     map_noise_weight_ : float
         The MAP noise weight (only with ``noise=True``).
     em_ : GaussianMixture
@@ -743,7 +755,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         combine_chains: Literal["auto", "pool", "stack"] = "auto",
         identify: Literal["relabel", "ordered_projection"] = "relabel",
         vi_iterations: int = 30_000,
-        em_n_init: int = 5,
+        em_n_init: int | Literal["auto"] = "auto",
         batch_size: int | Literal["auto"] | None = "auto",
         pointwise: bool | Literal["auto"] = "auto",
         sampler_kwargs: dict | None = None,
@@ -901,6 +913,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         )._fit_spec(data, map_spec, sample_weight=weights)
         params = self.em_.params_
         self.map_ = params.sorted_by_mean() if n_features == 1 else params
+        self.map_source_ = "EM restarts"
         if self.noise:
             self.map_noise_weight_ = self.em_.noise_weight_
         else:
@@ -928,6 +941,8 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             idata = self._map_idata()
         elif self.method == "nuts":
             idata = self._run_nuts(start, np.random.default_rng(seeds[1]), seeds[0])
+            if self._plain_model:
+                self._refine_map(idata)
         else:
             idata = self._run_vi(data, start, seeds[0], prior)
         self.method_ = self.method
@@ -1208,6 +1223,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             posterior, record = _relabel_posterior(posterior, self.map_)
         self.relabeling_ = record
         posterior.attrs["relabeling"] = str(record.to_dict())
+        posterior.attrs["map_source"] = self.map_source_
         if method == "nuts":
             self.n_draws_ = n_draws
             posterior.attrs["draws_per_chain"] = n_draws
@@ -1429,7 +1445,6 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         weights, means, covs = stack_draws(posterior)
         prior = self.spec_.map_prior()
         structure = self.map_.structure
-        shape = structure.shape(self.n_components, self.n_features_in_)
 
         def objective(params: MixtureParams) -> float:
             rows = log_mixture_density(
@@ -1441,17 +1456,66 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
 
         values = np.empty(len(weights))
         for s, (w, m, c) in enumerate(zip(weights, means, covs, strict=True)):
-            layout = np.stack([structure._from_full(matrix) for matrix in c])
-            params = MixtureParams(
-                w / w.sum(),
-                m,
-                layout.reshape(shape) if layout.size == np.prod(shape) else layout[0],
-                self.map_.covariance_type,
-            )
-            values[s] = objective(params)
+            values[s] = objective(self._draw_params(w, m, c))
         n_free = int(structure.n_parameters(self.n_components, self.n_features_in_))
         n_free += self.n_components - 1 + self.n_components * self.n_features_in_
         return values.reshape(n_chains, n_draws), objective(self.map_), n_free
+
+    def _draw_params(self, weights, means, covariances) -> MixtureParams:
+        """One draw (weights (K,), means (K, d), full covariances (K, d, d)) as parameters."""
+        structure = get_structure(self.covariance_type)
+        shape = structure.shape(self.n_components, self.n_features_in_)
+        layout = np.stack([structure._from_full(matrix) for matrix in covariances])
+        return MixtureParams(
+            weights / weights.sum(),
+            means,
+            layout.reshape(shape) if layout.size == np.prod(shape) else layout[0],
+            self.covariance_type,
+        )
+
+    def _refine_map(self, idata: xr.DataTree) -> None:
+        """EM from every chain's highest-density draw; a better optimum becomes ``map_``.
+
+        EM restarts can miss an optimum that NUTS finds (a narrow component on a few close
+        values, galaxies K=4); started from the sampler's best draws, EM reaches it. The
+        MAP is then the better optimum, and ``map_source_`` says where it came from.
+        """
+        lp = log_density_draws(idata)
+        if lp is None:
+            return
+        posterior = idata["posterior"].to_dataset()
+        structure = get_structure(self.covariance_type)
+        best, found = self.em_.lower_bound_, None
+        for chain in range(lp.shape[0]):
+            draw = posterior.isel(chain=chain, draw=int(np.argmax(lp[chain])))
+            params = self._draw_params(
+                draw["weights"].values, draw["means"].values, draw["covariances"].values
+            )
+            precisions = structure.precisions(structure.precisions_cholesky(params.covariances))
+            em = clone(self.em_).set_params(
+                n_init=1,
+                weights_init=params.weights,
+                means_init=params.means,
+                precisions_init=precisions,
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                try:
+                    em.fit(self._X)
+                except (np.linalg.LinAlgError, ValueError):  # a draw EM cannot start from
+                    continue
+            if em.lower_bound_ > best + REFINE_MIN_GAIN / len(self._X):
+                best, found = em.lower_bound_, (chain, em.params_)
+        if found is None:
+            return
+        chain, params = found
+        params = params.sorted_by_mean() if self.n_features_in_ == 1 else params
+        self.map_ = self._ordered_start(params)
+        self.map_source_ = (
+            f"EM from chain {chain}'s highest-density draw: objective "
+            f"{best * len(self._X):.2f}, above the EM restarts' "
+            f"{self.em_.lower_bound_ * len(self._X):.2f}"
+        )
 
     def responsibilities(self, X=None) -> xr.DataArray:
         """Posterior draws of ``gamma_nk = p(z_n = k | x_n, theta)``.
