@@ -311,8 +311,16 @@ class Diagnostics:
         if not (checks["min_ess_bulk"] and checks["min_ess_tail"]) or not checks["max_rhat"]:
             ess = min(self.min_ess_bulk, self.min_ess_tail)
             factor = self.ess_threshold / ess if np.isfinite(ess) and ess > 0 else 4.0
-            draws = int(np.ceil(self.n_draws * max(2.0, factor) / 100.0) * 100)
-            found.append(f"more draws and tuning (e.g. --draws {draws} --tune {draws})")
+            if factor <= MAX_DRAWS_FACTOR:
+                draws = int(np.ceil(self.n_draws * max(2.0, factor) / 100.0) * 100)
+                found.append(f"more draws and tuning (e.g. --draws {draws} --tune {draws})")
+            else:
+                found.append(
+                    f"not more draws: the chains barely move (min ESS {ess:.0f} in "
+                    f"{self.n_chains} x {self.n_draws} draws) and would need about "
+                    f"{factor:.0f}x as many; a model that fits the data with fewer "
+                    "components or a more informative prior will mix"
+                )
         if not checks["n_divergences"]:
             found.append("a higher target_accept (0.95 or 0.99)")
         if not checks["min_bfmi"]:
@@ -399,6 +407,10 @@ class Diagnostics:
                 "empty (posterior P(N_k < 1) > 0.5): fewer components may describe the data"
             )
         return "\n".join(lines)
+
+
+#: More draws are suggested as a remedy only when at most this factor would reach the ESS.
+MAX_DRAWS_FACTOR = 8.0
 
 
 def empty_components(counts: np.ndarray, min_count: float = 1.0) -> tuple[int, ...]:

@@ -567,7 +567,8 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         NUTS runs longer when ``draws`` are not enough: if after ``draws`` draws per chain
         R-hat or the bulk or tail ESS misses its threshold (:meth:`diagnose`, on the
         relabelled draws), the same chains go on to 2x, 4x, ... ``draws`` and stop at the
-        first of these lengths (or ``max_draws``) where all three pass. The draws are
+        first of these lengths (or ``max_draws``) where all three pass, or where the ESS,
+        growing in proportion to the draws, could not reach 400 by ``max_draws``. The draws are
         those of a run of that length, so the seed alone fixes the result; the length
         reached is in ``n_draws_`` and the posterior's ``draws_per_chain`` attribute.
         Default (``None``): ``4 * draws`` when ``chains * draws >= 1600`` (a run sized for
@@ -1079,7 +1080,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
                     rng,
                     order_basis=self._order_basis,
                     checkpoints=self._checkpoints(),
-                    enough=self._mixes,
+                    enough=self._long_enough,
                     **common,
                 )
             else:
@@ -1108,15 +1109,22 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             length *= 2
         return (*lengths, longest) if longest > self.draws else ()
 
-    def _mixes(self, trace: xr.DataTree) -> bool:
-        """Whether R-hat and both ESS pass on ``trace``'s relabelled draws."""
+    def _long_enough(self, trace: xr.DataTree) -> bool:
+        """Whether to stop at ``trace``: R-hat and both ESS pass on its relabelled draws, or
+        the ESS, growing in proportion to the draws, cannot reach its threshold by the
+        longest run (chains that barely move are not run four times as long)."""
         posterior = trace["posterior"].to_dataset()
         if self.n_components > 1 and self.n_features_in_ > 1:
             posterior, _ = _relabel_posterior(posterior, self.map_)
         tree = xr.DataTree.from_dict(
             {"posterior": posterior, "sample_stats": trace["sample_stats"].to_dataset()}
         )
-        return diagnose(tree).mixes
+        diag = diagnose(tree)
+        if diag.mixes:
+            return True
+        longest = max(self._checkpoints(), default=self.draws)
+        ess = min(diag.min_ess_bulk, diag.min_ess_tail)
+        return not ess * longest / diag.n_draws >= diag.ess_threshold
 
     def _run_vi(self, X, start, seed, prior) -> xr.DataTree:
         if isinstance(start, Sequence):
