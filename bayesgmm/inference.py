@@ -129,6 +129,10 @@ MAX_POINTWISE_VALUES = 20_000_000
 START_LOG_DENSITY_GAP = 5.0
 #: Nats by which EM from a posterior draw must beat the restarts' optimum to become the MAP.
 REFINE_MIN_GAIN = 1e-6
+#: An extended run stops early when even this multiple of the ESS projected to ``max_draws``
+#: (in proportion to the draws) misses the threshold: short runs of slowly mixing chains
+#: underestimate the ESS that longer ones reach.
+EXTEND_ESS_SLACK = 2.0
 #: ``max_draws=None`` extends a run of at least this many draws (all chains): one sized
 #: to reach the ESS threshold of 400 at 25 % efficiency; shorter runs are quick looks.
 EXTEND_MIN_TOTAL_DRAWS = 1600
@@ -567,10 +571,10 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         NUTS runs longer when ``draws`` are not enough: if after ``draws`` draws per chain
         R-hat or the bulk or tail ESS misses its threshold (:meth:`diagnose`, on the
         relabelled draws), the same chains go on to 2x, 4x, ... ``draws`` and stop at the
-        first of these lengths (or ``max_draws``) where all three pass, or where the ESS,
-        growing in proportion to the draws, could not reach 400 by ``max_draws``. The draws are
-        those of a run of that length, so the seed alone fixes the result; the length
-        reached is in ``n_draws_`` and the posterior's ``draws_per_chain`` attribute.
+        first of these lengths (or ``max_draws``) where all three pass, or where twice the
+        ESS projected to ``max_draws`` (in proportion to the draws) is still below 400. The
+        draws are those of a run of that length, so the seed alone fixes the result; the
+        length reached is in ``n_draws_`` and the posterior's ``draws_per_chain`` attribute.
         Default (``None``): ``4 * draws`` when ``chains * draws >= 1600`` (a run sized for
         an ESS of 400), else ``draws``; ``max_draws=draws`` keeps the length fixed.
         Only the cached compiled model extends (``sampler="nutpie"``, no noise, weights
@@ -1111,8 +1115,8 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
 
     def _long_enough(self, trace: xr.DataTree) -> bool:
         """Whether to stop at ``trace``: R-hat and both ESS pass on its relabelled draws, or
-        the ESS, growing in proportion to the draws, cannot reach its threshold by the
-        longest run (chains that barely move are not run four times as long)."""
+        ESS, growing in proportion to the draws, cannot reach its threshold by the longest
+        run even twice over (chains that barely move are not run four times as long)."""
         posterior = trace["posterior"].to_dataset()
         if self.n_components > 1 and self.n_features_in_ > 1:
             posterior, _ = _relabel_posterior(posterior, self.map_)
@@ -1124,7 +1128,8 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             return True
         longest = max(self._checkpoints(), default=self.draws)
         ess = min(diag.min_ess_bulk, diag.min_ess_tail)
-        return not ess * longest / diag.n_draws >= diag.ess_threshold
+        projected = EXTEND_ESS_SLACK * ess * longest / diag.n_draws
+        return not projected >= diag.ess_threshold
 
     def _run_vi(self, X, start, seed, prior) -> xr.DataTree:
         if isinstance(start, Sequence):

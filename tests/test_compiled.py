@@ -290,8 +290,8 @@ def test_runs_stop_when_they_mix_or_cannot_reach_the_ess():
     iid = rng.standard_normal((4, 60))  # ESS ~ 240: 4x the draws would reach 400
     assert not model._long_enough(_trace(iid))
     assert model._long_enough(_trace(rng.standard_normal((4, 300))))  # ESS ~ 1200: mixes
-    sticky = np.empty((4, 60))  # AR(1), rho 0.99: ESS of a few draws, hopeless
+    sticky = np.empty((4, 60))  # AR(1), rho 0.995: ESS of a few draws, hopeless
     sticky[:, 0] = rng.standard_normal(4)
     for t in range(1, 60):
-        sticky[:, t] = 0.99 * sticky[:, t - 1] + 0.14 * rng.standard_normal(4)
+        sticky[:, t] = 0.995 * sticky[:, t - 1] + 0.1 * rng.standard_normal(4)
     assert model._long_enough(_trace(sticky))
