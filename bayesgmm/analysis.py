@@ -12,8 +12,10 @@ writes them into a document.
   89% by default), with the MAP's components relabelled to match the posterior's
   (:func:`align_to_posterior`, the KL-Hungarian rule of :mod:`bayesgmm.relabel`).
 * :func:`map_log_density_check`: the log posterior density at the MAP against its
-  distribution over the draws, which tells whether the posterior mass sits in the MAP's
-  mode, in a lower (wider) one or in a higher one that EM missed.
+  distribution over the draws (weighted by the chains' stacking weights when the chains
+  were stacked), which tells whether the posterior mass sits in the MAP's mode, in a
+  lower (wider) one or in a higher one that EM missed; :func:`map_check_by_chains` asks
+  the same of every mode (group of chains) separately.
 * :func:`assignment_summary`, :func:`marginal_density_band`: per-point assignment
   probabilities and predictive densities with credible intervals over draws.
 * :func:`data_grid`, :func:`data_summary`: the data's evaluation grid and description.
@@ -40,7 +42,12 @@ INTERVAL_KIND = "equal-tailed"
 HIGHER_MODE_MARGIN = 1.0
 
 
-def map_log_density_check(map_log_density: float, log_density: np.ndarray, n_free: int) -> dict:
+def map_log_density_check(
+    map_log_density: float,
+    log_density: np.ndarray,
+    n_free: int,
+    chain_weights: np.ndarray | None = None,
+) -> dict:
     """Where the posterior mass sits relative to the MAP's mode, from log densities.
 
     Near a mode with ``p`` free (unconstrained) parameters the posterior is close to a
@@ -57,6 +64,10 @@ def map_log_density_check(map_log_density: float, log_density: np.ndarray, n_fre
     log_density : ndarray of shape (n_draws,) or (n_chains, n_draws)
     n_free : int
         Number of free unconstrained parameters ``p``.
+    chain_weights : ndarray of shape (n_chains,), optional
+        Weight of every chain (stacking): each draw of chain ``c`` counts ``w_c / n_draws``
+        in the quantiles, and chains of weight 0 are left out of the highest value.
+        Default: every draw counts once.
 
     Returns
     -------
@@ -66,11 +77,18 @@ def map_log_density_check(map_log_density: float, log_density: np.ndarray, n_fre
         ``gap_limit`` (the 99.9% chi-square quantile / 2) and ``mode``: ``"same"`` (the
         draws sit in the MAP's mode), ``"lower"`` or ``"higher"``.
     """
-    values = np.asarray(log_density, dtype=float).ravel()
-    q05, median, q95 = np.quantile(values, [0.05, 0.5, 0.95])
+    values = np.atleast_2d(np.asarray(log_density, dtype=float))
+    if chain_weights is None:
+        chain_weights = np.ones(values.shape[0])
+    weights = np.broadcast_to(
+        np.asarray(chain_weights, dtype=float)[:, None] / values.shape[1], values.shape
+    ).ravel()
+    values = values.ravel()
+    q05, median, q95 = weighted_quantiles(values, weights, [0.05, 0.5, 0.95])
+    highest = float(values[weights > 0].max())
     gap = float(map_log_density - median)
     limit = float(chi2.ppf(0.999, n_free) / 2)
-    if values.max() > map_log_density + HIGHER_MODE_MARGIN:
+    if highest > map_log_density + HIGHER_MODE_MARGIN:
         mode = "higher"
     elif gap > limit:
         mode = "lower"
@@ -81,12 +99,74 @@ def map_log_density_check(map_log_density: float, log_density: np.ndarray, n_fre
         "q05": float(q05),
         "median": float(median),
         "q95": float(q95),
-        "max": float(values.max()),
+        "max": highest,
         "gap": gap,
         "expected_gap": n_free / 2,
         "gap_limit": limit,
         "mode": mode,
     }
+
+
+def weighted_quantiles(values: np.ndarray, weights: np.ndarray, probs) -> np.ndarray:
+    """Quantiles of weighted values (the inverse of the weighted empirical CDF).
+
+    With equal weights this is ``np.quantile(values, probs, method="inverted_cdf")``.
+
+    Parameters
+    ----------
+    values, weights : ndarray of shape (n,)
+        Non-negative weights, not all zero.
+    probs : sequence of float in [0, 1]
+
+    Returns
+    -------
+    ndarray of shape (len(probs),)
+    """
+    order = np.argsort(values, kind="stable")
+    cdf = np.cumsum(np.asarray(weights, dtype=float)[order])
+    cdf /= cdf[-1]
+    index = np.searchsorted(cdf, np.asarray(probs, dtype=float) * (1 - 1e-12), side="left")
+    return np.asarray(values, dtype=float)[order][np.minimum(index, len(cdf) - 1)]
+
+
+def map_check_by_chains(
+    map_log_density: float,
+    log_density: np.ndarray,
+    n_free: int,
+    groups: list[tuple[int, ...]],
+    chain_weights: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """:func:`map_log_density_check` for each group of chains (a mode, a drifting chain).
+
+    Parameters
+    ----------
+    map_log_density : float
+    log_density : ndarray of shape (n_chains, n_draws)
+    n_free : int
+    groups : list of tuple of int
+        E.g. :func:`bayesgmm.diagnostics.stacking_groups`.
+    chain_weights : ndarray of shape (n_chains,), optional
+        Stacking weights; a group's weight is the sum over its chains.
+
+    Returns
+    -------
+    DataFrame
+        One row per group, indexed by its chains (``"0,2"``): ``weight`` (NaN without
+        weights), ``median``, ``q05``, ``q95``, ``max``, ``gap`` and ``mode`` as in
+        :func:`map_log_density_check`.
+    """
+    log_density = np.atleast_2d(np.asarray(log_density, dtype=float))
+    rows = {}
+    for group in groups:
+        check = map_log_density_check(map_log_density, log_density[list(group)], n_free)
+        weight = np.nan if chain_weights is None else float(np.sum(chain_weights[list(group)]))
+        rows[",".join(map(str, group))] = {
+            "weight": weight,
+            **{key: check[key] for key in ("median", "q05", "q95", "max", "gap", "mode")},
+        }
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "chains"
+    return frame
 
 
 def align_to_posterior(params: MixtureParams, posterior: xr.Dataset) -> MixtureParams:
@@ -568,6 +648,8 @@ __all__ = [
     "data_grid",
     "data_summary",
     "label_agreement",
+    "map_check_by_chains",
+    "map_log_density_check",
     "map_vs_posterior",
     "marginal_density",
     "marginal_density_band",
@@ -575,5 +657,6 @@ __all__ = [
     "point_estimate_table",
     "posterior_summary",
     "separating_features",
+    "weighted_quantiles",
     "worst_mixing",
 ]

@@ -422,6 +422,7 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
             random_state=args.seed,
             progressbar=not args.quiet,
             noise=args.noise,
+            max_draws=args.max_draws,
             **_sampler_kwargs(args),
         ).fit(data.X, sample_weight=data.sample_weight)
         progress("writing results")
@@ -549,7 +550,7 @@ def _run_comparison(args: argparse.Namespace, data: Dataset, progress: Progress)
             parse_covariances(args.covariance),
             method,
             **_sampler_kwargs(args),
-            bayes_kwargs={"sampler": args.sampler},
+            bayes_kwargs={"sampler": args.sampler, "max_draws": args.max_draws or args.draws},
             em_prior=None if args.prior == "mle" else "default",
             em_n_init=args.n_init,
             n_jobs=args.jobs,
@@ -983,6 +984,13 @@ def _add_data_options(parser: argparse.ArgumentParser, k_help: str) -> None:
     parser.add_argument("--seed", type=seed, default=0, help="random seed")
     parser.add_argument(
         "--draws", type=positive_int, default=1000, help="posterior draws per chain"
+    )
+    parser.add_argument(
+        "--max-draws",
+        type=positive_int,
+        default=None,
+        help="go on to 2x, 4x ... draws, at most this many, while R-hat or ESS miss their "
+        "thresholds (default: 4 x draws for fit; compare and report keep --draws)",
     )
     parser.add_argument(
         "--tune", type=non_negative_int, default=1000, help="tuning steps per chain"

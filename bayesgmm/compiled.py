@@ -95,6 +95,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -423,6 +424,8 @@ class CompiledMixture:
         target_accept: float,
         progressbar: bool = False,
         order_basis: np.ndarray | None = None,
+        checkpoints: tuple[int, ...] = (),
+        enough: Callable[[xr.DataTree], bool] | None = None,
         **kwargs,
     ) -> xr.DataTree:
         """NUTS (nutpie) on the posterior of ``X``, chain ``c`` starting at ``starts[c]``.
@@ -441,6 +444,15 @@ class CompiledMixture:
         progressbar : bool
         order_basis : ndarray of shape (n_features, n_features), optional
             The identifying basis (see :meth:`set_data`).
+        checkpoints : tuple of int
+            Longer runs (draws per chain, each above ``draws``): when all chains have made
+            ``draws`` draws, ``enough`` is asked about them; if it says no, the same chains
+            go on to the next checkpoint, and so on. The draws up to a checkpoint are those a
+            run of that length gives (nutpie's warm-up does not depend on the run's
+            length), so the result depends on the seed only, not on timing.
+        enough : callable, optional
+            ``enough(trace) -> bool`` on the trace cut at a checkpoint (the return value's
+            layout); required with ``checkpoints``.
         **kwargs
             Further arguments of :func:`nutpie.sample` (e.g. ``adaptation="low_rank"``).
 
@@ -448,7 +460,8 @@ class CompiledMixture:
         -------
         xarray.DataTree
             ``posterior`` and ``sample_stats`` (nutpie's, less its text-valued
-            divergence messages) with dims ``chain``, ``draw``.
+            divergence messages) with dims ``chain``, ``draw``: ``draws`` draws per chain,
+            or those of the first checkpoint ``enough`` accepted (else the last).
         """
         import nutpie
         from nutpie.compiled_pyfunc import from_pyfunc
@@ -472,7 +485,11 @@ class CompiledMixture:
         cores = max(1, min(len(starts), os.cpu_count() or 1) if cores is None else int(cores))
         seeds = np.random.SeedSequence(seed).generate_state(len(starts), dtype=np.uint32)
 
-        def start_chain(start, chain_seed):
+        lengths = sorted({int(draws), *(int(c) for c in checkpoints if c > draws)})
+        if len(lengths) > 1 and enough is None:
+            raise ValueError("checkpoints need an `enough` rule")
+
+        def start_chain(start, chain_seed, progress):
             start = np.asarray(start, dtype=np.float64)
             compiled = from_pyfunc(
                 self.n_dim,
@@ -487,7 +504,7 @@ class CompiledMixture:
             )
             return nutpie.sample(
                 compiled,
-                draws=draws,
+                draws=lengths[-1],
                 tune=tune,
                 chains=1,
                 cores=1,
@@ -496,36 +513,117 @@ class CompiledMixture:
                 progress_bar=progressbar,
                 save_warmup=False,
                 blocking=False,
+                progress_callback=progress,
                 **kwargs,
             )
 
         # each chain is its own nutpie sampler (its own start and seed, so the draws do not
         # depend on ``cores``), ``cores`` of them running at once in nutpie's threads; the
         # compiled log-density releases the GIL while it runs (NogilNumbaLinker)
-        pending = list(zip(starts, seeds, strict=True))
-        running = []
-        chains = []
         with self.lock:
             self.set_data(X, spec, order_basis)
+            runs = [
+                _ChainRun(start, chain_seed, tune)
+                for start, chain_seed in zip(starts, seeds, strict=True)
+            ]
             try:
-                while pending or running:
-                    while pending and len(running) < cores:
-                        running.append(start_chain(*pending.pop(0)))
-                    trace = running[0].wait()
-                    running.pop(0)
-                    chains.append(_complete(trace, draws))
-            except BaseException:
-                for sampler in running:
-                    sampler.cancel()
-                raise
-        groups = {}
-        for group in ("posterior", "sample_stats"):
-            parts = [tree[group].to_dataset() for tree in chains]
-            combined = xr.concat(parts, dim="chain", data_vars="all", coords="minimal")
-            # object-dtype statistics (nutpie's divergence messages) do not serialise
-            text = [name for name, var in combined.data_vars.items() if var.dtype == object]
-            groups[group] = combined.drop_vars(text).assign_coords(chain=np.arange(len(chains)))
-        return xr.DataTree.from_dict(groups)
+                for length in lengths:
+                    _run_to(runs, length, cores, start_chain, final=length == lengths[-1])
+                    chains = [run.trace(length) for run in runs]
+                    if length == lengths[-1] or enough(_combine_chains(chains)):
+                        break
+            finally:
+                for run in runs:
+                    run.stop()
+        return _combine_chains(chains)
+
+
+def _combine_chains(chains: list[xr.DataTree]) -> xr.DataTree:
+    """One ``posterior`` / ``sample_stats`` tree of single-chain traces, chains in order."""
+    groups = {}
+    for group in ("posterior", "sample_stats"):
+        parts = [tree[group].to_dataset() for tree in chains]
+        combined = xr.concat(parts, dim="chain", data_vars="all", coords="minimal")
+        # object-dtype statistics (nutpie's divergence messages) do not serialise
+        text = [name for name, var in combined.data_vars.items() if var.dtype == object]
+        groups[group] = combined.drop_vars(text).assign_coords(chain=np.arange(len(chains)))
+    return xr.DataTree.from_dict(groups)
+
+
+class _ChainRun:
+    """One chain's nutpie sampler: started when a core is free, paused at a checkpoint."""
+
+    def __init__(self, start: np.ndarray, seed, tune: int) -> None:
+        self.start, self.seed, self.tune = start, seed, tune
+        self.sampler = None
+        self.result: xr.DataTree | None = None  # the whole trace, once the sampler ended
+        self.draws = 0  # draws after tuning, as nutpie's progress callback last said
+        self.running = False
+
+    def progress(self, chains) -> None:  # called from nutpie's thread
+        self.draws = max(0, int(chains[0].finished_draws) - self.tune)
+
+    @property
+    def ended(self) -> bool:
+        return self.result is not None or (self.sampler is not None and _finished(self.sampler))
+
+    def reached(self, length: int, final: bool) -> bool:
+        """Whether the chain is done for this checkpoint (the last one: its sampler ended)."""
+        return self.ended or (not final and self.sampler is not None and self.draws >= length)
+
+    def launch(self, start_chain) -> None:
+        if self.sampler is None:
+            self.sampler = start_chain(self.start, self.seed, self.progress)
+        else:
+            self.sampler.resume()
+        self.running = True
+
+    def pause(self) -> None:
+        if not self.ended:
+            self.sampler.pause()
+        self.running = False
+
+    def trace(self, length: int) -> xr.DataTree:
+        """The first ``length`` draws (``KeyboardInterrupt`` if the chain has fewer)."""
+        if self.result is None and _finished(self.sampler):
+            self.result = self.sampler.wait()
+        trace = _complete(self.sampler.inspect() if self.result is None else self.result, length)
+        return xr.DataTree.from_dict(
+            {
+                group: trace[group].to_dataset().isel(draw=slice(0, length))
+                for group in ("posterior", "sample_stats")
+            }
+        )
+
+    def stop(self) -> None:
+        if self.sampler is not None and self.result is None:
+            self.sampler.cancel()
+
+
+def _finished(sampler) -> bool:
+    """nutpie's ``is_finished``, which raises ``TimeoutError`` (not False) on some calls."""
+    try:
+        return bool(sampler.is_finished)
+    except TimeoutError:
+        return False
+
+
+def _run_to(runs: list[_ChainRun], length: int, cores: int, start_chain, *, final: bool) -> None:
+    """Advance every chain to ``length`` draws, at most ``cores`` chains at once.
+
+    A chain that reached ``length`` is paused so that its core goes to a chain behind;
+    at the last checkpoint (``final``) every sampler runs to its own end.
+    """
+    while True:
+        for run in runs:
+            if run.running and run.reached(length, final):
+                run.pause()
+        if all(run.reached(length, final) for run in runs):
+            return
+        waiting = [run for run in runs if not run.running and not run.reached(length, final)]
+        while waiting and sum(run.running for run in runs) < cores:
+            waiting.pop(0).launch(start_chain)
+        time.sleep(0.02)
 
 
 def reentrant(fn) -> Callable[..., tuple]:

@@ -12,6 +12,14 @@ chains whose means of the log posterior density (``sample_stats.lp``) and of eve
 of each other share a mode (single linkage); each mode carries the stacking weight of
 its chains (:mod:`bayesgmm.stacking`), so a failed R-hat is explained as "chains 0,2 in
 mode A, chains 1,3 in mode B; stacking weights A 0.9, B 0.1" rather than a bare number.
+
+Single linkage on whole-chain means cannot tell chains that *drift* between
+configurations (each chain's mean then lies between the configurations, with a wide
+within-chain spread) from chains that agree. :func:`drifting_chains` checks the grouping:
+a chain drifts when its two halves fall into different modes, or when the chains of its
+mode, split in halves, disagree (rank-normalised split R-hat of the log density or of a
+parameter above ``MULTIMODAL_RHAT``). Drifting chains are reported as such ("the chains
+do not agree: they drift between configurations"), never as one mode.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import xarray as xr
+from arviz_stats.base import array_stats
 
 POSTERIOR_VARS: tuple[str, ...] = ("weights", "means", "covariances")
 #: R-hat above which chains probably sit in different modes (fewer components may help).
@@ -57,7 +66,7 @@ class Mode:
         chains = ",".join(str(c) for c in self.chains)
         noun = "chain" if len(self.chains) == 1 else "chains"
         density = (
-            f" (mean log posterior {self.mean_log_density:.1f})"
+            f" (mean sampler log density {self.mean_log_density:.1f})"
             if np.isfinite(self.mean_log_density)
             else ""
         )
@@ -85,6 +94,21 @@ def modes_sentence(modes: tuple[Mode, ...]) -> str:
     return text + "."
 
 
+def drift_sentence(drifting: tuple[int, ...], n_chains: int) -> str:
+    """One sentence saying that (and which) chains drift between configurations."""
+    who = (
+        "every chain moves"
+        if len(drifting) == n_chains
+        else f"chain{'s' if len(drifting) > 1 else ''} {','.join(map(str, drifting))} "
+        f"move{'' if len(drifting) > 1 else 's'}"
+    )
+    return (
+        f"The chains do not agree: {who} between configurations of the parameters instead "
+        "of staying in one mode (a chain's halves, or the chains of one mode, disagree), so "
+        "the chains neither sample one mode nor separate into modes that could be named."
+    )
+
+
 @dataclass(frozen=True)
 class Diagnostics:
     """Convergence summary of an MCMC run, with the thresholds it is judged by.
@@ -103,12 +127,24 @@ class Diagnostics:
     empty_components : tuple of int
     modes : tuple of Mode
         The chains grouped by the mode they sit in (one group when they agree).
+    drifting : tuple of int
+        Chains that drift between configurations (:func:`drifting_chains`): then the
+        grouping into modes does not describe them.
+    chain_weights : tuple of float
+        Stacking weight of every chain (empty when not computed, or when stacking did not
+        beat pooling).
+    stacking_gain, stacking_penalty : float
+        LOO log score of stacking over pooling and what its free weights gain by chance
+        (:class:`bayesgmm.stacking.ChainStacking`; NaN when not computed here).
     lp_rhat : float
         Rank-normalised split R-hat of the model's log density (NaN if not stored).
     chain_starts : tuple of int
         Index of the start (EM optimum) of each chain; empty if not known.
     chain_combination : {"pooled", "stacked"}
         How the chains were combined into the posterior.
+    draws_asked : int
+        The draws per chain asked for (0 if not known); fewer than ``n_draws`` when the
+        run was extended (``BayesianGaussianMixture(max_draws=...)``).
     """
 
     max_rhat: float
@@ -127,6 +163,27 @@ class Diagnostics:
     lp_rhat: float = float("nan")
     chain_starts: tuple[int, ...] = ()
     chain_combination: str = "pooled"
+    draws_asked: int = 0
+    drifting: tuple[int, ...] = ()
+    chain_weights: tuple[float, ...] = ()
+    stacking_gain: float = float("nan")
+    stacking_penalty: float = float("nan")
+
+    @property
+    def stacking_rejected(self) -> bool:
+        """Whether stacking was tried and did not beat pooling (then the chains are pooled)."""
+        return bool(self.stacking_gain <= self.stacking_penalty)
+
+    def stacking_note(self) -> str:
+        """Why the chains are pooled although they do not mix ("" if that does not apply)."""
+        if not self.stacking_rejected:
+            return ""
+        return (
+            f"Stacking does not tell the chains apart: its weights would raise the LOO log "
+            f"score by {self.stacking_gain:.1f} nats over pooling, not more than the "
+            f"{self.stacking_penalty:.0f} that fitting its free weights gains by chance, so "
+            "the chains predict the data equally well and are pooled with equal weights."
+        )
 
     @property
     def multimodal(self) -> bool:
@@ -134,9 +191,42 @@ class Diagnostics:
         return len(self.modes) > 1
 
     @property
+    def drift(self) -> bool:
+        """Whether some chains drift between configurations (:func:`drifting_chains`)."""
+        return bool(self.drifting)
+
+    def modes_text(self) -> str:
+        """Where the chains sit, in one or two sentences."""
+        parts = []
+        if self.multimodal:
+            parts.append(modes_sentence(self.modes))
+        if self.drift:
+            parts.append(drift_sentence(self.drifting, self.n_chains))
+        if self.stacking_rejected:
+            parts.append(self.stacking_note())
+        elif self.drift and len(self.chain_weights) == self.n_chains:
+            units = stacking_groups(self.modes, self.drifting)
+            parts.append(
+                "Stacking weights: "
+                + ", ".join(
+                    f"chain{'s' if len(u) > 1 else ''} {','.join(map(str, u))} "
+                    f"{sum(self.chain_weights[c] for c in u):.2f}"
+                    for u in units
+                )
+                + "."
+            )
+        return " ".join(parts) if parts else "The chains sit in one mode."
+
+    @property
     def ok(self) -> bool:
         """All checks pass: R-hat, both ESS, no divergences, E-BFMI."""
         return all(self._checks().values())
+
+    @property
+    def mixes(self) -> bool:
+        """R-hat and both ESS pass (the checks that longer chains can fix)."""
+        checks = self._checks()
+        return checks["max_rhat"] and checks["min_ess_bulk"] and checks["min_ess_tail"]
 
     def _checks(self) -> dict[str, bool]:
         return {
@@ -175,9 +265,14 @@ class Diagnostics:
         rows.append(
             {
                 "check": "modes",
-                "value": "; ".join(m.describe() for m in self.modes),
+                "value": "; ".join(m.describe() for m in self.modes)
+                + (
+                    f"; chains {','.join(map(str, self.drifting))} drift between configurations"
+                    if self.drift
+                    else ""
+                ),
                 "threshold": "one mode",
-                "ok": not self.multimodal,
+                "ok": not (self.multimodal or self.drift),
             }
         )
         return pd.DataFrame(rows).set_index("check")
@@ -186,15 +281,15 @@ class Diagnostics:
         """Every failed check, in words."""
         checks = self._checks()
         found = []
-        if self.multimodal:
-            sentence = modes_sentence(self.modes)[:-1]
-            found.append(
-                sentence[0].lower()
-                + sentence[1:]
-                + f" (max R-hat {self.max_rhat:.3f}, R-hat of the log posterior "
-                f"{self.lp_rhat:.3f})"
-            )
-        elif not checks["max_rhat"]:
+        rhats = f" (max R-hat {self.max_rhat:.3f}, R-hat of the log posterior {self.lp_rhat:.3f})"
+        for shown, sentence in (
+            (self.multimodal, modes_sentence(self.modes)),
+            (self.drift, drift_sentence(self.drifting, self.n_chains)),
+        ):
+            if shown:
+                found.append(sentence[0].lower() + sentence[1:-1] + rhats)
+                rhats = ""
+        if not (self.multimodal or self.drift) and not checks["max_rhat"]:
             found.append(
                 f"the chains disagree (max R-hat {self.max_rhat:.3f} > {self.rhat_threshold})"
             )
@@ -216,18 +311,26 @@ class Diagnostics:
         if not (checks["min_ess_bulk"] and checks["min_ess_tail"]) or not checks["max_rhat"]:
             ess = min(self.min_ess_bulk, self.min_ess_tail)
             factor = self.ess_threshold / ess if np.isfinite(ess) and ess > 0 else 4.0
-            draws = int(np.ceil(self.n_draws * max(2.0, factor) / 100.0) * 100)
-            found.append(f"more draws and tuning (e.g. --draws {draws} --tune {draws})")
+            if factor <= MAX_DRAWS_FACTOR:
+                draws = int(np.ceil(self.n_draws * max(2.0, factor) / 100.0) * 100)
+                found.append(f"more draws and tuning (e.g. --draws {draws} --tune {draws})")
+            else:
+                found.append(
+                    f"not more draws: the chains barely move (min ESS {ess:.0f} in "
+                    f"{self.n_chains} x {self.n_draws} draws) and would need about "
+                    f"{factor:.0f}x as many; a model that fits the data with fewer "
+                    "components or a more informative prior will mix"
+                )
         if not checks["n_divergences"]:
             found.append("a higher target_accept (0.95 or 0.99)")
         if not checks["min_bfmi"]:
             found.append("longer tuning, or standardised data (--scale)")
-        if self.multimodal:
+        if (self.multimodal or self.drift) and not self.stacking_rejected:
             found.append(
                 "combine the chains by stacking (combine_chains='stack', the default 'auto' "
-                "does it when the chains sit in different modes)"
+                "does it when the chains sit in different modes or drift)"
             )
-        multimodal = self.multimodal or self.max_rhat > MULTIMODAL_RHAT
+        multimodal = self.multimodal or self.drift or self.max_rhat > MULTIMODAL_RHAT
         if self.empty_components or multimodal or not checks["n_divergences"]:
             found.append(
                 "fewer components (a probably empty or duplicated component makes the "
@@ -250,18 +353,29 @@ class Diagnostics:
                 f"draws: R-hat <= {self.rhat_threshold}, ESS >= {self.ess_threshold:g}, no "
                 f"divergences); the posterior summaries can be used.{note}"
             )
-        if self.multimodal and self.chain_combination == "stacked":
-            others = self.problems()[1:]
+        if (self.multimodal or self.drift) and self.chain_combination == "stacked":
+            others = self.problems()[int(self.multimodal) + int(self.drift) :]
             rest = (" Other problems: " + "; ".join(others) + ".") if others else ""
+            what = (
+                "of the chains, each covering its own mixture of configurations"
+                if self.drift
+                else "of the modes"
+            )
             return (
-                "Verdict: the chains did not mix. " + modes_sentence(self.modes) + " The "
+                "Verdict: the chains did not mix. " + self.modes_text() + " The "
                 "posterior combines the chains by Bayesian stacking (draws resampled with "
-                "the chains' stacking weights): use it as a weighted combination of the modes, "
+                f"the chains' stacking weights): use it as a weighted combination {what}, "
                 "not as a converged posterior; R-hat and ESS describe the chains as sampled." + rest
             )
+        note = self.stacking_note()
         return (
-            "Verdict: the sampler checks FAILED: " + "; ".join(self.problems()) + ". Do not "
-            "trust the posterior summaries yet. Remedy: " + "; or ".join(self.remedies()) + "."
+            "Verdict: the sampler checks FAILED: "
+            + "; ".join(self.problems())
+            + ". "
+            + (note + " " if note else "")
+            + "Do not trust the posterior summaries yet. Remedy: "
+            + "; or ".join(self.remedies())
+            + "."
         )
 
     def __str__(self) -> str:
@@ -279,8 +393,13 @@ class Diagnostics:
             lines.insert(2, f"  R-hat log post {self.lp_rhat:.4f}")
         if len(set(self.chain_starts)) > 1:
             lines.append("  starts         " + starts_sentence(self.chain_starts))
-        if self.multimodal:
-            lines.append("  modes          " + modes_sentence(self.modes))
+        if 0 < self.draws_asked < self.n_draws:
+            lines.append(
+                f"  length         extended from {self.draws_asked} to {self.n_draws} draws per "
+                f"chain: R-hat or ESS missed its threshold at {self.draws_asked}"
+            )
+        if self.multimodal or self.drift:
+            lines.append("  modes          " + self.modes_text())
         lines.append(f"  combination    {self.chain_combination} chains")
         if self.empty_components:
             lines.append(
@@ -288,6 +407,10 @@ class Diagnostics:
                 "empty (posterior P(N_k < 1) > 0.5): fewer components may describe the data"
             )
         return "\n".join(lines)
+
+
+#: More draws are suggested as a remedy only when at most this factor would reach the ESS.
+MAX_DRAWS_FACTOR = 8.0
 
 
 def empty_components(counts: np.ndarray, min_count: float = 1.0) -> tuple[int, ...]:
@@ -336,31 +459,12 @@ def chain_modes(
     -------
     tuple of Mode
     """
-    columns = [np.asarray(params, dtype=float)]
-    if log_density is not None:
-        columns.insert(0, np.asarray(log_density, dtype=float)[:, :, None])
-    values = np.concatenate(columns, axis=2)
+    values = _chain_values(log_density, params)
     n_chains = values.shape[0]
-    means = values.mean(axis=1)
-    variances = values.var(axis=1, ddof=1)
-    parent = list(range(n_chains))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            i = parent[i]
-        return i
-
-    for i in range(n_chains):
-        for j in range(i + 1, n_chains):
-            scale = np.sqrt((variances[i] + variances[j]) / 2)
-            gap = np.abs(means[i] - means[j])
-            with np.errstate(invalid="ignore", divide="ignore"):
-                far = np.where(scale > 0, gap > separation * scale, gap > 0)
-            if not far.any():
-                parent[root(j)] = root(i)
+    parent = _linked_groups(values, separation)
     groups: dict[int, list[int]] = {}
     for c in range(n_chains):
-        groups.setdefault(root(c), []).append(c)
+        groups.setdefault(parent[c], []).append(c)
     chains = list(groups.values())
     if log_density is not None:
         lp = np.asarray(log_density, dtype=float)
@@ -378,6 +482,132 @@ def chain_modes(
         )
         for rank, g in enumerate(order)
     )
+
+
+def _chain_values(log_density: np.ndarray | None, params: np.ndarray) -> np.ndarray:
+    """The log density (if any) and the parameters as shape (n_chains, n_draws, n_columns)."""
+    columns = [np.asarray(params, dtype=float)]
+    if log_density is not None:
+        columns.insert(0, np.asarray(log_density, dtype=float)[:, :, None])
+    return np.concatenate(columns, axis=2)
+
+
+def _linked_groups(values: np.ndarray, separation: float) -> list[int]:
+    """Group label of every chain: single linkage of chains whose means are close.
+
+    Chains ``i`` and ``j`` are linked when every column satisfies ``|mean_i - mean_j| <=
+    separation * sqrt((var_i + var_j) / 2)``; returns, for each chain, the smallest chain
+    index of its connected group.
+    """
+    n_chains = values.shape[0]
+    means = values.mean(axis=1)
+    variances = values.var(axis=1, ddof=1)
+    parent = list(range(n_chains))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i in range(n_chains):
+        for j in range(i + 1, n_chains):
+            scale = np.sqrt((variances[i] + variances[j]) / 2)
+            gap = np.abs(means[i] - means[j])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                far = np.where(scale > 0, gap > separation * scale, gap > 0)
+            if not far.any():
+                a, b = sorted((root(i), root(j)))
+                parent[b] = a
+    return [root(c) for c in range(n_chains)]
+
+
+def split_rhat(values: np.ndarray) -> float:
+    """Largest rank-normalised split R-hat over the columns of some chains' draws.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_chains, n_draws, n_columns)
+        One chain is split into its two halves first (R-hat needs two chains).
+
+    Returns
+    -------
+    float
+        NaN when no column varies.
+    """
+    values = np.asarray(values, dtype=float)
+    if values.shape[0] == 1:
+        half = values.shape[1] // 2
+        values = np.stack([values[0, :half], values[0, half : 2 * half]])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rhat = np.asarray(array_stats.rhat(np.moveaxis(values, 2, 0)), dtype=float)
+    return float(np.nanmax(rhat)) if np.isfinite(rhat).any() else float("nan")
+
+
+def drifting_chains(
+    log_density: np.ndarray | None,
+    params: np.ndarray,
+    modes: tuple[Mode, ...],
+    *,
+    threshold: float = MULTIMODAL_RHAT,
+    separation: float = MODE_SEPARATION,
+) -> tuple[int, ...]:
+    """Chains that do not stay in one mode but drift between configurations.
+
+    :func:`chain_modes` compares whole-chain means, so chains that move between two
+    configurations at different times have means in between and wide spreads, and are
+    linked into one "mode". A chain drifts when
+
+    * its first and second halves fall into different groups when the half-chains are
+      grouped like chains (:func:`chain_modes`' rule), or
+    * its own halves disagree, or the chains of its mode disagree: the largest
+      rank-normalised split R-hat of the log density and of every parameter, over the
+      chain's halves or over the mode's chains, exceeds ``threshold``.
+
+    Parameters
+    ----------
+    log_density : ndarray of shape (n_chains, n_draws) or None
+    params : ndarray of shape (n_chains, n_draws, n_params)
+    modes : tuple of Mode
+        The grouping of :func:`chain_modes`.
+    threshold : float
+        R-hat within a mode above which its chains drift.
+    separation : float
+
+    Returns
+    -------
+    tuple of int
+        The drifting chains, in increasing order (empty when every chain stays in its mode).
+    """
+    values = _chain_values(log_density, params)
+    n_chains, n_draws = values.shape[:2]
+    half = n_draws // 2
+    drifting: set[int] = set()
+    if half >= 2:
+        halves = np.concatenate([values[:, :half], values[:, half : 2 * half]], axis=0)
+        group = _linked_groups(halves, separation)
+        drifting.update(c for c in range(n_chains) if group[c] != group[c + n_chains])
+    drifting.update(c for c in range(n_chains) if split_rhat(values[c : c + 1]) > threshold)
+    for mode in modes:
+        if split_rhat(values[list(mode.chains)]) > threshold:
+            drifting.update(mode.chains)
+    return tuple(sorted(drifting))
+
+
+def stacking_groups(modes: tuple[Mode, ...], drifting: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """The units that stacking weighs: each mode's chains together, a drifting chain alone.
+
+    Chains that share a stable mode are pooled (stacking them one by one would give
+    arbitrary weights among equals); a chain that drifts between configurations covers
+    its own mixture of them, so it is weighed on its own (Yao, Vehtari and Gelman 2022
+    stack single chains).
+    """
+    groups: list[tuple[int, ...]] = []
+    for mode in modes:
+        stable = tuple(c for c in mode.chains if c not in drifting)
+        if stable:
+            groups.append(stable)
+        groups.extend((c,) for c in mode.chains if c in drifting)
+    return sorted(groups)
 
 
 def _mode_name(rank: int) -> str:
@@ -416,7 +646,20 @@ def chain_stacking_weights(
     units (:func:`bayesgmm.stacking.mode_stacking_weights`); by default every chain is
     its own group.
     """
-    from bayesgmm.stacking import mode_stacking_weights
+    stacking = chain_stacking(idata, groups)
+    return None if stacking is None else stacking.stacked
+
+
+def chain_stacking(idata: xr.DataTree, groups: list[tuple[int, ...]] | None = None):
+    """:func:`bayesgmm.stacking.stack_chains` on the pointwise log-likelihood (None without it).
+
+    Returns
+    -------
+    ChainStacking or None
+        The stacking weights of ``groups`` (default: every chain alone), their gain over
+        pooling and whether it is significant.
+    """
+    from bayesgmm.stacking import stack_chains
 
     if "log_likelihood" not in idata.children:
         return None
@@ -428,7 +671,7 @@ def chain_stacking_weights(
     values = values.reshape(values.shape[0], values.shape[1], -1)
     if groups is None:
         groups = [(c,) for c in range(values.shape[0])]
-    return mode_stacking_weights(values, groups)
+    return stack_chains(values, groups)
 
 
 def _extreme(stat: xr.Dataset, varying: xr.Dataset, reduce) -> float:
@@ -450,6 +693,7 @@ def diagnose(
     chain_weights: np.ndarray | None = None,
     chain_starts: tuple[int, ...] = (),
     chain_combination: str = "pooled",
+    draws_asked: int = 0,
 ) -> Diagnostics:
     """Diagnostics of the posterior in ``idata``.
 
@@ -473,6 +717,9 @@ def diagnose(
         The start of each chain, reported by :class:`Diagnostics`.
     chain_combination : str
         How the chains were combined ("pooled" or "stacked").
+    draws_asked : int
+        The draws per chain asked for, when the run was extended past them
+        (``BayesianGaussianMixture(max_draws=...)``); 0 if not known.
 
     Raises
     ------
@@ -503,14 +750,17 @@ def diagnose(
     lp_rhat = float("nan")
     if lp is not None and np.ptp(lp) > 0:
         lp_rhat = float(azs.rhat(xr.DataArray(lp, dims=("chain", "draw"))))
-    modes = chain_modes(lp, parameter_matrix(posterior, tuple(var_names)))
-    if len(modes) > 1:
-        groups = [m.chains for m in modes]
-        weights = chain_stacking_weights(idata, groups) if chain_weights is None else chain_weights
-        if weights is not None:
-            modes = chain_modes(
-                lp, parameter_matrix(posterior, tuple(var_names)), chain_weights=weights
-            )
+    params = parameter_matrix(posterior, tuple(var_names))
+    modes = chain_modes(lp, params)
+    drifting = drifting_chains(lp, params, modes)
+    weights, gain = chain_weights, (float("nan"), float("nan"))
+    if (len(modes) > 1 or drifting) and chain_weights is None:
+        stacking = chain_stacking(idata, stacking_groups(modes, drifting))
+        if stacking is not None:
+            gain = (stacking.gain, stacking.penalty)
+            weights = stacking.stacked if stacking.significant else None
+    if weights is not None and (len(modes) > 1 or drifting):
+        modes = chain_modes(lp, params, chain_weights=weights)
     return Diagnostics(
         max_rhat=_extreme(rhat, varying, np.nanmax),
         min_ess_bulk=_extreme(ess_bulk, varying, np.nanmin),
@@ -526,7 +776,12 @@ def diagnose(
         modes=modes,
         lp_rhat=lp_rhat,
         chain_starts=tuple(chain_starts),
+        draws_asked=int(draws_asked),
         chain_combination=chain_combination,
+        drifting=drifting,
+        chain_weights=() if weights is None else tuple(float(w) for w in weights),
+        stacking_gain=gain[0],
+        stacking_penalty=gain[1],
     )
 
 
@@ -537,8 +792,12 @@ __all__ = [
     "chain_modes",
     "chain_stacking_weights",
     "diagnose",
+    "drift_sentence",
+    "drifting_chains",
     "empty_components",
     "log_density_draws",
     "modes_sentence",
+    "split_rhat",
+    "stacking_groups",
     "starts_sentence",
 ]

@@ -243,12 +243,81 @@ def plot_map_vs_posterior(table: pd.DataFrame, *, max_rows: int = MAX_FOREST_ROW
             else ""
         )
         ax.set_title(f"{kind}{note}", fontsize="medium", loc="left")
-    axes[0, 0].legend(frameon=False, fontsize="small")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(
+        handles, labels, frameon=False, fontsize="small", loc="outside lower center", ncols=2
+    )
     axes[-1, 0].set_xlabel("(value - posterior median) / posterior sd")
     fig.suptitle(
         f"MAP versus posterior ({table.attrs.get('ci_prob', 0.89):.0%} "
         f"{table.attrs.get('interval', 'equal-tailed')} intervals)"
     )
+    return fig
+
+
+def plot_log_density_vs_map(
+    log_density: np.ndarray,
+    check: dict,
+    *,
+    chain_weights: np.ndarray | None = None,
+) -> Figure:
+    """The draws' log posterior density, chain by chain, against the MAP's.
+
+    Parameters
+    ----------
+    log_density : ndarray of shape (n_chains, n_draws)
+        The MAP-EM objective at every draw
+        (:meth:`BayesianGaussianMixture.log_posterior_density`).
+    check : dict
+        :func:`bayesgmm.analysis.map_log_density_check` (``map``, ``expected_gap``,
+        ``gap_limit``).
+    chain_weights : ndarray of shape (n_chains,), optional
+        Stacking weights, shown in the legend.
+
+    Returns
+    -------
+    Figure
+        One histogram per chain; the MAP's value (red line) and the range where draws
+        from the MAP's own mode lie (shaded: down to the chi-square 99.9% bound, dashed:
+        its expected value ``p / 2`` below the MAP).
+    """
+    log_density = np.atleast_2d(np.asarray(log_density, dtype=float))
+    fig = Figure(figsize=(7.0, 3.6), layout="constrained")
+    ax = fig.subplots()
+    top = check["map"]
+    ax.axvspan(
+        top - check["gap_limit"],
+        top,
+        color=MAP_COLOR,
+        alpha=0.08,
+        label="where draws of the MAP's mode lie",
+    )
+    low = min(float(np.quantile(log_density, 0.005)), top - check["gap_limit"])
+    high = max(float(log_density.max()), top) + 1.0
+    bins = np.linspace(low, high, 60)
+    colors = [f"C{k}" for k in range(10) if f"C{k}" != MAP_COLOR]
+    for c, values in enumerate(log_density):
+        weight = "" if chain_weights is None else f" (stacking weight {chain_weights[c]:.2f})"
+        ax.hist(
+            np.clip(values, low, None),
+            bins=bins,
+            histtype="step",
+            lw=1.5,
+            color=colors[c % len(colors)],
+            label=f"chain {c}{weight}",
+        )
+    ax.axvline(top, color=MAP_COLOR, lw=2, label=f"MAP ({top:.1f})")
+    ax.axvline(
+        top - check["expected_gap"],
+        color=MAP_COLOR,
+        lw=1,
+        ls="--",
+        label=f"MAP - p/2 ({top - check['expected_gap']:.1f})",
+    )
+    ax.set_xlabel("log posterior density (log-likelihood + log prior)")
+    ax.set_ylabel("draws")
+    fig.legend(frameon=False, fontsize="small", loc="outside lower center", ncols=2)
+    ax.set_title("Log posterior density of the draws versus the MAP", loc="left")
     return fig
 
 
@@ -474,7 +543,14 @@ def plot_rank(
     plt.close(fig)  # arviz-plots registers the figure with pyplot; the caller owns it
     for ax in fig.axes:
         if ax.get_title():  # long labels wrap instead of running into the neighbours
-            ax.set_title(textwrap.fill(ax.get_title(), 32), fontsize="small")
+            title = textwrap.fill(ax.get_title(), 32)
+            # the uniformity test's p-value, written inside the panel by arviz-plots,
+            # covers the curves: it goes into the title instead
+            for text in list(ax.texts):
+                if text.get_text().startswith("p="):
+                    title += f"  ({text.get_text().strip()})"
+                    text.remove()
+            ax.set_title(title, fontsize="small")
     fig.set_layout_engine("constrained")
     which = "worst R-hat first" if summary is not None else "first"
     fig.suptitle(
@@ -552,9 +628,12 @@ def plot_loo_comparison(table: pd.DataFrame, *, high_k_share: float = 0.05) -> F
             )
         if flags:
             any_flag = True
+            # written from the left end of the error bar, above it, so that the text
+            # stays inside the axes even for the best candidate at the right edge
+            left = float(centre.loc[name]) - float(row["se"] if has_elpd else row["dse"])
             ax.annotate(
-                "  " + ", ".join(flags),
-                (float(centre.loc[name]), yi),
+                ", ".join(flags),
+                (left, yi),
                 xytext=(0, 7),
                 textcoords="offset points",
                 color=FLAG_COLOR,
@@ -583,8 +662,8 @@ def plot_loo_comparison(table: pd.DataFrame, *, high_k_share: float = 0.05) -> F
                 label="flagged (high Pareto k / failed checks)",
             )
         )
-    ax.legend(
-        handles=handles, frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1, 1)
+    fig.legend(
+        handles=handles, frameon=False, fontsize="small", loc="outside lower center", ncols=3
     )
     ax.set_title("LOO comparison: ELPD and difference to the best, with SE")
     return fig
@@ -641,6 +720,7 @@ __all__ = [
     "plot_criterion_by_k",
     "plot_density",
     "plot_ellipses",
+    "plot_log_density_vs_map",
     "plot_loo_comparison",
     "plot_map_vs_posterior",
     "plot_rank",

@@ -3,7 +3,8 @@
 :class:`Report` collects headings, text, tables and figures and writes Markdown
 (figures as PNG files beside it) and HTML (figures embedded as base64), each written
 atomically. :func:`add_posterior_analysis` appends the MAP-versus-posterior section of
-one fitted model and :func:`build_report` assembles the standard report from a
+one fitted model, :func:`add_unsettled_candidates` the modes of the compared candidates
+whose sampler checks failed, and :func:`build_report` assembles the standard report from a
 :class:`~bayesgmm.compare.ModelComparison`. The numbers come from
 :mod:`bayesgmm.analysis` and the figures from :mod:`bayesgmm.plots`; nothing is
 computed here.
@@ -34,6 +35,7 @@ from bayesgmm.analysis import (
     assignment_summary,
     data_grid,
     data_summary,
+    map_check_by_chains,
     map_log_density_check,
     map_vs_posterior,
     marginal_density,
@@ -42,7 +44,7 @@ from bayesgmm.analysis import (
     posterior_summary,
 )
 from bayesgmm.compare import SIGN_CONVENTION, ModelComparison
-from bayesgmm.diagnostics import modes_sentence
+from bayesgmm.diagnostics import stacking_groups
 from bayesgmm.posterior import stack_draws
 
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
@@ -292,15 +294,52 @@ def _describe_draws(bayes) -> str:
         )
     sizes = tree.posterior.sizes
     pooled = ", chains pooled" if "chain_combination" in attrs else ""
+    if "stacking_gain" in attrs:
+        pooled += (
+            f" because stacking them would raise the LOO log score by only "
+            f"{attrs['stacking_gain']:.1f} nats, not more than the "
+            f"{attrs['stacking_penalty']:.0f} its free weights gain by chance"
+        )
     return f"{bayes.method_} ({sizes['chain']} chain(s) x {sizes['draw']} draws{pooled})"
 
 
-def _map_mode_text(check: dict, n_out: int, diagnostics) -> str:
-    """Whether the posterior mass sits in the MAP's mode, in words (see map_log_density_check)."""
+_WHERE = {
+    "same": "in the MAP's mode",
+    "lower": "in another mode, lower than the MAP's",
+    "higher": "in a mode higher than the MAP's",
+}
+
+
+def _by_chains_text(by_chains: pd.DataFrame) -> str:
+    """Where each group of chains sits, in one sentence (see map_check_by_chains)."""
+    parts = []
+    for chains, row in by_chains.iterrows():
+        noun = "chains" if "," in str(chains) else "chain"
+        weight = f", stacking weight {row['weight']:.2f}" if np.isfinite(row["weight"]) else ""
+        side = "below" if row["gap"] >= 0 else "above"
+        top = row["max"] - (row["median"] + row["gap"])  # highest draw minus the MAP
+        reach = f", highest draw {top:.1f} above it" if row["mode"] == "higher" else ""
+        parts.append(
+            f"{noun} {chains} ({_WHERE[row['mode']]}: median {row['median']:.1f}, "
+            f"{abs(row['gap']):.1f} {side} the MAP{reach}{weight})"
+        )
+    return "Chain by chain: " + "; ".join(parts) + "."
+
+
+def _map_mode_text(
+    check: dict, n_out: int, diagnostics, by_chains: pd.DataFrame | None = None
+) -> str:
+    """Whether the posterior mass sits in the MAP's mode, in words (see map_log_density_check).
+
+    ``by_chains`` (:func:`map_check_by_chains` of the modes or drifting chains) adds
+    where each group of chains sits, with its stacking weight.
+    """
+    stacked = getattr(diagnostics, "chain_combination", "") == "stacked"
+    draws = "the draws (each chain weighted by its stacking weight)" if stacked else "the draws"
     numbers = (
         f"The log posterior density (unnormalised: log-likelihood plus log prior, the "
         f"objective that MAP-EM maximises) is "
-        f"{check['map']:.1f} at the MAP; over the draws its median is {check['median']:.1f} "
+        f"{check['map']:.1f} at the MAP; over {draws} its median is {check['median']:.1f} "
         f"(5%-95%: {check['q05']:.1f} to {check['q95']:.1f}, highest {check['max']:.1f}). "
         f"Draws from the MAP's own mode would lie about {check['expected_gap']:.1f} below "
         f"it (half the number of free parameters; at most {check['gap_limit']:.1f} for the "
@@ -314,9 +353,14 @@ def _map_mode_text(check: dict, n_out: int, diagnostics) -> str:
         "density: the posterior holds a mode of higher density than the MAP, which EM's "
         "restarts missed (raise em_n_init)",
     }[check["mode"]]
-    if diagnostics is not None and diagnostics.multimodal:
-        where += ". " + modes_sentence(diagnostics.modes)[:-1]
-    if n_out == 0:
+    if diagnostics is not None and (diagnostics.multimodal or diagnostics.drift):
+        where += ". " + diagnostics.modes_text()[:-1]
+    if by_chains is not None:
+        where += ". " + _by_chains_text(by_chains)[:-1]
+    unsettled = diagnostics is not None and (diagnostics.multimodal or diagnostics.drift)
+    if n_out == 0 and unsettled:
+        reason = "; every MAP value lies inside its interval."
+    elif n_out == 0:
         reason = "; every MAP value lies inside its interval: a unimodal posterior around the MAP."
     elif check["mode"] == "same":
         reason = (
@@ -330,6 +374,82 @@ def _map_mode_text(check: dict, n_out: int, diagnostics) -> str:
             "shows both, the MAP's mode (map) and the posterior's (mean, median, interval)."
         )
     return numbers + where + reason
+
+
+def _add_map_mode(report: Report, bayes, diagnostics, n_out: int, figure: str) -> None:
+    """Where the posterior mass sits against the MAP: text, per-mode table, figure."""
+    draws_lp, map_lp, n_free = bayes.log_posterior_density()
+    weights = bayes.chain_weights_
+    check = map_log_density_check(map_lp, draws_lp, n_free, weights)
+    by_chains = None
+    if diagnostics.multimodal or diagnostics.drift or check["mode"] != "same":
+        groups = stacking_groups(diagnostics.modes, diagnostics.drifting)
+        by_chains = map_check_by_chains(map_lp, draws_lp, n_free, groups, weights)
+    report.text(_map_mode_text(check, n_out, diagnostics, by_chains))
+    if by_chains is not None:
+        shown = by_chains.rename(index=lambda c: f"chain{'s' if ',' in c else ''} {c}")
+        report.table(shown.dropna(axis=1, how="all"), digits=4)
+    report.figure_or_note(
+        figure,
+        lambda: plots.plot_log_density_vs_map(draws_lp, check, chain_weights=weights),
+        "Log posterior density of every chain's draws against the MAP's (red line); "
+        "draws from the MAP's own mode lie in the shaded range, about p/2 below the "
+        "MAP (dashed), p the number of free parameters.",
+    )
+
+
+def add_unsettled_candidates(
+    report: Report, comparison: ModelComparison, *, feature_names: list[str], ci_prob: float
+) -> list[str]:
+    """A section on the compared candidates (not the recommended one) whose checks failed.
+
+    For each NUTS candidate whose sampler checks failed: where its chains sit (modes,
+    drifting chains, stacking or pooling, :meth:`Diagnostics.modes_text`), how many of
+    its MAP values lie outside their posterior intervals, and whether the posterior mass
+    sits in the MAP's mode (the same text, table and figure as the recommended model's
+    MAP-versus-posterior section). Nothing is added when every candidate passed.
+
+    Returns
+    -------
+    list of str
+        The candidates described.
+    """
+    shown = []
+    for name, fit in comparison.fits.items():
+        bayes = fit.bayes
+        if (
+            name == comparison.recommended
+            or bayes is None
+            or getattr(bayes, "method_", None) != "nuts"
+            or getattr(bayes, "map_noise_weight_", None) is not None
+        ):
+            continue
+        diagnostics = bayes.diagnose()
+        if diagnostics.ok:
+            continue
+        if not shown:
+            report.heading("Candidates whose sampler checks failed")
+            report.text(
+                "The posteriors of these candidates are not converged; for each, where its "
+                "chains sit and where the posterior mass lies against its MAP-EM estimate "
+                f"({ci_prob:.0%} {INTERVAL_KIND} intervals)."
+            )
+        shown.append(name)
+        table = map_vs_posterior(
+            bayes.idata_.posterior.to_dataset(),
+            bayes.map_,
+            ci_prob=ci_prob,
+            feature_names=feature_names,
+        )
+        n_out = int((~table["map_in_interval"]).sum())
+        report.text(
+            f"**{name}** ({_describe_draws(bayes)}): "
+            + "; ".join(diagnostics.problems())
+            + f". {n_out} of {len(table)} MAP values lie outside their interval."
+        )
+        slug = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").lower()
+        _add_map_mode(report, bayes, diagnostics, n_out, f"log_density_{slug}")
+    return shown
 
 
 def add_posterior_analysis(
@@ -393,9 +513,7 @@ def add_posterior_analysis(
     )
     report.table(table.set_index("parameter"), digits=4)
     if bayes.method_ == "nuts" and getattr(bayes, "map_noise_weight_", None) is None:
-        draws_lp, map_lp, n_free = bayes.log_posterior_density()
-        check = map_log_density_check(map_lp, draws_lp, n_free)
-        report.text(_map_mode_text(check, n_out, diagnostics))
+        _add_map_mode(report, bayes, diagnostics, n_out, "log_density")
     report.figure_or_note(
         "map_vs_posterior",
         lambda: plots.plot_map_vs_posterior(table),
@@ -471,7 +589,9 @@ def add_posterior_analysis(
         "rank",
         lambda: plots.plot_rank(draws, summary),
         f"Rank plots of the (at most {plots.MAX_RANK_PARAMETERS}) parameters with the "
-        "highest R-hat: flat means well mixed.",
+        "highest R-hat: each chain's fractional-rank ECDF minus the uniform one, flat means "
+        "well mixed; p (in the titles): arviz-plots' multi-chain uniformity test (which allows for "
+        "autocorrelation) at level alpha, black points: the ranks that deviate most.",
     )
     return table
 
@@ -489,6 +609,10 @@ def build_report(
     random_state: int | None = None,
 ) -> Report:
     """The standard report: data, comparison, the chosen model's analysis, provenance.
+
+    After the chosen model's analysis, the candidates whose sampler checks failed are
+    described (:func:`add_unsettled_candidates`: their modes or drifting chains, and where
+    their posterior mass sits against their MAP).
 
     Parameters
     ----------
@@ -553,6 +677,7 @@ def build_report(
     add_posterior_analysis(
         report, X, bayes, feature_names=feature_names, ci_prob=ci_prob, bootstrap=bootstrap
     )
+    add_unsettled_candidates(report, comparison, feature_names=feature_names, ci_prob=ci_prob)
     report.heading("Reproduce")
     report.code(command)
     report.table(pd.DataFrame({"version": software_versions()}))
@@ -562,6 +687,7 @@ def build_report(
 __all__ = [
     "Report",
     "add_posterior_analysis",
+    "add_unsettled_candidates",
     "build_report",
     "figure_png",
     "markdown_table",

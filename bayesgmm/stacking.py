@@ -19,11 +19,21 @@ Functions on arrays only:
   softmax coordinates).
 * :func:`mode_stacking_weights`: the same on groups of chains that share a mode, each
   group's weight shared equally by its chains.
+* :func:`stack_chains`: :func:`mode_stacking_weights` with a check that the weights
+  mean something: stacking is kept only when its LOO log score beats pooling (every
+  chain weighted equally) by more than ``STACKING_NATS_PER_WEIGHT`` per free weight,
+  the gain that fitting that many weights to the same observations gives by chance (as
+  in AIC). Chains that all cover the same configurations (drifting, not separated)
+  predict the data about equally well; their stacking weights then pile onto whichever
+  chain happens to score a fraction of a nat better, which says nothing about the
+  posterior.
 * :func:`stacked_indices`: which (chain, draw) pairs make a resampled posterior that
   carries weight ``w_k`` on chain ``k``.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from arviz_stats.base import array_stats
@@ -33,6 +43,8 @@ from scipy.special import logsumexp
 #: Stopping rule of the optimiser: relative change of the mean log score per observation.
 STACKING_TOL = 1e-12
 STACKING_MAX_ITER = 1_000
+#: Log score (nats) that each free stacking weight must gain over pooling to be used.
+STACKING_NATS_PER_WEIGHT = 1.0
 
 
 def chain_loo_log_densities(log_lik: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -133,17 +145,85 @@ def mode_stacking_weights(log_lik: np.ndarray, groups: list[tuple[int, ...]]) ->
     ndarray of shape (n_chains,)
     """
     log_lik = np.asarray(log_lik, dtype=np.float64)
-    lpd = np.column_stack(
+    return _chain_weights(stacking_weights(_group_lpd(log_lik, groups)), groups, log_lik.shape[0])
+
+
+def _group_lpd(log_lik: np.ndarray, groups: list[tuple[int, ...]]) -> np.ndarray:
+    """(n_obs, n_groups) PSIS-LOO log predictive densities of the groups' pooled draws."""
+    return np.column_stack(
         [
             chain_loo_log_densities(log_lik[list(g)].reshape(1, -1, log_lik.shape[2]))[0][:, 0]
             for g in groups
         ]
     )
-    group_weights = stacking_weights(lpd)
-    weights = np.zeros(log_lik.shape[0])
+
+
+def _chain_weights(
+    group_weights: np.ndarray, groups: list[tuple[int, ...]], n_chains: int
+) -> np.ndarray:
+    weights = np.zeros(n_chains)
     for g, w in zip(groups, group_weights, strict=True):
         weights[list(g)] = w / len(g)
     return weights
+
+
+@dataclass(frozen=True)
+class ChainStacking:
+    """Stacking weights of chains, and whether they beat pooling.
+
+    Attributes
+    ----------
+    stacked : ndarray of shape (n_chains,)
+        The stacking weights (:func:`mode_stacking_weights`).
+    gain : float
+        LOO log score (nats, summed over observations) of the stacked weights minus that
+        of pooling (every chain weighted ``1 / n_chains``); never negative.
+    penalty : float
+        ``STACKING_NATS_PER_WEIGHT`` times the number of free weights (groups - 1).
+    """
+
+    stacked: np.ndarray
+    gain: float
+    penalty: float
+
+    @property
+    def significant(self) -> bool:
+        """Whether stacking beats pooling by more than its free weights gain by chance."""
+        return self.gain > self.penalty
+
+    @property
+    def weights(self) -> np.ndarray:
+        """The weights to use: stacked if significant, else pooled (equal per chain)."""
+        n_chains = len(self.stacked)
+        return self.stacked if self.significant else np.full(n_chains, 1.0 / n_chains)
+
+
+def stack_chains(log_lik: np.ndarray, groups: list[tuple[int, ...]]) -> ChainStacking:
+    """Stack groups of chains and compare the stacked log score with pooling.
+
+    Parameters
+    ----------
+    log_lik : ndarray of shape (n_chains, n_draws, n_obs)
+    groups : list of tuple of int
+        A partition of the chains (see :func:`mode_stacking_weights`).
+
+    Returns
+    -------
+    ChainStacking
+    """
+    log_lik = np.asarray(log_lik, dtype=np.float64)
+    n_chains = log_lik.shape[0]
+    lpd = _group_lpd(log_lik, groups)
+    group_weights = stacking_weights(lpd)
+    pooled = np.array([len(g) / n_chains for g in groups])
+    with np.errstate(divide="ignore"):
+        stacked_score = logsumexp(lpd + np.log(group_weights), axis=1).sum()
+    gain = float(stacked_score - logsumexp(lpd + np.log(pooled), axis=1).sum())
+    return ChainStacking(
+        stacked=_chain_weights(group_weights, groups, n_chains),
+        gain=max(gain, 0.0),
+        penalty=STACKING_NATS_PER_WEIGHT * (len(groups) - 1),
+    )
 
 
 def stacked_indices(
@@ -179,8 +259,11 @@ def stacked_indices(
 
 
 __all__ = [
+    "STACKING_NATS_PER_WEIGHT",
+    "ChainStacking",
     "chain_loo_log_densities",
     "mode_stacking_weights",
+    "stack_chains",
     "stacked_indices",
     "stacking_weights",
 ]

@@ -83,11 +83,15 @@ def run_case(
         "min_ess_bulk": round(diag.min_ess_bulk),
         "min_ess_tail": round(diag.min_ess_tail),
         "divergences": diag.n_divergences,
+        "draws_per_chain": model.n_draws_,
         "em_optima_started": len(model.start_optima_),
         "relabelled_draws": int(np.sum(record.permuted_per_chain)),
         "switches": int(np.sum(record.switches_per_chain)),
         "modes": len(diag.modes),
+        "drifting": len(diag.drifting),
         "combination": diag.chain_combination,
+        "chain_weights": " ".join(f"{w:.2f}" for w in diag.chain_weights),
+        "stacking_gain": round(diag.stacking_gain, 2) if np.isfinite(diag.stacking_gain) else None,
         "wall_s": round(wall, 1),
     }
 
@@ -110,6 +114,11 @@ def main() -> None:
     )
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument(
+        "--heading",
+        default=HEADING,
+        help="the section of reports/benchmarks.md to write (other sections are kept)",
+    )
+    parser.add_argument(
         "--from-logs",
         nargs="+",
         type=Path,
@@ -120,7 +129,7 @@ def main() -> None:
     if args.from_logs:
         for log in args.from_logs:
             rows += [
-                ast.literal_eval(line)
+                ast.literal_eval(line.replace(": nan", ": None"))
                 for line in log.read_text().splitlines()
                 if line.startswith("{")
             ]
@@ -135,6 +144,8 @@ def main() -> None:
             rows.append(row)
     table = pd.DataFrame(rows)
     table["settings"] = table.get("settings", pd.Series("", index=table.index)).fillna("")
+    for column, empty in (("drifting", 0), ("chain_weights", ""), ("stacking_gain", np.nan)):
+        table[column] = table.get(column, pd.Series(empty, index=table.index)).fillna(empty)
     summary = (
         table.groupby(["data", "K", "identify", "settings"])
         .agg(
@@ -145,9 +156,12 @@ def main() -> None:
             median_ess=("min_ess_bulk", "median"),
             min_tail_ess=("min_ess_tail", "min"),
             divergences=("divergences", "sum"),
+            extended=("draws_per_chain", lambda n: int((n > 1000).sum())),
             relabelled=("relabelled_draws", "median"),
             switches=("switches", "median"),
             multimodal=("modes", lambda m: int((m > 1).sum())),
+            drifting=("drifting", lambda d: int((d > 0).sum())),
+            stacked=("combination", lambda c: int((c == "stacked").sum())),
             median_wall_s=("wall_s", "median"),
         )
         .reset_index()
@@ -156,17 +170,24 @@ def main() -> None:
     if args.no_write:
         return
     text = (
-        f"{HEADING}\n\n"
+        f"{args.heading}\n\n"
         "`BayesianGaussianMixture(K, random_state=seed)` with every other setting at its "
-        "default (4 chains x 1000 draws + 1000 tuning, nutpie with the low-rank mass matrix "
-        "on the structure's cached compiled graph; chains start at the distinct EM optima "
+        "default (4 chains x 1000 draws + 1000 tuning, extended to 2000 and 4000 draws while "
+        "R-hat or ESS miss their thresholds (`max_draws`), nutpie with the low-rank mass "
+        "matrix on the structure's cached compiled graph; chains start at the distinct EM optima "
         "within 5 nats of the best), and `identify` as in the column (`relabel` is the "
         "default; `ordered_projection` orders the means along the direction that best "
         "separates the MAP's components); strict checks: max R-hat <= 1.01, "
-        "bulk and tail ESS >= 400, no divergences. `relabelled`: draws (of 4000) that the "
+        "bulk and tail ESS >= 400, no divergences. `relabelled`: draws (of all) that the "
         "relabelling permuted (d > 1), `switches`: label changes between consecutive draws "
-        "inside chains; `multimodal`: seeds "
-        "whose chains sat in different modes (then stacked). Measured on the shared "
+        "inside chains; `extended`: seeds whose run went past 1000 draws per chain "
+        "(`draws_per_chain` per seed); `multimodal`: seeds "
+        "whose chains sat in different modes, `drifting`: seeds with chains that drift between "
+        "configurations (`diagnose().drifting`: a chain's halves, or the chains of a mode, "
+        "disagree), `stacked`: seeds whose chains `combine_chains='auto'` stacked (then "
+        "`chain_weights` gives each chain's stacking weight); `stacking_gain`: LOO log score "
+        "(nats) that stacking the modes or drifting chains would add over pooling, used only "
+        "above 1 nat per free weight (else the chains are pooled). Measured on the shared "
         "2-core development machine (wall times include compilation and other users' load).\n\n"
         "```\n"
         + "\n".join(
@@ -183,7 +204,7 @@ def main() -> None:
         + markdown_table(table.set_index("data"), digits=5)
         + "\n"
     )
-    _write_section(REPORT, HEADING, text)
+    _write_section(REPORT, args.heading, text)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytensor.compile.maker as maker
 import pytest
+import xarray as xr
 from pymc.initial_point import make_initial_point_fn
 
 from bayesgmm import compiled
@@ -253,3 +254,105 @@ def test_fresh_and_disk_cached_structures_agree_bit_for_bit(galaxies):
     np.testing.assert_array_equal(
         draws[0]["posterior"]["means"].values, draws[1]["posterior"]["means"].values
     )
+
+
+def _galaxies_structure(galaxies):
+    fit = BayesianGaussianMixture(2, random_state=1, method="map", progressbar=False).fit(galaxies)
+    structure = compiled.compiled_mixture(fit._X, fit.spec_)
+    start = structure.unconstrained(fit._initial_point(fit.map_, fit.model_))
+    return fit, structure, [start + 0.01 * c for c in range(3)]
+
+
+def test_checkpoints_give_the_draws_of_a_run_of_that_length(galaxies):
+    fit, structure, starts = _galaxies_structure(galaxies)
+    run = dict(tune=150, seed=5, target_accept=0.8)
+
+    def sample(draws, **extend):
+        trace = structure.sample(fit._X, fit.spec_, starts, draws=draws, **run, **extend)
+        return trace["posterior"]["means_z"].values
+
+    short, long = sample(100), sample(400)
+    np.testing.assert_array_equal(short, long[:, :100])  # the length does not change draws
+    asked = []
+
+    def rule(answer):
+        def enough(trace):
+            asked.append(trace["posterior"].sizes["draw"])
+            return answer
+
+        return enough
+
+    np.testing.assert_array_equal(sample(100, checkpoints=(200, 400), enough=rule(False)), long)
+    assert asked == [100, 200]  # asked at every checkpoint but the last
+    asked.clear()
+    np.testing.assert_array_equal(sample(100, checkpoints=(200, 400), enough=rule(True)), short)
+    assert asked == [100]
+    with pytest.raises(ValueError, match="enough"):
+        structure.sample(fit._X, fit.spec_, starts, draws=100, checkpoints=(200,), **run)
+
+
+def test_max_draws_extends_runs_that_miss_the_ess_threshold(galaxies):
+    assert BayesianGaussianMixture(draws=1000)._checkpoints() == (2000, 4000)
+    assert BayesianGaussianMixture(draws=1000, max_draws=3000)._checkpoints() == (2000, 3000)
+    assert BayesianGaussianMixture(draws=500, max_draws=500)._checkpoints() == ()
+    assert BayesianGaussianMixture(draws=300, chains=4)._checkpoints() == ()  # a quick look
+    assert BayesianGaussianMixture(draws=400, chains=4)._checkpoints() == (800, 1600)
+    with pytest.raises(ValueError, match="max_draws"):
+        BayesianGaussianMixture(max_draws=0).fit(galaxies)
+    # 2 x 60 draws cannot reach an ESS of 400, 2 x 600 can: the run goes on
+    short = dict(SETTINGS, draws=60, tune=150)
+    fit = BayesianGaussianMixture(2, random_state=3, max_draws=600, **short).fit(galaxies)
+    assert fit.n_draws_ in (120, 240, 480, 600)
+    assert fit.idata_["posterior"].attrs["draws_per_chain"] == fit.n_draws_
+    report = str(fit.diagnose())
+    assert f"extended from 60 to {fit.n_draws_} draws per chain" in report
+    fixed = BayesianGaussianMixture(2, random_state=3, max_draws=60, **short).fit(galaxies)
+    assert fixed.n_draws_ == 60
+    # the first 60 draws are the fixed-length run's (relabelling aside: 1-D, ordered)
+    np.testing.assert_array_equal(
+        fit.idata_["posterior"]["means"].values[:, :60],
+        fixed.idata_["posterior"]["means"].values,
+    )
+
+
+def _trace(draws: np.ndarray) -> xr.DataTree:
+    """A 1-D K=2 posterior whose every entry is ``draws`` (chain, draw) plus an offset."""
+    n_chains, n_draws = draws.shape
+    base = draws[:, :, None]
+    return xr.DataTree.from_dict(
+        {
+            "posterior": xr.Dataset(
+                {
+                    "weights": (
+                        ("chain", "draw", "component"),
+                        0.5 + 0.01 * np.dstack([base[..., 0], -base[..., 0]]),
+                    ),
+                    "means": (
+                        ("chain", "draw", "component", "feature"),
+                        np.stack([base, base + 5], axis=2),
+                    ),
+                    "covariances": (
+                        ("chain", "draw", "component", "feature", "feature_bis"),
+                        np.exp(0.1 * np.stack([base, -base], axis=2))[..., None],
+                    ),
+                }
+            ),
+            "sample_stats": xr.Dataset(
+                {"diverging": (("chain", "draw"), np.zeros((n_chains, n_draws), dtype=bool))}
+            ),
+        }
+    )
+
+
+def test_runs_stop_when_they_mix_or_cannot_reach_the_ess():
+    rng = np.random.default_rng(0)
+    model = BayesianGaussianMixture(2, draws=60, chains=4, max_draws=240)
+    model.n_components, model.n_features_in_ = 2, 1
+    iid = rng.standard_normal((4, 60))  # ESS ~ 240: 4x the draws would reach 400
+    assert not model._long_enough(_trace(iid))
+    assert model._long_enough(_trace(rng.standard_normal((4, 300))))  # ESS ~ 1200: mixes
+    sticky = np.empty((4, 60))  # AR(1), rho 0.995: ESS of a few draws, hopeless
+    sticky[:, 0] = rng.standard_normal(4)
+    for t in range(1, 60):
+        sticky[:, t] = 0.995 * sticky[:, t - 1] + 0.1 * rng.standard_normal(4)
+    assert model._long_enough(_trace(sticky))

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from bayesgmm.diagnostics import Diagnostics, chain_modes, diagnose, empty_components
+from bayesgmm.diagnostics import (
+    Diagnostics,
+    chain_modes,
+    diagnose,
+    drifting_chains,
+    empty_components,
+    stacking_groups,
+)
 
 
 def _tree(shift=0.0, n_div=0, seed=0, chains=4, draws=500):
@@ -113,10 +120,16 @@ def test_verdict_says_what_failed_and_what_to_do():
         "Verdict: the sampler checks FAILED: the chains sit in 2 different modes"
     )
     assert "3 divergent transition(s)" in text and "Do not trust" in text
-    assert "--draws" in text and "target_accept" in text and "fewer components" in text
+    # chains in separate modes: more draws would not help, and the remedy says so
+    assert "not more draws" in text and "target_accept" in text and "fewer components" in text
     # a slightly high R-hat with too few draws asks for more draws, not fewer components
     mild = Diagnostics(1.02, 300.0, 250.0, 0, 0.9, "none", 2, 300)
     assert mild.remedies() == ["more draws and tuning (e.g. --draws 600 --tune 600)"]
+    # chains that barely move (ESS 14 in 4 x 4000): more draws would need ~29x, not offered
+    stuck = Diagnostics(1.05, 14.0, 22.0, 0, 0.9, "none", 4, 4000, draws_asked=1000)
+    (remedy,) = stuck.remedies()
+    assert remedy.startswith("not more draws") and "29x" in remedy
+    assert "extended from 1000 to 4000 draws per chain" in str(stuck)
 
 
 def _two_mode_tree(draws=300, seed=0):
@@ -125,13 +138,24 @@ def _two_mode_tree(draws=300, seed=0):
     y ~ N(theta, 1), flat prior: the posterior is N(mean(y), 1/n). The false mode sits
     1 unit away (10 posterior sds): its draws explain the data far worse.
     """
+    in_false_mode = np.zeros((4, draws), dtype=bool)
+    in_false_mode[[1, 3]] = True
+    return _normal_mean_tree(in_false_mode, seed)
+
+
+def _normal_mean_tree(in_false_mode, seed=0):
+    """Draws of a normal mean that sit in the true or (where ``in_false_mode``) the false mode.
+
+    ``in_false_mode`` has shape (chains, draws); see :func:`_two_mode_tree`.
+    """
     rng = np.random.default_rng(seed)
     n = 100
     y = rng.normal(size=n)
-    centre = np.array([0.0, 1.0, 0.0, 1.0]) + y.mean()
-    theta = centre[:, None] + rng.normal(size=(4, draws)) / np.sqrt(n)
+    chains, draws = in_false_mode.shape
+    centre = in_false_mode + y.mean()
+    theta = centre + rng.normal(size=(chains, draws)) / np.sqrt(n)
     log_lik = -0.5 * (y[None, None, :] - theta[:, :, None]) ** 2 - 0.5 * np.log(2 * np.pi)
-    ones = np.ones((4, draws, 1))
+    ones = np.ones((chains, draws, 1))
     posterior = xr.Dataset(
         {
             "weights": (("chain", "draw", "component"), ones),
@@ -144,7 +168,7 @@ def _two_mode_tree(draws=300, seed=0):
     )
     stats = xr.Dataset(
         {
-            "diverging": (("chain", "draw"), np.zeros((4, draws), dtype=bool)),
+            "diverging": (("chain", "draw"), np.zeros((chains, draws), dtype=bool)),
             "lp": (("chain", "draw"), log_lik.sum(axis=2)),
         }
     )
@@ -164,9 +188,65 @@ def test_chains_in_two_separated_modes_are_named_with_their_stacking_weights():
     assert a.weight > 0.99 and np.isclose(a.weight + b.weight, 1.0)
     assert diag.lp_rhat > 1.5
     text = diag.verdict
-    assert "the chains sit in 2 different modes: chains 0,2 in mode A (mean log posterior" in text
+    assert (
+        "the chains sit in 2 different modes: chains 0,2 in mode A (mean sampler log density"
+        in text
+    )
     assert "stacking weights A 1.00, B 0.00" in text and "combine_chains='stack'" in text
     assert not diag.to_frame().loc["modes", "ok"]
+    # each chain stays in its mode: nothing drifts
+    assert diag.drifting == () and "do not agree" not in text
+
+
+def _switching(starts, ends, draws=1000):
+    """(chains, draws) mask: chain c is in the false mode from starts[c] to ends[c] (fractions)."""
+    t = np.arange(draws) / draws
+    return np.array([(t >= a) & (t < b) for a, b in zip(starts, ends, strict=True)])
+
+
+def test_chains_that_drift_between_modes_are_not_reported_as_one_mode():
+    # every chain spends part of its run in the false mode, entering it at a different
+    # time: whole-chain means lie between the modes with wide spreads, so single linkage
+    # merges all chains into one "mode" although the log posterior's R-hat is large
+    in_false_mode = _switching([0.15, 0.4, 0.65, 0.0], [1.0, 1.0, 1.0, 0.1])
+    tree = _normal_mean_tree(in_false_mode)
+    diag = diagnose(tree)
+    assert len(diag.modes) == 1 and diag.lp_rhat > 1.2
+    assert diag.drifting == (0, 1, 2, 3) and diag.drift and not diag.ok
+    text = diag.verdict
+    assert "the chains do not agree: every chain moves between configurations" in text
+    assert "sit in one mode" not in text and "R-hat of the log posterior" in text
+    assert "drift between configurations" in diag.to_frame().loc["modes", "value"]
+    assert not diag.to_frame().loc["modes", "ok"]
+    assert "modes          The chains do not agree" in str(diag)
+    # each drifting chain is stacked on its own: the chain that spent least time in the
+    # false mode (chain 3, 10%) explains the data best and takes the largest weight
+    weights = np.asarray(diag.chain_weights)
+    assert np.isclose(weights.sum(), 1.0) and weights.argmax() == 3
+    assert "Stacking weights: chain 0 " in diag.modes_text()
+
+
+def test_one_excursion_marks_only_that_chain():
+    # chain 0 leaves for the false mode in the middle 30% of its run; the others stay
+    in_false_mode = _switching([0.35, 0, 0, 0], [0.65, 0, 0, 0])
+    diag = diagnose(_normal_mean_tree(in_false_mode, seed=1))
+    assert diag.drifting == (0,)
+    assert "chain 0 moves between configurations" in diag.verdict
+    assert stacking_groups(diag.modes, diag.drifting) == [(0,), (1, 2, 3)]
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_autocorrelated_but_stationary_chains_do_not_drift(seed):
+    # AR(1) chains (phi = 0.7, about 180 effective draws per chain) of 20 parameters
+    # sampling one distribution: no chain may be called drifting
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(size=(4, 1000, 20))
+    params = np.empty_like(noise)
+    params[:, 0] = noise[:, 0]
+    for t in range(1, 1000):
+        params[:, t] = 0.7 * params[:, t - 1] + np.sqrt(1 - 0.7**2) * noise[:, t]
+    modes = chain_modes(params[:, :, 0], params[:, :, 1:])
+    assert drifting_chains(params[:, :, 0], params[:, :, 1:], modes) == ()
 
 
 def test_mixing_chains_form_one_mode():
@@ -182,3 +262,32 @@ def test_chain_modes_links_chains_transitively():
     modes = chain_modes(None, params)
     assert [m.chains for m in modes] == [(0, 1, 2), (3,)]
     assert np.isnan(modes[0].mean_log_density) and np.isnan(modes[0].weight)
+
+
+def test_auto_combination_stacks_drifting_chains():
+    # the estimator's combine_chains="auto" uses the same rule as diagnose(): drifting
+    # chains are stacked one by one and the choice is recorded in the attributes
+    from bayesgmm import BayesianGaussianMixture
+
+    in_false_mode = _switching([0.15, 0.4, 0.65, 0.0], [1.0, 1.0, 1.0, 0.1])
+    model = BayesianGaussianMixture(1)
+    model.chain_starts_ = np.zeros(4, dtype=int)
+    tree = model._combine_chains(_normal_mean_tree(in_false_mode), np.random.default_rng(0))
+    attrs = tree["posterior"].attrs
+    assert attrs["chain_combination"] == "stacked"
+    np.testing.assert_allclose(
+        attrs["chain_weights"], diagnose(_normal_mean_tree(in_false_mode)).chain_weights
+    )
+    assert tree["posterior"].sizes["chain"] == 1 and "posterior_chains" in tree.children
+
+
+def test_drifting_chains_that_predict_alike_are_pooled_and_say_why():
+    # every chain spends half its run in the false mode, at different times: the chains
+    # drift, but their predictive distributions agree, so stacking cannot weigh them
+    in_false_mode = _switching([0.0, 0.25, 0.5, 0.1], [0.5, 0.75, 1.0, 0.6])
+    diag = diagnose(_normal_mean_tree(in_false_mode, seed=2))
+    assert diag.drifting == (0, 1, 2, 3) and diag.stacking_rejected
+    assert diag.stacking_gain <= diag.stacking_penalty == 3.0 and diag.chain_weights == ()
+    text = diag.verdict
+    assert "Stacking does not tell the chains apart" in text and "pooled with equal" in text
+    assert "combine_chains='stack'" not in text

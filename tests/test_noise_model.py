@@ -113,7 +113,13 @@ def test_map_method_matches_em_and_reports_the_noise_weight():
         2, noise=True, method="map", pointwise=True, random_state=0, progressbar=False
     ).fit(X)
     em = GaussianMixture(
-        2, noise=True, prior="default", n_init=5, tol=EM_TOL, max_iter=EM_MAX_ITER, random_state=0
+        2,
+        noise=True,
+        prior="default",
+        n_init="auto",
+        tol=EM_TOL,
+        max_iter=EM_MAX_ITER,
+        random_state=0,
     ).fit(X)
     assert bayes.map_noise_weight_ == pytest.approx(em.noise_weight_, abs=1e-6)
     log_lik = bayes.idata_.log_likelihood["X"].values.reshape(-1)

@@ -214,5 +214,121 @@ def test_map_mode_text_explains_where_the_posterior_mass_sits():
     diag = Diagnostics(1.3, 10.0, 10.0, 0, 0.8, "none", 4, 100, modes=modes)
     lower = _map_mode_text({**check, "gap": 20.0, "mode": "lower"}, 3, diag)
     assert "sits in another mode, lower at its peak than the MAP's but wider" in lower
-    assert "chains 0,2 in mode A (mean log posterior -231.4)" in lower
+    assert "chains 0,2 in mode A (mean sampler log density -231.4)" in lower
     assert "stacking weights A 0.90, B 0.10" in lower and "3 MAP value(s)" in lower
+
+
+def _two_mode_bayes(rng, draws=200):
+    """A fitted-model stand-in whose stacked posterior sits in another mode than the MAP.
+
+    1-D, K=2. Chains 0,1 sample the MAP's mode (means -2, 2), chains 2,3 another one
+    (means -1, 3) whose log density lies 20 nats lower; stacking weights 0.02, 0.02,
+    0.48, 0.48 (mode B carries 0.96), so the stacked posterior sits mostly in mode B.
+    """
+    from types import SimpleNamespace
+
+    import xarray as xr
+
+    from bayesgmm.diagnostics import Diagnostics, Mode
+
+    centres = np.array([[-2.0, 2.0], [-2.0, 2.0], [-1.0, 3.0], [-1.0, 3.0]])
+    means = centres[:, None, :, None] + 0.05 * rng.standard_normal((4, draws, 2, 1))
+    chains = xr.Dataset(
+        {
+            "weights": (("chain", "draw", "component"), np.full((4, draws, 2), 0.5)),
+            "means": (("chain", "draw", "component", "feature"), means),
+            "covariances": (
+                ("chain", "draw", "component", "feature", "feature_bis"),
+                np.ones((4, draws, 2, 1, 1)),
+            ),
+        }
+    )
+    chain_weights = np.array([0.02, 0.02, 0.48, 0.48])
+    picked = rng.choice(4, size=4 * draws, p=chain_weights)
+    stacked = chains.isel(
+        chain=xr.DataArray(picked, dims="sample"),
+        draw=xr.DataArray(rng.integers(0, draws, 4 * draws), dims="sample"),
+    )
+    stacked = stacked.drop_vars(["chain", "draw"], errors="ignore").rename({"sample": "draw"})
+    stacked = stacked.expand_dims(chain=[0])
+    stacked.attrs.update(chain_combination="stacked", chain_weights=chain_weights.tolist())
+    n_free, top = 5, -150.0
+    log_density = top - rng.chisquare(n_free, size=(4, draws)) / 2
+    log_density[2:] -= 20.0
+    modes = (Mode("A", (0, 1), -152.5, 0.04), Mode("B", (2, 3), -172.5, 0.96))
+    diag = Diagnostics(
+        1.5, 5.0, 5.0, 0, 0.9, "none", 4, draws, modes=modes, chain_combination="stacked"
+    )
+    tree = xr.DataTree.from_dict({"posterior": stacked, "posterior_chains": chains})
+    return SimpleNamespace(
+        idata_=tree,
+        map_=MixtureParams(np.array([0.5, 0.5]), np.array([[-2.0], [2.0]]), np.ones((2, 1, 1))),
+        method_="nuts",
+        chain_weights_=chain_weights,
+        diagnose=lambda: diag,
+        log_posterior_density=lambda: (log_density, top, n_free),
+    )
+
+
+def test_map_versus_posterior_section_names_the_mode_that_holds_the_mass(monkeypatch):
+    from bayesgmm.report import add_posterior_analysis
+
+    rng = np.random.default_rng(5)
+    bayes = _two_mode_bayes(rng)
+    X = np.concatenate([rng.normal(-2, 1, 40), rng.normal(2, 1, 40)])[:, None]
+    drawn = {}
+    monkeypatch.setattr(
+        Report, "figure_or_note", lambda self, name, draw, caption: drawn.setdefault(name, draw)
+    )
+    report = Report("two modes")
+    table = add_posterior_analysis(report, X, bayes, feature_names=["x"])
+    text = report.to_markdown()
+    # the MAP's means (-2, 2) lie outside the stacked posterior's intervals around (-1, 3)
+    assert not table.set_index("parameter").loc["mu[0, x]", "map_in_interval"]
+    # the weighted draws sit 20 nats below the MAP's mode: the mass is in another mode
+    assert "over the draws (each chain weighted by its stacking weight) its median is" in text
+    assert "The posterior mass sits in another mode, lower at its peak than the MAP's" in text
+    assert "The chains sit in 2 different modes" in text
+    assert "stacking weights A 0.04, B 0.96" in text
+    assert "chains 0,1 (in the MAP's mode: median" in text
+    assert "chains 2,3 (in another mode, lower than the MAP's: median" in text
+    assert "stacking weight 0.96)" in text
+    assert "MAP value(s) lie outside their intervals: the table shows both" in text
+    # the per-mode table and the log-density figure are there, and the figure draws
+    assert "| chains 2,3 | 0.96 | -172." in text
+    figure = drawn["log_density"]()
+    labels = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert "chain 2 (stacking weight 0.48)" in labels and "MAP (-150.0)" in labels
+
+
+def test_failed_candidates_get_their_modes_explained():
+    from types import SimpleNamespace
+
+    from bayesgmm.report import add_unsettled_candidates
+
+    rng = np.random.default_rng(6)
+    failed = _two_mode_bayes(rng)
+    passed = SimpleNamespace(method_="nuts", diagnose=lambda: SimpleNamespace(ok=True))
+    comparison = SimpleNamespace(
+        fits={
+            "K=1 full": SimpleNamespace(bayes=passed),
+            "K=2 full": SimpleNamespace(bayes=failed),
+            "K=3 full": SimpleNamespace(bayes=None),
+        },
+        recommended="K=1 full",
+    )
+    report = Report("candidates")
+    drawn = []
+    report.figure_or_note = lambda name, draw, caption: drawn.append(name)
+    shown = add_unsettled_candidates(report, comparison, feature_names=["x"], ci_prob=0.89)
+    assert shown == ["K=2 full"] and drawn == ["log_density_k_2_full"]
+    text = report.to_markdown()
+    assert "## Candidates whose sampler checks failed" in text
+    assert "**K=2 full** (nuts (4 chain(s) x 200 draws, combined by Bayesian stacking" in text
+    assert "the chains sit in 2 different modes" in text
+    assert "The posterior mass sits in another mode" in text
+    # nothing to say when every candidate passed
+    quiet = Report("none")
+    comparison.fits.pop("K=2 full")
+    assert add_unsettled_candidates(quiet, comparison, feature_names=["x"], ci_prob=0.89) == []
+    assert quiet.blocks == []

@@ -5,7 +5,12 @@ import pytest
 from scipy.special import logsumexp
 from scipy.stats import norm
 
-from bayesgmm.stacking import chain_loo_log_densities, stacked_indices, stacking_weights
+from bayesgmm.stacking import (
+    chain_loo_log_densities,
+    stack_chains,
+    stacked_indices,
+    stacking_weights,
+)
 
 
 def _two_mode_log_lik(y, centres, rng, draws=200, spread=0.05):
@@ -60,6 +65,40 @@ def test_one_good_chain_takes_all_the_weight():
     y = rng.normal(3, 1, 300)
     weights = stacking_weights(chain_loo_log_densities(_two_mode_log_lik(y, [3.0, -3.0], rng))[0])
     assert weights[0] > 0.999
+
+
+@pytest.mark.parametrize("mass", [0.3, 0.8])
+def test_stacked_modes_recover_their_masses_and_beat_pooling(mass):
+    # the diagnose() path: chains grouped by mode (0,2 and 1,3), each group stacked as one
+    # unit; the mode masses come back within Monte Carlo error and the gain over pooling
+    # (each mode 0.5) is far above the 1 nat that one free weight gains by chance
+    rng = np.random.default_rng(4)
+    n = 600
+    y = np.where(rng.random(n) < mass, rng.normal(-3, 1, n), rng.normal(3, 1, n))
+    result = stack_chains(_two_mode_log_lik(y, [-3.0, 3.0, -3.0, 3.0], rng), [(0, 2), (1, 3)])
+    assert result.significant and result.penalty == 1.0
+    weights = result.weights
+    assert weights[0] == weights[2] and np.isclose(weights.sum(), 1.0)
+    assert abs(weights[[0, 2]].sum() - mass) < 4 * np.sqrt(mass * (1 - mass) / n)
+    # the gain is the log score difference against the mixture with equal mode weights
+    exact = np.log(mass * norm.pdf(y, -3) + (1 - mass) * norm.pdf(y, 3)).sum()
+    pooled = np.log(0.5 * norm.pdf(y, -3) + 0.5 * norm.pdf(y, 3)).sum()
+    assert result.gain == pytest.approx(exact - pooled, abs=3.0)
+
+
+def test_chains_that_predict_alike_are_pooled():
+    # four chains of one posterior (a normal mean): their LOO densities differ by Monte
+    # Carlo noise only, so stacking gains less than its 3 free weights do by chance
+    rng = np.random.default_rng(5)
+    n = 80
+    y = rng.normal(size=n)
+    theta = rng.normal(y.mean(), 1 / np.sqrt(n), size=(4, 500))
+    result = stack_chains(
+        norm.logpdf(y[None, None, :], loc=theta[:, :, None]), [(0,), (1,), (2,), (3,)]
+    )
+    assert result.penalty == 3.0 and result.gain < 1.0 and not result.significant
+    np.testing.assert_array_equal(result.weights, np.full(4, 0.25))
+    assert np.isclose(result.stacked.sum(), 1.0)
 
 
 def test_resampled_indices_follow_the_weights():
