@@ -20,11 +20,17 @@ Sampler
     LLVM re-optimises as one module: 20-60 s per structure and per process on this
     project's 2-core machine, where the Python call costs a few microseconds per
     gradient. PyMC's own NUTS spends about 80 µs of Python per leapfrog step on top of
-    the gradient. Each chain is one ``nutpie.sample`` call with its own start and seed;
-    ``cores`` of them (default ``min(chains, os.cpu_count())``) run at once in nutpie's
-    threads, so the draws do not depend on ``cores``. The compiled graph releases the GIL
+    the gradient. Each chain is one ``nutpie.sample`` call with its own start and seed, so
+    the draws do not depend on how many run at once: ``cores`` of them (default 1,
+    :data:`DEFAULT_CORES`) in nutpie's threads. The compiled graph releases the GIL
     (:class:`NogilNumbaLinker`) and is called directly, not through the PyTensor
-    ``Function``, whose storage cells the threads would share (:func:`reentrant`).
+    ``Function``, whose storage cells the threads would share (:func:`reentrant`); but
+    nutpie calls it from Python, and that part of every call holds the GIL: on this
+    2-core machine at load 0.7-0.9, warm fits (4 x 1000 draws, seeds 1-3, interleaved)
+    took 2.42-2.47 s in turn against 4.27-4.44 s two at a time on galaxies K=3, and
+    2.97-3.01 s against 4.30-4.46 s on Old Faithful K=2 full; on the synthetic set
+    (188 µs per gradient) the two were equal. Hence one at a time by default;
+    ``sampler_kwargs={"cores": n}`` runs ``n`` at once (for gradients of milliseconds).
 
     Measured by ``benchmarks/bench_nuts.py --quick`` (4 chains x 1000 draws + 1000 tuning,
     one process, this project's 2-core machine shared with other sessions at load 1.6-3.3,
@@ -93,7 +99,6 @@ Disk cache
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 import time
 import warnings
@@ -123,6 +128,9 @@ from pytensor.tensor.rewriting.linalg.decomposition import cholesky_ldotlt
 from bayesgmm.model import build_model, set_model_data
 from bayesgmm.spec import MixtureSpec
 
+#: Chains sampled at once unless ``sampler_kwargs`` say ``cores``: one, since every gradient
+#: call takes the GIL for its Python part and two threads were 1.5-1.8x slower (see above).
+DEFAULT_CORES = 1
 #: nutpie's mass-matrix adaptation unless ``sampler_kwargs`` name one (measured, see above).
 ADAPTATION = "low_rank"
 #: Tag of :func:`unbatch_alloc_diag` in PyTensor's ``specialize`` rewrites (off by default).
@@ -482,7 +490,7 @@ class CompiledMixture:
 
         kwargs.setdefault("adaptation", ADAPTATION)
         cores = kwargs.pop("cores", None)
-        cores = max(1, min(len(starts), os.cpu_count() or 1) if cores is None else int(cores))
+        cores = DEFAULT_CORES if cores is None else max(1, int(cores))
         seeds = np.random.SeedSequence(seed).generate_state(len(starts), dtype=np.uint32)
 
         lengths = sorted({int(draws), *(int(c) for c in checkpoints if c > draws)})

@@ -182,7 +182,7 @@ def test_ctrl_c_while_chains_run_in_parallel_stops_the_fit(galaxies):
     import threading
 
     BayesianGaussianMixture(2, random_state=0, **SETTINGS).fit(galaxies)  # compiled
-    long = dict(SETTINGS, draws=200_000, chains=4)
+    long = dict(SETTINGS, draws=200_000, chains=4, sampler_kwargs={"cores": 2})
     timer = threading.Timer(1.0, _thread.interrupt_main)
     timer.start()
     try:
