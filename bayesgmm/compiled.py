@@ -21,16 +21,18 @@ Sampler
     project's 2-core machine, where the Python call costs a few microseconds per
     gradient. PyMC's own NUTS spends about 80 µs of Python per leapfrog step on top of
     the gradient. Each chain is one ``nutpie.sample`` call with its own start and seed, so
-    the draws do not depend on how many run at once: ``cores`` of them (default 1,
-    :data:`DEFAULT_CORES`) in nutpie's threads. The compiled graph releases the GIL
+    the draws do not depend on how many run at once: ``cores`` of them in nutpie's
+    threads (default :meth:`CompiledMixture.default_cores`). The compiled graph releases the GIL
     (:class:`NogilNumbaLinker`) and is called directly, not through the PyTensor
     ``Function``, whose storage cells the threads would share (:func:`reentrant`); but
     nutpie calls it from Python, and that part of every call holds the GIL: on this
     2-core machine at load 0.7-0.9, warm fits (4 x 1000 draws, seeds 1-3, interleaved)
     took 2.42-2.47 s in turn against 4.27-4.44 s two at a time on galaxies K=3, and
-    2.97-3.01 s against 4.30-4.46 s on Old Faithful K=2 full; on the synthetic set
-    (188 µs per gradient) the two were equal. Hence one at a time by default;
-    ``sampler_kwargs={"cores": n}`` runs ``n`` at once (for gradients of milliseconds).
+    2.97-3.01 s against 4.30-4.46 s on Old Faithful K=2 full, whose gradients take 20-27
+    µs; on the synthetic set (188 µs per gradient) two threads were faster, 14.9 s against
+    19.8 s. So the chains run in turn unless a gradient call (timed at the first start)
+    takes 100 µs or more (:data:`PARALLEL_MIN_GRADIENT_SECONDS`), then
+    ``min(chains, os.cpu_count())`` at once; ``sampler_kwargs={"cores": n}`` decides.
 
     Measured by ``benchmarks/bench_nuts.py --quick`` (4 chains x 1000 draws + 1000 tuning,
     one process, this project's 2-core machine shared with other sessions at load 1.6-3.3,
@@ -99,6 +101,7 @@ Disk cache
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
 import warnings
@@ -128,9 +131,10 @@ from pytensor.tensor.rewriting.linalg.decomposition import cholesky_ldotlt
 from bayesgmm.model import build_model, set_model_data
 from bayesgmm.spec import MixtureSpec
 
-#: Chains sampled at once unless ``sampler_kwargs`` say ``cores``: one, since every gradient
-#: call takes the GIL for its Python part and two threads were 1.5-1.8x slower (see above).
-DEFAULT_CORES = 1
+#: Chains run in parallel threads by default only when a gradient call takes at least this
+#: long: its Python part holds the GIL, so two threads were 1.5-1.8x slower than one at
+#: 20-27 µs per call (galaxies, Old Faithful) and 1.33x faster at 188 µs (synthetic).
+PARALLEL_MIN_GRADIENT_SECONDS = 100e-6
 #: nutpie's mass-matrix adaptation unless ``sampler_kwargs`` name one (measured, see above).
 ADAPTATION = "low_rank"
 #: Tag of :func:`unbatch_alloc_diag` in PyTensor's ``specialize`` rewrites (off by default).
@@ -362,6 +366,24 @@ class CompiledMixture:
             raise ValueError(f"spec does not match the compiled structure {key}")
         set_model_data(self.model, X, spec, order_basis)
 
+    def gradient_seconds(self, x: np.ndarray, calls: int = 25) -> float:
+        """Median wall time of one log-density-and-gradient call at ``x`` (data as set)."""
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        times = np.empty(calls)
+        for i in range(calls):
+            start = time.perf_counter()
+            self._logp_dlogp(x)
+            times[i] = time.perf_counter() - start
+        return float(np.median(times))
+
+    def default_cores(self, x: np.ndarray, n_chains: int) -> int:
+        """Chains to run at once: one, unless a gradient call takes long enough
+        (:data:`PARALLEL_MIN_GRADIENT_SECONDS`) that the GIL its Python part holds does
+        not serialise the threads; then ``min(n_chains, os.cpu_count())``."""
+        if self.gradient_seconds(x) < PARALLEL_MIN_GRADIENT_SECONDS:
+            return 1
+        return max(1, min(n_chains, os.cpu_count() or 1))
+
     def logp_dlogp(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """Log posterior density (up to a constant) and its gradient at unconstrained ``x``."""
         logp, grad = self._logp_dlogp(np.ascontiguousarray(x, dtype=np.float64))
@@ -490,7 +512,6 @@ class CompiledMixture:
 
         kwargs.setdefault("adaptation", ADAPTATION)
         cores = kwargs.pop("cores", None)
-        cores = DEFAULT_CORES if cores is None else max(1, int(cores))
         seeds = np.random.SeedSequence(seed).generate_state(len(starts), dtype=np.uint32)
 
         lengths = sorted({int(draws), *(int(c) for c in checkpoints if c > draws)})
@@ -530,6 +551,9 @@ class CompiledMixture:
         # compiled log-density releases the GIL while it runs (NogilNumbaLinker)
         with self.lock:
             self.set_data(X, spec, order_basis)
+            if cores is None:
+                cores = self.default_cores(starts[0], len(starts))
+            cores = max(1, int(cores))
             runs = [
                 _ChainRun(start, chain_seed, tune)
                 for start, chain_seed in zip(starts, seeds, strict=True)

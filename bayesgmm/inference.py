@@ -588,9 +588,9 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         e.g. when :func:`bayesgmm.compare.compare` already runs candidates in parallel).
     sampler : {"nutpie", "pymc"}, default="nutpie"
         NUTS implementation: nutpie on the cached compiled model of the structure
-        (:mod:`bayesgmm.compiled`; chains one after another, ``sampler_kwargs={"cores": n}``
-        runs ``n`` at a time in threads, the same draws whatever ``n``: measured faster in
-        turn, see the module), or PyMC's sampler on
+        (:mod:`bayesgmm.compiled`; chains one after another unless a gradient call takes
+        100 µs or more, then in parallel threads; ``sampler_kwargs={"cores": n}`` runs
+        ``n`` at a time, the same draws whatever ``n``), or PyMC's sampler on
         a model compiled per fit.
     target_accept : float, default=0.9
         Target acceptance rate of NUTS.

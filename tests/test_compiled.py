@@ -356,3 +356,15 @@ def test_runs_stop_when_they_mix_or_cannot_reach_the_ess():
     for t in range(1, 60):
         sticky[:, t] = 0.995 * sticky[:, t - 1] + 0.1 * rng.standard_normal(4)
     assert model._long_enough(_trace(sticky))
+
+
+def test_chains_run_in_turn_unless_a_gradient_call_is_slow(galaxies, monkeypatch):
+    fit, structure, starts = _galaxies_structure(galaxies)
+    structure.set_data(fit._X, fit.spec_)
+    seconds = structure.gradient_seconds(starts[0])
+    assert 0 < seconds < compiled.PARALLEL_MIN_GRADIENT_SECONDS  # ~20 µs on 82 rows
+    assert structure.default_cores(starts[0], 4) == 1
+    monkeypatch.setattr(type(structure), "gradient_seconds", lambda self, x: 1e-3)
+    monkeypatch.setattr(compiled.os, "cpu_count", lambda: 2)
+    assert structure.default_cores(starts[0], 4) == 2
+    assert structure.default_cores(starts[0], 1) == 1
