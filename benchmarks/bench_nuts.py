@@ -229,8 +229,9 @@ def main() -> None:
         "the part spent compiling; ESS: minimum bulk ESS over weights, means and covariance "
         "parameters; ratio: ESS/s over the expert's. Cold: first fit of the structure in "
         "the process (PyTensor's disk cache as the machine had it); warm: the compiled model "
-        "reused (another seed). bayesgmm's chains run one after another (`cores=1`, the "
-        "default) unless the row says otherwise, for the fixed 1000 draws (`max_draws=draws`).",
+        "reused (another seed). bayesgmm's chains run as by default (one after another, in "
+        "parallel threads when a gradient call takes >= 100 µs: here the synthetic set) unless "
+        "the row says otherwise, for the fixed 1000 draws (`max_draws=draws`).",
         "",
         "| data | run | wall s | compile s | min bulk ESS | ESS/s | ratio | max R-hat | div |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
