@@ -550,7 +550,7 @@ def _run_comparison(args: argparse.Namespace, data: Dataset, progress: Progress)
             parse_covariances(args.covariance),
             method,
             **_sampler_kwargs(args),
-            bayes_kwargs={"sampler": args.sampler, "max_draws": args.max_draws or args.draws},
+            bayes_kwargs={"sampler": args.sampler, "max_draws": args.max_draws},
             em_prior=None if args.prior == "mle" else "default",
             em_n_init=args.n_init,
             n_jobs=args.jobs,
@@ -990,7 +990,7 @@ def _add_data_options(parser: argparse.ArgumentParser, k_help: str) -> None:
         type=positive_int,
         default=None,
         help="go on to 2x, 4x ... draws, at most this many, while R-hat or ESS miss their "
-        "thresholds (default: 4 x draws for fit; compare and report keep --draws)",
+        "thresholds (default: 4 x draws, for runs of at least 1600 draws in all)",
     )
     parser.add_argument(
         "--tune", type=non_negative_int, default=1000, help="tuning steps per chain"

@@ -816,9 +816,9 @@ def compare(
         How the posterior is fitted; ``None`` compares by EM criteria only. LOO on
         variational draws is plain PSIS and less trustworthy than on NUTS draws.
     draws, tune, chains : int
-        Sampler settings for every candidate. Runs are not extended
-        (``BayesianGaussianMixture(max_draws=draws)``) unless ``bayes_kwargs`` sets
-        ``max_draws``.
+        Sampler settings for every candidate. A run that misses R-hat or ESS goes on to
+        2x and 4x ``draws`` as :class:`BayesianGaussianMixture` does (unless its chains
+        barely move); ``bayes_kwargs={"max_draws": draws}`` keeps every run fixed.
     bayes_kwargs : dict, optional
         Further settings of :class:`BayesianGaussianMixture` for every candidate (e.g.
         ``sampler``, ``target_accept``); not those in :data:`CANDIDATE_SETTINGS`.
@@ -886,15 +886,7 @@ def compare(
     data = check_data(X, n_components=max(ks), min_samples=2)
     candidates = [(k, c) for c in covariance_types for k in sorted(set(ks))]
     seeds = np.random.SeedSequence(random_state).generate_state(len(candidates)).tolist()
-    # fixed-length runs unless asked (bayes_kwargs={"max_draws": ...}): a candidate that
-    # does not mix is flagged by its diagnostics, not sampled four times as long
-    settings = {
-        "draws": draws,
-        "tune": tune,
-        "chains": chains,
-        "max_draws": draws,
-        **(bayes_kwargs or {}),
-    }
+    settings = {"draws": draws, "tune": tune, "chains": chains, **(bayes_kwargs or {})}
 
     jobs = []
     for i, (k, cov) in enumerate(candidates):

@@ -204,8 +204,9 @@ def test_loo_recovers_three_separated_components():
     result = compare(X, range(1, 5), draws=300, tune=300, chains=2, random_state=1)
     table = result.table
     k3 = table.loc["K=3 full"]
-    # K=4 adds a near-empty component: indistinguishable within 2 SE of the difference
-    assert k3["rank"] == 0 or k3["elpd_diff"] + 2 * k3["dse"] >= 0
+    # K=4 can only split a cluster: the two are not told apart by LOO, an elpd difference
+    # below 4 nats being small whatever its SE (Sivula, Magnusson & Vehtari 2022)
+    assert k3["rank"] == 0 or k3["elpd_diff"] > -4.0
     k1 = table.loc["K=1 full"]
     assert k1["elpd_diff"] + 2 * k1["dse"] < 0
 
