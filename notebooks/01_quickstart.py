@@ -18,6 +18,7 @@ import logging
 import os
 
 import pandas as pd
+from IPython.display import display
 
 from bayesgmm import GaussianMixture, analysis, datasets, plots
 from bayesgmm.inference import BayesianGaussianMixture
@@ -106,7 +107,7 @@ fig = plots.plot_density(X, grid, map_density, band, feature_names=names)
 handles, labels = fig.axes[0].get_legend_handles_labels()
 fig.axes[0].get_legend().remove()  # below the panels, where it hides no curve
 fig.legend(handles, labels, loc="outside lower center", ncol=4, frameon=False, fontsize="small")
-fig
+display(fig)
 
 # %% [markdown]
 # **3. Assignment uncertainty.** For each eruption, the posterior probability of its most
