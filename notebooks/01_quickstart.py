@@ -18,6 +18,7 @@ import logging
 import os
 
 import pandas as pd
+from IPython.display import display
 
 from bayesgmm import GaussianMixture, analysis, datasets, plots
 from bayesgmm.inference import BayesianGaussianMixture
@@ -73,9 +74,10 @@ print(bgm.diagnose())
 # With 272 points the posterior is narrow, and its means sit close to the EM estimate.
 
 # %%
-bgm.summary().loc[
+summary = bgm.summary().loc[
     ["weights[0]", "weights[1]", "means[0, 0]", "means[0, 1]", "means[1, 0]", "means[1, 1]"]
 ]
+summary.drop(columns="kind").round(3).astype({"ess_bulk": int, "ess_tail": int})
 
 # %% [markdown]
 # ## Three figures
@@ -101,7 +103,11 @@ band = analysis.marginal_density_band(grid, posterior)
 map_density = analysis.marginal_density(
     grid, bgm.map_.weights, bgm.map_.means, bgm.map_.full_covariances()
 )
-plots.plot_density(X, grid, map_density, band, feature_names=names)
+fig = plots.plot_density(X, grid, map_density, band, feature_names=names)
+handles, labels = fig.axes[0].get_legend_handles_labels()
+fig.axes[0].get_legend().remove()  # below the panels, where it hides no curve
+fig.legend(handles, labels, loc="outside lower center", ncol=4, frameon=False, fontsize="small")
+display(fig)
 
 # %% [markdown]
 # **3. Assignment uncertainty.** For each eruption, the posterior probability of its most

@@ -43,10 +43,12 @@ print(f"{len(X)} galaxies, velocities from {X.min():.1f} to {X.max():.1f} thousa
 #
 # Both fits use the same likelihood and the same conjugate prior
 # (`MixturePrior.default`: weakly informative, scaled to the data). MAP-EM maximises the
-# posterior density; NUTS samples it. `BayesianGaussianMixture` runs MAP-EM first (best
-# of five starts) to start its chains, and keeps that fit as `em_`. In one dimension the
-# model orders the component means, so component 0 is always the slowest: there is no
-# label switching to undo.
+# posterior density; NUTS samples it. `BayesianGaussianMixture` runs MAP-EM first (the
+# best of its EM restarts, `em_n_init="auto"`) to start its chains, and keeps that fit as
+# `em_`. After sampling it runs EM again from each chain's highest-density draw and keeps
+# a better optimum, should one turn up, as the MAP `map_` (`map_source_`, printed below,
+# says which fit it is). In one dimension the model orders the component means, so
+# component 0 is always the slowest: there is no label switching to undo.
 
 # %%
 bgm = BayesianGaussianMixture(
@@ -62,6 +64,7 @@ bgm.fit(X)
 map_em = bgm.em_  # the MAP-EM fit that started the sampler (MAP: it has a prior)
 assert map_em.prior_ is not None
 print(bgm.diagnose())
+print("MAP:", bgm.map_source_)
 posterior = bgm.idata_["posterior"].to_dataset()
 
 # %% [markdown]

@@ -173,8 +173,10 @@ print(f"Pareto k above the threshold: {n_high} observations over all candidates"
 #   full is ahead of K=2 full by less than one standard error of the difference, and
 #   the stacking weights spread over K=2 full, K=3 full and K=3 diag rather than
 #   rewarding size. BIC, which penalises every parameter by $\log N$, prefers K=2 full.
-#   The three-component full model also fails its sampler diagnostics (`sampler_ok`):
-#   a sign that its extra component is poorly identified.
+# * **Sampler diagnostics**: every candidate passes them (`sampler_ok`), K=3 included.
+#   `compare` runs every candidate for the same number of draws (it does not extend runs
+#   that fall short, unless asked through `bayes_kwargs={"max_draws": ...}`), so a
+#   candidate that failed would be flagged here rather than run longer.
 # * **Full versus diagonal covariances**: within each cluster duration and waiting time
 #   are correlated; a diagonal model needs a third component to imitate that (K=3 diag
 #   is close to K=2 full), and K=2 diag is clearly worse.
