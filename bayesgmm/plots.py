@@ -106,7 +106,14 @@ def plot_density(
         ax.plot(grid[:, j], band["mean"][:, j], color=POSTERIOR_COLOR, label="posterior mean")
         ax.plot(grid[:, j], map_density[:, j], color=MAP_COLOR, ls="--", label="MAP (EM)")
         ax.set(xlabel=_feature_label(feature_names, j), ylabel="density")
-    axes[0].legend(frameon=False, fontsize="small")
+    # below the panels: inside one it covered a peak of the density (Old Faithful)
+    fig.legend(
+        *axes[0].get_legend_handles_labels(),
+        frameon=False,
+        fontsize="small",
+        loc="outside lower center",
+        ncols=4,
+    )
     fig.suptitle("Data, MAP density and posterior-predictive density")
     return fig
 

@@ -173,10 +173,10 @@ print(f"Pareto k above the threshold: {n_high} observations over all candidates"
 #   full is ahead of K=2 full by less than one standard error of the difference, and
 #   the stacking weights spread over K=2 full, K=3 full and K=3 diag rather than
 #   rewarding size. BIC, which penalises every parameter by $\log N$, prefers K=2 full.
-# * **Sampler diagnostics**: every candidate passes them (`sampler_ok`), K=3 included.
-#   `compare` runs every candidate for the same number of draws (it does not extend runs
-#   that fall short, unless asked through `bayes_kwargs={"max_draws": ...}`), so a
-#   candidate that failed would be flagged here rather than run longer.
+# * **Sampler diagnostics**: every candidate passes them (`sampler_ok`), K=3 included,
+#   at the draws asked for. (A candidate whose R-hat or ESS fell short would have been run
+#   on to 2x and 4x the draws, as any `BayesianGaussianMixture` fit is, and flagged here
+#   if it still failed; `bayes_kwargs={"max_draws": DRAWS}` keeps every run fixed.)
 # * **Full versus diagonal covariances**: within each cluster duration and waiting time
 #   are correlated; a diagonal model needs a third component to imitate that (K=3 diag
 #   is close to K=2 full), and K=2 diag is clearly worse.

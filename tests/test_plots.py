@@ -32,6 +32,15 @@ def test_plot_density_one_panel_per_feature():
     )
     assert len(fig.axes) == 2
     assert [ax.get_xlabel() for ax in fig.axes] == ["a", "b"]
+    # one legend, below the panels (not over a density peak)
+    assert all(ax.get_legend() is None for ax in fig.axes)
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "data",
+        "posterior 89% band",
+        "posterior mean",
+        "MAP (EM)",
+    ]
     _png_ok(fig)
 
 
