@@ -104,9 +104,6 @@ map_density = analysis.marginal_density(
     grid, bgm.map_.weights, bgm.map_.means, bgm.map_.full_covariances()
 )
 fig = plots.plot_density(X, grid, map_density, band, feature_names=names)
-handles, labels = fig.axes[0].get_legend_handles_labels()
-fig.axes[0].get_legend().remove()  # below the panels, where it hides no curve
-fig.legend(handles, labels, loc="outside lower center", ncol=4, frameon=False, fontsize="small")
 display(fig)
 
 # %% [markdown]
