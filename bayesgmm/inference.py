@@ -648,8 +648,9 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
     em_n_init : "auto" or int, default="auto"
         EM restarts of the MAP-EM start (the best one is kept); ``"auto"`` as in
         :class:`GaussianMixture` (60 starts and split-and-merge moves on small data, 20
-        otherwise). After NUTS, EM is also run from every chain's highest-density draw:
-        an optimum better than the restarts' becomes ``map_`` (``map_source_``).
+        otherwise, fewer above 100,000 rows). After NUTS, EM is also run from every
+        chain's highest-density draw: an optimum better than the restarts' becomes
+        ``map_`` (``map_source_``).
     batch_size : "auto", int or None, default="auto"
         Minibatch size of VI: ``"auto"`` uses minibatches of 1000 above 20000 rows,
         ``None`` never.

@@ -81,7 +81,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         ``"auto"``: on small data (``N K d`` up to 5 000) 60 starts, then split-and-merge
         moves (merge two components, split a third) from the three best distinct fits, run
         to convergence until none improves them (:func:`bayesgmm.em.fit.split_merge`); on
-        larger data 20 starts. On the bundled data sets this reaches the best
+        larger data 20 starts, fewer above 100,000 rows (2,000,000 rows in all, at least 2;
+        :func:`bayesgmm.em.fit.auto_starts_for`). On the bundled data sets this reaches the best
         non-degenerate optimum of 50 tight restarts for every K = 1..6 and structure
         (``reports/benchmarks.md``, "EM defaults").
     init_params : {"hierarchical", "kmeans", "k-means++", "random", "random_from_data"}, \

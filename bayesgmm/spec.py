@@ -298,7 +298,8 @@ class EMOptions:
         :data:`bayesgmm.em.fit.SPLIT_MERGE_BUDGET`)
         :data:`bayesgmm.em.fit.AUTO_N_INIT_SMALL` starts, then split-and-merge moves from
         the best few fits until none improves them (:func:`bayesgmm.em.fit.split_merge`);
-        on larger data :data:`AUTO_N_INIT` starts.
+        on larger data :data:`AUTO_N_INIT` starts up to 100,000 rows, fewer above (2 from a
+        million rows; :func:`bayesgmm.em.fit.auto_starts_for`).
     init_params : {"kmeans", "k-means++", "random", "random_from_data", "hierarchical"}
     stopping : {"aitken", "absolute"}
         Stopping rule (:data:`bayesgmm.em.fit.STOPPING_RULES`): ``"absolute"`` is

@@ -68,9 +68,9 @@ plt.show()
 # Each EM iteration is one E-step and one M-step over the whole array: a few matrix
 # products of size $N \times K$. Two settings matter on large data:
 #
-# * **Starts.** The default `n_init="auto"` runs 20 starts on data of this size, each a
-#   full EM run. The clusters here are well separated, so we fit from one start
-#   (`n_init=1`), for a twentieth of the cost.
+# * **Starts.** The default `n_init="auto"` runs 20 starts up to 100,000 rows and fewer
+#   above (two on a million rows), each a full EM run. The clusters here are well
+#   separated, so we fit from one start (`n_init=1`), for half that cost.
 # * **Stopping.** scikit-learn's rule (`stopping="absolute"` with its `tol=1e-3`) stops
 #   once the **per-point** mean log-likelihood changes by less than `tol`, that is once an
 #   iteration gains less than $10^{-3} N$ in total, which for $N = 10^6$ is still a gain of
@@ -198,7 +198,8 @@ print(
 #
 # * **Start.** The estimator starts the optimisation at its own MAP-EM fit; we pass the
 #   EM fit above instead (`start=`). The estimator still runs its MAP-EM fit (it keeps it
-#   as `em_`), so `em_n_init=1` keeps that to one start rather than 20.
+#   as `em_`), so `em_n_init=1` keeps that to one start rather than the several of
+#   `"auto"`.
 # * **Step size and stopping.** ADVI starts every standard deviation at 0.1 (on the
 #   standardised scale) and must shrink them to the posterior's, about $1/\sqrt N$ of that
 #   scale. The estimator (`bayesgmm.vi.fit_vi`) uses Adam with a step decaying as $1/t$

@@ -176,3 +176,31 @@ def test_float32_input_fits_like_float64():
     b = GaussianMixture(3, **kwargs).fit(X32.astype(np.float64))
     np.testing.assert_allclose(a.means_, b.means_, rtol=1e-9)
     np.testing.assert_allclose(a.lower_bound_, b.lower_bound_, rtol=1e-11)
+
+
+def test_auto_starts_shrink_with_the_rows_outside_the_split_merge_budget(monkeypatch):
+    from bayesgmm.em import fit as em_fit
+
+    assert [em_fit.auto_starts_for(n) for n in (5_000, 100_000, 200_000, 10**6, 10**8)] == [
+        20,
+        20,
+        10,
+        2,
+        2,
+    ]
+    asked = []
+    original = em_fit.run_starts
+
+    def counting(make_start, run, options, n_starts, **kwargs):
+        asked.append(n_starts)
+        return original(make_start, run, options, n_starts, **kwargs)
+
+    monkeypatch.setattr(em_fit, "run_starts", counting)
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 1, (200_000, 1)), rng.normal(6, 1, (200_000, 1))])
+    fit = GaussianMixture(2, max_iter=20, random_state=0).fit(X)
+    assert asked == [5]  # 400,000 rows: 2,000,000 // 400,000
+    np.testing.assert_allclose(np.sort(fit.means_.ravel()), [0.0, 6.0], atol=0.02)
+    asked.clear()
+    GaussianMixture(2, random_state=0).fit(X[::200])  # 2,000 rows: small, 60 starts
+    assert asked == [60]
