@@ -86,6 +86,17 @@ def _component_constants(weights, chol, d):
 
 
 @numba.njit(**_INLINE)
+def _scale_terms(scale):
+    """``sum_i log scale_i`` (the standardisation's log-Jacobian) and ``1 / scale`` (d,)."""
+    log_scale = 0.0
+    inv_scale = np.empty(scale.shape[0])
+    for i in range(scale.shape[0]):
+        log_scale += np.log(scale[i])
+        inv_scale[i] = 1.0 / scale[i]
+    return log_scale, inv_scale
+
+
+@numba.njit(**_INLINE)
 def _row_log_joint(value, n, means, chol, location, inv_scale, const, inv_diag, x_z, z, log_joint):
     """Fill ``log_joint`` (K,) with ``log w_k + log N(x_z | mu_k, Sigma_k)`` of row ``n``.
 
@@ -118,11 +129,7 @@ def mixture_logp_kernel(value, weights, means, chol, location, scale):
     n_rows, d = value.shape
     n_components = weights.shape[0]
     const, inv_diag = _component_constants(weights, chol, d)
-    log_scale = 0.0
-    inv_scale = np.empty(d)
-    for i in range(d):
-        log_scale += np.log(scale[i])
-        inv_scale[i] = 1.0 / scale[i]
+    log_scale, inv_scale = _scale_terms(scale)
     x_z = np.empty(d)
     z = np.empty((n_components, d))
     log_joint = np.empty(n_components)
@@ -151,11 +158,7 @@ def mixture_logp_and_grad_kernel(value, weights, means, chol, location, scale, g
     n_components = weights.shape[0]
     n_chol = chol.shape[0]
     const, inv_diag = _component_constants(weights, chol, d)
-    log_scale = 0.0
-    inv_scale = np.empty(d)
-    for i in range(d):
-        log_scale += np.log(scale[i])
-        inv_scale[i] = 1.0 / scale[i]
+    log_scale, inv_scale = _scale_terms(scale)
     x_z = np.empty(d)
     z = np.empty((n_components, d))
     log_joint = np.empty(n_components)
@@ -219,6 +222,7 @@ def _kernel_version() -> int:
     """A hash of the kernels' source: part of their key in PyTensor's disk cache."""
     kernels = (
         _component_constants,
+        _scale_terms,
         _row_log_joint,
         mixture_logp_kernel,
         mixture_logp_and_grad_kernel,
