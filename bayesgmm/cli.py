@@ -43,7 +43,7 @@ from bayesgmm._io import (
     reset_output,
     write_text_atomic,
 )
-from bayesgmm._methods import METHODS, SAMPLERS
+from bayesgmm._methods import METHODS, SAMPLERS, TUNE
 from bayesgmm.covariance import covariance_types
 
 if TYPE_CHECKING:
@@ -993,7 +993,7 @@ def _add_data_options(parser: argparse.ArgumentParser, k_help: str) -> None:
         "thresholds (default: 4 x draws, for runs of at least 1600 draws in all)",
     )
     parser.add_argument(
-        "--tune", type=non_negative_int, default=1000, help="tuning steps per chain"
+        "--tune", type=non_negative_int, default=TUNE, help="tuning steps per chain"
     )
     parser.add_argument(
         "--chains", type=positive_int, default=4, help="NUTS chains (run in parallel)"

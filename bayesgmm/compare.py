@@ -66,7 +66,7 @@ from arviz_stats import loo_moment_match as az_loo_moment_match
 from arviz_stats.utils import ELPDData
 from joblib import Parallel, delayed
 
-from bayesgmm._methods import POSTERIOR_METHODS, PosteriorMethod
+from bayesgmm._methods import POSTERIOR_METHODS, TUNE, PosteriorMethod
 from bayesgmm._validation import check_data, check_positive_int
 from bayesgmm.covariance import covariance_types as registered_structures
 from bayesgmm.mixture import GaussianMixture
@@ -790,7 +790,7 @@ def compare(
     method: PosteriorMethod | None = "nuts",
     *,
     draws: int = 1000,
-    tune: int = 1000,
+    tune: int = TUNE,
     chains: int = 4,
     bayes_kwargs: dict | None = None,
     em_prior: str | None = None,

@@ -125,6 +125,9 @@ class Diagnostics:
     n_chains, n_draws : int
     rhat_threshold, ess_threshold, bfmi_threshold : float
     empty_components : tuple of int
+    empty_draws : tuple of float
+        Per chain, the fraction of draws in which some component holds fewer than one
+        point (``N_k < 1``); empty when not computed.
     modes : tuple of Mode
         The chains grouped by the mode they sit in (one group when they agree).
     drifting : tuple of int
@@ -168,6 +171,7 @@ class Diagnostics:
     chain_weights: tuple[float, ...] = ()
     stacking_gain: float = float("nan")
     stacking_penalty: float = float("nan")
+    empty_draws: tuple[float, ...] = ()
 
     @property
     def stacking_rejected(self) -> bool:
@@ -189,6 +193,26 @@ class Diagnostics:
     def multimodal(self) -> bool:
         """Whether the chains sit in more than one mode (:func:`chain_modes`)."""
         return len(self.modes) > 1
+
+    @property
+    def sometimes_empty(self) -> bool:
+        """Whether a chain has a component empty (``N_k < 1``) in at least
+        :data:`SOMETIMES_EMPTY_FRACTION` of its draws, without it being probably empty."""
+        return bool(
+            not self.empty_components
+            and self.empty_draws
+            and max(self.empty_draws) >= SOMETIMES_EMPTY_FRACTION
+        )
+
+    def empty_sentence(self) -> str:
+        """How often a component empties, overall and by chain ("" if never)."""
+        if not self.empty_draws or max(self.empty_draws) == 0:
+            return ""
+        by_chain = ", ".join(f"{f:.1%}" for f in self.empty_draws)
+        return (
+            f"a component holds fewer than one point in {np.mean(self.empty_draws):.1%} of "
+            f"the draws (by chain: {by_chain})"
+        )
 
     @property
     def drift(self) -> bool:
@@ -264,6 +288,14 @@ class Diagnostics:
         )
         rows.append(
             {
+                "check": "empty_draws",
+                "value": [round(f, 4) for f in self.empty_draws],
+                "threshold": f"< {SOMETIMES_EMPTY_FRACTION:g} per chain",
+                "ok": not self.sometimes_empty,
+            }
+        )
+        rows.append(
+            {
                 "check": "modes",
                 "value": "; ".join(m.describe() for m in self.modes)
                 + (
@@ -289,7 +321,15 @@ class Diagnostics:
             if shown:
                 found.append(sentence[0].lower() + sentence[1:-1] + rhats)
                 rhats = ""
-        if not (self.multimodal or self.drift) and not checks["max_rhat"]:
+        if self.sometimes_empty and not self.mixes:
+            found.append(
+                self.empty_sentence() + ": the posterior holds both an occupied and an "
+                "empty state of that component and the chains cross between them rarely; "
+                "while it is empty its mean and covariance follow their prior, so their "
+                "R-hat and ESS cannot settle" + rhats
+            )
+            rhats = ""
+        elif not (self.multimodal or self.drift) and not checks["max_rhat"]:
             found.append(
                 f"the chains disagree (max R-hat {self.max_rhat:.3f} > {self.rhat_threshold})"
             )
@@ -331,7 +371,12 @@ class Diagnostics:
                 "does it when the chains sit in different modes or drift)"
             )
         multimodal = self.multimodal or self.drift or self.max_rhat > MULTIMODAL_RHAT
-        if self.empty_components or multimodal or not checks["n_divergences"]:
+        if self.sometimes_empty and not self.mixes:
+            found.append(
+                "fewer components (one that empties in some draws is one the data barely "
+                "support), or a prior that keeps every component occupied"
+            )
+        elif self.empty_components or multimodal or not checks["n_divergences"]:
             found.append(
                 "fewer components (a probably empty or duplicated component makes the "
                 "posterior multimodal)"
@@ -401,6 +446,8 @@ class Diagnostics:
         if self.multimodal or self.drift:
             lines.append("  modes          " + self.modes_text())
         lines.append(f"  combination    {self.chain_combination} chains")
+        if self.empty_draws and max(self.empty_draws) >= SOMETIMES_EMPTY_FRACTION:
+            lines.append("  empty draws    " + self.empty_sentence())
         if self.empty_components:
             lines.append(
                 f"  note           component(s) {list(self.empty_components)} are probably "
@@ -411,6 +458,28 @@ class Diagnostics:
 
 #: More draws are suggested as a remedy only when at most this factor would reach the ESS.
 MAX_DRAWS_FACTOR = 8.0
+#: A chain with a component empty in at least this fraction of its draws is reported.
+SOMETIMES_EMPTY_FRACTION = 0.01
+
+
+def empty_draw_fractions(counts: np.ndarray, min_count: float = 1.0) -> tuple[float, ...]:
+    """Per chain, the fraction of draws in which some component holds < ``min_count``.
+
+    Label-invariant (the smallest ``N_k`` of each draw), so it does not depend on the
+    relabelling.
+
+    Parameters
+    ----------
+    counts : ndarray of shape (n_chains, n_draws, n_components)
+        Posterior draws of ``N_k = sum_n gamma_nk``.
+    min_count : float
+
+    Returns
+    -------
+    tuple of float, one per chain
+    """
+    counts = np.asarray(counts, dtype=float)
+    return tuple(float(f) for f in (counts.min(axis=-1) < min_count).mean(axis=1))
 
 
 def empty_components(counts: np.ndarray, min_count: float = 1.0) -> tuple[int, ...]:
@@ -706,8 +775,10 @@ def diagnose(
         Posterior variables checked.
     label_switching : str
         The relabelling verdict to report.
-    component_counts : ndarray of shape (n_draws, n_components), optional
-        Posterior draws of ``N_k``, to flag empty components.
+    component_counts : ndarray of shape (n_chains, n_draws, n_components), optional
+        Posterior draws of ``N_k`` of the chains as sampled, to flag empty components and
+        components that empty in some draws (shape (n_draws, n_components): the first
+        only).
     rhat_threshold, ess_threshold : float
         Limits used by :attr:`Diagnostics.ok`.
     chain_weights : ndarray of shape (n_chains,), optional
@@ -772,7 +843,12 @@ def diagnose(
         n_draws=n_draws,
         rhat_threshold=rhat_threshold,
         ess_threshold=ess_threshold,
-        empty_components=() if component_counts is None else empty_components(component_counts),
+        empty_components=()
+        if component_counts is None
+        else empty_components(np.reshape(component_counts, (-1, np.shape(component_counts)[-1]))),
+        empty_draws=()
+        if component_counts is None or np.ndim(component_counts) != 3
+        else empty_draw_fractions(component_counts),
         modes=modes,
         lp_rhat=lp_rhat,
         chain_starts=tuple(chain_starts),
@@ -795,6 +871,7 @@ __all__ = [
     "drift_sentence",
     "drifting_chains",
     "empty_components",
+    "empty_draw_fractions",
     "log_density_draws",
     "modes_sentence",
     "split_rhat",

@@ -15,7 +15,8 @@ The densities accept any leading batch shape ``(...)`` and return ``(..., N, K)`
 ``(..., N)``; :func:`sample_mixture` takes either layout; :func:`stack_draws` turns a
 posterior ``xarray.Dataset`` into the stacked layout and :func:`equal_tailed_interval`
 summarises any array of draws. Normalisations are log-sum-exps. Importing this module
-imports NumPy only (no PyMC, PyTensor, ArviZ, SciPy or xarray).
+imports NumPy only (no PyMC, PyTensor, ArviZ, SciPy or xarray); the densities run
+compiled loops from :mod:`bayesgmm._draw_densities` (Numba, imported on first use).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from bayesgmm.missing import MissingPatterns, has_missing
 if TYPE_CHECKING:
     import xarray as xr
 
-_LOG_2PI = np.log(2.0 * np.pi)
 _DIMS = {
     "weights": ("component",),
     "means": ("component", "feature"),
@@ -74,14 +74,35 @@ def log_joint_densities(
                 covariances[..., obs[:, None], obs],
             )
         return out
-    d = X.shape[-1]
-    chol_inv = np.linalg.inv(np.linalg.cholesky(covariances))
-    half_logdet = -np.log(np.diagonal(chol_inv, axis1=-2, axis2=-1)).sum(-1)
-    diff = X[:, None, :] - means[..., None, :, :]
-    whitened = np.einsum("...kij,...nkj->...nki", chol_inv, diff)
-    log_normal = -0.5 * d * _LOG_2PI - half_logdet[..., None, :] - 0.5 * (whitened**2).sum(-1)
-    with np.errstate(divide="ignore"):
-        return np.log(weights)[..., None, :] + log_normal
+    from bayesgmm._draw_densities import log_joint_kernel
+
+    return _on_draws(log_joint_kernel, X, weights, means, covariances, per_component=True)
+
+
+def _on_draws(kernel, X, weights, means, covariances, *, per_component: bool) -> np.ndarray:
+    """Run a :mod:`bayesgmm._draw_densities` kernel on draws of any batch shape.
+
+    The parameters are broadcast to one batch shape ``(...)`` and flattened to ``S``
+    draws; the covariances are factorised here (``numpy.linalg.LinAlgError`` if one is
+    not positive definite). Returns ``(..., N, K)`` (``per_component``) or ``(..., N)``.
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    means = np.asarray(means, dtype=np.float64)
+    covariances = np.asarray(covariances, dtype=np.float64)
+    n_components, d = means.shape[-2:]
+    batch = np.broadcast_shapes(weights.shape[:-1], means.shape[:-2], covariances.shape[:-3])
+    chol = np.linalg.cholesky(covariances)
+
+    def flat(a, tail):
+        return np.ascontiguousarray(np.broadcast_to(a, batch + tail).reshape(-1, *tail))
+
+    out = kernel(
+        np.ascontiguousarray(X, dtype=np.float64),
+        flat(weights, (n_components,)),
+        flat(means, (n_components, d)),
+        flat(chol, (n_components, d, d)),
+    )
+    return out.reshape(batch + out.shape[1:]) if per_component else out.reshape(*batch, -1)
 
 
 def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
@@ -129,7 +150,12 @@ def log_mixture_density(
     -------
     ndarray of shape (..., n_samples)
     """
-    return _logsumexp(log_joint_densities(X, weights, means, covariances), axis=-1)
+    X = np.asarray(X, dtype=np.float64)
+    if has_missing(X):
+        return _logsumexp(log_joint_densities(X, weights, means, covariances), axis=-1)
+    from bayesgmm._draw_densities import log_density_kernel
+
+    return _on_draws(log_density_kernel, X, weights, means, covariances, per_component=False)
 
 
 def impute_draws(

@@ -5,9 +5,11 @@ means, half-normal scales) or ``pm.Mixture`` of ``pm.MvNormal`` components with
 ``pm.LKJCholeskyCov`` priors (d > 1), Dirichlet weights, every chain started at
 scikit-learn's EM solution, sampled by ``pm.sample`` with its defaults (PyMC 6.4 picks
 nutpie's numba backend). bayesgmm runs :class:`~bayesgmm.BayesianGaussianMixture` with
-its defaults (nutpie's low-rank mass-matrix adaptation, chains in parallel threads), and
+its defaults (nutpie's low-rank mass-matrix adaptation, chains one after another
+unless a gradient call takes 100 µs or more), and
 variants: chains in parallel threads (``cores=2``), the diagonal mass matrix and PyMC's NUTS
-(``sampler="pymc"``). Same data, draws, chains and seed;
+(``sampler="pymc"``). Same data, draws, chains and seed; each side tunes for its
+default number of steps (``pm.sample``'s 1000, bayesgmm's :data:`bayesgmm._methods.TUNE`);
 whole calls are timed, so compilation counts, and the EM start and post-processing count
 for bayesgmm.
 
@@ -38,6 +40,7 @@ import pymc as pm
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 from bayesgmm import BayesianGaussianMixture, compiled, datasets
+from bayesgmm._methods import TUNE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_em import REPORT, _write_section
@@ -166,7 +169,6 @@ def run_bayesgmm(X, k, draws, chains, seed, **settings) -> dict:
             k,
             draws=draws,
             max_draws=draws,  # the expert's fixed length, for a like-for-like ESS per second
-            tune=draws,
             chains=chains,
             random_state=seed,
             progressbar=False,
@@ -220,7 +222,9 @@ def main() -> None:
     header = [
         HEADING,
         "",
-        f"{args.chains} chains x {args.draws} draws + {args.draws} tuning, seed {args.seed}, "
+        f"{args.chains} chains x {args.draws} draws, seed {args.seed}; tuning steps: each "
+        f"side's default (the expert: {args.draws}, pm.sample's 1000 at 1000 draws; "
+        f"bayesgmm: {TUNE}, `bayesgmm._methods.TUNE`); "
         f"one process; {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"load average {load:.1f} at the end; `benchmarks/bench_nuts.py"
         f"{' --quick' if args.quick else ''}"

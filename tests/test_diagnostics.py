@@ -10,6 +10,7 @@ from bayesgmm.diagnostics import (
     diagnose,
     drifting_chains,
     empty_components,
+    empty_draw_fractions,
     stacking_groups,
 )
 
@@ -108,6 +109,53 @@ def test_empty_components_reach_the_report():
     result = diagnose(idata, var_names=("weights",), component_counts=counts)
     assert result.empty_components == (1,)
     assert "probably empty" in str(result)
+
+
+def _sometimes_empty_tree(stuck_draws: int, seed=0, chains=4, draws=400):
+    """A small component (about 6 points) that empties for the last ``stuck_draws`` of
+    chain 2; while empty its mean wanders over the prior (sd 10) instead of staying near 3.
+    """
+    rng = np.random.default_rng(seed)
+    counts = np.stack(
+        [rng.normal(50, 2, (chains, draws)), rng.normal(94, 2, (chains, draws))], axis=-1
+    )
+    small = rng.gamma(6.0, 1.0, (chains, draws))
+    empty = np.zeros((chains, draws), dtype=bool)
+    empty[2, draws - stuck_draws :] = True
+    small[empty] = rng.exponential(0.05, empty.sum())
+    counts = np.concatenate([counts, small[..., None]], axis=-1)
+    weights = counts / counts.sum(axis=-1, keepdims=True)
+    means = rng.normal(size=(chains, draws, 3, 1)) * 0.1 + np.array([-2.0, 0.0, 3.0])[:, None]
+    means[..., 2, 0] = np.where(empty, np.cumsum(rng.normal(size=(chains, draws)), 1), 3.0)
+    posterior = xr.Dataset(
+        {
+            "weights": (("chain", "draw", "component"), weights),
+            "means": (("chain", "draw", "component", "feature"), means),
+        }
+    )
+    stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((chains, draws), bool))})
+    tree = xr.DataTree.from_dict({"posterior": posterior, "sample_stats": stats})
+    return tree, counts
+
+
+def test_a_component_that_empties_in_some_draws_is_named_as_the_cause():
+    tree, counts = _sometimes_empty_tree(stuck_draws=200)
+    assert empty_draw_fractions(counts) == pytest.approx((0.0, 0.0, 0.5, 0.0), abs=0.01)
+    result = diagnose(tree, var_names=("weights", "means"), component_counts=counts)
+    assert not result.ok and result.sometimes_empty and result.empty_components == ()
+    text = result.verdict
+    assert "a component holds fewer than one point in 12.5% of the draws" in text
+    assert "by chain: 0.0%, 0.0%, 50.0%, 0.0%" in text
+    assert "fewer components (one that empties in some draws" in text
+    assert "empty draws" in str(result)
+    assert not result.to_frame().loc["empty_draws", "ok"]
+    # the same chains without the empty stretch: no such sentence
+    tree, counts = _sometimes_empty_tree(stuck_draws=0)
+    calm = diagnose(tree, var_names=("weights", "means"), component_counts=counts)
+    assert not calm.sometimes_empty and "fewer than one point" not in str(calm) + calm.verdict
+    # flattened counts (no chains) still flag probably-empty components, not this
+    flat = diagnose(tree, var_names=("weights",), component_counts=counts.reshape(-1, 3))
+    assert flat.empty_draws == ()
 
 
 def test_verdict_says_what_failed_and_what_to_do():

@@ -83,6 +83,30 @@ def test_log_mixture_density_matches_scipy_logsumexp():
     np.testing.assert_allclose(out, logsumexp(_scipy_log_joint(X, w, m, c), axis=-1), rtol=1e-10)
 
 
+@pytest.mark.parametrize("d", [1, 3])
+def test_densities_of_batched_and_broadcast_draws_match_scipy(d):
+    """(chain, draw) batches, covariances shared by every draw, and d = 1 or 3."""
+    rng = np.random.default_rng(d)
+    data = rng.normal(scale=2.0, size=(15, d))
+    w, m, c = _draws(n_draws=6, k=3, d=d, seed=d)
+    expected = _scipy_log_joint(data, w, m, c)
+    joint = log_joint_densities(
+        data, w.reshape(2, 3, 3), m.reshape(2, 3, 3, d), c.reshape(2, 3, 3, d, d)
+    )
+    np.testing.assert_allclose(joint.reshape(6, 15, 3), expected, rtol=1e-10)
+    density = log_mixture_density(
+        data, w.reshape(2, 3, 3), m.reshape(2, 3, 3, d), c.reshape(2, 3, 3, d, d)
+    )
+    np.testing.assert_allclose(density.reshape(6, 15), logsumexp(expected, axis=-1), rtol=1e-10)
+    shared = log_mixture_density(data, w, m, c[0])
+    expected_shared = _scipy_log_joint(data, w, m, np.broadcast_to(c[0], c.shape))
+    np.testing.assert_allclose(shared, logsumexp(expected_shared, axis=-1), rtol=1e-10)
+    singular = c.copy()
+    singular[1, 2] = 0.0
+    with pytest.raises(np.linalg.LinAlgError):
+        log_mixture_density(data, w, m, singular)
+
+
 def test_log_mixture_density_survives_far_points():
     w, m, c = _draws()
     far = np.array([[300.0, -300.0]])
@@ -193,3 +217,23 @@ def test_importing_posterior_loads_numpy_only():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("d", [1, 3])
+def test_replicates_kernel_draws_each_row_from_its_inverted_cdf_component(d):
+    """The compiled posterior-predictive draws equal gathering each row's component
+    (the number of cumulative weights <= u) and adding its Cholesky factor times the noise."""
+    from bayesgmm._draw_densities import replicates_kernel
+
+    rng = np.random.default_rng(d)
+    w, m, c = _draws(n_draws=40, k=3, d=d, seed=d)
+    chol = np.linalg.cholesky(c)
+    cdf = np.cumsum(w, axis=-1)
+    cdf /= cdf[..., -1:]
+    u = rng.random((40, 200))
+    u[0, :3] = cdf[0, :3]  # on a boundary: the next component (the last one at most)
+    noise = rng.standard_normal((40, 200, d))
+    labels = np.minimum((cdf[:, None, :] <= u[..., None]).sum(-1), 2)
+    rows = np.arange(40)[:, None]
+    expected = m[rows, labels] + np.einsum("snij,snj->sni", chol[rows, labels], noise)
+    np.testing.assert_allclose(replicates_kernel(u, noise, cdf, m, chol), expected, atol=1e-12)
