@@ -859,6 +859,13 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         -------
         self
         """
+        from bayesgmm.compiled import reproducible_compilation
+
+        with reproducible_compilation():
+            return self._fit(X, sample_weight)
+
+    def _fit(self, X, sample_weight) -> BayesianGaussianMixture:
+        """:meth:`fit` under :func:`bayesgmm.compiled.reproducible_compilation`."""
         self._validate_params()
         check_random_state(self.random_state)
         allow_nan = self.missing == "marginalize"

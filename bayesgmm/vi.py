@@ -68,6 +68,7 @@ from arviz_stats.base import array_stats
 from pymc.variational.minibatch_rv import MinibatchRandomVariable
 from scipy.special import logsumexp
 
+from bayesgmm.compiled import reproducible_compilation
 from bayesgmm.model import build_model
 
 VIMethod = Literal["advi", "fullrank_advi"]
@@ -392,6 +393,7 @@ def _check_method(method: str) -> None:
         raise ValueError(f"method must be one of {VI_METHODS}, got {method!r}")
 
 
+@reproducible_compilation()
 def fit_vi(
     model: pm.Model,
     start: dict[str, np.ndarray],
@@ -510,6 +512,7 @@ def _gaussian_of(approx) -> tuple[np.ndarray, np.ndarray, dict]:
     return mu, chol, group.ordering
 
 
+@reproducible_compilation()
 def psis_khat(
     model: pm.Model,
     approx,
@@ -768,6 +771,7 @@ def psis_posterior(model: pm.Model, approx, psis: PSISResult, draws: int, *, ran
     return pm.to_inference_data(MultiTrace([trace]), model=model, log_likelihood=False)
 
 
+@reproducible_compilation()
 def psis_khat_subsample(
     X: np.ndarray,
     spec,

@@ -20,6 +20,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from bayesgmm import GaussianMixture, datasets
+from bayesgmm.compiled import reproducible_compilation
 from bayesgmm.inference import PSIS_DRAWS, psis_draws
 from bayesgmm.model import build_model, initial_point
 from bayesgmm.plots_vi import plot_elbo
@@ -66,7 +67,9 @@ def _moments(posterior, chains=None):
 @pytest.fixture(scope="module", params=["faithful", "galaxies"])
 def problem(request):
     X, spec, model, start = _problem(request.param)
-    with model:
+    # compiled as bayesgmm compiles (no fast-math): the same draws from a fresh compilation
+    # as from PyTensor's disk cache
+    with model, reproducible_compilation():
         idata = pm.sample(
             draws=500,
             tune=500,
