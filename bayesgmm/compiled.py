@@ -129,6 +129,7 @@ from pytensor.tensor.blockwise import Blockwise
 from pytensor.tensor.rewriting.linalg.decomposition import cholesky_ldotlt
 
 from bayesgmm.model import build_model, set_model_data
+from bayesgmm.posterior_kernel import PosteriorKernel, eligible
 from bayesgmm.spec import MixtureSpec
 
 #: Chains run in parallel threads by default only when a gradient call takes at least this
@@ -263,6 +264,10 @@ class CompiledMixture:
     trace_shapes : list of tuple
     n_dim : int
         Length of the unconstrained vector.
+    uses_kernel : bool
+        Whether the log density and gradient are
+        :class:`bayesgmm.posterior_kernel.PosteriorKernel`'s (one Numba kernel; the
+        default full structure) rather than the PyTensor graph's.
     """
 
     key: StructureKey
@@ -275,6 +280,8 @@ class CompiledMixture:
     _logp_dlogp: Any = field(repr=False)
     _expand: Any = field(repr=False)
     _unconstrain: Any = field(repr=False)
+    #: the PyTensor function (:func:`reentrant`), also where ``_logp_dlogp`` is the kernel
+    _graph_logp_dlogp: Any = field(default=None, repr=False)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @classmethod
@@ -344,10 +351,16 @@ class CompiledMixture:
             trace_names=[rv.name for rv in traced],
             trace_shapes=trace_shapes,
             n_dim=int(ends[-1]),
-            _logp_dlogp=reentrant(logp_dlogp),
+            _logp_dlogp=_nuts_target(key, model, X, reentrant(logp_dlogp), x0),
             _expand=reentrant(expand),
             _unconstrain=unconstrain,
+            _graph_logp_dlogp=reentrant(logp_dlogp),
         )
+
+    @property
+    def uses_kernel(self) -> bool:
+        """Whether the NUTS target is the hand-written kernel (:mod:`bayesgmm.posterior_kernel`)."""
+        return isinstance(self._logp_dlogp, PosteriorKernel)
 
     def set_data(
         self, X: np.ndarray, spec: MixtureSpec, order_basis: np.ndarray | None = None
@@ -568,6 +581,30 @@ class CompiledMixture:
                 for run in runs:
                     run.stop()
         return _combine_chains(chains)
+
+
+def _nuts_target(key: StructureKey, model: pm.Model, X: np.ndarray, graph, x0: np.ndarray):
+    """The log density and gradient that NUTS calls: the kernel where it applies, else ``graph``.
+
+    :class:`~bayesgmm.posterior_kernel.PosteriorKernel` where
+    :func:`~bayesgmm.posterior_kernel.eligible` says so, checked against the PyTensor
+    function ``graph`` at ``x0`` (a disagreement warns and keeps ``graph``).
+    """
+    if not eligible(key, model, X):
+        return graph
+    kernel = PosteriorKernel(model)
+    expected, found = graph(x0), kernel(x0)
+    if np.isclose(float(expected[0]), found[0], rtol=1e-9, atol=0.0) and np.allclose(
+        expected[1], found[1], rtol=1e-7, atol=1e-7
+    ):
+        return kernel
+    warnings.warn(
+        f"bayesgmm.posterior_kernel disagrees with the PyTensor graph of {key}: using the "
+        "graph (please report this)",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return graph
 
 
 def _combine_chains(chains: list[xr.DataTree]) -> xr.DataTree:
