@@ -67,7 +67,9 @@ from bayesgmm.likelihood import _component_constants, _row_log_joint, _scale_ter
 #: structure compiled afterwards keeps its PyTensor function.
 ENABLED = True
 
-_JIT = dict(nogil=True, cache=True, fastmath=False)
+#: ``error_model="numpy"``: a division by zero gives inf or NaN (as in the PyTensor graph),
+#: not ``ZeroDivisionError``
+_JIT = dict(nogil=True, cache=True, fastmath=False, error_model="numpy")
 #: The model's ``pm.Data`` containers the kernel reads, in :meth:`PosteriorKernel.prepare`'s order.
 DATA_NAMES = (
     "X_data",
@@ -166,17 +168,34 @@ def full_niw_logp_dlogp(
     d_means = np.zeros((n_components, d))
     d_chol = np.zeros((n_components, d, d))
     loglik = 0.0
+    # the rows' sums of exp(log_joint - top) lie in [1, K]: their product is kept and its
+    # log taken every `run` rows (before it could overflow), one log per run, not per row
+    run = n_rows if n_components == 1 else max(1, int(600.0 / np.log(n_components)))
+    product = 1.0
+    left = run
     for n in range(n_rows):
         top = _row_log_joint(
             value, n, means, chol, location, inv_scale, const, inv_diag, x_z, z, log_joint
         )
         total = 0.0
+        first_top = True
         for k in range(n_components):
-            log_joint[k] = np.exp(log_joint[k] - top)
+            if first_top and log_joint[k] == top:  # exp(0): one exp fewer per row
+                log_joint[k] = 1.0
+                first_top = False
+            else:
+                log_joint[k] = np.exp(log_joint[k] - top)
             total += log_joint[k]
-        loglik += top + np.log(total)
+        loglik += top
+        product *= total
+        left -= 1
+        if left == 0 or n == n_rows - 1:
+            loglik += np.log(product)
+            product = 1.0
+            left = run
+        inv_total = 1.0 / total
         for k in range(n_components):
-            r = log_joint[k] / total
+            r = log_joint[k] * inv_total
             counts[k] += r
             for back in range(d):  # u = L^{-T} z, from the last coordinate
                 i = d - 1 - back

@@ -88,6 +88,32 @@ def test_kernel_equals_pymcs_log_density_and_gradient(n_components, n_features):
             _assert_agree(reference(x), (value, grad))
 
 
+def test_kernel_on_many_rows_equals_pymc():
+    """Enough rows that the kernel takes the log of its product of row sums several times."""
+    X = _data(2000, 2, seed=8)
+    spec = MixtureSpec.from_data(X, 3, "full", "default")
+    model = build_model(X, spec)
+    (reference, n_dim), kernel = _pymc_reference(model), PosteriorKernel(model)
+    for x in _points(n_dim, 9)[:3]:
+        _assert_agree(reference(x), kernel(x))
+
+
+def test_kernel_runs_without_fast_math_and_gil_from_threads(faithful):
+    """Reproducible (no fast-math), GIL-free, and the same answer from concurrent threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    options = full_niw_logp_dlogp.targetoptions
+    assert options["nogil"] and not options.get("fastmath")
+    spec = MixtureSpec.from_data(faithful, 2, "full", "default")
+    kernel = PosteriorKernel(build_model(faithful, spec))
+    points = _points(11, 15) * 8
+    alone = [kernel(x) for x in points]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(kernel, points))
+    for (a, ga), (b, gb) in zip(alone, together, strict=True):
+        assert a == b and np.array_equal(ga, gb)
+
+
 def test_kernel_gradient_is_that_of_its_value():
     """Central differences of the kernel's own value (independent of PyMC)."""
     X = _data(25, 3, seed=5)
