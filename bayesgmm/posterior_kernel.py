@@ -162,11 +162,10 @@ def full_niw_logp_dlogp(
     log_scale, inv_scale = _scale_terms(scale)
     x_z = np.empty(d)
     z = np.empty((n_components, d))
-    u = np.empty(d)
     log_joint = np.empty(n_components)
-    counts = np.zeros(n_components)
-    d_means = np.zeros((n_components, d))
-    d_chol = np.zeros((n_components, d, d))
+    counts = np.zeros(n_components)  # N_k = sum_n r_nk
+    sum_z = np.zeros((n_components, d))  # sum_n r_nk z_nk
+    sum_zz = np.zeros((n_components, d, d))  # sum_n r_nk z_nk z_nk^T (lower triangle)
     loglik = 0.0
     # the rows' sums of exp(log_joint - top) lie in [1, K]: their product is kept and its
     # log taken every `run` rows (before it could overflow), one log per run, not per row
@@ -197,17 +196,11 @@ def full_niw_logp_dlogp(
         for k in range(n_components):
             r = log_joint[k] * inv_total
             counts[k] += r
-            for back in range(d):  # u = L^{-T} z, from the last coordinate
-                i = d - 1 - back
-                s = z[k, i]
-                for j in range(i + 1, d):
-                    s -= chol[k, j, i] * u[j]
-                u[i] = s * inv_diag[k, i]
             for i in range(d):
-                ru = r * u[i]
-                d_means[k, i] += ru
+                rz = r * z[k, i]
+                sum_z[k, i] += rz
                 for j in range(i + 1):
-                    d_chol[k, i, j] += ru * z[k, j]
+                    sum_zz[k, i, j] += rz * z[k, j]
     logp += loglik - n_rows * log_scale
 
     # priors of each component's covariance and mean
@@ -231,7 +224,7 @@ def full_niw_logp_dlogp(
         for i in range(d):
             for c in range(i + 1):
                 trace += w_psi[i, c] * w_psi[i, c]
-        # means prior residual z = L^{-1}(mu - m0), u = L^{-T} z
+        # means prior residual z = L^{-1}(mu - m0)
         quad = 0.0
         for i in range(d):
             s = means[k, i] - mean_prior[i]
@@ -239,20 +232,16 @@ def full_niw_logp_dlogp(
                 s -= chol[k, i, j] * zm[j]
             zm[i] = s * inv_diag[k, i]
             quad += zm[i] * zm[i]
-        for back in range(d):
-            i = d - 1 - back
-            s = zm[i]
-            for j in range(i + 1, d):
-                s -= chol[k, j, i] * um[j]
-            um[i] = s * inv_diag[k, i]
         logp += -0.5 * trace - 0.5 * kappa * quad
-        # d/dL of -tr(W W^T)/2 is tril(L^{-T} W W^T): M = W W^T, then back substitution
+        # d/dL (lower triangle) of the likelihood, -tr(W W^T)/2 and -kappa |z|^2/2 is
+        # tril(L^{-T} M) - diag(N_k / L_ii), M = sum_n r z z^T + W W^T + kappa z z^T; and
+        # d/dmu is L^{-T} (sum_n r z - kappa z): both by back substitution
         for i in range(d):
             for c in range(d):
                 s = 0.0
                 for m in range(min(i, c) + 1):
                     s += w_psi[i, m] * w_psi[c, m]
-                m_psi[i, c] = s
+                m_psi[i, c] = s + sum_zz[k, max(i, c), min(i, c)] + kappa * zm[i] * zm[c]
         for c in range(d):
             for back in range(d):
                 i = d - 1 - back
@@ -260,18 +249,23 @@ def full_niw_logp_dlogp(
                 for j in range(i + 1, d):
                     s -= chol[k, j, i] * v_psi[j, c]
                 v_psi[i, c] = s * inv_diag[k, i]
+        for back in range(d):
+            i = d - 1 - back
+            s = sum_z[k, i] - kappa * zm[i]
+            for j in range(i + 1, d):
+                s -= chol[k, j, i] * um[j]
+            um[i] = s * inv_diag[k, i]
         # gradient with respect to y_Sigma (dL_ii / dy_ii = L_ii) and the means
         t = off_cov + k * n_tri
         for i in range(d):
             for j in range(i + 1):
-                g = d_chol[k, i, j] + v_psi[i, j] + kappa * um[i] * zm[j]
                 if j < i:
-                    grad[t] = g
+                    grad[t] = v_psi[i, j]
                 else:
-                    g -= counts[k] * inv_diag[k, i]
+                    g = v_psi[i, i] - counts[k] * inv_diag[k, i]
                     grad[t] = g * chol[k, i, i] + (d - i + 1.0 - (dof + d + 1.0) - 1.0)
                 t += 1
-            grad[off_mean + k * d + i] = d_means[k, i] - kappa * um[i]
+            grad[off_mean + k * d + i] = um[i]
 
     # weights: G_k = d logp / d log w_k = a_k + N_k, through the softmax
     if n_components > 1:
