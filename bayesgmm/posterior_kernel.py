@@ -34,23 +34,24 @@ and the log density is the sum of
   (:mod:`bayesgmm.likelihood`'s row helpers), every constant included, so the value
   equals the PyTensor graph's (not just up to a constant).
 
-The gradient is analytic: with ``A_k = L_k^{-1}``, ``W_k = A_k chol(Psi)``, means residual
-``z_k = A_k (mu_k - m0)``, ``u_k = A_k^T z_k``, and ``N_k = sum_n r_nk``, ``S_k = sum_n
-r_nk u_nk z_nk^T`` (responsibilities ``r``, whitened rows ``z_nk``, ``u_nk = A_k^T
-z_nk``), the gradient with respect to ``L_k`` (lower triangle) is ``tril(A_k^T W_k W_k^T
-+ kappa0 u_k z_k^T + S_k) - N_k diag(1 / L_k,ii)``, mapped to ``y`` by ``dL_ii / dy_ii =
-L_ii``; with respect to ``mu_k`` it is ``sum_n r_nk u_nk - kappa0 u_k``; with respect to
-``log w_k`` it is ``G_k = a_k + N_k``, so ``d/dy_j = G_j - G_{K-1} - (sum_k G_k)(w_j -
-w_{K-1})``.
+The gradient is analytic. With ``A_k = L_k^{-1}``, ``W_k = A_k chol(Psi)``, the means
+prior's residual ``z_k = A_k (mu_k - m0)``, the responsibilities ``r_nk``, the whitened
+rows ``z_nk = A_k (x_z,n - mu_k)`` and their sums ``N_k = sum_n r_nk``, ``s_k = sum_n r_nk
+z_nk``, ``S_k = sum_n r_nk z_nk z_nk^T`` (one pass over the rows, no triangular solve per
+row), the gradient with respect to ``L_k`` (lower triangle) is ``tril(A_k^T M_k) - N_k
+diag(1 / L_k,ii)`` with ``M_k = S_k + W_k W_k^T + kappa0 z_k z_k^T``, mapped to ``y`` by
+``dL_ii / dy_ii = L_ii`` (plus the log-determinant terms' constants); with respect to
+``mu_k`` it is ``A_k^T (s_k - kappa0 z_k)``; with respect to ``log w_k`` it is ``G_k = a_k
++ N_k``, so ``d/dy_j = G_j - G_{K-1} - (sum_k G_k)(w_j - w_{K-1})``. The largest term of
+each row's log-sum-exp is ``exp(0)`` (one exponential fewer per row) and the log of the
+rows' sums (each in ``[1, K]``) is taken of their product, once per few hundred rows.
 
 :class:`PosteriorKernel` is the callable that :class:`~bayesgmm.compiled.CompiledMixture`
 uses in place of its PyTensor function where :func:`eligible` says so (and
 :data:`ENABLED`): it reads the model's ``pm.Data`` containers at every call (the values
 :meth:`~bayesgmm.compiled.CompiledMixture.set_data` swaps) and keeps the data-dependent
-constants it derives from them until one of them is replaced. Measured on this project's
-2-core machine (``benchmarks/bench_gradient.py --kernel``, minimum of interleaved batches),
-µs per call of the log density and gradient, PyTensor graph -> kernel: see
-:mod:`bayesgmm.compiled` ("Graph").
+constants it derives from them until one of them is replaced. Timings:
+:mod:`bayesgmm.compiled` ("Graph"), measured by ``benchmarks/bench_gradient.py``.
 """
 
 from __future__ import annotations
@@ -372,8 +373,10 @@ class PosteriorKernel:
     Called like the PyTensor function it replaces (:func:`bayesgmm.compiled.reentrant`)
     and from many threads at once: it reads the current values of the model's ``pm.Data``
     containers (:data:`DATA_NAMES`) at every call, and derives the kernel's arguments
-    from them (contiguous data, ``chol(Psi)``, the prior's constant) only when one of them
-    was replaced (:meth:`prepare`); the result is kept as one tuple, replaced whole.
+    from them (contiguous data, ``chol(Psi)``, the prior's constant; all but the data packed
+    in one vector, which numba types faster than nine arguments) only when one of them was
+    replaced (:meth:`prepare`); the result is kept as one tuple, replaced whole, so a thread
+    never sees half of an update.
 
     Parameters
     ----------
@@ -383,11 +386,11 @@ class PosteriorKernel:
 
     def __init__(self, model) -> None:
         self._cells = tuple(model[name].container.storage for name in DATA_NAMES)
-        self._prepared: tuple[tuple, tuple] | None = None
+        self._prepared: tuple[tuple, np.ndarray, np.ndarray] | None = None
 
     @staticmethod
     def prepare(values: tuple) -> tuple:
-        """The kernel's arguments after ``x`` from the containers' ``values``."""
+        """:func:`full_niw_logp_dlogp`'s arguments after ``x`` from the containers' ``values``."""
         data, location, scale, conc, mean_prior, kappa, dof, psi = values
         psi_chol = np.linalg.cholesky(psi)
         kappa, dof = float(kappa), float(dof)
@@ -404,16 +407,46 @@ class PosteriorKernel:
         )
 
     def arguments(self) -> tuple:
-        """The kernel's arguments after ``x`` for the containers' current values."""
-        values = tuple(cell[0] for cell in self._cells)
-        prepared = self._prepared
-        if prepared is None or not all(map(operator.is_, prepared[0], values)):
-            prepared = self._prepared = (values, self.prepare(values))
-        return prepared[1]
+        """:func:`full_niw_logp_dlogp`'s arguments after ``x`` for the current values."""
+        return self.prepare(tuple(map(_FIRST, self._cells)))
 
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """Log posterior density and gradient at the unconstrained ``x`` (n_dim,)."""
-        return full_niw_logp_dlogp(x, *self.arguments())
+        prepared = self._prepared
+        if prepared is None or not all(map(operator.is_, prepared[0], map(_FIRST, self._cells))):
+            values = tuple(map(_FIRST, self._cells))
+            args = self.prepare(values)
+            # everything but the data in one vector: fewer arguments for numba to type
+            packed = np.concatenate([np.ravel(a) for a in args[1:]])
+            prepared = self._prepared = (values, args[0], packed)
+        return _packed_logp_dlogp(x, prepared[1], prepared[2])
+
+
+_FIRST = operator.itemgetter(0)
+
+
+@numba.njit(**_JIT)
+def _packed_logp_dlogp(x, value, packed):
+    """:func:`full_niw_logp_dlogp` with the arguments after ``value`` in one vector.
+
+    ``packed``: location, scale (d each), concentration (K), mean prior (d), kappa0, nu,
+    chol(Psi) (d * d, row-major), constant, in :meth:`PosteriorKernel.prepare`'s order.
+    """
+    d = value.shape[1]
+    n_components = (x.shape[0] + 1) // (1 + d * (d + 1) // 2 + d)
+    at = 3 * d + n_components
+    return full_niw_logp_dlogp(
+        x,
+        value,
+        packed[:d],
+        packed[d : 2 * d],
+        packed[2 * d : 2 * d + n_components],
+        packed[2 * d + n_components : at],
+        packed[at],
+        packed[at + 1],
+        packed[at + 2 : at + 2 + d * d].reshape((d, d)),
+        packed[at + 2 + d * d],
+    )
 
 
 __all__ = [
