@@ -1,20 +1,34 @@
-"""Time per call of a compiled NUTS target: the fused likelihood Op against the PyTensor graph.
+"""Time per call of a compiled NUTS target: PyTensor graph, fused likelihood Op, Numba kernel.
 
-Builds each structure twice in one process, once with the observed density of
-:func:`bayesgmm.model.mixture_logp` (the fused :mod:`bayesgmm.likelihood` Op) and once with
-:func:`bayesgmm.model.mixture_logp_graph` (the same density written with PyTensor ops,
-which PyTensor differentiates), and times ``logp_dlogp`` in interleaved batches at points
-near the MAP; reports the minimum over batches of the time per call (the machine is shared)
-and the build time of each (PyTensor's disk cache as it is).
+Builds each structure in one process with the observed density of
+:func:`bayesgmm.model.mixture_logp` (the fused :mod:`bayesgmm.likelihood` Op) and, for the
+``graph`` variant, once more with :func:`bayesgmm.model.mixture_logp_graph` (the same
+density written with PyTensor ops, which PyTensor differentiates). Variants:
+
+``graph``
+    the PyTensor function of the model with the PyTensor-written likelihood;
+``fused``
+    the PyTensor function of the model with the fused likelihood Op;
+``kernel``
+    :class:`bayesgmm.posterior_kernel.PosteriorKernel` (the whole log posterior and
+    gradient in one Numba kernel), for the structures it covers (full covariances,
+    ``d >= 2``).
+
+Each is called through :meth:`~bayesgmm.compiled.CompiledMixture.logp_dlogp` (as nutpie
+calls it) in interleaved batches at points near the MAP, after checking that the variants
+agree there; reports the minimum over batches of the time per call (the machine is
+shared) and the build time of each (PyTensor's disk cache as it is).
 
 Usage::
 
-    PYTHONPATH=. python benchmarks/bench_gradient.py [--batches 30] [--sets a,b] [--fastmath]
+    PYTHONPATH=. python benchmarks/bench_gradient.py [--batches 30] [--sets a,b]
+        [--variants graph,fused,kernel] [--fastmath]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import numpy as np
@@ -60,6 +74,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--sets", default="", help="comma-separated subset of the case names")
     parser.add_argument(
+        "--variants", default="graph,fused,kernel", help="comma-separated: graph, fused, kernel"
+    )
+    parser.add_argument(
         "--fastmath", action="store_true", help="compile with numba's fast-math (not the default)"
     )
     args = parser.parse_args()
@@ -67,34 +84,45 @@ def main() -> None:
     selected = cases()
     if args.sets:
         selected = {n: c for n, c in selected.items() if any(s in n for s in args.sets.split(","))}
+    wanted = args.variants.split(",")
     for name, (X, k, covariance_type) in selected.items():
         spec = MixtureSpec.from_data(X, k, covariance_type, "default")
         targets, builds = {}, {}
-        for variant, fused in (("graph", False), ("fused", True)):
-            targets[variant], builds[variant] = build(X, spec, fused=fused)
-            targets[variant].set_data(X, spec)
+        fused, builds["fused"] = build(X, spec, fused=True)
+        fused.set_data(X, spec)
+        if "graph" in wanted:
+            graph, builds["graph"] = build(X, spec, fused=False)
+            graph.set_data(X, spec)
+            # the PyTensor function even where the kernel applies
+            targets["graph"] = dataclasses.replace(graph, _logp_dlogp=graph._graph_logp_dlogp)
+        if "fused" in wanted:
+            targets["fused"] = dataclasses.replace(fused, _logp_dlogp=fused._graph_logp_dlogp)
+        if "kernel" in wanted and fused.uses_kernel:
+            targets["kernel"] = fused
         params = GaussianMixture(
             k, covariance_type=covariance_type, prior="default", random_state=0
         )
         params = params.fit(X).params_.sorted_by_mean()
-        centre = targets["fused"].unconstrained(
-            model.initial_point(params, targets["fused"].model, spec)
-        )
+        centre = fused.unconstrained(model.initial_point(params, fused.model, spec))
         rng = np.random.default_rng(0)
         points = [centre + rng.normal(0.0, 0.05, centre.size) for _ in range(10)]
+        reference = fused._graph_logp_dlogp
         for x in points:  # the same function
-            a, b = targets["graph"].logp_dlogp(x), targets["fused"].logp_dlogp(x)
-            np.testing.assert_allclose(a[0], b[0], rtol=1e-10)
-            np.testing.assert_allclose(a[1], b[1], rtol=1e-8, atol=1e-8)
+            expected = reference(x)
+            for target in targets.values():
+                value, grad = target.logp_dlogp(x)
+                np.testing.assert_allclose(value, expected[0], rtol=1e-10)
+                np.testing.assert_allclose(grad, expected[1], rtol=1e-8, atol=1e-8)
         best = {variant: np.inf for variant in targets}
         for _ in range(args.batches):
             for variant, target in targets.items():
                 best[variant] = min(best[variant], time_per_call(target, points, args.repeats))
-        print(
-            f"{name}: graph {1e6 * best['graph']:.1f} us, fused {1e6 * best['fused']:.1f} us "
-            f"per call ({best['graph'] / best['fused']:.1f}x); build graph "
-            f"{builds['graph']:.1f} s, fused {builds['fused']:.1f} s"
-        )
+        times = ", ".join(f"{variant} {1e6 * t:.1f} us" for variant, t in best.items())
+        ratio = ""
+        if "kernel" in best and "fused" in best:
+            ratio = f" (fused / kernel {best['fused'] / best['kernel']:.2f}x)"
+        built = ", ".join(f"{variant} {t:.1f} s" for variant, t in builds.items())
+        print(f"{name}: {times} per call{ratio}; build {built}", flush=True)
 
 
 if __name__ == "__main__":

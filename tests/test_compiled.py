@@ -154,7 +154,7 @@ def test_gradient_graph_is_compiled_without_object_mode_or_refactorisation(faith
     spec = MixtureSpec.from_data(faithful, 2, "full", "default")
     model = compiled.compiled_mixture(faithful, spec)
     model.set_data(faithful, spec)
-    graph = model._logp_dlogp.function.maker.fgraph
+    graph = model._graph_logp_dlogp.function.maker.fgraph
     (draw, *_) = graph.inputs
 
     def core(node):
@@ -165,7 +165,7 @@ def test_gradient_graph_is_compiled_without_object_mode_or_refactorisation(faith
     assert not [node for node in graph.apply_nodes if isinstance(core(node), AllocDiag)]
     factorised = [node for node in graph.apply_nodes if isinstance(core(node), Cholesky)]
     assert all(draw not in ancestors(node.inputs) for node in factorised)
-    assert model._logp_dlogp.function.vm.jit_fn.targetoptions["nogil"]
+    assert model._graph_logp_dlogp.function.vm.jit_fn.targetoptions["nogil"]
     # the gradient is that of the log density (central differences)
     x = np.random.default_rng(0).normal(0.0, 0.3, model.n_dim)
     _, grad = model.logp_dlogp(x)
@@ -217,7 +217,7 @@ def test_structures_are_compiled_without_fast_math(galaxies):
     """Every numba function of a compiled target runs without fast-math (reproducible draws)."""
     spec = MixtureSpec.from_data(galaxies, 2, "full", "default")
     model = compiled.compiled_mixture(galaxies, spec)
-    for fn in (model._logp_dlogp, model._expand, model._unconstrain):
+    for fn in (model._graph_logp_dlogp, model._expand, model._unconstrain):
         function = getattr(fn, "function", fn)
         found = _dispatchers(function.vm.jit_fn)
         assert len(found) > 10  # the graph's operations, not just the wrapper

@@ -202,7 +202,7 @@ def test_compiled_structure_matches_the_models_own_logp_and_gradient(faithful, c
     target = compiled.compiled_mixture(faithful, spec)
     target.set_data(faithful, spec)
     # density and gradient in one pass (fuse_mixture_logp_and_grad)
-    ops = [type(node.op) for node in target._logp_dlogp.function.maker.fgraph.toposort()]
+    ops = [type(node.op) for node in target._graph_logp_dlogp.function.maker.fgraph.toposort()]
     assert ops.count(MixtureLogpAndGrad) == 1
     assert MixtureLogp not in ops and MixtureLogpGrad not in ops
     model = target.model
@@ -218,6 +218,9 @@ def test_compiled_structure_matches_the_models_own_logp_and_gradient(faithful, c
             v.name: x[s].reshape(shape)
             for v, s, shape in zip(values, target.slices, shapes, strict=True)
         }
-        value, grad = target.logp_dlogp(x)
-        np.testing.assert_allclose(value, float(logp(point)), rtol=1e-11)
-        np.testing.assert_allclose(grad, dlogp(point), rtol=1e-9, atol=1e-9)
+        # the NUTS target (bayesgmm.posterior_kernel's for full) and the graph behind it
+        for fn in (target.logp_dlogp, target._graph_logp_dlogp):
+            value, grad = fn(x)
+            np.testing.assert_allclose(value, float(logp(point)), rtol=1e-11)
+            np.testing.assert_allclose(grad, dlogp(point), rtol=1e-9, atol=1e-9)
+    assert target.uses_kernel == (covariance_type == "full")
