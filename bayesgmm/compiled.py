@@ -28,39 +28,40 @@ Sampler
     nutpie calls it from Python, and that part of every call holds the GIL: on this
     2-core machine at load 0.7-0.9, warm fits (4 x 1000 draws, seeds 1-3, interleaved)
     took 2.42-2.47 s in turn against 4.27-4.44 s two at a time on galaxies K=3, and
-    2.97-3.01 s against 4.30-4.46 s on Old Faithful K=2 full, whose gradients take 20-27
-    µs; on the synthetic set (188 µs per gradient) two threads were faster, 14.9 s against
-    19.8 s. So the chains run in turn unless a gradient call (timed at the first start)
-    takes 100 µs or more (:data:`PARALLEL_MIN_GRADIENT_SECONDS`), then
-    ``min(chains, os.cpu_count())`` at once; ``sampler_kwargs={"cores": n}`` decides.
+    2.97-3.01 s against 4.30-4.46 s on Old Faithful K=2 full, whose gradients took 20-27
+    µs then (11 µs with the posterior kernel); on the synthetic set (188 µs per gradient
+    then, 129 µs now) two threads were faster, 14.9 s against 19.8 s. So the chains run
+    in turn unless a gradient call (timed at the first start) takes 100 µs or more
+    (:data:`PARALLEL_MIN_GRADIENT_SECONDS`), then ``min(chains, os.cpu_count())`` at
+    once; ``sampler_kwargs={"cores": n}`` decides.
 
-    Measured by ``benchmarks/bench_nuts.py --quick`` (4 chains x 1000 draws + 1000 tuning,
-    one process, this project's 2-core machine shared with other sessions at load 1.6-3.3,
-    2026-11-27; ``reports/benchmarks.md``), minimum bulk ESS per second of wall time,
-    compilation, EM start and post-processing included, as a multiple of an expert PyMC
-    model's (``pm.sample``, which picks nutpie's numba backend, started at scikit-learn's
-    EM solution):
+    Measured by ``benchmarks/bench_nuts.py --quick`` (4 chains x 1000 draws; the expert
+    tunes 1000 steps, bayesgmm its default 500; one process, this project's 2-core machine
+    at load 0.9-1.0, 2026-11-27 04:12 UTC; ``reports/benchmarks.md``), minimum bulk ESS per
+    second of wall time, compilation, EM start and post-processing included, as a multiple
+    of an expert PyMC model's (``pm.sample``, which picks nutpie's numba backend, started
+    at scikit-learn's EM solution):
 
-    ===========================================  ============  =================  =========
-    run                                          galaxies K=3  faithful K=2 full  synthetic
-    ===========================================  ============  =================  =========
-    default, first fit of the structure          31x           1.80x              1.00x
-    default, warm                                60x           2.20x              1.70x
-    default, warm, chains in turn (``cores=1``)  111x          3.76x              1.71x
-    diagonal mass matrix, warm                   41x           2.44x              0.60x
-    ===========================================  ============  =================  =========
+    =============================================  ============  =================  =========
+    run                                            galaxies K=3  faithful K=2 full  synthetic
+    =============================================  ============  =================  =========
+    default, first fit of the structure            69.6x         3.71x              5.31x
+    default, warm                                  54.4x         7.16x              5.41x
+    warm, chains in parallel threads (``cores=2``)  30.5x         3.28x              5.36x
+    diagonal mass matrix, warm                     103x          6.58x              2.26x
+    =============================================  ============  =================  =========
 
-    (synthetic: 2-D, N=2000, K=4, full; its structure was compiled cold in that run. The
-    expert's synthetic run took 21 s there, against 250-690 s with the same draws in
-    earlier runs, where the ratios were 24-44x.) One run each: the ratios move by 30% or
-    more between runs at this load (the same benchmark on ``main`` just after: Old
-    Faithful 2.22x, 2.94x, 3.68x). The first fit of a structure spends 1.2-2 s building
+    (synthetic: 2-D, N=2000, K=4, full; the default runs its chains two at a time, its
+    gradient taking 129 µs. Old Faithful and the synthetic set use the full/NIW posterior
+    kernel, galaxies the graph.) One run each: the ratios move by 30% or more between
+    runs on this shared machine. The first fit of a structure spends 1.0-1.7 s building
     it with PyTensor's disk cache warm (20 s for a structure missing from the cache, about
     a minute with an empty cache). The low-rank mass matrix (nutpie's
-    ``adaptation="low_rank"``) is the default (:data:`ADAPTATION`): 2.5-3x the diagonal
-    one's ESS on the synthetic set; ``sampler_kwargs={"adaptation": "diag"}``
-    restores the diagonal one. PyMC's own NUTS (``sampler="pymc"``) reached 8.3x and 0.42x
-    on galaxies and Old Faithful in an earlier run.
+    ``adaptation="low_rank"``) is the default (:data:`ADAPTATION`): 2.2x the diagonal
+    one's ESS on the synthetic set, a little less than it elsewhere;
+    ``sampler_kwargs={"adaptation": "diag"}`` restores the diagonal one. PyMC's own NUTS
+    (``sampler="pymc"``) reached 8.3x and 0.42x on galaxies and Old Faithful in an earlier
+    run.
 
 Graph
     The mixture likelihood is one fused node (:mod:`bayesgmm.likelihood`: Numba kernels
