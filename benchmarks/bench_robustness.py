@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from bayesgmm import BayesianGaussianMixture, datasets
+from bayesgmm._methods import TUNE
 from bayesgmm.report import markdown_table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -172,9 +173,10 @@ def main() -> None:
     text = (
         f"{args.heading}\n\n"
         "`BayesianGaussianMixture(K, random_state=seed)` with every other setting at its "
-        "default (4 chains x 1000 draws + 1000 tuning, extended to 2000 and 4000 draws while "
-        "R-hat or ESS miss their thresholds (`max_draws`), nutpie with the low-rank mass "
-        "matrix on the structure's cached compiled graph; chains start at the distinct EM optima "
+        f"default (4 chains x 1000 draws + {TUNE} tuning steps, extended to 2000 and 4000 draws "
+        "while R-hat or ESS miss their thresholds (`max_draws`), nutpie with the low-rank mass "
+        "matrix on the structure's cached compiled target (the full/NIW posterior kernel in "
+        "d >= 2); chains start at the distinct EM optima "
         "within 5 nats of the best), and `identify` as in the column (`relabel` is the "
         "default; `ordered_projection` orders the means along the direction that best "
         "separates the MAP's components); strict checks: max R-hat <= 1.01, "
