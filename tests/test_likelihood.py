@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
@@ -224,3 +227,23 @@ def test_compiled_structure_matches_the_models_own_logp_and_gradient(faithful, c
             np.testing.assert_allclose(value, float(logp(point)), rtol=1e-11)
             np.testing.assert_allclose(grad, dlogp(point), rtol=1e-9, atol=1e-9)
     assert target.uses_kernel == (covariance_type == "full")
+
+
+def test_gradients_compile_in_fast_compile_mode():
+    """With the fusion rewrite in FAST_COMPILE, PyTensor's rewriting of these models'
+    gradients never finished (minutes, against under a second without); a subprocess, so a
+    regression fails here instead of hanging the suite."""
+    code = (
+        "from bayesgmm import datasets\n"
+        "from bayesgmm.model import build_model\n"
+        "from bayesgmm.spec import MixtureSpec\n"
+        "X = datasets.load_faithful()\n"
+        "for cov in ('full', 'diag'):\n"
+        "    model = build_model(X, MixtureSpec.from_data(X, 2, cov, 'default'))\n"
+        "    model.compile_dlogp(mode='FAST_COMPILE')\n"
+        "print('compiled')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=180, check=True
+    )
+    assert out.stdout.strip().endswith("compiled")
