@@ -357,7 +357,7 @@ class CompiledMixture:
             transform = model.rvs_to_transforms.get(rv)
             y = x if transform is None else transform.forward(x, *rv.owner.inputs)
             forward.append(pt.as_tensor(y).ravel())
-        with model, warnings.catch_warnings(), config.change_flags(**COMPILE_FLAGS):
+        with model, warnings.catch_warnings(), reproducible_compilation():
             # PyTensor 3's numba backend has no kernel for a batched AllocDiag (from the
             # gradient of the Cholesky parametrisation) and says it runs it in object mode;
             # expected (measured at ~10% of a gradient call)
@@ -369,12 +369,13 @@ class CompiledMixture:
             fn.trust_input = True
         x0 = np.concatenate([np.ravel(point[v.name]) for v in value_vars])
         # numba compiles lazily, on the first call
-        with warnings.catch_warnings(), config.change_flags(**COMPILE_FLAGS):
+        with warnings.catch_warnings(), reproducible_compilation():
             warnings.filterwarnings("ignore", message="Numba will use object mode")
             traced_x0 = expand(x0)
             trace_shapes = [np.shape(v) for v in traced_x0]
             logp_dlogp(x0)
             unconstrain(*(np.asarray(v, dtype=np.float64) for v in traced_x0[: len(free)]))
+        graph = reentrant(logp_dlogp)
         return cls(
             key=key,
             model=model,
@@ -383,10 +384,10 @@ class CompiledMixture:
             trace_names=[rv.name for rv in traced],
             trace_shapes=trace_shapes,
             n_dim=int(ends[-1]),
-            _logp_dlogp=_nuts_target(key, model, X, reentrant(logp_dlogp), x0),
+            _logp_dlogp=_nuts_target(key, model, X, graph, x0),
             _expand=reentrant(expand),
             _unconstrain=unconstrain,
-            _graph_logp_dlogp=reentrant(logp_dlogp),
+            _graph_logp_dlogp=graph,
         )
 
     @property

@@ -1421,16 +1421,17 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
                 f"diagnose() needs posterior draws, but the model was fitted with "
                 f"method={self.method_!r}: refit with method='nuts' (or a VI method)"
             )
-        counts = self.component_counts().transpose("chain", "draw", "component").values
         names = POSTERIOR_VARS + (("noise_weight",) if self._has_noise else ())
         tree = self.idata_
-        if "posterior_chains" in tree.children:
+        if "posterior_chains" not in tree.children:
+            counts = self.component_counts().transpose("chain", "draw", "component").values
+        else:
             chains = tree["posterior_chains"].to_dataset()
             tree = xr.DataTree.from_dict(
                 {"posterior": chains, "sample_stats": tree["sample_stats"].to_dataset()}
             )
             if self._has_noise:  # the stacked draws' counts: not per chain as sampled
-                counts = counts.reshape(-1, self.n_components)
+                counts = self.component_counts().values.reshape(-1, self.n_components)
             else:
                 weights, means, covs = stack_draws(chains)
                 resp = responsibilities(self._X, weights, means, covs)
