@@ -45,7 +45,17 @@ def cases() -> dict[str, tuple[np.ndarray, int, str]]:
         "galaxies K=3": (datasets.load_galaxies(), 3, "full"),
         "faithful K=2 full": (datasets.load_faithful(), 2, "full"),
         "synthetic 2-D N=2000 K=4 full": (synthetic, 4, "full"),
+        "wine 13-D K=3 full": (_standardised("wine"), 3, "full"),
+        "breast-cancer 30-D K=2 full": (_standardised("breast_cancer"), 2, "full"),
     }
+
+
+def _standardised(name: str) -> np.ndarray:
+    """A scikit-learn data set's features, each column to mean 0 and sd 1."""
+    from sklearn import datasets as sk
+
+    X = getattr(sk, f"load_{name}")().data
+    return (X - X.mean(axis=0)) / X.std(axis=0)
 
 
 def build(X, spec, *, fused: bool) -> tuple[compiled.CompiledMixture, float]:

@@ -46,10 +46,17 @@ def _iris() -> np.ndarray:
     return load_iris().data
 
 
+def _wine() -> np.ndarray:
+    from sklearn.datasets import load_wine
+
+    return load_wine().data
+
+
 DATA = {
     "galaxies": datasets.load_galaxies,
     "faithful": datasets.load_faithful,
     "iris": _iris,
+    "wine": _wine,
 }
 
 
