@@ -62,6 +62,8 @@ import numba
 import numpy as np
 from scipy.special import gammaln
 
+from bayesgmm import likelihood
+from bayesgmm._numba_cache import depend_on
 from bayesgmm.likelihood import _component_constants, _row_log_joint, _scale_terms
 
 #: Use the kernel for the structures it covers (:func:`eligible`); ``False``: every
@@ -448,6 +450,9 @@ def _packed_logp_dlogp(x, value, packed):
         packed[at + 2 + d * d],
     )
 
+
+# the kernels inline likelihood.py's row helpers: recompile them when that file changes
+depend_on(globals(), likelihood)
 
 __all__ = [
     "DATA_NAMES",

@@ -35,6 +35,8 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from bayesgmm._numba_cache import depend_on
+from bayesgmm.em import kernels
 from bayesgmm.em.kernels import (
     _EPS,
     _JIT,
@@ -654,6 +656,8 @@ LOOPS: dict[str, StructureLoop] = {
     "spherical": StructureLoop(_em_spherical, log_prior_spherical),
 }
 
+# the loops call and inline em/kernels.py's block functions: recompile them when it changes
+depend_on(globals(), kernels)
 
 __all__ = [
     "COLLAPSED",
