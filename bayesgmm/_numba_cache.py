@@ -1,13 +1,14 @@
 """Numba's disk cache, kept in step with the modules a cached kernel calls into.
 
-Numba keys a cached function on the modification time and size of its own source file
-(the cache index's "source stamp") and on its own bytecode. A cached function that calls
-or inlines functions of *another* module therefore keeps its machine code after that
-module changes: after an edit of ``likelihood.py`` alone, the cached kernels of
-``posterior_kernel.py`` would still run the old row helpers, in every later process, until
-``posterior_kernel.py`` itself changed. :func:`depend_on` adds a digest of those modules'
-sources to the stamp of each cached function of the calling module, so that an edit of
-any of them makes numba recompile (and save again) the functions that depend on it.
+Numba keys a cached function on its own source file (the cache index's "source stamp", a
+hash of that file's path, modification time and size) and on its own bytecode. A cached
+function that calls or inlines functions of *another* module therefore keeps its machine
+code after that module changes: after an edit of ``likelihood.py`` alone, the cached
+kernels of ``posterior_kernel.py`` would still run the old row helpers, in every later
+process, until ``posterior_kernel.py`` itself changed. :func:`depend_on` adds a digest of
+those modules' sources to the stamp of each cached function of the calling module, so that
+an edit of any of them makes numba recompile (and save again) the functions that depend on
+it.
 
 Installing a release rewrites every file, so this matters to a working copy being edited
 (and to its test runs), where a stale kernel would otherwise be tested in place of the
