@@ -1431,7 +1431,8 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
                 {"posterior": chains, "sample_stats": tree["sample_stats"].to_dataset()}
             )
             if self._has_noise:  # the stacked draws' counts: not per chain as sampled
-                counts = self.component_counts().values.reshape(-1, self.n_components)
+                counts = self.component_counts().transpose("chain", "draw", "component")
+                counts = counts.values.reshape(-1, self.n_components)
             else:
                 weights, means, covs = stack_draws(chains)
                 resp = responsibilities(self._X, weights, means, covs)

@@ -60,7 +60,7 @@ import operator
 
 import numba
 import numpy as np
-from scipy.special import gammaln
+from scipy.special import gammaln, multigammaln
 
 from bayesgmm import likelihood
 from bayesgmm._numba_cache import depend_on
@@ -310,14 +310,10 @@ def prior_constant(
         constant += np.log(n_components)
     half_dof = 0.5 * dof
     logdet_psi = 2.0 * np.log(np.diagonal(psi_chol)).sum()
-    log_multigamma = (
-        0.25 * d * (d - 1) * np.log(np.pi)
-        + gammaln(half_dof + 0.5 * (1.0 - np.arange(1, d + 1))).sum()
-    )
     per_component = (
         half_dof * logdet_psi
         - half_dof * d * np.log(2.0)
-        - log_multigamma
+        - multigammaln(half_dof, d)
         + d * np.log(2.0)
         - 0.5 * d * np.log(2.0 * np.pi)
         + 0.5 * d * np.log(kappa)

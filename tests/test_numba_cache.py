@@ -71,9 +71,11 @@ def test_a_callee_edit_reaches_the_cached_caller_only_with_the_guard(tmp_path, g
 
 def test_the_package_kernels_carry_their_callees_digest():
     # posterior_kernel inlines likelihood's row helpers; em.loop calls em.kernels' blocks
-    for module, callee in ((posterior_kernel, likelihood), (loop, kernels)):
-        stamp = module.full_niw_logp_dlogp if module is posterior_kernel else module._em_full
-        assert stamp._cache._cache_file._source_stamp[1:] == (source_digest(callee), "bayesgmm")
+    for kernel, callee in (
+        (posterior_kernel.full_niw_logp_dlogp, likelihood),
+        (loop._em_full, kernels),
+    ):
+        assert kernel._cache._cache_file._source_stamp[1:] == (source_digest(callee), "bayesgmm")
 
 
 def test_depend_on_is_idempotent_and_skips_imported_and_uncached_functions():
