@@ -44,41 +44,28 @@ import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
 from bayesgmm import GaussianMixture, MixturePrior
+from bayesgmm.em.steps import sufficient_statistics
 from bayesgmm.report import markdown_table
 from bayesgmm.sparse import fit_sparse_mixture
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_em import REPORT, _write_section
-from bench_robustness import run_case
+from bench_robustness import DATA, run_case, sklearn_bunch
 
 HEADING = "## Strict-check failures: sampler or posterior?"
 PRIORS = ("default", "diag_scale", "within_scale", "dirichlet4")
 
 
 def _load(name: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """The data and, where known, the true classes."""
-    from sklearn import datasets as sk
-
-    from bayesgmm import datasets
-
-    if name == "iris":
-        bunch = sk.load_iris()
-        return bunch.data, bunch.target
-    if name == "wine":
-        bunch = sk.load_wine()
-        return bunch.data, bunch.target
-    return getattr(datasets, f"load_{name}")(), None
+    """The data and, where known (scikit-learn's sets), the true classes."""
+    classes = sklearn_bunch(name).target if name in ("iris", "wine") else None
+    return DATA[name](), classes
 
 
 def _pooled_within_scatter(X: np.ndarray, k: int) -> np.ndarray:
-    """``sum_nk r_nk (x_n - mu_k)(x_n - mu_k)^T / N`` of the maximum-likelihood EM fit."""
+    """``sum_k S_k / N``: the scatter of the maximum-likelihood EM fit's components, pooled."""
     ml = GaussianMixture(k, random_state=0).fit(X)
-    resp = ml.predict_proba(X)
-    scatter = np.zeros((X.shape[1], X.shape[1]))
-    for j in range(k):
-        centred = X - ml.means_[j]
-        scatter += (resp[:, j, None] * centred).T @ centred
-    return scatter / X.shape[0]
+    return sufficient_statistics(X, ml.predict_proba(X), "full").scatter.sum(axis=0) / len(X)
 
 
 def prior_variant(name: str, X: np.ndarray, k: int) -> MixturePrior:
@@ -96,11 +83,15 @@ def prior_variant(name: str, X: np.ndarray, k: int) -> MixturePrior:
 
 
 def reference_row(
-    data: str, k: int, prior_name: str, draws: int, gibbs_seeds: tuple[int, ...] = (0, 1, 2, 3)
+    data: str,
+    k: int,
+    prior_name: str,
+    prior: MixturePrior,
+    draws: int,
+    gibbs_seeds: tuple[int, ...] = (0, 1, 2, 3),
 ) -> dict:
-    """MAP-EM and the exact Gibbs reference under one prior."""
+    """MAP-EM and the exact Gibbs reference under ``prior`` (:data:`PRIORS` ``prior_name``)."""
     X, classes = _load(data)
-    prior = prior_variant(prior_name, X, k)
     row: dict = {"data": data, "K": k, "prior": prior_name}
     fit = GaussianMixture(k, prior=prior, random_state=0).fit(X)
     row["map_weights"] = " ".join(f"{w:.2f}" for w in np.sort(fit.weights_))
@@ -145,8 +136,8 @@ def main() -> None:
     for case in args.cases:
         data, k = case.split(":")
         for prior_name in args.priors:
-            row = reference_row(data, int(k), prior_name, args.gibbs_draws)
-            prior = prior_variant(prior_name, _load(data)[0], int(k))
+            prior = prior_variant(prior_name, DATA[data](), int(k))
+            row = reference_row(data, int(k), prior_name, prior, args.gibbs_draws)
             nuts = [run_case(data, int(k), seed, settings={"prior": prior}) for seed in seeds]
             row["nuts_passed"] = f"{sum(r['ok'] for r in nuts)}/{len(nuts)}"
             row["nuts_min_ess"] = " ".join(str(r["min_ess_bulk"]) for r in nuts)

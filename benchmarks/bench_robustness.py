@@ -40,23 +40,19 @@ from bench_em import REPORT, _write_section
 HEADING = "## NUTS robustness (default settings)"
 
 
-def _iris() -> np.ndarray:
-    from sklearn.datasets import load_iris
+def sklearn_bunch(name: str):
+    """One of scikit-learn's bundled data sets (``data`` and the known classes ``target``)."""
+    from sklearn import datasets as sk
 
-    return load_iris().data
-
-
-def _wine() -> np.ndarray:
-    from sklearn.datasets import load_wine
-
-    return load_wine().data
+    return getattr(sk, f"load_{name}")()
 
 
+#: Data sets by name; iris and wine are scikit-learn's (their classes: :func:`sklearn_bunch`).
 DATA = {
     "galaxies": datasets.load_galaxies,
     "faithful": datasets.load_faithful,
-    "iris": _iris,
-    "wine": _wine,
+    "iris": lambda: sklearn_bunch("iris").data,
+    "wine": lambda: sklearn_bunch("wine").data,
 }
 
 
