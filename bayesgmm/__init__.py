@@ -19,19 +19,19 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bayesgmm.inference import BayesianGaussianMixture
-    from bayesgmm.mixture import GaussianMixture
-    from bayesgmm.params import MixtureParams
-    from bayesgmm.priors import MixturePrior
+    from bayesgmm.bayes.estimator import BayesianGaussianMixture
+    from bayesgmm.core.params import MixtureParams
+    from bayesgmm.core.priors import MixturePrior
+    from bayesgmm.em.estimator import GaussianMixture
 
 __version__ = "0.1.0"
 
 #: Public name -> module that defines it.
 _LAZY: dict[str, str] = {
-    "BayesianGaussianMixture": "bayesgmm.inference",
-    "GaussianMixture": "bayesgmm.mixture",
-    "MixtureParams": "bayesgmm.params",
-    "MixturePrior": "bayesgmm.priors",
+    "BayesianGaussianMixture": "bayesgmm.bayes.estimator",
+    "GaussianMixture": "bayesgmm.em.estimator",
+    "MixtureParams": "bayesgmm.core.params",
+    "MixturePrior": "bayesgmm.core.priors",
 }
 
 __all__ = [

@@ -18,7 +18,7 @@ import warnings
 import pytensor.compile.maker as maker
 
 from bayesgmm import datasets
-from bayesgmm.compare import compare
+from bayesgmm.selection.compare import compare
 
 
 def main() -> None:

@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from bayesgmm import datasets
-from bayesgmm.covariance import covariance_types
+from bayesgmm.core.covariance import covariance_types
+from bayesgmm.core.exceptions import SingularCovarianceError
+from bayesgmm.core.priors import sample_moments
+from bayesgmm.core.spec import EMOptions, MixtureSpec
 from bayesgmm.em.fit import degenerate_components, fit_em
-from bayesgmm.exceptions import SingularCovarianceError
-from bayesgmm.priors import sample_moments
-from bayesgmm.spec import EMOptions, MixtureSpec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_em import REPORT, _write_section

@@ -47,9 +47,9 @@ from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 import bayesgmm
 from bayesgmm import GaussianMixture, datasets
+from bayesgmm.core.params import MixtureParams
 from bayesgmm.em.kernels import BLOCK_SIZE, fused_log_resp, fused_statistics
 from bayesgmm.em.steps import m_step_from_statistics
-from bayesgmm.params import MixtureParams
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_em import _write_section

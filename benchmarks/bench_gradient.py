@@ -1,8 +1,9 @@
 """Time per call of a compiled NUTS target: PyTensor graph, fused likelihood Op, Numba kernel.
 
 Builds each structure in one process with the observed density of
-:func:`bayesgmm.model.mixture_logp` (the fused :mod:`bayesgmm.likelihood` Op) and, for the
-``graph`` variant, once more with :func:`bayesgmm.model.mixture_logp_graph` (the same
+:func:`bayesgmm.bayes.model.mixture_logp` (the fused :mod:`bayesgmm.bayes.likelihood` Op)
+and, for the
+``graph`` variant, once more with :func:`bayesgmm.bayes.model.mixture_logp_graph` (the same
 density written with PyTensor ops, which PyTensor differentiates). Variants:
 
 ``graph``
@@ -10,11 +11,11 @@ density written with PyTensor ops, which PyTensor differentiates). Variants:
 ``fused``
     the PyTensor function of the model with the fused likelihood Op;
 ``kernel``
-    :class:`bayesgmm.posterior_kernel.PosteriorKernel` (the whole log posterior and
+    :class:`bayesgmm.bayes.posterior_kernel.PosteriorKernel` (the whole log posterior and
     gradient in one Numba kernel), for the structures it covers (full covariances,
     ``d >= 2``).
 
-Each is called through :meth:`~bayesgmm.compiled.CompiledMixture.logp_dlogp` (as nutpie
+Each is called through :meth:`~bayesgmm.bayes.compiled.CompiledMixture.logp_dlogp` (as nutpie
 calls it) in interleaved batches at points near the MAP, after checking that the variants
 agree there; reports the minimum over batches of the time per call (the machine is
 shared) and the build time of each (PyTensor's disk cache as it is).
@@ -33,9 +34,10 @@ import time
 
 import numpy as np
 
-from bayesgmm import compiled, datasets, model
-from bayesgmm.mixture import GaussianMixture
-from bayesgmm.spec import MixtureSpec
+from bayesgmm import datasets
+from bayesgmm.bayes import compiled, model
+from bayesgmm.core.spec import MixtureSpec
+from bayesgmm.em.estimator import GaussianMixture
 
 
 def cases() -> dict[str, tuple[np.ndarray, int, str]]:

@@ -9,12 +9,12 @@ its defaults (nutpie's low-rank mass-matrix adaptation, chains one after another
 unless a gradient call takes 100 µs or more), and
 variants: chains in parallel threads (``cores=2``), the diagonal mass matrix and PyMC's NUTS
 (``sampler="pymc"``). Same data, draws, chains and seed; each side tunes for its
-default number of steps (``pm.sample``'s 1000, bayesgmm's :data:`bayesgmm._methods.TUNE`);
+default number of steps (``pm.sample``'s 1000, bayesgmm's :data:`bayesgmm.core.methods.TUNE`);
 whole calls are timed, so compilation counts, and the EM start and post-processing count
 for bayesgmm.
 
 Reported per data set and run: wall time (s), compile time (s; the expert's
-``nutpie.compile_pymc_model``, bayesgmm's :func:`bayesgmm.compiled.compiled_mixture`),
+``nutpie.compile_pymc_model``, bayesgmm's :func:`bayesgmm.bayes.compiled.compiled_mixture`),
 the minimum bulk ESS over weights, means and covariance parameters, that ESS per
 second of wall time, max R-hat, divergences, and the ratio of ESS/s to the expert's.
 "cold" is the first fit of the structure in the process (PyTensor's disk cache as it
@@ -39,8 +39,9 @@ import numpy as np
 import pymc as pm
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
-from bayesgmm import BayesianGaussianMixture, compiled, datasets
-from bayesgmm._methods import TUNE
+from bayesgmm import BayesianGaussianMixture, datasets
+from bayesgmm.bayes import compiled
+from bayesgmm.core.methods import TUNE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_em import REPORT, _write_section
@@ -224,7 +225,7 @@ def main() -> None:
         "",
         f"{args.chains} chains x {args.draws} draws, seed {args.seed}; tuning steps: each "
         f"side's default (the expert: {args.draws}, pm.sample's 1000 at 1000 draws; "
-        f"bayesgmm: {TUNE}, `bayesgmm._methods.TUNE`); "
+        f"bayesgmm: {TUNE}, `bayesgmm.core.methods.TUNE`); "
         f"one process; {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"load average {load:.1f} at the end; `benchmarks/bench_nuts.py"
         f"{' --quick' if args.quick else ''}"

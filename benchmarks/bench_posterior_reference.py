@@ -5,7 +5,7 @@ For each case (data set, K; full covariances) and each prior, measures
 * MAP-EM under the prior: its weights and, where the data have known classes, the
   adjusted Rand index of its labels (and of the maximum-likelihood EM's, for reference);
 * the exact conjugate blocked Gibbs sampler of the same posterior
-  (:func:`bayesgmm.sparse.fit_sparse_mixture` with ``e0`` equal to the prior's Dirichlet
+  (:func:`bayesgmm.selection.sparse.fit_sparse_mixture` with ``e0`` equal to the prior's Dirichlet
   concentration, so the weights, means and covariances have the very priors NUTS samples;
   the labels are sampled instead of marginalised), seeds 0-3 of 4 chains x
   ``--gibbs-draws`` draws each: the fraction of draws in which some component holds no
@@ -45,8 +45,8 @@ from sklearn.metrics import adjusted_rand_score
 
 from bayesgmm import GaussianMixture, MixturePrior
 from bayesgmm.em.steps import sufficient_statistics
-from bayesgmm.report import markdown_table
-from bayesgmm.sparse import fit_sparse_mixture
+from bayesgmm.reporting.report import markdown_table
+from bayesgmm.selection.sparse import fit_sparse_mixture
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_em import REPORT, _write_section
@@ -157,7 +157,7 @@ def main() -> None:
         "Full covariances. `map_*`: MAP-EM under the prior (weights sorted; adjusted Rand "
         "index against the known classes, `ml_ari` for maximum-likelihood EM). `gibbs_*`: "
         "the exact conjugate blocked Gibbs sampler of the same posterior (labels sampled, "
-        "`bayesgmm.sparse.fit_sparse_mixture` with `e0` = the Dirichlet concentration): "
+        "`bayesgmm.selection.sparse.fit_sparse_mixture` with `e0` = the Dirichlet concentration): "
         "fraction of draws with an empty component (mean, range over the 16 chains of seeds "
         "0-3) and, per seed (4 chains each), the smallest bulk ESS of the sorted weights. "
         "`nuts_*`: `BayesianGaussianMixture(K, prior=..., random_state=seed)`, every other "

@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 
 from bayesgmm import BayesianGaussianMixture, datasets
-from bayesgmm._methods import TUNE
-from bayesgmm.report import markdown_table
+from bayesgmm.core.methods import TUNE
+from bayesgmm.reporting.report import markdown_table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_em import REPORT, _write_section

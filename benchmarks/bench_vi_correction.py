@@ -31,10 +31,10 @@ import numpy as np
 import pymc as pm
 
 from bayesgmm import GaussianMixture, datasets
-from bayesgmm.inference import PSIS_DRAWS
-from bayesgmm.model import build_model, initial_point
-from bayesgmm.spec import MixtureSpec
-from bayesgmm.vi import fit_vi, psis_khat, psis_posterior
+from bayesgmm.bayes.estimator import PSIS_DRAWS
+from bayesgmm.bayes.model import build_model, initial_point
+from bayesgmm.bayes.vi import fit_vi, psis_khat, psis_posterior
+from bayesgmm.core.spec import MixtureSpec
 
 VARS = ("weights", "means", "covariances")
 REPORT = pathlib.Path(__file__).resolve().parents[1] / "reports" / "benchmarks.md"

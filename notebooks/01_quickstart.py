@@ -20,9 +20,11 @@ import os
 import pandas as pd
 from IPython.display import display
 
-from bayesgmm import GaussianMixture, analysis, datasets, plots
-from bayesgmm.inference import BayesianGaussianMixture
-from bayesgmm.posterior import stack_draws
+from bayesgmm import GaussianMixture, datasets
+from bayesgmm.bayes.estimator import BayesianGaussianMixture
+from bayesgmm.posterior import summaries as analysis
+from bayesgmm.posterior.draws import stack_draws
+from bayesgmm.reporting import plots
 
 logging.getLogger("pymc").setLevel(logging.WARNING)  # PyMC warnings only, no progress messages
 FAST = os.environ.get("BAYESGMM_FAST") == "1"  # set by the test suite: fewer draws

@@ -25,8 +25,10 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from bayesgmm import analysis, datasets, plots
-from bayesgmm.inference import BayesianGaussianMixture
+from bayesgmm import datasets
+from bayesgmm.bayes.estimator import BayesianGaussianMixture
+from bayesgmm.posterior import summaries as analysis
+from bayesgmm.reporting import plots
 
 logging.getLogger("pymc").setLevel(logging.WARNING)  # PyMC warnings only, no progress messages
 FAST = os.environ.get("BAYESGMM_FAST") == "1"  # set by the test suite: fewer draws

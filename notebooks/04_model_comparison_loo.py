@@ -5,7 +5,7 @@
 # question. This notebook answers it for the Old Faithful data in two ways and puts them
 # side by side:
 #
-# * **PSIS-LOO** on the posterior (`bayesgmm.compare`): the expected log predictive
+# * **PSIS-LOO** on the posterior (`bayesgmm.selection.compare`): the expected log predictive
 #   density of a held-out point, estimated by Pareto-smoothed importance sampling from
 #   one NUTS fit per candidate; **higher is better**. Its **Pareto $k$** diagnostic says
 #   for which observations the estimate can be trusted. **Stacking weights** say how to
@@ -23,8 +23,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pymc  # noqa: F401  (imported before its logger is quieted: PyMC sets the level on import)
 
-from bayesgmm import datasets, plots
-from bayesgmm.compare import compare
+from bayesgmm import datasets
+from bayesgmm.reporting import plots
+from bayesgmm.selection.compare import compare
 
 logging.getLogger("pymc").setLevel(logging.WARNING)  # PyMC warnings only, no progress messages
 FAST = os.environ.get("BAYESGMM_FAST") == "1"  # set by the test suite: fewer fits and draws

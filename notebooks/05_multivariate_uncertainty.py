@@ -20,9 +20,10 @@ import pandas as pd
 import xarray as xr
 from sklearn.base import clone
 
-from bayesgmm import datasets, plots
-from bayesgmm.inference import BayesianGaussianMixture
-from bayesgmm.posterior import stack_draws
+from bayesgmm import datasets
+from bayesgmm.bayes.estimator import BayesianGaussianMixture
+from bayesgmm.posterior.draws import stack_draws
+from bayesgmm.reporting import plots
 
 logging.getLogger("pymc").setLevel(logging.WARNING)  # PyMC warnings only, no progress messages
 FAST = os.environ.get("BAYESGMM_FAST") == "1"  # set by the test suite: fewer draws
@@ -104,7 +105,7 @@ print("chain labelings (position j holds the chain's component):\n", record.chai
 # %% [markdown]
 # `BayesianGaussianMixture` detects this after sampling: every draw is matched to the
 # MAP components by the permutation that minimises the Kullback-Leibler divergence
-# between matched Gaussians (Hungarian algorithm, `bayesgmm.relabel`), and the draws are
+# between matched Gaussians (Hungarian algorithm, `bayesgmm.posterior.relabel`), and the draws are
 # stored relabelled. The record above says what it found: the odd chains sat in the
 # swapped labelling for their whole length (no switching *within* a chain).
 #

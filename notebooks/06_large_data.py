@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from bayesgmm import GaussianMixture, datasets
-from bayesgmm.inference import BayesianGaussianMixture
+from bayesgmm.bayes.estimator import BayesianGaussianMixture
 
 logging.getLogger("pymc").setLevel(logging.WARNING)  # PyMC warnings only, no progress messages
 FAST = os.environ.get("BAYESGMM_FAST") == "1"  # set by the test suite: less data, fewer steps
@@ -202,7 +202,7 @@ print(
 #   `"auto"`.
 # * **Step size and stopping.** ADVI starts every standard deviation at 0.1 (on the
 #   standardised scale) and must shrink them to the posterior's, about $1/\sqrt N$ of that
-#   scale. The estimator (`bayesgmm.vi.fit_vi`) uses Adam with a step decaying as $1/t$
+#   scale. The estimator (`bayesgmm.bayes.vi.fit_vi`) uses Adam with a step decaying as $1/t$
 #   and stops when the windowed mean ELBO settles; `vi_iterations` is only the ceiling.
 #   Every VI fit is then checked by the PSIS k-hat of the approximation against the exact
 #   posterior (on a subsample of rows for minibatch fits), reported by `diagnose()`.

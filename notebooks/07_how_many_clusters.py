@@ -8,14 +8,14 @@
 #    $e_0$, leaves the superfluous components empty a posteriori (Rousseau & Mengersen 2011;
 #    Malsiner-Walli, Frühwirth-Schnatter & Grün 2016). The number of **occupied** components
 #    of an allocation draw, $K_+$, is a draw from the posterior of the number of data
-#    clusters (`bayesgmm.sparse.fit_sparse_mixture`, a blocked Gibbs sampler).
+#    clusters (`bayesgmm.selection.sparse.fit_sparse_mixture`, a blocked Gibbs sampler).
 # 2. **Which points belong together?** The posterior over partitions, summarised by the
 #    posterior similarity matrix $P(z_i = z_j \mid X)$, the SALSO point estimate under the
 #    variation-of-information loss and its 95% credible ball (Wade & Ghahramani 2018;
-#    Dahl, Johnson & Müller 2022), all in `bayesgmm.partitions`.
+#    Dahl, Johnson & Müller 2022), all in `bayesgmm.posterior.partitions`.
 #
 # Neither answer depends on the component labels, so label switching plays no part.
-# `bayesgmm.clusters.how_many_clusters` runs both and returns one record.
+# `bayesgmm.selection.clusters.how_many_clusters` runs both and returns one record.
 #
 # **The priors**, for every fit below: full covariances with a data-scaled
 # Normal-Inverse-Wishart prior, $m_0$ the sample mean, $\kappa_0 = 0.01$, $\nu_0 = d + 2$,
@@ -35,10 +35,10 @@ import pandas as pd
 import pymc  # noqa: F401  (imported before its logger is quieted: PyMC sets the level on import)
 
 from bayesgmm import datasets
-from bayesgmm.clusters import how_many_clusters
-from bayesgmm.compare import compare
-from bayesgmm.plots_clusters import plot_cluster_count
-from bayesgmm.plots_partitions import plot_similarity_matrix
+from bayesgmm.reporting.plots_clusters import plot_cluster_count
+from bayesgmm.reporting.plots_partitions import plot_similarity_matrix
+from bayesgmm.selection.clusters import how_many_clusters
+from bayesgmm.selection.compare import compare
 
 logging.getLogger("pymc").setLevel(logging.WARNING)  # PyMC warnings only, no progress messages
 FAST = os.environ.get("BAYESGMM_FAST") == "1"  # set by the test suite: fewer draws and fits

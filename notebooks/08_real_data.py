@@ -27,8 +27,9 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from bayesgmm import GaussianMixture, analysis, datasets
-from bayesgmm.inference import BayesianGaussianMixture
+from bayesgmm import GaussianMixture, datasets
+from bayesgmm.bayes.estimator import BayesianGaussianMixture
+from bayesgmm.posterior import summaries as analysis
 
 logging.getLogger("pymc").setLevel(logging.WARNING)  # PyMC warnings only, no progress messages
 FAST = os.environ.get("BAYESGMM_FAST") == "1"  # set by the test suite: less work

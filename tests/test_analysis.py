@@ -9,7 +9,8 @@ import pytest
 import xarray as xr
 from scipy.stats import norm
 
-from bayesgmm.analysis import (
+from bayesgmm.core.params import MixtureParams
+from bayesgmm.posterior.summaries import (
     align_to_posterior,
     assignment_summary,
     data_grid,
@@ -22,7 +23,6 @@ from bayesgmm.analysis import (
     separating_features,
     worst_mixing,
 )
-from bayesgmm.params import MixtureParams
 
 TRUE = MixtureParams(
     np.array([0.3, 0.7]),
@@ -137,7 +137,7 @@ def test_align_to_posterior_follows_the_draws_rule_not_the_means_alone():
 
 
 def test_importing_analysis_does_not_load_matplotlib():
-    code = "import sys, bayesgmm.analysis; print('matplotlib' in sys.modules)"
+    code = "import sys, bayesgmm.posterior.summaries; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -222,7 +222,7 @@ def test_separating_features_ranks_by_fisher_ratio():
 
 
 def test_readable_summary_digits_make_interval_ends_differ():
-    from bayesgmm.report import readable_summary
+    from bayesgmm.reporting.report import readable_summary
 
     frame = pd.DataFrame(
         {
@@ -250,7 +250,7 @@ def test_readable_summary_digits_make_interval_ends_differ():
 def test_map_log_density_check_tells_the_mode_of_the_draws():
     from scipy.stats import chi2
 
-    from bayesgmm.analysis import map_log_density_check
+    from bayesgmm.posterior.summaries import map_log_density_check
 
     # near a mode with p free parameters, 2 (log p(MAP) - log p(draw)) ~ chi-square(p)
     rng = np.random.default_rng(0)

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from bayesgmm import GaussianMixture, datasets
-from bayesgmm.bootstrap import collect_replicates
-from bayesgmm.params import MixtureParams
+from bayesgmm.core.params import MixtureParams
+from bayesgmm.em.bootstrap import collect_replicates
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_map_vs_posterior_gains_bootstrap_columns_relabelled_to_the_posterior():
     columns follow the posterior's labels, and equal NumPy's sd and quantiles."""
     import xarray as xr
 
-    from bayesgmm.analysis import map_vs_posterior
+    from bayesgmm.posterior.summaries import map_vs_posterior
 
     truth = MixtureParams(
         np.array([0.3, 0.7]),

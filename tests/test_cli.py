@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 
 from bayesgmm import cli
-from bayesgmm.analysis import parameter_draws, posterior_summary
+from bayesgmm.posterior.summaries import parameter_draws, posterior_summary
 
 SMALL = ["--draws", "200", "--tune", "200", "--chains", "2", "--quiet"]
 
@@ -136,7 +136,7 @@ def test_compare_em_only_writes_table(tmp_path, capsys):
 
 
 def test_method_and_sampler_choices_come_from_one_list():
-    from bayesgmm._methods import METHODS, SAMPLERS
+    from bayesgmm.core.methods import METHODS, SAMPLERS
 
     parser = cli.build_parser()
     for command in ("fit", "compare", "report"):
@@ -155,16 +155,16 @@ def test_method_and_sampler_choices_come_from_one_list():
 
 
 def test_fit_map_passes_settings_to_the_estimator(tmp_path, monkeypatch):
-    import bayesgmm.inference
+    import bayesgmm.bayes.estimator
 
     seen = {}
-    original = bayesgmm.inference.BayesianGaussianMixture.fit
+    original = bayesgmm.bayes.estimator.BayesianGaussianMixture.fit
 
     def spy(self, X, y=None, sample_weight=None):
         seen.update(self.get_params())
         return original(self, X, y, sample_weight=sample_weight)
 
-    monkeypatch.setattr(bayesgmm.inference.BayesianGaussianMixture, "fit", spy)
+    monkeypatch.setattr(bayesgmm.bayes.estimator.BayesianGaussianMixture, "fit", spy)
     out = tmp_path / "fit"
     argv = [
         "fit",
@@ -193,12 +193,12 @@ def test_fit_map_passes_settings_to_the_estimator(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("debug", [False, True])
 def test_failure_mid_run_leaves_no_output(tmp_path, monkeypatch, capsys, debug):
-    import bayesgmm.report
+    import bayesgmm.reporting.report
 
     def explode(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(bayesgmm.report, "markdown_table", explode)
+    monkeypatch.setattr(bayesgmm.reporting.report, "markdown_table", explode)
     out = tmp_path / "cmp"
     argv = ["compare", "galaxies", "--k", "1-2", "--method", "map", "--out", str(out), "--quiet"]
     assert cli.main(argv + ["--debug"] * debug) == 1
@@ -211,12 +211,12 @@ def test_failure_mid_run_leaves_no_output(tmp_path, monkeypatch, capsys, debug):
 
 
 def test_interrupt_exits_130_and_leaves_no_output(tmp_path, monkeypatch, capsys):
-    import bayesgmm.report
+    import bayesgmm.reporting.report
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(bayesgmm.report, "markdown_table", interrupt)
+    monkeypatch.setattr(bayesgmm.reporting.report, "markdown_table", interrupt)
     out = tmp_path / "cmp"
     assert (
         cli.main(
@@ -363,7 +363,7 @@ def test_report_writes_markdown_and_html_with_figures(tmp_path):
 
 def test_clusters_writes_the_answer_tables_and_figures(tmp_path, capsys):
     from bayesgmm import datasets
-    from bayesgmm.clusters import how_many_clusters
+    from bayesgmm.selection.clusters import how_many_clusters
 
     out = tmp_path / "k"
     argv = ["clusters", "galaxies", "--out", str(out), "--draws", "300", "--burn", "200"]
@@ -473,16 +473,16 @@ def test_prior_mle_needs_method_map(tmp_path, csv_files, capsys):
 
 
 def test_compare_passes_prior_and_n_init(tmp_path, monkeypatch):
-    import bayesgmm.compare
+    import bayesgmm.selection.compare
 
     seen = {}
-    original = bayesgmm.compare.compare
+    original = bayesgmm.selection.compare.compare
 
     def spy(*args, **kwargs):
         seen.update(kwargs)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(bayesgmm.compare, "compare", spy)
+    monkeypatch.setattr(bayesgmm.selection.compare, "compare", spy)
     argv = ["compare", "galaxies", "--k", "1-2", "--method", "map", "--prior", "default"]
     assert cli.main([*argv, "--n-init", "2", "--quiet", "--out", str(tmp_path / "c")]) == 0
     assert (seen["em_prior"], seen["em_n_init"], seen["random_state"]) == ("default", 2, 0)
@@ -500,12 +500,12 @@ def test_help_shows_defaults_and_a_line_for_every_option():
 
 
 def test_compare_keeps_its_table_when_a_figure_fails(tmp_path, monkeypatch, capsys):
-    import bayesgmm.plots
+    import bayesgmm.reporting.plots
 
     def broken(*args, **kwargs):
         raise ValueError("Requested 42 subplots")
 
-    monkeypatch.setattr(bayesgmm.plots, "plot_criterion_by_k", broken)
+    monkeypatch.setattr(bayesgmm.reporting.plots, "plot_criterion_by_k", broken)
     out = tmp_path / "cmp"
     argv = ["compare", "galaxies", "--k", "1-2", "--method", "map", "--quiet", "--out", str(out)]
     assert cli.main(argv) == 0

@@ -5,8 +5,8 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from bayesgmm import datasets
-from bayesgmm.clusters import how_many_clusters
-from bayesgmm.partitions import similarity_matrix
+from bayesgmm.posterior.partitions import similarity_matrix
+from bayesgmm.selection.clusters import how_many_clusters
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ from scipy.stats import norm
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 from bayesgmm import GaussianMixture, datasets
-from bayesgmm import compare as compare_module
-from bayesgmm.compare import (
+from bayesgmm.selection import compare as compare_module
+from bayesgmm.selection.compare import (
     CandidateFit,
     _warn_high_k,
     compare,
@@ -20,7 +20,7 @@ from bayesgmm.compare import (
     psis_loo,
     recommend,
 )
-from bayesgmm.sparse import ClusterCountPosterior, fit_sparse_mixture
+from bayesgmm.selection.sparse import ClusterCountPosterior, fit_sparse_mixture
 
 
 def _sklearn_with_params(model: GaussianMixture) -> SkGaussianMixture:
@@ -76,7 +76,8 @@ def test_compare_rejects_bad_arguments(galaxies):
 
 
 def test_method_names_have_one_definition():
-    from bayesgmm import _methods, inference
+    from bayesgmm.bayes import estimator as inference
+    from bayesgmm.core import methods as _methods
 
     assert compare_module.METHODS == _methods.POSTERIOR_METHODS
     assert inference.METHODS is _methods.METHODS
@@ -347,7 +348,7 @@ def test_compiled_moment_matching_equals_arviz_from_the_pymc_model(galaxies):
     from arviz_stats import loo_moment_match
     from arviz_stats.loo.loo_moment_match_helper import mm_from_pymc
 
-    from bayesgmm.inference import BayesianGaussianMixture
+    from bayesgmm.bayes.estimator import BayesianGaussianMixture
 
     fit = BayesianGaussianMixture(
         3, random_state=0, draws=100, tune=200, chains=2, progressbar=False

@@ -11,12 +11,12 @@ import pytest
 import xarray as xr
 from pymc.initial_point import make_initial_point_fn
 
-from bayesgmm import compiled
-from bayesgmm.inference import BayesianGaussianMixture
-from bayesgmm.mixture import GaussianMixture
-from bayesgmm.model import build_model, initial_point
-from bayesgmm.relabel import projection_order
-from bayesgmm.spec import MixtureSpec
+from bayesgmm.bayes import compiled
+from bayesgmm.bayes.estimator import BayesianGaussianMixture
+from bayesgmm.bayes.model import build_model, initial_point
+from bayesgmm.core.spec import MixtureSpec
+from bayesgmm.em.estimator import GaussianMixture
+from bayesgmm.posterior.relabel import projection_order
 
 SETTINGS = dict(draws=60, tune=60, chains=2, progressbar=False, em_n_init=1)
 

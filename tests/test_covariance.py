@@ -7,9 +7,9 @@ from sklearn.mixture import GaussianMixture as SkGaussianMixture
 from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
 
 from bayesgmm import GaussianMixture, MixtureParams, datasets
-from bayesgmm import covariance as cov_module
-from bayesgmm.covariance import Diag, covariance_types, get_structure
-from bayesgmm.exceptions import SingularCovarianceError
+from bayesgmm.core import covariance as cov_module
+from bayesgmm.core.covariance import Diag, covariance_types, get_structure
+from bayesgmm.core.exceptions import SingularCovarianceError
 
 K, D = 3, 2
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from bayesgmm.diagnostics import (
+from bayesgmm.posterior.diagnostics import (
     Diagnostics,
     chain_modes,
     diagnose,

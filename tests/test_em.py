@@ -6,6 +6,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from scipy.stats import multivariate_normal, norm
 
+from bayesgmm.core.params import MixtureParams
+from bayesgmm.core.priors import MixturePrior
+from bayesgmm.core.spec import EMOptions, MixtureSpec
 from bayesgmm.em import (
     SingularCovarianceError,
     e_step,
@@ -14,9 +17,6 @@ from bayesgmm.em import (
     m_step,
     run_em,
 )
-from bayesgmm.params import MixtureParams
-from bayesgmm.priors import MixturePrior
-from bayesgmm.spec import EMOptions, MixtureSpec
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 

@@ -9,12 +9,12 @@ from scipy.stats import ortho_group
 from sklearn.metrics import adjusted_rand_score
 
 from bayesgmm import GaussianMixture, datasets
+from bayesgmm.core.exceptions import SingularCovarianceError
+from bayesgmm.core.params import MixtureParams
+from bayesgmm.core.priors import sample_moments
+from bayesgmm.core.spec import EMOptions, MixtureSpec
 from bayesgmm.em.fit import STOPPING_RULES, degenerate_components, fit_em
 from bayesgmm.em.init import initial_responsibilities
-from bayesgmm.exceptions import SingularCovarianceError
-from bayesgmm.params import MixtureParams
-from bayesgmm.priors import sample_moments
-from bayesgmm.spec import EMOptions, MixtureSpec
 
 DATA = {
     "faithful": datasets.load_faithful,

@@ -7,6 +7,10 @@ import numpy as np
 import pytest
 
 from bayesgmm import GaussianMixture
+from bayesgmm.core.exceptions import SingularCovarianceError
+from bayesgmm.core.params import MixtureParams
+from bayesgmm.core.priors import sample_moments
+from bayesgmm.core.spec import EMOptions, MixtureSpec, Standardization
 from bayesgmm.em.fit import (
     coincident_components,
     degenerate_components,
@@ -15,10 +19,6 @@ from bayesgmm.em.fit import (
     split_merge,
     split_merge_starts,
 )
-from bayesgmm.exceptions import SingularCovarianceError
-from bayesgmm.params import MixtureParams
-from bayesgmm.priors import sample_moments
-from bayesgmm.spec import EMOptions, MixtureSpec, Standardization
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 

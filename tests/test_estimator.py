@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from bayesgmm.inference import BayesianGaussianMixture
+from bayesgmm.bayes.estimator import BayesianGaussianMixture
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("pymc", "pytensor", "arviz")
@@ -22,7 +22,7 @@ HEAVY = ("pymc", "pytensor", "arviz")
 #: Estimator checks that fail by design, with the reason.
 EXPECTED_FAILED_CHECKS = {
     "check_estimators_pickle": "model_ is a pymc.Model, which pickle cannot serialise "
-    "(cloudpickle can; bayesgmm.compare ships fits that way)",
+    "(cloudpickle can; bayesgmm.selection.compare ships fits that way)",
     "check_fit1d": "a 1-D X is accepted on purpose as one feature (univariate mixtures)",
     "check_sample_weight_equivalence_on_dense_data": "its data have 30 features and fewer "
     "rows: the data-scaled default prior is improper there, and fit says so (the weighted "
@@ -70,7 +70,7 @@ def test_import_and_em_fit_load_no_pymc_pytensor_or_arviz():
     )
     assert result.returncode == 0, result.stderr
     loaded = result.stdout.split()
-    assert "bayesgmm.mixture" in loaded  # the probe ran
+    assert "bayesgmm.em.estimator" in loaded  # the probe ran
     heavy = [name for name in loaded if name.split(".")[0].startswith(HEAVY)]
     assert not heavy, heavy
 
@@ -86,7 +86,7 @@ def test_bayesian_estimator_is_a_lazy_package_attribute():
         assert "BayesianGaussianMixture" in dir(bayesgmm)
         assert "pymc" not in sys.modules
         from bayesgmm import BayesianGaussianMixture
-        from bayesgmm.inference import BayesianGaussianMixture as defined
+        from bayesgmm.bayes.estimator import BayesianGaussianMixture as defined
         assert BayesianGaussianMixture is defined and "pymc" in sys.modules
         """
     )

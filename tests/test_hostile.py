@@ -31,10 +31,10 @@ from hypothesis import strategies as st
 from sklearn.metrics import adjusted_rand_score
 
 from bayesgmm import GaussianMixture, cli, datasets
-from bayesgmm.compare import compare
+from bayesgmm.core.exceptions import DegenerateFitWarning, NumericalError
 from bayesgmm.em.steps import LOG_DENSITY_FLOOR
-from bayesgmm.exceptions import DegenerateFitWarning, NumericalError
-from bayesgmm.report import markdown_table
+from bayesgmm.reporting.report import markdown_table
+from bayesgmm.selection.compare import compare
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 RNG = np.random.default_rng(20261126)
@@ -629,7 +629,7 @@ def test_signal_while_sampling_leaves_previous_output(previous_output, signum, s
 
 def test_cancelled_output_is_never_committed(previous_output):
     # what a signal handler does when the interrupt it raised is swallowed by a library
-    from bayesgmm import _io
+    from bayesgmm.core import io as _io
 
     before = _snapshot(previous_output)
     _io.cancel_output()

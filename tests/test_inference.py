@@ -13,18 +13,18 @@ from scipy.stats import norm
 from sklearn.base import clone
 from sklearn.metrics import adjusted_rand_score
 
-from bayesgmm.datasets import make_mixture
-from bayesgmm.inference import (
+from bayesgmm.bayes.estimator import (
     EM_MAX_ITER,
     EM_TOL,
     PARAMETER_CONSTRAINTS,
     BayesianGaussianMixture,
     jitter_points,
 )
-from bayesgmm.mixture import GaussianMixture
-from bayesgmm.partitions import summarize_partitions
-from bayesgmm.posterior import log_joint_densities, stack_draws
-from bayesgmm.priors import MixturePrior
+from bayesgmm.core.priors import MixturePrior
+from bayesgmm.datasets import make_mixture
+from bayesgmm.em.estimator import GaussianMixture
+from bayesgmm.posterior.draws import log_joint_densities, stack_draws
+from bayesgmm.posterior.partitions import summarize_partitions
 
 
 def _fit(X, k, seed=0, **settings):
@@ -138,7 +138,7 @@ def test_get_params_set_params_and_clone_round_trip(faithful):
 
 def test_settings_reach_pymc_sample(faithful, monkeypatch):
     """draws, tune, chains, target_accept, the seed and sampler_kwargs go to pm.sample."""
-    import bayesgmm.inference as inference
+    import bayesgmm.bayes.estimator as inference
 
     calls = []
 

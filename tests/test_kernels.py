@@ -6,9 +6,9 @@ import pytest
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 from bayesgmm import datasets
+from bayesgmm.core.params import MixtureParams
 from bayesgmm.em.kernels import fused_log_resp, fused_moments, fused_statistics
 from bayesgmm.em.steps import e_step, m_step_from_statistics, sufficient_statistics
-from bayesgmm.params import MixtureParams
 
 STRUCTURES = ["full", "tied", "diag", "spherical"]
 BLOCK = 96  # small blocks: many blocks, and a last one that needs padding

@@ -12,8 +12,8 @@ import pytest
 from scipy import stats
 from scipy.special import logsumexp
 
-from bayesgmm import compiled
-from bayesgmm.likelihood import (
+from bayesgmm.bayes import compiled
+from bayesgmm.bayes.likelihood import (
     MixtureLogp,
     MixtureLogpAndGrad,
     MixtureLogpGrad,
@@ -21,8 +21,8 @@ from bayesgmm.likelihood import (
     mixture_logp_grad_kernel,
     mixture_logp_kernel,
 )
-from bayesgmm.model import mixture_logp_graph
-from bayesgmm.spec import MixtureSpec
+from bayesgmm.bayes.model import mixture_logp_graph
+from bayesgmm.core.spec import MixtureSpec
 
 STRUCTURES = ("full", "tied", "diag", "spherical")
 
@@ -221,7 +221,7 @@ def test_compiled_structure_matches_the_models_own_logp_and_gradient(faithful, c
             v.name: x[s].reshape(shape)
             for v, s, shape in zip(values, target.slices, shapes, strict=True)
         }
-        # the NUTS target (bayesgmm.posterior_kernel's for full) and the graph behind it
+        # the NUTS target (bayesgmm.bayes.posterior_kernel's for full) and the graph behind it
         for fn in (target.logp_dlogp, target._graph_logp_dlogp):
             value, grad = fn(x)
             np.testing.assert_allclose(value, float(logp(point)), rtol=1e-11)
@@ -235,8 +235,8 @@ def test_gradients_compile_in_fast_compile_mode():
     regression fails here instead of hanging the suite."""
     code = (
         "from bayesgmm import datasets\n"
-        "from bayesgmm.model import build_model\n"
-        "from bayesgmm.spec import MixtureSpec\n"
+        "from bayesgmm.bayes.model import build_model\n"
+        "from bayesgmm.core.spec import MixtureSpec\n"
         "X = datasets.load_faithful()\n"
         "for cov in ('full', 'diag'):\n"
         "    model = build_model(X, MixtureSpec.from_data(X, 2, cov, 'default'))\n"

@@ -16,12 +16,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from bayesgmm import BayesianGaussianMixture, GaussianMixture
+from bayesgmm.bayes.model import build_model, initial_point
+from bayesgmm.core.missing import MissingPatterns, nan_moments
+from bayesgmm.core.params import MixtureParams
+from bayesgmm.core.spec import MixtureSpec, Standardization
 from bayesgmm.em.missing import e_step_missing, marginal_log_gaussian_prob
-from bayesgmm.missing import MissingPatterns, nan_moments
-from bayesgmm.model import build_model, initial_point
-from bayesgmm.params import MixtureParams
-from bayesgmm.posterior import impute_draws, log_mixture_density, stack_draws
-from bayesgmm.spec import MixtureSpec, Standardization
+from bayesgmm.posterior.draws import impute_draws, log_mixture_density, stack_draws
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 MEANS = np.array([[0.0, 0.0, 0.0], [3.0, 3.0, -2.0]])

@@ -9,8 +9,7 @@ import pytest
 from scipy import stats
 from scipy.special import logsumexp
 
-from bayesgmm.mixture import GaussianMixture
-from bayesgmm.model import (
+from bayesgmm.bayes.model import (
     OrderedComponents,
     OrderedFirstCoordinate,
     SPDCholeskyTransform,
@@ -18,10 +17,11 @@ from bayesgmm.model import (
     initial_point,
     set_model_data,
 )
-from bayesgmm.params import MixtureParams
-from bayesgmm.priors import MixturePrior
-from bayesgmm.relabel import projection_order
-from bayesgmm.spec import MixtureSpec
+from bayesgmm.core.params import MixtureParams
+from bayesgmm.core.priors import MixturePrior
+from bayesgmm.core.spec import MixtureSpec
+from bayesgmm.em.estimator import GaussianMixture
+from bayesgmm.posterior.relabel import projection_order
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 

@@ -5,14 +5,14 @@ import pymc as pm
 import pytest
 from scipy import stats
 
-from bayesgmm.analysis import map_vs_posterior
+from bayesgmm.bayes.estimator import EM_MAX_ITER, EM_TOL, BayesianGaussianMixture
+from bayesgmm.bayes.model import build_model, initial_point
+from bayesgmm.core.params import MixtureParams
+from bayesgmm.core.priors import MixturePrior
+from bayesgmm.core.spec import MixtureSpec
+from bayesgmm.em.estimator import GaussianMixture
 from bayesgmm.em.noise import NoisyParams, noise_log_prior
-from bayesgmm.inference import EM_MAX_ITER, EM_TOL, BayesianGaussianMixture
-from bayesgmm.mixture import GaussianMixture
-from bayesgmm.model import build_model, initial_point
-from bayesgmm.params import MixtureParams
-from bayesgmm.priors import MixturePrior
-from bayesgmm.spec import MixtureSpec
+from bayesgmm.posterior.summaries import map_vs_posterior
 
 
 def _data(seed=0, n_cluster=110, n_background=12):
@@ -141,7 +141,7 @@ def test_report_table_shows_the_noise_weight(tmp_path):
 
     import xarray as xr
 
-    from bayesgmm.report import Report, add_posterior_analysis
+    from bayesgmm.reporting.report import Report, add_posterior_analysis
 
     rng = np.random.default_rng(3)
     X = _data()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bayesgmm import likelihood, posterior_kernel
-from bayesgmm._numba_cache import depend_on, source_digest
+from bayesgmm._numba.cache import depend_on, source_digest
+from bayesgmm.bayes import likelihood, posterior_kernel
 from bayesgmm.em import kernels, loop
 
 HELPER = """
@@ -53,7 +53,7 @@ def _run(folder: Path, cache: Path) -> float:
 def test_a_callee_edit_reaches_the_cached_caller_only_with_the_guard(tmp_path, guarded):
     folder, cache = tmp_path / "src", tmp_path / "cache"
     folder.mkdir()
-    guard = "from bayesgmm._numba_cache import depend_on" if guarded else ""
+    guard = "from bayesgmm._numba.cache import depend_on" if guarded else ""
     call = "depend_on(globals(), helpers)" if guarded else ""
     (folder / "user.py").write_text(textwrap.dedent(USER.format(guard=guard, call=call)))
     (folder / "helpers.py").write_text(HELPER.format(value="1.0"))

@@ -9,9 +9,9 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from bayesgmm import GaussianMixture, datasets
+from bayesgmm.core.params import MixtureParams
 from bayesgmm.em.steps import estimate_weighted_log_prob
-from bayesgmm.params import MixtureParams
-from bayesgmm.partitions import (
+from bayesgmm.posterior.partitions import (
     allocation_draws,
     binder_loss,
     canonical_labels,
@@ -24,7 +24,7 @@ from bayesgmm.partitions import (
     summarize_partitions,
     vi_lower_bound,
 )
-from bayesgmm.plots_partitions import BOUNDARY_GID, plot_similarity_matrix
+from bayesgmm.reporting.plots_partitions import BOUNDARY_GID, plot_similarity_matrix
 
 # ------------------------------------------------------------------ plain references
 

@@ -8,8 +8,8 @@ from arviz_base import from_dict
 from matplotlib.colors import same_color
 from matplotlib.figure import Figure
 
-from bayesgmm import plots
-from bayesgmm.report import figure_png
+from bayesgmm.reporting import plots
+from bayesgmm.reporting.report import figure_png
 
 
 def _png_ok(fig: Figure) -> None:
@@ -104,7 +104,7 @@ def tree():
 
 
 def test_trace_and_rank_plots(tree):
-    from bayesgmm.analysis import parameter_draws
+    from bayesgmm.posterior.summaries import parameter_draws
 
     posterior = tree["posterior"].to_dataset()
     posterior["covariances"] = xr.ones_like(posterior["means"]).expand_dims(
@@ -153,7 +153,7 @@ def _wide_posterior(n_components=3, n_features=13, chains=2, draws=60, seed=3, s
 
 def test_rank_and_trace_plots_scale_to_wine_sized_models():
     # K * (d + 1) = 42 > 40: one panel per scalar parameter used to crash matplotlib
-    from bayesgmm.analysis import parameter_draws, posterior_summary
+    from bayesgmm.posterior.summaries import parameter_draws, posterior_summary
 
     posterior = _wide_posterior(stuck=(2, 7))
     names = [f"x{j}" for j in range(12)] + ["od280/od315"]  # a "/" as in wine's columns

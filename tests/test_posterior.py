@@ -10,8 +10,8 @@ import xarray as xr
 from scipy.special import logsumexp, softmax
 from scipy.stats import multivariate_normal
 
-import bayesgmm.posterior
-from bayesgmm.posterior import (
+import bayesgmm.posterior.draws
+from bayesgmm.posterior.draws import (
     equal_tailed_interval,
     log_joint_densities,
     log_mixture_density,
@@ -207,7 +207,7 @@ def test_stack_draws_is_chain_major_and_thins_in_order():
 
 
 def test_importing_posterior_loads_numpy_only():
-    path = Path(bayesgmm.posterior.__file__)
+    path = Path(bayesgmm.posterior.draws.__file__)
     code = (
         "import importlib.util, sys\n"
         f"spec = importlib.util.spec_from_file_location('posterior', {str(path)!r})\n"
@@ -223,7 +223,7 @@ def test_importing_posterior_loads_numpy_only():
 def test_replicates_kernel_draws_each_row_from_its_inverted_cdf_component(d):
     """The compiled posterior-predictive draws equal gathering each row's component
     (the number of cumulative weights <= u) and adding its Cholesky factor times the noise."""
-    from bayesgmm._draw_densities import replicates_kernel
+    from bayesgmm.posterior.kernels import replicates_kernel
 
     rng = np.random.default_rng(d)
     w, m, c = _draws(n_draws=40, k=3, d=d, seed=d)

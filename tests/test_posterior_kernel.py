@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from pytensor.compile.mode import Mode
 
-from bayesgmm import compiled, posterior_kernel
-from bayesgmm.inference import BayesianGaussianMixture
-from bayesgmm.model import build_model
-from bayesgmm.posterior_kernel import PosteriorKernel, eligible, full_niw_logp_dlogp
-from bayesgmm.priors import MixturePrior
-from bayesgmm.spec import MixtureSpec
+from bayesgmm.bayes import compiled, posterior_kernel
+from bayesgmm.bayes.estimator import BayesianGaussianMixture
+from bayesgmm.bayes.model import build_model
+from bayesgmm.bayes.posterior_kernel import PosteriorKernel, eligible, full_niw_logp_dlogp
+from bayesgmm.core.priors import MixturePrior
+from bayesgmm.core.spec import MixtureSpec
 
 #: PyMC's reference functions: PyTensor's rewrites, run by the Python linker (no compiling;
 #: the ``FAST_COMPILE`` rewrites did not finish on these models in minutes)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
-from bayesgmm.params import MixtureParams
-from bayesgmm.relabel import (
+from bayesgmm.core.params import MixtureParams
+from bayesgmm.posterior.relabel import (
     ProjectionOrder,
     align_point_estimate,
     apply_permutations,

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayesgmm.analysis import data_grid, marginal_density
-from bayesgmm.params import MixtureParams
-from bayesgmm.plots import plot_density
-from bayesgmm.report import Report, markdown_table, software_versions
+from bayesgmm.core.params import MixtureParams
+from bayesgmm.posterior.summaries import data_grid, marginal_density
+from bayesgmm.reporting.plots import plot_density
+from bayesgmm.reporting.report import Report, markdown_table, software_versions
 
 TRUE = MixtureParams(
     np.array([0.3, 0.7]),
@@ -90,7 +90,7 @@ def test_posterior_analysis_of_a_wine_sized_model_keeps_every_figure(tmp_path):
 
     import xarray as xr
 
-    from bayesgmm.report import add_posterior_analysis
+    from bayesgmm.reporting.report import add_posterior_analysis
 
     rng = np.random.default_rng(7)
     K, d, chains, draws = 3, 13, 2, 50
@@ -138,8 +138,8 @@ def test_posterior_analysis_shows_the_bootstrap_beside_the_posterior(monkeypatch
 
     import xarray as xr
 
-    from bayesgmm.bootstrap import collect_replicates
-    from bayesgmm.report import add_posterior_analysis
+    from bayesgmm.em.bootstrap import collect_replicates
+    from bayesgmm.reporting.report import add_posterior_analysis
 
     rng = np.random.default_rng(3)
     X = np.concatenate(
@@ -191,8 +191,8 @@ def test_posterior_analysis_shows_the_bootstrap_beside_the_posterior(monkeypatch
 
 
 def test_map_mode_text_explains_where_the_posterior_mass_sits():
-    from bayesgmm.diagnostics import Diagnostics, Mode
-    from bayesgmm.report import _map_mode_text
+    from bayesgmm.posterior.diagnostics import Diagnostics, Mode
+    from bayesgmm.reporting.report import _map_mode_text
 
     check = {
         "map": -220.5,
@@ -229,7 +229,7 @@ def _two_mode_bayes(rng, draws=200):
 
     import xarray as xr
 
-    from bayesgmm.diagnostics import Diagnostics, Mode
+    from bayesgmm.posterior.diagnostics import Diagnostics, Mode
 
     centres = np.array([[-2.0, 2.0], [-2.0, 2.0], [-1.0, 3.0], [-1.0, 3.0]])
     means = centres[:, None, :, None] + 0.05 * rng.standard_normal((4, draws, 2, 1))
@@ -271,7 +271,7 @@ def _two_mode_bayes(rng, draws=200):
 
 
 def test_map_versus_posterior_section_names_the_mode_that_holds_the_mass(monkeypatch):
-    from bayesgmm.report import add_posterior_analysis
+    from bayesgmm.reporting.report import add_posterior_analysis
 
     rng = np.random.default_rng(5)
     bayes = _two_mode_bayes(rng)
@@ -304,7 +304,7 @@ def test_map_versus_posterior_section_names_the_mode_that_holds_the_mass(monkeyp
 def test_failed_candidates_get_their_modes_explained():
     from types import SimpleNamespace
 
-    from bayesgmm.report import add_unsettled_candidates
+    from bayesgmm.reporting.report import add_unsettled_candidates
 
     rng = np.random.default_rng(6)
     failed = _two_mode_bayes(rng)

@@ -8,10 +8,10 @@ from scipy import integrate, special
 from sklearn.metrics import adjusted_rand_score
 
 from bayesgmm import datasets
-from bayesgmm.partitions import salso, similarity_matrix
-from bayesgmm.plots_clusters import plot_cluster_count
-from bayesgmm.priors import MixturePrior
-from bayesgmm.sparse import (
+from bayesgmm.core.priors import MixturePrior
+from bayesgmm.posterior.partitions import salso, similarity_matrix
+from bayesgmm.reporting.plots_clusters import plot_cluster_count
+from bayesgmm.selection.sparse import (
     ClusterCountPosterior,
     _run_chain,
     cluster_count_diagnostics,

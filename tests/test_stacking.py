@@ -5,7 +5,7 @@ import pytest
 from scipy.special import logsumexp
 from scipy.stats import norm
 
-from bayesgmm.stacking import (
+from bayesgmm.posterior.stacking import (
     chain_loo_log_densities,
     stack_chains,
     stacked_indices,

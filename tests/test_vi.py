@@ -1,4 +1,4 @@
-"""Converging ADVI and the PSIS k-hat check (bayesgmm.vi) against NUTS on the same model.
+"""Converging ADVI and the PSIS k-hat check (bayesgmm.bayes.vi) against NUTS on the same model.
 
 NUTS references are 2 chains x 500 draws from the MAP, one per data set and module. Measured
 (reports/vi.md, benchmarks/bench_vi_correction.py): on Old Faithful K=2 both families match
@@ -20,12 +20,10 @@ import pytest
 from matplotlib.figure import Figure
 
 from bayesgmm import GaussianMixture, datasets
-from bayesgmm.compiled import reproducible_compilation
-from bayesgmm.inference import PSIS_DRAWS, psis_draws
-from bayesgmm.model import build_model, initial_point
-from bayesgmm.plots_vi import plot_elbo
-from bayesgmm.spec import MixtureSpec
-from bayesgmm.vi import (
+from bayesgmm.bayes.compiled import reproducible_compilation
+from bayesgmm.bayes.estimator import PSIS_DRAWS, psis_draws
+from bayesgmm.bayes.model import build_model, initial_point
+from bayesgmm.bayes.vi import (
     UNRELIABLE_MESSAGE,
     fit_vi,
     is_minibatch,
@@ -33,6 +31,8 @@ from bayesgmm.vi import (
     psis_khat_subsample,
     psis_posterior,
 )
+from bayesgmm.core.spec import MixtureSpec
+from bayesgmm.reporting.plots_vi import plot_elbo
 
 VARS = ("weights", "means", "covariances")
 logging.getLogger("pymc").setLevel(logging.ERROR)

@@ -8,10 +8,10 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 from bayesgmm import GaussianMixture, datasets
+from bayesgmm.core.params import MixtureParams
+from bayesgmm.core.spec import Standardization
+from bayesgmm.core.weights import check_sample_weight, weighted_moments
 from bayesgmm.em.fit import _fused_pass, _numpy_pass
-from bayesgmm.params import MixtureParams
-from bayesgmm.spec import Standardization
-from bayesgmm.weights import check_sample_weight, weighted_moments
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 
@@ -115,7 +115,7 @@ def test_weighted_moments_and_standardisation_equal_replicated(weighted_data):
     w = counts.astype(float)
     np.testing.assert_allclose(weighted_moments(X, w)[0], replicated.mean(axis=0), rtol=1e-13)
     np.testing.assert_allclose(weighted_moments(X, w)[1], np.cov(replicated.T), rtol=1e-12)
-    from bayesgmm.covariance import get_structure
+    from bayesgmm.core.covariance import get_structure
 
     full = get_structure("full")
     a = Standardization.from_data(X, full, w)
@@ -177,7 +177,7 @@ def test_dask_bad_weights_are_named():
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_weighted_bayesian_spec_equals_replicated(weighted_data, covariance_type):
     """Default prior and standardisation of the weighted model are the replicated rows'."""
-    from bayesgmm.inference import weighted_spec
+    from bayesgmm.bayes.estimator import weighted_spec
 
     X, counts = weighted_data
     spec_w = weighted_spec(X, counts.astype(float), 2, covariance_type, "default")
@@ -190,8 +190,8 @@ def test_weighted_bayesian_spec_equals_replicated(weighted_data, covariance_type
 
 def test_weighted_pymc_model_density_equals_replicated(weighted_data):
     """The weighted model's log-density is the replicated rows' at every point."""
-    from bayesgmm.inference import weighted_spec
-    from bayesgmm.model import build_model
+    from bayesgmm.bayes.estimator import weighted_spec
+    from bayesgmm.bayes.model import build_model
 
     X, counts = weighted_data
     keep = counts > 0

@@ -31,9 +31,9 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
-from bayesgmm._validation import check_positive_int
-from bayesgmm.params import MixtureParams
-from bayesgmm.posterior import sample_mixture
+from bayesgmm.core.params import MixtureParams
+from bayesgmm.core.validation import check_positive_int
+from bayesgmm.posterior.draws import sample_mixture
 
 _FILES = {
     "faithful": "faithful.csv",

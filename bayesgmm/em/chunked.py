@@ -26,10 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bayesgmm.core.params import MixtureParams
+from bayesgmm.core.spec import EMOptions, MixtureSpec
 from bayesgmm.em.fit import EMResult, check_map_prior, initial_params, iterate_em
 from bayesgmm.em.steps import SufficientStatistics, e_step, m_step_from_statistics
-from bayesgmm.params import MixtureParams
-from bayesgmm.spec import EMOptions, MixtureSpec
 
 
 @dataclass(frozen=True)
@@ -150,9 +150,9 @@ def check_chunked_sample_weight(sample_weight, X) -> tuple[object | None, float]
     Raises
     ------
     ValueError
-        As :func:`bayesgmm.weights.check_sample_weight`.
+        As :func:`bayesgmm.core.weights.check_sample_weight`.
     """
-    from bayesgmm.weights import check_sample_weight, one_per_row
+    from bayesgmm.core.weights import check_sample_weight, one_per_row
 
     n_samples = X.shape[0]
     if sample_weight is None:
@@ -261,7 +261,7 @@ def data_moments(
     """Mean (d,) and unbiased covariance (d, d) of chunked data in one pass.
 
     With validated ``sample_weight`` (:func:`check_chunked_sample_weight`), those of the
-    rows repeated ``w_n`` times (:func:`bayesgmm.weights.weighted_moments`).
+    rows repeated ``w_n`` times (:func:`bayesgmm.core.weights.weighted_moments`).
     """
     first = _finite_chunk(X[:chunk_size])
     shift = first.mean(axis=0)

@@ -15,7 +15,13 @@ from functools import partial
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from bayesgmm._validation import check_feature_combination, check_random_state
+from bayesgmm.core.exceptions import DegenerateFitWarning, NumericalError, SingularCovarianceError
+from bayesgmm.core.missing import MissingPatterns, has_missing, mean_imputed
+from bayesgmm.core.params import MixtureParams
+from bayesgmm.core.priors import MixturePrior
+from bayesgmm.core.spec import AUTO_N_INIT, EMOptions, MixtureSpec, Standardization
+from bayesgmm.core.validation import check_feature_combination, check_random_state
+from bayesgmm.core.weights import positive_rows, weight_total, weighted_moments
 from bayesgmm.em.init import initial_responsibilities, later_starts
 from bayesgmm.em.steps import (
     SufficientStatistics,
@@ -24,13 +30,7 @@ from bayesgmm.em.steps import (
     m_step_from_statistics,
     sufficient_statistics,
 )
-from bayesgmm.exceptions import DegenerateFitWarning, NumericalError, SingularCovarianceError
-from bayesgmm.missing import MissingPatterns, has_missing, mean_imputed
-from bayesgmm.params import MixtureParams
-from bayesgmm.priors import MixturePrior
-from bayesgmm.relabel import align_point_estimate
-from bayesgmm.spec import AUTO_N_INIT, EMOptions, MixtureSpec, Standardization
-from bayesgmm.weights import positive_rows, weight_total, weighted_moments
+from bayesgmm.posterior.relabel import align_point_estimate
 
 #: A component whose soft count falls below this many samples is treated as collapsed.
 MIN_COMPONENT_COUNT = 1e-3
@@ -344,7 +344,7 @@ def run_em(
     stopping : {"absolute", "aitken"}
         The stopping rule (:data:`STOPPING_RULES`).
     sample_weight : ndarray of shape (n_samples,), optional
-        Non-negative frequency weights (:mod:`bayesgmm.weights`): the objective is
+        Non-negative frequency weights (:mod:`bayesgmm.core.weights`): the objective is
         ``(sum_n w_n log p(x_n) + log p(theta)) / W`` with ``W = sum_n w_n``.
     compiled : bool, optional
         Run the compiled loop (``True``), the Python loop (``False``), or choose by the
@@ -622,7 +622,7 @@ def fit_em(
     warn_not_converged : bool
         Emit a :class:`~sklearn.exceptions.ConvergenceWarning` if no start converged.
     sample_weight : ndarray of shape (n_samples,), optional
-        Validated frequency weights (:func:`bayesgmm.weights.check_sample_weight`): row
+        Validated frequency weights (:func:`bayesgmm.core.weights.check_sample_weight`): row
         ``n`` counts ``w_n`` times, in the standardisation, the initialisation and every
         E-step; rows of weight 0 are dropped. ``N`` below is then ``W = sum_n w_n``.
 
@@ -763,7 +763,7 @@ SPLIT_MERGE_FROM = 3
 AUTO_N_INIT_SMALL = 60
 
 #: Rows that the starts of ``n_init="auto"`` may cover in all on larger data: 20 starts
-#: (:data:`bayesgmm.spec.AUTO_N_INIT`) up to 100,000 rows, fewer above (at least 2): a
+#: (:data:`bayesgmm.core.spec.AUTO_N_INIT`) up to 100,000 rows, fewer above (at least 2): a
 #: million rows took 160 s with 20 starts against 5 s with one (notebook 06).
 AUTO_ROW_BUDGET = 2_000_000
 

@@ -2,7 +2,7 @@
 
 The state of every covariance is kept as the Cholesky factor of its precision,
 ``precisions_cholesky``, in scikit-learn's layout of its structure (see
-:mod:`bayesgmm.covariance`, which implements the per-structure arithmetic). These
+:mod:`bayesgmm.core.covariance`, which implements the per-structure arithmetic). These
 functions take the structure by name for callers that work with plain arrays.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bayesgmm.covariance import CovarianceStructure, get_structure
-from bayesgmm.exceptions import SingularCovarianceError
+from bayesgmm.core.covariance import CovarianceStructure, get_structure
+from bayesgmm.core.exceptions import SingularCovarianceError
 
 
 def compute_precision_cholesky(

@@ -26,7 +26,7 @@ from collections.abc import Callable
 import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
 
-from bayesgmm.weights import has_unequal
+from bayesgmm.core.weights import has_unequal
 
 
 def _one_hot(labels: np.ndarray, n_components: int) -> np.ndarray:

@@ -58,7 +58,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from bayesgmm.covariance import CovarianceType
+from bayesgmm.core.covariance import CovarianceType
 from bayesgmm.em.gaussian import log_det_cholesky
 from bayesgmm.em.steps import SufficientStatistics
 

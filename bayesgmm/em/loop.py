@@ -9,7 +9,7 @@ did (:func:`bayesgmm.em.fit.fit_em` uses this for its many-start search).
 Each iteration is exactly :func:`bayesgmm.em.fit.run_em`'s: the structure's fused
 E-step over row blocks (the same block functions as :mod:`bayesgmm.em.kernels`, summed in
 the same order, serially), the centred sufficient statistics, the maximum-likelihood or
-MAP M-step of :mod:`bayesgmm.em.steps` / :mod:`bayesgmm.covariance`, the precision
+MAP M-step of :mod:`bayesgmm.em.steps` / :mod:`bayesgmm.core.covariance`, the precision
 Cholesky factors, and the stopping rule of :data:`bayesgmm.em.fit.STOPPING_RULES` on the
 per-sample objective. Results equal ``run_em``'s to rounding.
 
@@ -25,7 +25,7 @@ rules use differences only, and the caller adds the constant afterwards
 
 Each covariance structure has its own compiled loop (:data:`LOOPS`, keyed like
 :data:`bayesgmm.em.kernels.KERNELS` by the structure's ``kernel_layout``); the formulas
-are those of :mod:`bayesgmm.covariance`, written out for Numba.
+are those of :mod:`bayesgmm.core.covariance`, written out for Numba.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from bayesgmm._numba_cache import depend_on
+from bayesgmm._numba.cache import depend_on
 from bayesgmm.em import kernels
 from bayesgmm.em.kernels import (
     _EPS,

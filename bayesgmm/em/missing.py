@@ -17,7 +17,7 @@ With ``o`` the observed and ``m`` the missing coordinates of row ``n``:
   in these statistics, so this is the exact EM (MAP-EM) update for every structure, and
   the observed-data objective never decreases (up to ``reg_covar``).
 
-Rows are grouped by missingness pattern (:class:`bayesgmm.missing.MissingPatterns`) and
+Rows are grouped by missingness pattern (:class:`bayesgmm.core.missing.MissingPatterns`) and
 each group is computed with batched NumPy linear algebra over the components; the
 covariances are expanded to full matrices (``structure.expand``) for the conditioning.
 Data without NaN never come here: they take the fused complete-data kernels.
@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from bayesgmm.core.missing import MissingPatterns
+from bayesgmm.core.params import MixtureParams
+from bayesgmm.core.priors import MixturePrior
 from bayesgmm.em.fit import EMResult, _m_step_or_reseed, iterate_em
 from bayesgmm.em.steps import _EPS, LOG_DENSITY_FLOOR, SufficientStatistics, logsumexp_rows
-from bayesgmm.missing import MissingPatterns
-from bayesgmm.params import MixtureParams
-from bayesgmm.priors import MixturePrior
 
 _LOG_2PI = np.log(2.0 * np.pi)
 

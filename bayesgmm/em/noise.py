@@ -1,4 +1,4 @@
-"""EM and MAP-EM with a uniform noise component (mclust's ``Vinv``; :mod:`bayesgmm.noise`).
+"""EM and MAP-EM with a uniform noise component (mclust's ``Vinv``; :mod:`bayesgmm.core.noise`).
 
 With ``gamma_n0`` the noise responsibility and ``gamma_nk`` the Gaussians':
 
@@ -8,7 +8,7 @@ With ``gamma_n0`` the noise responsibility and ``gamma_nk`` the Gaussians':
   of :mod:`bayesgmm.em.steps`, unchanged); the weights of all K + 1 components
   ``w_j = N_j / N`` (maximum likelihood) or the mode of the Dirichlet posterior
   ``(N_j + a_j - 1) / (N + sum_j (a_j - 1))`` with the concentrations of
-  :func:`bayesgmm.noise.noise_concentration`. So the noise weight is the mean noise
+  :func:`bayesgmm.core.noise.noise_concentration`. So the noise weight is the mean noise
   responsibility under maximum likelihood.
 * Objective: ``mean_n log p(x_n) + log p(theta) / N`` with the Dirichlet over K + 1
   weights in ``log p(theta)``; EM never decreases it.
@@ -26,8 +26,13 @@ from functools import partial
 
 import numpy as np
 
-from bayesgmm._validation import check_random_state
-from bayesgmm.densities import log_dirichlet
+from bayesgmm.core.densities import log_dirichlet
+from bayesgmm.core.exceptions import NumericalError
+from bayesgmm.core.noise import NOISE_WEIGHT_START, noise_concentration, with_noise_column
+from bayesgmm.core.params import MixtureParams
+from bayesgmm.core.priors import MixturePrior, sample_moments
+from bayesgmm.core.spec import EMOptions, MixtureSpec, Standardization
+from bayesgmm.core.validation import check_random_state
 from bayesgmm.em.fit import (
     DEGENERATE_VARIANCE_RATIO,
     EMResult,
@@ -49,11 +54,6 @@ from bayesgmm.em.steps import (
     m_step_from_statistics,
     sufficient_statistics,
 )
-from bayesgmm.exceptions import NumericalError
-from bayesgmm.noise import NOISE_WEIGHT_START, noise_concentration, with_noise_column
-from bayesgmm.params import MixtureParams
-from bayesgmm.priors import MixturePrior, sample_moments
-from bayesgmm.spec import EMOptions, MixtureSpec, Standardization
 
 #: Smallest starting noise weight from ``noise_init`` (a zero weight would stay zero).
 MIN_NOISE_WEIGHT_START = 1e-3
@@ -223,7 +223,7 @@ def initial_noisy_params(
 
     Without ``noise_init``: the Gaussians from the usual start on all rows
     (:func:`bayesgmm.em.fit.initial_params`) and the noise weight
-    :data:`~bayesgmm.noise.NOISE_WEIGHT_START`. With it (as mclust's ``noise`` start):
+    :data:`~bayesgmm.core.noise.NOISE_WEIGHT_START`. With it (as mclust's ``noise`` start):
     the usual start on the rows with noise probability below one half, and the noise
     weight the mean of ``noise_init`` (at least :data:`MIN_NOISE_WEIGHT_START`).
 
@@ -234,7 +234,7 @@ def initial_noisy_params(
     options : EMOptions
     rng : numpy.random.Generator
     noise_init : ndarray of shape (n_samples,) or None
-        Initial noise probabilities (:func:`bayesgmm.noise.check_noise_init`).
+        Initial noise probabilities (:func:`bayesgmm.core.noise.check_noise_init`).
     """
     if noise_init is None:
         return NoisyParams(initial_params(X, spec, options, rng), NOISE_WEIGHT_START)
@@ -276,7 +276,7 @@ def fit_noise_em(
     restarts (:func:`bayesgmm.em.fit.run_starts`: the best final objective among
     non-degenerate fits, and the distinct optima in ``optima``), warnings and errors;
     the noise density is mapped to the working scale with the data
-    (:meth:`~bayesgmm.noise.NoiseComponent.working_log_density`).
+    (:meth:`~bayesgmm.core.noise.NoiseComponent.working_log_density`).
 
     Parameters
     ----------

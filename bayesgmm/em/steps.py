@@ -7,7 +7,7 @@ Pure functions on arrays. With ``gamma_nk`` the responsibilities:
 * M-step (maximum likelihood): ``N_k = sum_n gamma_nk``, ``alpha_k = N_k / N``,
   ``mu_k = sum_n gamma_nk x_n / N_k``,
   ``Sigma_k = sum_n gamma_nk (x_n - mu_k)(x_n - mu_k)^T / N_k``.
-* M-step (MAP, conjugate :class:`~bayesgmm.priors.MixturePrior`): the same sufficient
+* M-step (MAP, conjugate :class:`~bayesgmm.core.priors.MixturePrior`): the same sufficient
   statistics, then the joint posterior mode of each component's Normal-Inverse-Wishart
   (or Normal-Inverse-Gamma) posterior and the Dirichlet mode of the weights:
 
@@ -29,9 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bayesgmm.covariance import CovarianceStructure, get_structure
-from bayesgmm.params import MixtureParams
-from bayesgmm.priors import MixturePrior
+from bayesgmm.core.covariance import CovarianceStructure, get_structure
+from bayesgmm.core.params import MixtureParams
+from bayesgmm.core.priors import MixturePrior
 
 _EPS = 10 * np.finfo(np.float64).eps
 

@@ -1,0 +1,842 @@
+"""One compiled NUTS target per model structure, reused across data sets.
+
+A model of :func:`bayesgmm.bayes.model.build_model` reads its data, their standardisation
+and the working-scale prior from ``pm.Data`` containers (shared variables whose
+shapes are not fixed), so its compiled log-density depends only on the *structure*:
+the number of components K, the covariance structure, the dimension d, the
+covariance prior family (and the LKJ constants). :func:`compiled_mixture` keeps one
+:class:`CompiledMixture` per structure for the life of the process; a later fit of
+the same structure (another seed, another data set, a ``compare`` candidate, a
+cross-validation fold) swaps its data in with :meth:`CompiledMixture.set_data` and
+compiles nothing. PyTensor's on-disk cache of numba code makes the first compilation
+in a fresh process cheap too once the structure has been compiled on the machine
+before: the graph no longer holds the data as constants, so it is the same graph.
+
+Sampler
+    NUTS is nutpie's (Rust: tree building, step-size and mass-matrix adaptation) on
+    a log-density and gradient compiled by PyTensor's numba backend and called from
+    Python (``nutpie.compiled_pyfunc.from_pyfunc``). nutpie's own PyMC compilation
+    (``nutpie.compile_pymc_model``) wraps the same numba code in a C callback, which
+    LLVM re-optimises as one module: 20-60 s per structure and per process on this
+    project's 2-core machine, where the Python call costs a few microseconds per
+    gradient. PyMC's own NUTS spends about 80 µs of Python per leapfrog step on top of
+    the gradient. Each chain is one ``nutpie.sample`` call with its own start and seed, so
+    the draws do not depend on how many run at once: ``cores`` of them in nutpie's
+    threads (default :meth:`CompiledMixture.default_cores`). The compiled graph releases the GIL
+    (:class:`NogilNumbaLinker`) and is called directly, not through the PyTensor
+    ``Function``, whose storage cells the threads would share (:func:`reentrant`); but
+    nutpie calls it from Python, and that part of every call holds the GIL: on this
+    2-core machine at load 0.7-0.9, warm fits (4 x 1000 draws, seeds 1-3, interleaved)
+    took 2.42-2.47 s in turn against 4.27-4.44 s two at a time on galaxies K=3, and
+    2.97-3.01 s against 4.30-4.46 s on Old Faithful K=2 full, whose gradients took 20-27
+    µs then (11 µs with the posterior kernel); on the synthetic set (188 µs per gradient
+    then, 129 µs now) two threads were faster, 14.9 s against 19.8 s. So the chains run
+    in turn unless a gradient call (timed at the first start) takes 100 µs or more
+    (:data:`PARALLEL_MIN_GRADIENT_SECONDS`), then ``min(chains, os.cpu_count())`` at
+    once; ``sampler_kwargs={"cores": n}`` decides.
+
+    Measured by ``benchmarks/bench_nuts.py --quick`` (4 chains x 1000 draws; the expert
+    tunes 1000 steps, bayesgmm its default 500; one process, this project's 2-core machine
+    at load 0.9-1.0, 2026-11-27 04:12 UTC; ``reports/benchmarks.md``), minimum bulk ESS per
+    second of wall time, compilation, EM start and post-processing included, as a multiple
+    of an expert PyMC model's (``pm.sample``, which picks nutpie's numba backend, started
+    at scikit-learn's EM solution):
+
+    =============================================  ============  =================  =========
+    run                                            galaxies K=3  faithful K=2 full  synthetic
+    =============================================  ============  =================  =========
+    default, first fit of the structure            69.6x         3.71x              5.31x
+    default, warm                                  54.4x         7.16x              5.41x
+    warm, chains in parallel threads (``cores=2``)  30.5x         3.28x              5.36x
+    diagonal mass matrix, warm                     103x          6.58x              2.26x
+    =============================================  ============  =================  =========
+
+    (synthetic: 2-D, N=2000, K=4, full; the default runs its chains two at a time, its
+    gradient taking 129 µs. Old Faithful and the synthetic set use the full/NIW posterior
+    kernel, galaxies the graph.) One run each: the ratios move by 30% or more between
+    runs on this shared machine. The first fit of a structure spends 1.0-1.7 s building
+    it with PyTensor's disk cache warm (20 s for a structure missing from the cache, about
+    a minute with an empty cache). The low-rank mass matrix (nutpie's
+    ``adaptation="low_rank"``) is the default (:data:`ADAPTATION`): 2.2x the diagonal
+    one's ESS on the synthetic set, a little less than it elsewhere;
+    ``sampler_kwargs={"adaptation": "diag"}`` restores the diagonal one. PyMC's own NUTS
+    (``sampler="pymc"``) reached 8.3x and 0.42x on galaxies and Old Faithful in an earlier
+    run.
+
+Graph
+    The mixture likelihood is one fused node (:mod:`bayesgmm.bayes.likelihood`: Numba kernels
+    for the per-row density and its analytic gradient, computed in one pass). Two rewrites
+    shrink the rest of the gradient. :func:`collapse_cholesky` replaces the Cholesky
+    factorisation of ``L L^T`` (the covariances from their unconstrained Cholesky factor)
+    by ``L`` before differentiating, so the gradient holds no factorisation gradients;
+    :func:`unbatch_alloc_diag` writes the batched ``AllocDiag`` that such gradients hold
+    as one PyTensor inlines, where numba would otherwise run it in object mode. Measured
+    by ``benchmarks/bench_gradient.py`` (load 1.5-2, minimum of interleaved batches, both
+    without fast-math), µs per call of the log density and gradient, likelihood written
+    with PyTensor ops -> fused: galaxies K=2 22.3 -> 18.9, K=3 24.0 -> 20.5, Old Faithful
+    K=2 full 36.5 -> 26.6. About 15 µs of a call does not depend on the data (the same
+    targets on one row: 14-17 µs): the priors, the transforms and the call itself.
+
+    So for the default structure, full covariances with the Normal-Inverse-Wishart prior
+    on complete data in d >= 2 dimensions (no ordered projection, noise component or
+    sample weights), the whole log posterior and its gradient are one hand-written Numba
+    kernel (:mod:`bayesgmm.bayes.posterior_kernel`, chosen by
+    :func:`~bayesgmm.bayes.posterior_kernel.eligible`, checked against the PyTensor function at
+    the build, which stays as ``_graph_logp_dlogp``; ``posterior_kernel.ENABLED = False``
+    turns it off for structures built afterwards). It gives the graph's value and gradient
+    to rounding (tests: 1e-10 and 1e-8 relative, tails included), costs 1.7 µs on one row
+    and needs no triangular solve per row. ``benchmarks/bench_gradient.py`` (2026-11-27,
+    this 2-core machine shared at load 1.1-1.8, minimum of 30 interleaved batches, through
+    :meth:`CompiledMixture.logp_dlogp`), µs per call, PyTensor-written likelihood / fused
+    Op / kernel: Old Faithful K=2 full 32.3 / 27.1 / 11.2 (2.4x the fused graph),
+    synthetic (2-D, N=2000, K=4, full) 196 / 189 / 129 (1.47x). Other structures keep the
+    graph (galaxies K=2 20.0 µs, K=3 20.8 µs in that run).
+
+Reproducibility
+    The structures are compiled without numba's fast-math (:data:`COMPILE_FLAGS`;
+    PyTensor's default turns it on): a structure compiled afresh and one loaded from the
+    disk cache then give the same log density, gradient and draws bit for bit (with
+    fast-math, Old Faithful K=2 full's log density differed in the 14th digit and NUTS
+    turned that into other draws). Measured cost: none for the fused targets above (the
+    PyTensor-written likelihood's gradient was 13% slower on Old Faithful without it).
+
+Threads
+    A :class:`CompiledMixture` holds one set of data at a time; :meth:`CompiledMixture.sample`
+    sets the data and samples under a lock, so threads fitting the same structure do not
+    mix data.
+
+Disk cache
+    PyTensor's numba backend caches compiled code on disk (``numba__cache``, under
+    ``base_compiledir``), keyed by the rewritten graph; the GIL-free wrapper has a key of
+    its own (with the fast-math flag). Building a structure in a fresh process with that
+    cache warm takes 1.6-2.1 s on this machine at load 1.5 (galaxies K=2, K=3, Old
+    Faithful K=2 full; 1.9-2.4 s with the likelihood written with PyTensor ops); with an
+    empty cache 58 s for Old Faithful K=2 full (68 s before the fused likelihood).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+import xarray as xr
+from pymc.pytensorf import compile as compile_pymc
+from pytensor import config
+from pytensor.compile import optdb
+from pytensor.compile.mode import Mode, get_mode
+from pytensor.graph import node_rewriter
+from pytensor.graph.fg import FunctionGraph
+from pytensor.graph.replace import graph_replace
+from pytensor.graph.rewriting.basic import dfs_rewriter
+from pytensor.link.numba.cache import compile_numba_function_src
+from pytensor.link.numba.dispatch.basic import numba_njit
+from pytensor.link.numba.linker import NumbaLinker
+from pytensor.tensor.basic import AllocDiag
+from pytensor.tensor.blockwise import Blockwise
+from pytensor.tensor.rewriting.linalg.decomposition import cholesky_ldotlt
+
+from bayesgmm.bayes.model import build_model, set_model_data
+from bayesgmm.bayes.posterior_kernel import PosteriorKernel, eligible
+from bayesgmm.core.spec import MixtureSpec
+
+#: Chains run in parallel threads by default only when a gradient call takes at least this
+#: long: its Python part holds the GIL, so two threads were 1.5-1.8x slower than one at
+#: 20-27 µs per call (galaxies, Old Faithful) and 1.33x faster at 188 µs (synthetic).
+PARALLEL_MIN_GRADIENT_SECONDS = 100e-6
+#: nutpie's mass-matrix adaptation unless ``sampler_kwargs`` name one (measured, see above).
+ADAPTATION = "low_rank"
+#: Tag of :func:`unbatch_alloc_diag` in PyTensor's ``specialize`` rewrites (off by default).
+UNBATCH_ALLOC_DIAG = "bayesgmm_unbatch_alloc_diag"
+
+
+@node_rewriter([Blockwise])
+def unbatch_alloc_diag(fgraph, node):
+    """Write a batched ``AllocDiag`` as one ``AllocDiag`` over the batch axes.
+
+    The gradient of a batched Cholesky factorisation holds ``Blockwise(AllocDiag)``
+    nodes. PyTensor inlines an ``AllocDiag`` (a symbolic op) into zeros and an indexed
+    assignment while specialising, but not one wrapped in a ``Blockwise``, which its numba
+    backend then runs in object mode (through the interpreter, at every gradient call, and
+    uncached). An ``AllocDiag`` whose diagonal axes follow the batch axes is the same
+    function, and is inlined.
+    """
+    core = node.op.core_op
+    if not isinstance(core, AllocDiag):
+        return None
+    n_batch = node.outputs[0].type.ndim - 2
+    op = AllocDiag(axis1=core.axis1 + n_batch, axis2=core.axis2 + n_batch, offset=core.offset)
+    return [op(node.inputs[0])]
+
+
+# only in :data:`MODE` (its own tag); overwrite: a reloaded module registers it again
+optdb["specialize"].register(
+    "unbatch_alloc_diag", unbatch_alloc_diag, UNBATCH_ALLOC_DIAG, overwrite_existing=True
+)
+
+
+class NogilNumbaLinker(NumbaLinker):
+    """PyTensor's numba linker, its compiled function releasing the GIL while it runs.
+
+    nutpie calls the log-density of every chain from its own thread; a function that holds
+    the GIL would run the chains one at a time. The whole graph is wrapped in one more
+    jitted function (``nogil=True``), cached on disk under its own key, so it does not
+    collide with PyTensor's entry for the same graph compiled with the GIL.
+    """
+
+    def jit_compile(self, fn_and_cache):
+        fn, cache_key = fn_and_cache
+        if cache_key is None:
+            return numba_njit(fn.py_func, final_function=True, nogil=True)
+        wrapper = compile_numba_function_src(
+            src="def nogil_fgraph(*args): return fgraph(*args)",
+            function_name="nogil_fgraph",
+            # a module's globals: numba rebuilds a cached function's environment by module name
+            global_env=globals() | {"fgraph": fn},
+            # the fast-math flag as in PyTensor's own keys (the graph's key does not hold it)
+            cache_key=f"{cache_key}_fastmath{int(config.numba__fastmath)}_bayesgmm_nogil",
+        )
+        return numba_njit(wrapper, final_function=True, cache=True, nogil=True)
+
+
+#: PyTensor settings while a structure is compiled: numba without fast-math (PyTensor's
+#: default allows reassociation and approximate functions), so a structure compiled afresh
+#: and one loaded from the disk cache give the same draws bit for bit (measured: with
+#: fast-math they differed in the last digits).
+COMPILE_FLAGS = {"numba__fastmath": False}
+
+
+def reproducible_compilation():
+    """A context in which PyTensor compiles with :data:`COMPILE_FLAGS`.
+
+    :meth:`bayesgmm.BayesianGaussianMixture.fit` and the VI functions
+    (:func:`bayesgmm.bayes.vi.fit_vi`, :func:`bayesgmm.bayes.vi.psis_khat`) run under it, so a graph
+    compiled afresh and one loaded from the disk cache compute the same bits and a seed
+    gives the same fit on a machine's first run as on later ones (measured: with fast-math,
+    full-rank ADVI on galaxies K=3 reached another approximation after a fresh compilation,
+    and a test comparing its sds with NUTS's failed on an empty cache only). PyTensor's
+    numba cache keys carry the flag, so code compiled with fast-math is not reused.
+    """
+    return config.change_flags(**COMPILE_FLAGS)
+
+
+#: PyTensor compile mode of the three functions: the default rewrites (numba) with
+#: :func:`unbatch_alloc_diag`, linked by :class:`NogilNumbaLinker`.
+MODE = Mode(NogilNumbaLinker(), get_mode("NUMBA").provided_optimizer).including(UNBATCH_ALLOC_DIAG)
+
+
+@dataclass(frozen=True)
+class StructureKey:
+    """What a compiled mixture model depends on (everything else is data).
+
+    Attributes
+    ----------
+    n_components : int
+    covariance_type : str
+    n_features : int
+    covariance_prior_family : str
+    lkj_eta, lkj_sd_scale : float
+        Constants of the ``"lkj"`` family (unused for ``"niw"``).
+    ordered_projection : bool
+        Means ordered along a direction (``build_model(..., order_basis=...)``); the
+        direction itself is data.
+    """
+
+    n_components: int
+    covariance_type: str
+    n_features: int
+    covariance_prior_family: str = "niw"
+    lkj_eta: float = 2.0
+    lkj_sd_scale: float = 1.0
+    ordered_projection: bool = False
+
+    @classmethod
+    def of(
+        cls,
+        spec: MixtureSpec,
+        covariance_prior_family: str = "niw",
+        *,
+        ordered_projection: bool = False,
+        **lkj,
+    ) -> StructureKey:
+        """The key of the model that ``build_model(X, spec, ...)`` builds."""
+        return cls(
+            spec.n_components,
+            spec.structure.name,
+            spec.n_features,
+            covariance_prior_family,
+            ordered_projection=ordered_projection,
+            **lkj,
+        )
+
+
+@dataclass
+class CompiledMixture:
+    """A model of one structure with its NUTS target compiled once.
+
+    Attributes
+    ----------
+    key : StructureKey
+    model : pymc.Model
+        The model the functions were compiled from; :meth:`set_data` swaps its data.
+    free_names : list of str
+        Free variables, in the order of the unconstrained vector.
+    slices : list of slice
+        Position of each free variable in the unconstrained vector.
+    trace_names : list of str
+        Stored variables (constrained free variables, then deterministics).
+    trace_shapes : list of tuple
+    n_dim : int
+        Length of the unconstrained vector.
+    uses_kernel : bool
+        Whether the log density and gradient are
+        :class:`bayesgmm.bayes.posterior_kernel.PosteriorKernel`'s (one Numba kernel; the
+        default full structure) rather than the PyTensor graph's.
+    """
+
+    key: StructureKey
+    model: pm.Model
+    free_names: list[str]
+    slices: list[slice]
+    trace_names: list[str]
+    trace_shapes: list[tuple[int, ...]]
+    n_dim: int
+    _logp_dlogp: Any = field(repr=False)
+    _expand: Any = field(repr=False)
+    _unconstrain: Any = field(repr=False)
+    #: the PyTensor function (:func:`reentrant`), also where ``_logp_dlogp`` is the kernel
+    _graph_logp_dlogp: Any = field(default=None, repr=False)
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    @classmethod
+    def build(cls, X: np.ndarray, spec: MixtureSpec, key: StructureKey) -> CompiledMixture:
+        """Build the model for ``X`` and ``spec`` and compile its three functions.
+
+        Returns
+        -------
+        CompiledMixture
+        """
+        model = build_model(
+            X,
+            spec,
+            covariance_prior_family=key.covariance_prior_family,
+            lkj_eta=key.lkj_eta,
+            lkj_sd_scale=key.lkj_sd_scale,
+            # a placeholder direction: set_data swaps in each fit's own
+            order_basis=np.eye(key.n_features) if key.ordered_projection else None,
+        )
+        free = list(model.free_RVs)
+        value_vars = [model.rvs_to_values[rv] for rv in free]
+        point = model.initial_point()
+        shapes = [np.shape(point[v.name]) for v in value_vars]
+        sizes = [int(np.prod(s)) for s in shapes]
+        ends = np.cumsum([0, *sizes])
+        slices = [slice(int(a), int(b)) for a, b in itertools.pairwise(ends)]
+        joined = pt.dvector("unconstrained")
+        pieces = {
+            v: joined[s].reshape(shape)
+            for v, s, shape in zip(value_vars, slices, shapes, strict=True)
+        }
+        logp = collapse_cholesky(model.logp())
+        grads = pt.grad(logp, value_vars)
+        grad = pt.concatenate([g.ravel() for g in grads])
+        logp, grad = graph_replace([logp, grad], pieces, strict=False)
+        traced = [*free, *model.deterministics]
+        trace_out = graph_replace(model.replace_rvs_by_values(traced), pieces, strict=False)
+        constrained = [rv.type(name=rv.name) for rv in free]
+        forward = []
+        for rv, x in zip(free, constrained, strict=True):
+            transform = model.rvs_to_transforms.get(rv)
+            y = x if transform is None else transform.forward(x, *rv.owner.inputs)
+            forward.append(pt.as_tensor(y).ravel())
+        with model, warnings.catch_warnings(), reproducible_compilation():
+            # PyTensor 3's numba backend has no kernel for a batched AllocDiag (from the
+            # gradient of the Cholesky parametrisation) and says it runs it in object mode;
+            # expected (measured at ~10% of a gradient call)
+            warnings.filterwarnings("ignore", message="Numba will use object mode")
+            logp_dlogp = compile_pymc([joined], [logp, grad], mode=MODE)
+            expand = compile_pymc([joined], trace_out, mode=MODE)
+            unconstrain = compile_pymc(constrained, pt.concatenate(forward), mode=MODE)
+        for fn in (logp_dlogp, expand, unconstrain):
+            fn.trust_input = True
+        x0 = np.concatenate([np.ravel(point[v.name]) for v in value_vars])
+        # numba compiles lazily, on the first call
+        with warnings.catch_warnings(), reproducible_compilation():
+            warnings.filterwarnings("ignore", message="Numba will use object mode")
+            traced_x0 = expand(x0)
+            trace_shapes = [np.shape(v) for v in traced_x0]
+            logp_dlogp(x0)
+            unconstrain(*(np.asarray(v, dtype=np.float64) for v in traced_x0[: len(free)]))
+        graph = reentrant(logp_dlogp)
+        return cls(
+            key=key,
+            model=model,
+            free_names=[rv.name for rv in free],
+            slices=slices,
+            trace_names=[rv.name for rv in traced],
+            trace_shapes=trace_shapes,
+            n_dim=int(ends[-1]),
+            _logp_dlogp=_nuts_target(key, model, X, graph, x0),
+            _expand=reentrant(expand),
+            _unconstrain=unconstrain,
+            _graph_logp_dlogp=graph,
+        )
+
+    @property
+    def uses_kernel(self) -> bool:
+        """Whether the NUTS target is the hand-written kernel (``posterior_kernel``)."""
+        return isinstance(self._logp_dlogp, PosteriorKernel)
+
+    def set_data(
+        self, X: np.ndarray, spec: MixtureSpec, order_basis: np.ndarray | None = None
+    ) -> None:
+        """Make the compiled functions evaluate the posterior of ``X`` under ``spec``.
+
+        ``order_basis`` (d, d): the identifying basis, required exactly when the key has
+        ``ordered_projection``; :meth:`unconstrained` depends on it too.
+        """
+        key = self.key
+        if (spec.n_components, spec.structure.name, spec.n_features) != (
+            key.n_components,
+            key.covariance_type,
+            key.n_features,
+        ):
+            raise ValueError(f"spec does not match the compiled structure {key}")
+        set_model_data(self.model, X, spec, order_basis)
+
+    def gradient_seconds(self, x: np.ndarray, calls: int = 25) -> float:
+        """Median wall time of one log-density-and-gradient call at ``x`` (data as set)."""
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        times = np.empty(calls)
+        for i in range(calls):
+            start = time.perf_counter()
+            self._logp_dlogp(x)
+            times[i] = time.perf_counter() - start
+        return float(np.median(times))
+
+    def default_cores(self, x: np.ndarray, n_chains: int) -> int:
+        """Chains to run at once: one, unless a gradient call takes long enough
+        (:data:`PARALLEL_MIN_GRADIENT_SECONDS`) that the GIL its Python part holds does
+        not serialise the threads; then ``min(n_chains, os.cpu_count())``."""
+        if self.gradient_seconds(x) < PARALLEL_MIN_GRADIENT_SECONDS:
+            return 1
+        return max(1, min(n_chains, os.cpu_count() or 1))
+
+    def logp_dlogp(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """Log posterior density (up to a constant) and its gradient at unconstrained ``x``."""
+        logp, grad = self._logp_dlogp(np.ascontiguousarray(x, dtype=np.float64))
+        return float(logp), grad
+
+    def unconstrained(self, point: dict[str, np.ndarray]) -> np.ndarray:
+        """The unconstrained vector, shape (n_dim,), of constrained free-variable values."""
+        values = [np.asarray(point[name], dtype=np.float64) for name in self.free_names]
+        return np.asarray(self._unconstrain(*values), dtype=np.float64)
+
+    def evaluate(self, draws: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Log posterior density and stored variables of many unconstrained draws.
+
+        Runs the compiled NUTS functions once per draw (nothing is compiled), on the data
+        last set (:meth:`set_data`).
+
+        Parameters
+        ----------
+        draws : ndarray of shape (n_draws, n_dim)
+
+        Returns
+        -------
+        logp : ndarray of shape (n_draws,)
+            The log density NUTS samples (Jacobian included, up to a constant).
+        variables : dict
+            Each stored variable (:attr:`trace_names`) stacked over draws.
+        """
+        draws = np.asarray(draws, dtype=np.float64)
+        logp = np.empty(len(draws))
+        stored = [np.empty((len(draws), *shape)) for shape in self.trace_shapes]
+        for i, x in enumerate(draws):
+            x = np.ascontiguousarray(x)
+            value, _ = self._logp_dlogp(x)
+            logp[i] = value
+            for out, v in zip(stored, self._expand(x), strict=True):
+                out[i] = v
+        return logp, dict(zip(self.trace_names, stored, strict=True))
+
+    def unconstrained_draws(self, posterior: xr.Dataset) -> np.ndarray:
+        """The unconstrained vectors, shape (chain, draw, n_dim), of a posterior's draws.
+
+        ``posterior`` holds the free variables (constrained) with dims ``chain``, ``draw``.
+        """
+        stacked = [
+            np.asarray(posterior[name].transpose("chain", "draw", ...).values)
+            for name in self.free_names
+        ]
+        n_chains, n_draws = stacked[0].shape[:2]
+        out = np.empty((n_chains, n_draws, self.n_dim))
+        for c, d in np.ndindex(n_chains, n_draws):
+            out[c, d] = self._unconstrain(*(np.ascontiguousarray(v[c, d]) for v in stacked))
+        return out
+
+    def expand(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Stored variables (constrained free variables and deterministics) at ``x``."""
+        values = self._expand(np.ascontiguousarray(x, dtype=np.float64))
+        return {name: np.array(v) for name, v in zip(self.trace_names, values, strict=True)}
+
+    def sample(
+        self,
+        X: np.ndarray,
+        spec: MixtureSpec,
+        starts: list[np.ndarray],
+        *,
+        draws: int,
+        tune: int,
+        seed: int,
+        target_accept: float,
+        progressbar: bool = False,
+        order_basis: np.ndarray | None = None,
+        checkpoints: tuple[int, ...] = (),
+        enough: Callable[[xr.DataTree], bool] | None = None,
+        **kwargs,
+    ) -> xr.DataTree:
+        """NUTS (nutpie) on the posterior of ``X``, chain ``c`` starting at ``starts[c]``.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+        spec : MixtureSpec
+            Of this structure; its standardisation and prior are swapped in with ``X``.
+        starts : list of ndarray of shape (n_dim,)
+            One start per chain.
+        draws, tune : int
+        seed : int
+            Seeds every chain (independent streams).
+        target_accept : float
+        progressbar : bool
+        order_basis : ndarray of shape (n_features, n_features), optional
+            The identifying basis (see :meth:`set_data`).
+        checkpoints : tuple of int
+            Longer runs (draws per chain, each above ``draws``): when all chains have made
+            ``draws`` draws, ``enough`` is asked about them; if it says no, the same chains
+            go on to the next checkpoint, and so on. The draws up to a checkpoint are those a
+            run of that length gives (nutpie's warm-up does not depend on the run's
+            length), so the result depends on the seed only, not on timing.
+        enough : callable, optional
+            ``enough(trace) -> bool`` on the trace cut at a checkpoint (the return value's
+            layout); required with ``checkpoints``.
+        **kwargs
+            Further arguments of :func:`nutpie.sample` (e.g. ``adaptation="low_rank"``).
+
+        Returns
+        -------
+        xarray.DataTree
+            ``posterior`` and ``sample_stats`` (nutpie's, less its text-valued
+            divergence messages) with dims ``chain``, ``draw``: ``draws`` draws per chain,
+            or those of the first checkpoint ``enough`` accepted (else the last).
+        """
+        import nutpie
+        from nutpie.compiled_pyfunc import from_pyfunc
+
+        names, shapes = self.trace_names, self.trace_shapes
+        dims = {n: tuple(self.model.named_vars_to_dims.get(n, ())) for n in names}
+        coords = {
+            name: np.asarray(values)
+            for name, values in self.model.coords.items()
+            if any(name in d for d in dims.values())
+        }
+
+        def make_logp():
+            return self.logp_dlogp
+
+        def make_expand(*_):
+            return self.expand
+
+        kwargs.setdefault("adaptation", ADAPTATION)
+        cores = kwargs.pop("cores", None)
+        seeds = np.random.SeedSequence(seed).generate_state(len(starts), dtype=np.uint32)
+
+        lengths = sorted({int(draws), *(int(c) for c in checkpoints if c > draws)})
+        if len(lengths) > 1 and enough is None:
+            raise ValueError("checkpoints need an `enough` rule")
+
+        def start_chain(start, chain_seed, progress):
+            start = np.asarray(start, dtype=np.float64)
+            compiled = from_pyfunc(
+                self.n_dim,
+                make_logp,
+                make_expand,
+                [np.dtype("float64")] * len(names),
+                shapes,
+                names,
+                coords=coords,
+                dims=dims,
+                make_initial_point_fn=lambda _, start=start: start.copy(),
+            )
+            return nutpie.sample(
+                compiled,
+                draws=lengths[-1],
+                tune=tune,
+                chains=1,
+                cores=1,
+                seed=int(chain_seed),
+                target_accept=target_accept,
+                progress_bar=progressbar,
+                save_warmup=False,
+                blocking=False,
+                progress_callback=progress,
+                **kwargs,
+            )
+
+        # each chain is its own nutpie sampler (its own start and seed, so the draws do not
+        # depend on ``cores``), ``cores`` of them running at once in nutpie's threads; the
+        # compiled log-density releases the GIL while it runs (NogilNumbaLinker)
+        with self.lock:
+            self.set_data(X, spec, order_basis)
+            if cores is None:
+                cores = self.default_cores(starts[0], len(starts))
+            cores = max(1, int(cores))
+            runs = [
+                _ChainRun(start, chain_seed, tune)
+                for start, chain_seed in zip(starts, seeds, strict=True)
+            ]
+            try:
+                for length in lengths:
+                    _run_to(runs, length, cores, start_chain, final=length == lengths[-1])
+                    chains = [run.trace(length) for run in runs]
+                    if length == lengths[-1] or enough(_combine_chains(chains)):
+                        break
+            finally:
+                for run in runs:
+                    run.stop()
+        return _combine_chains(chains)
+
+
+def _nuts_target(key: StructureKey, model: pm.Model, X: np.ndarray, graph, x0: np.ndarray):
+    """The log density and gradient that NUTS calls: the kernel where it applies, else ``graph``.
+
+    :class:`~bayesgmm.bayes.posterior_kernel.PosteriorKernel` where
+    :func:`~bayesgmm.bayes.posterior_kernel.eligible` says so, checked against the PyTensor
+    function ``graph`` at ``x0`` (a disagreement warns and keeps ``graph``).
+    """
+    if not eligible(key, model, X):
+        return graph
+    kernel = PosteriorKernel(model)
+    expected, found = graph(x0), kernel(x0)
+    if np.isclose(float(expected[0]), found[0], rtol=1e-9, atol=0.0) and np.allclose(
+        expected[1], found[1], rtol=1e-7, atol=1e-7
+    ):
+        return kernel
+    warnings.warn(
+        f"bayesgmm.bayes.posterior_kernel disagrees with the PyTensor graph of {key}: using the "
+        "graph (please report this)",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return graph
+
+
+def _combine_chains(chains: list[xr.DataTree]) -> xr.DataTree:
+    """One ``posterior`` / ``sample_stats`` tree of single-chain traces, chains in order."""
+    groups = {}
+    for group in ("posterior", "sample_stats"):
+        parts = [tree[group].to_dataset() for tree in chains]
+        combined = xr.concat(parts, dim="chain", data_vars="all", coords="minimal")
+        # object-dtype statistics (nutpie's divergence messages) do not serialise
+        text = [name for name, var in combined.data_vars.items() if var.dtype == object]
+        groups[group] = combined.drop_vars(text).assign_coords(chain=np.arange(len(chains)))
+    return xr.DataTree.from_dict(groups)
+
+
+class _ChainRun:
+    """One chain's nutpie sampler: started when a core is free, paused at a checkpoint."""
+
+    def __init__(self, start: np.ndarray, seed, tune: int) -> None:
+        self.start, self.seed, self.tune = start, seed, tune
+        self.sampler = None
+        self.result: xr.DataTree | None = None  # the whole trace, once the sampler ended
+        self.draws = 0  # draws after tuning, as nutpie's progress callback last said
+        self.running = False
+
+    def progress(self, chains) -> None:  # called from nutpie's thread
+        self.draws = max(0, int(chains[0].finished_draws) - self.tune)
+
+    @property
+    def ended(self) -> bool:
+        return self.result is not None or (self.sampler is not None and _finished(self.sampler))
+
+    def reached(self, length: int, final: bool) -> bool:
+        """Whether the chain is done for this checkpoint (the last one: its sampler ended)."""
+        return self.ended or (not final and self.sampler is not None and self.draws >= length)
+
+    def launch(self, start_chain) -> None:
+        if self.sampler is None:
+            self.sampler = start_chain(self.start, self.seed, self.progress)
+        else:
+            self.sampler.resume()
+        self.running = True
+
+    def pause(self) -> None:
+        if not self.ended:
+            self.sampler.pause()
+        self.running = False
+
+    def trace(self, length: int) -> xr.DataTree:
+        """The first ``length`` draws (``KeyboardInterrupt`` if the chain has fewer)."""
+        if self.result is None and _finished(self.sampler):
+            self.result = self.sampler.wait()
+        trace = _complete(self.sampler.inspect() if self.result is None else self.result, length)
+        return xr.DataTree.from_dict(
+            {
+                group: trace[group].to_dataset().isel(draw=slice(0, length))
+                for group in ("posterior", "sample_stats")
+            }
+        )
+
+    def stop(self) -> None:
+        if self.sampler is not None and self.result is None:
+            self.sampler.cancel()
+
+
+def _finished(sampler) -> bool:
+    """nutpie's ``is_finished``, which raises ``TimeoutError`` (not False) on some calls."""
+    try:
+        return bool(sampler.is_finished)
+    except TimeoutError:
+        return False
+
+
+def _run_to(runs: list[_ChainRun], length: int, cores: int, start_chain, *, final: bool) -> None:
+    """Advance every chain to ``length`` draws, at most ``cores`` chains at once.
+
+    A chain that reached ``length`` is paused so that its core goes to a chain behind;
+    at the last checkpoint (``final``) every sampler runs to its own end.
+    """
+    while True:
+        for run in runs:
+            if run.running and run.reached(length, final):
+                run.pause()
+        if all(run.reached(length, final) for run in runs):
+            return
+        waiting = [run for run in runs if not run.running and not run.reached(length, final)]
+        while waiting and sum(run.running for run in runs) < cores:
+            waiting.pop(0).launch(start_chain)
+        time.sleep(0.02)
+
+
+def reentrant(fn) -> Callable[..., tuple]:
+    """The numba function behind a compiled PyTensor function, callable from many threads.
+
+    A PyTensor ``Function`` keeps its inputs and outputs in storage cells of its own, so
+    two threads calling it at once (nutpie's chains) overwrite each other's. The function
+    returned calls the compiled graph directly with the explicit inputs and the current
+    values of the shared variables (the data that :meth:`CompiledMixture.set_data` swaps),
+    and returns the outputs as a tuple. ``fn`` must have been called once (numba compiles
+    on the first call) and the inputs must have the types of that call.
+    """
+    thunk = fn.vm
+    jitted = thunk.jit_fn
+    n_explicit = sum(not spec.implicit for spec in fn.maker.inputs)
+    shared_cells = thunk.inputs[n_explicit:]
+
+    def call(*inputs):
+        return jitted(*inputs, *[cell[0] for cell in shared_cells])
+
+    call.function = fn
+    return call
+
+
+def _complete(trace: xr.DataTree, draws: int) -> xr.DataTree:
+    """``trace``, or ``KeyboardInterrupt`` if nutpie returned it cut short.
+
+    nutpie's ``sample`` turns Ctrl-C into a *partial* trace and returns it; an interrupted
+    chain must stop the fit, not pass for a finished one (nor start the next chain).
+    """
+    if trace["posterior"].sizes["draw"] < draws:
+        raise KeyboardInterrupt(f"sampling was interrupted after fewer than {draws} draws")
+    return trace
+
+
+def collapse_cholesky(logp: pt.TensorVariable) -> pt.TensorVariable:
+    """``logp`` with ``cholesky(L @ L.mT)`` replaced by ``L`` for tagged lower-triangular ``L``.
+
+    The covariances are ``L L^T`` of the unconstrained Cholesky factor
+    (:class:`bayesgmm.bayes.model.SPDCholeskyTransform`, which tags ``L``), and the model takes
+    their Cholesky factor again (likelihood, Inverse-Wishart density, means prior).
+    PyTensor removes that round trip when it compiles, but after differentiation, which has
+    already written the gradient of each factorisation (triangular solves, ``AllocDiag``);
+    removing it first leaves a smaller gradient.
+    """
+    graph = FunctionGraph(outputs=[logp], clone=False)
+    dfs_rewriter(cholesky_ldotlt).rewrite(graph)
+    return graph.outputs[0]
+
+
+_CACHE: dict[StructureKey, CompiledMixture] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def compiled_mixture(
+    X: np.ndarray,
+    spec: MixtureSpec,
+    *,
+    covariance_prior_family: str = "niw",
+    lkj_eta: float = 2.0,
+    lkj_sd_scale: float = 1.0,
+    ordered_projection: bool = False,
+) -> CompiledMixture:
+    """The compiled model of ``spec``'s structure (compiled on the first call only).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Validated data on the user's scale (used only to build the model the first time;
+        :meth:`CompiledMixture.sample` takes the data to sample).
+    spec : MixtureSpec
+        With a proper prior (sampling needs one).
+    covariance_prior_family : {"niw", "lkj"}
+    lkj_eta, lkj_sd_scale : float
+    ordered_projection : bool
+        Means ordered along a direction given per fit (``build_model(order_basis=...)``).
+
+    Returns
+    -------
+    CompiledMixture
+    """
+    key = StructureKey.of(
+        spec,
+        covariance_prior_family,
+        ordered_projection=ordered_projection,
+        lkj_eta=float(lkj_eta),
+        lkj_sd_scale=float(lkj_sd_scale),
+    )
+    with _CACHE_LOCK:
+        entry = _CACHE.get(key)
+        if entry is None:
+            entry = _CACHE[key] = CompiledMixture.build(X, spec, key)
+    return entry
+
+
+def clear_cache() -> None:
+    """Forget every compiled model (the next fit of each structure compiles again)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def cache_size() -> int:
+    """Number of structures compiled in this process."""
+    return len(_CACHE)
+
+
+__all__ = [
+    "CompiledMixture",
+    "StructureKey",
+    "cache_size",
+    "clear_cache",
+    "compiled_mixture",
+    "reproducible_compilation",
+]

@@ -1,0 +1,1001 @@
+"""The Gaussian mixture as a PyMC model, with the component labels summed out.
+
+:func:`build_model` writes the same latent variable model that MAP-EM fits
+(:mod:`bayesgmm.core.priors` gives the priors), so that ``find_MAP`` on the PyMC model
+(no Jacobian, constrained space) and MAP-EM optimise one objective, and NUTS
+samples the posterior whose mode EM finds.
+
+Working scale
+    The sampler sees standardised data ``x_z = (x - location) / scale``
+    (:class:`~bayesgmm.core.spec.Standardization`, part of the
+    :class:`~bayesgmm.core.spec.MixtureSpec`):
+    per-feature scales for ``full``/``tied``/``diag``
+    and one common scale for ``spherical`` (a spherical covariance stays spherical
+    only under an isotropic rescaling). The prior hyper-parameters are mapped to the
+    working scale exactly (``Psi0 -> D Psi0 D`` with ``D = diag(1 / scale)``), so the
+    model is the user's model re-expressed; the map is linear, so modes map to modes.
+    The observed variable ``X`` stays on the user's scale: its log-density
+    standardises internally and adds the Jacobian ``-sum(log scale)`` per
+    observation, so ``log_likelihood`` and ``posterior_predictive`` are on the
+    user's scale too.
+
+Variables (named dims ``component``, ``feature``, ``feature_bis``, ``obs``)
+    ``weights`` (component)
+        Dirichlet(``a0``); a constant one when ``n_components == 1``.
+    ``covariances_z`` / ``variances_z`` / ``stds_z`` + ``corr_chol_z``
+        Covariances on the working scale: Inverse-Wishart matrices (full
+        (component, feature, feature_bis); tied (feature, feature_bis)),
+        Inverse-Gamma variances (diag (component, feature); spherical
+        (component)), or with ``covariance_prior_family="lkj"`` half-normal
+        scales times LKJ correlation Cholesky factors, one per component.
+    ``means_z`` (component, feature)
+        ``mu_k | Sigma_k ~ N(m0, Sigma_k / kappa0)``, batched over components. In
+        one dimension the means are ordered (identifiability). With ``order_basis``
+        (d > 1, opt-in) it is a deterministic of ``means_coords_z`` (component, feature),
+        the means in an orthogonal basis whose first vector ``v`` they are ordered along.
+    ``means`` (component, feature), ``covariances`` (component, feature, feature_bis)
+        Deterministics on the user's scale; covariances are full matrices for every
+        covariance type.
+    ``X`` (obs, feature)
+        Observed; ``log p(x_n) = logsumexp_k(log w_k + log N(x_n | mu_k, Sigma_k))``,
+        one term per observation (times the frequency weight ``sample_weight`` (obs),
+        a ``pm.Data``, when the model is built with weights; with missing entries, the
+        marginal density of the row's observed coordinates: :class:`MarginalMixtureLogp`).
+
+With a noise component (``spec.noise``, :mod:`bayesgmm.core.noise`) the Dirichlet over the
+K + 1 weights ``(w_1, ..., w_K, w_0)`` is written through its aggregation property:
+``noise_weight`` ``w_0 ~ Beta(a_0, sum_k a_k)`` and ``component_weights`` (component)
+``~ Dirichlet(a_1, ..., a_K)`` independently (the Gaussians' conditional weights), which
+is the same distribution; ``weights`` is then the deterministic ``(1 - w_0)`` times the
+component weights (absolute, summing to ``1 - w_0``), and every observation's density
+gains the term ``w_0 / V``: ``log p(x_n) = logsumexp(log w_k + log N(x_n | ...),
+log w_0 - log V)``, still one term per observation.
+
+The Inverse-Wishart variable is a :class:`pymc.CustomDist` whose density is with
+respect to the matrix itself; the sampler moves in the unconstrained space of
+:class:`SPDCholeskyTransform`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+from pymc.distributions import transforms
+from pymc.logprob.transforms import Transform
+from scipy import stats
+
+from bayesgmm.bayes.likelihood import mixture_loglik
+from bayesgmm.core.covariance import CovarianceStructure
+from bayesgmm.core.missing import MissingPatterns, has_missing
+from bayesgmm.core.noise import noise_concentration, sample_region
+from bayesgmm.core.params import MixtureParams
+from bayesgmm.core.priors import MixturePrior
+from bayesgmm.core.spec import MixtureSpec
+from bayesgmm.core.validation import check_feature_combination
+from bayesgmm.posterior.draws import sample_mixture
+
+CovariancePriorFamily = Literal["niw", "lkj"]
+COVARIANCE_PRIOR_FAMILIES: tuple[str, ...] = ("niw", "lkj")
+OBSERVED = "X"
+#: Name of the data container behind the observed variable.
+DATA = "X_data"
+#: Name of the data container of the identifying basis (``build_model(order_basis=...)``).
+ORDER_BASIS = "order_basis"
+#: Name of the free variable of an ordered-projection model: the means in that basis.
+ORDERED_MEANS = "means_coords_z"
+
+
+@dataclass(frozen=True)
+class PriorInputs:
+    """The working-scale prior's hyper-parameters as ``pm.Data`` containers of a model.
+
+    Same attribute names as :class:`~bayesgmm.core.priors.MixturePrior` (``concentration`` is
+    the Dirichlet vector, shape (n_components,)), so the structures' ``pymc_covariances``
+    take either. Because they are shared variables, a compiled model's functions stay
+    valid when :func:`set_model_data` swaps in another data set's prior.
+    """
+
+    concentration: pt.TensorVariable
+    mean_prior: pt.TensorVariable
+    mean_precision: pt.TensorVariable
+    degrees_of_freedom: pt.TensorVariable
+    covariance_prior: pt.TensorVariable
+
+    @staticmethod
+    def values(prior_z: MixturePrior, n_components: int) -> dict[str, np.ndarray]:
+        """Values of the containers for ``prior_z``, keyed by container name."""
+        return {
+            "concentration": prior_z.concentration(n_components),
+            "mean_prior": np.asarray(prior_z.mean_prior, dtype=np.float64),
+            "mean_precision": np.asarray(prior_z.mean_precision, dtype=np.float64),
+            "degrees_of_freedom": np.asarray(prior_z.degrees_of_freedom, dtype=np.float64),
+            "covariance_prior": np.asarray(prior_z.covariance_prior, dtype=np.float64),
+        }
+
+    @classmethod
+    def create(cls, prior_z: MixturePrior, n_components: int) -> PriorInputs:
+        """Add one ``pm.Data`` container per hyper-parameter to the current model."""
+        return cls(
+            **{
+                name: pm.Data(name, value)
+                for name, value in cls.values(prior_z, n_components).items()
+            }
+        )
+
+
+class SPDCholeskyTransform(Transform):
+    """Unconstrained vector of length ``d(d+1)/2`` <-> symmetric positive definite matrix.
+
+    ``y`` fills the lower triangle of ``L`` row by row (``numpy.tril_indices``) with the
+    diagonal exponentiated, and ``Sigma = L L^T``. The log-Jacobian of ``y -> Sigma`` is
+    ``d log 2 + sum_i (d - i + 2) log L_ii`` (``i`` 1-indexed), so densities stay with
+    respect to ``Sigma`` itself. Batched over leading dimensions.
+    """
+
+    name = "spdcholesky"
+    ndim_supp = 2
+
+    def __init__(self, n_features: int) -> None:
+        self.n_features = n_features
+        rows, cols = np.tril_indices(n_features)
+        self._rows, self._cols = rows, cols
+        self._diag = np.flatnonzero(rows == cols)
+        self._off = np.flatnonzero(rows != cols)
+
+    def _cholesky(self, value):
+        value = pt.as_tensor(value)
+        d = self.n_features
+        chol = pt.zeros((*value.shape[:-1], d, d))
+        chol = pt.set_subtensor(
+            chol[..., self._rows[self._off], self._cols[self._off]], value[..., self._off]
+        )
+        diag = np.arange(d)
+        return pt.set_subtensor(chol[..., diag, diag], pt.exp(value[..., self._diag]))
+
+    def backward(self, value, *inputs):
+        chol = self._cholesky(value)
+        # lets PyTensor's ``cholesky_ldotlt`` rewrite cholesky(L L^T) to L (the diagonal is
+        # positive); :mod:`bayesgmm.bayes.compiled` applies it before differentiating
+        chol.tag.lower_triangular = True
+        return chol @ chol.mT
+
+    def forward(self, value, *inputs):
+        chol = pt.linalg.cholesky(pt.as_tensor(value))
+        packed = chol[..., self._rows, self._cols]
+        return pt.set_subtensor(packed[..., self._diag], pt.log(packed[..., self._diag]))
+
+    def log_jac_det(self, value, *inputs):
+        value = pt.as_tensor(value)
+        d = self.n_features
+        powers = d - np.arange(d) + 1.0
+        return d * np.log(2.0) + (powers * value[..., self._diag]).sum(axis=-1)
+
+
+class OrderedComponents(Transform):
+    """Means of shape (n_components, 1) kept in increasing order along the component axis.
+
+    ``y_0 = mu_0``, ``y_k = log(mu_k - mu_{k-1})``. The log-Jacobian is returned per
+    component (``0, y_1, ..., y_{K-1}``), matching the shape of a batched MvNormal logp.
+    """
+
+    name = "ordered"
+    ndim_supp = 2
+
+    def backward(self, value, *inputs):
+        value = pt.as_tensor(value)
+        steps = pt.concatenate([value[:1], pt.exp(value[1:])], axis=0)
+        return pt.cumsum(steps, axis=0)
+
+    def forward(self, value, *inputs):
+        value = pt.as_tensor(value)
+        return pt.concatenate([value[:1], pt.log(value[1:] - value[:-1])], axis=0)
+
+    def log_jac_det(self, value, *inputs):
+        value = pt.as_tensor(value)
+        return pt.concatenate([pt.zeros_like(value[:1, 0]), value[1:, 0]])
+
+
+class OrderedFirstCoordinate(Transform):
+    """Points of shape (n_components, d) whose first coordinates increase along the components.
+
+    ``y_{0,0} = c_{0,0}``, ``y_{k,0} = log(c_{k,0} - c_{k-1,0})`` (the ordered transform of
+    :class:`OrderedComponents` on the first column), ``y_{k,j} = c_{k,j}`` for ``j >= 1``.
+    The log-Jacobian is returned per component (``0, y_{1,0}, ..., y_{K-1,0}``), matching
+    the shape of a batched MvNormal logp. With the means written in an orthogonal basis
+    whose first vector is ``v`` (``c = mu Q``, see :func:`build_model`'s ``order_basis``),
+    it orders the components along ``v``.
+    """
+
+    name = "orderedfirst"
+    ndim_supp = 2
+
+    def backward(self, value, *inputs):
+        value = pt.as_tensor(value)
+        steps = pt.concatenate([value[:1, 0], pt.exp(value[1:, 0])])
+        return pt.concatenate([pt.cumsum(steps)[:, None], value[:, 1:]], axis=1)
+
+    def forward(self, value, *inputs):
+        value = pt.as_tensor(value)
+        first = value[:, 0]
+        ordered = pt.concatenate([first[:1], pt.log(first[1:] - first[:-1])])
+        return pt.concatenate([ordered[:, None], value[:, 1:]], axis=1)
+
+    def log_jac_det(self, value, *inputs):
+        value = pt.as_tensor(value)
+        return pt.concatenate([pt.zeros_like(value[:1, 0]), value[1:, 0]])
+
+
+def inverse_wishart_logp(value, dof, scale):
+    """Inverse-Wishart log-density of ``value`` (shape (..., d, d)) w.r.t. the matrix itself.
+
+    Returns a tensor of shape (...).
+    """
+    d = value.shape[-1]
+    chol = pt.linalg.cholesky(value)
+    scale_chol = pt.linalg.cholesky(scale)
+    logdet = 2.0 * pt.log(pt.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
+    logdet_scale = 2.0 * pt.log(pt.diagonal(scale_chol, axis1=-2, axis2=-1)).sum(axis=-1)
+    whitened = pt.linalg.solve_triangular(
+        chol, pt.broadcast_to(scale_chol, value.shape), lower=True
+    )
+    trace = pt.sqr(whitened).sum(axis=(-2, -1))
+    half_dof = 0.5 * dof
+    log_multigamma = 0.25 * d * (d - 1) * np.log(np.pi) + pt.gammaln(
+        half_dof[..., None] + 0.5 * (1 - pt.arange(1, d + 1))
+    ).sum(axis=-1)
+    return (
+        half_dof * logdet_scale
+        - half_dof * d * np.log(2.0)
+        - log_multigamma
+        - 0.5 * (dof + d + 1.0) * logdet
+        - 0.5 * trace
+    )
+
+
+def _inverse_wishart_random(dof, scale, rng=None, size=None):
+    d = np.shape(scale)[-1]
+    size = tuple(size or ())
+    draws = stats.invwishart.rvs(
+        df=float(np.ravel(dof)[0]),
+        scale=np.reshape(scale, (-1, d, d))[0],
+        size=int(np.prod(size)),
+        random_state=rng,
+    )
+    return np.reshape(draws, (*size, d, d))
+
+
+def _inverse_wishart_mode(rv, size, dof, scale):
+    d = scale.shape[-1]
+    return pt.broadcast_to(scale / (dof + d + 1.0), rv.shape)
+
+
+def _flat_spd_logp(value, *inputs):
+    return pt.zeros(value.shape[:-2])
+
+
+def mixture_logp(value, weights, means, chol, location, scale):
+    """Log-density of each observation under the mixture, labels summed out.
+
+    Parameters
+    ----------
+    value : tensor of shape (n_samples, n_features)
+        Observations on the user's scale.
+    weights : tensor of shape (n_components,)
+    means : tensor of shape (n_components, n_features)
+        Working-scale means.
+    chol : tensor of shape (n_components, n_features, n_features)
+        Lower Cholesky factors of the working-scale covariances.
+    location, scale : tensor of shape (n_features,)
+        The standardisation ``x_z = (x - location) / scale``.
+
+    Returns
+    -------
+    tensor of shape (n_samples,)
+        ``logsumexp_k(log w_k + log N(x_z | mu_k, Sigma_k)) - sum(log scale)``: one
+        fused node (:func:`bayesgmm.bayes.likelihood.mixture_loglik`, Numba kernels for the
+        density and its gradient); :func:`mixture_logp_graph` is the same density written
+        with PyTensor ops.
+    """
+    inputs = (value, weights, means, chol, location, scale)
+    core = [_drop_unit_batch(x, ndim) for x, ndim in zip(inputs, (2, 1, 2, 3, 1, 1), strict=True)]
+    if any(x.type.ndim != ndim for x, ndim in zip(core, (2, 1, 2, 3, 1, 1), strict=True)):
+        return mixture_logp_graph(*inputs)  # parameters batched beyond the rows
+    return mixture_loglik(*core)
+
+
+def _drop_unit_batch(x, ndim: int) -> pt.TensorVariable:
+    """``x`` without its leading dimensions of static length 1 beyond ``ndim`` dimensions.
+
+    PyMC gives a ``CustomDist``'s logp its parameters with a leading dimension of length 1
+    (the batch of one distribution).
+    """
+    x = pt.as_tensor_variable(x)
+    while x.type.ndim > ndim and x.type.shape[0] == 1:
+        x = x[0]
+    return x
+
+
+def mixture_logp_graph(value, weights, means, chol, location, scale):
+    """:func:`mixture_logp` written with PyTensor ops (batched triangular solve, logsumexp).
+
+    The reference for the fused op's tests; PyTensor differentiates it symbolically.
+    """
+    log_joint = pt.log(weights) + _log_components(value, means, chol, location, scale)
+    return pt.logsumexp(log_joint, axis=-1) - pt.log(scale).sum(axis=-1)
+
+
+def _log_components(value, means, chol, location, scale):
+    """``log N(x_z | mu_k, Sigma_k)`` on the working scale, shape (n_samples, n_components)."""
+    x_z = (value - location) / scale
+    d = x_z.shape[-1]
+    diff = x_z[..., None, :] - means
+    chol_inv = pt.linalg.solve_triangular(chol, pt.broadcast_to(pt.eye(d), chol.shape), lower=True)
+    whitened = (chol_inv * diff[..., None, :]).sum(axis=-1)
+    half_logdet = pt.log(pt.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
+    return -0.5 * d * np.log(2.0 * np.pi) - half_logdet - 0.5 * pt.sqr(whitened).sum(-1)
+
+
+def noisy_mixture_logp(
+    value, weights, means, chol, location, scale, noise_weight, log_volume, lower, upper
+):
+    """Log-density of each observation under the mixture plus a uniform noise component.
+
+    Parameters
+    ----------
+    value, means, chol, location, scale
+        As in :func:`mixture_logp`.
+    weights : tensor of shape (n_components,)
+        Absolute Gaussian weights (summing to ``1 - noise_weight``).
+    noise_weight : scalar tensor
+        ``w_0``.
+    log_volume : scalar tensor
+        ``log V`` on the user's scale.
+    lower, upper : tensor of shape (n_features,)
+        The noise region's box (used by :func:`noisy_mixture_random` only).
+
+    Returns
+    -------
+    tensor of shape (n_samples,)
+        ``logsumexp(log w_k + log N(x_z | mu_k, Sigma_k), log w_0 - log V + sum(log scale))
+        - sum(log scale)``, i.e. ``log(sum_k w_k N(x | ...) + w_0 / V)`` on the user's scale.
+    """
+    log_scale = pt.log(scale).sum(axis=-1)
+    log_joint = pt.log(weights) + _log_components(value, means, chol, location, scale)
+    noise = pt.log(noise_weight) - log_volume + log_scale
+    noise_column = pt.broadcast_to(noise, (*log_joint.shape[:-1], 1))
+    joint = pt.concatenate([log_joint, noise_column], axis=-1)
+    return pt.logsumexp(joint, axis=-1) - log_scale
+
+
+def noisy_mixture_random(
+    weights,
+    means,
+    chol,
+    location,
+    scale,
+    noise_weight,
+    log_volume,
+    lower,
+    upper,
+    rng=None,
+    size=None,
+):
+    """Draw observations from the mixture plus noise (parameters of :func:`noisy_mixture_logp`).
+
+    A draw is uniform on the noise region (:func:`bayesgmm.core.noise.sample_region`) with
+    probability ``noise_weight``, else from the Gaussians.
+    """
+    d = np.shape(means)[-1]
+    size = tuple(size or ())
+    n = int(np.prod(size))
+    rng = np.random.default_rng(rng)
+    w0 = float(np.ravel(noise_weight)[0])
+    is_noise = rng.random(n) < w0
+    out = np.empty((n, d))
+    n_noise = int(is_noise.sum())
+    out[is_noise] = sample_region(
+        np.reshape(lower, (d,)),
+        np.reshape(upper, (d,)),
+        float(np.ravel(log_volume)[0]),
+        n_noise,
+        rng,
+    )
+    out[~is_noise] = mixture_random(weights, means, chol, location, scale, rng, (n - n_noise,))
+    return out.reshape(*size, d)
+
+
+class MarginalMixtureLogp:
+    """:func:`mixture_logp` of rows with missing entries: each row's observed coordinates.
+
+    ``log p(x_n,o) = logsumexp_k(log w_k + log N(x_o | mu_k[o], Sigma_k[o, o]))
+    - sum_{j in o} log scale_j``. Rows are grouped by missingness pattern (fixed when the
+    model is built): one vectorised :func:`mixture_logp` per pattern on the observed
+    sub-vector of the means and the Cholesky factor of the observed sub-matrix of the
+    covariances; the terms are put back in row order, one per observation (what
+    ``compute_log_likelihood`` and LOO read). The missing entries of ``value`` are never
+    read.
+
+    Parameters
+    ----------
+    patterns : MissingPatterns
+        The missingness patterns of the observed data.
+    """
+
+    def __init__(self, patterns: MissingPatterns) -> None:
+        self.patterns = patterns
+        self.row_order = np.argsort(np.concatenate(patterns.rows), kind="stable")
+
+    def __call__(self, value, weights, means, chol, location, scale):
+        """Log-density of each observation (tensor of shape (n_samples,))."""
+        covariances = chol @ chol.mT
+        terms = []
+        for rows, observed in self.patterns:
+            obs = np.flatnonzero(observed)
+            if obs.size == observed.size:
+                sub_chol = chol
+            else:
+                sub_chol = pt.linalg.cholesky(covariances[..., obs[:, None], obs])
+            terms.append(
+                mixture_logp(
+                    value[rows][:, obs],
+                    weights,
+                    means[..., obs],
+                    sub_chol,
+                    location[..., obs],
+                    scale[..., obs],
+                )
+            )
+        return pt.concatenate(terms)[self.row_order]
+
+
+def mixture_random(weights, means, chol, location, scale, rng=None, size=None):
+    """Draw observations (shape (*size, n_features)) on the user's scale from the mixture.
+
+    Parameters are those of :func:`mixture_logp` (leading dimensions of size one allowed).
+    """
+    k, d = np.shape(means)[-2:]
+    weights, means, chol = (
+        np.reshape(weights, (k,)),
+        np.reshape(means, (k, d)),
+        np.reshape(chol, (k, d, d)),
+    )
+    location, scale = np.reshape(location, (d,)), np.reshape(scale, (d,))
+    size = tuple(size or ())
+    x_z, _ = sample_mixture(
+        weights / weights.sum(), means, chol @ np.swapaxes(chol, -1, -2), int(np.prod(size)), rng
+    )
+    return location + scale * x_z.reshape(*size, d)
+
+
+def weighted_mixture_logp(value, weights, means, chol, location, scale, row_weight):
+    """:func:`mixture_logp` times each row's frequency weight ``w_n`` (shape (n_samples,))."""
+    return row_weight * mixture_logp(value, weights, means, chol, location, scale)
+
+
+def weighted_mixture_random(weights, means, chol, location, scale, row_weight, rng=None, size=None):
+    """:func:`mixture_random`: a weight changes how often a row counts, not what is drawn."""
+    return mixture_random(weights, means, chol, location, scale, rng=rng, size=size)
+
+
+#: The observed variable without and with frequency weights (``pm.CustomDist`` keywords).
+_OBSERVED_DIST = {
+    "logp": mixture_logp,
+    "random": mixture_random,
+    "signature": "(k),(k,d),(k,d,d),(d),(d)->(d)",
+}
+_WEIGHTED_OBSERVED_DIST = {
+    "logp": weighted_mixture_logp,
+    "random": weighted_mixture_random,
+    "signature": "(k),(k,d),(k,d,d),(d),(d),()->(d)",
+}
+#: The observed variable with a uniform noise component (:mod:`bayesgmm.core.noise`).
+_NOISY_OBSERVED_DIST = {
+    "logp": noisy_mixture_logp,
+    "random": noisy_mixture_random,
+    "signature": "(k),(k,d),(k,d,d),(d),(d),(),(),(d),(d)->(d)",
+}
+
+
+def inverse_wishart_covariances(
+    prior: MixturePrior | None, batch: tuple[int, ...], n_features: int, n_components: int
+):
+    """Inverse-Wishart (or flat) SPD matrices ``covariances_z`` in the current model.
+
+    Parameters
+    ----------
+    prior : MixturePrior, PriorInputs or None
+        Working-scale prior (``None``: flat, for ``find_MAP`` only).
+    batch : tuple of int
+        ``(K,)`` for one matrix per component, ``()`` for a shared one.
+    n_features, n_components : int
+
+    Returns
+    -------
+    covariances : tensor of shape (*batch, d, d)
+    cholesky : tensor of shape (n_components, d, d)
+    """
+    dims = ("component",) * len(batch) + ("feature", "feature_bis")
+    shape = (*batch, n_features, n_features)
+    transform = SPDCholeskyTransform(n_features)
+    if prior is None:
+        cov = pm.CustomDist(
+            "covariances_z",
+            np.eye(n_features),
+            logp=_flat_spd_logp,
+            support_point=lambda rv, size, reference: pt.broadcast_to(reference, rv.shape),
+            signature="(d,d)->(d,d)",
+            transform=transform,
+            shape=shape,
+            dims=dims,
+        )
+    else:
+        cov = pm.CustomDist(
+            "covariances_z",
+            prior.degrees_of_freedom,
+            prior.covariance_prior,
+            logp=inverse_wishart_logp,
+            random=_inverse_wishart_random,
+            support_point=_inverse_wishart_mode,
+            signature="(),(d,d)->(d,d)",
+            transform=transform,
+            shape=shape,
+            dims=dims,
+        )
+    chol = pt.linalg.cholesky(cov)
+    return cov, pt.broadcast_to(chol, (n_components, n_features, n_features))
+
+
+def inverse_gamma_covariances(
+    prior: MixturePrior | None,
+    structure: CovarianceStructure,
+    n_components: int,
+    n_features: int,
+):
+    """Inverse-Gamma (or flat) variances ``variances_z`` and the diagonal covariances.
+
+    The variances have the structure's layout ((K, d) diag, (K,) spherical).
+
+    Returns
+    -------
+    covariances : tensor of shape (n_components, d, d)
+    cholesky : tensor of shape (n_components, d, d)
+    """
+    shape = structure.shape(n_components, n_features)
+    dims = ("component", "feature")[: len(shape)]
+    if prior is None:
+        var = pm.HalfFlat("variances_z", shape=shape, dims=dims)
+    else:
+        var = pm.InverseGamma(
+            "variances_z",
+            alpha=0.5 * prior.degrees_of_freedom,
+            beta=0.5 * prior.covariance_prior,
+            shape=shape,
+            dims=dims,
+        )
+    sd = pt.sqrt(var)
+    if len(shape) == 1:  # one variance per component, the same in every direction
+        var, sd = var[:, None], sd[:, None]
+    eye = pt.eye(n_features)
+    return var[:, :, None] * eye, sd[:, :, None] * eye
+
+
+class CholeskyCorrTransform(transforms.CholeskyCorrTransform):
+    """PyMC's LKJ correlation transform under a name without an underscore.
+
+    PyMC recovers a variable from its transformed value's name by cutting at the last
+    underscore (``pymc.util.get_untransformed_name``), which breaks for the default name
+    ``cholesky_corr`` (initial values, ``compute_log_likelihood``). Reproducer (PyMC 6.4)::
+
+        >>> pymc.util.get_untransformed_name("c_cholesky_corr__")
+        'c_cholesky'    # expected 'c'; pm.sample(initvals=...) then raises a KeyError
+    """
+
+    name = "choleskycorr"
+
+
+def _covariances_lkj(structure, n_components, n_features, eta, sd_scale):
+    """Half-normal scales times LKJ correlations (working scale), batched over components."""
+    batch = structure.batch(n_components)
+    comp = ("component",) if batch else ()
+    stds = pm.HalfNormal(
+        "stds_z", sigma=sd_scale, shape=(*batch, n_features), dims=(*comp, "feature")
+    )
+    corr_chol = pm.LKJCorr(
+        "corr_chol_z",
+        n=n_features,
+        eta=eta,
+        default_transform=CholeskyCorrTransform(n=n_features, upper=False),
+        shape=(*batch, n_features, n_features),
+        dims=(*comp, "feature", "feature_bis"),
+    )
+    chol = stds[..., :, None] * corr_chol
+    chol = pt.broadcast_to(chol, (n_components, n_features, n_features))
+    return chol @ chol.mT, chol
+
+
+def check_model_options(
+    structure: CovarianceStructure, covariance_prior_family: str, n_features: int
+) -> None:
+    """Raise ``ValueError`` naming the bad value if the options do not describe a model."""
+    if covariance_prior_family not in COVARIANCE_PRIOR_FAMILIES:
+        raise ValueError(
+            f"covariance_prior_family must be one of {COVARIANCE_PRIOR_FAMILIES}, got "
+            f"{covariance_prior_family!r}"
+        )
+    if covariance_prior_family == "lkj" and (not structure.supports_lkj or n_features < 2):
+        raise ValueError(
+            "covariance_prior_family='lkj' needs a covariance structure with correlations "
+            f"('full' or 'tied') and at least 2 features, got covariance_type={structure.name!r} "
+            f"with {n_features} feature(s); use covariance_prior_family='niw'"
+        )
+
+
+def build_model(
+    X: np.ndarray,
+    spec: MixtureSpec,
+    *,
+    covariance_prior_family: CovariancePriorFamily = "niw",
+    batch_size: int | None = None,
+    lkj_eta: float = 2.0,
+    lkj_sd_scale: float = 1.0,
+    random_seed: int | None = None,
+    sample_weight: np.ndarray | None = None,
+    order_basis: np.ndarray | None = None,
+) -> pm.Model:
+    """PyMC model of a K-component Gaussian mixture with marginalised labels.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Validated data on the user's scale. NaN entries are missing values (missing at
+        random): each row's likelihood is then the marginal density of its observed
+        coordinates (:class:`MarginalMixtureLogp`, grouped by missingness pattern), and
+        the observed variable ``X`` holds the feature's location in place of each NaN
+        (never read by the density; a NaN would make PyMC impute it as a free variable).
+        Minibatches (``batch_size``) are not available with missing entries.
+    spec : MixtureSpec
+        K, the covariance structure, the prior (``None`` puts improper flat priors on
+        means and covariances and a uniform Dirichlet on the weights: the posterior mode
+        is then the maximum-likelihood estimate, which is what ``find_MAP`` is for; do not
+        sample it) and the standardisation the sampler works in
+        (``MixtureSpec.from_data(..., standardize=False)`` for none).
+    covariance_prior_family : {"niw", "lkj"}
+        ``"niw"`` uses the spec's prior throughout (Inverse-Wishart / Inverse-Gamma).
+        ``"lkj"`` (structures with correlations, d >= 2) replaces the covariance prior by
+        ``Sigma_k = diag(s_k) R_k diag(s_k)`` with ``s_kj ~ HalfNormal(lkj_sd_scale)`` on
+        the working scale and ``R_k ~ LKJ(lkj_eta)``, keeping the Dirichlet and the
+        ``N(m0, Sigma_k / kappa0)`` means prior.
+    batch_size : int, optional
+        Minibatch size for stochastic variational inference; the likelihood is then
+        rescaled to the full data (``total_size``) and ``obs`` is not a named dim.
+    lkj_eta, lkj_sd_scale : float
+        Hyper-parameters of the ``"lkj"`` family.
+    random_seed : int, optional
+        Seed of the minibatch index stream.
+    sample_weight : ndarray of shape (n_samples,), optional
+        Frequency weights (:mod:`bayesgmm.core.weights`): the log-likelihood term of ``x_n`` is
+        multiplied by ``w_n`` (``pm.Data`` ``sample_weight``, dim ``obs``), so the model is
+        that of the rows repeated ``w_n`` times and the posterior narrows accordingly.
+        ``spec`` should then be built from the weighted moments. Not with ``batch_size``.
+    order_basis : ndarray of shape (n_features, n_features), optional
+        Orthogonal matrix whose first column ``v`` is an identifying direction (d > 1,
+        K > 1): the means are then constrained to ``mu_1 . v < ... < mu_K . v``
+        (:class:`OrderedFirstCoordinate` on the means in that basis, the free variable
+        ``means_coords_z``, of which ``means_z`` is a deterministic; the basis is the
+        ``pm.Data`` container ``order_basis``, swapped by :func:`set_model_data`). The
+        prior must be symmetric
+        in the components (equal Dirichlet concentrations) for this to leave the
+        distribution of label-free quantities unchanged. In one dimension the means are
+        always ordered and ``order_basis`` must be ``None``.
+
+    Returns
+    -------
+    pymc.Model
+        Variables as in the module docstring.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n_samples, n_features = X.shape
+    n_components, structure = spec.n_components, spec.structure
+    if n_features != spec.n_features:
+        raise ValueError(f"X has {n_features} features, the spec is for {spec.n_features}")
+    check_model_options(structure, covariance_prior_family, n_features)
+    if spec.prior is None and covariance_prior_family == "lkj":
+        raise ValueError("covariance_prior_family='lkj' needs a prior ('default' or MixturePrior)")
+    if sample_weight is not None and batch_size is not None:
+        raise ValueError(
+            "sample_weight with minibatches (batch_size) is not supported: use batch_size=None"
+        )
+    check_feature_combination(
+        noise=spec.noise is not None, weighted=sample_weight is not None, missing=has_missing(X)
+    )
+    std = spec.standardization
+    prior_z = spec.working_prior
+    logp = mixture_logp
+    if has_missing(X):
+        if batch_size is not None:
+            raise ValueError(
+                "minibatch variational inference (batch_size) does not support missing "
+                "entries (NaN): set batch_size=None, or drop or impute the rows with NaN"
+            )
+        logp = MarginalMixtureLogp(MissingPatterns.from_data(X))
+        X = np.where(np.isnan(X), std.location, X)
+    coords = {
+        "component": np.arange(n_components),
+        "feature": np.arange(n_features),
+        "feature_bis": np.arange(n_features),
+        "obs": np.arange(n_samples),
+    }
+    with pm.Model(coords=coords) as model:
+        location = pm.Data("location", std.location, dims="feature")
+        scale = pm.Data("scale", std.scale, dims="feature")
+        hyper = None if prior_z is None else PriorInputs.create(prior_z, n_components)
+        if spec.noise is not None:
+            weights, noise_weight = _noisy_weights(prior_z, n_components)
+        elif n_components == 1:
+            weights = pm.Deterministic("weights", pt.ones(1), dims="component")
+        else:
+            conc = np.ones(n_components) if hyper is None else hyper.concentration
+            weights = pm.Dirichlet("weights", a=conc, dims="component")
+        if covariance_prior_family == "lkj":
+            cov_z, chol = _covariances_lkj(
+                structure, n_components, n_features, lkj_eta, lkj_sd_scale
+            )
+        else:
+            cov_z, chol = structure.pymc_covariances(hyper, n_components, n_features)
+        if order_basis is None:
+            ordered = {"transform": OrderedComponents()} if n_features == 1 else {}
+            means_z = _means(hyper, "means_z", chol, n_components, n_features, ordered)
+        else:
+            basis = _check_order_basis(order_basis, n_features, n_components)
+            means_z = _ordered_projection_means(hyper, chol, basis, n_components, n_features)
+        pm.Deterministic("means", location + scale * means_z, dims=("component", "feature"))
+        pm.Deterministic(
+            "covariances",
+            pt.broadcast_to(cov_z, (n_components, n_features, n_features))
+            * (scale[:, None] * scale[None, :]),
+            dims=("component", "feature", "feature_bis"),
+        )
+        params = (weights, means_z, chol, location, scale)
+        dist_kwargs = _OBSERVED_DIST if logp is mixture_logp else {**_OBSERVED_DIST, "logp": logp}
+        if spec.noise is not None:
+            noise = spec.noise
+            params = (
+                *params,
+                noise_weight,
+                np.log(noise.volume),
+                np.asarray(noise.lower),
+                np.asarray(noise.upper),
+            )
+            dist_kwargs = _NOISY_OBSERVED_DIST
+        elif sample_weight is not None:
+            row_weight = pm.Data(
+                "sample_weight", np.asarray(sample_weight, dtype=np.float64), dims="obs"
+            )
+            params = (*params, row_weight)
+            dist_kwargs = _WEIGHTED_OBSERVED_DIST
+        if batch_size is None:
+            data = pm.Data(DATA, X, dims=("obs", "feature"))
+            pm.CustomDist(OBSERVED, *params, observed=data, dims=("obs", "feature"), **dist_kwargs)
+        else:
+            batch = pm.Minibatch(X, batch_size=batch_size)
+            pm.CustomDist(OBSERVED, *params, observed=batch, total_size=n_samples, **dist_kwargs)
+    return model
+
+
+def _means(hyper, name, chol, n_components, n_features, transform, mean=None):
+    """``mu_k | Sigma_k ~ N(m0, Sigma_k / kappa0)`` (flat without a prior), named ``name``.
+
+    ``chol`` (K, d, d) are the Cholesky factors of the ``Sigma_k``; ``mean`` replaces ``m0``.
+    """
+    shape, dims = (n_components, n_features), ("component", "feature")
+    if hyper is None:
+        return pm.Flat(name, shape=shape, dims=dims, **transform)
+    return pm.MvNormal(
+        name,
+        mu=hyper.mean_prior if mean is None else mean,
+        chol=chol / pt.sqrt(hyper.mean_precision),
+        shape=shape,
+        dims=dims,
+        **transform,
+    )
+
+
+def _rotated_mvnormal_logp(value, mean, chol, basis):
+    """``log N(value Q' | mean, chol chol')`` per component: the means prior at ``mu = c Q'``.
+
+    ``value`` (K, d) are the means in the orthogonal basis ``Q``; ``mean`` (d,), ``chol``
+    (K, d, d) lower Cholesky factors. ``|det Q| = 1``, so no Jacobian. Returns (K,).
+    """
+    diff = (basis @ value[..., None])[..., 0] - mean  # basis may come batched (K, d, d)
+    d = diff.shape[-1]
+    chol_inv = pt.linalg.solve_triangular(chol, pt.broadcast_to(pt.eye(d), chol.shape), lower=True)
+    whitened = (chol_inv * diff[..., None, :]).sum(axis=-1)
+    half_logdet = pt.log(pt.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
+    return -0.5 * d * np.log(2.0 * np.pi) - half_logdet - 0.5 * pt.sqr(whitened).sum(-1)
+
+
+def _ordered_support_point(rv, size, *inputs):
+    """A point of the ordered region: first coordinates ``0, 1, ..., K - 1``, the rest 0."""
+    point = pt.zeros(rv.shape)
+    return pt.set_subtensor(point[:, 0], pt.arange(rv.shape[0]).astype(point.dtype))
+
+
+def _ordered_projection_means(hyper, chol, basis, n_components: int, n_features: int):
+    """Working-scale means constrained to ``mu_1 . v < ... < mu_K . v`` (``v = Q[:, 0]``).
+
+    The free variable ``means_coords_z`` (component, feature) holds the means in the
+    orthogonal basis ``Q`` (``pm.Data`` ``order_basis``), ``c_k = Q' mu_k``, with the means
+    prior's density at ``mu_k = Q c_k`` (``|det Q| = 1``: the same density), and
+    :class:`OrderedFirstCoordinate` orders its first coordinate ``mu_k . v``;
+    ``means_z = c Q'`` is a deterministic. The density on the ordered region is the
+    unconstrained model's; for a label-symmetric posterior that region holds one of the
+    ``K!`` labellings of every mixture, so label-free quantities keep their distribution.
+    """
+    basis = pm.Data(ORDER_BASIS, basis, dims=("feature", "feature_bis"))
+    shape, dims = (n_components, n_features), ("component", "feature")
+    transform = OrderedFirstCoordinate()
+    if hyper is None:
+        coords = pm.Flat(ORDERED_MEANS, shape=shape, dims=dims, transform=transform)
+    else:
+        coords = pm.CustomDist(
+            ORDERED_MEANS,
+            hyper.mean_prior,
+            chol / pt.sqrt(hyper.mean_precision),
+            basis,
+            logp=_rotated_mvnormal_logp,
+            support_point=_ordered_support_point,
+            signature="(d),(d,d),(d,d)->(d)",
+            transform=transform,
+            shape=shape,
+            dims=dims,
+        )
+    return pm.Deterministic("means_z", coords @ basis.T, dims=dims)
+
+
+def _check_order_basis(basis, n_features: int, n_components: int) -> np.ndarray:
+    """``basis`` as an orthogonal (d, d) array, or ``ValueError`` naming the problem."""
+    if n_features == 1 or n_components == 1:
+        raise ValueError(
+            "order_basis orders the means of K > 1 components in d > 1 dimensions; in one "
+            "dimension the means are always ordered: pass order_basis=None"
+        )
+    basis = np.asarray(basis, dtype=np.float64)
+    if basis.shape != (n_features, n_features):
+        raise ValueError(
+            f"order_basis must have shape ({n_features}, {n_features}), got {basis.shape}"
+        )
+    if not np.allclose(basis.T @ basis, np.eye(n_features), atol=1e-8):
+        raise ValueError(
+            "order_basis must be orthogonal (e.g. ProjectionOrder.basis()); got a matrix "
+            "whose columns are not orthonormal"
+        )
+    return basis
+
+
+def _noisy_weights(prior_z: MixturePrior | None, n_components: int):
+    """``weights`` (absolute) and ``noise_weight`` of a model with a noise component."""
+    conc = noise_concentration(
+        1.0 if prior_z is None else prior_z.weight_concentration, n_components
+    )
+    noise_weight = pm.Beta("noise_weight", alpha=conc[-1], beta=conc[:-1].sum())
+    if n_components == 1:
+        conditional = pt.ones(1)
+    else:
+        conditional = pm.Dirichlet("component_weights", a=conc[:-1], dims="component")
+    weights = pm.Deterministic("weights", (1.0 - noise_weight) * conditional, dims="component")
+    return weights, noise_weight
+
+
+def initial_point(
+    params: MixtureParams,
+    model: pm.Model,
+    spec: MixtureSpec,
+    noise_weight: float | None = None,
+) -> dict[str, np.ndarray]:
+    """Values of the free variables of ``model`` (from :func:`build_model`) at ``params``.
+
+    Parameters
+    ----------
+    params : MixtureParams
+        A point on the user's scale, e.g. the MAP-EM estimate. In one dimension it
+        must be sorted by mean (:meth:`MixtureParams.sorted_by_mean`). With a noise
+        component its weights are the Gaussians' conditional weights.
+    model : pymc.Model
+    spec : MixtureSpec
+        The spec the model was built from (for the standardisation).
+    noise_weight : float, optional
+        The noise weight, for a model with a noise component (required there).
+
+    Returns
+    -------
+    dict
+        Constrained values keyed by free variable name, usable as ``initvals``.
+    """
+    working = spec.standardization.params_to_working(params)
+    structure = spec.structure
+    names = {rv.name for rv in model.free_RVs}
+    point = {"means_z": working.means}
+    if ORDERED_MEANS in names:  # the means in the identifying basis (ordered along v)
+        point = {ORDERED_MEANS: working.means @ model[ORDER_BASIS].get_value()}
+    if "weights" in names:
+        point["weights"] = working.weights
+    if "component_weights" in names:
+        point["component_weights"] = working.weights
+    if "noise_weight" in names:
+        if noise_weight is None:
+            raise ValueError("the model has a noise component: give initial_point a noise_weight")
+        point["noise_weight"] = np.asarray(noise_weight, dtype=np.float64)
+    if "stds_z" in names:
+        cov = structure.batched_full(working.covariances, params.n_components, params.n_features)
+        stds = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
+        point["stds_z"] = stds
+        point["corr_chol_z"] = np.linalg.cholesky(cov / (stds[..., :, None] * stds[..., None, :]))
+    else:
+        point.update(structure.pymc_initial_values(working.covariances))
+    return point
+
+
+def data_values(X: np.ndarray, spec: MixtureSpec) -> dict[str, np.ndarray]:
+    """Values of every ``pm.Data`` container of :func:`build_model` for ``X`` and ``spec``."""
+    std = spec.standardization
+    values = {"location": std.location, "scale": std.scale, DATA: np.asarray(X, np.float64)}
+    if spec.working_prior is not None:
+        values.update(PriorInputs.values(spec.working_prior, spec.n_components))
+    return values
+
+
+def set_model_data(
+    model: pm.Model, X: np.ndarray, spec: MixtureSpec, order_basis: np.ndarray | None = None
+) -> None:
+    """Swap another data set (same K, structure and d) into a model of :func:`build_model`.
+
+    The data, their standardisation and the working-scale prior are ``pm.Data``
+    containers, so functions compiled from ``model`` see the new values without
+    recompiling; the number of observations may change. ``order_basis`` is required
+    by, and only by, a model built with one.
+    """
+    values = data_values(X, spec)
+    if (ORDER_BASIS in model.named_vars) != (order_basis is not None):
+        raise ValueError(
+            "order_basis must be given exactly when the model was built with one "
+            f"(this model {'has' if ORDER_BASIS in model.named_vars else 'has no'} "
+            "identifying constraint)"
+        )
+    if order_basis is not None:
+        values[ORDER_BASIS] = _check_order_basis(order_basis, spec.n_features, spec.n_components)
+    model.set_data(DATA, values.pop(DATA), coords={"obs": np.arange(len(X))})
+    for name, value in values.items():
+        model.set_data(name, value)
+
+
+__all__ = [
+    "COVARIANCE_PRIOR_FAMILIES",
+    "DATA",
+    "OBSERVED",
+    "ORDERED_MEANS",
+    "ORDER_BASIS",
+    "CovariancePriorFamily",
+    "MarginalMixtureLogp",
+    "OrderedComponents",
+    "OrderedFirstCoordinate",
+    "PriorInputs",
+    "SPDCholeskyTransform",
+    "build_model",
+    "check_model_options",
+    "data_values",
+    "initial_point",
+    "inverse_gamma_covariances",
+    "inverse_wishart_covariances",
+    "inverse_wishart_logp",
+    "mixture_logp",
+    "mixture_logp_graph",
+    "mixture_random",
+    "noisy_mixture_logp",
+    "noisy_mixture_random",
+    "set_model_data",
+    "weighted_mixture_logp",
+]
