@@ -352,9 +352,7 @@ def write_model(
     state, posterior = estimator._get_state()
     names = getattr(estimator, "feature_names_in_", None)
     if input_scaling is not None:
-        input_scaling = check_scaling(
-            input_scaling, "input_scaling", int(estimator.n_features_in_)
-        )
+        input_scaling = check_scaling(input_scaling, "input_scaling", int(estimator.n_features_in_))
     document = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
