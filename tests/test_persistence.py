@@ -5,6 +5,9 @@ import io
 import json
 import pickle
 import shutil
+import subprocess
+import sys
+import textwrap
 
 import joblib
 import numpy as np
@@ -396,3 +399,26 @@ def test_cli_predict_refuses_an_em_model(em_plain, tmp_path, capsys):
     assert cli.main(["predict", str(path), "faithful", "--out", str(tmp_path / "p")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "holds a GaussianMixture" in err[0]
+
+
+def test_loading_an_em_model_imports_no_pymc(em_plain, faithful, tmp_path):
+    """An EM model loads and predicts without PyMC, PyTensor or ArviZ (a fresh interpreter)."""
+    path = em_plain.save(tmp_path / "em")
+    np.save(tmp_path / "X.npy", faithful)
+    code = textwrap.dedent(
+        f"""
+        import sys
+        import numpy as np
+        import pandas as pd
+        import bayesgmm
+        model = bayesgmm.load({str(path)!r})
+        X = pd.DataFrame(np.load({str(tmp_path / "X.npy")!r}), columns=["eruptions", "waiting"])
+        labels = model.predict(X)
+        np.save({str(tmp_path / "labels.npy")!r}, labels)
+        heavy = [name for name in ("pymc", "pytensor", "arviz") if name in sys.modules]
+        assert not heavy, heavy
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+    labels = em_plain.predict(_frame(faithful))
+    np.testing.assert_array_equal(np.load(tmp_path / "labels.npy"), labels)
