@@ -40,7 +40,49 @@ __all__ = [
     "MixtureParams",
     "MixturePrior",
     "__version__",
+    "load",
 ]
+
+#: Estimators :func:`load` can rebuild: class name -> module that defines it.
+_LOADABLE: dict[str, str] = {
+    "BayesianGaussianMixture": "bayesgmm.bayes.estimator",
+    "GaussianMixture": "bayesgmm.em.estimator",
+}
+
+
+def load(path, *, return_info: bool = False):
+    """Load a fitted estimator saved by its ``save(path)`` (or by ``bayesgmm fit``).
+
+    The folder's ``model.json`` names the estimator class; only that class's module is
+    imported (an EM model never loads PyMC). The loaded estimator predicts, scores and
+    samples exactly as the saved one (:mod:`bayesgmm.core.persistence` describes the
+    format and its version policy).
+
+    Parameters
+    ----------
+    path : str or Path
+        The model folder.
+    return_info : bool, default=False
+        Also return the :class:`~bayesgmm.core.persistence.SavedModel` record (its
+        ``input_scaling``, ``metadata``, ``feature_names``, ``bayesgmm_version``).
+
+    Returns
+    -------
+    GaussianMixture or BayesianGaussianMixture, or (estimator, SavedModel)
+
+    Raises
+    ------
+    bayesgmm.core.exceptions.ModelFormatError
+        The folder is missing, damaged, foreign or of another format version (the message
+        names the file and the problem).
+    """
+    from bayesgmm.core.persistence import read_model, restore
+
+    record = read_model(path)
+    module = _LOADABLE.get(record.estimator)
+    cls = None if module is None else getattr(importlib.import_module(module), record.estimator)
+    estimator = restore(record, cls, known=tuple(_LOADABLE))
+    return (estimator, record) if return_info else estimator
 
 
 def __getattr__(name: str):

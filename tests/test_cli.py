@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from bayesgmm import cli
+from bayesgmm import cli, load
 from bayesgmm.posterior.summaries import parameter_draws, posterior_summary
 
 SMALL = ["--draws", "200", "--tune", "200", "--chains", "2", "--quiet"]
@@ -189,6 +189,10 @@ def test_fit_map_passes_settings_to_the_estimator(tmp_path, monkeypatch):
     assert (seen["covariance_type"], seen["progressbar"]) == ("diag", False)
     params = json.loads((out / "params.json").read_text())
     assert params["method"] == "map" and params["covariance_type"] == "diag"
+    # the model itself is what BayesianGaussianMixture.save writes, read by bayesgmm.load
+    model, saved = load(out, return_info=True)
+    assert model.get_params()["random_state"] == 5 and model.method_ == "map"
+    assert saved.metadata["data"]["columns"] == params["data"]["columns"]
 
 
 @pytest.mark.parametrize("debug", [False, True])
@@ -454,7 +458,8 @@ def test_labels_scale_and_predict_round_trip(tmp_path, labelled_csv, capsys):
 def test_predict_refuses_a_folder_not_written_by_fit(tmp_path, labelled_csv, capsys):
     argv = ["predict", str(tmp_path), str(labelled_csv), "--out", str(tmp_path / "p")]
     assert cli.main(argv) == 2
-    assert "not a folder written by 'bayesgmm fit'" in _error_line(capsys)
+    line = _error_line(capsys)
+    assert "model.json" in line and "is not a saved bayesgmm model" in line
 
 
 def test_prior_mle_needs_method_map(tmp_path, csv_files, capsys):

@@ -21,8 +21,6 @@ HEAVY = ("pymc", "pytensor", "arviz")
 
 #: Estimator checks that fail by design, with the reason.
 EXPECTED_FAILED_CHECKS = {
-    "check_estimators_pickle": "model_ is a pymc.Model, which pickle cannot serialise "
-    "(cloudpickle can; bayesgmm.selection.compare ships fits that way)",
     "check_fit1d": "a 1-D X is accepted on purpose as one feature (univariate mixtures)",
     "check_sample_weight_equivalence_on_dense_data": "its data have 30 features and fewer "
     "rows: the data-scaled default prior is improper there, and fit says so (the weighted "

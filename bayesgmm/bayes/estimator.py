@@ -1829,6 +1829,237 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             X[rows], labels[rows] = sample_mixture(weights[s], means[s], covs[s], rows.size, rng)
         return X, labels
 
+    def assignment_summary(
+        self,
+        X=None,
+        *,
+        ci_prob: float = 0.89,
+        max_draws: int | None = None,
+        random_state: int | None = None,
+    ) -> pd.DataFrame:
+        """Each row's most probable component and every assignment probability with its band.
+
+        ``p(z_n = k | x_n, theta)`` per posterior draw (a seeded random subset of at most
+        ``max_draws``), summarised by its posterior mean and equal-tailed interval, for the
+        K Gaussians and, if the model has one, the noise component.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), optional
+            By default the training data.
+        ci_prob : float, default=0.89
+        max_draws : int, optional
+            Draws used (all by default).
+        random_state : int, optional
+            Seed of the subset of draws; ``None`` uses the estimator's ``random_state``.
+
+        Returns
+        -------
+        DataFrame indexed by ``row``
+            ``component`` (the largest mean probability; ``-1``: the noise), ``prob``,
+            ``prob_lower``, ``prob_upper`` (of that component), then ``p<k>``,
+            ``p<k>_lower``, ``p<k>_upper`` for every component (``p_noise...`` for the noise).
+        """
+        X = self._data(X)
+        if max_draws is not None:
+            max_draws = check_positive_int(max_draws, "max_draws")
+        rng = np.random.default_rng(self.random_state if random_state is None else random_state)
+        log_joint = self._log_joint(X, max_draws, int(rng.integers(2**31 - 1)))
+        resp = np.exp(log_joint - logsumexp(log_joint, axis=-1, keepdims=True))
+        mean = resp.mean(axis=0)
+        lower, upper = equal_tailed_interval(resp, ci_prob)
+        component = mean.argmax(axis=1)
+        rows = np.arange(len(X))
+        table = pd.DataFrame(
+            {
+                "component": component,
+                "prob": mean[rows, component],
+                "prob_lower": lower[rows, component],
+                "prob_upper": upper[rows, component],
+            },
+            index=pd.RangeIndex(len(X), name="row"),
+        )
+        for k in range(mean.shape[1]):
+            label = f"p{k}" if k < self.n_components else "p_noise"
+            table[label] = mean[:, k]
+            table[f"{label}_lower"] = lower[:, k]
+            table[f"{label}_upper"] = upper[:, k]
+        table.loc[table["component"] == self.n_components, "component"] = -1
+        return table
+
+    def save(self, path, *, overwrite: bool = False, input_scaling=None, metadata=None):
+        """Save the fitted estimator to the folder ``path``; read it with :func:`bayesgmm.load`.
+
+        ``model.json`` (settings, MAP, spec, EM start, relabelling, diagnostics) and
+        ``posterior.zarr`` (``idata_``), in the format of :mod:`bayesgmm.core.persistence`,
+        written atomically. Not saved: the PyMC model (rebuilt on first use of ``model_``),
+        a VI fit's ``approximation_`` and the draws behind its PSIS checks (their verdicts
+        are kept, so :meth:`diagnose` works).
+
+        Parameters
+        ----------
+        path : str or Path
+            The folder; one bayesgmm wrote before is replaced whole.
+        overwrite : bool, default=False
+            Allow replacing a non-empty folder that bayesgmm did not write.
+        input_scaling : Standardization, optional
+            An affine map the data went through before ``fit`` (the command line's
+            ``--scale``), kept for whoever predicts raw data.
+        metadata : dict, optional
+            Free JSON data stored with the model.
+
+        Returns
+        -------
+        Path
+        """
+        from bayesgmm.core.persistence import save_estimator
+
+        return save_estimator(
+            self, path, overwrite=overwrite, input_scaling=input_scaling, metadata=metadata
+        )
+
+    def _get_state(self) -> tuple[dict, xr.DataTree]:
+        """The fitted attributes for :mod:`bayesgmm.core.persistence`, and ``idata_``."""
+        self._check_fitted()
+        order, record = self.projection_order_, self.relabeling_
+        state = {
+            "n_features_in": self.n_features_in_,
+            "spec": self.spec_,
+            "sample_weight": self.sample_weight_,
+            "em": {"params": self.em_.get_params(deep=False), "state": self.em_._get_state()[0]},
+            "map": self.map_,
+            "map_source": self.map_source_,
+            "map_noise_weight": getattr(self, "map_noise_weight_", None),
+            "projection_order": None if order is None else dataclasses.asdict(order),
+            "start_optima": list(self.start_optima_),
+            "chain_starts": np.asarray(self.chain_starts_),
+            "method": self.method_,
+            "relabeling": {f.name: getattr(record, f.name) for f in dataclasses.fields(record)},
+            "n_draws": getattr(self, "n_draws_", None),
+            "chain_weights": self.chain_weights_,
+        }
+        if "vi_" in self.__dict__:
+            vi = self.vi_
+            fields = ("hist", "n_iter", "converged", "method", "window", "seconds")
+            state["vi"] = {name: getattr(vi, name) for name in fields}
+            state["psis"] = _psis_verdict(self.psis_)
+            state["psis_correction"] = _psis_verdict(self.psis_correction_)
+        return state, self.idata_
+
+    def _set_state(self, state: dict, posterior: xr.DataTree | None) -> None:
+        """Inverse of :meth:`_get_state` (raises ``ValueError`` on an inconsistent state)."""
+        if posterior is None:
+            raise ValueError("a BayesianGaussianMixture needs its posterior draws")
+        k, d = self.n_components, int(state["n_features_in"])
+        spec, map_ = state["spec"], state["map"]
+        if not isinstance(spec, MixtureSpec) or not isinstance(map_, MixtureParams):
+            raise ValueError("spec and map must be MixtureSpec and MixtureParams records")
+        for name, value in (
+            ("spec", (spec.n_components, spec.covariance_type, spec.n_features)),
+            ("map", (map_.n_components, map_.covariance_type, map_.n_features)),
+        ):
+            if value != (k, self.covariance_type, d):
+                raise ValueError(
+                    f"{name} has (n_components, covariance_type, n_features) = {value}, the "
+                    f"settings and n_features_in {(k, self.covariance_type, d)}"
+                )
+        draws = posterior["posterior"]
+        for name, shape in (("weights", (k,)), ("means", (k, d)), ("covariances", (k, d, d))):
+            var = draws[name]
+            if var.dims[:2] != ("chain", "draw") or var.shape[2:] != shape:
+                raise ValueError(
+                    f"posterior variable {name!r} has dims {var.dims} and shape {var.shape}, "
+                    f"expected (chain, draw) + {shape}"
+                )
+            if not np.all(np.isfinite(var.to_numpy())):
+                raise ValueError(f"posterior variable {name!r} contains NaN or infinity")
+        X = posterior["observed_data"][OBSERVED].transpose("obs", "feature").to_numpy()
+        if X.shape[1] != d:
+            raise ValueError(f"posterior observed_data has {X.shape[1]} features, expected {d}")
+        weights = state["sample_weight"]
+        if weights is not None and (
+            np.shape(weights) != (len(X),) or not np.all(np.isfinite(weights) & (weights > 0))
+        ):
+            raise ValueError(f"sample_weight must be {len(X)} positive finite numbers")
+        method = state["method"]
+        if method not in METHODS:
+            raise ValueError(f"method {method!r} is not one of {METHODS}")
+        if method == "nuts" and "sample_stats" not in posterior.children:
+            raise ValueError("posterior has no sample_stats group (NUTS diagnostics)")
+        self.n_features_in_ = d
+        self.spec_ = spec
+        self._X = np.ascontiguousarray(X, dtype=np.float64)
+        self.sample_weight_ = weights
+        self.em_ = GaussianMixture(**state["em"]["params"])
+        self.em_._set_state(state["em"]["state"])
+        self.map_, self.map_source_ = map_, str(state["map_source"])
+        if spec.noise is not None:
+            self.map_noise_weight_ = float(state["map_noise_weight"])
+        order = state["projection_order"]
+        self.projection_order_ = None if order is None else ProjectionOrder(**order)
+        self.start_optima_ = list(state["start_optima"])
+        self.chain_starts_ = np.asarray(state["chain_starts"], dtype=int)
+        self.method_ = method
+        self.relabeling_ = RelabelingRecord(**state["relabeling"])
+        if state["n_draws"] is not None:
+            self.n_draws_ = int(state["n_draws"])
+        chain_weights = state["chain_weights"]
+        self.chain_weights_ = None if chain_weights is None else np.asarray(chain_weights)
+        if "vi" in state:
+            from bayesgmm.bayes.vi import VIResult
+
+            self.vi_ = VIResult(approximation=None, **state["vi"])
+            self.psis_ = _psis_result(state["psis"])
+            self.psis_correction_ = _psis_result(state["psis_correction"])
+        self.idata_ = posterior
+
+    def __getstate__(self) -> dict:
+        """Pickle without the compiled PyMC objects (``model_`` is rebuilt on first use)."""
+        state = dict(super().__getstate__())
+        state.pop("model_", None)
+        state.pop("approximation_", None)
+        vi = state.get("vi_")
+        if vi is not None and vi.approximation is not None:
+            state["vi_"] = dataclasses.replace(vi, approximation=None)
+        return state
+
+    def __getattr__(self, name: str):
+        """Rebuild ``model_`` after unpickling or loading; explain a dropped ``approximation_``."""
+        fitted = self.__dict__
+        if name == "model_" and "spec_" in fitted and "_X" in fitted:
+            model = build_model(
+                fitted["_X"],
+                fitted["spec_"],
+                covariance_prior_family=fitted["covariance_prior_family"],
+                sample_weight=fitted.get("sample_weight_"),
+                order_basis=self._order_basis,
+            )
+            fitted["model_"] = model
+            return model
+        if name == "approximation_" and "vi_" in fitted:
+            raise AttributeError(
+                "approximation_ (the PyMC approximation of a VI fit) is not kept when the "
+                "estimator is pickled or saved; its draws are in idata_: refit to get it back"
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+def _psis_verdict(result) -> dict | None:
+    """The scalar fields of a PSISResult (its draws and weights are not saved)."""
+    if result is None:
+        return None
+    fields = ("khat", "verdict", "message", "ess", "likelihood_scale", "proposal")
+    return {name: getattr(result, name) for name in fields}
+
+
+def _psis_result(fields: dict | None):
+    """A PSISResult from :func:`_psis_verdict`'s fields, with no draws."""
+    if fields is None:
+        return None
+    from bayesgmm.bayes.vi import PSISResult
+
+    return PSISResult(log_weights=np.empty(0), draws={}, **fields)
+
 
 __all__ = [
     "METHODS",

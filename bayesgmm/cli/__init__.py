@@ -12,6 +12,11 @@ few rows for K, bad option values, unwritable output folder) and data the models
 fit end with one line ``bayesgmm: error: ...`` on stderr and exit status 2; anything
 else is a bug, reported in one line with exit status 1. ``--debug`` adds the traceback.
 Warnings are one line ``bayesgmm: warning: ...``; progress goes to stderr.
+``fit`` writes the model as :meth:`BayesianGaussianMixture.save` does (``model.json`` and
+``posterior.zarr``, :mod:`bayesgmm.core.persistence`; the ``--scale`` standardisation and the
+columns go into its metadata) beside human-readable extras (``params.json``, ``summary.csv``,
+``summary.md``, ...); ``predict`` reads it with :func:`bayesgmm.load` and asks the
+estimator for the assignment probabilities.
 ``fit`` prints its verdict first (did the sampler checks pass, and if not, what to
 change), then the diagnostics and the summary; with ``--strict`` failed checks give
 exit status 3.
@@ -383,6 +388,29 @@ def _noise_record(bayes) -> dict | None:
     }
 
 
+def _write_model(bayes, folder: Path, data: Dataset, args: argparse.Namespace) -> None:
+    """The model files of ``BayesianGaussianMixture.save`` (model.json, posterior.zarr), with
+    the ``--scale`` standardisation and the command's data as the model's metadata."""
+    import numpy as np
+
+    from bayesgmm.core.persistence import write_model
+    from bayesgmm.core.spec import Standardization
+
+    scaling = None
+    if data.scaling is not None:
+        scaling = Standardization(np.asarray(data.scaling["mean"]), np.asarray(data.scaling["sd"]))
+    metadata = {
+        "command": args.command,
+        "data": {
+            "source": args.data,
+            "columns": data.feature_names,
+            "n_samples": data.X.shape[0],
+            "weights": data.weight_name,
+        },
+    }
+    write_model(bayes, folder, input_scaling=scaling, metadata=metadata)
+
+
 def _fit(args: argparse.Namespace, progress: Progress) -> int:
     from bayesgmm.bayes.estimator import BayesianGaussianMixture
     from bayesgmm.posterior.summaries import map_vs_posterior
@@ -426,9 +454,7 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
             **_sampler_kwargs(args),
         ).fit(data.X, sample_weight=data.sample_weight)
         progress("writing results")
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Consolidated metadata")
-            bayes.idata_.to_zarr(tmp / "posterior.zarr", mode="w")
+        _write_model(bayes, tmp, data, args)
         summary = bayes.summary(ci_prob=args.ci_prob, feature_names=data.feature_names)
         summary.to_csv(tmp / "summary.csv")
         shown = readable_summary(summary)
@@ -495,7 +521,9 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
             print(f"\n{heading}:\n{shown.drop(columns='kind').to_string()}")
             if agreement is not None:
                 print(f"\n{agreement[0]}\n{agreement[1].to_string()}")
-    progress(f"written to {args.out}/ (posterior.zarr, params.json, summary.csv, summary.md)")
+    progress(
+        f"written to {args.out}/ (model.json, posterior.zarr, params.json, summary.csv, summary.md)"
+    )
     if args.strict and diagnostics is not None and not diagnostics.ok:
         print(
             f"bayesgmm: sampler checks failed (--strict): exit status {EXIT_DIAGNOSTICS}",
@@ -630,21 +658,26 @@ def _agreement_lines(data: Dataset, result) -> list[str]:
 
 
 def _predict(args: argparse.Namespace, progress: Progress) -> int:
-    import numpy as np
     import pandas as pd
-    import xarray as xr
 
+    from bayesgmm import load
     from bayesgmm.core.validation import check_data
-    from bayesgmm.posterior.draws import equal_tailed_interval, responsibilities, stack_draws
 
-    model_dir = Path(args.model)
-    if not (model_dir / "params.json").is_file() or not (model_dir / "posterior.zarr").exists():
+    model, saved = load(args.model, return_info=True)
+    if not hasattr(model, "assignment_summary"):
         raise InputError(
-            f"{args.model!r} is not a folder written by 'bayesgmm fit' (it needs params.json "
-            "and posterior.zarr)"
+            f"{args.model!r} holds a {saved.estimator}, which has no posterior: predict needs a "
+            "model written by 'bayesgmm fit' or BayesianGaussianMixture.save"
         )
-    params = json.loads((model_dir / "params.json").read_text())
-    columns = params["data"]["columns"]
+    recorded = saved.metadata.get("data")  # what 'bayesgmm fit' stores
+    columns = (recorded.get("columns") if isinstance(recorded, dict) else None) or (
+        saved.feature_names
+    )
+    if not (isinstance(columns, list) and all(isinstance(c, str) for c in columns)):
+        raise InputError(
+            f"{str(saved.model_file)!r}: the model has no column names (fit it on a DataFrame "
+            "with named columns, or with 'bayesgmm fit')"
+        )
     frame, name = read_frame(args.data)
     missing = [c for c in columns if c not in frame.columns]
     if missing:
@@ -655,37 +688,12 @@ def _predict(args: argparse.Namespace, progress: Progress) -> int:
         )
     except (TypeError, ValueError) as err:
         raise InputError(_one_line(err)) from None
-    if params.get("scaling"):
-        X = (X - np.asarray(params["scaling"]["mean"])) / np.asarray(params["scaling"]["sd"])
+    if saved.input_scaling is not None:  # the fit's --scale
+        X = saved.input_scaling.to_working(X)
+    if hasattr(model, "feature_names_in_"):
+        X = pd.DataFrame(X, columns=columns)
     progress(f"assigning {X.shape[0]} rows of {name} with the posterior in {args.model}")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Consolidated metadata")
-        tree = xr.open_datatree(model_dir / "posterior.zarr", engine="zarr")
-    posterior = tree["posterior"].to_dataset()
-    draws = stack_draws(posterior, max_draws=args.max_draws)
-    if params.get("noise"):
-        resp = _noise_responsibilities(X, posterior, draws, params["noise"]["volume"], args)
-    else:
-        resp = responsibilities(X, *draws)
-    mean = resp.mean(axis=0)
-    lower, upper = equal_tailed_interval(resp, args.ci_prob)
-    component = mean.argmax(axis=1)
-    rows = np.arange(X.shape[0])
-    n_gaussians = draws[0].shape[-1]
-    table = pd.DataFrame(
-        {
-            "component": component,
-            "prob": mean[rows, component],
-            "prob_lower": lower[rows, component],
-            "prob_upper": upper[rows, component],
-        }
-    )
-    for k in range(mean.shape[1]):
-        label = f"p{k}" if k < n_gaussians else "p_noise"
-        table[label] = mean[:, k]
-        table[f"{label}_lower"] = lower[:, k]
-        table[f"{label}_upper"] = upper[:, k]
-    table.loc[table["component"] == n_gaussians, "component"] = -1  # the noise (if any)
+    table = model.assignment_summary(X, ci_prob=args.ci_prob, max_draws=args.max_draws)
     with atomic_directory(args.out, overwrite=args.overwrite) as tmp:
         table.to_csv(tmp / "predictions.csv", index_label="row")
     counts = table["component"].value_counts().sort_index()
@@ -698,22 +706,6 @@ def _predict(args: argparse.Namespace, progress: Progress) -> int:
     )
     progress(f"written to {args.out}/predictions.csv")
     return 0
-
-
-def _noise_responsibilities(X, posterior, draws, volume: float, args: argparse.Namespace):
-    """Responsibilities over the K Gaussians and the noise (last), shape (S, n, K + 1)."""
-    import numpy as np
-    from scipy.special import logsumexp
-
-    from bayesgmm.core.noise import with_noise_column
-    from bayesgmm.posterior.draws import log_joint_densities
-
-    noise = posterior["noise_weight"].transpose("chain", "draw").to_numpy().ravel()
-    if noise.size > args.max_draws:  # the subset stack_draws keeps (its default seed)
-        keep = np.random.default_rng(0).choice(noise.size, args.max_draws, replace=False)
-        noise = noise[np.sort(keep)]
-    log_joint = with_noise_column(log_joint_densities(X, *draws), noise, -np.log(volume))
-    return np.exp(log_joint - logsumexp(log_joint, axis=-1, keepdims=True))
 
 
 def _report(args: argparse.Namespace, progress: Progress) -> int:

@@ -25,4 +25,21 @@ class DegenerateFitWarning(UserWarning):
     """Maximum likelihood put a component on one point (or on identical points)."""
 
 
-__all__ = ["DegenerateFitWarning", "NumericalError", "SingularCovarianceError"]
+class ModelFormatError(ValueError):
+    """A saved model cannot be read: missing, damaged, foreign or from another format version.
+
+    The message names the file and the problem (:mod:`bayesgmm.core.persistence`).
+    """
+
+    def __init__(self, path, problem: str) -> None:
+        super().__init__(f"{str(path)!r}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+__all__ = [
+    "DegenerateFitWarning",
+    "ModelFormatError",
+    "NumericalError",
+    "SingularCovarianceError",
+]

@@ -86,6 +86,15 @@ class MixtureParams:
         prec_chol.setflags(write=False)
         object.__setattr__(self, "precisions_cholesky", prec_chol)
 
+    def __reduce__(self):
+        """Pickle the defining fields only: unpickling rebuilds (and re-checks) the record, so
+        ``precisions_cholesky`` has the memory layout of a fresh one and densities computed
+        from a copy equal the original's bit for bit."""
+        return (
+            type(self),
+            (self.weights, self.means, self.covariances, self.covariance_type),
+        )
+
     @property
     def structure(self) -> CovarianceStructure:
         """The covariance structure object (:func:`bayesgmm.core.covariance.get_structure`)."""

@@ -696,6 +696,88 @@ default="hierarchical"
         tags.input_tags.allow_nan = self.missing == "marginalize"
         return tags
 
+    def save(self, path, *, overwrite: bool = False, input_scaling=None, metadata=None):
+        """Save the fitted estimator to the folder ``path``; read it with :func:`bayesgmm.load`.
+
+        One ``model.json`` (settings, fitted parameters, spec, optima; the format of
+        :mod:`bayesgmm.core.persistence`), written atomically.
+
+        Parameters
+        ----------
+        path : str or Path
+            The folder; one bayesgmm wrote before is replaced whole.
+        overwrite : bool, default=False
+            Allow replacing a non-empty folder that bayesgmm did not write.
+        input_scaling : Standardization, optional
+            An affine map the data went through before ``fit``, kept for whoever predicts.
+        metadata : dict, optional
+            Free JSON data stored with the model.
+
+        Returns
+        -------
+        Path
+        """
+        from bayesgmm.core.persistence import save_estimator
+
+        return save_estimator(
+            self, path, overwrite=overwrite, input_scaling=input_scaling, metadata=metadata
+        )
+
+    def _get_state(self) -> tuple[dict, None]:
+        """The fitted attributes for :mod:`bayesgmm.core.persistence` (no posterior)."""
+        check_is_fitted(self, "params_")
+        state = {
+            "n_features_in": self.n_features_in_,
+            "spec": self.spec_,
+            "params": self.params_,
+            "converged": bool(self.converged_),
+            "n_iter": int(self.n_iter_),
+            "lower_bound": float(self.lower_bound_),
+            "lower_bound_trace": np.asarray(self.lower_bound_trace_, dtype=np.float64),
+            "n_reseeds": int(self.n_reseeds_),
+            "degenerate": bool(self.degenerate_),
+            "optima": tuple((params, float(bound)) for params, bound in self.optima_),
+        }
+        if self._has_noise:
+            state["noise_weight"] = float(self.noise_weight_)
+        return state, None
+
+    def _set_state(self, state: dict, posterior=None) -> None:
+        """Inverse of :meth:`_get_state` (raises ``ValueError`` on an inconsistent state)."""
+        spec, params = state["spec"], state["params"]
+        if not isinstance(spec, MixtureSpec) or not isinstance(params, MixtureParams):
+            raise ValueError("spec and params must be MixtureSpec and MixtureParams records")
+        n_features = int(state["n_features_in"])
+        shape = (self.n_components, self.covariance_type, n_features)
+        for name, value in (
+            ("spec", (spec.n_components, spec.covariance_type, spec.n_features)),
+            ("params", (params.n_components, params.covariance_type, params.n_features)),
+        ):
+            if value != shape:
+                raise ValueError(
+                    f"{name} has (n_components, covariance_type, n_features) = {value}, the "
+                    f"settings and n_features_in {shape}"
+                )
+        if not np.isfinite(state["lower_bound"]):
+            raise ValueError(f"lower_bound is {state['lower_bound']}")
+        self._store(
+            EMResult(
+                params=params,
+                lower_bound=float(state["lower_bound"]),
+                converged=bool(state["converged"]),
+                n_iter=int(state["n_iter"]),
+                trace=np.asarray(state["lower_bound_trace"], dtype=np.float64),
+                n_reseeds=int(state["n_reseeds"]),
+                degenerate=bool(state["degenerate"]),
+                noise_weight=state.get("noise_weight") if spec.noise is not None else None,
+                optima=tuple((p, float(b)) for p, b in state["optima"]),
+            ),
+            spec,
+        )
+        if spec.noise is not None and not 0.0 <= self.noise_weight_ < 1.0:
+            raise ValueError(f"noise_weight must lie in [0, 1), got {self.noise_weight_}")
+        self.n_features_in_ = n_features
+
 
 def _labels(log_resp: np.ndarray, noise: bool) -> np.ndarray:
     """Most probable component per row; ``-1`` where it is the noise (last column)."""
