@@ -1,5 +1,8 @@
 """The covariance-structure registry against scikit-learn, SciPy and closed forms."""
 
+import contextlib
+from typing import ClassVar
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -8,8 +11,16 @@ from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
 
 from bayesgmm import GaussianMixture, MixtureParams, datasets
 from bayesgmm.core import covariance as cov_module
-from bayesgmm.core.covariance import Diag, covariance_types, get_structure
+from bayesgmm.core.covariance import (
+    CovarianceStructure,
+    Diag,
+    Full,
+    Spherical,
+    covariance_types,
+    get_structure,
+)
 from bayesgmm.core.exceptions import SingularCovarianceError
+from bayesgmm.em.backends import kernel_layout, structure_kernels, structure_loop
 
 K, D = 3, 2
 
@@ -104,22 +115,123 @@ def test_tied_structure_cannot_reseed_one_component():
     np.testing.assert_array_equal(reseeded, [[1.0, 1.0], [4.0, 9.0]])
 
 
-def test_a_new_structure_is_one_class(faithful):
-    """Registering a subclass under a new name makes it usable everywhere EM runs."""
-
-    class DiagCopy(Diag):
-        name = "diag_copy"
-
-    cov_module.register(DiagCopy)
+@contextlib.contextmanager
+def _registered(structure: type[CovarianceStructure]):
+    """``structure`` in the registry for the duration of the block (the one registration)."""
+    cov_module.register(structure)
     try:
-        new = GaussianMixture(3, covariance_type="diag_copy", prior="default", random_state=0)
-        old = GaussianMixture(3, covariance_type="diag", prior="default", random_state=0)
-        new.fit(faithful)
-        old.fit(faithful)
-        np.testing.assert_array_equal(new.covariances_, old.covariances_)
-        assert new.bic(faithful) == old.bic(faithful)
+        yield get_structure(structure.name)
     finally:
-        cov_module._REGISTRY.pop("diag_copy")
+        cov_module._REGISTRY.pop(structure.name)
+
+
+class FullCopy(Full):
+    """A new structure registered in this module only: its parent's maths and backends."""
+
+    name = "full_copy"
+
+
+class SphericalCopy(Spherical):
+    name = "spherical_copy"
+
+
+class DiagByNumPy(Diag):
+    """Diagonal covariances whose densities and M-step are written here (via the parent's).
+
+    Overriding the methods the compiled code stands in for takes the structure off the
+    fused kernels and the compiled loop: EM runs the NumPy steps, which call these.
+    """
+
+    name = "diag_numpy"
+    calls: ClassVar[dict[str, int]] = {"log_gaussian_prob": 0, "m_step": 0}
+
+    def log_gaussian_prob(self, X, means, precisions_cholesky):
+        self.calls["log_gaussian_prob"] += 1
+        return super().log_gaussian_prob(X, means, precisions_cholesky)
+
+    def m_step(self, stats, prior, reg_covar):
+        self.calls["m_step"] += 1
+        return super().m_step(stats, prior, reg_covar)
+
+
+def test_a_new_structure_is_one_class(faithful):
+    """A subclass registered under a new name inherits its parent's compiled EM code and fits
+    exactly like it; nothing outside this module names it."""
+    with _registered(FullCopy) as new:
+        parent = get_structure("full")
+        assert kernel_layout(new) == kernel_layout(parent) == "full"
+        assert structure_kernels(new) is structure_kernels(parent) is not None
+        assert structure_loop(new) is structure_loop(parent) is not None
+        fits = {
+            name: GaussianMixture(3, covariance_type=name, prior="default", random_state=0).fit(
+                faithful
+            )
+            for name in ("full", "full_copy")
+        }
+        np.testing.assert_array_equal(fits["full_copy"].means_, fits["full"].means_)
+        np.testing.assert_array_equal(fits["full_copy"].covariances_, fits["full"].covariances_)
+        assert fits["full_copy"].bic(faithful) == fits["full"].bic(faithful)
+        assert fits["full_copy"].params_.structure is new
+    assert "full_copy" not in covariance_types()
+
+
+def test_a_structure_without_compiled_code_runs_the_numpy_em_path(faithful):
+    DiagByNumPy.calls.update(log_gaussian_prob=0, m_step=0)
+    with _registered(DiagByNumPy) as new:
+        assert kernel_layout(new) is None
+        assert structure_kernels(new) is None and structure_loop(new) is None
+        settings = {"prior": "default", "n_init": 2, "random_state": 3, "tol": 1e-10}
+        numpy_fit = GaussianMixture(2, covariance_type="diag_numpy", **settings).fit(faithful)
+        compiled_fit = GaussianMixture(2, covariance_type="diag", **settings).fit(faithful)
+    # the NumPy E- and M-steps ran, through the structure's own methods
+    assert DiagByNumPy.calls["log_gaussian_prob"] >= numpy_fit.n_iter_
+    assert DiagByNumPy.calls["m_step"] >= numpy_fit.n_iter_
+    # and reached the compiled path's fit, to rounding
+    np.testing.assert_allclose(numpy_fit.means_, compiled_fit.means_, rtol=1e-6)
+    np.testing.assert_allclose(numpy_fit.covariances_, compiled_fit.covariances_, rtol=1e-6)
+    np.testing.assert_allclose(numpy_fit.lower_bound_, compiled_fit.lower_bound_, rtol=1e-9)
+
+
+def test_backend_tables_refuse_what_is_no_structure_class():
+    from bayesgmm.em.backends import register_em_layout
+
+    with pytest.raises(TypeError, match="CovarianceStructure class"):
+        register_em_layout(get_structure("full"), "full")
+
+
+@pytest.mark.slow
+def test_a_new_structure_is_fitted_by_nuts_like_its_parent(faithful):
+    """The same registration gives the new structure its parent's PyMC variables: NUTS from
+    the same seed draws the same posterior."""
+    from bayesgmm.bayes.estimator import BayesianGaussianMixture
+    from bayesgmm.bayes.structures import pymc_covariances
+
+    X = faithful[::3]
+    settings = {"draws": 60, "tune": 60, "chains": 2, "random_state": 5, "progressbar": False}
+    with _registered(SphericalCopy) as new:
+        assert pymc_covariances(new) is pymc_covariances(get_structure("spherical"))
+        fits = {
+            name: BayesianGaussianMixture(2, covariance_type=name, **settings).fit(X)
+            for name in ("spherical", "spherical_copy")
+        }
+    posterior = {name: fit.idata_.posterior for name, fit in fits.items()}
+    assert posterior["spherical_copy"]["means"].shape == posterior["spherical"]["means"].shape
+    for variable in ("weights", "means", "covariances"):
+        np.testing.assert_allclose(
+            posterior["spherical_copy"][variable].to_numpy(),
+            posterior["spherical"][variable].to_numpy(),
+            rtol=1e-9,
+        )
+
+
+def test_a_structure_with_no_pymc_variables_is_refused_by_name():
+    from bayesgmm.bayes.structures import pymc_covariances
+
+    class Unbuilt(CovarianceStructure):
+        name = "unbuilt"
+
+    with pytest.raises(ValueError, match="'unbuilt' has no PyMC variables"):
+        pymc_covariances(Unbuilt())
 
 
 @pytest.mark.parametrize(
