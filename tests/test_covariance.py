@@ -263,3 +263,177 @@ def test_fitted_params_round_trip_through_dict():
     again = MixtureParams.from_dict(params.to_dict())
     np.testing.assert_array_equal(again.covariances, params.covariances)
     assert again.covariance_type == "tied"
+
+
+class SharedSpherical(CovarianceStructure):
+    """One variance shared by every component and direction (mclust's ``EII``).
+
+    A structure the package does not have, written in full here: no compiled EM code is
+    registered for it, so EM runs the NumPy steps that call these methods, and its PyMC
+    variables are registered with it (:func:`_shared_spherical_variables`).
+    """
+
+    name = "shared_spherical"
+    matrix_scatter = False
+    per_component = False
+
+    def shape(self, n_components, n_features):
+        return ()
+
+    def n_parameters(self, n_components, n_features):
+        return 1
+
+    def batch(self, n_components):
+        return ()
+
+    def expand(self, covariances, n_components, n_features):
+        return np.broadcast_to(
+            self.batched_full(covariances, n_components, n_features),
+            (n_components, n_features, n_features),
+        ).copy()
+
+    def batched_full(self, covariances, n_components, n_features):
+        return float(covariances) * np.eye(n_features)
+
+    def permute(self, covariances, order):
+        return covariances
+
+    def entries(self, n_components, n_features):
+        return [("all", (0, 0, 0))]
+
+    def precisions_cholesky(self, covariances):
+        covariances = np.asarray(covariances, dtype=np.float64)
+        if not covariances > 0.0:
+            raise SingularCovarianceError(None)
+        return 1.0 / np.sqrt(covariances)
+
+    def precisions(self, precisions_cholesky):
+        return precisions_cholesky**2
+
+    def covariances_from_precisions(self, precisions):
+        return 1.0 / np.asarray(precisions, dtype=np.float64)
+
+    def log_det_cholesky(self, precisions_cholesky, n_features):
+        return n_features * np.log(precisions_cholesky)
+
+    def _mahalanobis(self, X, means, precisions_cholesky):
+        return ((X[:, None, :] - means[None]) ** 2).sum(axis=-1) * precisions_cholesky**2
+
+    def m_step(self, stats, prior, reg_covar):
+        nk, xbar = stats.nk, stats.xbar
+        n_components, d = xbar.shape
+        scatter = stats.scatter.sum()
+        if prior is None:
+            return np.asarray(scatter / (d * nk.sum()) + reg_covar)
+        kappa = prior.mean_precision
+        shift = (kappa * nk / (kappa + nk) * ((xbar - prior.mean_prior) ** 2).sum(axis=1)).sum()
+        numerator = prior.covariance_prior + scatter + shift
+        denominator = prior.degrees_of_freedom + 2.0 + n_components * d + d * nk.sum()
+        return np.asarray(numerator / denominator + reg_covar)
+
+    def reseed(self, covariances, component, spread):
+        return None
+
+    def prior_scale_shape(self, n_features):
+        return ()
+
+    def default_prior_scale(self, covariance, n_components):
+        d = covariance.shape[0]
+        return np.asarray(np.trace(covariance) / d / float(n_components) ** (2.0 / d))
+
+    def log_prior(self, prior, params):
+        var, d = float(params.covariances), params.n_features
+        nu, psi, kappa = prior.degrees_of_freedom, prior.covariance_prior, prior.mean_precision
+        log_var = stats.invgamma.logpdf(var, a=0.5 * nu, scale=0.5 * psi)
+        diff2 = ((params.means - prior.mean_prior) ** 2).sum()
+        n_means = params.n_components * d
+        return float(
+            log_var - 0.5 * (n_means * np.log(2 * np.pi * var / kappa) + kappa * diff2 / var)
+        )
+
+    def working_scale(self, scale):
+        return get_structure("spherical").working_scale(scale)
+
+    def rescale(self, covariances, scale):
+        return covariances * scale[0] ** 2
+
+
+def _shared_spherical_variables(structure, prior_z, n_components, n_features):
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    if prior_z is None:
+        var = pm.HalfFlat("variances_z")
+    else:
+        var = pm.InverseGamma(
+            "variances_z",
+            alpha=0.5 * prior_z.degrees_of_freedom,
+            beta=0.5 * prior_z.covariance_prior,
+        )
+    eye = pt.eye(n_features)
+    return var * eye, pt.broadcast_to(pt.sqrt(var) * eye, (n_components, n_features, n_features))
+
+
+@contextlib.contextmanager
+def _shared_spherical(with_pymc: bool = False):
+    """:class:`SharedSpherical` registered, with its PyMC variables if asked."""
+    tables = []
+    if with_pymc:
+        from bayesgmm.bayes.structures import PYMC_COVARIANCES, PyMCCovariances
+
+        PYMC_COVARIANCES[SharedSpherical] = PyMCCovariances(
+            _shared_spherical_variables, lambda structure, covariances: {"variances_z": covariances}
+        )
+        tables.append(PYMC_COVARIANCES)
+    try:
+        with _registered(SharedSpherical) as structure:
+            yield structure
+    finally:
+        for table in tables:
+            table.pop(SharedSpherical)
+
+
+def test_a_genuinely_new_structure_is_fitted_by_numpy_em(faithful):
+    with _shared_spherical() as structure:
+        assert structure_kernels(structure) is None and structure_loop(structure) is None
+        # one component: the maximum-likelihood variance is the data's, averaged over features
+        one = GaussianMixture(1, covariance_type="shared_spherical", reg_covar=0.0).fit(faithful)
+        np.testing.assert_allclose(one.means_[0], faithful.mean(axis=0), rtol=1e-12)
+        expected = faithful.var(axis=0).mean()
+        np.testing.assert_allclose(one.covariances_, expected, rtol=1e-10)
+        # two components: EM's objective never decreases, and the fit is the joint mode
+        two = GaussianMixture(
+            2, covariance_type="shared_spherical", prior="default", random_state=0, tol=1e-12
+        ).fit(faithful)
+        assert two.bic(faithful) < one.bic(faithful)
+    assert two.converged_ and np.all(np.diff(two.lower_bound_trace_) > -1e-12)
+
+
+def test_a_genuinely_new_structure_has_its_map_in_pymc_equal_to_map_em(faithful):
+    """EM (NumPy path) and the PyMC model (registered variables) optimise one objective."""
+    import pymc as pm
+
+    from bayesgmm.bayes.model import build_model, initial_point
+    from bayesgmm.core.spec import MixtureSpec
+
+    with _shared_spherical(with_pymc=True):
+        em = GaussianMixture(
+            2,
+            covariance_type="shared_spherical",
+            prior="default",
+            reg_covar=0.0,
+            tol=1e-12,
+            max_iter=5000,
+            random_state=0,
+        ).fit(faithful)
+        spec = MixtureSpec.from_data(faithful, 2, "shared_spherical", "default")
+        model = build_model(faithful, spec)
+        start = initial_point(em.params_, model, spec)
+        # the model's free variables at the EM fit: its gradient vanishes there (a mode)
+        transformed = pm.initial_point.make_initial_point_fn(
+            model=model, overrides=start, jitter_rvs=set(), return_transformed=True
+        )(0)
+        logp_dlogp = model.compile_logp(jacobian=False), model.compile_dlogp(jacobian=False)
+        gradient = logp_dlogp[1](transformed)
+    assert np.isfinite(logp_dlogp[0](transformed))
+    np.testing.assert_allclose(gradient, 0.0, atol=1e-4 * len(faithful))
