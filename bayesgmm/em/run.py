@@ -49,15 +49,17 @@ class EMResult:
     n_reseeds : int
         How many collapsed components were re-seeded (maximum likelihood only).
     degenerate : bool
-        Whether a component is degenerate (:func:`degenerate_components`): set by
-        :func:`fit_em` when every start ended degenerate.
+        Whether a component is degenerate
+        (:func:`~bayesgmm.em.degenerate.degenerate_components`): set by
+        :func:`~bayesgmm.em.fit.fit_em` when every start ended degenerate.
     noise_weight : float or None
         Weight of the uniform noise component (:mod:`bayesgmm.em.noise`); ``None`` when
         the model has none. ``params`` then hold the Gaussians' conditional weights.
     optima : tuple of (MixtureParams, float)
-        Every distinct optimum the starts reached (:func:`distinct_optima`), best first,
-        each with its objective per sample; the first is ``(params, lower_bound)``. Set by
-        :func:`fit_em`; empty for a single EM run.
+        Every distinct optimum the starts reached
+        (:func:`~bayesgmm.em.starts.distinct_optima`), best first, each with its objective
+        per sample; the first is ``(params, lower_bound)``. Set by
+        :func:`~bayesgmm.em.fit.fit_em`; empty for a single EM run.
     """
 
     params: MixtureParams

@@ -110,7 +110,8 @@ def split_merge(
 
     Every move is run to convergence with ``options`` (screened first at
     :data:`SPLIT_MERGE_SCREEN_TOL`); a fit that ends degenerate
-    (:func:`degenerate_components`, maximum likelihood only) or fails does not count.
+    (:func:`~bayesgmm.em.degenerate.degenerate_components`, maximum likelihood only) or
+    fails does not count.
     The first move that improves the fit ends a round and the next round's moves start
     from it; the search stops after a round without improvement or ``max_rounds``
     rounds. Random restarts find an optimum that few starts lead to (a small, tight

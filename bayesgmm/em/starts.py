@@ -161,14 +161,14 @@ def run_starts(
     *,
     is_degenerate: Callable[[EMResult], bool],
 ) -> Starts:
-    """The restart loop of every in-memory EM fit (:func:`fit_em`, noise and missing data).
+    """The restart loop of every in-memory EM fit (``fit_em``, noise and missing data).
 
     Start ``i`` is ``make_start(options)`` with ``init_params`` the ``i``-th of
     :func:`~bayesgmm.em.init.later_starts` after ``options.init_params``, run by
     ``run(start)``. A start that raises :class:`SingularCovarianceError` or ends degenerate
     is replaced by another, up to ``2 * n_starts`` starts in all. A fit whose components
-    coincide (:func:`coincident_components`, the symmetric stationary point) is kept only if
-    no start reached anything else.
+    coincide (:func:`~bayesgmm.em.degenerate.coincident_components`, the symmetric
+    stationary point) is kept only if no start reached anything else.
 
     Parameters
     ----------
@@ -180,8 +180,8 @@ def run_starts(
         Working-scale options of the first start.
     n_starts : int
     is_degenerate : callable
-        ``is_degenerate(result) -> bool`` (:func:`degenerate_components`; always false
-        under a prior).
+        ``is_degenerate(result) -> bool``
+        (:func:`~bayesgmm.em.degenerate.degenerate_components`; always false under a prior).
 
     Returns
     -------
