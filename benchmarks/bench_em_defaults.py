@@ -27,8 +27,9 @@ from bayesgmm import datasets
 from bayesgmm.core.covariance import covariance_types
 from bayesgmm.core.exceptions import SingularCovarianceError
 from bayesgmm.core.priors import sample_moments
-from bayesgmm.core.spec import EMOptions, MixtureSpec
+from bayesgmm.core.spec import MixtureSpec
 from bayesgmm.em.fit import degenerate_components, fit_em
+from bayesgmm.em.options import EMOptions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_em import REPORT, _write_section

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 
 from bayesgmm import GaussianMixture, MixturePrior, datasets
-from bayesgmm.core.spec import EMOptions, MixtureSpec
+from bayesgmm.core.spec import MixtureSpec
 from bayesgmm.em import run_em
 from bayesgmm.em.chunked import data_moments, fit_em_chunked
 from bayesgmm.em.fit import initial_params
+from bayesgmm.em.options import EMOptions
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 

@@ -8,7 +8,7 @@ from scipy.stats import multivariate_normal, norm
 
 from bayesgmm.core.params import MixtureParams
 from bayesgmm.core.priors import MixturePrior
-from bayesgmm.core.spec import EMOptions, MixtureSpec
+from bayesgmm.core.spec import MixtureSpec
 from bayesgmm.em import (
     SingularCovarianceError,
     e_step,
@@ -17,6 +17,7 @@ from bayesgmm.em import (
     m_step,
     run_em,
 )
+from bayesgmm.em.options import EMOptions
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 

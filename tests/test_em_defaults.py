@@ -12,9 +12,10 @@ from bayesgmm import GaussianMixture, datasets
 from bayesgmm.core.exceptions import SingularCovarianceError
 from bayesgmm.core.params import MixtureParams
 from bayesgmm.core.priors import sample_moments
-from bayesgmm.core.spec import EMOptions, MixtureSpec
+from bayesgmm.core.spec import MixtureSpec
 from bayesgmm.em.fit import STOPPING_RULES, degenerate_components, fit_em
 from bayesgmm.em.init import initial_responsibilities
+from bayesgmm.em.options import EMOptions
 
 DATA = {
     "faithful": datasets.load_faithful,

@@ -10,7 +10,7 @@ from bayesgmm import GaussianMixture
 from bayesgmm.core.exceptions import SingularCovarianceError
 from bayesgmm.core.params import MixtureParams
 from bayesgmm.core.priors import sample_moments
-from bayesgmm.core.spec import EMOptions, MixtureSpec, Standardization
+from bayesgmm.core.spec import MixtureSpec, Standardization
 from bayesgmm.em.fit import (
     coincident_components,
     degenerate_components,
@@ -19,6 +19,7 @@ from bayesgmm.em.fit import (
     split_merge,
     split_merge_starts,
 )
+from bayesgmm.em.options import EMOptions
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 

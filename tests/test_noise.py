@@ -7,10 +7,11 @@ from scipy import stats
 from bayesgmm.core.noise import NoiseComponent, noise_concentration
 from bayesgmm.core.params import MixtureParams
 from bayesgmm.core.priors import MixturePrior
-from bayesgmm.core.spec import EMOptions, MixtureSpec
+from bayesgmm.core.spec import MixtureSpec
 from bayesgmm.em.estimator import GaussianMixture
 from bayesgmm.em.fit import fit_em
 from bayesgmm.em.noise import NoisyParams, noise_e_step, noise_m_step
+from bayesgmm.em.options import EMOptions
 
 TRUE_MEANS = np.array([[0.0, 0.0], [5.0, 3.0]])
 TRUE_COVS = np.array([[[1.0, 0.5], [0.5, 1.0]], [[1.5, -0.4], [-0.4, 0.8]]])

@@ -11,7 +11,7 @@ from bayesgmm import GaussianMixture, datasets
 from bayesgmm.core.params import MixtureParams
 from bayesgmm.core.spec import Standardization
 from bayesgmm.core.weights import check_sample_weight, weighted_moments
-from bayesgmm.em.fit import _fused_pass, _numpy_pass
+from bayesgmm.em.run import _fused_pass, _numpy_pass
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 

@@ -53,7 +53,8 @@ log w_0 - log V)``, still one term per observation.
 
 The Inverse-Wishart variable is a :class:`pymc.CustomDist` whose density is with
 respect to the matrix itself; the sampler moves in the unconstrained space of
-:class:`SPDCholeskyTransform`.
+:class:`SPDCholeskyTransform`. Each covariance structure's variables are built by its entry in
+:mod:`bayesgmm.bayes.structures`.
 """
 
 from __future__ import annotations
@@ -66,9 +67,16 @@ import pymc as pm
 import pytensor.tensor as pt
 from pymc.distributions import transforms
 from pymc.logprob.transforms import Transform
-from scipy import stats
 
 from bayesgmm.bayes.likelihood import mixture_loglik
+from bayesgmm.bayes.structures import (
+    SPDCholeskyTransform,
+    covariance_initial_values,
+    covariance_variables,
+    inverse_gamma_covariances,
+    inverse_wishart_covariances,
+    inverse_wishart_logp,
+)
 from bayesgmm.core.covariance import CovarianceStructure
 from bayesgmm.core.missing import MissingPatterns, has_missing
 from bayesgmm.core.noise import noise_concentration, sample_region
@@ -94,7 +102,8 @@ class PriorInputs:
     """The working-scale prior's hyper-parameters as ``pm.Data`` containers of a model.
 
     Same attribute names as :class:`~bayesgmm.core.priors.MixturePrior` (``concentration`` is
-    the Dirichlet vector, shape (n_components,)), so the structures' ``pymc_covariances``
+    the Dirichlet vector, shape (n_components,)), so the structures' covariance builders
+    (:mod:`bayesgmm.bayes.structures`)
     take either. Because they are shared variables, a compiled model's functions stay
     valid when :func:`set_model_data` swaps in another data set's prior.
     """
@@ -125,54 +134,6 @@ class PriorInputs:
                 for name, value in cls.values(prior_z, n_components).items()
             }
         )
-
-
-class SPDCholeskyTransform(Transform):
-    """Unconstrained vector of length ``d(d+1)/2`` <-> symmetric positive definite matrix.
-
-    ``y`` fills the lower triangle of ``L`` row by row (``numpy.tril_indices``) with the
-    diagonal exponentiated, and ``Sigma = L L^T``. The log-Jacobian of ``y -> Sigma`` is
-    ``d log 2 + sum_i (d - i + 2) log L_ii`` (``i`` 1-indexed), so densities stay with
-    respect to ``Sigma`` itself. Batched over leading dimensions.
-    """
-
-    name = "spdcholesky"
-    ndim_supp = 2
-
-    def __init__(self, n_features: int) -> None:
-        self.n_features = n_features
-        rows, cols = np.tril_indices(n_features)
-        self._rows, self._cols = rows, cols
-        self._diag = np.flatnonzero(rows == cols)
-        self._off = np.flatnonzero(rows != cols)
-
-    def _cholesky(self, value):
-        value = pt.as_tensor(value)
-        d = self.n_features
-        chol = pt.zeros((*value.shape[:-1], d, d))
-        chol = pt.set_subtensor(
-            chol[..., self._rows[self._off], self._cols[self._off]], value[..., self._off]
-        )
-        diag = np.arange(d)
-        return pt.set_subtensor(chol[..., diag, diag], pt.exp(value[..., self._diag]))
-
-    def backward(self, value, *inputs):
-        chol = self._cholesky(value)
-        # lets PyTensor's ``cholesky_ldotlt`` rewrite cholesky(L L^T) to L (the diagonal is
-        # positive); :mod:`bayesgmm.bayes.compiled` applies it before differentiating
-        chol.tag.lower_triangular = True
-        return chol @ chol.mT
-
-    def forward(self, value, *inputs):
-        chol = pt.linalg.cholesky(pt.as_tensor(value))
-        packed = chol[..., self._rows, self._cols]
-        return pt.set_subtensor(packed[..., self._diag], pt.log(packed[..., self._diag]))
-
-    def log_jac_det(self, value, *inputs):
-        value = pt.as_tensor(value)
-        d = self.n_features
-        powers = d - np.arange(d) + 1.0
-        return d * np.log(2.0) + (powers * value[..., self._diag]).sum(axis=-1)
 
 
 class OrderedComponents(Transform):
@@ -227,54 +188,6 @@ class OrderedFirstCoordinate(Transform):
     def log_jac_det(self, value, *inputs):
         value = pt.as_tensor(value)
         return pt.concatenate([pt.zeros_like(value[:1, 0]), value[1:, 0]])
-
-
-def inverse_wishart_logp(value, dof, scale):
-    """Inverse-Wishart log-density of ``value`` (shape (..., d, d)) w.r.t. the matrix itself.
-
-    Returns a tensor of shape (...).
-    """
-    d = value.shape[-1]
-    chol = pt.linalg.cholesky(value)
-    scale_chol = pt.linalg.cholesky(scale)
-    logdet = 2.0 * pt.log(pt.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
-    logdet_scale = 2.0 * pt.log(pt.diagonal(scale_chol, axis1=-2, axis2=-1)).sum(axis=-1)
-    whitened = pt.linalg.solve_triangular(
-        chol, pt.broadcast_to(scale_chol, value.shape), lower=True
-    )
-    trace = pt.sqr(whitened).sum(axis=(-2, -1))
-    half_dof = 0.5 * dof
-    log_multigamma = 0.25 * d * (d - 1) * np.log(np.pi) + pt.gammaln(
-        half_dof[..., None] + 0.5 * (1 - pt.arange(1, d + 1))
-    ).sum(axis=-1)
-    return (
-        half_dof * logdet_scale
-        - half_dof * d * np.log(2.0)
-        - log_multigamma
-        - 0.5 * (dof + d + 1.0) * logdet
-        - 0.5 * trace
-    )
-
-
-def _inverse_wishart_random(dof, scale, rng=None, size=None):
-    d = np.shape(scale)[-1]
-    size = tuple(size or ())
-    draws = stats.invwishart.rvs(
-        df=float(np.ravel(dof)[0]),
-        scale=np.reshape(scale, (-1, d, d))[0],
-        size=int(np.prod(size)),
-        random_state=rng,
-    )
-    return np.reshape(draws, (*size, d, d))
-
-
-def _inverse_wishart_mode(rv, size, dof, scale):
-    d = scale.shape[-1]
-    return pt.broadcast_to(scale / (dof + d + 1.0), rv.shape)
-
-
-def _flat_spd_logp(value, *inputs):
-    return pt.zeros(value.shape[:-2])
 
 
 def mixture_logp(value, weights, means, chol, location, scale):
@@ -500,89 +413,6 @@ _NOISY_OBSERVED_DIST = {
 }
 
 
-def inverse_wishart_covariances(
-    prior: MixturePrior | None, batch: tuple[int, ...], n_features: int, n_components: int
-):
-    """Inverse-Wishart (or flat) SPD matrices ``covariances_z`` in the current model.
-
-    Parameters
-    ----------
-    prior : MixturePrior, PriorInputs or None
-        Working-scale prior (``None``: flat, for ``find_MAP`` only).
-    batch : tuple of int
-        ``(K,)`` for one matrix per component, ``()`` for a shared one.
-    n_features, n_components : int
-
-    Returns
-    -------
-    covariances : tensor of shape (*batch, d, d)
-    cholesky : tensor of shape (n_components, d, d)
-    """
-    dims = ("component",) * len(batch) + ("feature", "feature_bis")
-    shape = (*batch, n_features, n_features)
-    transform = SPDCholeskyTransform(n_features)
-    if prior is None:
-        cov = pm.CustomDist(
-            "covariances_z",
-            np.eye(n_features),
-            logp=_flat_spd_logp,
-            support_point=lambda rv, size, reference: pt.broadcast_to(reference, rv.shape),
-            signature="(d,d)->(d,d)",
-            transform=transform,
-            shape=shape,
-            dims=dims,
-        )
-    else:
-        cov = pm.CustomDist(
-            "covariances_z",
-            prior.degrees_of_freedom,
-            prior.covariance_prior,
-            logp=inverse_wishart_logp,
-            random=_inverse_wishart_random,
-            support_point=_inverse_wishart_mode,
-            signature="(),(d,d)->(d,d)",
-            transform=transform,
-            shape=shape,
-            dims=dims,
-        )
-    chol = pt.linalg.cholesky(cov)
-    return cov, pt.broadcast_to(chol, (n_components, n_features, n_features))
-
-
-def inverse_gamma_covariances(
-    prior: MixturePrior | None,
-    structure: CovarianceStructure,
-    n_components: int,
-    n_features: int,
-):
-    """Inverse-Gamma (or flat) variances ``variances_z`` and the diagonal covariances.
-
-    The variances have the structure's layout ((K, d) diag, (K,) spherical).
-
-    Returns
-    -------
-    covariances : tensor of shape (n_components, d, d)
-    cholesky : tensor of shape (n_components, d, d)
-    """
-    shape = structure.shape(n_components, n_features)
-    dims = ("component", "feature")[: len(shape)]
-    if prior is None:
-        var = pm.HalfFlat("variances_z", shape=shape, dims=dims)
-    else:
-        var = pm.InverseGamma(
-            "variances_z",
-            alpha=0.5 * prior.degrees_of_freedom,
-            beta=0.5 * prior.covariance_prior,
-            shape=shape,
-            dims=dims,
-        )
-    sd = pt.sqrt(var)
-    if len(shape) == 1:  # one variance per component, the same in every direction
-        var, sd = var[:, None], sd[:, None]
-    eye = pt.eye(n_features)
-    return var[:, :, None] * eye, sd[:, :, None] * eye
-
-
 class CholeskyCorrTransform(transforms.CholeskyCorrTransform):
     """PyMC's LKJ correlation transform under a name without an underscore.
 
@@ -745,7 +575,7 @@ def build_model(
                 structure, n_components, n_features, lkj_eta, lkj_sd_scale
             )
         else:
-            cov_z, chol = structure.pymc_covariances(hyper, n_components, n_features)
+            cov_z, chol = covariance_variables(structure, hyper, n_components, n_features)
         if order_basis is None:
             ordered = {"transform": OrderedComponents()} if n_features == 1 else {}
             means_z = _means(hyper, "means_z", chol, n_components, n_features, ordered)
@@ -935,7 +765,7 @@ def initial_point(
         point["stds_z"] = stds
         point["corr_chol_z"] = np.linalg.cholesky(cov / (stds[..., :, None] * stds[..., None, :]))
     else:
-        point.update(structure.pymc_initial_values(working.covariances))
+        point.update(covariance_initial_values(structure, working.covariances))
     return point
 
 

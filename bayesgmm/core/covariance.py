@@ -1,13 +1,19 @@
 """The covariance structures, one class each, in one registry.
 
-Everything that depends on how the component covariances are constrained lives here:
-parameter layout and count, expansion to full matrices, precision Cholesky factors and
-log-determinants, Gaussian log-densities, the maximum-likelihood and MAP M-steps from
-sufficient statistics, the conjugate log prior density and its default scale, rescaling
-between the user's and the working scale, the PyMC variables, and the rows a summary
-shows. Code elsewhere asks a structure (``get_structure(name)``); it never compares the
-name. A new structure (e.g. mclust's shared-orientation models) is one new class
-registered with :func:`register`.
+Everything that depends on how the component covariances are constrained, as data and
+NumPy maths, lives here: parameter layout and count, expansion to full matrices, precision
+Cholesky factors and log-determinants, Gaussian log-densities, the maximum-likelihood and
+MAP M-steps from sufficient statistics, the conjugate log prior density and its default
+scale, rescaling between the user's and the working scale, and the rows a summary shows.
+Code elsewhere asks a structure (``get_structure(name)``); it never compares the name. A
+new structure (e.g. mclust's shared-orientation models) is one new class registered with
+:func:`register`.
+
+The registry knows nothing of its backends. Each backend keeps its own table keyed by the
+structure's class and looks a structure up along its MRO, so a subclass of a registered
+structure inherits its parent's backends: the compiled EM kernels and loop
+(:mod:`bayesgmm.em.backends`; a structure without them runs the NumPy E- and M-steps
+below) and the PyMC covariance variables (:mod:`bayesgmm.bayes.structures`).
 
 =============  ==========================  ===============================================
 structure      ``covariances`` layout      prior on the covariances (Normal-Inverse-...)
@@ -101,48 +107,12 @@ class CovarianceStructure:
     per_component: ClassVar[bool] = True
     #: Whether the LKJ covariance prior family applies (needs correlations).
     supports_lkj: ClassVar[bool] = False
-    #: Key of the fused kernels in :data:`bayesgmm.em.kernels.KERNELS` (the layout of
-    #: ``precisions_cholesky`` they read), or ``None``: NumPy E- and M-steps.
-    kernel_layout: ClassVar[str | None] = None
 
     def __repr__(self) -> str:
         return f"CovarianceStructure({self.name!r})"
 
     def __reduce__(self):
         return (get_structure, (self.name,))
-
-    @property
-    def kernels(self):
-        """The fused Numba kernels of this structure, or ``None`` if it has none.
-
-        Looked up under :attr:`kernel_layout`, so a subclass that keeps its parent's
-        parameter layout keeps its parent's kernels.
-
-        A :class:`bayesgmm.em.kernels.StructureKernels` (E-step and sufficient statistics in
-        one pass, and per-row log-responsibilities). The kernel module is imported, and the
-        kernels compiled or loaded from Numba's cache, on the first access, so that the
-        registry stays light. EM falls back to the NumPy E- and M-steps for a structure
-        without kernels.
-        """
-        if self.kernel_layout is None:
-            return None
-        from bayesgmm.em.kernels import KERNELS
-
-        return KERNELS[self.kernel_layout]
-
-    @property
-    def em_loop(self):
-        """The compiled EM loop of this structure, or ``None`` if it has none.
-
-        A :class:`bayesgmm.em.loop.StructureLoop` (every iteration of one start in one
-        Numba call: E-step, M-step, objective, stopping rule), looked up under
-        :attr:`kernel_layout` like :attr:`kernels`; ``run_em`` uses it on small data.
-        """
-        if self.kernel_layout is None:
-            return None
-        from bayesgmm.em.loop import LOOPS
-
-        return LOOPS.get(self.kernel_layout)
 
     # ---- layout -------------------------------------------------------------------------
     def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
@@ -274,22 +244,7 @@ class CovarianceStructure:
         """Covariances of ``scale * x`` when ``x`` has ``covariances``; also maps ``Psi0``."""
         raise NotImplementedError
 
-    # ---- PyMC ----------------------------------------------------------------------------
-    def pymc_covariances(self, prior_z: MixturePrior | None, n_components: int, n_features: int):
-        """Create the working-scale covariance variables in the current PyMC model.
-
-        Returns
-        -------
-        covariances : tensor of shape (*batch, d, d)
-        cholesky : tensor of shape (n_components, d, d)
-            Lower Cholesky factors broadcast to every component.
-        """
-        raise NotImplementedError
-
-    def pymc_initial_values(self, covariances: np.ndarray) -> dict[str, np.ndarray]:
-        """Values of the PyMC covariance variables at working-scale ``covariances``."""
-        raise NotImplementedError
-
+    # ---- covariance blocks ---------------------------------------------------------------
     def batched_full(self, covariances: np.ndarray, n_components: int, n_features: int):
         """The independent covariance blocks as full matrices, shape (*batch, d, d)."""
         return self.expand(covariances, n_components, n_features)
@@ -328,22 +283,11 @@ class _MatrixStructure(CovarianceStructure):
     def _from_full(self, matrix: np.ndarray) -> np.ndarray:
         return matrix
 
-    def pymc_initial_values(self, covariances: np.ndarray) -> dict[str, np.ndarray]:
-        return {"covariances_z": covariances}
-
-    def pymc_covariances(self, prior_z, n_components, n_features):
-        from bayesgmm.bayes.model import inverse_wishart_covariances
-
-        return inverse_wishart_covariances(
-            prior_z, self.batch(n_components), n_features, n_components
-        )
-
 
 class Full(_MatrixStructure):
     """One unrestricted covariance matrix per component (mclust's ``VVV``)."""
 
     name = "full"
-    kernel_layout = "full"
 
     def shape(self, n_components, n_features):
         return (n_components, n_features, n_features)
@@ -405,7 +349,6 @@ class Tied(_MatrixStructure):
     """One covariance matrix shared by all components (mclust's ``EEE``)."""
 
     name = "tied"
-    kernel_layout = "tied"
     per_component = False
 
     def shape(self, n_components, n_features):
@@ -493,20 +436,11 @@ class _VarianceStructure(CovarianceStructure):
     def covariances_from_precisions(self, precisions):
         return 1.0 / np.asarray(precisions, dtype=np.float64)
 
-    def pymc_initial_values(self, covariances):
-        return {"variances_z": covariances}
-
-    def pymc_covariances(self, prior_z, n_components, n_features):
-        from bayesgmm.bayes.model import inverse_gamma_covariances
-
-        return inverse_gamma_covariances(prior_z, self, n_components, n_features)
-
 
 class Diag(_VarianceStructure):
     """Diagonal covariances, one variance per component and feature (mclust's ``VVI``)."""
 
     name = "diag"
-    kernel_layout = "diag"
 
     def shape(self, n_components, n_features):
         return (n_components, n_features)
@@ -568,7 +502,6 @@ class Spherical(_VarianceStructure):
     """One variance per component, the same in every direction (mclust's ``VII``)."""
 
     name = "spherical"
-    kernel_layout = "spherical"
 
     def shape(self, n_components, n_features):
         return (n_components,)

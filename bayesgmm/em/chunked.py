@@ -27,8 +27,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from bayesgmm.core.params import MixtureParams
-from bayesgmm.core.spec import EMOptions, MixtureSpec
-from bayesgmm.em.fit import EMResult, check_map_prior, initial_params, iterate_em
+from bayesgmm.core.spec import MixtureSpec
+from bayesgmm.em.backends import kernel_layout, structure_kernels
+from bayesgmm.em.fit import check_map_prior
+from bayesgmm.em.options import EMOptions
+from bayesgmm.em.run import EMResult, iterate_em
+from bayesgmm.em.starts import initial_params
 from bayesgmm.em.steps import SufficientStatistics, e_step, m_step_from_statistics
 
 
@@ -88,7 +92,7 @@ def chunk_moments(
     """
     chunk = _finite_chunk(chunk)
     sample_weight = _weight_chunk(sample_weight)
-    if params.structure.kernels is None:
+    if structure_kernels(params.structure) is None:
         return _numpy_chunk_moments(chunk, params, sample_weight)
     from bayesgmm.em.kernels import fused_moments
 
@@ -97,7 +101,7 @@ def chunk_moments(
         params.weights,
         params.means,
         params.precisions_cholesky,
-        params.structure.kernel_layout,
+        kernel_layout(params.structure),
         sample_weight=sample_weight,
     )
     return ChunkMoments(moments.s0, moments.s1, moments.s2, moments.log_lik_sum, moments.weight_sum)

@@ -23,7 +23,7 @@ from bayesgmm.core.missing import check_missing_columns, check_missing_option, h
 from bayesgmm.core.noise import check_noise_init, check_noise_volume
 from bayesgmm.core.params import MixtureParams
 from bayesgmm.core.priors import MixturePrior
-from bayesgmm.core.spec import EMOptions, MixtureSpec, Standardization
+from bayesgmm.core.spec import MixtureSpec, Standardization
 from bayesgmm.core.validation import (
     check_data,
     check_feature_combination,
@@ -46,6 +46,7 @@ from bayesgmm.em.fit import (
     result_to_user,
     warn_if_not_converged,
 )
+from bayesgmm.em.options import EMOptions
 from bayesgmm.em.steps import e_step
 from bayesgmm.posterior.draws import sample_mixture
 
@@ -80,9 +81,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         start that ends with a component on repeated values is replaced by another).
         ``"auto"``: on small data (``N K d`` up to 5 000) 60 starts, then split-and-merge
         moves (merge two components, split a third) from the three best distinct fits, run
-        to convergence until none improves them (:func:`bayesgmm.em.fit.split_merge`); on
+        to convergence until none improves them (:func:`bayesgmm.em.split_merge.split_merge`); on
         larger data 20 starts, fewer above 100,000 rows (2,000,000 rows in all, at least 2;
-        :func:`bayesgmm.em.fit.auto_starts_for`). On the bundled data sets this reaches the best
+        :func:`bayesgmm.em.starts.auto_starts_for`). On the bundled data sets this reaches the best
         non-degenerate optimum of 50 tight restarts for every K = 1..6 and structure
         (``reports/benchmarks.md``, "EM defaults").
     init_params : {"hierarchical", "kmeans", "k-means++", "random", "random_from_data"}, \

@@ -30,7 +30,7 @@ import numpy as np
 from bayesgmm.core.missing import MissingPatterns
 from bayesgmm.core.params import MixtureParams
 from bayesgmm.core.priors import MixturePrior
-from bayesgmm.em.fit import EMResult, _m_step_or_reseed, iterate_em
+from bayesgmm.em.run import EMResult, _m_step_or_reseed, iterate_em
 from bayesgmm.em.steps import _EPS, LOG_DENSITY_FLOOR, SufficientStatistics, logsumexp_rows
 
 _LOG_2PI = np.log(2.0 * np.pi)
@@ -211,12 +211,12 @@ def run_em_missing(
     stopping: str = "absolute",
     sample_weight: None = None,
 ) -> EMResult:
-    """:func:`bayesgmm.em.fit.run_em` for data with missing entries (NaN).
+    """:func:`bayesgmm.em.run.run_em` for data with missing entries (NaN).
 
     ``sample_weight`` must be ``None`` (weights with missing entries are not implemented;
     the estimators refuse the combination with a clear error).
 
-    The same convergence loop (:func:`~bayesgmm.em.fit.iterate_em`); the objective is the
+    The same convergence loop (:func:`~bayesgmm.em.run.iterate_em`); the objective is the
     observed-data log-likelihood per row (plus ``log p(theta) / N`` for MAP). A collapsed
     component is re-seeded from the conditional-mean imputation of the data.
 
@@ -229,7 +229,7 @@ def run_em_missing(
     patterns : MissingPatterns, optional
         The patterns of ``X`` (computed when not given).
     prior, reg_covar, tol, max_iter, max_reseeds, stopping
-        As in :func:`~bayesgmm.em.fit.run_em`.
+        As in :func:`~bayesgmm.em.run.run_em`.
 
     Returns
     -------

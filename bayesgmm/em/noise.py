@@ -13,7 +13,7 @@ With ``gamma_n0`` the noise responsibility and ``gamma_nk`` the Gaussians':
 * Objective: ``mean_n log p(x_n) + log p(theta) / N`` with the Dirichlet over K + 1
   weights in ``log p(theta)``; EM never decreases it.
 
-The loop is :func:`bayesgmm.em.fit.iterate_em` (no collapsed-component re-seeding: a
+The loop is :func:`bayesgmm.em.run.iterate_em` (no collapsed-component re-seeding: a
 start whose covariance turns singular is replaced by the next start, as in
 :func:`~bayesgmm.em.fit.fit_em`). The maths is NumPy (no fused kernel).
 """
@@ -31,21 +31,17 @@ from bayesgmm.core.exceptions import NumericalError
 from bayesgmm.core.noise import NOISE_WEIGHT_START, noise_concentration, with_noise_column
 from bayesgmm.core.params import MixtureParams
 from bayesgmm.core.priors import MixturePrior, sample_moments
-from bayesgmm.core.spec import EMOptions, MixtureSpec, Standardization
+from bayesgmm.core.spec import MixtureSpec, Standardization
 from bayesgmm.core.validation import check_random_state
-from bayesgmm.em.fit import (
+from bayesgmm.em.degenerate import (
     DEGENERATE_VARIANCE_RATIO,
-    EMResult,
     degenerate_components,
-    initial_params,
-    iterate_em,
-    options_to_working,
-    result_to_user,
-    run_starts,
     warn_if_degenerate,
-    warn_if_not_converged,
-    with_optima,
 )
+from bayesgmm.em.fit import options_to_working, result_to_user, warn_if_not_converged
+from bayesgmm.em.options import EMOptions
+from bayesgmm.em.run import EMResult, iterate_em
+from bayesgmm.em.starts import initial_params, run_starts, with_optima
 from bayesgmm.em.steps import (
     LOG_DENSITY_FLOOR,
     e_step,
@@ -187,7 +183,7 @@ def run_noise_em(
 ) -> EMResult:
     """Iterate :func:`noise_e_step` and :func:`noise_m_step` from ``start``.
 
-    Parameters are those of :func:`bayesgmm.em.fit.run_em`, plus ``log_noise_density``
+    Parameters are those of :func:`bayesgmm.em.run.run_em`, plus ``log_noise_density``
     (``-log V`` on the scale of ``X``).
 
     Returns
@@ -222,7 +218,7 @@ def initial_noisy_params(
     """Start of EM with a noise component.
 
     Without ``noise_init``: the Gaussians from the usual start on all rows
-    (:func:`bayesgmm.em.fit.initial_params`) and the noise weight
+    (:func:`bayesgmm.em.starts.initial_params`) and the noise weight
     :data:`~bayesgmm.core.noise.NOISE_WEIGHT_START`. With it (as mclust's ``noise`` start):
     the usual start on the rows with noise probability below one half, and the noise
     weight the mean of ``noise_init`` (at least :data:`MIN_NOISE_WEIGHT_START`).
@@ -273,7 +269,7 @@ def fit_noise_em(
     """EM (MLE) or MAP-EM of K Gaussians plus the uniform component ``spec.noise``.
 
     The counterpart of :func:`bayesgmm.em.fit.fit_em`, with its standardisation,
-    restarts (:func:`bayesgmm.em.fit.run_starts`: the best final objective among
+    restarts (:func:`bayesgmm.em.starts.run_starts`: the best final objective among
     non-degenerate fits, and the distinct optima in ``optima``), warnings and errors;
     the noise density is mapped to the working scale with the data
     (:meth:`~bayesgmm.core.noise.NoiseComponent.working_log_density`).
