@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from bayesgmm.core.priors import MixturePrior
     from bayesgmm.em.estimator import GaussianMixture
 
-__version__ = "0.1.0"
+from bayesgmm.core.version import __version__
 
 #: Public name -> module that defines it.
 _LAZY: dict[str, str] = {

@@ -60,6 +60,7 @@ from bayesgmm.core.noise import NoiseComponent
 from bayesgmm.core.params import MixtureParams
 from bayesgmm.core.priors import MixturePrior
 from bayesgmm.core.spec import MixtureSpec, Standardization
+from bayesgmm.core.version import __version__
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -346,8 +347,6 @@ def write_model(
     ValueError
         ``input_scaling`` with a non-positive or non-finite scale, or of the wrong length.
     """
-    from bayesgmm import __version__
-
     folder = Path(folder)
     state, posterior = estimator._get_state()
     names = getattr(estimator, "feature_names_in_", None)
@@ -413,8 +412,6 @@ def _read_json(file: Path) -> dict:
         )
     version = document.get("format_version")
     if version != FORMAT_VERSION:
-        from bayesgmm import __version__
-
         raise ModelFormatError(
             file,
             f"model format version {version!r} (written by bayesgmm "
