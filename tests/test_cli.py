@@ -496,7 +496,7 @@ def test_help_shows_defaults_and_a_line_for_every_option():
         for action in sub._actions:
             assert action.help, (name, action.dest)
     text = commands["compare"].format_help()
-    assert "(default: 1000)" in text and "(default: 5)" in text and "(default: None)" not in text
+    assert "(default: 1000)" in text and "(default: auto)" in text and "(default: None)" not in text
 
 
 def test_compare_keeps_its_table_when_a_figure_fails(tmp_path, monkeypatch, capsys):

@@ -223,10 +223,10 @@ def load_dataset(
             f"(need at least {2 * max_components}): use fewer components"
         )
     names = [str(c) for c in frame.columns]
-    complete = X[np.isfinite(X).all(axis=1)]
+    complete = X[np.isfinite(X).all(axis=1)]  # all of X unless --missing marginalize
     with np.errstate(all="ignore"):
-        cov = sample_moments(complete)[1] if len(complete) > X.shape[1] else None
-    for covariance_type in covariance_types if cov is not None else []:
+        cov = sample_moments(complete)[1] if len(complete) >= 2 else None
+    for covariance_type in (covariance_types or []) if cov is not None else []:
         try:
             _check_data_covariance(cov, get_structure(covariance_type), complete)
         except ValueError as err:
@@ -572,7 +572,7 @@ def _run_comparison(args: argparse.Namespace, data: Dataset, progress: Progress)
             data.X,
             parse_ks(args.k),
             parse_covariances(args.covariance),
-            args.method,
+            method=args.method,
             draws=settings.pop("draws"),
             tune=settings.pop("tune"),
             chains=settings.pop("chains"),
@@ -1095,8 +1095,8 @@ def _add_seed_option(parser: argparse.ArgumentParser) -> None:
         "--seed",
         type=seed,
         default=None,
-        help="random seed (default: None, a fresh seed drawn for the run, printed, and "
-        "written into the command line recorded with the outputs)",
+        help="random seed (default: None, a fresh seed for each run, written into the "
+        "command line recorded with the outputs, so the run can be repeated)",
     )
 
 
@@ -1393,8 +1393,6 @@ def main(argv: list[str] | None = None) -> int:
                 argv = [*argv, "--seed", str(args.seed)]
             args.command = shlex.join(["bayesgmm", *argv])
             progress = Progress(args.quiet)
-            if "seed" in args:
-                progress(f"seed {args.seed}")
             check_output_folder(args.out, overwrite=args.overwrite)
             return args.func(args, progress)
     except (InputError, OSError, ValueError, TypeError) as err:
