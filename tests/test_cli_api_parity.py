@@ -217,3 +217,52 @@ def test_cli_compare_map_gives_the_apis_table(tmp_path):
     assert list(cli["n_components"]) == list(api["n_components"])
     for column in ("loglik", "bic", "aic", "icl"):
         np.testing.assert_allclose(cli[column], api[column], rtol=0, atol=1e-8)
+
+
+def test_top_level_exports_stay_lazy():
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import sys
+
+        import bayesgmm
+
+        names = {"compare", "how_many_clusters", "ModelComparison", "ClusterAnalysis"}
+        assert names <= set(bayesgmm.__all__) and names <= set(dir(bayesgmm))
+        assert not {"pymc", "pytensor", "arviz", "arviz_stats"} & set(sys.modules)
+        from bayesgmm import ClusterAnalysis, ModelComparison, compare, how_many_clusters
+        from bayesgmm.selection import clusters, compare as compare_module
+        assert compare is compare_module.compare and how_many_clusters is clusters.how_many_clusters
+        assert ModelComparison is compare_module.ModelComparison
+        assert ClusterAnalysis is clusters.ClusterAnalysis
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_random_state_means_the_same_everywhere():
+    from bayesgmm.core.validation import seed_sequence
+
+    X = np.random.default_rng(1).normal(size=(120, 2)) + np.repeat([[0, 0], [5, 5]], 60, axis=0)
+    a = GaussianMixture(2, n_init=2, random_state=np.random.default_rng(3)).fit(X)
+    b = GaussianMixture(2, n_init=2, random_state=np.random.default_rng(3)).fit(X)
+    np.testing.assert_array_equal(a.means_, b.means_)
+    for value in (None, 0, np.random.default_rng(0), np.random.SeedSequence(0)):
+        BayesianGaussianMixture(2, random_state=value)._validate_params()
+    for bad in (1.5, "0", -1):
+        with pytest.raises(ValueError, match="random_state"):
+            BayesianGaussianMixture(2, random_state=bad)._validate_params()
+    # one helper: an int as SeedSequence(int), a Generator consumed, a SeedSequence left as it is
+    assert seed_sequence(5).generate_state(3).tolist() == (
+        np.random.SeedSequence(5).generate_state(3).tolist()
+    )
+    rng, twin = np.random.default_rng(8), np.random.default_rng(8)
+    assert seed_sequence(rng).entropy == seed_sequence(twin).entropy
+    assert seed_sequence(rng).entropy != seed_sequence(np.random.default_rng(8)).entropy
+    seq = np.random.SeedSequence(2)
+    seed_sequence(seq).spawn(2)
+    assert seq.n_children_spawned == 0
