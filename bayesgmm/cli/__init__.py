@@ -16,6 +16,12 @@ Warnings are one line ``bayesgmm: warning: ...``; progress goes to stderr.
 change), then the diagnostics and the summary; with ``--strict`` failed checks give
 exit status 3.
 
+Options that the library also has carry its names and defaults (``--n-init auto``,
+``--missing``, ``--noise``, ``--weights``, ``--target-accept``, ``--combine-chains``,
+``--ci-prob``; ``tests/test_cli_api_parity.py`` compares them by introspection).
+``--seed`` left out draws a fresh seed, as ``random_state=None`` does, and adds it to the
+command line recorded with the outputs, so every run can be repeated.
+
 Only the standard library is imported at module level: NumPy, pandas, scikit-learn and PyMC
 load inside the command that needs them, so ``bayesgmm --help`` answers at once.
 """
