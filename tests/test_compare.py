@@ -443,3 +443,20 @@ def test_compiled_moment_matching_equals_arviz_from_the_pymc_model(galaxies):
     np.testing.assert_allclose(
         results[1].elpd_i.values, results[0].elpd_i.values, rtol=0, atol=1e-8
     )
+
+
+def test_weighted_criteria_are_those_of_the_replicated_rows(faithful):
+    # reference: the same fitted model scored on the rows repeated w_n times
+    weights = np.random.default_rng(0).integers(1, 4, len(faithful))
+    model = GaussianMixture(2, random_state=0).fit(faithful, sample_weight=weights)
+    weighted = em_criteria(model, faithful, weights.astype(float))
+    replicated = em_criteria(model, np.repeat(faithful, weights, axis=0))
+    assert weighted.keys() == replicated.keys()
+    for name, value in replicated.items():
+        np.testing.assert_allclose(weighted[name], value, rtol=1e-10, err_msg=name)
+    by_compare = compare(
+        faithful, 2, method="map", sample_weight=weights, em_n_init=1, random_state=0
+    )
+    assert by_compare.cluster_count is None  # the sparse mixture has no weights
+    with pytest.raises(ValueError, match="cluster_count=True with sample_weight"):
+        compare(faithful, 2, method="map", sample_weight=weights, cluster_count=True)
