@@ -7,6 +7,10 @@ Two fitting paths for one model, ``z_n ~ Categorical(alpha)``,
   scikit-learn conventions.
 * :class:`BayesianGaussianMixture`: the same model and priors in PyMC, with the labels
   marginalised, sampled by NUTS or fitted by variational inference.
+* :func:`compare` (-> :class:`ModelComparison`): choose K and the covariance structure by
+  PSIS-LOO and BIC/AIC/ICL; :func:`how_many_clusters` (-> :class:`ClusterAnalysis`): the
+  sparse-mixture posterior of the number of clusters and of the partition.
+* :func:`load`: an estimator saved by its ``save(path)`` or by ``bayesgmm fit``.
 
 The public names are imported on first use (module ``__getattr__``), so ``import bayesgmm``
 is quick and the command line's ``--help`` loads no numerical library, and EM fits never
@@ -23,23 +27,33 @@ if TYPE_CHECKING:
     from bayesgmm.core.params import MixtureParams
     from bayesgmm.core.priors import MixturePrior
     from bayesgmm.em.estimator import GaussianMixture
+    from bayesgmm.selection.clusters import ClusterAnalysis, how_many_clusters
+    from bayesgmm.selection.compare import ModelComparison, compare
 
 from bayesgmm.core.version import __version__
 
 #: Public name -> module that defines it.
 _LAZY: dict[str, str] = {
     "BayesianGaussianMixture": "bayesgmm.bayes.estimator",
+    "ClusterAnalysis": "bayesgmm.selection.clusters",
     "GaussianMixture": "bayesgmm.em.estimator",
     "MixtureParams": "bayesgmm.core.params",
     "MixturePrior": "bayesgmm.core.priors",
+    "ModelComparison": "bayesgmm.selection.compare",
+    "compare": "bayesgmm.selection.compare",
+    "how_many_clusters": "bayesgmm.selection.clusters",
 }
 
 __all__ = [
     "BayesianGaussianMixture",
+    "ClusterAnalysis",
     "GaussianMixture",
     "MixtureParams",
     "MixturePrior",
+    "ModelComparison",
     "__version__",
+    "compare",
+    "how_many_clusters",
     "load",
 ]
 

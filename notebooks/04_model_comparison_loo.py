@@ -23,9 +23,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pymc  # noqa: F401  (imported before its logger is quieted: PyMC sets the level on import)
 
-from bayesgmm import datasets
+from bayesgmm import compare, datasets
 from bayesgmm.reporting import plots
-from bayesgmm.selection.compare import compare
 
 logging.getLogger("pymc").setLevel(logging.WARNING)  # PyMC warnings only, no progress messages
 FAST = os.environ.get("BAYESGMM_FAST") == "1"  # set by the test suite: fewer fits and draws

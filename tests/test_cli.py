@@ -185,7 +185,7 @@ def test_fit_map_passes_settings_to_the_estimator(tmp_path, monkeypatch):
     ]
     assert cli.main(argv) == 0
     assert (seen["method"], seen["random_state"], seen["draws"]) == ("map", 5, 7)
-    assert (seen["em_n_init"], seen["prior"]) == (5, "default")
+    assert (seen["em_n_init"], seen["prior"]) == ("auto", "default")
     assert (seen["covariance_type"], seen["progressbar"]) == ("diag", False)
     params = json.loads((out / "params.json").read_text())
     assert params["method"] == "map" and params["covariance_type"] == "diag"
@@ -269,7 +269,7 @@ def test_fit_round_trip_verdict_first_and_strict_exit_3(tmp_path, capsys):
     captured = capsys.readouterr()
     stdout = captured.out.splitlines()
     assert stdout[0].startswith("Verdict: the sampler checks FAILED")
-    assert "Remedy: more draws and tuning (e.g. --draws" in stdout[0]
+    assert "Remedy: more draws and tuning (e.g. draws=" in stdout[0] and "--draws" in stdout[0]
     assert "exit status 3" in captured.err
     loaded = xr.open_datatree(out / "posterior.zarr", engine="zarr")
     for group in ("posterior", "sample_stats", "log_likelihood", "observed_data"):
@@ -490,7 +490,7 @@ def test_compare_passes_prior_and_n_init(tmp_path, monkeypatch):
     monkeypatch.setattr(bayesgmm.selection.compare, "compare", spy)
     argv = ["compare", "galaxies", "--k", "1-2", "--method", "map", "--prior", "default"]
     assert cli.main([*argv, "--n-init", "2", "--quiet", "--out", str(tmp_path / "c")]) == 0
-    assert (seen["em_prior"], seen["em_n_init"], seen["random_state"]) == ("default", 2, 0)
+    assert (seen["em_prior"], seen["em_n_init"], seen["method"]) == ("default", 2, "map")
 
 
 def test_help_shows_defaults_and_a_line_for_every_option():
@@ -501,7 +501,7 @@ def test_help_shows_defaults_and_a_line_for_every_option():
         for action in sub._actions:
             assert action.help, (name, action.dest)
     text = commands["compare"].format_help()
-    assert "(default: 1000)" in text and "(default: 5)" in text and "(default: None)" not in text
+    assert "(default: 1000)" in text and "(default: auto)" in text and "(default: None)" not in text
 
 
 def test_compare_keeps_its_table_when_a_figure_fails(tmp_path, monkeypatch, capsys):

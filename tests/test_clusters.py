@@ -57,3 +57,18 @@ def test_same_seed_same_answer_and_gamma_prior_is_stated():
     np.testing.assert_array_equal(first.partitions.partition, again.partitions.partition)
     assert first.answer() == again.answer()
     assert "e0 ~ Gamma(10, 60)" in first.priors()
+
+
+def test_a_generator_seeds_reproducibly_and_ci_prob_sizes_the_ball():
+    X = datasets.load_galaxies()
+    settings = dict(draws=150, burn=100)
+    rng = np.random.default_rng(5)
+    by_rng = how_many_clusters(X, 6, random_state=rng, ci_prob=0.5, **settings)
+    twin = how_many_clusters(X, 6, random_state=np.random.default_rng(5), ci_prob=0.5, **settings)
+    np.testing.assert_array_equal(by_rng.partitions.partition, twin.partitions.partition)
+    assert by_rng.answer() == twin.answer()
+    assert by_rng.partitions.credible_ball.ci_prob == 0.5 and "50% credible ball" in by_rng.answer()
+    seq = np.random.SeedSequence(5)
+    first = how_many_clusters(X, 6, random_state=seq, **settings)
+    again = how_many_clusters(X, 6, random_state=seq, **settings)
+    assert first.answer() == again.answer()

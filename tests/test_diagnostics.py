@@ -172,7 +172,10 @@ def test_verdict_says_what_failed_and_what_to_do():
     assert "not more draws" in text and "target_accept" in text and "fewer components" in text
     # a slightly high R-hat with too few draws asks for more draws, not fewer components
     mild = Diagnostics(1.02, 300.0, 250.0, 0, 0.9, "none", 2, 300)
-    assert mild.remedies() == ["more draws and tuning (e.g. --draws 600 --tune 600)"]
+    assert mild.remedies() == [
+        "more draws and tuning (e.g. draws=600, tune=600; on the command line --draws 600 "
+        "--tune 600)"
+    ]
     # chains that barely move (ESS 14 in 4 x 4000): more draws would need ~29x, not offered
     stuck = Diagnostics(1.05, 14.0, 22.0, 0, 0.9, "none", 4, 4000, draws_asked=1000)
     (remedy,) = stuck.remedies()

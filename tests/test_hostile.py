@@ -132,15 +132,15 @@ API_ERRORS = [
     ("init-params", _fit(NORMAL, init_params="bogus"), ValueError, "init_params"),
     (
         "compare-float-k",
-        lambda: compare(NORMAL, [1, 2.7], method=None),
+        lambda: compare(NORMAL, [1, 2.7], method="map"),
         TypeError,
         "n_components must be an integer, got 2.7",
     ),
-    ("compare-empty-k", lambda: compare(NORMAL, [], method=None), ValueError, "empty"),
-    ("compare-zero-k", lambda: compare(NORMAL, [0, 1], method=None), ValueError, ">= 1"),
+    ("compare-empty-k", lambda: compare(NORMAL, [], method="map"), ValueError, "empty"),
+    ("compare-zero-k", lambda: compare(NORMAL, [0, 1], method="map"), ValueError, ">= 1"),
     (
         "compare-covariance",
-        lambda: compare(NORMAL, [1], ["round"], method=None),
+        lambda: compare(NORMAL, [1], ["round"], method="map"),
         ValueError,
         "covariance_types",
     ),
@@ -338,8 +338,8 @@ def test_fit_is_invariant_to_the_units(exponent, covariance_type, prior):
 @pytest.mark.parametrize("exponent", [-6, 80])
 def test_compare_em_is_invariant_to_the_units(exponent):
     scale = 10.0**exponent
-    ref = compare(BLOBS, [1, 2, 3], ["full", "diag"], method=None, random_state=0)
-    scaled = compare(BLOBS * scale, [1, 2, 3], ["full", "diag"], method=None, random_state=0)
+    ref = compare(BLOBS, [1, 2, 3], ["full", "diag"], method="map", random_state=0)
+    scaled = compare(BLOBS * scale, [1, 2, 3], ["full", "diag"], method="map", random_state=0)
     assert scaled.recommended == ref.recommended
     # log L shifts by -N d log(scale), so BIC = -2 log L + p log N by +2 N d log(scale); d = 2
     shift = 2 * BLOBS.shape[0] * 2 * np.log(scale)

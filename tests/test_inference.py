@@ -461,7 +461,7 @@ def test_partitions_recover_separated_clusters_and_ignore_label_order():
     summary = model.partitions(random_state=1)
     assert adjusted_rand_score(labels, summary.partition) == 1.0
     assert summary.n_clusters == 3 and np.nanmin(summary.certainty) > 0.9
-    assert summary.credible_ball.prob == 0.95 and summary.psm.shape == (120, 120)
+    assert summary.credible_ball.ci_prob == 0.95 and summary.psm.shape == (120, 120)
     # the same summary from the stacked draws by hand, and after permuting the labels
     post = model.idata_["posterior"].to_dataset()
     weights, means, covs = stack_draws(post)

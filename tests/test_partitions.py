@@ -362,7 +362,7 @@ def test_bad_arguments_name_the_remedy():
     with pytest.raises(ValueError, match="shape"):
         expected_vi([0, 1, 0], z)
     with pytest.raises(ValueError, match="prob"):
-        credible_ball([0, 0, 0, 0], z, prob=0.0)
+        credible_ball([0, 0, 0, 0], z, ci_prob=0.0)
 
 
 # -------------------------------------------------------------------------- figure

@@ -225,8 +225,8 @@ def test_gamma_hyperprior_finds_three_clusters(three_clusters):
     assert float(e0.std()) > 0 and 0.02 < float(e0.mean()) < 0.3
     assert np.all((fit.e0_acceptance > 0.2) & (fit.e0_acceptance < 0.7))
     diag = cluster_count_diagnostics(fit)
-    assert list(diag.index) == ["n_clusters", "e0", "log_likelihood"]
-    assert diag.loc["log_likelihood", "rhat"] < 1.05
+    assert list(diag.index) == ["n_clusters", "e0", "log_likelihood_total"]
+    assert diag.loc["log_likelihood_total", "rhat"] < 1.05
     assert diag.loc["e0", "ess_bulk"] > 100
 
 

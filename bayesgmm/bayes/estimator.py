@@ -65,10 +65,13 @@ from bayesgmm.core.params import MixtureParams
 from bayesgmm.core.priors import MixturePrior
 from bayesgmm.core.spec import MixtureSpec, Standardization
 from bayesgmm.core.validation import (
+    RANDOM_STATE_HELP,
+    RandomState,
     check_data,
     check_feature_combination,
     check_positive_int,
     check_random_state,
+    is_random_state,
 )
 from bayesgmm.core.weights import check_sample_weight, positive_rows, weighted_moments
 from bayesgmm.em.estimator import GaussianMixture
@@ -508,10 +511,7 @@ PARAMETER_CONSTRAINTS: dict[str, tuple[Callable[[object], bool], str]] = {
         "None or a dict of keyword arguments (str keys) for pymc.sample, nutpie.sample or "
         "the VI fit",
     ),
-    "random_state": (
-        lambda v: v is None or _int_at_least(0)(v),
-        "None (fresh entropy) or an int >= 0 (the same int gives identical draws)",
-    ),
+    "random_state": (is_random_state, RANDOM_STATE_HELP),
     "progressbar": (_is_bool, "True or False"),
     "noise": (_is_bool, "True or False (a uniform background component for outliers)"),
     "noise_volume": (
@@ -551,6 +551,13 @@ RESERVED_SAMPLER_KWARGS: dict[str, str | None] = {
 
 class BayesianGaussianMixture(DensityMixin, BaseEstimator):
     """Gaussian mixture with a full posterior (PyMC), started from MAP-EM.
+
+    Not scikit-learn's class of the same name: :class:`sklearn.mixture.BayesianGaussianMixture`
+    is variational Bayes with a truncation level (a Dirichlet-process or Dirichlet prior on
+    the weights of ``n_components`` components, some of which it empties). Here
+    ``n_components`` is the number of components of the model, the labels are
+    marginalised, and the posterior is sampled by NUTS (or approximated by ADVI and
+    checked by PSIS); for "how many clusters" see :func:`bayesgmm.how_many_clusters`.
 
     A scikit-learn estimator: every setting is a constructor argument (``get_params``,
     ``set_params`` and :func:`sklearn.base.clone` work), checked by :meth:`fit` against
@@ -665,9 +672,10 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         Further keyword arguments of ``pymc.sample`` (``sampler="pymc"``),
         ``nutpie.sample`` (``sampler="nutpie"``) or the VI ``fit``; keys that a setting
         above owns (``draws``, ``random_seed``, ...) are refused.
-    random_state : int or None, default=None
+    random_state : int, numpy Generator, SeedSequence or None, default=None
         The one seed (EM start, jitter, sampler, predictive draws): the same int gives
-        identical draws.
+        identical draws; a Generator is consumed (the same generator state gives identical
+        draws); ``None`` draws fresh entropy.
     progressbar : bool, default=True
     noise : bool, default=False
         Add a uniform background component for outliers (:mod:`bayesgmm.core.noise`,
@@ -768,7 +776,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         batch_size: int | Literal["auto"] | None = "auto",
         pointwise: bool | Literal["auto"] = "auto",
         sampler_kwargs: dict | None = None,
-        random_state: int | None = None,
+        random_state: RandomState = None,
         progressbar: bool = True,
         noise: bool = False,
         noise_volume: float | None = None,
@@ -1636,7 +1644,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         X=None,
         *,
         loss: Loss = "vi",
-        prob: float = 0.95,
+        ci_prob: float = 0.95,
         max_points: int = 2000,
         max_draws: int = 1000,
         random_state: int | np.random.Generator | None = None,
@@ -1645,7 +1653,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
 
         One allocation of the points is drawn per posterior draw from its responsibilities,
         and :func:`bayesgmm.posterior.partitions.summarize_partitions` finds the SALSO estimate
-        under ``loss``, its ``prob`` credible ball and each point's co-clustering
+        under ``loss``, its ``ci_prob`` credible ball and each point's co-clustering
         certainty. Everything depends only on which points share a cluster, so label
         switching between or within chains changes nothing. With ``method="map"`` the one
         draw gives the allocation uncertainty at the MAP, not a posterior over partitions.
@@ -1655,7 +1663,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         X : array-like of shape (n_samples, n_features), optional
             Points to partition; by default the training data.
         loss : {"vi", "binder"}, default="vi"
-        prob : float, default=0.95
+        ci_prob : float, default=0.95
             Credible-ball probability.
         max_points : int, default=2000
             Above this many points SALSO runs on a seeded subsample (see
@@ -1679,7 +1687,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         return summarize_partitions(
             log_joint,
             loss=loss,
-            prob=prob,
+            ci_prob=ci_prob,
             max_points=max_points,
             random_state=rng,
         )

@@ -21,6 +21,12 @@ estimator for the assignment probabilities.
 change), then the diagnostics and the summary; with ``--strict`` failed checks give
 exit status 3.
 
+Options that the library also has carry its names and defaults (``--n-init auto``,
+``--missing``, ``--noise``, ``--weights``, ``--target-accept``, ``--combine-chains``,
+``--ci-prob``; ``tests/test_cli_api_parity.py`` compares them by introspection).
+``--seed`` left out draws a fresh seed, as ``random_state=None`` does, and adds it to the
+command line recorded with the outputs, so every run can be repeated.
+
 Only the standard library is imported at module level: NumPy, pandas, scikit-learn and PyMC
 load inside the command that needs them, so ``bayesgmm --help`` answers at once.
 """
@@ -31,6 +37,7 @@ import argparse
 import json
 import math
 import re
+import secrets
 import shlex
 import signal
 import sys
@@ -163,6 +170,7 @@ def load_dataset(
     labels: str | None = None,
     scale: bool = False,
     weights: str | None = None,
+    missing: str = "error",
 ) -> Dataset:
     """Read, select columns and validate (enough rows for ``max_components``).
 
@@ -185,6 +193,9 @@ def load_dataset(
         ``--scale`` when the columns' sds differ by more than :data:`SCALE_RATIO`.
     weights : str, optional
         A column of frequency weights (:mod:`bayesgmm.core.weights`), taken out of the features.
+    missing : {"error", "marginalize"}
+        ``--missing``: ``"marginalize"`` keeps empty cells (NaN) for a fit that
+        marginalises them; the structures' checks then read the complete rows.
     """
     import numpy as np
 
@@ -209,7 +220,12 @@ def load_dataset(
         sample_weight, frame = _weight_column(frame, weights, source)
     frame = _select_columns(frame, columns, source)
     try:
-        X = check_data(frame, name=f"data {source!r}", n_components=max_components)
+        X = check_data(
+            frame,
+            name=f"data {source!r}",
+            n_components=max_components,
+            allow_nan=missing == "marginalize",
+        )
     except (TypeError, ValueError) as err:
         raise InputError(_one_line(err)) from None
     if X.shape[0] < 2 * max_components:
@@ -218,16 +234,17 @@ def load_dataset(
             f"(need at least {2 * max_components}): use fewer components"
         )
     names = [str(c) for c in frame.columns]
+    complete = X[np.isfinite(X).all(axis=1)]  # all of X unless --missing marginalize
     with np.errstate(all="ignore"):
-        cov = sample_moments(X)[1]
-    for covariance_type in covariance_types or []:
+        cov = sample_moments(complete)[1] if len(complete) >= 2 else None
+    for covariance_type in (covariance_types or []) if cov is not None else []:
         try:
-            _check_data_covariance(cov, get_structure(covariance_type), X)
+            _check_data_covariance(cov, get_structure(covariance_type), complete)
         except ValueError as err:
             raise InputError(f"data {source!r} (columns {names}): {_one_line(err)}") from None
     scaling = None
     if scale:
-        mean, sd = X.mean(axis=0), X.std(axis=0, ddof=1)
+        mean, sd = np.nanmean(X, axis=0), np.nanstd(X, axis=0, ddof=1)
         X = (X - mean) / sd
         scaling = {"mean": mean.tolist(), "sd": sd.tolist()}
     else:
@@ -260,7 +277,9 @@ SCALE_RATIO = 100.0
 
 
 def _warn_scales(X: np.ndarray, names: list[str]) -> None:
-    sd = X.std(axis=0, ddof=1)
+    import numpy as np
+
+    sd = np.nanstd(X, axis=0, ddof=1)
     if X.shape[1] < 2 or sd.min() <= 0:
         return
     big, small = int(sd.argmax()), int(sd.argmin())
@@ -327,13 +346,15 @@ def parse_ks(text: str, max_components: int = MAX_COMPONENTS) -> list[int]:
 
 
 def parse_covariances(text: str) -> list[str]:
-    """``"full,diag"`` -> list of covariance types (validated)."""
+    """``"full,diag"`` -> list of covariance types (validated); ``"all"``: every one."""
+    if text.strip() == "all":
+        return list(covariance_types())
     types = [t.strip() for t in text.split(",") if t.strip()]
     bad = [t for t in types if t not in covariance_types()]
     if bad or not types:
         raise InputError(
-            f"--covariance must be a comma-separated subset of {', '.join(covariance_types())}; "
-            f"got {text!r}"
+            f"--covariance must be a comma-separated subset of {', '.join(covariance_types())} "
+            f"or 'all'; got {text!r}"
         )
     return types
 
@@ -357,7 +378,14 @@ class Progress:
 
 
 def _sampler_kwargs(args: argparse.Namespace) -> dict:
-    return {"draws": args.draws, "tune": args.tune, "chains": args.chains}
+    """The settings of :class:`BayesianGaussianMixture` that fit, compare and report share."""
+    return {
+        "draws": args.draws,
+        "tune": args.tune,
+        "chains": args.chains,
+        "target_accept": args.target_accept,
+        "combine_chains": args.combine_chains,
+    }
 
 
 def _write_json(path: Path, payload: dict) -> None:
@@ -434,6 +462,7 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
         labels=args.labels,
         scale=args.scale,
         weights=args.weights,
+        missing=args.missing,
     )
     with atomic_directory(args.out, overwrite=args.overwrite) as tmp:
         progress(
@@ -450,6 +479,7 @@ def _fit(args: argparse.Namespace, progress: Progress) -> int:
             random_state=args.seed,
             progressbar=not args.quiet,
             noise=args.noise,
+            missing=args.missing,
             max_draws=args.max_draws,
             **_sampler_kwargs(args),
         ).fit(data.X, sample_weight=data.sample_weight)
@@ -569,21 +599,26 @@ def _wide_display():
 def _run_comparison(args: argparse.Namespace, data: Dataset, progress: Progress):
     from bayesgmm.selection.compare import compare
 
-    method = None if args.method == "map" else args.method
+    settings = _sampler_kwargs(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         result = compare(
             data.X,
             parse_ks(args.k),
             parse_covariances(args.covariance),
-            method,
-            **_sampler_kwargs(args),
-            bayes_kwargs={"sampler": args.sampler, "max_draws": args.max_draws},
+            method=args.method,
+            draws=settings.pop("draws"),
+            tune=settings.pop("tune"),
+            chains=settings.pop("chains"),
+            bayes_kwargs={"sampler": args.sampler, "max_draws": args.max_draws, **settings},
             em_prior=None if args.prior == "mle" else "default",
             em_n_init=args.n_init,
+            sample_weight=data.sample_weight,
+            noise=args.noise,
+            missing=args.missing,
             n_jobs=args.jobs,
             random_state=args.seed,
-            progress=progress,
+            progressbar=progress,
         )
     for warning in caught:
         if "PSIS-LOO is unreliable" in str(warning.message):
@@ -601,6 +636,8 @@ def _comparison_data(args: argparse.Namespace) -> Dataset:
         parse_covariances(args.covariance),
         labels=args.labels,
         scale=args.scale,
+        weights=args.weights,
+        missing=args.missing,
     )
 
 
@@ -628,7 +665,7 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
         ]
         write_text_atomic(tmp / "comparison.md", "\n".join(lines) + "\n")
         _write_figure(tmp / "bic_by_model.png", lambda: plot_criterion_by_k(result.table))
-        if result.method is not None:
+        if result.method != "map":
             _write_figure(tmp / "loo_comparison.png", lambda: plot_loo_comparison(result.table))
         print(result)
     progress(f"written to {args.out}/")
@@ -769,7 +806,7 @@ def _clusters(args: argparse.Namespace, progress: Progress) -> int:
     draws = _positive(args.draws, "--draws")
     burn = _positive(args.burn, "--burn", minimum=0)
     chains = _positive(args.chains, "--chains")
-    data = load_dataset(args.data, args.columns, 1)
+    data = load_dataset(args.data, args.columns, 1, scale=args.scale)
     if data.X.shape[0] < k_max:
         raise InputError(
             f"data {args.data!r} has {data.X.shape[0]} rows, too few for "
@@ -781,7 +818,16 @@ def _clusters(args: argparse.Namespace, progress: Progress) -> int:
             f"({data.X.shape[0]} x {data.X.shape[1]}): {chains} chains x {draws} draws"
         )
         result = how_many_clusters(
-            data.X, k_max, e0=e0, draws=draws, burn=burn, chains=chains, random_state=args.seed
+            data.X,
+            k_max,
+            e0=e0,
+            draws=draws,
+            burn=burn,
+            chains=chains,
+            thin=args.thin,
+            loss=args.loss,
+            ci_prob=args.ci_prob,
+            random_state=args.seed,
         )
         print(result)
         progress("writing results")
@@ -798,6 +844,7 @@ def _clusters(args: argparse.Namespace, progress: Progress) -> int:
         lines = [
             f"# How many clusters: {data.name}",
             "",
+            *([SCALED_NOTE, ""] if data.scaling is not None else []),
             f"**{result.answer()}.**",
             "",
             f"Model and priors: {result.priors()}.",
@@ -809,7 +856,7 @@ def _clusters(args: argparse.Namespace, progress: Progress) -> int:
             "## Point partition",
             "",
             f"SALSO estimate under the {part.loss.upper()} loss: {part.n_clusters} clusters, "
-            f"expected loss {part.loss_value:.3g}. Its {ball.prob:.0%} credible ball has "
+            f"expected loss {part.loss_value:.3g}. Its {ball.ci_prob:.0%} credible ball has "
             f"radius {ball.radius:.3g} ({ball.n_in_ball} of {ball.n_draws} draws inside); "
             "its bounds:",
             "",
@@ -930,6 +977,18 @@ def seed(text: str) -> int:
     return _integer(text, 0, 2**32 - 1)
 
 
+def n_init(text: str) -> int | str:
+    """argparse type: ``auto`` or a number of EM restarts >= 1 (``GaussianMixture.n_init``)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return _integer(text, 1)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected auto or a positive integer, got {text!r}"
+        ) from None
+
+
 def jobs(text: str) -> int:
     """argparse type: a number of parallel jobs, >= 1, or -1 for one per core."""
     value = _integer(text, -1)
@@ -973,7 +1032,7 @@ def _add_data_options(parser: argparse.ArgumentParser, k_help: str) -> None:
     parser.add_argument("--k", required=True, type=k_spec, help=k_help)
     parser.add_argument("--columns", help="comma-separated columns to use (default: all)")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--seed", type=seed, default=0, help="random seed")
+    _add_seed_option(parser)
     parser.add_argument(
         "--draws", type=positive_int, default=1000, help="posterior draws per chain"
     )
@@ -991,6 +1050,20 @@ def _add_data_options(parser: argparse.ArgumentParser, k_help: str) -> None:
         "--chains", type=positive_int, default=4, help="NUTS chains (run in parallel)"
     )
     parser.add_argument("--sampler", choices=SAMPLERS, default="nutpie", help="NUTS implementation")
+    parser.add_argument(
+        "--target-accept",
+        type=probability,
+        default=0.9,
+        help="target acceptance rate of NUTS (raise to 0.95 or 0.99 against divergences)",
+    )
+    parser.add_argument(
+        "--combine-chains",
+        choices=("auto", "pool", "stack"),
+        default="auto",
+        help="how the NUTS chains make one posterior: pool every draw, stack them (Bayesian "
+        "stacking of chains in different modes), or auto (stack when they sit in different "
+        "modes or drift)",
+    )
     parser.add_argument(
         "--ci-prob",
         type=probability,
@@ -1010,8 +1083,49 @@ def _add_data_options(parser: argparse.ArgumentParser, k_help: str) -> None:
         help="column of known classes: left out of the features, cross-tabulated against "
         "the clusters with the adjusted Rand index",
     )
+    _add_model_options(parser)
     _add_overwrite_option(parser)
     _add_debug_option(parser, argparse.SUPPRESS)
+
+
+def _add_seed_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--seed",
+        type=seed,
+        default=None,
+        help="random seed (default: None, a fresh seed for each run, written into the "
+        "command line recorded with the outputs, so the run can be repeated)",
+    )
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    """Settings of the estimators that every fitting command shares, with their defaults."""
+    parser.add_argument(
+        "--n-init",
+        type=n_init,
+        default="auto",
+        help="EM restarts per fit (best kept): a positive integer, or auto (60 starts and "
+        "split-and-merge moves on small data, as GaussianMixture(n_init='auto'))",
+    )
+    parser.add_argument(
+        "--weights",
+        metavar="COLUMN",
+        help="column of frequency weights (row n counts w_n times, e.g. counts of binned or "
+        "deduplicated data), left out of the features",
+    )
+    parser.add_argument(
+        "--noise",
+        action="store_true",
+        help="add a uniform background component for outliers over the data's bounding box "
+        "(mclust's Vinv); its weight is the summary's noise_weight row",
+    )
+    parser.add_argument(
+        "--missing",
+        choices=("error", "marginalize"),
+        default="error",
+        help="empty cells (NaN): error refuses them; marginalize treats them as missing at "
+        "random and fits the observed entries of every row",
+    )
 
 
 def _add_debug_option(parser: argparse.ArgumentParser, default) -> None:
@@ -1074,22 +1188,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="prior of the fit: default (weakly informative), or mle (flat: maximum "
         "likelihood, --method map only)",
     )
-    fit.add_argument(
-        "--n-init", type=positive_int, default=5, help="EM restarts of the MAP start (best kept)"
-    )
-    fit.add_argument(
-        "--weights",
-        metavar="COLUMN",
-        help="column of frequency weights (row n counts w_n times, e.g. counts of binned or "
-        "deduplicated data), left out of the features",
-    )
     _add_bootstrap_option(fit)
-    fit.add_argument(
-        "--noise",
-        action="store_true",
-        help="add a uniform background component for outliers over the data's bounding box "
-        "(mclust's Vinv); its weight is the summary's noise_weight row",
-    )
     fit.add_argument(
         "--strict",
         action="store_true",
@@ -1109,7 +1208,10 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=text, formatter_class=HelpFormatter)
         _add_data_options(cmd, "numbers of components, e.g. 1-6 or 1-3,5")
         cmd.add_argument(
-            "--covariance", default="full", help="comma-separated covariance types, e.g. full,diag"
+            "--covariance",
+            default="full",
+            help=f"comma-separated covariance types out of {', '.join(covariance_types())}, "
+            "e.g. full,diag, or all",
         )
         cmd.add_argument(
             "--method",
@@ -1126,9 +1228,6 @@ def build_parser() -> argparse.ArgumentParser:
             default="mle",
             help="prior of the EM fits behind BIC/AIC/ICL: mle (their textbook definition) "
             "or default (MAP-EM)",
-        )
-        cmd.add_argument(
-            "--n-init", type=positive_int, default=5, help="EM restarts per candidate (best kept)"
         )
         if name == "report":
             _add_bootstrap_option(cmd)
@@ -1153,8 +1252,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--burn", type=non_negative_int, default=1000, help="burn-in sweeps per chain"
     )
     clusters.add_argument("--chains", type=positive_int, default=2, help="Gibbs chains")
-    clusters.add_argument("--seed", type=seed, default=0, help="random seed")
+    clusters.add_argument("--thin", type=positive_int, default=1, help="Gibbs sweeps per kept draw")
+    clusters.add_argument(
+        "--loss",
+        choices=("vi", "binder"),
+        default="vi",
+        help="loss of the point partition and distance of its credible ball",
+    )
+    clusters.add_argument(
+        "--ci-prob",
+        type=probability,
+        default=0.95,
+        help="probability of the partition's credible ball",
+    )
+    _add_seed_option(clusters)
     clusters.add_argument("--columns", help="comma-separated columns to use (default: all)")
+    clusters.add_argument(
+        "--scale",
+        action="store_true",
+        help="standardise every column (mean 0, sd 1) before fitting",
+    )
     clusters.add_argument("--quiet", action="store_true", help="no progress messages")
     _add_overwrite_option(clusters)
     _add_debug_option(clusters, argparse.SUPPRESS)
@@ -1165,7 +1282,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     demo.add_argument("--out", default="bayesgmm-demo", help="output folder")
-    demo.add_argument("--seed", type=seed, default=0, help="random seed")
+    _add_seed_option(demo)
     demo.add_argument("--no-posterior", action="store_true", help="MAP-EM only (no NUTS)")
     demo.add_argument("--quiet", action="store_true", help="no progress messages")
     _add_overwrite_option(demo)
@@ -1269,6 +1386,9 @@ def main(argv: list[str] | None = None) -> int:
             argv = sys.argv[1:] if argv is None else list(argv)
             args = build_parser().parse_args(argv)
             debug = args.debug
+            if "seed" in args and args.seed is None:  # fresh entropy, made repeatable
+                args.seed = secrets.randbits(32)
+                argv = [*argv, "--seed", str(args.seed)]
             args.command = shlex.join(["bayesgmm", *argv])
             progress = Progress(args.quiet)
             check_output_folder(args.out, overwrite=args.overwrite)

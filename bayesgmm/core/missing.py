@@ -27,8 +27,9 @@ MISSING_OPTIONS: tuple[str, ...] = ("error", "marginalize")
 
 #: What the error for NaN tells the user to do.
 MISSING_REMEDY = (
-    'drop or impute those rows first, or fit with missing="marginalize" to marginalise '
-    "missing entries (NaN) inside the model (missing at random)"
+    'drop or impute those rows first, or fit with missing="marginalize" (--missing '
+    "marginalize on the command line) to marginalise missing entries (NaN) inside the model "
+    "(missing at random)"
 )
 
 

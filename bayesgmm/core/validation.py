@@ -204,22 +204,78 @@ def check_positive_int(value, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
-def check_random_state(value) -> None:
-    """Raise unless ``value`` can seed :func:`numpy.random.default_rng`.
+#: What every ``random_state`` of the package accepts (:func:`check_random_state`).
+RandomState = int | np.random.Generator | np.random.BitGenerator | np.random.SeedSequence | None
 
-    Accepted: ``None``, a non-negative integer, a :class:`numpy.random.Generator`,
-    :class:`~numpy.random.BitGenerator` or :class:`~numpy.random.SeedSequence`.
+RANDOM_STATE_HELP = (
+    "None (fresh entropy), a non-negative integer, a numpy.random.Generator (consumed: the "
+    "same generator state gives the same result) or a numpy.random.SeedSequence"
+)
+
+
+def check_random_state(value) -> None:
+    """Raise unless ``value`` is a ``random_state`` the package accepts.
+
+    Accepted everywhere (estimators, :func:`bayesgmm.compare`,
+    :func:`bayesgmm.how_many_clusters`): ``None`` (fresh entropy), a non-negative integer,
+    a :class:`numpy.random.Generator` (or :class:`~numpy.random.BitGenerator`) or a
+    :class:`~numpy.random.SeedSequence`, i.e. whatever seeds :func:`numpy.random.default_rng`.
+
+    Raises
+    ------
+    TypeError
+        Not one of those types (a float, a string, a legacy ``RandomState``).
+    ValueError
+        A negative integer.
     """
     accepted = (np.random.Generator, np.random.BitGenerator, np.random.SeedSequence)
     if value is None or isinstance(value, accepted):
         return
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
         raise TypeError(
-            f"random_state must be None, a non-negative integer or a numpy Generator, got "
-            f"{plain(value)} ({type(value).__name__})"
+            f"random_state must be {RANDOM_STATE_HELP}; got {plain(value)} ({type(value).__name__})"
         )
     if value < 0:
         raise ValueError(f"random_state must be a non-negative integer, got {plain(value)}")
+
+
+def is_random_state(value) -> bool:
+    """Whether :func:`check_random_state` accepts ``value`` (for constraint tables)."""
+    try:
+        check_random_state(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def seed_sequence(random_state: RandomState) -> np.random.SeedSequence:
+    """The :class:`numpy.random.SeedSequence` behind any accepted ``random_state``.
+
+    An integer ``s`` gives ``SeedSequence(s)`` (so ``seed_sequence(s).generate_state(n)``
+    is what ``SeedSequence(s)`` always gave); a SeedSequence is copied (spawning from the
+    result leaves the caller's untouched, so the same one gives the same streams); a
+    Generator or BitGenerator is consumed: one 128-bit draw seeds the sequence, so the same
+    generator state gives the same sequence and the generator moves on; ``None`` draws fresh
+    entropy. Split the result with ``.spawn(n)`` for independent streams.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`check_random_state`.
+    """
+    check_random_state(random_state)
+    if isinstance(random_state, np.random.SeedSequence):  # a copy: spawning leaves it as it is
+        return np.random.SeedSequence(
+            random_state.entropy,
+            spawn_key=random_state.spawn_key,
+            pool_size=random_state.pool_size,
+        )
+    if isinstance(random_state, np.random.BitGenerator):
+        random_state = np.random.Generator(random_state)
+    if isinstance(random_state, np.random.Generator):
+        entropy = random_state.integers(2**32, size=4, dtype=np.uint64)
+        return np.random.SeedSequence([int(word) for word in entropy])
+    return np.random.SeedSequence(None if random_state is None else int(random_state))
 
 
 def check_feature_combination(*, noise: bool, weighted: bool, missing: bool) -> None:
@@ -250,9 +306,13 @@ def check_feature_combination(*, noise: bool, weighted: bool, missing: bool) -> 
 
 
 __all__ = [
+    "RANDOM_STATE_HELP",
+    "RandomState",
     "check_data",
     "check_feature_combination",
     "check_positive_int",
     "check_random_state",
+    "is_random_state",
     "plain",
+    "seed_sequence",
 ]

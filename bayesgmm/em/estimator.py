@@ -25,6 +25,7 @@ from bayesgmm.core.params import MixtureParams
 from bayesgmm.core.priors import MixturePrior
 from bayesgmm.core.spec import MixtureSpec, Standardization
 from bayesgmm.core.validation import (
+    RandomState,
     check_data,
     check_feature_combination,
     check_positive_int,
@@ -102,8 +103,10 @@ default="hierarchical"
     means_init : ndarray of shape (n_components, n_features), optional
     precisions_init : ndarray, optional
         Precisions in scikit-learn's layout for ``covariance_type``.
-    random_state : int, numpy Generator or None, default=None
-        Seed of the initialisation and of :meth:`sample`.
+    random_state : int, numpy Generator, SeedSequence or None, default=None
+        Seed of the initialisation and of :meth:`sample`: the same int gives the same fit;
+        a Generator is consumed (the same generator state gives the same fit); ``None``
+        draws fresh entropy.
     noise : bool, default=False
         Add a uniform background component for outliers (mclust's ``Vinv``; see
         :mod:`bayesgmm.core.noise`): density ``1 / noise_volume`` everywhere, with its own weight
@@ -185,7 +188,7 @@ default="hierarchical"
         weights_init: np.ndarray | None = None,
         means_init: np.ndarray | None = None,
         precisions_init: np.ndarray | None = None,
-        random_state: int | np.random.Generator | None = None,
+        random_state: RandomState = None,
         noise: bool = False,
         noise_volume: float | None = None,
         noise_init=None,

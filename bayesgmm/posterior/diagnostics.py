@@ -353,7 +353,10 @@ class Diagnostics:
             factor = self.ess_threshold / ess if np.isfinite(ess) and ess > 0 else 4.0
             if factor <= MAX_DRAWS_FACTOR:
                 draws = int(np.ceil(self.n_draws * max(2.0, factor) / 100.0) * 100)
-                found.append(f"more draws and tuning (e.g. --draws {draws} --tune {draws})")
+                found.append(
+                    f"more draws and tuning (e.g. draws={draws}, tune={draws}; on the command "
+                    f"line --draws {draws} --tune {draws})"
+                )
             else:
                 found.append(
                     f"not more draws: the chains barely move (min ESS {ess:.0f} in "
@@ -362,13 +365,17 @@ class Diagnostics:
                     "components or a more informative prior will mix"
                 )
         if not checks["n_divergences"]:
-            found.append("a higher target_accept (0.95 or 0.99)")
+            found.append("a higher target_accept (0.95 or 0.99; --target-accept)")
         if not checks["min_bfmi"]:
-            found.append("longer tuning, or standardised data (--scale)")
+            found.append(
+                "longer tuning, or standardised data (each column minus its mean, divided by "
+                "its sd; --scale)"
+            )
         if (self.multimodal or self.drift) and not self.stacking_rejected:
             found.append(
-                "combine the chains by stacking (combine_chains='stack', the default 'auto' "
-                "does it when the chains sit in different modes or drift)"
+                "combine the chains by stacking (combine_chains='stack' or --combine-chains "
+                "stack; the default 'auto' does it when the chains sit in different modes or "
+                "drift)"
             )
         multimodal = self.multimodal or self.drift or self.max_rhat > MULTIMODAL_RHAT
         if self.sometimes_empty and not self.mixes:

@@ -11,7 +11,7 @@ cluster, never on the cluster numbers.
   losses of a candidate partition (Binder 1978; Meilă 2007; Wade & Ghahramani 2018).
 * :func:`salso`: the partition that minimises the expected loss, by sequential
   allocation and sweetening (Dahl, Johnson & Müller 2022, JCGS 31, 1189-1201).
-* :func:`credible_ball`: the ``prob`` credible ball around a partition and its bounds
+* :func:`credible_ball`: the ``ci_prob`` credible ball around a partition and its bounds
   (Wade & Ghahramani 2018, Bayesian Analysis 13, 559-626).
 * :func:`summarize_partitions`: all of the above from ``log_joint``, as a
   :class:`PartitionSummary`; with a seeded subsample for ``N`` too large for ``N x N``.
@@ -660,13 +660,13 @@ class CredibleBall:
     """Credible ball around a point estimate (Wade & Ghahramani 2018, section 3.2).
 
     The ball is ``{c : d(point, c) <= radius}``, with the smallest radius that holds
-    posterior probability ``prob``, estimated from the draws. Its bounds are drawn
+    posterior probability ``ci_prob``, estimated from the draws. Its bounds are drawn
     partitions inside the ball, each the farthest from ``point`` in its class (the
     first draw in draw order on ties):
 
     Attributes
     ----------
-    prob : float
+    ci_prob : float
     loss : {"vi", "binder"}
     radius : float
     horizontal : ndarray of shape (n_samples,)
@@ -682,7 +682,7 @@ class CredibleBall:
     n_draws : int
     """
 
-    prob: float
+    ci_prob: float
     loss: str
     radius: float
     horizontal: np.ndarray
@@ -711,7 +711,7 @@ class CredibleBall:
             for row in frame.itertuples()
         )
         return (
-            f"CredibleBall({self.prob:.0%}, {self.loss} radius {self.radius:.4g}, "
+            f"CredibleBall({self.ci_prob:.0%}, {self.loss} radius {self.radius:.4g}, "
             f"{self.n_in_ball}/{self.n_draws} draws inside; {bounds})"
         )
 
@@ -719,19 +719,19 @@ class CredibleBall:
 def credible_ball(
     point: np.ndarray,
     z_draws: np.ndarray,
-    prob: float = 0.95,
+    ci_prob: float = 0.95,
     loss: Loss = "vi",
     *,
     base: float = 2.0,
 ) -> CredibleBall:
-    """The ``prob`` credible ball around ``point`` and its bounds (Wade & Ghahramani 2018).
+    """The ``ci_prob`` credible ball around ``point`` and its bounds (Wade & Ghahramani 2018).
 
     Parameters
     ----------
     point : array-like of int, shape (n_samples,)
         Centre, usually the :func:`salso` estimate.
     z_draws : array-like of int, shape (n_draws, n_samples)
-    prob : float in (0, 1], default=0.95
+    ci_prob : float in (0, 1], default=0.95
     loss : {"vi", "binder"}, default="vi"
         Distance between partitions (see :func:`partition_distances`).
     base : float, default=2
@@ -740,17 +740,17 @@ def credible_ball(
     Returns
     -------
     CredibleBall
-        ``radius`` is the smallest ``eps`` with ``mean_s 1{d(point, z_s) <= eps} >= prob``;
-        with ``prob=1`` it is the largest distance to a draw.
+        ``radius`` is the smallest ``eps`` with ``mean_s 1{d(point, z_s) <= eps} >= ci_prob``;
+        with ``ci_prob=1`` it is the largest distance to a draw.
     """
-    if not 0 < prob <= 1:
-        raise ValueError(f"prob must be in (0, 1], got {prob!r}")
+    if not 0 < ci_prob <= 1:
+        raise ValueError(f"ci_prob must be in (0, 1], got {ci_prob!r}")
     z = _check_draws(z_draws)
     d = partition_distances(point, z, loss, base=base)
     n_draws = len(d)
     ordered = np.sort(d)
     coverage = np.arange(1, n_draws + 1) / n_draws
-    radius = float(ordered[np.searchsorted(coverage, prob - 1e-12)])
+    radius = float(ordered[np.searchsorted(coverage, ci_prob - 1e-12)])
     inside = np.flatnonzero(d <= radius)
     n_clusters = z.max(axis=1)[inside] + 1
 
@@ -763,7 +763,7 @@ def credible_ball(
         farthest(inside[n_clusters == n_clusters.max()]),
     ]
     return CredibleBall(
-        prob=float(prob),
+        ci_prob=float(ci_prob),
         loss=loss,
         radius=radius,
         horizontal=z[picks[0]].copy(),
@@ -861,7 +861,7 @@ def summarize_partitions(
     log_joint: np.ndarray,
     *,
     loss: Loss = "vi",
-    prob: float = 0.95,
+    ci_prob: float = 0.95,
     n_runs: int = 16,
     max_clusters: int | None = None,
     max_points: int = 2000,
@@ -887,7 +887,7 @@ def summarize_partitions(
     log_joint : ndarray of shape (n_draws, n_samples, n_components)
         ``log w_k + log N(x_n | mu_k, Sigma_k)`` per posterior draw.
     loss : {"vi", "binder"}, default="vi"
-    prob : float, default=0.95
+    ci_prob : float, default=0.95
         Credible-ball probability.
     n_runs : int, default=16
         SALSO runs.
@@ -929,7 +929,7 @@ def summarize_partitions(
         partition=partition,
         loss=loss,
         loss_value=float(distances.mean()),
-        credible_ball=credible_ball(partition, z, prob, loss),
+        credible_ball=credible_ball(partition, z, ci_prob, loss),
         n_clusters=int(partition.max()) + 1,
         certainty=certainty,
         psm=psm,

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from bayesgmm.core.priors import MixturePrior
-from bayesgmm.core.validation import check_data
+from bayesgmm.core.validation import RandomState, check_data, check_random_state, seed_sequence
 from bayesgmm.posterior.draws import log_joint_densities, stack_draws
 from bayesgmm.posterior.partitions import Loss, PartitionSummary, summarize_partitions
 from bayesgmm.selection.sparse import (
@@ -46,10 +46,10 @@ def partition_summary(
     X,
     *,
     loss: Loss = "vi",
-    prob: float = 0.95,
+    ci_prob: float = 0.95,
     max_points: int = 2000,
     max_draws: int = 1000,
-    random_state: int | np.random.Generator | None = None,
+    random_state: RandomState = None,
 ) -> PartitionSummary:
     """The posterior over partitions of a sparse-mixture fit.
 
@@ -59,19 +59,20 @@ def partition_summary(
     X : array-like of shape (n_samples, n_features), or (n_samples,) for 1-D data
         The data the mixture was fitted to.
     loss : {"vi", "binder"}, default="vi"
-    prob : float, default=0.95
+    ci_prob : float, default=0.95
         Credible-ball probability.
     max_points : int, default=2000
         See :func:`~bayesgmm.posterior.partitions.summarize_partitions`.
     max_draws : int, default=1000
         Draws used (a seeded random subset of all chains' draws), which bounds the
         ``(n_draws, n_samples, K_max)`` array of log densities.
-    random_state : int, Generator or None
+    random_state : int, Generator, SeedSequence or None
 
     Returns
     -------
     PartitionSummary
     """
+    check_random_state(random_state)
     x = check_data(X, allow_1d=True, min_samples=2)
     seed = np.random.default_rng(random_state)
     weights, means, covs = stack_draws(
@@ -81,7 +82,7 @@ def partition_summary(
     )
     log_joint = log_joint_densities(x, weights, means, covs)
     return summarize_partitions(
-        log_joint, loss=loss, prob=prob, max_points=max_points, random_state=seed
+        log_joint, loss=loss, ci_prob=ci_prob, max_points=max_points, random_state=seed
     )
 
 
@@ -125,7 +126,7 @@ class ClusterAnalysis:
         return (
             f"{self.cluster_count.answer()}; point partition ({part.loss.upper()} loss): "
             f"{part.n_clusters} clusters of sizes {np.bincount(part.partition).tolist()}, "
-            f"{ball.prob:.0%} credible ball radius {ball.radius:.3g} ({part.loss} distance"
+            f"{ball.ci_prob:.0%} credible ball radius {ball.radius:.3g} ({part.loss} distance"
             f"{', bits' if part.loss == 'vi' else ''})"
         )
 
@@ -150,7 +151,7 @@ class ClusterAnalysis:
         probs = self.cluster_count.probabilities
         shown = probs[probs >= 0.001]
         table = "  ".join(f"{k}: {p:.3f}" for k, p in shown.items())
-        diag = self.diagnostics.loc[["n_clusters", "log_likelihood"], ["rhat", "ess_bulk"]]
+        diag = self.diagnostics.loc[["n_clusters", "log_likelihood_total"], ["rhat", "ess_bulk"]]
         lines = [
             self.answer(),
             f"P(K+ = k | X) ({self.cluster_count.n_draws} draws): {table}",
@@ -179,10 +180,10 @@ def how_many_clusters(
     chains: int = 2,
     thin: int = 1,
     loss: Loss = "vi",
-    prob: float = 0.95,
+    ci_prob: float = 0.95,
     max_points: int = 2000,
     max_draws: int = 1000,
-    random_state: int | None = None,
+    random_state: RandomState = None,
 ) -> ClusterAnalysis:
     """The Bayesian answer to "how many clusters, and which points belong together".
 
@@ -204,20 +205,22 @@ def how_many_clusters(
         Gibbs sampler settings.
     loss : {"vi", "binder"}, default="vi"
         Loss of the point partition and distance of the credible ball.
-    prob : float, default=0.95
+    ci_prob : float, default=0.95
         Credible-ball probability.
     max_points : int, default=2000
         Largest ``n_samples`` summarised with an exact ``N x N`` similarity matrix.
     max_draws : int, default=1000
         Draws used for the partition summary (see :func:`partition_summary`).
-    random_state : int, optional
-        Seeds the sampler and the partition search.
+    random_state : int, numpy Generator, SeedSequence or None, default=None
+        Seeds the sampler and the partition search (independent streams): the same int
+        gives the same result; a Generator is consumed (the same generator state gives the
+        same result); ``None`` draws fresh entropy.
 
     Returns
     -------
     ClusterAnalysis
     """
-    seeds = np.random.SeedSequence(random_state).spawn(2)
+    seeds = seed_sequence(random_state).spawn(2)
     fit = fit_sparse_mixture(
         X,
         max_components,
@@ -234,7 +237,7 @@ def how_many_clusters(
         fit,
         X,
         loss=loss,
-        prob=prob,
+        ci_prob=ci_prob,
         max_points=max_points,
         max_draws=max_draws,
         random_state=np.random.default_rng(seeds[1]),

@@ -52,9 +52,12 @@ Reuse and parallelism
 
 from __future__ import annotations
 
+import numbers
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import cloudpickle
 import numpy as np
@@ -68,13 +71,21 @@ from joblib import Parallel, delayed
 
 from bayesgmm.core.covariance import covariance_types as registered_structures
 from bayesgmm.core.methods import POSTERIOR_METHODS, TUNE, PosteriorMethod
-from bayesgmm.core.validation import check_data, check_positive_int
+from bayesgmm.core.missing import check_missing_option
+from bayesgmm.core.validation import (
+    RandomState,
+    check_data,
+    check_positive_int,
+    seed_sequence,
+)
+from bayesgmm.core.weights import check_sample_weight
 from bayesgmm.em.estimator import GaussianMixture
 from bayesgmm.posterior.draws import log_mixture_density
 from bayesgmm.selection.sparse import ClusterCountPosterior, fit_sparse_mixture
 
-#: Posterior methods a comparison can use (``None``: EM criteria only).
-METHODS: tuple[str, ...] = POSTERIOR_METHODS
+#: Methods a comparison can use: a posterior method, or ``"map"`` (EM criteria only, as
+#: ``BayesianGaussianMixture(method="map")`` fits only the MAP).
+METHODS: tuple[str, ...] = (*POSTERIOR_METHODS, "map")
 #: Settings of :class:`BayesianGaussianMixture` that :func:`fit_candidate` sets itself.
 CANDIDATE_SETTINGS: tuple[str, ...] = (
     "n_components",
@@ -82,6 +93,8 @@ CANDIDATE_SETTINGS: tuple[str, ...] = (
     "method",
     "random_state",
     "progressbar",
+    "noise",
+    "missing",
 )
 
 #: Share of observations with high Pareto k above which a candidate's LOO is not trusted.
@@ -100,7 +113,9 @@ def candidate_name(n_components: int, covariance_type: str) -> str:
     return f"K={n_components} {covariance_type}"
 
 
-def em_criteria(model: GaussianMixture, X: np.ndarray) -> dict[str, float]:
+def em_criteria(
+    model: GaussianMixture, X: np.ndarray, sample_weight: np.ndarray | None = None
+) -> dict[str, float]:
     """Information criteria of a fitted EM model.
 
     Parameters
@@ -108,6 +123,9 @@ def em_criteria(model: GaussianMixture, X: np.ndarray) -> dict[str, float]:
     model : GaussianMixture
         Fitted.
     X : ndarray of shape (n_samples, n_features)
+    sample_weight : ndarray of shape (n_samples,), optional
+        Frequency weights: every criterion is that of the replicated rows
+        (``log L = sum_n w_n log p(x_n)``, ``N = sum_n w_n``).
 
     Returns
     -------
@@ -115,12 +133,24 @@ def em_criteria(model: GaussianMixture, X: np.ndarray) -> dict[str, float]:
         ``n_parameters``, ``loglik`` (total log-likelihood), ``bic``, ``aic`` and ``icl``
         (all three on the ``-2 log L`` scale: lower is better).
     """
+    if sample_weight is None:
+        return {
+            "n_parameters": model.spec_.n_parameters,
+            "loglik": float(model.score_samples(X).sum()),
+            "bic": model.bic(X),
+            "aic": model.aic(X),
+            "icl": model.icl(X),
+        }
+    resp = model.predict_proba(X)
+    log_resp = np.log(resp, where=resp > 0, out=np.zeros_like(resp))
+    entropy = -float(np.sum(sample_weight[:, None] * resp * log_resp))
+    bic = model.bic(X, sample_weight=sample_weight)
     return {
         "n_parameters": model.spec_.n_parameters,
-        "loglik": float(model.score_samples(X).sum()),
-        "bic": model.bic(X),
-        "aic": model.aic(X),
-        "icl": model.icl(X),
+        "loglik": float(sample_weight @ model.score_samples(X)),
+        "bic": bic,
+        "aic": model.aic(X, sample_weight=sample_weight),
+        "icl": bic + 2.0 * entropy,
     }
 
 
@@ -302,7 +332,7 @@ class CandidateFit:
     criteria : dict
         :func:`em_criteria` of ``em``.
     bayes : BayesianGaussianMixture or None
-        The posterior fit (``None`` when the comparison is EM-only).
+        The posterior fit (``None`` when the comparison is EM-only, ``method="map"``).
     loo : ELPDData or None
         Pointwise PSIS-LOO of ``bayes``.
     loo_method : str
@@ -331,14 +361,17 @@ def fit_candidate(
     n_components: int,
     covariance_type: str,
     *,
-    method: PosteriorMethod | None,
+    method: PosteriorMethod | Literal["map"],
     bayes_kwargs: dict,
     em_prior: str | None,
-    em_n_init: int,
+    em_n_init: int | Literal["auto"],
     moment_match: bool,
     random_state: int | None,
+    sample_weight: np.ndarray | None = None,
+    noise: bool = False,
+    missing: Literal["error", "marginalize"] = "error",
 ) -> CandidateFit:
-    """Fit one candidate by EM and (unless ``method`` is None) by the PyMC posterior.
+    """Fit one candidate by EM and (unless ``method="map"``) by the PyMC posterior.
 
     Parameters
     ----------
@@ -346,18 +379,23 @@ def fit_candidate(
         Validated data.
     n_components : int
     covariance_type : str
-    method : {"nuts", "advi", "fullrank_advi"} or None
+    method : {"nuts", "advi", "fullrank_advi", "map"}
+        ``"map"``: EM only.
     bayes_kwargs : dict
         Further settings of :class:`BayesianGaussianMixture` (``draws``, ``tune``,
         ``sampler``, ...), all but :data:`CANDIDATE_SETTINGS`.
     em_prior : None or "default"
         Prior of the EM fit behind the criteria (None: maximum likelihood).
-    em_n_init : int
-        EM restarts.
+    em_n_init : "auto" or int
+        EM restarts (see :class:`GaussianMixture`'s ``n_init``).
     moment_match : bool
         See :func:`psis_loo`.
     random_state : int, optional
         Seed of both fits.
+    sample_weight : ndarray of shape (n_samples,), optional
+        Frequency weights of both fits and of the criteria.
+    noise, missing
+        As in :class:`GaussianMixture` and :class:`BayesianGaussianMixture`, for both fits.
 
     Returns
     -------
@@ -369,9 +407,11 @@ def fit_candidate(
         prior=em_prior,
         n_init=em_n_init,
         random_state=random_state,
-    ).fit(X)
-    fit = CandidateFit(n_components, covariance_type, em, em_criteria(em, X))
-    if method is None:
+        noise=noise,
+        missing=missing,
+    ).fit(X, sample_weight=sample_weight)
+    fit = CandidateFit(n_components, covariance_type, em, em_criteria(em, X, sample_weight))
+    if method == "map":
         return fit
     from bayesgmm.bayes.estimator import BayesianGaussianMixture
 
@@ -381,8 +421,10 @@ def fit_candidate(
         method=method,
         random_state=random_state,
         progressbar=False,
+        noise=noise,
+        missing=missing,
         **bayes_kwargs,
-    ).fit(X)
+    ).fit(X, sample_weight=sample_weight)
     fit.bayes = bayes
     fit.loo, fit.loo_method = psis_loo(
         bayes.idata_,
@@ -619,8 +661,8 @@ class ModelComparison:
     reason : str
         Why, in one sentence.
     fits : dict of str to CandidateFit
-    method : str or None
-        Posterior method, ``None`` for an EM-only comparison.
+    method : str
+        Posterior method, ``"map"`` for an EM-only comparison.
     cluster_count : ClusterCountPosterior or None
         Sparse-mixture posterior of ``K+`` (full covariances), when computed.
     """
@@ -629,7 +671,7 @@ class ModelComparison:
     recommended: str
     reason: str
     fits: dict[str, CandidateFit] = field(repr=False)
-    method: str | None = None
+    method: str = "map"
     cluster_count: ClusterCountPosterior | None = field(default=None, repr=False)
 
     sign_convention = SIGN_CONVENTION
@@ -653,8 +695,9 @@ class ModelComparison:
         with pd.option_context("display.width", 160, "display.max_columns", 30):
             text = self.table[columns].round(2).to_string()
         kplus = "" if self.cluster_count is None else f"{self.cluster_count}\n"
+        method = "EM only" if self.method == "map" else self.method
         return (
-            f"Model comparison ({self.method or 'EM only'})\n{text}\n{kplus}"
+            f"Model comparison ({method})\n{text}\n{kplus}"
             f"{SIGN_CONVENTION}\nRecommended: {self.recommended}. {self.reason}"
         )
 
@@ -783,70 +826,127 @@ def _integral(value):
     return value
 
 
+def _candidate_ks(n_components) -> list[int]:
+    """``n_components`` of :func:`compare` as a sorted list of distinct positive ints."""
+    if isinstance(n_components, str) or not isinstance(n_components, Iterable):
+        if isinstance(n_components, numbers.Real) and not isinstance(n_components, bool):
+            return [check_positive_int(_integral(n_components), "n_components")]
+        raise TypeError(
+            "n_components must be a positive int (one candidate K) or an iterable of them, "
+            f"e.g. range(1, 7); got {n_components!r} ({type(n_components).__name__})"
+        )
+    ks = [check_positive_int(_integral(k), "n_components") for k in n_components]
+    if not ks:
+        raise ValueError("n_components is empty: give at least one number of components")
+    return sorted(set(ks))
+
+
+def _progress_callback(progressbar) -> Callable[[str], None] | None:
+    """``progressbar`` of :func:`compare` as a message callback (``None``: silent)."""
+    if callable(progressbar):
+        return progressbar
+    if isinstance(progressbar, bool | np.bool_):
+        return _print_progress if progressbar else None
+    raise TypeError(
+        "progressbar must be True (messages on stderr), False or a callable taking one "
+        f"message; got {progressbar!r}"
+    )
+
+
+def _print_progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def compare(
     X,
-    n_components: Iterable[int] = range(1, 7),
-    covariance_types: Sequence[str] = ("full",),
-    method: PosteriorMethod | None = "nuts",
+    n_components: int | Iterable[int] = range(1, 7),
+    covariance_types: str | Sequence[str] = ("full",),
+    method: PosteriorMethod | Literal["map"] = "nuts",
     *,
     draws: int = 1000,
     tune: int = TUNE,
     chains: int = 4,
     bayes_kwargs: dict | None = None,
     em_prior: str | None = None,
-    em_n_init: int = 5,
+    em_n_init: int | Literal["auto"] = "auto",
+    sample_weight=None,
+    noise: bool = False,
+    missing: Literal["error", "marginalize"] = "error",
     moment_match: bool = True,
     n_se: float = 1.0,
     cluster_count: bool | None = None,
     sparse_kwargs: dict | None = None,
     n_jobs: int = 1,
-    random_state: int | None = 0,
-    progress: Callable[[str], None] | None = None,
+    random_state: RandomState = None,
+    progressbar: bool | Callable[[str], None] = False,
 ) -> ModelComparison:
     """Fit every candidate and compare them by PSIS-LOO and EM information criteria.
+
+    Settings that :class:`~bayesgmm.GaussianMixture` or
+    :class:`~bayesgmm.BayesianGaussianMixture` also take have their names and defaults
+    (``em_n_init`` is the EM fit's ``n_init``, as in ``BayesianGaussianMixture``).
+    ``<fit>_kwargs`` holds further settings of a fit this function runs for you
+    (``bayes_kwargs``: every candidate's ``BayesianGaussianMixture``; ``sparse_kwargs``:
+    the sparse mixture's Gibbs sampler); ``BayesianGaussianMixture(sampler_kwargs=...)``
+    reaches the NUTS or VI function itself, e.g. ``bayes_kwargs={"sampler_kwargs": {...}}``.
 
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features)
-    n_components : iterable of int, default=range(1, 7)
-        Candidate numbers of components K.
-    covariance_types : sequence of str, default=("full",)
-        Candidate covariance structures.
-    method : {"nuts", "advi", "fullrank_advi"} or None, default="nuts"
-        How the posterior is fitted; ``None`` compares by EM criteria only. LOO on
-        variational draws is plain PSIS and less trustworthy than on NUTS draws.
+    n_components : int or iterable of int, default=range(1, 7)
+        Candidate numbers of components K; an int is one candidate K (``compare(X, 3)``
+        compares the covariance structures at K=3), not ``range(1, 4)``.
+    covariance_types : str or sequence of str, default=("full",)
+        Candidate covariance structures; one name is one structure, ``"all"`` every
+        registered one.
+    method : {"nuts", "advi", "fullrank_advi", "map"}, default="nuts"
+        How the posterior is fitted; ``"map"`` compares by EM criteria only (no posterior,
+        as ``BayesianGaussianMixture(method="map")``). LOO on variational draws is plain
+        PSIS and less trustworthy than on NUTS draws. ``None`` is a deprecated spelling of
+        ``"map"``.
     draws, tune, chains : int
         Sampler settings for every candidate. A run that misses R-hat or ESS goes on to
         2x and 4x ``draws`` as :class:`BayesianGaussianMixture` does (unless its chains
         barely move); ``bayes_kwargs={"max_draws": draws}`` keeps every run fixed.
     bayes_kwargs : dict, optional
         Further settings of :class:`BayesianGaussianMixture` for every candidate (e.g.
-        ``sampler``, ``target_accept``); not those in :data:`CANDIDATE_SETTINGS`.
+        ``sampler``, ``target_accept``, ``sampler_kwargs``); not those in
+        :data:`CANDIDATE_SETTINGS`.
     em_prior : None or "default", default=None
         ``None``: BIC, AIC and ICL at the maximum-likelihood EM fit (their textbook
         definition); ``"default"``: at the MAP-EM fit.
-    em_n_init : int, default=5
-        EM restarts per candidate.
+    em_n_init : "auto" or int, default="auto"
+        EM restarts per candidate, as :class:`GaussianMixture`'s ``n_init`` (``"auto"``:
+        60 starts and split-and-merge moves on small data).
+    sample_weight : array-like of shape (n_samples,), optional
+        Frequency weights of every fit; the criteria are those of the replicated rows.
+    noise : bool, default=False
+        Add a uniform background component to every candidate (both fits).
+    missing : {"error", "marginalize"}, default="error"
+        ``"marginalize"``: NaN entries are marginalised (missing at random) in both fits.
     moment_match : bool, default=True
         Moment-match high Pareto-k observations (NUTS only); see the module docstring.
     n_se : float, default=1.0
         Tolerance of the recommendation rule, see :func:`recommend`.
     cluster_count : bool or None, default=None
         Also fit the sparse finite mixture (full covariances) once and add ``p_kplus``
-        (module docstring); ``None``: when ``method`` is not None. It costs one Gibbs run
-        with ``K_max = max(max K, min(10, n_samples))`` components, about a second for
-        a few hundred points with the sampler's defaults.
+        (module docstring); ``None``: when ``method`` is not ``"map"`` and no weights,
+        noise or missing entries are asked for (the sparse mixture has none of them). It
+        costs one Gibbs run with ``K_max = max(max K, min(10, n_samples))`` components,
+        about a second for a few hundred points with the sampler's defaults.
     sparse_kwargs : dict, optional
         Settings of :func:`~bayesgmm.selection.sparse.fit_sparse_mixture` (``draws``, ``burn``,
         ``chains``, ``e0``, ...); not ``max_components`` or ``random_state``.
     n_jobs : int, default=1
         Candidates fitted in parallel (joblib processes). Each NUTS fit already runs its
         chains in parallel, so more jobs than cores divided by chains rarely helps.
-    random_state : int or None, default=0
-        Seeds every candidate (independent streams), so the same call gives the same
-        table; ``None`` draws fresh seeds.
-    progress : callable, optional
-        Called with a short message before each candidate is fitted.
+    random_state : int, numpy Generator, SeedSequence or None, default=None
+        Seeds every candidate (independent streams), so the same int gives the same
+        table; a Generator is consumed (the same generator state gives the same table);
+        ``None`` draws fresh seeds.
+    progressbar : bool or callable, default=False
+        ``True``: a short message on stderr before each candidate is fitted; a callable is
+        called with that message instead.
 
     Returns
     -------
@@ -856,36 +956,72 @@ def compare(
     -----
     UserWarning
         When observations keep a Pareto k above the reliability threshold.
+    DeprecationWarning
+        ``method=None``.
     """
-    ks = [check_positive_int(_integral(k), "n_components") for k in n_components]
-    if not ks:
-        raise ValueError("n_components is empty: give at least one number of components")
+    ks = _candidate_ks(n_components)
+    if isinstance(covariance_types, str):
+        covariance_types = (
+            registered_structures() if covariance_types == "all" else [covariance_types]
+        )
     covariance_types = list(covariance_types)
     bad = [c for c in covariance_types if c not in registered_structures()]
     if bad or not covariance_types:
         raise ValueError(
-            f"covariance_types must be a non-empty subset of {list(registered_structures())}, "
-            f"got {covariance_types}"
+            f"covariance_types must be a non-empty subset of {list(registered_structures())} "
+            f"(or 'all'), got {covariance_types}"
         )
-    if method is not None and method not in METHODS:
-        raise ValueError(f"method must be one of {list(METHODS)} or None, got {method!r}")
+    if method is None:
+        warnings.warn(
+            'compare(method=None) is deprecated: use method="map" (EM criteria only)',
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        method = "map"
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
     owned = sorted(set(bayes_kwargs or {}) & set(CANDIDATE_SETTINGS))
     if owned:
         raise ValueError(
             f"bayes_kwargs sets {owned}, which compare() sets per candidate: pass "
-            "n_components, covariance_types, method and random_state to compare() instead"
+            "n_components, covariance_types, method, random_state, noise and missing to "
+            "compare() instead"
         )
+    progress = _progress_callback(progressbar)
+    missing = check_missing_option(missing)
+    if not isinstance(noise, bool | np.bool_):
+        raise TypeError(f"noise must be True or False, got {noise!r}")
+    features = [
+        name
+        for name, on in (
+            ("sample_weight", sample_weight is not None),
+            ("noise=True", noise),
+            ('missing="marginalize"', missing == "marginalize"),
+        )
+        if on
+    ]
     if cluster_count is None:
-        cluster_count = method is not None
+        cluster_count = method != "map" and not features
+    elif cluster_count and features:
+        raise ValueError(
+            f"cluster_count=True with {' and '.join(features)}: the sparse mixture behind "
+            "p_kplus has no weights, noise or missing entries; set cluster_count=False"
+        )
     owned = sorted(set(sparse_kwargs or {}) & {"max_components", "random_state"})
     if owned:
         raise ValueError(
             f"sparse_kwargs sets {owned}, which compare() sets itself: K_max is "
             "max(max K, min(10, n_samples)) and the seed is random_state"
         )
-    data = check_data(X, n_components=max(ks), min_samples=2)
-    candidates = [(k, c) for c in covariance_types for k in sorted(set(ks))]
-    seeds = np.random.SeedSequence(random_state).generate_state(len(candidates)).tolist()
+    data = check_data(X, n_components=max(ks), min_samples=2, allow_nan=missing == "marginalize")
+    weights = check_sample_weight(sample_weight, data.shape[0])
+    candidates = [(k, c) for c in covariance_types for k in ks]
+    # An int seeds as it always did (same tables as before); anything else through one
+    # SeedSequence, whose last state seeds the sparse mixture.
+    states = seed_sequence(random_state).generate_state(len(candidates) + 1).tolist()
+    seeds, sparse_seed = states[:-1], states[-1]
+    if isinstance(random_state, numbers.Integral):
+        sparse_seed = random_state
     settings = {"draws": draws, "tune": tune, "chains": chains, **(bayes_kwargs or {})}
 
     jobs = []
@@ -898,6 +1034,9 @@ def compare(
             "em_n_init": em_n_init,
             "moment_match": moment_match,
             "random_state": seeds[i],
+            "sample_weight": weights,
+            "noise": bool(noise),
+            "missing": missing,
         }
         jobs.append((f"fitting {candidate_name(k, cov)} ({i + 1}/{len(candidates)})", args, kwargs))
     if n_jobs == 1:
@@ -923,7 +1062,7 @@ def compare(
         if progress is not None:
             progress(f"fitting the sparse finite mixture (K_max={k_max}) for P(K+)")
         kplus = fit_sparse_mixture(
-            data, k_max, random_state=random_state, **(sparse_kwargs or {})
+            data, k_max, random_state=sparse_seed, **(sparse_kwargs or {})
         ).cluster_count
         table["p_kplus"] = [float(kplus.probabilities.get(k, 0.0)) for k in table["n_components"]]
     name, reason = recommend(table, n_se=n_se, cluster_count=kplus)

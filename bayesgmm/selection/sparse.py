@@ -514,7 +514,8 @@ class SparseMixtureFit:
         component, feature), ``covariances`` (chain, draw, component, feature,
         feature_bis), ``e0`` (chain, draw), ``n_clusters`` (K+; chain, draw).
         ``allocations``: ``z`` (chain, draw, obs). ``sample_stats``:
-        ``log_likelihood`` (chain, draw), the log-likelihood of each draw's parameters.
+        ``log_likelihood_total`` (chain, draw), the total log-likelihood of each draw's
+        parameters (not ArviZ's pointwise ``log_likelihood`` group, which LOO reads).
         Attributes record the priors, the sampler settings and the timing.
     cluster_count : ClusterCountPosterior
     prior : MixturePrior
@@ -745,7 +746,8 @@ def _to_datatree(weights, means, covs, e0, n_clusters, z, loglik, settings) -> x
         coords={"chain": coords["chain"], "draw": coords["draw"], "obs": np.arange(z.shape[-1])},
     )
     stats = xr.Dataset(
-        {"log_likelihood": (cd, loglik)}, coords={"chain": coords["chain"], "draw": coords["draw"]}
+        {"log_likelihood_total": (cd, loglik)},
+        coords={"chain": coords["chain"], "draw": coords["draw"]},
     )
     return xr.DataTree.from_dict(
         {"posterior": posterior, "allocations": allocations, "sample_stats": stats}
@@ -764,7 +766,7 @@ def cluster_count_diagnostics(fit: SparseMixtureFit) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Rows ``n_clusters``, ``e0``, ``log_likelihood``; columns ``rhat``,
+        Rows ``n_clusters``, ``e0``, ``log_likelihood_total``; columns ``rhat``,
         ``ess_bulk``, ``ess_tail``, ``mean``, ``sd``. A quantity constant over all draws
         (e.g. ``K+`` always 3, or a fixed ``e0``) has ``nan`` R-hat and ESS.
     """
@@ -775,7 +777,7 @@ def cluster_count_diagnostics(fit: SparseMixtureFit) -> pd.DataFrame:
         {
             "n_clusters": post["n_clusters"].astype(np.float64),
             "e0": post["e0"],
-            "log_likelihood": fit.idata["sample_stats"].to_dataset()["log_likelihood"],
+            "log_likelihood_total": fit.idata["sample_stats"].to_dataset()["log_likelihood_total"],
         }
     )
     rows = {}
