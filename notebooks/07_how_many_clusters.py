@@ -35,8 +35,7 @@ import pandas as pd
 import pymc  # noqa: F401  (imported before its logger is quieted: PyMC sets the level on import)
 
 from bayesgmm import datasets
-from bayesgmm.reporting.plots_clusters import plot_cluster_count
-from bayesgmm.reporting.plots_partitions import plot_similarity_matrix
+from bayesgmm.reporting.plots import plot_cluster_count, plot_similarity_matrix
 from bayesgmm.selection.clusters import how_many_clusters
 from bayesgmm.selection.compare import compare
 
