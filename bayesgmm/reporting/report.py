@@ -354,7 +354,7 @@ def _map_mode_text(
         "restarts missed (raise em_n_init)",
     }[check["mode"]]
     if diagnostics is not None and (diagnostics.multimodal or diagnostics.drift):
-        where += ". " + diagnostics.modes_text()[:-1]
+        where += ". " + diagnostics.modes_text[:-1]
     if by_chains is not None:
         where += ". " + _by_chains_text(by_chains)[:-1]
     unsettled = diagnostics is not None and (diagnostics.multimodal or diagnostics.drift)
@@ -404,7 +404,7 @@ def add_unsettled_candidates(
     """A section on the compared candidates (not the recommended one) whose checks failed.
 
     For each NUTS candidate whose sampler checks failed: where its chains sit (modes,
-    drifting chains, stacking or pooling, :meth:`Diagnostics.modes_text`), how many of
+    drifting chains, stacking or pooling, :attr:`Diagnostics.modes_text`), how many of
     its MAP values lie outside their posterior intervals, and whether the posterior mass
     sits in the MAP's mode (the same text, table and figure as the recommended model's
     MAP-versus-posterior section). Nothing is added when every candidate passed.
@@ -444,7 +444,7 @@ def add_unsettled_candidates(
         n_out = int((~table["map_in_interval"]).sum())
         report.text(
             f"**{name}** ({_describe_draws(bayes)}): "
-            + "; ".join(diagnostics.problems())
+            + "; ".join(diagnostics.problems)
             + f". {n_out} of {len(table)} MAP values lie outside their interval."
         )
         slug = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").lower()
