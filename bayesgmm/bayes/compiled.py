@@ -172,8 +172,8 @@ def reproducible_compilation():
     """A context in which PyTensor compiles with :data:`COMPILE_FLAGS`.
 
     :meth:`bayesgmm.BayesianGaussianMixture.fit` and the VI functions
-    (:func:`bayesgmm.bayes.vi.fit_vi`, :func:`bayesgmm.bayes.vi.psis_khat`) run under it, so a graph
-    compiled afresh and one loaded from the disk cache compute the same bits and a seed
+    (:func:`bayesgmm.bayes.vi.fit_vi`, :func:`bayesgmm.bayes.psis.psis_khat`) run under it, so a
+    graph compiled afresh and one loaded from the disk cache compute the same bits and a seed
     gives the same fit on a machine's first run as on later ones (measured: with fast-math,
     full-rank ADVI on galaxies K=3 reached another approximation after a fresh compilation,
     and a test comparing its sds with NUTS's failed on an empty cache only). PyTensor's
