@@ -35,8 +35,7 @@ import pandas as pd
 import pymc  # noqa: F401  (imported before its logger is quieted: PyMC sets the level on import)
 
 from bayesgmm import compare, datasets, how_many_clusters
-from bayesgmm.reporting.plots_clusters import plot_cluster_count
-from bayesgmm.reporting.plots_partitions import plot_similarity_matrix
+from bayesgmm.reporting.plots import plot_cluster_count, plot_similarity_matrix
 
 logging.getLogger("pymc").setLevel(logging.WARNING)  # PyMC warnings only, no progress messages
 FAST = os.environ.get("BAYESGMM_FAST") == "1"  # set by the test suite: fewer draws and fits

@@ -185,7 +185,7 @@ def test_api_spellings_in_messages_are_parameters():
     from bayesgmm.posterior.diagnostics import Diagnostics
 
     bad = Diagnostics(1.2, 50.0, 50.0, 3, 0.1, "none", 2, 300, drifting=(1,))
-    text = " ".join([*bad.remedies(), MISSING_REMEDY])
+    text = " ".join([*bad.remedies, MISSING_REMEDY])
     for name in re.findall(r"\b([a-z_]+)=", text):
         assert name in inspect.signature(BayesianGaussianMixture).parameters, name
 

@@ -161,7 +161,7 @@ def test_a_component_that_empties_in_some_draws_is_named_as_the_cause():
 def test_verdict_says_what_failed_and_what_to_do():
     good = diagnose(_tree(), label_switching="no label switching")
     assert good.verdict.startswith("Verdict: the sampler checks passed")
-    assert good.problems() == [] and good.remedies() == []
+    assert good.problems == [] and good.remedies == []
     bad = diagnose(_tree(shift=3.0, n_div=3, draws=100))
     text = bad.verdict
     assert text.startswith(
@@ -172,13 +172,13 @@ def test_verdict_says_what_failed_and_what_to_do():
     assert "not more draws" in text and "target_accept" in text and "fewer components" in text
     # a slightly high R-hat with too few draws asks for more draws, not fewer components
     mild = Diagnostics(1.02, 300.0, 250.0, 0, 0.9, "none", 2, 300)
-    assert mild.remedies() == [
+    assert mild.remedies == [
         "more draws and tuning (e.g. draws=600, tune=600; on the command line --draws 600 "
         "--tune 600)"
     ]
     # chains that barely move (ESS 14 in 4 x 4000): more draws would need ~29x, not offered
     stuck = Diagnostics(1.05, 14.0, 22.0, 0, 0.9, "none", 4, 4000, draws_asked=1000)
-    (remedy,) = stuck.remedies()
+    (remedy,) = stuck.remedies
     assert remedy.startswith("not more draws") and "29x" in remedy
     assert "extended from 1000 to 4000 draws per chain" in str(stuck)
 
@@ -274,7 +274,7 @@ def test_chains_that_drift_between_modes_are_not_reported_as_one_mode():
     # false mode (chain 3, 10%) explains the data best and takes the largest weight
     weights = np.asarray(diag.chain_weights)
     assert np.isclose(weights.sum(), 1.0) and weights.argmax() == 3
-    assert "Stacking weights: chain 0 " in diag.modes_text()
+    assert "Stacking weights: chain 0 " in diag.modes_text
 
 
 def test_one_excursion_marks_only_that_chain():

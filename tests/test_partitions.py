@@ -24,7 +24,7 @@ from bayesgmm.posterior.partitions import (
     summarize_partitions,
     vi_lower_bound,
 )
-from bayesgmm.reporting.plots_partitions import BOUNDARY_GID, plot_similarity_matrix
+from bayesgmm.reporting.plots import BOUNDARY_GID, plot_similarity_matrix
 
 # ------------------------------------------------------------------ plain references
 

@@ -10,7 +10,7 @@ from sklearn.metrics import adjusted_rand_score
 from bayesgmm import datasets
 from bayesgmm.core.priors import MixturePrior
 from bayesgmm.posterior.partitions import salso, similarity_matrix
-from bayesgmm.reporting.plots_clusters import plot_cluster_count
+from bayesgmm.reporting.plots import plot_cluster_count
 from bayesgmm.selection.sparse import (
     ClusterCountPosterior,
     _run_chain,

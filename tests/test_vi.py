@@ -32,7 +32,7 @@ from bayesgmm.bayes.vi import (
     psis_posterior,
 )
 from bayesgmm.core.spec import MixtureSpec
-from bayesgmm.reporting.plots_vi import plot_elbo
+from bayesgmm.reporting.plots import plot_elbo
 
 VARS = ("weights", "means", "covariances")
 logging.getLogger("pymc").setLevel(logging.ERROR)

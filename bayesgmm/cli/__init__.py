@@ -796,8 +796,7 @@ def _positive(value: int, option: str, minimum: int = 1) -> int:
 
 
 def _clusters(args: argparse.Namespace, progress: Progress) -> int:
-    from bayesgmm.reporting.plots_clusters import plot_cluster_count
-    from bayesgmm.reporting.plots_partitions import plot_similarity_matrix
+    from bayesgmm.reporting.plots import plot_cluster_count, plot_similarity_matrix
     from bayesgmm.reporting.report import figure_png, markdown_table
     from bayesgmm.selection.clusters import how_many_clusters
 

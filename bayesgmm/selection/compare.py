@@ -62,10 +62,6 @@ from typing import Literal
 import cloudpickle
 import numpy as np
 import pandas as pd
-import xarray as xr
-from arviz_stats import compare as az_compare
-from arviz_stats import loo as az_loo
-from arviz_stats import loo_moment_match as az_loo_moment_match
 from arviz_stats.utils import ELPDData
 from joblib import Parallel, delayed
 
@@ -80,7 +76,17 @@ from bayesgmm.core.validation import (
 )
 from bayesgmm.core.weights import check_sample_weight
 from bayesgmm.em.estimator import GaussianMixture
-from bayesgmm.posterior.draws import log_mixture_density
+from bayesgmm.selection.loo import compiled_densities, pareto_k_counts, psis_loo
+from bayesgmm.selection.ranking import (
+    HIGH_K_SHARE,
+    P_LOO_RATIO,
+    _warn_high_k,
+    candidate_problems,
+    cluster_count_sentence,
+    comparison_table,
+    p_loo_warning,
+    recommend,
+)
 from bayesgmm.selection.sparse import ClusterCountPosterior, fit_sparse_mixture
 
 #: Methods a comparison can use: a posterior method, or ``"map"`` (EM criteria only, as
@@ -96,11 +102,6 @@ CANDIDATE_SETTINGS: tuple[str, ...] = (
     "noise",
     "missing",
 )
-
-#: Share of observations with high Pareto k above which a candidate's LOO is not trusted.
-HIGH_K_SHARE = 0.05
-#: ``p_loo`` above this multiple of the parameter count is warned about (misspecification).
-P_LOO_RATIO = 1.5
 
 SIGN_CONVENTION = (
     "elpd_loo: higher is better (elpd_diff = elpd - elpd of the best, with standard error "
@@ -152,171 +153,6 @@ def em_criteria(
         "aic": model.aic(X, sample_weight=sample_weight),
         "icl": bic + 2.0 * entropy,
     }
-
-
-def pareto_k_counts(pareto_k: np.ndarray, good_k: float) -> dict[str, int]:
-    """Count observations by Pareto shape ``k``.
-
-    Parameters
-    ----------
-    pareto_k : ndarray of shape (n_samples,)
-    good_k : float
-        Threshold of reliable importance sampling (ArviZ's ``good_k``).
-
-    Returns
-    -------
-    dict
-        ``k_ok`` (``k <= good_k``), ``k_high`` (``good_k < k <= 1``), ``k_very_high``
-        (``k > 1`` or not estimable (NaN): the estimate for that observation is meaningless).
-    """
-    k = np.asarray(pareto_k, dtype=np.float64).ravel()
-    ok = k <= good_k
-    high = (k > good_k) & (k <= 1.0)
-    return {
-        "k_ok": int(ok.sum()),
-        "k_high": int(high.sum()),
-        "k_very_high": int(k.size - ok.sum() - high.sum()),
-    }
-
-
-def psis_loo(
-    idata, model=None, *, moment_match: bool = True, densities=None
-) -> tuple[ELPDData, str]:
-    """PSIS-LOO of one posterior, moment-matched where Pareto k is high and a model is given.
-
-    Parameters
-    ----------
-    idata : xarray.DataTree
-        With ``posterior`` and ``log_likelihood`` groups.
-    model : pymc.Model, optional
-        The model behind ``idata``; needed for moment matching (ArviZ compiles its
-        log densities, for every call).
-    moment_match : bool
-        Try :func:`arviz_stats.loo_moment_match` on high-k observations.
-    densities : CompiledDensities, optional
-        The same log densities from the structure's compiled model
-        (:func:`compiled_densities`, nothing compiled); used instead of ``model``.
-
-    Returns
-    -------
-    elpd : ELPDData
-        Pointwise LOO result.
-    method : str
-        ``"psis"``, ``"psis+moment_matching"``, or ``"psis (moment matching failed: ...)"``.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
-        result = az_loo(idata, pointwise=True)
-    if not (moment_match and (model is not None or densities is not None) and result.warning):
-        return result, "psis"
-    try:
-        with warnings.catch_warnings():
-            for message in (
-                "Estimated shape parameter of Pareto",
-                "Observation .* Moment",
-                "After Moment Matching",
-            ):
-                warnings.filterwarnings("ignore", message=message)
-            if densities is None:
-                matched = az_loo(idata, pointwise=True, moment_match=True, model=model)
-            else:
-                matched = az_loo_moment_match(
-                    idata,
-                    result,
-                    log_prob_upars_fn=densities.log_prob,
-                    log_lik_i_upars_fn=densities.log_lik_i,
-                    upars=densities.upars(idata),
-                    pointwise=True,
-                )
-    except (ValueError, KeyError, NotImplementedError, np.linalg.LinAlgError) as err:
-        return result, f"psis (moment matching failed: {type(err).__name__})"
-    return matched, "psis+moment_matching"
-
-
-@dataclass
-class CompiledDensities:
-    """Moment-matching inputs of :func:`arviz_stats.loo_moment_match` from a compiled model.
-
-    ArviZ's automatic version (``loo(..., model=...)``) compiles three PyTensor functions
-    for every call (seconds each, a minute or more with a cold disk cache), to evaluate them
-    about five times per candidate; these run the structure's compiled NUTS functions
-    (:meth:`bayesgmm.bayes.compiled.CompiledMixture.evaluate`: the log posterior density and the
-    draws' parameters) and :func:`bayesgmm.posterior.draws.log_mixture_density` (the
-    pointwise log-likelihood), and compile nothing.
-
-    Attributes
-    ----------
-    compiled : CompiledMixture
-    X : ndarray of shape (n_samples, n_features)
-    spec : MixtureSpec
-        The fit's data and spec (swapped into ``compiled`` for every evaluation).
-    """
-
-    compiled: object
-    X: np.ndarray
-    spec: object
-    _last: tuple = field(default=(), repr=False)
-
-    def upars(self, idata) -> xr.DataArray:
-        """The posterior's draws in the unconstrained space, dims (chain, draw, parameter)."""
-        posterior = idata["posterior"].to_dataset()
-        values = self.compiled.unconstrained_draws(posterior)
-        return xr.DataArray(
-            values,
-            dims=("chain", "draw", "unconstrained_parameter"),
-            coords={"chain": posterior["chain"].values, "draw": posterior["draw"].values},
-        )
-
-    def _densities(self, upars: xr.DataArray) -> tuple[np.ndarray, np.ndarray, xr.DataArray]:
-        upars = upars.transpose("chain", "draw", ...)
-        flat = np.asarray(upars.values, dtype=np.float64).reshape(-1, self.compiled.n_dim)
-        if not (self._last and np.array_equal(self._last[0], flat)):
-            with self.compiled.lock:
-                self.compiled.set_data(self.X, self.spec)
-                logp, stored = self.compiled.evaluate(flat)
-            log_lik = log_mixture_density(
-                self.X, stored["weights"], stored["means"], stored["covariances"]
-            )
-            self._last = (flat.copy(), logp, log_lik)
-        return self._last[1], self._last[2], upars
-
-    def log_prob(self, upars: xr.DataArray) -> xr.DataArray:
-        """Log posterior density (unconstrained space) of each draw, dims (chain, draw)."""
-        logp, _, upars = self._densities(upars)
-        return _chain_draw(logp, upars)
-
-    def log_lik_i(self, upars: xr.DataArray, i: int) -> xr.DataArray:
-        """Log-likelihood of observation ``i`` at each draw, dims (chain, draw)."""
-        _, log_lik, upars = self._densities(upars)
-        return _chain_draw(log_lik[:, int(i)], upars)
-
-
-def _chain_draw(values: np.ndarray, upars: xr.DataArray) -> xr.DataArray:
-    shape = (upars.sizes["chain"], upars.sizes["draw"])
-    return xr.DataArray(
-        values.reshape(shape),
-        dims=("chain", "draw"),
-        coords={"chain": upars["chain"].values, "draw": upars["draw"].values},
-    )
-
-
-def compiled_densities(bayes) -> CompiledDensities | None:
-    """:class:`CompiledDensities` of a NUTS fit on a cached compiled model, else ``None``.
-
-    Parameters
-    ----------
-    bayes : BayesianGaussianMixture
-        Fitted with ``sampler="nutpie"`` (fits with noise, weights or missing entries
-        sample a model of their own and return ``None``: ArviZ's path applies).
-    """
-    if getattr(bayes, "sampler", None) != "nutpie" or not getattr(bayes, "_plain_model", False):
-        return None
-    from bayesgmm.bayes.compiled import compiled_mixture
-
-    compiled = compiled_mixture(
-        bayes._X, bayes.spec_, covariance_prior_family=bayes.covariance_prior_family
-    )
-    return CompiledDensities(compiled, bayes._X, bayes.spec_)
 
 
 @dataclass
@@ -445,200 +281,6 @@ def _fit_in_worker(*args, **kwargs) -> bytes:
     return cloudpickle.dumps(fit_candidate(*args, **kwargs))
 
 
-def recommend(
-    table: pd.DataFrame,
-    *,
-    n_se: float = 1.0,
-    cluster_count: ClusterCountPosterior | None = None,
-) -> tuple[str, str]:
-    """Pick a model from a comparison table and say why in one sentence.
-
-    With LOO: the simplest candidate (fewest parameters, then highest elpd) whose
-    ``elpd_loo`` is within ``n_se`` standard errors (``dse``) of the best, passing over
-    candidates whose sampler checks failed or whose LOO is unreliable (more than
-    :data:`HIGH_K_SHARE` of the observations with high Pareto k) when an acceptable one
-    is within ``n_se`` SE; the sentence names those passed over, says when every
-    candidate failed, and warns when the chosen one's ``p_loo`` exceeds
-    :data:`P_LOO_RATIO` times its parameter count (see :func:`candidate_problems`,
-    :func:`p_loo_warning`). Without LOO (EM-only table): the lowest BIC. With
-    ``cluster_count``, a further sentence says whether the posterior mode of ``K+`` equals
-    the recommended K (see :func:`cluster_count_sentence`); the pick itself does not change.
-
-    Parameters
-    ----------
-    table : DataFrame
-        :attr:`ModelComparison.table`.
-    n_se : float
-        How many standard errors of the difference count as "as good as the best".
-    cluster_count : ClusterCountPosterior, optional
-        Sparse-mixture posterior of ``K+`` on the same data.
-
-    Returns
-    -------
-    name : str
-        Row label of the recommended candidate.
-    reason : str
-    """
-    name, reason = _recommend(table, n_se)
-    if cluster_count is not None:
-        k = int(table.loc[name, "n_components"])
-        reason = f"{reason} {cluster_count_sentence(cluster_count, k)}"
-    return name, reason
-
-
-def cluster_count_sentence(cluster_count: ClusterCountPosterior, n_components: int) -> str:
-    """Whether the posterior mode of ``K+`` agrees with a chosen K, and why it may not.
-
-    Parameters
-    ----------
-    cluster_count : ClusterCountPosterior
-    n_components : int
-        The recommended K.
-
-    Returns
-    -------
-    str
-    """
-    mode, p_mode = cluster_count.mode, cluster_count.mode_probability
-    p_k = float(cluster_count.probabilities.get(n_components, 0.0))
-    model = f"sparse mixture with full covariances, K_max={cluster_count.max_components}"
-    if mode == n_components:
-        return (
-            f"The sparse-mixture posterior agrees: K+ = {mode} is its mode "
-            f"(probability {p_mode:.2f}; {model})."
-        )
-    return (
-        f"The sparse-mixture posterior disagrees: its mode is K+ = {mode} (probability "
-        f"{p_mode:.2f}) and P(K+ = {n_components}) = {p_k:.2f} ({model}). They answer "
-        "different questions: LOO measures predictive fit and can prefer extra components "
-        "for tails or outliers, K+ counts occupied clusters under a sparse prior on the "
-        "weights, and BIC is an asymptotic approximation to the evidence."
-    )
-
-
-def _recommend(table: pd.DataFrame, n_se: float) -> tuple[str, str]:
-    by_bic = table["bic"].idxmin()
-    if "elpd_loo" not in table or table["elpd_loo"].isna().all():
-        return by_bic, (
-            f"{by_bic} has the lowest BIC ({table.loc[by_bic, 'bic']:.1f}; lower is better)."
-        )
-    best = table["elpd_loo"].idxmax()
-    close = table[table["elpd_diff"] + n_se * table["dse"] >= 0]
-    name, qualifier, screening = _screen_candidates(table, close, n_se)
-    row = table.loc[name]
-    if name == best:
-        reason = (
-            f"{name} has the highest LOO elpd ({row.elpd_loo:.1f} ± {row.se:.1f}) and no "
-            f"simpler {qualifier}candidate is within {n_se:g} SE of it"
-        )
-    else:
-        reason = (
-            f"{name} is the simplest {qualifier}candidate whose LOO elpd "
-            f"({row.elpd_loo:.1f}) is within {n_se:g} SE of the best ({best}, difference "
-            f"{row.elpd_diff:.1f} ± {row.dse:.1f})"
-        )
-    agrees = "agrees" if by_bic == name else f"prefers {by_bic}"
-    flagged = row.k_high + row.k_very_high
-    caveat = f", though {flagged} observation(s) keep a high Pareto k" if flagged else ""
-    return name, f"{reason}; BIC {agrees}{caveat}.{screening}{p_loo_warning(name, row)}"
-
-
-def candidate_problems(row: pd.Series, *, high_k_share: float = 0.05) -> list[str]:
-    """Why a candidate's LOO row should not be trusted, in words (empty: acceptable).
-
-    Parameters
-    ----------
-    row : Series
-        One row of :attr:`ModelComparison.table`.
-    high_k_share : float, default=0.05
-        Largest share of observations with Pareto k above ``good_k`` (``k_high +
-        k_very_high``) for which the elpd estimate is still accepted.
-
-    Returns
-    -------
-    list of str
-        "its sampler checks failed" when ``sampler_ok`` is False; "<m> of <n>
-        observations have high Pareto k" when their share exceeds ``high_k_share``.
-    """
-    problems = []
-    sampler_ok = row.get("sampler_ok")
-    if sampler_ok is not None and not pd.isna(sampler_ok) and not bool(sampler_ok):
-        problems.append("its sampler checks failed")
-    high = int(row.get("k_high", 0)) + int(row.get("k_very_high", 0))
-    n_obs = high + int(row["k_ok"]) if "k_ok" in row else 0
-    if n_obs and high / n_obs > high_k_share:
-        problems.append(f"{high} of {n_obs} observations have high Pareto k")
-    return problems
-
-
-def _screen_candidates(
-    table: pd.DataFrame, close: pd.DataFrame, n_se: float
-) -> tuple[str, str, str]:
-    """The simplest acceptable candidate in ``close``, a qualifier, and a note on the others.
-
-    The qualifier is ``"acceptable "`` when simpler candidates were passed over.
-    """
-    ordered = list(close.sort_values(["n_parameters", "elpd_loo"], ascending=[True, False]).index)
-    problems = {
-        name: candidate_problems(table.loc[name], high_k_share=HIGH_K_SHARE) for name in table.index
-    }
-    acceptable = [name for name in ordered if not problems[name]]
-    if acceptable:
-        name = acceptable[0]
-        passed_over = ordered[: ordered.index(name)]
-        notes = [
-            f"{other} was passed over: {' and '.join(problems[other])}" for other in passed_over
-        ]
-        return name, "acceptable " if notes else "", "".join(f" {note}." for note in notes)
-    name = ordered[0]
-    failures = "; ".join(f"{other}: {' and '.join(problems[other])}" for other in ordered)
-    if all(problems.values()):
-        return (
-            name,
-            "",
-            (
-                f" Caution: every candidate failed a check ({failures}), so no recommendation is "
-                "reliable: rerun with more draws and tuning, a higher target_accept or fewer "
-                "components."
-            ),
-        )
-    good = ", ".join(other for other in table.index if not problems[other])
-    return (
-        name,
-        "",
-        (
-            f" Caution: every candidate within {n_se:g} SE of the best failed a check "
-            f"({failures}); the acceptable ones ({good}) fit worse by more than {n_se:g} SE."
-        ),
-    )
-
-
-def p_loo_warning(name: str, row: pd.Series, *, ratio: float | None = None) -> str:
-    """A misspecification warning when ``p_loo`` is far above the parameter count.
-
-    ``p_loo``, the effective number of parameters, is at most about the number of
-    parameters for a well-specified model with a weak prior; far above it (by default
-    more than :data:`P_LOO_RATIO` times) the model is probably badly misspecified or a
-    few observations are very influential (Vehtari, Gelman and Gabry 2017; the ``loo``
-    package's "p_loo > p" rule, with a margin for Monte Carlo error).
-
-    Returns
-    -------
-    str
-        The warning sentence (with a leading space), or ``""``.
-    """
-    ratio = P_LOO_RATIO if ratio is None else ratio
-    p_loo = float(row.get("p_loo", np.nan))
-    n_parameters = float(row["n_parameters"])
-    if not np.isfinite(p_loo) or p_loo <= ratio * n_parameters:
-        return ""
-    return (
-        f" Warning: p_loo of {name} ({p_loo:.1f}) is far above its {n_parameters:.0f} "
-        "parameters: the model is probably misspecified (or a few observations are very "
-        "influential); check the fit before trusting the comparison."
-    )
-
-
 @dataclass
 class ModelComparison:
     """Result of :func:`compare`: one row per candidate, best LOO first.
@@ -720,103 +362,6 @@ DISPLAY_COLUMNS: tuple[str, ...] = (
     "icl",
     "p_kplus",
 )
-
-
-def comparison_table(fits: Sequence[CandidateFit]) -> pd.DataFrame:
-    """Assemble the table of :class:`ModelComparison` from fitted candidates.
-
-    Parameters
-    ----------
-    fits : sequence of CandidateFit
-        All with LOO results, or all without (EM-only).
-
-    Returns
-    -------
-    DataFrame
-        Sorted by ``elpd_loo`` (descending) when present, else by BIC (ascending).
-    """
-    rows = {
-        fit.name: {
-            "n_components": fit.n_components,
-            "covariance_type": fit.covariance_type,
-            **fit.criteria,
-        }
-        for fit in fits
-    }
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    if any(fit.loo is None for fit in fits):
-        return table.sort_values("bic")
-    elpds = {fit.name: fit.loo for fit in fits}
-    if len(fits) > 1:
-        loo_table = az_compare(elpds, method="stacking", round_to="none")
-    else:
-        ((name, elpd),) = elpds.items()
-        loo_table = pd.DataFrame(
-            {
-                "rank": [0],
-                "elpd_diff": [0.0],
-                "dse": [0.0],
-                "p": [elpd.p],
-                "elpd": [elpd.elpd],
-                "se": [elpd.se],
-                "weight": [1.0],
-            },
-            index=[name],
-        )
-    loo_part = pd.DataFrame(
-        {
-            "rank": loo_table["rank"].astype(int),
-            "elpd_loo": loo_table["elpd"].astype(float),
-            "se": loo_table["se"].astype(float),
-            "elpd_diff": loo_table["elpd_diff"].astype(float),
-            "dse": loo_table["dse"].astype(float),
-            "p_loo": loo_table["p"].astype(float),
-            "weight": loo_table["weight"].astype(float),
-        }
-    )
-    k_part = pd.DataFrame.from_dict(
-        {
-            fit.name: {
-                **pareto_k_counts(fit.loo.pareto_k.values, fit.loo.good_k),
-                "loo_method": fit.loo_method,
-                "sampler_ok": fit.diagnostics_ok,
-            }
-            for fit in fits
-        },
-        orient="index",
-    )
-    table = table.join(loo_part).join(k_part)
-    order = [
-        "n_components",
-        "covariance_type",
-        "n_parameters",
-        *loo_part.columns,
-        *k_part.columns,
-        "loglik",
-        "bic",
-        "aic",
-        "icl",
-    ]
-    return table[order].sort_values("elpd_loo", ascending=False)
-
-
-def _warn_high_k(fits: Iterable[CandidateFit]) -> None:
-    flagged = {
-        fit.name: int(np.sum(~(fit.loo.pareto_k.values <= fit.loo.good_k)))
-        for fit in fits
-        if fit.loo is not None
-    }
-    flagged = {name: n for name, n in flagged.items() if n}
-    if flagged:
-        listing = ", ".join(f"{name}: {n}" for name, n in flagged.items())
-        warnings.warn(
-            f"PSIS-LOO is unreliable for some observations (Pareto k above ArviZ's good_k "
-            f"threshold, at most 0.7), after moment matching where it applied ({listing}); "
-            "their elpd is optimistic. Prefer K-fold cross-validation "
-            "(arviz_stats.loo_kfold) or more draws before trusting close differences.",
-            UserWarning,
-            stacklevel=3,
-        )
 
 
 def _integral(value):

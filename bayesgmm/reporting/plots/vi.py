@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from bayesgmm.bayes.vi import VIResult
+if TYPE_CHECKING:
+    from bayesgmm.bayes.vi import VIResult
 
 
 def plot_elbo(result: VIResult, *, ax: Axes | None = None, log_scale: bool = False) -> Figure:

@@ -6,11 +6,14 @@ samples.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from bayesgmm.selection.sparse import ClusterCountPosterior
+if TYPE_CHECKING:
+    from bayesgmm.selection.sparse import ClusterCountPosterior
 
 
 def plot_cluster_count(
