@@ -55,6 +55,9 @@ The Inverse-Wishart variable is a :class:`pymc.CustomDist` whose density is with
 respect to the matrix itself; the sampler moves in the unconstrained space of
 :class:`SPDCholeskyTransform`. Each covariance structure's variables are built by its entry in
 :mod:`bayesgmm.bayes.structures`.
+The observed variable's densities (plain, weighted, noisy, marginal over missing entries)
+are in :mod:`bayesgmm.bayes.observed`, the means' ordering constraints in
+:mod:`bayesgmm.bayes.ordering`; this module re-exports their public names.
 """
 
 from __future__ import annotations
@@ -66,9 +69,27 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 from pymc.distributions import transforms
-from pymc.logprob.transforms import Transform
 
-from bayesgmm.bayes.likelihood import mixture_loglik
+from bayesgmm.bayes.observed import (
+    _NOISY_OBSERVED_DIST,
+    _OBSERVED_DIST,
+    _WEIGHTED_OBSERVED_DIST,
+    MarginalMixtureLogp,
+    mixture_logp,
+    mixture_logp_graph,
+    mixture_random,
+    noisy_mixture_logp,
+    noisy_mixture_random,
+    weighted_mixture_logp,
+)
+from bayesgmm.bayes.ordering import (
+    ORDER_BASIS,
+    ORDERED_MEANS,
+    OrderedComponents,
+    OrderedFirstCoordinate,
+    check_order_basis,
+    ordered_projection_means,
+)
 from bayesgmm.bayes.structures import (
     SPDCholeskyTransform,
     covariance_initial_values,
@@ -79,22 +100,17 @@ from bayesgmm.bayes.structures import (
 )
 from bayesgmm.core.covariance import CovarianceStructure
 from bayesgmm.core.missing import MissingPatterns, has_missing
-from bayesgmm.core.noise import noise_concentration, sample_region
+from bayesgmm.core.noise import noise_concentration
 from bayesgmm.core.params import MixtureParams
 from bayesgmm.core.priors import MixturePrior
 from bayesgmm.core.spec import MixtureSpec
 from bayesgmm.core.validation import check_feature_combination
-from bayesgmm.posterior.draws import sample_mixture
 
 CovariancePriorFamily = Literal["niw", "lkj"]
 COVARIANCE_PRIOR_FAMILIES: tuple[str, ...] = ("niw", "lkj")
 OBSERVED = "X"
 #: Name of the data container behind the observed variable.
 DATA = "X_data"
-#: Name of the data container of the identifying basis (``build_model(order_basis=...)``).
-ORDER_BASIS = "order_basis"
-#: Name of the free variable of an ordered-projection model: the means in that basis.
-ORDERED_MEANS = "means_coords_z"
 
 
 @dataclass(frozen=True)
@@ -134,283 +150,6 @@ class PriorInputs:
                 for name, value in cls.values(prior_z, n_components).items()
             }
         )
-
-
-class OrderedComponents(Transform):
-    """Means of shape (n_components, 1) kept in increasing order along the component axis.
-
-    ``y_0 = mu_0``, ``y_k = log(mu_k - mu_{k-1})``. The log-Jacobian is returned per
-    component (``0, y_1, ..., y_{K-1}``), matching the shape of a batched MvNormal logp.
-    """
-
-    name = "ordered"
-    ndim_supp = 2
-
-    def backward(self, value, *inputs):
-        value = pt.as_tensor(value)
-        steps = pt.concatenate([value[:1], pt.exp(value[1:])], axis=0)
-        return pt.cumsum(steps, axis=0)
-
-    def forward(self, value, *inputs):
-        value = pt.as_tensor(value)
-        return pt.concatenate([value[:1], pt.log(value[1:] - value[:-1])], axis=0)
-
-    def log_jac_det(self, value, *inputs):
-        value = pt.as_tensor(value)
-        return pt.concatenate([pt.zeros_like(value[:1, 0]), value[1:, 0]])
-
-
-class OrderedFirstCoordinate(Transform):
-    """Points of shape (n_components, d) whose first coordinates increase along the components.
-
-    ``y_{0,0} = c_{0,0}``, ``y_{k,0} = log(c_{k,0} - c_{k-1,0})`` (the ordered transform of
-    :class:`OrderedComponents` on the first column), ``y_{k,j} = c_{k,j}`` for ``j >= 1``.
-    The log-Jacobian is returned per component (``0, y_{1,0}, ..., y_{K-1,0}``), matching
-    the shape of a batched MvNormal logp. With the means written in an orthogonal basis
-    whose first vector is ``v`` (``c = mu Q``, see :func:`build_model`'s ``order_basis``),
-    it orders the components along ``v``.
-    """
-
-    name = "orderedfirst"
-    ndim_supp = 2
-
-    def backward(self, value, *inputs):
-        value = pt.as_tensor(value)
-        steps = pt.concatenate([value[:1, 0], pt.exp(value[1:, 0])])
-        return pt.concatenate([pt.cumsum(steps)[:, None], value[:, 1:]], axis=1)
-
-    def forward(self, value, *inputs):
-        value = pt.as_tensor(value)
-        first = value[:, 0]
-        ordered = pt.concatenate([first[:1], pt.log(first[1:] - first[:-1])])
-        return pt.concatenate([ordered[:, None], value[:, 1:]], axis=1)
-
-    def log_jac_det(self, value, *inputs):
-        value = pt.as_tensor(value)
-        return pt.concatenate([pt.zeros_like(value[:1, 0]), value[1:, 0]])
-
-
-def mixture_logp(value, weights, means, chol, location, scale):
-    """Log-density of each observation under the mixture, labels summed out.
-
-    Parameters
-    ----------
-    value : tensor of shape (n_samples, n_features)
-        Observations on the user's scale.
-    weights : tensor of shape (n_components,)
-    means : tensor of shape (n_components, n_features)
-        Working-scale means.
-    chol : tensor of shape (n_components, n_features, n_features)
-        Lower Cholesky factors of the working-scale covariances.
-    location, scale : tensor of shape (n_features,)
-        The standardisation ``x_z = (x - location) / scale``.
-
-    Returns
-    -------
-    tensor of shape (n_samples,)
-        ``logsumexp_k(log w_k + log N(x_z | mu_k, Sigma_k)) - sum(log scale)``: one
-        fused node (:func:`bayesgmm.bayes.likelihood.mixture_loglik`, Numba kernels for the
-        density and its gradient); :func:`mixture_logp_graph` is the same density written
-        with PyTensor ops.
-    """
-    inputs = (value, weights, means, chol, location, scale)
-    core = [_drop_unit_batch(x, ndim) for x, ndim in zip(inputs, (2, 1, 2, 3, 1, 1), strict=True)]
-    if any(x.type.ndim != ndim for x, ndim in zip(core, (2, 1, 2, 3, 1, 1), strict=True)):
-        return mixture_logp_graph(*inputs)  # parameters batched beyond the rows
-    return mixture_loglik(*core)
-
-
-def _drop_unit_batch(x, ndim: int) -> pt.TensorVariable:
-    """``x`` without its leading dimensions of static length 1 beyond ``ndim`` dimensions.
-
-    PyMC gives a ``CustomDist``'s logp its parameters with a leading dimension of length 1
-    (the batch of one distribution).
-    """
-    x = pt.as_tensor_variable(x)
-    while x.type.ndim > ndim and x.type.shape[0] == 1:
-        x = x[0]
-    return x
-
-
-def mixture_logp_graph(value, weights, means, chol, location, scale):
-    """:func:`mixture_logp` written with PyTensor ops (batched triangular solve, logsumexp).
-
-    The reference for the fused op's tests; PyTensor differentiates it symbolically.
-    """
-    log_joint = pt.log(weights) + _log_components(value, means, chol, location, scale)
-    return pt.logsumexp(log_joint, axis=-1) - pt.log(scale).sum(axis=-1)
-
-
-def _log_components(value, means, chol, location, scale):
-    """``log N(x_z | mu_k, Sigma_k)`` on the working scale, shape (n_samples, n_components)."""
-    x_z = (value - location) / scale
-    d = x_z.shape[-1]
-    diff = x_z[..., None, :] - means
-    chol_inv = pt.linalg.solve_triangular(chol, pt.broadcast_to(pt.eye(d), chol.shape), lower=True)
-    whitened = (chol_inv * diff[..., None, :]).sum(axis=-1)
-    half_logdet = pt.log(pt.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
-    return -0.5 * d * np.log(2.0 * np.pi) - half_logdet - 0.5 * pt.sqr(whitened).sum(-1)
-
-
-def noisy_mixture_logp(
-    value, weights, means, chol, location, scale, noise_weight, log_volume, lower, upper
-):
-    """Log-density of each observation under the mixture plus a uniform noise component.
-
-    Parameters
-    ----------
-    value, means, chol, location, scale
-        As in :func:`mixture_logp`.
-    weights : tensor of shape (n_components,)
-        Absolute Gaussian weights (summing to ``1 - noise_weight``).
-    noise_weight : scalar tensor
-        ``w_0``.
-    log_volume : scalar tensor
-        ``log V`` on the user's scale.
-    lower, upper : tensor of shape (n_features,)
-        The noise region's box (used by :func:`noisy_mixture_random` only).
-
-    Returns
-    -------
-    tensor of shape (n_samples,)
-        ``logsumexp(log w_k + log N(x_z | mu_k, Sigma_k), log w_0 - log V + sum(log scale))
-        - sum(log scale)``, i.e. ``log(sum_k w_k N(x | ...) + w_0 / V)`` on the user's scale.
-    """
-    log_scale = pt.log(scale).sum(axis=-1)
-    log_joint = pt.log(weights) + _log_components(value, means, chol, location, scale)
-    noise = pt.log(noise_weight) - log_volume + log_scale
-    noise_column = pt.broadcast_to(noise, (*log_joint.shape[:-1], 1))
-    joint = pt.concatenate([log_joint, noise_column], axis=-1)
-    return pt.logsumexp(joint, axis=-1) - log_scale
-
-
-def noisy_mixture_random(
-    weights,
-    means,
-    chol,
-    location,
-    scale,
-    noise_weight,
-    log_volume,
-    lower,
-    upper,
-    rng=None,
-    size=None,
-):
-    """Draw observations from the mixture plus noise (parameters of :func:`noisy_mixture_logp`).
-
-    A draw is uniform on the noise region (:func:`bayesgmm.core.noise.sample_region`) with
-    probability ``noise_weight``, else from the Gaussians.
-    """
-    d = np.shape(means)[-1]
-    size = tuple(size or ())
-    n = int(np.prod(size))
-    rng = np.random.default_rng(rng)
-    w0 = float(np.ravel(noise_weight)[0])
-    is_noise = rng.random(n) < w0
-    out = np.empty((n, d))
-    n_noise = int(is_noise.sum())
-    out[is_noise] = sample_region(
-        np.reshape(lower, (d,)),
-        np.reshape(upper, (d,)),
-        float(np.ravel(log_volume)[0]),
-        n_noise,
-        rng,
-    )
-    out[~is_noise] = mixture_random(weights, means, chol, location, scale, rng, (n - n_noise,))
-    return out.reshape(*size, d)
-
-
-class MarginalMixtureLogp:
-    """:func:`mixture_logp` of rows with missing entries: each row's observed coordinates.
-
-    ``log p(x_n,o) = logsumexp_k(log w_k + log N(x_o | mu_k[o], Sigma_k[o, o]))
-    - sum_{j in o} log scale_j``. Rows are grouped by missingness pattern (fixed when the
-    model is built): one vectorised :func:`mixture_logp` per pattern on the observed
-    sub-vector of the means and the Cholesky factor of the observed sub-matrix of the
-    covariances; the terms are put back in row order, one per observation (what
-    ``compute_log_likelihood`` and LOO read). The missing entries of ``value`` are never
-    read.
-
-    Parameters
-    ----------
-    patterns : MissingPatterns
-        The missingness patterns of the observed data.
-    """
-
-    def __init__(self, patterns: MissingPatterns) -> None:
-        self.patterns = patterns
-        self.row_order = np.argsort(np.concatenate(patterns.rows), kind="stable")
-
-    def __call__(self, value, weights, means, chol, location, scale):
-        """Log-density of each observation (tensor of shape (n_samples,))."""
-        covariances = chol @ chol.mT
-        terms = []
-        for rows, observed in self.patterns:
-            obs = np.flatnonzero(observed)
-            if obs.size == observed.size:
-                sub_chol = chol
-            else:
-                sub_chol = pt.linalg.cholesky(covariances[..., obs[:, None], obs])
-            terms.append(
-                mixture_logp(
-                    value[rows][:, obs],
-                    weights,
-                    means[..., obs],
-                    sub_chol,
-                    location[..., obs],
-                    scale[..., obs],
-                )
-            )
-        return pt.concatenate(terms)[self.row_order]
-
-
-def mixture_random(weights, means, chol, location, scale, rng=None, size=None):
-    """Draw observations (shape (*size, n_features)) on the user's scale from the mixture.
-
-    Parameters are those of :func:`mixture_logp` (leading dimensions of size one allowed).
-    """
-    k, d = np.shape(means)[-2:]
-    weights, means, chol = (
-        np.reshape(weights, (k,)),
-        np.reshape(means, (k, d)),
-        np.reshape(chol, (k, d, d)),
-    )
-    location, scale = np.reshape(location, (d,)), np.reshape(scale, (d,))
-    size = tuple(size or ())
-    x_z, _ = sample_mixture(
-        weights / weights.sum(), means, chol @ np.swapaxes(chol, -1, -2), int(np.prod(size)), rng
-    )
-    return location + scale * x_z.reshape(*size, d)
-
-
-def weighted_mixture_logp(value, weights, means, chol, location, scale, row_weight):
-    """:func:`mixture_logp` times each row's frequency weight ``w_n`` (shape (n_samples,))."""
-    return row_weight * mixture_logp(value, weights, means, chol, location, scale)
-
-
-def weighted_mixture_random(weights, means, chol, location, scale, row_weight, rng=None, size=None):
-    """:func:`mixture_random`: a weight changes how often a row counts, not what is drawn."""
-    return mixture_random(weights, means, chol, location, scale, rng=rng, size=size)
-
-
-#: The observed variable without and with frequency weights (``pm.CustomDist`` keywords).
-_OBSERVED_DIST = {
-    "logp": mixture_logp,
-    "random": mixture_random,
-    "signature": "(k),(k,d),(k,d,d),(d),(d)->(d)",
-}
-_WEIGHTED_OBSERVED_DIST = {
-    "logp": weighted_mixture_logp,
-    "random": weighted_mixture_random,
-    "signature": "(k),(k,d),(k,d,d),(d),(d),()->(d)",
-}
-#: The observed variable with a uniform noise component (:mod:`bayesgmm.core.noise`).
-_NOISY_OBSERVED_DIST = {
-    "logp": noisy_mixture_logp,
-    "random": noisy_mixture_random,
-    "signature": "(k),(k,d),(k,d,d),(d),(d),(),(),(d),(d)->(d)",
-}
 
 
 class CholeskyCorrTransform(transforms.CholeskyCorrTransform):
@@ -580,8 +319,8 @@ def build_model(
             ordered = {"transform": OrderedComponents()} if n_features == 1 else {}
             means_z = _means(hyper, "means_z", chol, n_components, n_features, ordered)
         else:
-            basis = _check_order_basis(order_basis, n_features, n_components)
-            means_z = _ordered_projection_means(hyper, chol, basis, n_components, n_features)
+            basis = check_order_basis(order_basis, n_features, n_components)
+            means_z = ordered_projection_means(hyper, chol, basis, n_components, n_features)
         pm.Deterministic("means", location + scale * means_z, dims=("component", "feature"))
         pm.Deterministic(
             "covariances",
@@ -632,78 +371,6 @@ def _means(hyper, name, chol, n_components, n_features, transform, mean=None):
         dims=dims,
         **transform,
     )
-
-
-def _rotated_mvnormal_logp(value, mean, chol, basis):
-    """``log N(value Q' | mean, chol chol')`` per component: the means prior at ``mu = c Q'``.
-
-    ``value`` (K, d) are the means in the orthogonal basis ``Q``; ``mean`` (d,), ``chol``
-    (K, d, d) lower Cholesky factors. ``|det Q| = 1``, so no Jacobian. Returns (K,).
-    """
-    diff = (basis @ value[..., None])[..., 0] - mean  # basis may come batched (K, d, d)
-    d = diff.shape[-1]
-    chol_inv = pt.linalg.solve_triangular(chol, pt.broadcast_to(pt.eye(d), chol.shape), lower=True)
-    whitened = (chol_inv * diff[..., None, :]).sum(axis=-1)
-    half_logdet = pt.log(pt.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
-    return -0.5 * d * np.log(2.0 * np.pi) - half_logdet - 0.5 * pt.sqr(whitened).sum(-1)
-
-
-def _ordered_support_point(rv, size, *inputs):
-    """A point of the ordered region: first coordinates ``0, 1, ..., K - 1``, the rest 0."""
-    point = pt.zeros(rv.shape)
-    return pt.set_subtensor(point[:, 0], pt.arange(rv.shape[0]).astype(point.dtype))
-
-
-def _ordered_projection_means(hyper, chol, basis, n_components: int, n_features: int):
-    """Working-scale means constrained to ``mu_1 . v < ... < mu_K . v`` (``v = Q[:, 0]``).
-
-    The free variable ``means_coords_z`` (component, feature) holds the means in the
-    orthogonal basis ``Q`` (``pm.Data`` ``order_basis``), ``c_k = Q' mu_k``, with the means
-    prior's density at ``mu_k = Q c_k`` (``|det Q| = 1``: the same density), and
-    :class:`OrderedFirstCoordinate` orders its first coordinate ``mu_k . v``;
-    ``means_z = c Q'`` is a deterministic. The density on the ordered region is the
-    unconstrained model's; for a label-symmetric posterior that region holds one of the
-    ``K!`` labellings of every mixture, so label-free quantities keep their distribution.
-    """
-    basis = pm.Data(ORDER_BASIS, basis, dims=("feature", "feature_bis"))
-    shape, dims = (n_components, n_features), ("component", "feature")
-    transform = OrderedFirstCoordinate()
-    if hyper is None:
-        coords = pm.Flat(ORDERED_MEANS, shape=shape, dims=dims, transform=transform)
-    else:
-        coords = pm.CustomDist(
-            ORDERED_MEANS,
-            hyper.mean_prior,
-            chol / pt.sqrt(hyper.mean_precision),
-            basis,
-            logp=_rotated_mvnormal_logp,
-            support_point=_ordered_support_point,
-            signature="(d),(d,d),(d,d)->(d)",
-            transform=transform,
-            shape=shape,
-            dims=dims,
-        )
-    return pm.Deterministic("means_z", coords @ basis.T, dims=dims)
-
-
-def _check_order_basis(basis, n_features: int, n_components: int) -> np.ndarray:
-    """``basis`` as an orthogonal (d, d) array, or ``ValueError`` naming the problem."""
-    if n_features == 1 or n_components == 1:
-        raise ValueError(
-            "order_basis orders the means of K > 1 components in d > 1 dimensions; in one "
-            "dimension the means are always ordered: pass order_basis=None"
-        )
-    basis = np.asarray(basis, dtype=np.float64)
-    if basis.shape != (n_features, n_features):
-        raise ValueError(
-            f"order_basis must have shape ({n_features}, {n_features}), got {basis.shape}"
-        )
-    if not np.allclose(basis.T @ basis, np.eye(n_features), atol=1e-8):
-        raise ValueError(
-            "order_basis must be orthogonal (e.g. ProjectionOrder.basis()); got a matrix "
-            "whose columns are not orthonormal"
-        )
-    return basis
 
 
 def _noisy_weights(prior_z: MixturePrior | None, n_components: int):
@@ -796,7 +463,7 @@ def set_model_data(
             "identifying constraint)"
         )
     if order_basis is not None:
-        values[ORDER_BASIS] = _check_order_basis(order_basis, spec.n_features, spec.n_components)
+        values[ORDER_BASIS] = check_order_basis(order_basis, spec.n_features, spec.n_components)
     model.set_data(DATA, values.pop(DATA), coords={"obs": np.arange(len(X))})
     for name, value in values.items():
         model.set_data(name, value)
