@@ -515,7 +515,8 @@ class StructureKernels(NamedTuple):
 
 
 def _structure_kernels(name: str, log_prob, layout: _MomentsLayout, precisions) -> StructureKernels:
-    """Specialise the templates above for one structure (module globals named after it)."""
+    """Specialise the templates above for one structure (each compiled copy is named after
+    its template and the structure: its entry in the disk cache)."""
     namespace = globals()
     block_moments = specialise(
         _block_moments_template,

@@ -432,8 +432,9 @@ def _em_template(
     return MAX_ITER, max_iter
 
 
-def _specialise_loop(name: str, outer: bool, log_const, m_step, log_prior):
+def _specialise_loop(name: str, log_const, m_step, log_prior):
     """The loop of structure ``name`` (:data:`~bayesgmm.em.kernels.KERNELS`' key)."""
+    outer = KERNELS[name].outer
     return specialise(
         _em_template,
         f"_em_{name}",
@@ -449,11 +450,11 @@ def _specialise_loop(name: str, outer: bool, log_const, m_step, log_prior):
     )
 
 
-_em_full = _specialise_loop("full", True, _log_const_full, _m_step_full, log_prior_full)
-_em_tied = _specialise_loop("tied", True, _log_const_tied, _m_step_tied, log_prior_tied)
-_em_diag = _specialise_loop("diag", False, _log_const_diag, _m_step_diag, log_prior_diag)
+_em_full = _specialise_loop("full", _log_const_full, _m_step_full, log_prior_full)
+_em_tied = _specialise_loop("tied", _log_const_tied, _m_step_tied, log_prior_tied)
+_em_diag = _specialise_loop("diag", _log_const_diag, _m_step_diag, log_prior_diag)
 _em_spherical = _specialise_loop(
-    "spherical", False, _log_const_spherical, _m_step_spherical, log_prior_spherical
+    "spherical", _log_const_spherical, _m_step_spherical, log_prior_spherical
 )
 
 
