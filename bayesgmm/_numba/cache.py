@@ -23,12 +23,27 @@ from types import ModuleType
 
 from numba.core.registry import CPUDispatcher
 
+#: Where :func:`depend_on` records a module's dependencies (in the module's namespace).
+_DEPENDS = "__numba_depends_on__"
+
 
 def source_digest(*modules: ModuleType) -> str:
-    """SHA-256 of the modules' source files, in order (hex)."""
+    """SHA-256 (hex) of the source files of ``modules`` and of the modules they depend on.
+
+    The dependencies are those registered by :func:`depend_on`, followed transitively (a
+    kernel that inlines a helper of ``likelihood.py`` inlines what that helper inlines from
+    ``gaussian.py``). Each file counts once, in the order of the modules' names.
+    """
+    closure: dict[str, ModuleType] = {}
+    pending = list(modules)
+    while pending:
+        module = pending.pop()
+        if module.__name__ not in closure:
+            closure[module.__name__] = module
+            pending.extend(vars(module).get(_DEPENDS, ()))
     digest = hashlib.sha256()
-    for module in modules:
-        digest.update(Path(module.__file__).read_bytes())
+    for name in sorted(closure):
+        digest.update(Path(closure[name].__file__).read_bytes())
     return digest.hexdigest()
 
 
@@ -41,7 +56,8 @@ def depend_on(namespace: dict, *modules: ModuleType) -> int:
         The calling module's ``globals()``: its numba functions with ``cache=True``
         (those defined in it, not imported) get ``modules``' digest in their source stamp.
     *modules : module
-        The modules whose numba functions they call or inline.
+        The modules whose numba functions they call or inline (recorded in ``namespace``,
+        so that the digest of a module that depends on this one covers them too).
 
     Returns
     -------
@@ -49,6 +65,8 @@ def depend_on(namespace: dict, *modules: ModuleType) -> int:
         How many functions now carry the digest (0 where numba's cache layout is not the
         one this relies on: then numba's own invalidation is all there is).
     """
+    recorded = namespace.setdefault(_DEPENDS, [])
+    recorded.extend(m for m in modules if m not in recorded)
     digest = source_digest(*modules)
     marked = 0
     for value in namespace.values():

@@ -61,7 +61,16 @@ from pytensor.graph.rewriting.basic import node_rewriter
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 from pytensor.tensor.type import TensorType
 
-_LOG_2PI = float(np.log(2.0 * np.pi))
+from bayesgmm._numba import gaussian
+from bayesgmm._numba.cache import depend_on, source_digest
+from bayesgmm._numba.gaussian import (
+    exp_shifted,
+    gaussian_log_const,
+    inverse_diagonal,
+    log_sum_exp_shift,
+    whiten,
+)
+
 _JIT = dict(nogil=True, cache=True, fastmath=False)
 #: Helpers are inlined into the kernels (a call passing arrays costs reference counting).
 _INLINE = dict(_JIT, inline="always")
@@ -73,15 +82,11 @@ def _component_constants(weights, chol, d):
     n_components = weights.shape[0]
     n_chol = chol.shape[0]
     inv_diag = np.empty((n_chol, d))
-    log_det = np.zeros(n_chol)
     for c in range(n_chol):
-        for i in range(d):
-            inv_diag[c, i] = 1.0 / chol[c, i, i]
-            log_det[c] += np.log(chol[c, i, i])
+        inverse_diagonal(chol[c], inv_diag[c])
     const = np.empty(n_components)
     for k in range(n_components):
-        c = k if n_chol > 1 else 0
-        const[k] = np.log(weights[k]) - log_det[c] - 0.5 * d * _LOG_2PI
+        const[k] = gaussian_log_const(np.log(weights[k]), chol[k if n_chol > 1 else 0])
     return const, inv_diag
 
 
@@ -103,24 +108,13 @@ def _row_log_joint(value, n, means, chol, location, inv_scale, const, inv_diag, 
     Leaves the whitened residuals ``L_k^{-1}(x_z - mu_k)`` in ``z`` (K, d); returns the
     largest entry of ``log_joint`` (0 when it is not finite: the log-sum-exp's shift).
     """
-    d = x_z.shape[0]
     n_chol = chol.shape[0]
-    for i in range(d):
+    for i in range(x_z.shape[0]):
         x_z[i] = (value[n, i] - location[i]) * inv_scale[i]
-    top = -np.inf
     for k in range(const.shape[0]):
         c = k if n_chol > 1 else 0
-        sq = 0.0
-        for i in range(d):
-            s = x_z[i] - means[k, i]
-            for j in range(i):
-                s -= chol[c, i, j] * z[k, j]
-            s *= inv_diag[c, i]
-            z[k, i] = s
-            sq += s * s
-        log_joint[k] = const[k] - 0.5 * sq
-        top = max(top, log_joint[k])
-    return top if np.isfinite(top) else 0.0
+        log_joint[k] = const[k] - 0.5 * whiten(x_z, means[k], chol[c], inv_diag[c], z[k])
+    return log_sum_exp_shift(log_joint)
 
 
 @numba.njit(**_JIT)
@@ -138,10 +132,7 @@ def mixture_logp_kernel(value, weights, means, chol, location, scale):
         top = _row_log_joint(
             value, n, means, chol, location, inv_scale, const, inv_diag, x_z, z, log_joint
         )
-        total = 0.0
-        for k in range(n_components):
-            total += np.exp(log_joint[k] - top)
-        out[n] = top + np.log(total) - log_scale
+        out[n] = top + np.log(exp_shifted(log_joint, top)) - log_scale
     return out
 
 
@@ -170,10 +161,7 @@ def mixture_logp_and_grad_kernel(value, weights, means, chol, location, scale, g
         top = _row_log_joint(
             value, n, means, chol, location, inv_scale, const, inv_diag, x_z, z, log_joint
         )
-        total = 0.0
-        for k in range(n_components):
-            log_joint[k] = np.exp(log_joint[k] - top)  # unnormalised responsibilities
-            total += log_joint[k]
+        total = exp_shifted(log_joint, top)  # unnormalised responsibilities
         out[n] = top + np.log(total) - log_scale
         scaled = g[n] / total
         for k in range(n_components):
@@ -219,7 +207,8 @@ def mixture_logp_grad_kernel(value, weights, means, chol, location, scale, g):
 
 
 def _kernel_version() -> int:
-    """A hash of the kernels' source: part of their key in PyTensor's disk cache."""
+    """A hash of the kernels' source and of :mod:`bayesgmm._numba.gaussian`'s (which they
+    inline): part of their key in PyTensor's disk cache."""
     kernels = (
         _component_constants,
         _scale_terms,
@@ -228,11 +217,14 @@ def _kernel_version() -> int:
         mixture_logp_and_grad_kernel,
         mixture_logp_grad_kernel,
     )
-    source = "".join(inspect.getsource(k.py_func) for k in kernels)
+    source = "".join(inspect.getsource(k.py_func) for k in kernels) + source_digest(gaussian)
     return int(hashlib.sha256(source.encode()).hexdigest()[:12], 16)
 
 
 _KERNEL_VERSION = _kernel_version()
+
+# the kernels inline gaussian.py's helpers: recompile them when that file changes
+depend_on(globals(), gaussian)
 
 
 def _as_float_tensors(*inputs):

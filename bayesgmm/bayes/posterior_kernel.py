@@ -62,7 +62,9 @@ import numba
 import numpy as np
 from scipy.special import gammaln, multigammaln
 
+from bayesgmm._numba import gaussian
 from bayesgmm._numba.cache import depend_on
+from bayesgmm._numba.gaussian import whiten
 from bayesgmm.bayes import likelihood
 from bayesgmm.bayes.likelihood import _component_constants, _row_log_joint, _scale_terms
 
@@ -228,13 +230,7 @@ def full_niw_logp_dlogp(
             for c in range(i + 1):
                 trace += w_psi[i, c] * w_psi[i, c]
         # means prior residual z = L^{-1}(mu - m0)
-        quad = 0.0
-        for i in range(d):
-            s = means[k, i] - mean_prior[i]
-            for j in range(i):
-                s -= chol[k, i, j] * zm[j]
-            zm[i] = s * inv_diag[k, i]
-            quad += zm[i] * zm[i]
+        quad = whiten(means[k], mean_prior, chol[k], inv_diag[k], zm)
         logp += -0.5 * trace - 0.5 * kappa * quad
         # d/dL (lower triangle) of the likelihood, -tr(W W^T)/2 and -kappa |z|^2/2 is
         # tril(L^{-T} M) - diag(N_k / L_ii), M = sum_n r z z^T + W W^T + kappa z z^T; and
@@ -447,8 +443,9 @@ def _packed_logp_dlogp(x, value, packed):
     )
 
 
-# the kernels inline likelihood.py's row helpers: recompile them when that file changes
-depend_on(globals(), likelihood)
+# the kernels inline likelihood.py's row helpers and gaussian.py's: recompile them when
+# either file changes
+depend_on(globals(), likelihood, gaussian)
 
 __all__ = [
     "DATA_NAMES",

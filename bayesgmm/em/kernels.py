@@ -16,8 +16,11 @@ and ``sum_n w_n log p(x_n)``. Then ``N_k = s0_k + 10 eps`` (as
 :func:`~bayesgmm.em.steps.m_step_from_statistics`. Nothing of shape (N, K, d) or even
 (N, K) is ever allocated.
 
-Each covariance structure has its own compiled kernel (no string branching inside
-compiled code); :data:`KERNELS` maps the structure name to them. The layout of
+The kernels are written once, as templates; each covariance structure gets its own
+compiled copy (no string branching inside compiled code), bound to that structure's row
+log-density (``_log_prob_<structure>``) and moments layout (outer products or their
+diagonal) by :func:`bayesgmm._numba.specialise.specialise`; :data:`KERNELS` maps the
+structure name to them. The layout of
 ``precisions_cholesky`` is scikit-learn's: full (K, d, d) upper-triangular ``U`` with
 ``U U^T`` the precision, so ``y = (x - mu) U``; tied (d, d); diag (K, d) ``1 / sd``;
 spherical (K,) ``1 / sd``.
@@ -58,6 +61,10 @@ import numba
 import numpy as np
 from numba import prange
 
+from bayesgmm._numba import gaussian
+from bayesgmm._numba.cache import depend_on
+from bayesgmm._numba.gaussian import LOG_2PI, cholesky_lower, inv_lower
+from bayesgmm._numba.specialise import specialise
 from bayesgmm.core.covariance import CovarianceType
 from bayesgmm.em.gaussian import log_det_cholesky
 from bayesgmm.em.steps import SufficientStatistics
@@ -74,7 +81,6 @@ _CALL_LOCK = threading.Lock()
 BLOCK_SIZE = 512
 
 _EPS = 10 * np.finfo(np.float64).eps
-_LOG_2PI = np.log(2.0 * np.pi)
 _JIT = dict(nogil=True, cache=True, fastmath=False)
 
 
@@ -119,7 +125,7 @@ def _dot8(p, q, mp):
 
 
 @numba.njit(**_JIT)
-def _block_rows(n_samples, block_size, b):
+def _block_span(n_samples, block_size, b):
     """First row, row count and padded row count of block ``b``."""
     start = b * block_size
     m = min(n_samples, start + block_size) - start
@@ -324,11 +330,90 @@ def _log_prob_spherical(xt, mp, log_const, means, prec_chol, dx, y, a):
 
 
 # ---------------------------------------------------------------------------------------
-# Fused E-step + moments, one kernel per structure. Signature of every kernel:
-# (X, sample_weight, log_const, means, prec_chol, block_size) -> totals, with
-# ``sample_weight`` of shape (N,), or (0,) for unit weights, and ``totals`` the flat
-# concatenation [s0 (K), s1 (K*d), s2 (K*d*d, upper triangle only, or K*d), log_lik_sum].
-# Each block fills its own row of ``partial``; the rows are added in block order.
+# Layouts of the moments: full (d, d) outer products (full, tied) or their diagonal (diag,
+# spherical). ``size`` is the length of the flat moments [s0 (K), s1 (K*d), s2].
+
+
+@numba.njit(**_JIT)
+def _outer_size(n_components, d):
+    return n_components * (1 + d + d * d)
+
+
+@numba.njit(**_JIT)
+def _diagonal_size(n_components, d):
+    return n_components * (1 + 2 * d)
+
+
+class _MomentsLayout(NamedTuple):
+    """How one structure's moments are accumulated: ``accumulate`` (block moments into a
+    row of partial sums), ``size`` (``(K, d) ->`` their flat length) and ``outer``."""
+
+    accumulate: object
+    size: object
+    outer: bool
+
+
+_OUTER = _MomentsLayout(_accumulate_outer, _outer_size, True)
+_DIAGONAL = _MomentsLayout(_accumulate_diagonal, _diagonal_size, False)
+
+
+# ---------------------------------------------------------------------------------------
+# Precision factors in the kernels' layout from covariances (the compiled EM loop's
+# M-step, :mod:`bayesgmm.em.loop`): ``False`` where a covariance is not positive definite.
+
+
+@numba.njit(**_JIT)
+def _upper_precision_cholesky(cov, out):
+    """``out = L^-T`` with ``L L^T = cov``; ``False`` if ``cov`` is not positive definite."""
+    lower = np.empty_like(cov)
+    if not cholesky_lower(cov, lower, 0.0):
+        return False
+    inv_lower(lower, out.T)
+    return np.all(np.isfinite(out))
+
+
+@numba.njit(**_JIT)
+def _precisions_full(covs, out):
+    for k in range(covs.shape[0]):
+        if not _upper_precision_cholesky(covs[k], out[k]):
+            return False
+    return True
+
+
+@numba.njit(**_JIT)
+def _precisions_tied(covs, out):
+    return _upper_precision_cholesky(covs, out)
+
+
+@numba.njit(**_JIT)
+def _precisions_variances(covs, out):
+    """diag and spherical: ``1 / sd``."""
+    flat, out_flat = covs.ravel(), out.ravel()
+    for i in range(flat.shape[0]):
+        if not flat[i] > 0.0:
+            return False
+        out_flat[i] = 1.0 / np.sqrt(flat[i])
+    return np.all(np.isfinite(out))
+
+
+# ---------------------------------------------------------------------------------------
+# The kernels, written once for every structure: templates whose placeholder names (None
+# here) :func:`~bayesgmm._numba.specialise.specialise` binds to one structure's log-density
+# (``_log_prob``) and moments layout (``_accumulate``, ``_moments_size``), and to the
+# specialised block functions (``_block_moments``, ``_block_log_resp``).
+#
+# Fused E-step + moments: (X, sample_weight, log_const, means, prec_chol, block_size) ->
+# totals, with ``sample_weight`` of shape (N,), or (0,) for unit weights, and ``totals``
+# the flat concatenation [s0 (K), s1 (K*d), s2 (K*d*d, upper triangle only, or K*d),
+# log_lik_sum]. Each block fills its own row of ``partial``; the rows are added in block
+# order. Compiled twice per structure: parallel over the blocks (``moments``) and serial
+# (``serial_moments``, one pass of the compiled EM loop), the same sums in the same order.
+#
+# Per-row kernels for prediction: write log-responsibilities (N, K) and log p(x) (N,)
+# into preallocated arrays: (X, log_const, means, prec_chol, block_size, log_resp,
+# log_lik) -> None.
+
+_log_prob = _accumulate = _moments_size = _block_moments = _block_log_resp = None
 
 
 @numba.njit(**_JIT)
@@ -342,124 +427,6 @@ def _sum_blocks(partial):
 
 
 @numba.njit(**_JIT)
-def _block_moments_full(X, sample_weight, log_const, means, prec_chol, block_size, b, out):
-    start, m, mp = _block_rows(X.shape[0], block_size, b)
-    d, n_components = X.shape[1], means.shape[0]
-    xt, dx, a = np.empty((d, mp)), np.empty((d, mp)), np.empty((n_components, mp))
-    w, y, g, lse = np.empty(mp), np.empty(mp), np.empty(mp), np.empty(mp)
-    _load_block(X, start, m, mp, xt)
-    _load_weights(sample_weight, start, m, mp, w)
-    _log_prob_full(xt, mp, log_const, means, prec_chol, dx, y, a)
-    scale = _log_sum_exp(a, m, mp, a, lse)
-    log_lik = _weigh_rows(w, lse, scale, m, mp)
-    _accumulate_outer(xt, mp, means, a, scale, dx, g, y, out)
-    return log_lik
-
-
-@numba.njit(parallel=True, **_JIT)
-def _moments_full(X, sample_weight, log_const, means, prec_chol, block_size):
-    n_samples, d = X.shape
-    n_components = means.shape[0]
-    n_blocks = max(1, (n_samples + block_size - 1) // block_size)
-    partial = np.zeros((n_blocks, n_components * (1 + d + d * d) + 1))
-    for b in prange(n_blocks):
-        partial[b, -1] = _block_moments_full(
-            X, sample_weight, log_const, means, prec_chol, block_size, b, partial[b]
-        )
-    return _sum_blocks(partial)
-
-
-@numba.njit(**_JIT)
-def _block_moments_tied(X, sample_weight, log_const, means, prec_chol, block_size, b, out):
-    start, m, mp = _block_rows(X.shape[0], block_size, b)
-    d, n_components = X.shape[1], means.shape[0]
-    xt, dx, a = np.empty((d, mp)), np.empty((d, mp)), np.empty((n_components, mp))
-    w, y, g, lse = np.empty(mp), np.empty(mp), np.empty(mp), np.empty(mp)
-    _load_block(X, start, m, mp, xt)
-    _load_weights(sample_weight, start, m, mp, w)
-    _log_prob_tied(xt, mp, log_const, means, prec_chol, dx, y, a)
-    scale = _log_sum_exp(a, m, mp, a, lse)
-    log_lik = _weigh_rows(w, lse, scale, m, mp)
-    _accumulate_outer(xt, mp, means, a, scale, dx, g, y, out)
-    return log_lik
-
-
-@numba.njit(parallel=True, **_JIT)
-def _moments_tied(X, sample_weight, log_const, means, prec_chol, block_size):
-    n_samples, d = X.shape
-    n_components = means.shape[0]
-    n_blocks = max(1, (n_samples + block_size - 1) // block_size)
-    partial = np.zeros((n_blocks, n_components * (1 + d + d * d) + 1))
-    for b in prange(n_blocks):
-        partial[b, -1] = _block_moments_tied(
-            X, sample_weight, log_const, means, prec_chol, block_size, b, partial[b]
-        )
-    return _sum_blocks(partial)
-
-
-@numba.njit(**_JIT)
-def _block_moments_diag(X, sample_weight, log_const, means, prec_chol, block_size, b, out):
-    start, m, mp = _block_rows(X.shape[0], block_size, b)
-    d, n_components = X.shape[1], means.shape[0]
-    xt, dx, a = np.empty((d, mp)), np.empty((d, mp)), np.empty((n_components, mp))
-    w, y, g, lse = np.empty(mp), np.empty(mp), np.empty(mp), np.empty(mp)
-    _load_block(X, start, m, mp, xt)
-    _load_weights(sample_weight, start, m, mp, w)
-    _log_prob_diag(xt, mp, log_const, means, prec_chol, dx, y, a)
-    scale = _log_sum_exp(a, m, mp, a, lse)
-    log_lik = _weigh_rows(w, lse, scale, m, mp)
-    _accumulate_diagonal(xt, mp, means, a, scale, dx, g, y, out)
-    return log_lik
-
-
-@numba.njit(parallel=True, **_JIT)
-def _moments_diag(X, sample_weight, log_const, means, prec_chol, block_size):
-    n_samples, d = X.shape
-    n_components = means.shape[0]
-    n_blocks = max(1, (n_samples + block_size - 1) // block_size)
-    partial = np.zeros((n_blocks, n_components * (1 + 2 * d) + 1))
-    for b in prange(n_blocks):
-        partial[b, -1] = _block_moments_diag(
-            X, sample_weight, log_const, means, prec_chol, block_size, b, partial[b]
-        )
-    return _sum_blocks(partial)
-
-
-@numba.njit(**_JIT)
-def _block_moments_spherical(X, sample_weight, log_const, means, prec_chol, block_size, b, out):
-    start, m, mp = _block_rows(X.shape[0], block_size, b)
-    d, n_components = X.shape[1], means.shape[0]
-    xt, dx, a = np.empty((d, mp)), np.empty((d, mp)), np.empty((n_components, mp))
-    w, y, g, lse = np.empty(mp), np.empty(mp), np.empty(mp), np.empty(mp)
-    _load_block(X, start, m, mp, xt)
-    _load_weights(sample_weight, start, m, mp, w)
-    _log_prob_spherical(xt, mp, log_const, means, prec_chol, dx, y, a)
-    scale = _log_sum_exp(a, m, mp, a, lse)
-    log_lik = _weigh_rows(w, lse, scale, m, mp)
-    _accumulate_diagonal(xt, mp, means, a, scale, dx, g, y, out)
-    return log_lik
-
-
-@numba.njit(parallel=True, **_JIT)
-def _moments_spherical(X, sample_weight, log_const, means, prec_chol, block_size):
-    n_samples, d = X.shape
-    n_components = means.shape[0]
-    n_blocks = max(1, (n_samples + block_size - 1) // block_size)
-    partial = np.zeros((n_blocks, n_components * (1 + 2 * d) + 1))
-    for b in prange(n_blocks):
-        partial[b, -1] = _block_moments_spherical(
-            X, sample_weight, log_const, means, prec_chol, block_size, b, partial[b]
-        )
-    return _sum_blocks(partial)
-
-
-# ---------------------------------------------------------------------------------------
-# Per-row kernels for prediction: write log-responsibilities (N, K) and log p(x) (N,) into
-# preallocated arrays. Signature: (X, log_const, means, prec_chol, block_size, log_resp,
-# log_lik) -> None.
-
-
-@numba.njit(**_JIT)
 def _write_rows(a, lse, start, m, log_resp, log_lik):
     for n in range(m):
         log_lik[start + n] = lse[n]
@@ -467,80 +434,51 @@ def _write_rows(a, lse, start, m, log_resp, log_lik):
             log_resp[start + n, k] = a[k, n] - lse[n]
 
 
-@numba.njit(**_JIT)
-def _block_rows_full(X, log_const, means, prec_chol, block_size, b, log_resp, log_lik):
-    start, m, mp = _block_rows(X.shape[0], block_size, b)
+def _block_moments_template(X, sample_weight, log_const, means, prec_chol, block_size, b, out):
+    """Moments of block ``b`` into ``out``; returns its ``sum_n w_n log p(x_n)``."""
+    start, m, mp = _block_span(X.shape[0], block_size, b)
+    d, n_components = X.shape[1], means.shape[0]
+    xt, dx, a = np.empty((d, mp)), np.empty((d, mp)), np.empty((n_components, mp))
+    w, y, g, lse = np.empty(mp), np.empty(mp), np.empty(mp), np.empty(mp)
+    _load_block(X, start, m, mp, xt)
+    _load_weights(sample_weight, start, m, mp, w)
+    _log_prob(xt, mp, log_const, means, prec_chol, dx, y, a)
+    scale = _log_sum_exp(a, m, mp, a, lse)
+    log_lik = _weigh_rows(w, lse, scale, m, mp)
+    _accumulate(xt, mp, means, a, scale, dx, g, y, out)
+    return log_lik
+
+
+def _moments_template(X, sample_weight, log_const, means, prec_chol, block_size):
+    """The fused pass over every block (signature above)."""
+    n_samples, d = X.shape
+    n_components = means.shape[0]
+    n_blocks = max(1, (n_samples + block_size - 1) // block_size)
+    partial = np.zeros((n_blocks, _moments_size(n_components, d) + 1))
+    for b in prange(n_blocks):
+        partial[b, -1] = _block_moments(
+            X, sample_weight, log_const, means, prec_chol, block_size, b, partial[b]
+        )
+    return _sum_blocks(partial)
+
+
+def _block_log_resp_template(X, log_const, means, prec_chol, block_size, b, log_resp, log_lik):
+    """Log-responsibilities and log-likelihoods of block ``b``'s rows."""
+    start, m, mp = _block_span(X.shape[0], block_size, b)
     d, n_components = X.shape[1], means.shape[0]
     xt, dx = np.empty((d, mp)), np.empty((d, mp))
     a, e = np.empty((n_components, mp)), np.empty((n_components, mp))
     y, lse = np.empty(mp), np.empty(mp)
     _load_block(X, start, m, mp, xt)
-    _log_prob_full(xt, mp, log_const, means, prec_chol, dx, y, a)
+    _log_prob(xt, mp, log_const, means, prec_chol, dx, y, a)
     _log_sum_exp(a, m, mp, e, lse)
     _write_rows(a, lse, start, m, log_resp, log_lik)
 
 
-@numba.njit(parallel=True, **_JIT)
-def _rows_full(X, log_const, means, prec_chol, block_size, log_resp, log_lik):
+def _log_resp_template(X, log_const, means, prec_chol, block_size, log_resp, log_lik):
+    """Every row's log-responsibilities and log-likelihood (signature above)."""
     for b in prange((X.shape[0] + block_size - 1) // block_size):
-        _block_rows_full(X, log_const, means, prec_chol, block_size, b, log_resp, log_lik)
-
-
-@numba.njit(**_JIT)
-def _block_rows_tied(X, log_const, means, prec_chol, block_size, b, log_resp, log_lik):
-    start, m, mp = _block_rows(X.shape[0], block_size, b)
-    d, n_components = X.shape[1], means.shape[0]
-    xt, dx = np.empty((d, mp)), np.empty((d, mp))
-    a, e = np.empty((n_components, mp)), np.empty((n_components, mp))
-    y, lse = np.empty(mp), np.empty(mp)
-    _load_block(X, start, m, mp, xt)
-    _log_prob_tied(xt, mp, log_const, means, prec_chol, dx, y, a)
-    _log_sum_exp(a, m, mp, e, lse)
-    _write_rows(a, lse, start, m, log_resp, log_lik)
-
-
-@numba.njit(parallel=True, **_JIT)
-def _rows_tied(X, log_const, means, prec_chol, block_size, log_resp, log_lik):
-    for b in prange((X.shape[0] + block_size - 1) // block_size):
-        _block_rows_tied(X, log_const, means, prec_chol, block_size, b, log_resp, log_lik)
-
-
-@numba.njit(**_JIT)
-def _block_rows_diag(X, log_const, means, prec_chol, block_size, b, log_resp, log_lik):
-    start, m, mp = _block_rows(X.shape[0], block_size, b)
-    d, n_components = X.shape[1], means.shape[0]
-    xt, dx = np.empty((d, mp)), np.empty((d, mp))
-    a, e = np.empty((n_components, mp)), np.empty((n_components, mp))
-    y, lse = np.empty(mp), np.empty(mp)
-    _load_block(X, start, m, mp, xt)
-    _log_prob_diag(xt, mp, log_const, means, prec_chol, dx, y, a)
-    _log_sum_exp(a, m, mp, e, lse)
-    _write_rows(a, lse, start, m, log_resp, log_lik)
-
-
-@numba.njit(parallel=True, **_JIT)
-def _rows_diag(X, log_const, means, prec_chol, block_size, log_resp, log_lik):
-    for b in prange((X.shape[0] + block_size - 1) // block_size):
-        _block_rows_diag(X, log_const, means, prec_chol, block_size, b, log_resp, log_lik)
-
-
-@numba.njit(**_JIT)
-def _block_rows_spherical(X, log_const, means, prec_chol, block_size, b, log_resp, log_lik):
-    start, m, mp = _block_rows(X.shape[0], block_size, b)
-    d, n_components = X.shape[1], means.shape[0]
-    xt, dx = np.empty((d, mp)), np.empty((d, mp))
-    a, e = np.empty((n_components, mp)), np.empty((n_components, mp))
-    y, lse = np.empty(mp), np.empty(mp)
-    _load_block(X, start, m, mp, xt)
-    _log_prob_spherical(xt, mp, log_const, means, prec_chol, dx, y, a)
-    _log_sum_exp(a, m, mp, e, lse)
-    _write_rows(a, lse, start, m, log_resp, log_lik)
-
-
-@numba.njit(parallel=True, **_JIT)
-def _rows_spherical(X, log_const, means, prec_chol, block_size, log_resp, log_lik):
-    for b in prange((X.shape[0] + block_size - 1) // block_size):
-        _block_rows_spherical(X, log_const, means, prec_chol, block_size, b, log_resp, log_lik)
+        _block_log_resp(X, log_const, means, prec_chol, block_size, b, log_resp, log_lik)
 
 
 # ---------------------------------------------------------------------------------------
@@ -561,20 +499,69 @@ class StructureKernels(NamedTuple):
         ``(X, log_const, means, prec_chol, block_size, log_resp, log_lik) -> None``.
     outer : bool
         Whether ``s2`` holds full (d, d) outer products (full, tied) or their diagonal.
+    serial_moments : numba dispatcher
+        ``moments`` without threads (the same sums in the same order), for the compiled
+        EM loop.
+    precisions : numba dispatcher
+        ``(covariances, out) -> bool``: the precision factors in the kernels' layout
+        written into ``out``; ``False`` if a covariance is not positive definite.
     """
 
     moments: object
     rows: object
     outer: bool
+    serial_moments: object
+    precisions: object
+
+
+def _structure_kernels(name: str, log_prob, layout: _MomentsLayout, precisions) -> StructureKernels:
+    """Specialise the templates above for one structure (each compiled copy is named after
+    its template and the structure: its entry in the disk cache)."""
+    namespace = globals()
+    block_moments = specialise(
+        _block_moments_template,
+        f"_block_moments_{name}",
+        namespace,
+        _JIT,
+        _log_prob=log_prob,
+        _accumulate=layout.accumulate,
+    )
+    block_log_resp = specialise(
+        _block_log_resp_template, f"_block_rows_{name}", namespace, _JIT, _log_prob=log_prob
+    )
+    moments = {
+        parallel: specialise(
+            _moments_template,
+            f"_moments_{name}" if parallel else f"_serial_moments_{name}",
+            namespace,
+            dict(_JIT, parallel=parallel),
+            _block_moments=block_moments,
+            _moments_size=layout.size,
+        )
+        for parallel in (True, False)
+    }
+    rows = specialise(
+        _log_resp_template,
+        f"_rows_{name}",
+        namespace,
+        dict(_JIT, parallel=True),
+        _block_log_resp=block_log_resp,
+    )
+    return StructureKernels(moments[True], rows, layout.outer, moments[False], precisions)
 
 
 #: Structure name -> its kernels.
 KERNELS: dict[str, StructureKernels] = {
-    "full": StructureKernels(_moments_full, _rows_full, True),
-    "tied": StructureKernels(_moments_tied, _rows_tied, True),
-    "diag": StructureKernels(_moments_diag, _rows_diag, False),
-    "spherical": StructureKernels(_moments_spherical, _rows_spherical, False),
+    "full": _structure_kernels("full", _log_prob_full, _OUTER, _precisions_full),
+    "tied": _structure_kernels("tied", _log_prob_tied, _OUTER, _precisions_tied),
+    "diag": _structure_kernels("diag", _log_prob_diag, _DIAGONAL, _precisions_variances),
+    "spherical": _structure_kernels(
+        "spherical", _log_prob_spherical, _DIAGONAL, _precisions_variances
+    ),
 }
+
+# the precision factors inline gaussian.py's Cholesky factor and triangular inverse
+depend_on(globals(), gaussian)
 
 
 @dataclass(frozen=True)
@@ -868,7 +855,7 @@ def _log_const(weights, prec_chol, structure, n_features: int) -> np.ndarray:
     with np.errstate(divide="ignore"):
         log_weights = np.log(np.asarray(weights, dtype=np.float64))
     log_det = log_det_cholesky(prec_chol, structure, n_features)
-    return np.ascontiguousarray(log_weights + log_det - 0.5 * n_features * _LOG_2PI)
+    return np.ascontiguousarray(log_weights + log_det - 0.5 * n_features * LOG_2PI)
 
 
 __all__ = [

@@ -23,9 +23,12 @@ constants of the Dirichlet, Inverse-Wishart/Gamma and Normal densities); the sto
 rules use differences only, and the caller adds the constant afterwards
 (:func:`log_prior_offset`).
 
-Each covariance structure has its own compiled loop (:data:`LOOPS`, keyed like
-:data:`bayesgmm.em.kernels.KERNELS` by the structure's ``kernel_layout``); the formulas
-are those of :mod:`bayesgmm.core.covariance`, written out for Numba.
+The loop is written once (``_em_template``); each covariance structure has its own
+compiled copy (:data:`LOOPS`, keyed like :data:`bayesgmm.em.kernels.KERNELS` by the
+structure's ``kernel_layout``) calling that structure's primitives: its serial fused pass
+and precision factors (:data:`~bayesgmm.em.kernels.KERNELS`), and below its log
+constants, M-step and log prior, the formulas of :mod:`bayesgmm.core.covariance` written
+out for Numba.
 """
 
 from __future__ import annotations
@@ -36,17 +39,10 @@ import numba
 import numpy as np
 
 from bayesgmm._numba.cache import depend_on
+from bayesgmm._numba.gaussian import LOG_2PI
+from bayesgmm._numba.specialise import specialise
 from bayesgmm.em import kernels
-from bayesgmm.em.kernels import (
-    _EPS,
-    _JIT,
-    _LOG_2PI,
-    _block_moments_diag,
-    _block_moments_full,
-    _block_moments_spherical,
-    _block_moments_tied,
-    _sum_blocks,
-)
+from bayesgmm.em.kernels import _EPS, _JIT, KERNELS
 
 #: Status of a compiled EM run: stopped by the rule, or ran ``max_iter`` iterations.
 CONVERGED = 0
@@ -88,11 +84,6 @@ def converged(trace, count, tol, rule):
 
 
 @numba.njit(**_JIT)
-def _n_blocks(n_samples, block_size):
-    return max(1, (n_samples + block_size - 1) // block_size)
-
-
-@numba.njit(**_JIT)
 def _centre_outer(totals, means, nk, xbar, scatter):
     """``N_k``, ``xbar_k`` and the full ``S_k`` from moments about ``means``
     (:func:`bayesgmm.em.kernels.centred_statistics`)."""
@@ -109,6 +100,16 @@ def _centre_outer(totals, means, nk, xbar, scatter):
                 v = s - nk[k] * cm[i] * cm[j]
                 scatter[k, i, j] = v
                 scatter[k, j, i] = v
+
+
+@numba.njit(**_JIT)
+def _empty_outer(n_components, d):
+    return np.empty((n_components, d, d))
+
+
+@numba.njit(**_JIT)
+def _empty_diagonal(n_components, d):
+    return np.empty((n_components, d))
 
 
 @numba.njit(**_JIT)
@@ -146,36 +147,6 @@ def _shift(nk_k, xbar_k, m0, kappa, out):
     c = np.sqrt(kappa * nk_k / (kappa + nk_k))
     for i in range(out.shape[0]):
         out[i] = c * (xbar_k[i] - m0[i])
-
-
-@numba.njit(**_JIT)
-def _upper_precision_cholesky(cov, out):
-    """``out = L^-T`` with ``L L^T = cov``; ``False`` if ``cov`` is not positive definite."""
-    d = cov.shape[0]
-    lower = np.zeros((d, d))
-    for j in range(d):
-        s = cov[j, j]
-        for p in range(j):
-            s -= lower[j, p] * lower[j, p]
-        if not s > 0.0:
-            return False
-        lower[j, j] = np.sqrt(s)
-        for i in range(j + 1, d):
-            s = cov[i, j]
-            for p in range(j):
-                s -= lower[i, p] * lower[j, p]
-            lower[i, j] = s / lower[j, j]
-    for j in range(d):
-        for i in range(d):
-            out[i, j] = 0.0
-    for j in range(d):  # the inverse of lower, column by column, written transposed
-        out[j, j] = 1.0 / lower[j, j]
-        for i in range(j + 1, d):
-            s = 0.0
-            for p in range(j, i):
-                s -= lower[i, p] * out[j, p]
-            out[j, i] = s / lower[i, i]
-    return np.all(np.isfinite(out))
 
 
 @numba.njit(**_JIT)
@@ -224,55 +195,8 @@ def _copy_state(weights, means, covs, prec_chol, new_w, new_m, new_c, new_p):
 
 
 # ---------------------------------------------------------------------------------------
-# Per structure: serial fused pass, log constants, M-step, precision factors, log prior.
-
-
-@numba.njit(**_JIT)
-def _pass_full(X, sw, log_const, means, prec_chol, block_size):
-    n_components, d = means.shape
-    n_blocks = _n_blocks(X.shape[0], block_size)
-    partial = np.zeros((n_blocks, n_components * (1 + d + d * d) + 1))
-    for b in range(n_blocks):
-        partial[b, -1] = _block_moments_full(
-            X, sw, log_const, means, prec_chol, block_size, b, partial[b]
-        )
-    return _sum_blocks(partial)
-
-
-@numba.njit(**_JIT)
-def _pass_tied(X, sw, log_const, means, prec_chol, block_size):
-    n_components, d = means.shape
-    n_blocks = _n_blocks(X.shape[0], block_size)
-    partial = np.zeros((n_blocks, n_components * (1 + d + d * d) + 1))
-    for b in range(n_blocks):
-        partial[b, -1] = _block_moments_tied(
-            X, sw, log_const, means, prec_chol, block_size, b, partial[b]
-        )
-    return _sum_blocks(partial)
-
-
-@numba.njit(**_JIT)
-def _pass_diag(X, sw, log_const, means, prec_chol, block_size):
-    n_components, d = means.shape
-    n_blocks = _n_blocks(X.shape[0], block_size)
-    partial = np.zeros((n_blocks, n_components * (1 + 2 * d) + 1))
-    for b in range(n_blocks):
-        partial[b, -1] = _block_moments_diag(
-            X, sw, log_const, means, prec_chol, block_size, b, partial[b]
-        )
-    return _sum_blocks(partial)
-
-
-@numba.njit(**_JIT)
-def _pass_spherical(X, sw, log_const, means, prec_chol, block_size):
-    n_components, d = means.shape
-    n_blocks = _n_blocks(X.shape[0], block_size)
-    partial = np.zeros((n_blocks, n_components * (1 + 2 * d) + 1))
-    for b in range(n_blocks):
-        partial[b, -1] = _block_moments_spherical(
-            X, sw, log_const, means, prec_chol, block_size, b, partial[b]
-        )
-    return _sum_blocks(partial)
+# Per structure: log constants, M-step and log prior (the fused pass and the precision
+# factors are :data:`bayesgmm.em.kernels.KERNELS`').
 
 
 @numba.njit(**_JIT)
@@ -282,7 +206,7 @@ def _log_const_full(weights, prec_chol, d):
         s = 0.0
         for i in range(d):
             s += np.log(prec_chol[k, i, i])
-        out[k] = np.log(weights[k]) + s - 0.5 * d * _LOG_2PI
+        out[k] = np.log(weights[k]) + s - 0.5 * d * LOG_2PI
     return out
 
 
@@ -293,7 +217,7 @@ def _log_const_tied(weights, prec_chol, d):
         s += np.log(prec_chol[i, i])
     out = np.empty(weights.shape[0])
     for k in range(weights.shape[0]):
-        out[k] = np.log(weights[k]) + s - 0.5 * d * _LOG_2PI
+        out[k] = np.log(weights[k]) + s - 0.5 * d * LOG_2PI
     return out
 
 
@@ -304,7 +228,7 @@ def _log_const_diag(weights, prec_chol, d):
         s = 0.0
         for i in range(d):
             s += np.log(prec_chol[k, i])
-        out[k] = np.log(weights[k]) + s - 0.5 * d * _LOG_2PI
+        out[k] = np.log(weights[k]) + s - 0.5 * d * LOG_2PI
     return out
 
 
@@ -312,7 +236,7 @@ def _log_const_diag(weights, prec_chol, d):
 def _log_const_spherical(weights, prec_chol, d):
     out = np.empty(weights.shape[0])
     for k in range(weights.shape[0]):
-        out[k] = np.log(weights[k]) + d * np.log(prec_chol[k]) - 0.5 * d * _LOG_2PI
+        out[k] = np.log(weights[k]) + d * np.log(prec_chol[k]) - 0.5 * d * LOG_2PI
     return out
 
 
@@ -399,30 +323,6 @@ def _m_step_spherical(nk, xbar, scatter, has_prior, nu, psi, m0, kappa, reg_cova
 
 
 @numba.njit(**_JIT)
-def _precisions_full(covs, out):
-    for k in range(covs.shape[0]):
-        if not _upper_precision_cholesky(covs[k], out[k]):
-            return False
-    return True
-
-
-@numba.njit(**_JIT)
-def _precisions_tied(covs, out):
-    return _upper_precision_cholesky(covs, out)
-
-
-@numba.njit(**_JIT)
-def _precisions_variances(covs, out):
-    """diag and spherical: ``1 / sd``."""
-    flat, out_flat = covs.ravel(), out.ravel()
-    for i in range(flat.shape[0]):
-        if not flat[i] > 0.0:
-            return False
-        out_flat[i] = 1.0 / np.sqrt(flat[i])
-    return np.all(np.isfinite(out))
-
-
-@numba.njit(**_JIT)
 def log_prior_full(weights, means, prec_chol, conc, nu, psi, m0, kappa):
     """``log p(theta)`` up to a constant: Dirichlet, Inverse-Wishart and Normal terms."""
     n_components, d = means.shape
@@ -485,12 +385,15 @@ def log_prior_spherical(weights, means, prec_chol, conc, nu, psi, m0, kappa):
 
 
 # ---------------------------------------------------------------------------------------
-# The loops. Signature of every loop:
+# The loop, written once: a template whose placeholder names (None here) are bound to one
+# structure's primitives by :func:`~bayesgmm._numba.specialise.specialise`. Signature:
 # (X, sw, weights, means, covs, prec_chol, trace, tol, max_iter, rule, reg_covar,
 #  min_count, has_prior, conc, nu, psi, m0, kappa, block_size) -> (status, n_iter)
 # ``weights, means, covs, prec_chol`` hold the start and are overwritten with the
 # parameters after the last M-step; ``trace[:n_iter]`` receives the objective per sample
 # (the MAP log prior without its constant).
+
+_pass = _log_const = _log_prior = _centre = _empty_scatter = _m_step = _precisions = None
 
 
 @numba.njit(**_JIT)
@@ -498,31 +401,29 @@ def _total_weight(X, sw):
     return sw.sum() if sw.shape[0] > 0 else float(X.shape[0])
 
 
-@numba.njit(**_JIT)
-def _em_full(
+def _em_template(
     X, sw, weights, means, covs, prec_chol, trace, tol, max_iter, rule, reg_covar,
     min_count, has_prior, conc, nu, psi, m0, kappa, block_size,
 ):  # fmt: skip
+    """Every EM iteration of one start (signature above)."""
     n_components, d = means.shape
     total = _total_weight(X, sw)
     nk, xbar = np.empty(n_components), np.empty((n_components, d))
-    scatter = np.empty((n_components, d, d))
+    scatter = _empty_scatter(n_components, d)
     new_w, new_m, new_c, new_p = weights.copy(), means.copy(), covs.copy(), prec_chol.copy()
     for it in range(max_iter):
-        totals = _pass_full(
-            X, sw, _log_const_full(weights, prec_chol, d), means, prec_chol, block_size
-        )
+        totals = _pass(X, sw, _log_const(weights, prec_chol, d), means, prec_chol, block_size)
         objective = totals[-1] / total
         if has_prior:
-            objective += log_prior_full(weights, means, prec_chol, conc, nu, psi, m0, kappa) / total
+            objective += _log_prior(weights, means, prec_chol, conc, nu, psi, m0, kappa) / total
         if not np.isfinite(objective):
             return NON_FINITE, it
-        _centre_outer(totals, means, nk, xbar, scatter)
+        _centre(totals, means, nk, xbar, scatter)
         if not has_prior and nk.min() < min_count:
             return COLLAPSED, it
         _weights_means(nk, xbar, has_prior, conc, m0, kappa, new_w, new_m)
-        _m_step_full(nk, xbar, scatter, has_prior, nu, psi, m0, kappa, reg_covar, new_c)
-        if not _precisions_full(new_c, new_p):
+        _m_step(nk, xbar, scatter, has_prior, nu, psi, m0, kappa, reg_covar, new_c)
+        if not _precisions(new_c, new_p):
             return SINGULAR, it
         trace[it] = objective
         _copy_state(weights, means, covs, prec_chol, new_w, new_m, new_c, new_p)
@@ -531,105 +432,30 @@ def _em_full(
     return MAX_ITER, max_iter
 
 
-@numba.njit(**_JIT)
-def _em_tied(
-    X, sw, weights, means, covs, prec_chol, trace, tol, max_iter, rule, reg_covar,
-    min_count, has_prior, conc, nu, psi, m0, kappa, block_size,
-):  # fmt: skip
-    n_components, d = means.shape
-    total = _total_weight(X, sw)
-    nk, xbar = np.empty(n_components), np.empty((n_components, d))
-    scatter = np.empty((n_components, d, d))
-    new_w, new_m, new_c, new_p = weights.copy(), means.copy(), covs.copy(), prec_chol.copy()
-    for it in range(max_iter):
-        totals = _pass_tied(
-            X, sw, _log_const_tied(weights, prec_chol, d), means, prec_chol, block_size
-        )
-        objective = totals[-1] / total
-        if has_prior:
-            objective += log_prior_tied(weights, means, prec_chol, conc, nu, psi, m0, kappa) / total
-        if not np.isfinite(objective):
-            return NON_FINITE, it
-        _centre_outer(totals, means, nk, xbar, scatter)
-        if not has_prior and nk.min() < min_count:
-            return COLLAPSED, it
-        _weights_means(nk, xbar, has_prior, conc, m0, kappa, new_w, new_m)
-        _m_step_tied(nk, xbar, scatter, has_prior, nu, psi, m0, kappa, reg_covar, new_c)
-        if not _precisions_tied(new_c, new_p):
-            return SINGULAR, it
-        trace[it] = objective
-        _copy_state(weights, means, covs, prec_chol, new_w, new_m, new_c, new_p)
-        if converged(trace, it + 1, tol, rule):
-            return CONVERGED, it + 1
-    return MAX_ITER, max_iter
+def _specialise_loop(name: str, log_const, m_step, log_prior):
+    """The loop of structure ``name`` (:data:`~bayesgmm.em.kernels.KERNELS`' key)."""
+    outer = KERNELS[name].outer
+    return specialise(
+        _em_template,
+        f"_em_{name}",
+        globals(),
+        _JIT,
+        _pass=KERNELS[name].serial_moments,
+        _precisions=KERNELS[name].precisions,
+        _centre=_centre_outer if outer else _centre_diagonal,
+        _empty_scatter=_empty_outer if outer else _empty_diagonal,
+        _log_const=log_const,
+        _m_step=m_step,
+        _log_prior=log_prior,
+    )
 
 
-@numba.njit(**_JIT)
-def _em_diag(
-    X, sw, weights, means, covs, prec_chol, trace, tol, max_iter, rule, reg_covar,
-    min_count, has_prior, conc, nu, psi, m0, kappa, block_size,
-):  # fmt: skip
-    n_components, d = means.shape
-    total = _total_weight(X, sw)
-    nk, xbar = np.empty(n_components), np.empty((n_components, d))
-    scatter = np.empty((n_components, d))
-    new_w, new_m, new_c, new_p = weights.copy(), means.copy(), covs.copy(), prec_chol.copy()
-    for it in range(max_iter):
-        totals = _pass_diag(
-            X, sw, _log_const_diag(weights, prec_chol, d), means, prec_chol, block_size
-        )
-        objective = totals[-1] / total
-        if has_prior:
-            objective += log_prior_diag(weights, means, prec_chol, conc, nu, psi, m0, kappa) / total
-        if not np.isfinite(objective):
-            return NON_FINITE, it
-        _centre_diagonal(totals, means, nk, xbar, scatter)
-        if not has_prior and nk.min() < min_count:
-            return COLLAPSED, it
-        _weights_means(nk, xbar, has_prior, conc, m0, kappa, new_w, new_m)
-        _m_step_diag(nk, xbar, scatter, has_prior, nu, psi, m0, kappa, reg_covar, new_c)
-        if not _precisions_variances(new_c, new_p):
-            return SINGULAR, it
-        trace[it] = objective
-        _copy_state(weights, means, covs, prec_chol, new_w, new_m, new_c, new_p)
-        if converged(trace, it + 1, tol, rule):
-            return CONVERGED, it + 1
-    return MAX_ITER, max_iter
-
-
-@numba.njit(**_JIT)
-def _em_spherical(
-    X, sw, weights, means, covs, prec_chol, trace, tol, max_iter, rule, reg_covar,
-    min_count, has_prior, conc, nu, psi, m0, kappa, block_size,
-):  # fmt: skip
-    n_components, d = means.shape
-    total = _total_weight(X, sw)
-    nk, xbar = np.empty(n_components), np.empty((n_components, d))
-    scatter = np.empty((n_components, d))
-    new_w, new_m, new_c, new_p = weights.copy(), means.copy(), covs.copy(), prec_chol.copy()
-    for it in range(max_iter):
-        totals = _pass_spherical(
-            X, sw, _log_const_spherical(weights, prec_chol, d), means, prec_chol, block_size
-        )
-        objective = totals[-1] / total
-        if has_prior:
-            objective += (
-                log_prior_spherical(weights, means, prec_chol, conc, nu, psi, m0, kappa) / total
-            )
-        if not np.isfinite(objective):
-            return NON_FINITE, it
-        _centre_diagonal(totals, means, nk, xbar, scatter)
-        if not has_prior and nk.min() < min_count:
-            return COLLAPSED, it
-        _weights_means(nk, xbar, has_prior, conc, m0, kappa, new_w, new_m)
-        _m_step_spherical(nk, xbar, scatter, has_prior, nu, psi, m0, kappa, reg_covar, new_c)
-        if not _precisions_variances(new_c, new_p):
-            return SINGULAR, it
-        trace[it] = objective
-        _copy_state(weights, means, covs, prec_chol, new_w, new_m, new_c, new_p)
-        if converged(trace, it + 1, tol, rule):
-            return CONVERGED, it + 1
-    return MAX_ITER, max_iter
+_em_full = _specialise_loop("full", _log_const_full, _m_step_full, log_prior_full)
+_em_tied = _specialise_loop("tied", _log_const_tied, _m_step_tied, log_prior_tied)
+_em_diag = _specialise_loop("diag", _log_const_diag, _m_step_diag, log_prior_diag)
+_em_spherical = _specialise_loop(
+    "spherical", _log_const_spherical, _m_step_spherical, log_prior_spherical
+)
 
 
 class StructureLoop(NamedTuple):
@@ -638,7 +464,7 @@ class StructureLoop(NamedTuple):
     Attributes
     ----------
     run : numba dispatcher
-        The loop (signature in the comment above :func:`_em_full`).
+        The loop (signature in the comment above ``_em_template``).
     log_prior : numba dispatcher
         ``(weights, means, prec_chol, conc, nu, psi, m0, kappa) -> float``: the log prior
         the loop adds to the objective, without its normalising constants.
@@ -656,7 +482,8 @@ LOOPS: dict[str, StructureLoop] = {
     "spherical": StructureLoop(_em_spherical, log_prior_spherical),
 }
 
-# the loops call and inline em/kernels.py's block functions: recompile them when it changes
+# the loops call em/kernels.py's passes and precision factors (and, through them,
+# gaussian.py's): recompile them when either changes
 depend_on(globals(), kernels)
 
 __all__ = [

@@ -46,10 +46,20 @@ import pandas as pd
 import xarray as xr
 from numba import njit
 
+from bayesgmm._numba import gaussian
+from bayesgmm._numba.cache import depend_on
+from bayesgmm._numba.gaussian import (
+    cholesky_lower,
+    exp_shifted,
+    gaussian_log_const,
+    inv_lower,
+    inverse_diagonal,
+    log_sum_exp_shift,
+    whiten,
+)
 from bayesgmm.core.priors import MixturePrior, sample_moments
 from bayesgmm.core.validation import check_data, check_positive_int
 
-_LOG_2PI = math.log(2.0 * math.pi)
 _TARGET_ACCEPT = 0.44  # optimal for a one-dimensional random-walk Metropolis step
 
 # ------------------------------------------------------------------ linear algebra
@@ -57,36 +67,18 @@ _TARGET_ACCEPT = 0.44  # optimal for a one-dimensional random-walk Metropolis st
 
 @njit(cache=True)
 def _cholesky(a: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factor of a small positive definite matrix."""
-    d = a.shape[0]
-    low = np.zeros((d, d))
-    for j in range(d):
-        s = a[j, j]
-        for m in range(j):
-            s -= low[j, m] * low[j, m]
-        if s <= 0.0:
-            s = 1e-300
-        low[j, j] = math.sqrt(s)
-        for i in range(j + 1, d):
-            t = a[i, j]
-            for m in range(j):
-                t -= low[i, m] * low[j, m]
-            low[i, j] = t / low[j, j]
+    """Lower Cholesky factor of a small positive definite matrix (pivots ``<= 0`` become
+    ``1e-300``)."""
+    low = np.empty_like(a)
+    cholesky_lower(a, low, 1e-300)
     return low
 
 
 @njit(cache=True)
 def _inv_lower(low: np.ndarray) -> np.ndarray:
     """Inverse of a lower-triangular matrix (lower triangular)."""
-    d = low.shape[0]
-    inv = np.zeros((d, d))
-    for j in range(d):
-        inv[j, j] = 1.0 / low[j, j]
-        for i in range(j + 1, d):
-            s = 0.0
-            for m in range(j, i):
-                s -= low[i, m] * inv[m, j]
-            inv[i, j] = s / low[i, i]
+    inv = np.empty_like(low)
+    inv_lower(low, inv)
     return inv
 
 
@@ -200,35 +192,20 @@ def _allocate(x, log_w, means, chols, z_out, counts, rng) -> float:
     """Draw ``z_n`` from the responsibilities; return the log-likelihood of the draw."""
     n_samples, d = x.shape
     k_max = log_w.shape[0]
-    inv = np.empty((k_max, d, d))
+    inv_diag = np.empty((k_max, d))
     const = np.empty(k_max)
     for k in range(k_max):
-        inv[k] = _inv_lower(chols[k])
-        log_det = 0.0
-        for i in range(d):
-            log_det += math.log(chols[k, i, i])
-        const[k] = log_w[k] - log_det - 0.5 * d * _LOG_2PI
+        inverse_diagonal(chols[k], inv_diag[k])
+        const[k] = gaussian_log_const(log_w[k], chols[k])
     lp = np.empty(k_max)
     resid = np.empty(d)
     counts[:] = 0
     loglik = 0.0
     for n in range(n_samples):
-        top = -np.inf
         for k in range(k_max):
-            for i in range(d):
-                resid[i] = x[n, i] - means[k, i]
-            q = 0.0
-            for i in range(d):
-                y = 0.0
-                for j in range(i + 1):
-                    y += inv[k, i, j] * resid[j]
-                q += y * y
-            lp[k] = const[k] - 0.5 * q
-            top = max(top, lp[k])
-        total = 0.0
-        for k in range(k_max):
-            lp[k] = math.exp(lp[k] - top)
-            total += lp[k]
+            lp[k] = const[k] - 0.5 * whiten(x[n], means[k], chols[k], inv_diag[k], resid)
+        top = log_sum_exp_shift(lp)
+        total = exp_shifted(lp, top)
         loglik += top + math.log(total)
         u = rng.random() * total
         acc = 0.0
@@ -796,6 +773,9 @@ def cluster_count_diagnostics(fit: SparseMixtureFit) -> pd.DataFrame:
         }
     return pd.DataFrame.from_dict(rows, orient="index")
 
+
+# the kernels inline gaussian.py's helpers: recompile them when that file changes
+depend_on(globals(), gaussian)
 
 __all__ = [
     "ClusterCountPosterior",
