@@ -13,13 +13,8 @@ from scipy.stats import norm
 from sklearn.base import clone
 from sklearn.metrics import adjusted_rand_score
 
-from bayesgmm.bayes.estimator import (
-    EM_MAX_ITER,
-    EM_TOL,
-    PARAMETER_CONSTRAINTS,
-    BayesianGaussianMixture,
-    jitter_points,
-)
+from bayesgmm.bayes.estimator import PARAMETER_CONSTRAINTS, BayesianGaussianMixture
+from bayesgmm.bayes.start import EM_MAX_ITER, EM_TOL, jitter_points
 from bayesgmm.core.priors import MixturePrior
 from bayesgmm.datasets import make_mixture
 from bayesgmm.em.estimator import GaussianMixture
@@ -138,7 +133,7 @@ def test_get_params_set_params_and_clone_round_trip(faithful):
 
 def test_settings_reach_pymc_sample(faithful, monkeypatch):
     """draws, tune, chains, target_accept, the seed and sampler_kwargs go to pm.sample."""
-    import bayesgmm.bayes.estimator as inference
+    import bayesgmm.bayes.sampling as sampling
 
     calls = []
 
@@ -149,7 +144,7 @@ def test_settings_reach_pymc_sample(faithful, monkeypatch):
         calls.append({"draws": draws, **kwargs})
         raise Stop
 
-    monkeypatch.setattr(inference.pm, "sample", fake_sample)
+    monkeypatch.setattr(sampling.pm, "sample", fake_sample)
     settings = dict(draws=12, tune=34, chains=3, target_accept=0.95, jitter=0.0)
     for seed in (7, 7, 8):
         model = BayesianGaussianMixture(
