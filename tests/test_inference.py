@@ -2,6 +2,7 @@
 
 import dataclasses
 import inspect
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -181,6 +182,21 @@ def test_prior_mismatch_is_rejected(faithful):
 def test_unfitted_model_says_so():
     with pytest.raises(ValueError, match="fit"):
         BayesianGaussianMixture(2).predict(np.zeros((3, 1)))
+
+
+def test_refit_keeps_only_the_attributes_of_the_new_fit(faithful):
+    model = BayesianGaussianMixture(
+        2, method="advi", vi_iterations=300, draws=50, noise=False, random_state=0
+    )
+    with warnings.catch_warnings():  # 300 steps may not settle the ELBO
+        warnings.simplefilter("ignore", UserWarning)
+        model.set_params(progressbar=False).fit(faithful)
+    assert {"vi_", "approximation_", "psis_", "psis_correction_"} <= set(vars(model))
+    model.set_params(method="map", noise=True).fit(faithful)
+    assert not {"vi_", "approximation_", "psis_", "psis_correction_"} & set(vars(model))
+    assert 0.0 < model.map_noise_weight_ < 1.0 and model.method_ == "map"
+    model.set_params(noise=False).fit(faithful)
+    assert not hasattr(model, "map_noise_weight_")
 
 
 def test_jitter_points_are_seeded_and_bounded():
