@@ -123,11 +123,12 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
     start : MixtureParams, sequence of MixtureParams or None, default=None
         Start on the user's scale. ``None``: the distinct EM optima (beyond label
         permutation) of the ``em_n_init`` restarts whose log posterior density lies within
-        ``START_LOG_DENSITY_GAP`` (5) nats of the best, at most one per chain, taken in
-        turn by the chains (chain ``c`` starts at optimum ``c mod m``); with one such optimum
-        every chain starts at the MAP. ``sampler="nutpie"`` starts every chain at the MAP.
-        A sequence gives one start per chain (``sampler="pymc"`` only).
-        ``chain_starts_`` records which start each chain came from.
+        :data:`~bayesgmm.bayes.start.START_LOG_DENSITY_GAP` (5) nats of the best, at most
+        one per chain, taken in turn by the chains (chain ``c`` starts at optimum
+        ``c mod m``); with one such optimum every chain starts at the MAP.
+        ``sampler="nutpie"`` starts every chain at the MAP. A sequence gives one start
+        per chain (``sampler="pymc"`` only). ``chain_starts_`` records which start each
+        chain came from.
     combine_chains : {"auto", "pool", "stack"}, default="auto"
         How the chains make one posterior (NUTS with the pointwise log-likelihood).
         ``"pool"``: every draw counts once. ``"stack"``: Bayesian stacking of the chains
@@ -179,8 +180,9 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         ``None`` never.
     pointwise : "auto" or bool, default="auto"
         Store the per-observation ``log_likelihood`` and ``posterior_predictive`` groups
-        (LOO needs them); ``"auto"``: when they hold at most ``MAX_POINTWISE_VALUES``
-        (2e7) values, so a million-row minibatch fit does not allocate gigabytes.
+        (LOO needs them); ``"auto"``: when they hold at most
+        :data:`~bayesgmm.bayes.options.MAX_POINTWISE_VALUES` (2e7) values, so a million-row
+        minibatch fit does not allocate gigabytes.
     sampler_kwargs : dict or None, default=None
         Further keyword arguments of ``pymc.sample`` (``sampler="pymc"``),
         ``nutpie.sample`` (``sampler="nutpie"``) or the VI ``fit``; keys that a setting
