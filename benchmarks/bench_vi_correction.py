@@ -30,11 +30,12 @@ import time
 import numpy as np
 import pymc as pm
 
-from bayesgmm import GaussianMixture, datasets
-from bayesgmm.bayes.estimator import PSIS_DRAWS
+from bayesgmm import datasets
 from bayesgmm.bayes.model import build_model, initial_point
+from bayesgmm.bayes.sampling import PSIS_DRAWS
 from bayesgmm.bayes.vi import fit_vi, psis_khat, psis_posterior
 from bayesgmm.core.spec import MixtureSpec
+from bayesgmm.em.estimator import fit_map
 
 VARS = ("weights", "means", "covariances")
 REPORT = pathlib.Path(__file__).resolve().parents[1] / "reports" / "benchmarks.md"
@@ -50,8 +51,7 @@ def problem(name: str):
     X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
     spec = MixtureSpec.from_data(X, K, "full", "default")
     model = build_model(X, spec)
-    gm = GaussianMixture(K, prior="default", tol=1e-6, max_iter=1000, n_init=5, random_state=0)
-    params = gm._fit_spec(X, spec).params_
+    params = fit_map(X, spec, tol=1e-6, max_iter=1000, n_init=5, random_state=0).params_
     if X.shape[1] == 1:
         params = params.sorted_by_mean()
     return X, spec, model, initial_point(params, model, spec)

@@ -14,6 +14,8 @@ from pymc.initial_point import make_initial_point_fn
 from bayesgmm.bayes import compiled
 from bayesgmm.bayes.estimator import BayesianGaussianMixture
 from bayesgmm.bayes.model import build_model, initial_point
+from bayesgmm.bayes.sampling import checkpoints, long_enough
+from bayesgmm.core.params import MixtureParams
 from bayesgmm.core.spec import MixtureSpec
 from bayesgmm.em.estimator import GaussianMixture
 from bayesgmm.posterior.relabel import projection_order
@@ -278,7 +280,7 @@ def test_fresh_and_disk_cached_structures_agree_bit_for_bit(galaxies):
 def _galaxies_structure(galaxies):
     fit = BayesianGaussianMixture(2, random_state=1, method="map", progressbar=False).fit(galaxies)
     structure = compiled.compiled_mixture(fit._X, fit.spec_)
-    start = structure.unconstrained(fit._initial_point(fit.map_, fit.model_))
+    start = structure.unconstrained(initial_point(fit.map_, fit.model_, fit.spec_))
     return fit, structure, [start + 0.01 * c for c in range(3)]
 
 
@@ -311,11 +313,11 @@ def test_checkpoints_give_the_draws_of_a_run_of_that_length(galaxies):
 
 
 def test_max_draws_extends_runs_that_miss_the_ess_threshold(galaxies):
-    assert BayesianGaussianMixture(draws=1000)._checkpoints() == (2000, 4000)
-    assert BayesianGaussianMixture(draws=1000, max_draws=3000)._checkpoints() == (2000, 3000)
-    assert BayesianGaussianMixture(draws=500, max_draws=500)._checkpoints() == ()
-    assert BayesianGaussianMixture(draws=300, chains=4)._checkpoints() == ()  # a quick look
-    assert BayesianGaussianMixture(draws=400, chains=4)._checkpoints() == (800, 1600)
+    assert checkpoints(1000, None, 4) == (2000, 4000)
+    assert checkpoints(1000, 3000, 4) == (2000, 3000)
+    assert checkpoints(500, 500, 4) == ()
+    assert checkpoints(300, None, 4) == ()  # a quick look
+    assert checkpoints(400, None, 4) == (800, 1600)
     with pytest.raises(ValueError, match="max_draws"):
         BayesianGaussianMixture(max_draws=0).fit(galaxies)
     # 2 x 60 draws cannot reach an ESS of 400, 2 x 600 can: the run goes on
@@ -365,16 +367,16 @@ def _trace(draws: np.ndarray) -> xr.DataTree:
 
 def test_runs_stop_when_they_mix_or_cannot_reach_the_ess():
     rng = np.random.default_rng(0)
-    model = BayesianGaussianMixture(2, draws=60, chains=4, max_draws=240)
-    model.n_components, model.n_features_in_ = 2, 1
+    # 1-D K=2 (no relabelling), runs of 60 draws that may go on to 240
+    reference = MixtureParams(np.full(2, 0.5), np.array([[0.0], [5.0]]), np.ones(2), "spherical")
     iid = rng.standard_normal((4, 60))  # ESS ~ 240: 4x the draws would reach 400
-    assert not model._long_enough(_trace(iid))
-    assert model._long_enough(_trace(rng.standard_normal((4, 300))))  # ESS ~ 1200: mixes
+    assert not long_enough(_trace(iid), reference, 240)
+    assert long_enough(_trace(rng.standard_normal((4, 300))), reference, 240)  # ESS ~ 1200
     sticky = np.empty((4, 60))  # AR(1), rho 0.995: ESS of a few draws, hopeless
     sticky[:, 0] = rng.standard_normal(4)
     for t in range(1, 60):
         sticky[:, t] = 0.995 * sticky[:, t - 1] + 0.1 * rng.standard_normal(4)
-    assert model._long_enough(_trace(sticky))
+    assert long_enough(_trace(sticky), reference, 240)
 
 
 def test_chains_run_in_turn_unless_a_gradient_call_is_slow(galaxies, monkeypatch):

@@ -318,12 +318,14 @@ def test_chain_modes_links_chains_transitively():
 def test_auto_combination_stacks_drifting_chains():
     # the estimator's combine_chains="auto" uses the same rule as diagnose(): drifting
     # chains are stacked one by one and the choice is recorded in the attributes
-    from bayesgmm import BayesianGaussianMixture
+    from bayesgmm.bayes.postprocess import combine_chains
 
     in_false_mode = _switching([0.15, 0.4, 0.65, 0.0], [1.0, 1.0, 1.0, 0.1])
-    model = BayesianGaussianMixture(1)
-    model.chain_starts_ = np.zeros(4, dtype=int)
-    tree = model._combine_chains(_normal_mean_tree(in_false_mode), np.random.default_rng(0))
+    starts = np.zeros(4, dtype=int)
+    tree, weights = combine_chains(
+        _normal_mean_tree(in_false_mode), starts, "auto", np.random.default_rng(0)
+    )
+    np.testing.assert_array_equal(weights, tree["posterior"].attrs["chain_weights"])
     attrs = tree["posterior"].attrs
     assert attrs["chain_combination"] == "stacked"
     np.testing.assert_allclose(

@@ -2,6 +2,7 @@
 
 import dataclasses
 import inspect
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -13,13 +14,8 @@ from scipy.stats import norm
 from sklearn.base import clone
 from sklearn.metrics import adjusted_rand_score
 
-from bayesgmm.bayes.estimator import (
-    EM_MAX_ITER,
-    EM_TOL,
-    PARAMETER_CONSTRAINTS,
-    BayesianGaussianMixture,
-    jitter_points,
-)
+from bayesgmm.bayes.estimator import PARAMETER_CONSTRAINTS, BayesianGaussianMixture
+from bayesgmm.bayes.start import EM_MAX_ITER, EM_TOL, jitter_points
 from bayesgmm.core.priors import MixturePrior
 from bayesgmm.datasets import make_mixture
 from bayesgmm.em.estimator import GaussianMixture
@@ -138,7 +134,7 @@ def test_get_params_set_params_and_clone_round_trip(faithful):
 
 def test_settings_reach_pymc_sample(faithful, monkeypatch):
     """draws, tune, chains, target_accept, the seed and sampler_kwargs go to pm.sample."""
-    import bayesgmm.bayes.estimator as inference
+    import bayesgmm.bayes.sampling as sampling
 
     calls = []
 
@@ -149,7 +145,7 @@ def test_settings_reach_pymc_sample(faithful, monkeypatch):
         calls.append({"draws": draws, **kwargs})
         raise Stop
 
-    monkeypatch.setattr(inference.pm, "sample", fake_sample)
+    monkeypatch.setattr(sampling.pm, "sample", fake_sample)
     settings = dict(draws=12, tune=34, chains=3, target_accept=0.95, jitter=0.0)
     for seed in (7, 7, 8):
         model = BayesianGaussianMixture(
@@ -186,6 +182,21 @@ def test_prior_mismatch_is_rejected(faithful):
 def test_unfitted_model_says_so():
     with pytest.raises(ValueError, match="fit"):
         BayesianGaussianMixture(2).predict(np.zeros((3, 1)))
+
+
+def test_refit_keeps_only_the_attributes_of_the_new_fit(faithful):
+    model = BayesianGaussianMixture(
+        2, method="advi", vi_iterations=300, draws=50, noise=False, random_state=0
+    )
+    with warnings.catch_warnings():  # 300 steps may not settle the ELBO
+        warnings.simplefilter("ignore", UserWarning)
+        model.set_params(progressbar=False).fit(faithful)
+    assert {"vi_", "approximation_", "psis_", "psis_correction_"} <= set(vars(model))
+    model.set_params(method="map", noise=True).fit(faithful)
+    assert not {"vi_", "approximation_", "psis_", "psis_correction_"} & set(vars(model))
+    assert 0.0 < model.map_noise_weight_ < 1.0 and model.method_ == "map"
+    model.set_params(noise=False).fit(faithful)
+    assert not hasattr(model, "map_noise_weight_")
 
 
 def test_jitter_points_are_seeded_and_bounded():

@@ -10,6 +10,7 @@ from sklearn.mixture import GaussianMixture as SkGaussianMixture
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from bayesgmm import GaussianMixture, MixturePrior, datasets
+from bayesgmm.em.estimator import fit_map
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 
@@ -243,3 +244,18 @@ def test_prior_must_match_the_model(faithful):
 @parametrize_with_checks([GaussianMixture()])
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("noise", [False, True])
+def test_fit_map_under_the_estimators_spec_is_its_fit(faithful, noise):
+    """fit_map (the Bayesian estimator's start) runs the EM that GaussianMixture.fit runs."""
+    fit = GaussianMixture(2, prior="default", n_init=3, random_state=0, noise=noise).fit(faithful)
+    again = fit_map(faithful, fit.spec_, n_init=3, random_state=0)
+    assert again.prior is fit.spec_.prior and again.noise is noise
+    np.testing.assert_array_equal(again.means_, fit.means_)
+    np.testing.assert_array_equal(again.covariances_, fit.covariances_)
+    np.testing.assert_array_equal(again.weights_, fit.weights_)
+    assert again.lower_bound_ == fit.lower_bound_ and len(again.optima_) == len(fit.optima_)
+    assert getattr(again, "noise_weight_", None) == getattr(fit, "noise_weight_", None)
+    other = fit_map(faithful, fit.spec_.with_prior(None), n_init=3, random_state=0)
+    assert other.lower_bound_ != fit.lower_bound_  # the spec's prior is the one used

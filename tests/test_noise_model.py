@@ -5,8 +5,9 @@ import pymc as pm
 import pytest
 from scipy import stats
 
-from bayesgmm.bayes.estimator import EM_MAX_ITER, EM_TOL, BayesianGaussianMixture
+from bayesgmm.bayes.estimator import BayesianGaussianMixture
 from bayesgmm.bayes.model import build_model, initial_point
+from bayesgmm.bayes.start import EM_MAX_ITER, EM_TOL
 from bayesgmm.core.params import MixtureParams
 from bayesgmm.core.priors import MixturePrior
 from bayesgmm.core.spec import MixtureSpec

@@ -19,10 +19,10 @@ import pymc as pm
 import pytest
 from matplotlib.figure import Figure
 
-from bayesgmm import GaussianMixture, datasets
+from bayesgmm import datasets
 from bayesgmm.bayes.compiled import reproducible_compilation
-from bayesgmm.bayes.estimator import PSIS_DRAWS, psis_draws
 from bayesgmm.bayes.model import build_model, initial_point
+from bayesgmm.bayes.sampling import PSIS_DRAWS, psis_draws
 from bayesgmm.bayes.vi import (
     UNRELIABLE_MESSAGE,
     fit_vi,
@@ -32,6 +32,7 @@ from bayesgmm.bayes.vi import (
     psis_posterior,
 )
 from bayesgmm.core.spec import MixtureSpec
+from bayesgmm.em.estimator import fit_map
 from bayesgmm.reporting.plots import plot_elbo
 
 VARS = ("weights", "means", "covariances")
@@ -43,11 +44,7 @@ def _problem(name):
     X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
     spec = MixtureSpec.from_data(X, K, "full", "default")
     model = build_model(X, spec)
-    params = (
-        GaussianMixture(K, prior="default", tol=1e-6, max_iter=1000, n_init=5, random_state=0)
-        ._fit_spec(X, spec)
-        .params_
-    )
+    params = fit_map(X, spec, tol=1e-6, max_iter=1000, n_init=5, random_state=0).params_
     if X.shape[1] == 1:
         params = params.sorted_by_mean()
     return X, spec, model, initial_point(params, model, spec)
@@ -367,11 +364,7 @@ def test_minibatch_fit_and_subsample_khat(faithful):
     spec = MixtureSpec.from_data(X, 2, "full", "default")
     model = build_model(X, spec, batch_size=100, random_seed=0)
     assert is_minibatch(model) and not is_minibatch(build_model(X, spec))
-    params = (
-        GaussianMixture(2, prior="default", tol=1e-6, n_init=2, random_state=0)
-        ._fit_spec(X, spec)
-        .params_
-    )
+    params = fit_map(X, spec, tol=1e-6, n_init=2, random_state=0).params_
     fit = fit_vi(model, initial_point(params, model, spec), "fullrank_advi", random_seed=0)
     assert fit.converged
     with pytest.raises(ValueError, match="Minibatch"):

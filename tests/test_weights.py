@@ -177,7 +177,7 @@ def test_dask_bad_weights_are_named():
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_weighted_bayesian_spec_equals_replicated(weighted_data, covariance_type):
     """Default prior and standardisation of the weighted model are the replicated rows'."""
-    from bayesgmm.bayes.estimator import weighted_spec
+    from bayesgmm.bayes.start import weighted_spec
 
     X, counts = weighted_data
     spec_w = weighted_spec(X, counts.astype(float), 2, covariance_type, "default")
@@ -190,8 +190,8 @@ def test_weighted_bayesian_spec_equals_replicated(weighted_data, covariance_type
 
 def test_weighted_pymc_model_density_equals_replicated(weighted_data):
     """The weighted model's log-density is the replicated rows' at every point."""
-    from bayesgmm.bayes.estimator import weighted_spec
     from bayesgmm.bayes.model import build_model
+    from bayesgmm.bayes.start import weighted_spec
 
     X, counts = weighted_data
     keep = counts > 0

@@ -252,7 +252,7 @@ def fit_vi(
     model : pymc.Model
         From :func:`bayesgmm.bayes.model.build_model`, possibly with ``batch_size`` (then the
         objective is not rescaled to the minibatch: PyMC 6.4 divides it by a wrong constant,
-        see ``BayesianGaussianMixture._run_vi``).
+        see :func:`bayesgmm.bayes.sampling.run_vi`).
     start : dict of str to ndarray
         Constrained values of the free variables (:func:`bayesgmm.bayes.model.initial_point`),
         the mean of ``q`` at the start.

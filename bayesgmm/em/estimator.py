@@ -355,7 +355,14 @@ default="hierarchical"
             noise=bool(self.noise),
             noise_volume=self.noise_volume,
         )
-        result = self._run_em(data, spec, options, weights)
+        result = em_result(
+            data,
+            spec,
+            options,
+            random_state=self.random_state,
+            noise_init=self.noise_init,
+            sample_weight=weights,
+        )
         self._store(result, spec)
         return _labels(self._e_step(data)[0], spec.noise is not None)
 
@@ -365,42 +372,6 @@ default="hierarchical"
     def _finite(self) -> bool | str:
         """scikit-learn's ``ensure_all_finite`` for this estimator's ``missing`` setting."""
         return "allow-nan" if self._allow_nan() else True
-
-    def _run_em(
-        self,
-        X: np.ndarray,
-        spec: MixtureSpec,
-        options: EMOptions,
-        sample_weight: np.ndarray | None,
-    ) -> EMResult:
-        """EM under ``spec``: with the noise component's updates if it has one."""
-        check_feature_combination(
-            noise=spec.noise is not None,
-            weighted=sample_weight is not None,
-            missing=has_missing(X),
-        )
-        if spec.noise is None:
-            return fit_em(
-                X, spec, options, random_state=self.random_state, sample_weight=sample_weight
-            )
-        from bayesgmm.em.noise import fit_noise_em
-
-        return fit_noise_em(
-            X,
-            spec,
-            options,
-            noise_init=check_noise_init(self.noise_init, X.shape[0]),
-            random_state=self.random_state,
-        )
-
-    def _fit_spec(
-        self, X: np.ndarray, spec: MixtureSpec, sample_weight: np.ndarray | None = None
-    ) -> GaussianMixture:
-        """Fit validated data under a prepared spec (used by the Bayesian estimator's start)."""
-        result = self._run_em(X, spec, self._options(), sample_weight)
-        self._store(result, spec)
-        self.n_features_in_ = X.shape[1]
-        return self
 
     def _store(self, result: EMResult, spec: MixtureSpec) -> None:
         self.spec_ = spec
@@ -783,6 +754,99 @@ default="hierarchical"
         self.n_features_in_ = n_features
 
 
+def em_result(
+    X: np.ndarray,
+    spec: MixtureSpec,
+    options: EMOptions,
+    *,
+    random_state=None,
+    noise_init=None,
+    sample_weight: np.ndarray | None = None,
+) -> EMResult:
+    """EM (MAP-EM under a prior) of validated data under ``spec``.
+
+    With the noise component's updates when ``spec`` has one (then ``noise_init``, if
+    given, are the initial noise probabilities, checked by
+    :func:`bayesgmm.core.noise.check_noise_init`).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    spec : MixtureSpec
+    options : EMOptions
+    random_state : int, Generator or None
+    noise_init : array-like of shape (n_samples,), optional
+    sample_weight : ndarray of shape (n_samples,), optional
+        Frequency weights.
+
+    Returns
+    -------
+    EMResult
+    """
+    check_feature_combination(
+        noise=spec.noise is not None,
+        weighted=sample_weight is not None,
+        missing=has_missing(X),
+    )
+    if spec.noise is None:
+        return fit_em(X, spec, options, random_state=random_state, sample_weight=sample_weight)
+    from bayesgmm.em.noise import fit_noise_em
+
+    return fit_noise_em(
+        X,
+        spec,
+        options,
+        noise_init=check_noise_init(noise_init, X.shape[0]),
+        random_state=random_state,
+    )
+
+
+def fit_map(
+    X: np.ndarray, spec: MixtureSpec, *, sample_weight: np.ndarray | None = None, **settings
+) -> GaussianMixture:
+    """A :class:`GaussianMixture` fitted to validated data under a prepared ``spec``.
+
+    The estimator's number of components, covariance type, prior and noise setting are
+    ``spec``'s; ``settings`` are its other constructor arguments (``n_init``, ``tol``,
+    ``random_state``, ``noise_init``, ...). EM runs under ``spec`` itself (its
+    standardisation and prior as given), as :func:`em_result`; the fitted attributes are
+    those of :meth:`GaussianMixture.fit` but ``feature_names_in_``. The MAP start of
+    :class:`bayesgmm.bayes.estimator.BayesianGaussianMixture` is this fit.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Checked data (:func:`bayesgmm.core.validation.check_data`).
+    spec : MixtureSpec
+    sample_weight : ndarray of shape (n_samples,), optional
+        Frequency weights.
+    **settings
+        Further :class:`GaussianMixture` settings.
+
+    Returns
+    -------
+    GaussianMixture
+    """
+    estimator = GaussianMixture(
+        spec.n_components,
+        covariance_type=spec.covariance_type,
+        prior=spec.prior,
+        noise=spec.noise is not None,
+        **settings,
+    )
+    result = em_result(
+        X,
+        spec,
+        estimator._options(),
+        random_state=estimator.random_state,
+        noise_init=estimator.noise_init,
+        sample_weight=sample_weight,
+    )
+    estimator._store(result, spec)
+    estimator.n_features_in_ = X.shape[1]
+    return estimator
+
+
 def _labels(log_resp: np.ndarray, noise: bool) -> np.ndarray:
     """Most probable component per row; ``-1`` where it is the noise (last column)."""
     labels = log_resp.argmax(axis=1)
@@ -795,4 +859,4 @@ def _finite(block: np.ndarray, allow_nan: bool = False) -> np.ndarray:
     return check_data(block, min_samples=0, check_constant=False, allow_nan=allow_nan)
 
 
-__all__ = ["GaussianMixture"]
+__all__ = ["GaussianMixture", "em_result", "fit_map"]

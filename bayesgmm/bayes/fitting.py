@@ -1,0 +1,222 @@
+"""One fit of :class:`~bayesgmm.bayes.estimator.BayesianGaussianMixture`, as a record.
+
+:func:`fit_posterior` runs the three steps on checked data and returns a frozen
+:class:`FitRecord`, from which the estimator sets its fitted attributes once:
+
+1. the start (:func:`bayesgmm.bayes.start.find_start`: MAP-EM, the chains' starts);
+2. the draws (:func:`bayesgmm.bayes.sampling.run_nuts` or
+   :func:`~bayesgmm.bayes.sampling.run_vi`, or the MAP as one draw), then, for NUTS on
+   the cached model, the MAP refined from the draws
+   (:func:`bayesgmm.bayes.postprocess.refine_map`);
+3. the post-processing (:func:`bayesgmm.bayes.postprocess.postprocess`, then
+   :func:`~bayesgmm.bayes.postprocess.combine_chains` for NUTS).
+
+One seed (``random_state``) gives four: the sampler's, the start jitter's, the predictive
+draws' and the chain stacking's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pymc as pm
+import xarray as xr
+
+from bayesgmm.bayes.model import build_model, check_model_options
+from bayesgmm.bayes.options import Settings
+from bayesgmm.bayes.postprocess import combine_chains, map_idata, postprocess, refine_map
+from bayesgmm.bayes.sampling import VIFit, run_nuts, run_vi
+from bayesgmm.bayes.start import Start, find_start, is_plain, weighted_spec
+from bayesgmm.core.missing import has_missing
+from bayesgmm.core.noise import check_noise_init
+from bayesgmm.core.params import MixtureParams
+from bayesgmm.core.spec import MixtureSpec
+from bayesgmm.core.validation import check_feature_combination
+from bayesgmm.core.weights import check_sample_weight, positive_rows
+from bayesgmm.posterior.relabel import RelabelingRecord
+
+#: ``map_source`` of a MAP that is the best of the EM restarts.
+EM_RESTARTS = "EM restarts"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FitRecord:
+    """Everything one fit made (the estimator's fitted attributes).
+
+    Attributes
+    ----------
+    X : ndarray of shape (n_rows, n_features)
+        The rows fitted (positive weight).
+    sample_weight : ndarray of shape (n_rows,) or None
+    spec : MixtureSpec
+    start : Start
+        MAP-EM and the chains' starts.
+    model : pymc.Model
+    method : str
+    idata : DataTree
+        The stored posterior.
+    relabeling : RelabelingRecord
+    map : MixtureParams
+        The MAP: ``start.map``, or the better optimum EM reached from a draw.
+    map_source : str
+    n_draws : int or None
+        NUTS: draws per chain of the run (``draws`` or longer); else ``None``.
+    chain_weights : ndarray of shape (chains,) or None
+        Stacking weights of stacked chains.
+    vi : VIFit or None
+        VI only.
+    """
+
+    X: np.ndarray
+    sample_weight: np.ndarray | None
+    spec: MixtureSpec
+    start: Start
+    model: pm.Model
+    method: str
+    idata: xr.DataTree
+    relabeling: RelabelingRecord
+    map: MixtureParams
+    map_source: str
+    n_draws: int | None
+    chain_weights: np.ndarray | None
+    vi: VIFit | None
+
+
+def model_spec(
+    data: np.ndarray, sample_weight, settings: Settings
+) -> tuple[np.ndarray, np.ndarray | None, MixtureSpec, np.ndarray | None]:
+    """The rows fitted, their weights, the spec and the checked ``noise_init``.
+
+    Parameters
+    ----------
+    data : ndarray of shape (n_samples, n_features)
+        Checked data (:func:`bayesgmm.core.validation.check_data`).
+    sample_weight : array-like of shape (n_samples,) or None
+    settings : Settings
+
+    Raises
+    ------
+    ValueError
+        Weights with minibatch VI, fewer positive-weight rows than components, a feature
+        combination not supported, or model options the structure does not take.
+    """
+    weights = check_sample_weight(sample_weight, data.shape[0])
+    if weights is not None and isinstance(settings.batch_size, int):
+        raise ValueError(
+            "sample_weight with minibatch VI (batch_size) is not supported: set "
+            "batch_size=None (full-batch VI) or use method='nuts'"
+        )
+    data, weights = positive_rows(data, weights)
+    if settings.n_components > data.shape[0]:
+        raise ValueError(
+            f"n_components={settings.n_components} must be <= the number of rows with a "
+            f"positive sample_weight ({data.shape[0]})"
+        )
+    check_feature_combination(
+        noise=bool(settings.noise),
+        weighted=weights is not None,
+        missing=has_missing(data),
+    )
+    spec = weighted_spec(
+        data,
+        weights,
+        settings.n_components,
+        settings.covariance_type,
+        settings.prior,
+        noise=bool(settings.noise),
+        noise_volume=settings.noise_volume,
+    )
+    noise_init = check_noise_init(settings.noise_init, data.shape[0]) if settings.noise else None
+    check_model_options(spec.structure, settings.covariance_prior_family, data.shape[1])
+    return data, weights, spec, noise_init
+
+
+def fit_posterior(data: np.ndarray, sample_weight, settings: Settings) -> FitRecord:
+    """Fit the posterior (or only the MAP) of checked data with ``settings``.
+
+    Parameters
+    ----------
+    data : ndarray of shape (n_samples, n_features)
+        Checked data (NaN only with ``missing="marginalize"``).
+    sample_weight : array-like of shape (n_samples,) or None
+        Frequency weights; rows of weight 0 are dropped.
+    settings : Settings
+
+    Returns
+    -------
+    FitRecord
+    """
+    data, weights, spec, noise_init = model_spec(data, sample_weight, settings)
+    seeds = np.random.default_rng(settings.random_state).integers(2**31 - 1, size=4)
+    start = find_start(data, weights, spec, settings, noise_init)
+    model = build_model(
+        data,
+        spec,
+        covariance_prior_family=settings.covariance_prior_family,
+        sample_weight=weights,
+        order_basis=start.order_basis,
+    )
+    plain = is_plain(data, weights, spec)
+    method = settings.method
+    map_params, map_source, vi = start.map, EM_RESTARTS, None
+    if method == "map":
+        draws = map_idata(model, spec, start.map, start.noise_weight)
+    elif method == "nuts":
+        draws = run_nuts(
+            data,
+            spec,
+            model,
+            start,
+            settings,
+            plain=plain,
+            rng=np.random.default_rng(seeds[1]),
+            seed=seeds[0],
+        )
+        refined = (
+            refine_map(draws, data, start.em, start.projection_order, spec.standardization)
+            if plain
+            else None
+        )
+        if refined is not None:
+            map_params, map_source = refined
+    else:
+        vi = run_vi(data, spec, model, start, settings, weighted=weights is not None, seed=seeds[0])
+        draws = vi.idata
+    idata, relabeling = postprocess(
+        draws,
+        data,
+        model,
+        reference=map_params,
+        map_source=map_source,
+        order=start.projection_order,
+        method=method,
+        seed=seeds[2],
+        pointwise=settings.pointwise,
+        plain=plain,
+        progressbar=settings.progressbar,
+    )
+    chain_weights, n_draws = None, None
+    if method == "nuts":
+        n_draws = int(draws["posterior"].sizes["draw"])
+        idata, chain_weights = combine_chains(
+            idata, start.chain_starts, settings.combine_chains, np.random.default_rng(seeds[3])
+        )
+    return FitRecord(
+        X=data,
+        sample_weight=weights,
+        spec=spec,
+        start=start,
+        model=model,
+        method=method,
+        idata=idata,
+        relabeling=relabeling,
+        map=map_params,
+        map_source=map_source,
+        n_draws=n_draws,
+        chain_weights=chain_weights,
+        vi=vi,
+    )
+
+
+__all__ = ["EM_RESTARTS", "FitRecord", "fit_posterior", "model_spec"]
