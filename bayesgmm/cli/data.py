@@ -152,8 +152,7 @@ def load_dataset(
     """
     import numpy as np
 
-    from bayesgmm.core.covariance import get_structure
-    from bayesgmm.core.priors import _check_data_covariance, sample_moments
+    from bayesgmm.core.priors import check_default_prior_data
     from bayesgmm.core.validation import check_data
 
     frame, name = read_frame(source)
@@ -187,14 +186,10 @@ def load_dataset(
             f"(need at least {2 * max_components}): use fewer components"
         )
     names = [str(c) for c in frame.columns]
-    complete = X[np.isfinite(X).all(axis=1)]  # all of X unless --missing marginalize
-    with np.errstate(all="ignore"):
-        cov = sample_moments(complete)[1] if len(complete) >= 2 else None
-    for covariance_type in (covariance_types or []) if cov is not None else []:
-        try:
-            _check_data_covariance(cov, get_structure(covariance_type), complete)
-        except ValueError as err:
-            raise InputError(f"data {source!r} (columns {names}): {one_line(err)}") from None
+    try:  # on the complete rows: all of X unless --missing marginalize
+        check_default_prior_data(X, covariance_types or [])
+    except ValueError as err:
+        raise InputError(f"data {source!r} (columns {names}): {one_line(err)}") from None
     scaling = None
     if scale:
         mean, sd = np.nanmean(X, axis=0), np.nanstd(X, axis=0, ddof=1)

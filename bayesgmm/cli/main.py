@@ -59,10 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     be written (:class:`~bayesgmm.core.io.OutputFolderError`); 130 after Ctrl-C (SIGINT) and
     143 after SIGTERM, with one line and nothing written; 1 with one line for an
     unexpected error (a bug). ``--debug`` prints the traceback before the line.
-    0 on success; 2 with one line ``bayesgmm: error: ...`` for bad input or an output
-    folder that cannot be written; 3 (:data:`EXIT_DIAGNOSTICS`) from ``fit --strict`` when
-    the NUTS sampler checks fail (everything is written all the same); 130 after Ctrl-C
-    (SIGINT) and 143 after SIGTERM, with one line and nothing written.
+    3 (:data:`~bayesgmm.cli.output.EXIT_DIAGNOSTICS`) from ``fit --strict`` when the sampler
+    checks fail (everything is written all the same).
     """
     _SIGNALS.clear()
     reset_output()

@@ -14,10 +14,11 @@ Sign conventions
 Pareto k
     PSIS-LOO is unreliable for observations whose Pareto shape ``k`` exceeds ArviZ's
     threshold ``good_k = min(1 - 1 / log10(S), 0.7)`` (``S`` posterior draws). Those are
-    counted, a :class:`UserWarning` names the candidates, and, when the PyMC model is
-    at hand, :func:`arviz_stats.loo_moment_match` (Paananen et al. 2021: importance
-    weights recomputed after moving the draws in the unconstrained space) is applied to
-    them; ``loo_method`` records which estimate the row holds. The other fallback that
+    counted, an :class:`~bayesgmm.core.exceptions.UnreliableLOOWarning` (a ``UserWarning``)
+    names the candidates, and, when the PyMC model is at hand,
+    :func:`arviz_stats.loo_moment_match` (Paananen et al. 2021: importance weights
+    recomputed after moving the draws in the unconstrained space) is applied to them;
+    ``loo_method`` records which estimate the row holds. The other fallback that
     ``arviz_stats.loo`` offers, mixture importance sampling (``mixture=True``), needs
     draws from a different (mixture) posterior than the one NUTS targets, so it is not
     used.
@@ -70,6 +71,7 @@ from arviz_stats.utils import ELPDData
 from joblib import Parallel, delayed
 
 from bayesgmm.core.covariance import covariance_types as registered_structures
+from bayesgmm.core.exceptions import UnreliableLOOWarning
 from bayesgmm.core.methods import POSTERIOR_METHODS, TUNE, PosteriorMethod
 from bayesgmm.core.missing import check_missing_option
 from bayesgmm.core.validation import (
@@ -814,7 +816,7 @@ def _warn_high_k(fits: Iterable[CandidateFit]) -> None:
             f"threshold, at most 0.7), after moment matching where it applied ({listing}); "
             "their elpd is optimistic. Prefer K-fold cross-validation "
             "(arviz_stats.loo_kfold) or more draws before trusting close differences.",
-            UserWarning,
+            UnreliableLOOWarning,
             stacklevel=3,
         )
 

@@ -9,6 +9,7 @@ import warnings
 from bayesgmm.cli.data import Dataset, label_agreement_text, load_dataset
 from bayesgmm.cli.options import max_k, parse_covariances, parse_ks, sampler_kwargs
 from bayesgmm.cli.output import Progress, one_line, write_figure
+from bayesgmm.core.exceptions import UnreliableLOOWarning
 from bayesgmm.core.io import atomic_directory, write_text_atomic
 
 
@@ -37,7 +38,7 @@ def run_comparison(args: argparse.Namespace, data: Dataset, progress: Progress):
             progressbar=progress,
         )
     for warning in caught:
-        if "PSIS-LOO is unreliable" in str(warning.message):
+        if issubclass(warning.category, UnreliableLOOWarning):
             progress(f"warning: {one_line(warning.message)}")
     return result
 

@@ -19,26 +19,16 @@ from bayesgmm.cli.output import (
 from bayesgmm.core.io import atomic_directory, write_text_atomic
 
 
-def _posterior_mean_params(bayes):
-    """Posterior means as MixtureParams (with noise: the Gaussians' conditional weights)."""
-    from bayesgmm.core.params import MixtureParams
-
-    post = bayes.idata_.posterior.to_dataset().mean(("chain", "draw"))
-    weights = post["weights"].to_numpy()
-    if "noise_weight" in post:
-        weights = weights / weights.sum()
-    return MixtureParams(weights, post["means"].to_numpy(), post["covariances"].to_numpy())
-
-
 def _noise_record(bayes) -> dict | None:
     """The noise component of a fit for params.json (``None`` without one)."""
     if not bayes.noise:
         return None
-    post = bayes.idata_.posterior
+    from bayesgmm.posterior.summaries import posterior_mean_noise_weight
+
     return {
         "volume": bayes.spec_.noise.volume,
         "map_weight": bayes.map_noise_weight_,
-        "posterior_mean_weight": float(post["noise_weight"].mean()),
+        "posterior_mean_weight": posterior_mean_noise_weight(bayes.idata_.posterior.to_dataset()),
         "weights": "map and posterior_mean hold the Gaussians' weights given 'not noise'",
     }
 
@@ -68,7 +58,7 @@ def _write_model(bayes, folder: Path, data: Dataset, args: argparse.Namespace) -
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
     from bayesgmm.bayes.estimator import BayesianGaussianMixture
-    from bayesgmm.posterior.summaries import map_vs_posterior
+    from bayesgmm.posterior.summaries import map_vs_posterior, posterior_mean_params
     from bayesgmm.reporting.report import markdown_table, readable_summary, software_versions
 
     ks = parse_ks(args.k)
@@ -163,7 +153,9 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
                 "method": args.method,
                 "scaling": data.scaling,
                 "map": bayes.map_.to_dict(),
-                "posterior_mean": _posterior_mean_params(bayes).to_dict(),
+                "posterior_mean": posterior_mean_params(
+                    bayes.idata_.posterior.to_dataset()
+                ).to_dict(),
                 "noise": _noise_record(bayes),
                 "versions": software_versions(),
             },
