@@ -8,6 +8,7 @@ from scipy.stats import norm
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 from bayesgmm import GaussianMixture, datasets
+from bayesgmm.core.exceptions import UnreliableLOOWarning
 from bayesgmm.selection import compare as compare_module
 from bayesgmm.selection.compare import (
     CandidateFit,
@@ -183,7 +184,7 @@ def test_high_pareto_k_warns_with_candidate_name():
     fit = _loo_fit(1, log_lik, y[:, None])
     assert fit.loo.pareto_k.values[0] > 1.0
     assert pareto_k_counts(fit.loo.pareto_k.values, fit.loo.good_k)["k_ok"] == len(y) - 1
-    with pytest.warns(UserWarning, match=r"K=1 full: \d"):
+    with pytest.warns(UnreliableLOOWarning, match=r"K=1 full: \d"):
         _warn_high_k([fit])
 
 

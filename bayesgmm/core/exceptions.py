@@ -25,6 +25,10 @@ class DegenerateFitWarning(UserWarning):
     """Maximum likelihood put a component on one point (or on identical points)."""
 
 
+class UnreliableLOOWarning(UserWarning):
+    """PSIS-LOO is unreliable for some observations (Pareto k above ArviZ's ``good_k``)."""
+
+
 class ModelFormatError(ValueError):
     """A saved model cannot be read: missing, damaged, foreign or from another format version.
 
@@ -42,4 +46,5 @@ __all__ = [
     "ModelFormatError",
     "NumericalError",
     "SingularCovarianceError",
+    "UnreliableLOOWarning",
 ]

@@ -35,7 +35,7 @@ J. Classification 24, as used by mclust's ``priorControl()``:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -337,6 +337,36 @@ def resolve_prior(
     return prior
 
 
+def check_default_prior_data(X: np.ndarray, covariance_types: Iterable[str]) -> None:
+    """Name the data problem that would make the default (data-scaled) prior improper.
+
+    The checks of :meth:`MixturePrior.from_moments`, run before any fit, for each structure
+    to be fitted: values whose variances overflow or underflow float64, constant columns,
+    too few distinct rows, and (for structures with correlations) collinear columns.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Rows with a NaN entry (missing values) are left out: the checks read the complete
+        rows. Fewer than two complete rows: nothing to check.
+    covariance_types : iterable of str
+        The structures to be fitted, checked in this order.
+
+    Raises
+    ------
+    ValueError
+        The first problem found, named.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    complete = X[np.isfinite(X).all(axis=1)]
+    if len(complete) < 2:
+        return
+    with np.errstate(all="ignore"):
+        cov = sample_moments(complete)[1]
+    for covariance_type in covariance_types:
+        _check_data_covariance(cov, get_structure(covariance_type), complete)
+
+
 def sample_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean (d,) and unbiased covariance (d, d) of in-memory data (n_samples, d).
 
@@ -351,4 +381,10 @@ def sample_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return X.mean(axis=0), cov
 
 
-__all__ = ["PRIOR_CHOICES", "MixturePrior", "resolve_prior", "sample_moments"]
+__all__ = [
+    "PRIOR_CHOICES",
+    "MixturePrior",
+    "check_default_prior_data",
+    "resolve_prior",
+    "sample_moments",
+]

@@ -332,6 +332,36 @@ def separating_features(
     return [int(j) for j in np.argsort(-score, kind="stable")[:n_features]]
 
 
+def posterior_mean_params(posterior: xr.Dataset) -> MixtureParams:
+    """The posterior means of the weights, means and covariances, as one parameter set.
+
+    Parameters
+    ----------
+    posterior : xarray.Dataset
+        Draws with dims ``(chain, draw, ...)``: ``weights`` (K), ``means`` (K, d),
+        ``covariances`` (structure's layout) and, for a fit with a noise component,
+        ``noise_weight``.
+
+    Returns
+    -------
+    MixtureParams
+        With a noise component, the weights are the Gaussians' weights given "not noise"
+        (the posterior mean weights renormalised to sum to 1).
+    """
+    mean = posterior.mean(("chain", "draw"))
+    weights = mean["weights"].to_numpy()
+    if "noise_weight" in mean:
+        weights = weights / weights.sum()
+    return MixtureParams(weights, mean["means"].to_numpy(), mean["covariances"].to_numpy())
+
+
+def posterior_mean_noise_weight(posterior: xr.Dataset) -> float | None:
+    """The posterior mean of ``noise_weight`` (None for a fit without a noise component)."""
+    if "noise_weight" not in posterior:
+        return None
+    return float(posterior["noise_weight"].mean())
+
+
 def label_agreement(labels: np.ndarray, clusters: np.ndarray) -> tuple[pd.DataFrame, float]:
     """Cross-tabulation of known classes against clusters, and the adjusted Rand index.
 
@@ -372,6 +402,8 @@ __all__ = [
     "marginal_density_band",
     "parameter_draws",
     "point_estimate_table",
+    "posterior_mean_noise_weight",
+    "posterior_mean_params",
     "posterior_summary",
     "separating_features",
     "weighted_quantiles",

@@ -14,10 +14,11 @@ Sign conventions
 Pareto k
     PSIS-LOO is unreliable for observations whose Pareto shape ``k`` exceeds ArviZ's
     threshold ``good_k = min(1 - 1 / log10(S), 0.7)`` (``S`` posterior draws). Those are
-    counted, a :class:`UserWarning` names the candidates, and, when the PyMC model is
-    at hand, :func:`arviz_stats.loo_moment_match` (Paananen et al. 2021: importance
-    weights recomputed after moving the draws in the unconstrained space) is applied to
-    them; ``loo_method`` records which estimate the row holds. The other fallback that
+    counted, an :class:`~bayesgmm.core.exceptions.UnreliableLOOWarning` (a ``UserWarning``)
+    names the candidates, and, when the PyMC model is at hand,
+    :func:`arviz_stats.loo_moment_match` (Paananen et al. 2021: importance weights
+    recomputed after moving the draws in the unconstrained space) is applied to them;
+    ``loo_method`` records which estimate the row holds. The other fallback that
     ``arviz_stats.loo`` offers, mixture importance sampling (``mixture=True``), needs
     draws from a different (mixture) posterior than the one NUTS targets, so it is not
     used.

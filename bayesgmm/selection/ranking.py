@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from arviz_stats import compare as az_compare
 
+from bayesgmm.core.exceptions import UnreliableLOOWarning
 from bayesgmm.selection.loo import pareto_k_counts
 from bayesgmm.selection.sparse import ClusterCountPosterior
 
@@ -311,7 +312,7 @@ def _warn_high_k(fits: Iterable[CandidateFit]) -> None:
             f"threshold, at most 0.7), after moment matching where it applied ({listing}); "
             "their elpd is optimistic. Prefer K-fold cross-validation "
             "(arviz_stats.loo_kfold) or more draws before trusting close differences.",
-            UserWarning,
+            UnreliableLOOWarning,
             stacklevel=3,
         )
 

@@ -1,0 +1,103 @@
+"""The entry point: parse the command line, run the command, and turn every outcome into one
+line and an exit status (signals, bad input, bugs)."""
+
+from __future__ import annotations
+
+import secrets
+import shlex
+import signal
+import sys
+import traceback
+import warnings
+
+from bayesgmm.cli.data import InputError
+from bayesgmm.cli.output import Progress, one_line
+from bayesgmm.cli.parser import build_parser
+from bayesgmm.core.io import cancel_output, check_output_folder, reset_output
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an interrupt so that it unwinds (and cleans up) like Ctrl-C."""
+
+
+#: Signals received during this command. A library may catch the interrupt and raise its
+#: own ``KeyboardInterrupt`` (a sampler cut short), or swallow it inside a C callback: the
+#: record still decides the exit status, and :func:`cancel_output` keeps the output unchanged.
+_SIGNALS: list[int] = []
+
+
+def _on_signal(signum, frame) -> None:
+    _SIGNALS.append(signum)
+    cancel_output()
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"bayesgmm: warning: {one_line(message)}", file=sys.stderr, flush=True)
+
+
+def _fail(err: BaseException, debug: bool, prefix: str = "error") -> None:
+    if debug:
+        traceback.print_exception(err, file=sys.stderr)
+    print(f"bayesgmm: {prefix}: {one_line(err)}", file=sys.stderr)
+
+
+def _interrupted(err: BaseException) -> int:
+    """One line and the exit status of an interrupt: 143 after SIGTERM, else 130."""
+    terminated = isinstance(err, Terminated) or signal.SIGTERM in _SIGNALS
+    name = "terminated" if terminated else "interrupted"
+    print(f"bayesgmm: {name}; nothing written", file=sys.stderr)
+    return 143 if terminated else 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``bayesgmm`` command; returns the exit status.
+
+    0 on success; 2 with one line ``bayesgmm: error: ...`` for bad options, bad input,
+    data the models cannot fit (the library's ``ValueError``/``TypeError``, e.g.
+    :class:`~bayesgmm.core.exceptions.SingularCovarianceError`) or an output folder that cannot
+    be written (:class:`~bayesgmm.core.io.OutputFolderError`); 130 after Ctrl-C (SIGINT) and
+    143 after SIGTERM, with one line and nothing written; 1 with one line for an
+    unexpected error (a bug). ``--debug`` prints the traceback before the line.
+    3 (:data:`~bayesgmm.cli.output.EXIT_DIAGNOSTICS`) from ``fit --strict`` when the sampler
+    checks fail (everything is written all the same).
+    """
+    _SIGNALS.clear()
+    reset_output()
+    try:
+        previous = {
+            signum: signal.signal(signum, _on_signal) for signum in (signal.SIGTERM, signal.SIGINT)
+        }
+    except ValueError:  # not the main thread: leave signal handling to the caller
+        previous = {}
+    debug = False
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            argv = sys.argv[1:] if argv is None else list(argv)
+            args = build_parser().parse_args(argv)
+            debug = args.debug
+            if "seed" in args and args.seed is None:  # fresh entropy, made repeatable
+                args.seed = secrets.randbits(32)
+                argv = [*argv, "--seed", str(args.seed)]
+            args.command = shlex.join(["bayesgmm", *argv])
+            progress = Progress(args.quiet)
+            check_output_folder(args.out, overwrite=args.overwrite)
+            return args.func(args, progress)
+    except (InputError, OSError, ValueError, TypeError) as err:
+        if _SIGNALS:  # raised while unwinding from a signal: report the interrupt
+            return _interrupted(err)
+        _fail(err, debug)
+        return 2
+    except SystemExit as exit_:  # argparse: --help (0) or a usage error, already reported
+        return exit_.code if isinstance(exit_.code, int) else 2
+    except KeyboardInterrupt as err:
+        return _interrupted(err)
+    except Exception as err:  # a bug: still one line, the traceback behind --debug
+        if _SIGNALS:  # e.g. compiled code that fails when a signal handler raises inside it
+            return _interrupted(err)
+        _fail(err, debug, "internal error (run with --debug for the traceback)")
+        return 1
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
