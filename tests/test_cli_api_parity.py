@@ -251,11 +251,16 @@ def test_random_state_means_the_same_everywhere():
     a = GaussianMixture(2, n_init=2, random_state=np.random.default_rng(3)).fit(X)
     b = GaussianMixture(2, n_init=2, random_state=np.random.default_rng(3)).fit(X)
     np.testing.assert_array_equal(a.means_, b.means_)
+    from bayesgmm.bayes.options import Settings
+
+    def check(estimator):
+        return Settings.checked(estimator.get_params(deep=False), type(estimator).__name__)
+
     for value in (None, 0, np.random.default_rng(0), np.random.SeedSequence(0)):
-        BayesianGaussianMixture(2, random_state=value)._validate_params()
+        check(BayesianGaussianMixture(2, random_state=value))
     for bad in (1.5, "0", -1):
         with pytest.raises(ValueError, match="random_state"):
-            BayesianGaussianMixture(2, random_state=bad)._validate_params()
+            check(BayesianGaussianMixture(2, random_state=bad))
     # one helper: an int as SeedSequence(int), a Generator consumed, a SeedSequence left as it is
     assert seed_sequence(5).generate_state(3).tolist() == (
         np.random.SeedSequence(5).generate_state(3).tolist()
