@@ -86,6 +86,7 @@ def test_method_names_have_one_definition():
     assert set(_methods.METHODS) == {*_methods.POSTERIOR_METHODS, "map"}
 
 
+@pytest.mark.slow
 def test_fit_candidate_passes_settings_to_the_estimator(faithful):
     fit = fit_candidate(
         faithful,

@@ -44,6 +44,7 @@ def _two_data_sets(galaxies):
     return galaxies, other
 
 
+@pytest.mark.slow
 def test_second_fit_of_a_structure_compiles_nothing(galaxies, count_compilations):
     compiled.clear_cache()
     first, second = _two_data_sets(galaxies)
@@ -60,6 +61,7 @@ def test_second_fit_of_a_structure_compiles_nothing(galaxies, count_compilations
     assert fit.idata_["log_likelihood"]["X"].sizes["obs"] == len(second)
 
 
+@pytest.mark.slow
 def test_cached_fit_gives_the_draws_of_a_fresh_fit(galaxies):
     first, second = _two_data_sets(galaxies)
     compiled.clear_cache()
@@ -77,6 +79,7 @@ def test_cached_fit_gives_the_draws_of_a_fresh_fit(galaxies):
     )
 
 
+@pytest.mark.slow
 def test_swapped_data_give_the_log_density_of_a_model_built_on_them(faithful):
     """Data, standardisation and prior swapped into a compiled model: nothing of the first stays."""
     rng = np.random.default_rng(1)
@@ -103,6 +106,7 @@ def test_swapped_data_give_the_log_density_of_a_model_built_on_them(faithful):
     np.testing.assert_allclose(expanded["covariances"], params.full_covariances(), rtol=1e-10)
 
 
+@pytest.mark.slow
 def test_set_data_refuses_another_structure(faithful):
     spec = MixtureSpec.from_data(faithful, 2, "full", "default")
     model = compiled.compiled_mixture(faithful, spec)
@@ -110,6 +114,7 @@ def test_set_data_refuses_another_structure(faithful):
         model.set_data(faithful, MixtureSpec.from_data(faithful, 3, "full", "default"))
 
 
+@pytest.mark.slow
 def test_swapped_order_basis_gives_the_log_density_of_a_model_built_with_it(faithful):
     """The identifying direction is data: a cached ordered-projection graph takes a new one."""
     spec = MixtureSpec.from_data(faithful, 2, "full", "default")
@@ -134,6 +139,7 @@ def test_swapped_order_basis_gives_the_log_density_of_a_model_built_with_it(fait
     np.testing.assert_allclose(cached.expand(x)["means"], params.permuted(order.order).means)
 
 
+@pytest.mark.slow
 def test_chains_in_parallel_give_the_draws_of_chains_in_turn(galaxies):
     fits = [
         BayesianGaussianMixture(2, random_state=5, sampler_kwargs={"cores": cores}, **SETTINGS).fit(
@@ -150,6 +156,7 @@ def test_chains_in_parallel_give_the_draws_of_chains_in_turn(galaxies):
     assert not np.array_equal(means[0], means[1])
 
 
+@pytest.mark.slow
 def test_gradient_graph_is_compiled_without_object_mode_or_refactorisation(faithful):
     from pytensor.graph.traversal import ancestors
     from pytensor.tensor.basic import AllocDiag
@@ -182,6 +189,7 @@ def test_gradient_graph_is_compiled_without_object_mode_or_refactorisation(faith
     np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_ctrl_c_while_chains_run_in_parallel_stops_the_fit(galaxies):
     import _thread
     import threading
@@ -234,6 +242,7 @@ def _dispatchers(fn, seen=None):
     return seen
 
 
+@pytest.mark.slow
 def test_structures_are_compiled_without_fast_math(galaxies):
     """Every numba function of a compiled target runs without fast-math (reproducible draws)."""
     spec = MixtureSpec.from_data(galaxies, 2, "full", "default")
@@ -284,6 +293,7 @@ def _galaxies_structure(galaxies):
     return fit, structure, [start + 0.01 * c for c in range(3)]
 
 
+@pytest.mark.slow
 def test_checkpoints_give_the_draws_of_a_run_of_that_length(galaxies):
     fit, structure, starts = _galaxies_structure(galaxies)
     run = dict(tune=150, seed=5, target_accept=0.8)
@@ -312,6 +322,7 @@ def test_checkpoints_give_the_draws_of_a_run_of_that_length(galaxies):
         structure.sample(fit._X, fit.spec_, starts, draws=100, checkpoints=(200,), **run)
 
 
+@pytest.mark.slow
 def test_max_draws_extends_runs_that_miss_the_ess_threshold(galaxies):
     assert checkpoints(1000, None, 4) == (2000, 4000)
     assert checkpoints(1000, 3000, 4) == (2000, 3000)
@@ -379,6 +390,7 @@ def test_runs_stop_when_they_mix_or_cannot_reach_the_ess():
     assert long_enough(_trace(sticky), reference, 240)
 
 
+@pytest.mark.slow
 def test_chains_run_in_turn_unless_a_gradient_call_is_slow(galaxies, monkeypatch):
     fit, structure, starts = _galaxies_structure(galaxies)
     structure.set_data(fit._X, fit.spec_)

@@ -6,6 +6,7 @@ package and fitting by EM must not load PyMC, PyTensor or ArviZ: that is checked
 interpreter, because this test session has long imported them.
 """
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,10 @@ from bayesgmm.bayes.estimator import BayesianGaussianMixture
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("pymc", "pytensor", "arviz")
+#: The session's compilation caches reach the clean interpreter: with ``NUMBA_CACHE_DIR`` set
+#: (as for a timed run with empty caches) it would otherwise compile the EM kernels again
+#: into ``__pycache__`` (108 s of a 120 s timeout on the shared machine at load 8).
+CACHES = {k: os.environ[k] for k in ("NUMBA_CACHE_DIR", "PYTENSOR_FLAGS") if k in os.environ}
 
 #: Estimator checks that fail by design, with the reason.
 EXPECTED_FAILED_CHECKS = {
@@ -45,7 +50,7 @@ def _run(code: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT), "PATH": "", "MPLBACKEND": "Agg"},
+        env={"PYTHONPATH": str(ROOT), "PATH": "", "MPLBACKEND": "Agg", **CACHES},
         timeout=120,
         check=False,
     )

@@ -466,6 +466,7 @@ def test_posterior_predictions(galaxies, galaxies_nuts):
     assert "weights[0]" in summary.index
 
 
+@pytest.mark.slow
 def test_partitions_recover_separated_clusters_and_ignore_label_order():
     X, labels, _ = make_mixture(120, 3, 2, separation=6.0, random_state=4)
     model = _fit(X, 3, method="advi", draws=200, vi_iterations=2000)
@@ -627,6 +628,7 @@ def test_ordered_projection_refuses_a_prior_that_tells_components_apart(faithful
         _fit(faithful, 2, prior=prior, identify="ordered_projection")
 
 
+@pytest.mark.slow
 def test_map_is_refined_from_the_draws_when_em_restarts_miss_an_optimum(galaxies):
     """Galaxies K=4: five EM restarts stop at -222.13; NUTS finds a narrow component near
     19.7 whose optimum EM reaches from the sampler's best draw (objective -216.17)."""

@@ -198,6 +198,7 @@ def test_op_refuses_inputs_of_the_wrong_rank():
         MixtureLogpGrad()(value, weights[None], means, chol, location, scale, value[:, 0])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("covariance_type", ["full", "tied"])
 def test_compiled_structure_matches_the_models_own_logp_and_gradient(faithful, covariance_type):
     """The NUTS target (numba, fused Op) against PyMC's own compiled logp and dlogp (C backend)."""

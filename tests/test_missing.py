@@ -403,6 +403,7 @@ def test_find_map_equals_map_em_with_missing_entries():
     )
 
 
+@pytest.mark.slow
 def test_nuts_with_missing_entries_centres_on_the_map_and_keeps_one_log_lik_per_row():
     X = _small(seed=8, n=120, fraction=0.2)[:, :2]
     X = X[~np.isnan(X).all(axis=1)]

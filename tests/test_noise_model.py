@@ -198,6 +198,7 @@ def test_noise_probability_needs_a_noise_component():
         bayes.noise_probability()
 
 
+@pytest.mark.slow
 def test_nuts_noise_weight_covers_the_true_fraction():
     X = _data(seed=1)
     true_fraction = 12 / len(X)

@@ -158,6 +158,7 @@ def test_kernel_one_component_one_row_closed_form():
     np.testing.assert_allclose(value, expected, rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_compiled_structure_uses_the_kernel_and_follows_set_data(faithful):
     """The compiled target is the kernel, equal to the PyTensor graph before and after set_data."""
     spec = MixtureSpec.from_data(faithful, 2, "full", "default")
@@ -180,6 +181,7 @@ def test_compiled_structure_uses_the_kernel_and_follows_set_data(faithful):
     assert target.logp_dlogp(np.zeros(target.n_dim))[0] == before
 
 
+@pytest.mark.slow
 def test_fit_samples_with_the_kernel_and_is_reproducible(faithful):
     fits = [
         BayesianGaussianMixture(2, covariance_type="full", random_state=3, **SETTINGS).fit(faithful)

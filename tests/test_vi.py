@@ -127,6 +127,7 @@ def _corrected(problem, method):
     return problem["fits"][key]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["advi", "fullrank_advi"])
 def test_converges_and_means_match_nuts(problem, method):
     result, vi, _ = _fit(problem, method)
@@ -139,6 +140,7 @@ def _sd_ratios(problem, vi):
     return {v: vi[v][1] / problem["nuts"][v][1] for v in VARS}
 
 
+@pytest.mark.slow
 def test_fullrank_sds_match_nuts(problem):
     _, vi, _ = _fit(problem, "fullrank_advi")
     ratios = _sd_ratios(problem, vi)
@@ -154,6 +156,7 @@ def test_fullrank_sds_match_nuts(problem):
         assert ratios["covariances"].ravel()[2] < 1 / 1.5
 
 
+@pytest.mark.slow
 def test_meanfield_sds_not_wider_than_nuts(problem):
     # mean-field ignores correlations, so its sds may be narrower than NUTS's, never much wider
     _, vi, _ = _fit(problem, "advi")
@@ -161,6 +164,7 @@ def test_meanfield_sds_not_wider_than_nuts(problem):
         assert np.all(ratio < 1.5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["advi", "fullrank_advi"])
 def test_khat(problem, method):
     _, _, psis = _fit(problem, method)
@@ -187,6 +191,7 @@ def _flat(moments, i):
     return np.concatenate([np.ravel(moments[v][i]) for v in VARS])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["advi", "fullrank_advi"])
 def test_corrected_posterior_matches_nuts(problem, method):
     # what a VI fit returns (the PSIS correction from the adapted defensive proposal): its
@@ -209,6 +214,7 @@ def test_corrected_posterior_matches_nuts(problem, method):
     assert np.all((sd[heavy] > 1 / 2.5) & (sd[heavy] < 2.5)), sd
 
 
+@pytest.mark.slow
 def test_psis_correction_improves_faithful(problem):
     if problem["name"] != "faithful":
         pytest.skip("correction is checked where k-hat < 0.7")
@@ -233,6 +239,7 @@ def _correlated_gaussian(d=5, rho=0.9):
     return model
 
 
+@pytest.mark.slow
 def test_meanfield_on_correlated_posterior_is_flagged():
     # an equicorrelated 5-D Gaussian: the mean-field optimum has sds 0.35 of the marginal
     # ones (1 / sqrt(precision_ii)), and the importance ratios have a heavy tail
@@ -263,6 +270,7 @@ def test_meanfield_on_correlated_posterior_is_flagged():
     assert psis_khat(model, fr.approximation, n_draws=4000, random_seed=0).khat < 0.5
 
 
+@pytest.mark.slow
 def test_meanfield_beyond_the_correction_is_flagged():
     # 10-D, correlations 0.95: mean-field sds are 0.22 of the marginal ones, stage 1's wide
     # half does not reach the diagonal and both k-hats are > 0.7 (correction: 0.94-1.08 over
@@ -281,6 +289,7 @@ def test_meanfield_beyond_the_correction_is_flagged():
         defensive.resample(10)
 
 
+@pytest.mark.slow
 def test_defensive_proposal_corrects_a_too_narrow_q():
     # target N(0, I_8), q = N(0, 0.5^2 I): the ratios p/q have a Pareto tail (k = 1 - 0.5^2
     # asymptotically; estimated higher in 8 dimensions). Stage 1's wide half is N(0, I) = p,
@@ -319,6 +328,7 @@ def test_defensive_proposal_corrects_a_too_narrow_q():
         q.resample(10)
 
 
+@pytest.mark.slow
 def test_khat_of_exact_q_is_small_and_weights_uniform():
     # target N(0, I) and mean-field q = N(0, I): log ratios are constant
     with pm.Model() as model:
@@ -332,6 +342,7 @@ def test_khat_of_exact_q_is_small_and_weights_uniform():
     assert np.isclose(psis.ess, 1000)
 
 
+@pytest.mark.slow
 def test_stopping_rule_and_reproducibility():
     with pm.Model() as model:
         pm.Normal("mu", 0.0, 10.0, observed=None)
@@ -351,6 +362,7 @@ def test_stopping_rule_and_reproducibility():
     assert not capped.converged and capped.n_iter == 50
 
 
+@pytest.mark.slow
 def test_fullrank_starts_at_start_sigma():
     model = _correlated_gaussian(d=2)
     fit = fit_vi(model, {"x": np.ones(2)}, "fullrank_advi", max_iter=1, learning_rate=1e-12)
@@ -359,6 +371,7 @@ def test_fullrank_starts_at_start_sigma():
     np.testing.assert_allclose(group.mean.eval(), np.ones(2))
 
 
+@pytest.mark.slow
 def test_minibatch_fit_and_subsample_khat(faithful):
     X = np.asarray(faithful, dtype=np.float64)
     spec = MixtureSpec.from_data(X, 2, "full", "default")
@@ -388,6 +401,7 @@ def test_minibatch_fit_and_subsample_khat(faithful):
     assert full.khat < 0.7 and np.isfinite(sub.khat)
 
 
+@pytest.mark.slow
 def test_plot_elbo():
     with pm.Model() as model:
         pm.Normal("x", 1.0, 2.0)
