@@ -48,7 +48,7 @@ from bayesgmm.bayes import queries, state
 from bayesgmm.bayes.fitting import FitRecord, fit_posterior
 from bayesgmm.bayes.model import CovariancePriorFamily
 from bayesgmm.bayes.options import PARAMETER_CONSTRAINTS, START_JITTER, TARGET_ACCEPT, Settings
-from bayesgmm.bayes.start import jitter_points, transformed_point
+from bayesgmm.bayes.start import is_plain, jitter_points, transformed_point
 from bayesgmm.core.covariance import CovarianceType
 from bayesgmm.core.methods import METHODS, SAMPLERS, TUNE, Method, Sampler
 from bayesgmm.core.missing import check_missing_columns
@@ -423,6 +423,13 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
     def _has_noise(self) -> bool:
         spec = getattr(self, "spec_", None)
         return spec is not None and spec.noise is not None
+
+    @property
+    def plain_model(self) -> bool:
+        """Whether the fitted model is the cached compiled one: no noise component, frequency
+        weights or missing entries (then ``compare`` computes LOO on the compiled target)."""
+        self._check_fitted()
+        return is_plain(self._X, self.sample_weight_, self.spec_)
 
     @property
     def _noise(self):

@@ -172,7 +172,7 @@ def compiled_densities(bayes) -> CompiledDensities | None:
         Fitted with ``sampler="nutpie"`` (fits with noise, weights or missing entries
         sample a model of their own and return ``None``: ArviZ's path applies).
     """
-    if getattr(bayes, "sampler", None) != "nutpie" or not getattr(bayes, "_plain_model", False):
+    if getattr(bayes, "sampler", None) != "nutpie" or not bayes.plain_model:
         return None
     from bayesgmm.bayes.compiled import compiled_mixture
 
