@@ -9,6 +9,7 @@ input and delegates here; nothing in this module keeps state.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 from bayesgmm.core.missing import has_missing
 from bayesgmm.core.noise import NoiseComponent, check_noise_init
 from bayesgmm.core.params import MixtureParams
-from bayesgmm.core.spec import MixtureSpec
+from bayesgmm.core.spec import MixtureSpec, Standardization
 from bayesgmm.core.validation import (
     check_data,
     check_feature_combination,
@@ -25,8 +26,20 @@ from bayesgmm.core.validation import (
     check_random_state,
 )
 from bayesgmm.core.weights import check_sample_weight
-from bayesgmm.em.chunked import is_chunked_store, is_dask_array
-from bayesgmm.em.fit import EMResult, fit_em
+from bayesgmm.em.chunked import (
+    check_chunked_sample_weight,
+    data_moments,
+    fit_em_chunked,
+    is_chunked_store,
+    is_dask_array,
+)
+from bayesgmm.em.fit import (
+    EMResult,
+    fit_em,
+    options_to_working,
+    result_to_user,
+    warn_if_not_converged,
+)
 from bayesgmm.em.options import EMOptions
 from bayesgmm.em.steps import e_step
 from bayesgmm.posterior.draws import sample_mixture
@@ -81,6 +94,64 @@ def em_result(
         noise_init=check_noise_init(noise_init, X.shape[0]),
         random_state=random_state,
     )
+
+
+def chunked_em_result(
+    X,
+    n_components: int,
+    covariance_type: str,
+    prior,
+    options: EMOptions,
+    *,
+    random_state=None,
+    sample_weight=None,
+) -> tuple[EMResult, MixtureSpec]:
+    """EM of a Dask array out of core, on the working scale of the in-memory path.
+
+    Parameters
+    ----------
+    X : dask array of shape (n_samples, n_features)
+    n_components : int
+    covariance_type : str
+    prior : MixturePrior, "default" or None
+    options : EMOptions
+    random_state : int, Generator or None
+    sample_weight : dask array of shape (n_samples,), optional
+        Frequency weights.
+
+    Returns
+    -------
+    result : EMResult
+        On the data's scale (warns if EM did not converge).
+    spec : MixtureSpec
+    """
+    check_random_state(random_state)
+    sample_weight, n_samples = check_chunked_sample_weight(sample_weight, X)
+    moments = data_moments(X, sample_weight=sample_weight)
+    spec = MixtureSpec.from_data(
+        X,
+        n_components,
+        covariance_type,
+        prior,
+        standardize=False,
+        moments=moments,
+    )
+    # the same working scale as the in-memory path (so reg_covar means the same)
+    std = np.sqrt(np.diag(moments[1]) * (n_samples - 1) / max(n_samples, 1))
+    scaling = Standardization.from_moments(moments[0], std, spec.structure)
+    working_spec = replace(spec, prior=spec.working_prior_for(scaling))
+    working = (X - scaling.location) / scaling.scale  # lazy for Dask arrays
+    working_options = options_to_working(options, scaling, spec)
+    result = fit_em_chunked(
+        working,
+        working_spec,
+        working_options,
+        random_state=random_state,
+        sample_weight=sample_weight,
+    )
+    result = result_to_user(result, scaling, spec, working_spec, n_samples)
+    warn_if_not_converged(result, options)
+    return result, spec
 
 
 def mixture_e_step(
@@ -344,6 +415,7 @@ __all__ = [
     "assignment_entropy",
     "bayesian_information_criterion",
     "bootstrap_fitted",
+    "chunked_em_result",
     "em_result",
     "estimator_state",
     "impute_conditional_mean",

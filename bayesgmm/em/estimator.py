@@ -11,7 +11,6 @@ fit can no longer collapse onto a singular covariance.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,19 +22,15 @@ from bayesgmm.core.missing import check_missing_columns, check_missing_option
 from bayesgmm.core.noise import check_noise_volume
 from bayesgmm.core.params import MixtureParams
 from bayesgmm.core.priors import MixturePrior
-from bayesgmm.core.spec import MixtureSpec, Standardization
+from bayesgmm.core.spec import MixtureSpec
 from bayesgmm.core.validation import (
     RandomState,
     check_data,
     check_positive_int,
-    check_random_state,
 )
 from bayesgmm.core.weights import check_sample_weight, positive_rows, weight_total, weighted_moments
 from bayesgmm.em.chunked import (
     as_dask_array,
-    check_chunked_sample_weight,
-    data_moments,
-    fit_em_chunked,
     is_chunked_store,
     is_dask_array,
 )
@@ -45,6 +40,7 @@ from bayesgmm.em.estimate import (
     assignment_entropy,
     bayesian_information_criterion,
     bootstrap_fitted,
+    chunked_em_result,
     em_result,
     estimator_state,
     impute_conditional_mean,
@@ -53,12 +49,7 @@ from bayesgmm.em.estimate import (
     restore_state,
     sample_fitted,
 )
-from bayesgmm.em.fit import (
-    EMResult,
-    options_to_working,
-    result_to_user,
-    warn_if_not_converged,
-)
+from bayesgmm.em.fit import EMResult
 from bayesgmm.em.options import EMOptions
 
 if TYPE_CHECKING:
@@ -289,32 +280,15 @@ default="hierarchical"
                 "noise=True is not supported for Dask / chunked (out-of-core) data: fit an "
                 "in-memory array (e.g. X.compute(), or a subsample) or set noise=False"
             )
-        check_random_state(self.random_state)
-        sample_weight, n_samples = check_chunked_sample_weight(sample_weight, X)
-        moments = data_moments(X, sample_weight=sample_weight)
-        spec = MixtureSpec.from_data(
+        result, spec = chunked_em_result(
             X,
             self.n_components,
             self.covariance_type,
             self.prior,
-            standardize=False,
-            moments=moments,
-        )
-        # the same working scale as the in-memory path (so reg_covar means the same)
-        std = np.sqrt(np.diag(moments[1]) * (n_samples - 1) / max(n_samples, 1))
-        scaling = Standardization.from_moments(moments[0], std, spec.structure)
-        working_spec = replace(spec, prior=spec.working_prior_for(scaling))
-        working = (X - scaling.location) / scaling.scale  # lazy for Dask arrays
-        working_options = options_to_working(options, scaling, spec)
-        result = fit_em_chunked(
-            working,
-            working_spec,
-            working_options,
+            options,
             random_state=self.random_state,
             sample_weight=sample_weight,
         )
-        result = result_to_user(result, scaling, spec, working_spec, n_samples)
-        warn_if_not_converged(result, options)
         self._store(result, spec)
         self.n_features_in_ = X.shape[1]
 
