@@ -11,7 +11,6 @@ fit can no longer collapse onto a singular covariance.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,37 +18,39 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from bayesgmm.core.covariance import get_structure
-from bayesgmm.core.missing import check_missing_columns, check_missing_option, has_missing
-from bayesgmm.core.noise import check_noise_init, check_noise_volume
+from bayesgmm.core.missing import check_missing_columns, check_missing_option
+from bayesgmm.core.noise import check_noise_volume
 from bayesgmm.core.params import MixtureParams
 from bayesgmm.core.priors import MixturePrior
-from bayesgmm.core.spec import MixtureSpec, Standardization
+from bayesgmm.core.spec import MixtureSpec
 from bayesgmm.core.validation import (
     RandomState,
     check_data,
-    check_feature_combination,
     check_positive_int,
-    check_random_state,
 )
 from bayesgmm.core.weights import check_sample_weight, positive_rows, weight_total, weighted_moments
 from bayesgmm.em.chunked import (
     as_dask_array,
-    check_chunked_sample_weight,
-    data_moments,
-    fit_em_chunked,
     is_chunked_store,
     is_dask_array,
 )
-from bayesgmm.em.fit import (
-    EMResult,
-    fit_em,
-    options_to_working,
-    result_to_user,
-    warn_if_not_converged,
+from bayesgmm.em.estimate import (
+    _labels,
+    akaike_information_criterion,
+    assignment_entropy,
+    bayesian_information_criterion,
+    bootstrap_fitted,
+    chunked_em_result,
+    em_result,
+    estimator_state,
+    impute_conditional_mean,
+    map_row_blocks,
+    mixture_e_step,
+    restore_state,
+    sample_fitted,
 )
+from bayesgmm.em.fit import EMResult
 from bayesgmm.em.options import EMOptions
-from bayesgmm.em.steps import e_step
-from bayesgmm.posterior.draws import sample_mixture
 
 if TYPE_CHECKING:
     from bayesgmm.em.bootstrap import BootstrapResult
@@ -279,32 +280,15 @@ default="hierarchical"
                 "noise=True is not supported for Dask / chunked (out-of-core) data: fit an "
                 "in-memory array (e.g. X.compute(), or a subsample) or set noise=False"
             )
-        check_random_state(self.random_state)
-        sample_weight, n_samples = check_chunked_sample_weight(sample_weight, X)
-        moments = data_moments(X, sample_weight=sample_weight)
-        spec = MixtureSpec.from_data(
+        result, spec = chunked_em_result(
             X,
             self.n_components,
             self.covariance_type,
             self.prior,
-            standardize=False,
-            moments=moments,
-        )
-        # the same working scale as the in-memory path (so reg_covar means the same)
-        std = np.sqrt(np.diag(moments[1]) * (n_samples - 1) / max(n_samples, 1))
-        scaling = Standardization.from_moments(moments[0], std, spec.structure)
-        working_spec = replace(spec, prior=spec.working_prior_for(scaling))
-        working = (X - scaling.location) / scaling.scale  # lazy for Dask arrays
-        working_options = options_to_working(options, scaling, spec)
-        result = fit_em_chunked(
-            working,
-            working_spec,
-            working_options,
+            options,
             random_state=self.random_state,
             sample_weight=sample_weight,
         )
-        result = result_to_user(result, scaling, spec, working_spec, n_samples)
-        warn_if_not_converged(result, options)
         self._store(result, spec)
         self.n_features_in_ = X.shape[1]
 
@@ -410,23 +394,7 @@ default="hierarchical"
         """Apply ``fn(data)`` to validated data; blockwise (lazily) for Dask arrays."""
         if is_dask_array(X):
             check_is_fitted(self)
-            if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-                raise ValueError(
-                    f"X has shape {X.shape}, but GaussianMixture is expecting "
-                    f"{self.n_features_in_} features as input"
-                )
-            sample = fn(np.zeros((1, self.n_features_in_)))
-            rows = X.rechunk({1: -1})
-            allow_nan = self._allow_nan()
-            if sample.ndim == 1:
-                return rows.map_blocks(
-                    lambda block: fn(_finite(block, allow_nan)), drop_axis=1, dtype=sample.dtype
-                )
-            return rows.map_blocks(
-                lambda block: fn(_finite(block, allow_nan)),
-                chunks=(rows.chunks[0], (sample.shape[1],)),
-                dtype=sample.dtype,
-            )
+            return map_row_blocks(X, fn, self.n_features_in_, self._allow_nan())
         return fn(self._validate_predict_data(X))
 
     @property
@@ -437,16 +405,8 @@ default="hierarchical"
         """Log-responsibilities (the noise's last, if any) and log-likelihood per row;
         marginal ones (over the observed coordinates) for rows with NaN."""
         if self._has_noise:
-            from bayesgmm.em.noise import noise_e_step
-
-            return noise_e_step(
-                data, self.params_, self.noise_weight_, self.spec_.noise.log_density
-            )
-        if has_missing(data):
-            from bayesgmm.em.missing import e_step_missing
-
-            return e_step_missing(data, self.params_)
-        return e_step(data, self.params_)
+            return mixture_e_step(data, self.params_, self.spec_.noise, self.noise_weight_)
+        return mixture_e_step(data, self.params_)
 
     def score_samples(self, X) -> np.ndarray:
         """Log density ``log p(x_n)`` of every sample, shape (n_samples,).
@@ -518,13 +478,7 @@ default="hierarchical"
         """
         if check_missing_option(self.missing) != "marginalize":
             raise ValueError('impute() needs a model fitted with missing="marginalize"')
-        data = self._validate_predict_data(X)
-        if not has_missing(data):
-            return data
-        from bayesgmm.em.missing import conditional_mean_imputation
-
-        filled = conditional_mean_imputation(data, self.params_)
-        return np.where(np.isnan(data), filled, data)
+        return impute_conditional_mean(self._validate_predict_data(X), self.params_)
 
     def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw samples from the fitted mixture.
@@ -543,24 +497,11 @@ default="hierarchical"
         """
         check_is_fitted(self)
         n_samples = check_positive_int(n_samples, "n_samples")
-        params = self.params_
         if not self._has_noise:
-            return sample_mixture(
-                params.weights,
-                params.means,
-                params.full_covariances(),
-                n_samples,
-                self.random_state,
-            )
-        rng = np.random.default_rng(self.random_state)
-        is_noise = rng.random(n_samples) < self.noise_weight_
-        X = np.empty((n_samples, self.n_features_in_))
-        y = np.full(n_samples, -1)
-        X[is_noise] = self.spec_.noise.sample(int(is_noise.sum()), rng)
-        X[~is_noise], y[~is_noise] = sample_mixture(
-            params.weights, params.means, params.full_covariances(), int((~is_noise).sum()), rng
+            return sample_fitted(self.params_, n_samples, self.random_state)
+        return sample_fitted(
+            self.params_, n_samples, self.random_state, self.spec_.noise, self.noise_weight_
         )
-        return X, y
 
     def _n_parameters(self) -> int:
         return self.spec_.n_parameters
@@ -579,13 +520,13 @@ default="hierarchical"
         (the BIC of the replicated rows).
         """
         log_lik, total = self._weighted_log_likelihood(X, sample_weight)
-        return float(-2 * log_lik + self._n_parameters() * np.log(total))
+        return bayesian_information_criterion(log_lik, total, self._n_parameters())
 
     def aic(self, X, sample_weight=None) -> float:
         """Akaike information criterion ``-2 log L + 2 p`` (lower is better); weighted as
         :meth:`bic`."""
         log_lik, _ = self._weighted_log_likelihood(X, sample_weight)
-        return float(-2 * log_lik + 2 * self._n_parameters())
+        return akaike_information_criterion(log_lik, self._n_parameters())
 
     def icl(self, X) -> float:
         """Integrated completed likelihood criterion, BIC plus twice the assignment entropy.
@@ -595,8 +536,7 @@ default="hierarchical"
         """
         data = self._validate_predict_data(X)
         log_resp = self._e_step(data)[0]
-        entropy = -np.sum(np.exp(log_resp) * np.where(np.isfinite(log_resp), log_resp, 0.0))
-        return float(self.bic(data) + 2.0 * entropy)
+        return float(self.bic(data) + 2.0 * assignment_entropy(log_resp))
 
     def bootstrap(
         self,
@@ -641,29 +581,15 @@ default="hierarchical"
             Stacked replicate parameters, ``standard_errors()``, ``intervals()``,
             ``to_frame()``.
         """
-        if is_dask_array(X) or is_chunked_store(X):
-            raise ValueError(
-                "bootstrap needs the data in memory; pass np.asarray(X) (or a subsample)"
-            )
-        n_boot = check_positive_int(n_boot, "n_boot", minimum=2)
-        check_random_state(random_state)
-        if not hasattr(self, "params_"):
-            self.fit(X, sample_weight=sample_weight)
-        data = self._validate_predict_data(X)
-        weights = check_sample_weight(sample_weight, data.shape[0])
-        names = getattr(self, "feature_names_in_", None)
-        from bayesgmm.em.bootstrap import bootstrap_mixture  # imports the analysis layer
-
-        return bootstrap_mixture(
+        return bootstrap_fitted(
             self,
-            data,
-            n_boot=n_boot,
-            kind=kind,
-            sample_weight=weights,
+            X,
+            n_boot,
+            kind,
             n_jobs=n_jobs,
             random_state=random_state,
             ci_prob=ci_prob,
-            feature_names=None if names is None else [str(n) for n in names],
+            sample_weight=sample_weight,
         )
 
     def __sklearn_tags__(self):
@@ -700,105 +626,11 @@ default="hierarchical"
 
     def _get_state(self) -> tuple[dict, None]:
         """The fitted attributes for :mod:`bayesgmm.core.persistence` (no posterior)."""
-        check_is_fitted(self, "params_")
-        state = {
-            "n_features_in": self.n_features_in_,
-            "spec": self.spec_,
-            "params": self.params_,
-            "converged": bool(self.converged_),
-            "n_iter": int(self.n_iter_),
-            "lower_bound": float(self.lower_bound_),
-            "lower_bound_trace": np.asarray(self.lower_bound_trace_, dtype=np.float64),
-            "n_reseeds": int(self.n_reseeds_),
-            "degenerate": bool(self.degenerate_),
-            "optima": tuple((params, float(bound)) for params, bound in self.optima_),
-        }
-        if self._has_noise:
-            state["noise_weight"] = float(self.noise_weight_)
-        return state, None
+        return estimator_state(self)
 
     def _set_state(self, state: dict, posterior=None) -> None:
         """Inverse of :meth:`_get_state` (raises ``ValueError`` on an inconsistent state)."""
-        spec, params = state["spec"], state["params"]
-        if not isinstance(spec, MixtureSpec) or not isinstance(params, MixtureParams):
-            raise ValueError("spec and params must be MixtureSpec and MixtureParams records")
-        n_features = int(state["n_features_in"])
-        shape = (self.n_components, self.covariance_type, n_features)
-        for name, value in (
-            ("spec", (spec.n_components, spec.covariance_type, spec.n_features)),
-            ("params", (params.n_components, params.covariance_type, params.n_features)),
-        ):
-            if value != shape:
-                raise ValueError(
-                    f"{name} has (n_components, covariance_type, n_features) = {value}, the "
-                    f"settings and n_features_in {shape}"
-                )
-        if not np.isfinite(state["lower_bound"]):
-            raise ValueError(f"lower_bound is {state['lower_bound']}")
-        self._store(
-            EMResult(
-                params=params,
-                lower_bound=float(state["lower_bound"]),
-                converged=bool(state["converged"]),
-                n_iter=int(state["n_iter"]),
-                trace=np.asarray(state["lower_bound_trace"], dtype=np.float64),
-                n_reseeds=int(state["n_reseeds"]),
-                degenerate=bool(state["degenerate"]),
-                noise_weight=state.get("noise_weight") if spec.noise is not None else None,
-                optima=tuple((p, float(b)) for p, b in state["optima"]),
-            ),
-            spec,
-        )
-        if spec.noise is not None and not 0.0 <= self.noise_weight_ < 1.0:
-            raise ValueError(f"noise_weight must lie in [0, 1), got {self.noise_weight_}")
-        self.n_features_in_ = n_features
-
-
-def em_result(
-    X: np.ndarray,
-    spec: MixtureSpec,
-    options: EMOptions,
-    *,
-    random_state=None,
-    noise_init=None,
-    sample_weight: np.ndarray | None = None,
-) -> EMResult:
-    """EM (MAP-EM under a prior) of validated data under ``spec``.
-
-    With the noise component's updates when ``spec`` has one (then ``noise_init``, if
-    given, are the initial noise probabilities, checked by
-    :func:`bayesgmm.core.noise.check_noise_init`).
-
-    Parameters
-    ----------
-    X : ndarray of shape (n_samples, n_features)
-    spec : MixtureSpec
-    options : EMOptions
-    random_state : int, Generator or None
-    noise_init : array-like of shape (n_samples,), optional
-    sample_weight : ndarray of shape (n_samples,), optional
-        Frequency weights.
-
-    Returns
-    -------
-    EMResult
-    """
-    check_feature_combination(
-        noise=spec.noise is not None,
-        weighted=sample_weight is not None,
-        missing=has_missing(X),
-    )
-    if spec.noise is None:
-        return fit_em(X, spec, options, random_state=random_state, sample_weight=sample_weight)
-    from bayesgmm.em.noise import fit_noise_em
-
-    return fit_noise_em(
-        X,
-        spec,
-        options,
-        noise_init=check_noise_init(noise_init, X.shape[0]),
-        random_state=random_state,
-    )
+        restore_state(self, state)
 
 
 def fit_map(
@@ -845,18 +677,6 @@ def fit_map(
     estimator._store(result, spec)
     estimator.n_features_in_ = X.shape[1]
     return estimator
-
-
-def _labels(log_resp: np.ndarray, noise: bool) -> np.ndarray:
-    """Most probable component per row; ``-1`` where it is the noise (last column)."""
-    labels = log_resp.argmax(axis=1)
-    if noise:
-        labels[labels == log_resp.shape[1] - 1] = -1
-    return labels
-
-
-def _finite(block: np.ndarray, allow_nan: bool = False) -> np.ndarray:
-    return check_data(block, min_samples=0, check_constant=False, allow_nan=allow_nan)
 
 
 __all__ = ["GaussianMixture", "em_result", "fit_map"]
