@@ -539,3 +539,36 @@ def test_fit_weights_column_equals_replicated_rows(tmp_path, capsys):
     for key in ("weights", "means", "covariances"):
         a, b = (np.asarray(m[key])[o] for m, o in zip(maps, order, strict=True))
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+
+
+def _tree_bytes(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_an_output_folder_never_replaces_an_input(tmp_path, capsys):
+    # the output folder is replaced whole: it may be neither the model nor hold the data
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "project"
+    folder.mkdir()
+    data = folder / "mydata.csv"
+    frame = pd.DataFrame(rng.normal(size=(60, 2)), columns=["x", "y"])
+    frame.iloc[30:] += 5
+    frame.to_csv(data, index=False)
+    (folder / ".bayesgmm-output").write_text("an earlier run wrote here\n")  # a marker
+    before = _tree_bytes(folder)
+    fit = ["fit", str(data), "--k", "2", "--method", "map", "--quiet"]
+    assert cli.main([*fit, "--out", str(folder)]) == 2
+    assert "an input of this run" in capsys.readouterr().err
+    assert _tree_bytes(folder) == before
+    model = tmp_path / "model"
+    assert cli.main([*fit, "--out", str(model)]) == 0
+    saved = _tree_bytes(model)
+    for out in (model, tmp_path / "." / "model"):
+        assert cli.main(["predict", str(model), str(data), "--out", str(out), "--quiet"]) == 2
+        assert "an input of this run" in capsys.readouterr().err
+        assert _tree_bytes(model) == saved
+    link = tmp_path / "link"
+    link.symlink_to(model, target_is_directory=True)
+    assert cli.main(["predict", str(model), str(data), "--out", str(link), "--quiet"]) == 2
+    assert _tree_bytes(model) == saved and link.is_symlink()
+    assert cli.main(["predict", str(model), str(data), "--out", str(tmp_path / "p")]) == 0

@@ -22,7 +22,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 #: Marker file in every output folder written by bayesgmm.
@@ -62,15 +62,39 @@ def write_text_atomic(path: Path | str, text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def check_output_folder(out: Path | str, *, overwrite: bool = False) -> Path:
+def check_output_folder(
+    out: Path | str, *, overwrite: bool = False, inputs: Iterable[Path | str] = ()
+) -> Path:
     """Check, before any work, that ``out`` may be (re)written; return its absolute path.
+
+    Parameters
+    ----------
+    out : path
+        The output folder.
+    overwrite : bool
+        Allow replacing a non-empty folder that bayesgmm did not write.
+    inputs : iterable of paths
+        Files and folders the run reads (data, a saved model): replacing ``out`` whole
+        must not delete any of them, so none may be ``out`` or lie inside it.
 
     Raises
     ------
     OutputFolderError
-        ``out`` exists and is not a folder; it is a non-empty folder that bayesgmm did
-        not write and ``overwrite`` is False; or its parent folder is not writable.
+        ``out`` is or holds one of ``inputs``; ``out`` exists and is not a folder; it is a
+        non-empty folder that bayesgmm did not write and ``overwrite`` is False; or its
+        parent folder is not writable.
     """
+    resolved = Path(out).resolve()
+    for source in inputs:
+        source = Path(source)
+        if not source.exists():
+            continue
+        source = source.resolve()
+        if source == resolved or resolved in source.parents:
+            raise OutputFolderError(
+                f"--out {str(out)!r} would replace {str(source)!r}, an input of this run "
+                "(the output folder is replaced whole): choose another output folder"
+            )
     out = Path(out).absolute()
     if out.exists() and not out.is_dir():
         raise OutputFolderError(f"--out {str(out)!r} exists and is not a folder")
