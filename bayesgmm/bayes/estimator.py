@@ -44,11 +44,17 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import validate_data
 
-from bayesgmm.bayes import queries, state
-from bayesgmm.bayes.fitting import FitRecord, fit_posterior
+from bayesgmm.bayes import queries
+from bayesgmm.bayes.fitting import (
+    OPTIONAL_ATTRIBUTES,
+    FitRecord,
+    fit_posterior,
+    fitted_attributes,
+)
 from bayesgmm.bayes.model import CovariancePriorFamily
 from bayesgmm.bayes.options import PARAMETER_CONSTRAINTS, START_JITTER, TARGET_ACCEPT, Settings
 from bayesgmm.bayes.start import is_plain, jitter_points, transformed_point
+from bayesgmm.bayes.state import SavedState
 from bayesgmm.core.covariance import CovarianceType
 from bayesgmm.core.methods import METHODS, SAMPLERS, TUNE, Method, Sampler
 from bayesgmm.core.missing import check_missing_columns
@@ -63,18 +69,8 @@ from bayesgmm.core.validation import (
 from bayesgmm.posterior.partitions import Loss, PartitionSummary
 from bayesgmm.posterior.relabel import RelabelingRecord
 
-#: Fitted attributes that only some fits have (removed when a refit does not make them).
-OPTIONAL_ATTRIBUTES = (
-    "map_noise_weight_",
-    "n_draws_",
-    "vi_",
-    "approximation_",
-    "psis_",
-    "psis_correction_",
-)
 
-
-class BayesianGaussianMixture(DensityMixin, BaseEstimator):
+class BayesianGaussianMixture(SavedState, DensityMixin, BaseEstimator):
     """Gaussian mixture with a full posterior (PyMC), started from MAP-EM.
 
     Not scikit-learn's class of the same name: :class:`sklearn.mixture.BayesianGaussianMixture`
@@ -380,34 +376,7 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
 
     def _set_fitted(self, record: FitRecord) -> None:
         """Set every fitted attribute from one fit's record (and drop a refit's stale ones)."""
-        start = record.start
-        fitted = {
-            "_X": record.X,
-            "sample_weight_": record.sample_weight,
-            "spec_": record.spec,
-            "em_": start.em,
-            "map_": record.map,
-            "map_source_": record.map_source,
-            "projection_order_": start.projection_order,
-            "model_": record.model,
-            "start_optima_": start.optima,
-            "chain_starts_": start.chain_starts,
-            "method_": record.method,
-            "idata_": record.idata,
-            "relabeling_": record.relabeling,
-            "chain_weights_": record.chain_weights,
-        }
-        if start.noise_weight is not None:
-            fitted["map_noise_weight_"] = start.noise_weight
-        if record.n_draws is not None:
-            fitted["n_draws_"] = record.n_draws
-        if record.vi is not None:
-            fitted.update(
-                vi_=record.vi.result,
-                approximation_=record.vi.result.approximation,
-                psis_=record.vi.psis,
-                psis_correction_=record.vi.psis_correction,
-            )
+        fitted = fitted_attributes(record)
         for name in OPTIONAL_ATTRIBUTES:
             if name not in fitted:
                 self.__dict__.pop(name, None)
@@ -799,72 +768,6 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
             max_draws=max_draws,
             random_state=self.random_state if random_state is None else random_state,
         )
-
-    def save(self, path, *, overwrite: bool = False, input_scaling=None, metadata=None):
-        """Save the fitted estimator to the folder ``path``; read it with :func:`bayesgmm.load`.
-
-        ``model.json`` (settings, MAP, spec, EM start, relabelling, diagnostics) and
-        ``posterior.zarr`` (``idata_``), in the format of :mod:`bayesgmm.core.persistence`,
-        written atomically. Not saved: the PyMC model (rebuilt on first use of ``model_``),
-        a VI fit's ``approximation_`` and the draws behind its PSIS checks (their verdicts
-        are kept, so :meth:`diagnose` works); :mod:`bayesgmm.bayes.state` says what is.
-
-        Parameters
-        ----------
-        path : str or Path
-            The folder; one bayesgmm wrote before is replaced whole.
-        overwrite : bool, default=False
-            Allow replacing a non-empty folder that bayesgmm did not write.
-        input_scaling : Standardization, optional
-            An affine map the data went through before ``fit`` (the command line's
-            ``--scale``), kept for whoever predicts raw data.
-        metadata : dict, optional
-            Free JSON data stored with the model.
-
-        Returns
-        -------
-        Path
-        """
-        from bayesgmm.core.persistence import save_estimator
-
-        return save_estimator(
-            self, path, overwrite=overwrite, input_scaling=input_scaling, metadata=metadata
-        )
-
-    def _get_state(self) -> tuple[dict, xr.DataTree]:
-        """The fitted attributes for :mod:`bayesgmm.core.persistence`, and ``idata_``."""
-        self._check_fitted()
-        return state.fitted_state(self)
-
-    def _set_state(self, saved: dict, posterior: xr.DataTree | None) -> None:
-        """Inverse of :meth:`_get_state` (raises ``ValueError`` on an inconsistent state)."""
-        from bayesgmm.em.estimator import GaussianMixture
-
-        fitted = state.restored_attributes(
-            saved,
-            posterior,
-            n_components=self.n_components,
-            covariance_type=self.covariance_type,
-            em_class=GaussianMixture,
-        )
-        self.__dict__.update(fitted)
-
-    def __getstate__(self) -> dict:
-        """Pickle without the compiled PyMC objects (``model_`` is rebuilt on first use)."""
-        return state.picklable_state(super().__getstate__())
-
-    def __getattr__(self, name: str):
-        """Rebuild ``model_`` after unpickling or loading; explain a dropped ``approximation_``."""
-        fitted = self.__dict__
-        if name == "model_" and "spec_" in fitted and "_X" in fitted:
-            fitted["model_"] = state.rebuild_model(fitted, fitted["covariance_prior_family"])
-            return fitted["model_"]
-        if name == "approximation_" and "vi_" in fitted:
-            raise AttributeError(
-                "approximation_ (the PyMC approximation of a VI fit) is not kept when the "
-                "estimator is pickled or saved; its draws are in idata_: refit to get it back"
-            )
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
 __all__ = [

@@ -219,4 +219,55 @@ def fit_posterior(data: np.ndarray, sample_weight, settings: Settings) -> FitRec
     )
 
 
-__all__ = ["EM_RESTARTS", "FitRecord", "fit_posterior", "model_spec"]
+#: Fitted attributes that only some fits have (removed when a refit does not make them).
+OPTIONAL_ATTRIBUTES = (
+    "map_noise_weight_",
+    "n_draws_",
+    "vi_",
+    "approximation_",
+    "psis_",
+    "psis_correction_",
+)
+
+
+def fitted_attributes(record: FitRecord) -> dict:
+    """The estimator's fitted attributes (name -> value) from one fit's record."""
+    start = record.start
+    fitted = {
+        "_X": record.X,
+        "sample_weight_": record.sample_weight,
+        "spec_": record.spec,
+        "em_": start.em,
+        "map_": record.map,
+        "map_source_": record.map_source,
+        "projection_order_": start.projection_order,
+        "model_": record.model,
+        "start_optima_": start.optima,
+        "chain_starts_": start.chain_starts,
+        "method_": record.method,
+        "idata_": record.idata,
+        "relabeling_": record.relabeling,
+        "chain_weights_": record.chain_weights,
+    }
+    if start.noise_weight is not None:
+        fitted["map_noise_weight_"] = start.noise_weight
+    if record.n_draws is not None:
+        fitted["n_draws_"] = record.n_draws
+    if record.vi is not None:
+        fitted.update(
+            vi_=record.vi.result,
+            approximation_=record.vi.result.approximation,
+            psis_=record.vi.psis,
+            psis_correction_=record.vi.psis_correction,
+        )
+    return fitted
+
+
+__all__ = [
+    "EM_RESTARTS",
+    "OPTIONAL_ATTRIBUTES",
+    "FitRecord",
+    "fit_posterior",
+    "fitted_attributes",
+    "model_spec",
+]

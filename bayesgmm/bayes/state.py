@@ -180,4 +180,80 @@ def _psis_result(fields: dict | None):
     return PSISResult(log_weights=np.empty(0), draws={}, **fields)
 
 
-__all__ = ["fitted_state", "picklable_state", "rebuild_model", "restored_attributes"]
+class SavedState:
+    """What :class:`~bayesgmm.BayesianGaussianMixture` adds for ``save`` and pickling.
+
+    A mixin over the functions above: ``save`` writes the format of
+    :mod:`bayesgmm.core.persistence`, ``_get_state``/``_set_state`` are what that module
+    calls, and pickling drops the compiled PyMC objects, which ``__getattr__`` rebuilds on
+    first use.
+    """
+
+    def save(self, path, *, overwrite: bool = False, input_scaling=None, metadata=None):
+        """Save the fitted estimator to the folder ``path``; read it with :func:`bayesgmm.load`.
+
+        ``model.json`` (settings, MAP, spec, EM start, relabelling, diagnostics) and
+        ``posterior.zarr`` (``idata_``), in the format of :mod:`bayesgmm.core.persistence`,
+        written atomically. Not saved: the PyMC model (rebuilt on first use of ``model_``),
+        a VI fit's ``approximation_`` and the draws behind its PSIS checks (their verdicts
+        are kept, so :meth:`diagnose` works); :mod:`bayesgmm.bayes.state` says what is.
+
+        Parameters
+        ----------
+        path : str or Path
+            The folder; one bayesgmm wrote before is replaced whole.
+        overwrite : bool, default=False
+            Allow replacing a non-empty folder that bayesgmm did not write.
+        input_scaling : Standardization, optional
+            An affine map the data went through before ``fit`` (the command line's
+            ``--scale``), kept for whoever predicts raw data.
+        metadata : dict, optional
+            Free JSON data stored with the model.
+
+        Returns
+        -------
+        Path
+        """
+        from bayesgmm.core.persistence import save_estimator
+
+        return save_estimator(
+            self, path, overwrite=overwrite, input_scaling=input_scaling, metadata=metadata
+        )
+
+    def _get_state(self) -> tuple[dict, xr.DataTree]:
+        """The fitted attributes for :mod:`bayesgmm.core.persistence`, and ``idata_``."""
+        self._check_fitted()
+        return fitted_state(self)
+
+    def _set_state(self, saved: dict, posterior: xr.DataTree | None) -> None:
+        """Inverse of :meth:`_get_state` (raises ``ValueError`` on an inconsistent state)."""
+        from bayesgmm.em.estimator import GaussianMixture
+
+        fitted = restored_attributes(
+            saved,
+            posterior,
+            n_components=self.n_components,
+            covariance_type=self.covariance_type,
+            em_class=GaussianMixture,
+        )
+        self.__dict__.update(fitted)
+
+    def __getstate__(self) -> dict:
+        """Pickle without the compiled PyMC objects (``model_`` is rebuilt on first use)."""
+        return picklable_state(super().__getstate__())
+
+    def __getattr__(self, name: str):
+        """Rebuild ``model_`` after unpickling or loading; explain a dropped ``approximation_``."""
+        fitted = self.__dict__
+        if name == "model_" and "spec_" in fitted and "_X" in fitted:
+            fitted["model_"] = rebuild_model(fitted, fitted["covariance_prior_family"])
+            return fitted["model_"]
+        if name == "approximation_" and "vi_" in fitted:
+            raise AttributeError(
+                "approximation_ (the PyMC approximation of a VI fit) is not kept when the "
+                "estimator is pickled or saved; its draws are in idata_: refit to get it back"
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+__all__ = ["SavedState", "fitted_state", "picklable_state", "rebuild_model", "restored_attributes"]
