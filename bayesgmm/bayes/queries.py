@@ -36,7 +36,12 @@ from bayesgmm.posterior.draws import (
 from bayesgmm.posterior.draws import responsibilities as mixture_responsibilities
 from bayesgmm.posterior.partitions import Loss, PartitionSummary, summarize_partitions
 from bayesgmm.posterior.relabel import RelabelingRecord
-from bayesgmm.posterior.summaries import parameter_draws, point_estimate_table, posterior_summary
+from bayesgmm.posterior.summaries import (
+    assignment_intervals,
+    parameter_draws,
+    point_estimate_table,
+    posterior_summary,
+)
 
 
 def draws(posterior: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
@@ -155,9 +160,7 @@ def assignment_summary(
     rng = np.random.default_rng(random_state)
     joint = log_joint(posterior, X, noise, max_draws, int(rng.integers(2**31 - 1)))
     resp = np.exp(joint - logsumexp(joint, axis=-1, keepdims=True))
-    mean = resp.mean(axis=0)
-    lower, upper = equal_tailed_interval(resp, ci_prob)
-    component = mean.argmax(axis=1)
+    mean, lower, upper, component = assignment_intervals(resp, ci_prob)
     rows = np.arange(len(X))
     table = pd.DataFrame(
         {

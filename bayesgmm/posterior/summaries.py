@@ -69,19 +69,39 @@ def assignment_summary(
         the point elsewhere.
     """
     resp = responsibilities(X, *stack_draws(posterior, max_draws))
-    mean = resp.mean(axis=0)
-    component = mean.argmax(axis=1)
-    top = resp[:, np.arange(X.shape[0]), component]
-    lower, upper = equal_tailed_interval(top, ci_prob)
+    mean, lower, upper, component = assignment_intervals(resp, ci_prob)
+    rows = np.arange(X.shape[0])
     return pd.DataFrame(
         {
             "component": component,
-            "prob": mean[np.arange(X.shape[0]), component],
-            "lower": lower,
-            "upper": upper,
-            "uncertain": lower < 0.5,
+            "prob": mean[rows, component],
+            "lower": lower[rows, component],
+            "upper": upper[rows, component],
+            "uncertain": lower[rows, component] < 0.5,
         }
     )
+
+
+def assignment_intervals(
+    resp: np.ndarray, ci_prob: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Posterior mean and equal-tailed interval of every assignment probability.
+
+    Parameters
+    ----------
+    resp : ndarray of shape (n_draws, n_samples, n_components)
+        ``P(z_n = k | x_n, theta)`` per draw.
+    ci_prob : float
+
+    Returns
+    -------
+    mean, lower, upper : ndarrays of shape (n_samples, n_components)
+    component : ndarray of shape (n_samples,)
+        The component of the largest mean probability.
+    """
+    mean = resp.mean(axis=0)
+    lower, upper = equal_tailed_interval(resp, ci_prob)
+    return mean, lower, upper, mean.argmax(axis=1)
 
 
 def marginal_density(
@@ -391,6 +411,7 @@ __all__ = [
     "INTERVAL_KIND",
     "SUMMARY_PREFIXES",
     "align_to_posterior",
+    "assignment_intervals",
     "assignment_summary",
     "data_grid",
     "data_summary",
