@@ -48,7 +48,8 @@ from sklearn.mixture import GaussianMixture as SkGaussianMixture
 import bayesgmm
 from bayesgmm import GaussianMixture, datasets
 from bayesgmm.core.params import MixtureParams
-from bayesgmm.em.kernels import BLOCK_SIZE, fused_log_resp, fused_statistics
+from bayesgmm.em.fused import fused_log_resp, fused_statistics
+from bayesgmm.em.kernels import BLOCK_SIZE
 from bayesgmm.em.steps import m_step_from_statistics
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -280,7 +281,7 @@ _LATENCY_SNIPPET = """
 import json, time
 t0 = time.perf_counter()
 import numpy as np
-from bayesgmm.em.kernels import fused_statistics
+from bayesgmm.em.fused import fused_statistics
 t1 = time.perf_counter()
 X = np.random.default_rng(0).normal(size=(1000, 2))
 fused_statistics(X, np.full(3, 1 / 3), X[:3].copy(), np.stack([np.eye(2)] * 3), "full")

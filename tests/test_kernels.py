@@ -7,7 +7,7 @@ from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 from bayesgmm import datasets
 from bayesgmm.core.params import MixtureParams
-from bayesgmm.em.kernels import fused_log_resp, fused_moments, fused_statistics
+from bayesgmm.em.fused import fused_log_resp, fused_moments, fused_statistics
 from bayesgmm.em.steps import e_step, m_step_from_statistics, sufficient_statistics
 
 STRUCTURES = ["full", "tied", "diag", "spherical"]

@@ -1,7 +1,7 @@
 """EM over data that do not fit in memory: the same M-step on chunked sufficient statistics.
 
 Each E-step pass visits the data chunk by chunk; the structure's fused kernel
-(:func:`bayesgmm.em.kernels.fused_moments`) reduces every chunk to moments about the
+(:func:`bayesgmm.em.fused.fused_moments`) reduces every chunk to moments about the
 *current* means ``mu_k`` (no cancellation, whatever the data's offset):
 ``s0 = sum gamma``, ``s1 = sum gamma (x - mu_k)``, ``s2 = sum gamma (x - mu_k)(x - mu_k)^T``.
 Moments about the same means add up over chunks; from their sum ``xbar = mu_k + s1 / N_k``
@@ -94,7 +94,7 @@ def chunk_moments(
     sample_weight = _weight_chunk(sample_weight)
     if structure_kernels(params.structure) is None:
         return _numpy_chunk_moments(chunk, params, sample_weight)
-    from bayesgmm.em.kernels import fused_moments
+    from bayesgmm.em.fused import fused_moments
 
     moments = fused_moments(
         chunk,

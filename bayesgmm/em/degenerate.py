@@ -64,7 +64,7 @@ def degenerate_components(
     if kernel_layout(params.structure) is None or X.shape[0] <= COMPILED_MAX_ROWS:
         log_resp = e_step(X, params)[0]  # small data: cheaper than starting threads
     else:
-        from bayesgmm.em.kernels import fused_log_resp
+        from bayesgmm.em.fused import fused_log_resp
 
         log_resp = fused_log_resp(
             X,

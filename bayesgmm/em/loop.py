@@ -86,7 +86,7 @@ def converged(trace, count, tol, rule):
 @numba.njit(**_JIT)
 def _centre_outer(totals, means, nk, xbar, scatter):
     """``N_k``, ``xbar_k`` and the full ``S_k`` from moments about ``means``
-    (:func:`bayesgmm.em.kernels.centred_statistics`)."""
+    (:func:`bayesgmm.em.fused.centred_statistics`)."""
     n_components, d = means.shape
     cm = np.empty(d)
     for k in range(n_components):

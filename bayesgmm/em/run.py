@@ -142,7 +142,7 @@ def _numpy_pass(X: np.ndarray, params: MixtureParams, sample_weight: np.ndarray 
 
 def _fused_pass(X: np.ndarray, params: MixtureParams, sample_weight: np.ndarray | None = None):
     """E-step and sufficient statistics in one pass of the structure's fused kernel."""
-    from bayesgmm.em.kernels import fused_log_resp, fused_statistics
+    from bayesgmm.em.fused import fused_log_resp, fused_statistics
 
     args = (
         X,
@@ -254,7 +254,8 @@ def _run_compiled(
     """:func:`run_em` by the compiled loop, or ``None`` where the Python loop must run it
     (no compiled loop for the structure or the stopping rule, a re-seed, a singular
     covariance or a non-finite objective)."""
-    from bayesgmm.em.kernels import BLOCK_SIZE, _as_data, _parameter_array, _sample_weight
+    from bayesgmm.em.fused import _as_data, _parameter_array, _sample_weight
+    from bayesgmm.em.kernels import BLOCK_SIZE
     from bayesgmm.em.loop import CONVERGED, MAX_ITER, RULE_CODES
 
     structure = params.structure
