@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from bayesgmm.bayes.estimator import BayesianGaussianMixture
+    from bayesgmm.core.exceptions import UnreliablePosteriorWarning
     from bayesgmm.core.params import MixtureParams
     from bayesgmm.core.priors import MixturePrior
     from bayesgmm.em.estimator import GaussianMixture
@@ -39,6 +40,7 @@ _LAZY: dict[str, str] = {
     "GaussianMixture": "bayesgmm.em.estimator",
     "MixtureParams": "bayesgmm.core.params",
     "MixturePrior": "bayesgmm.core.priors",
+    "UnreliablePosteriorWarning": "bayesgmm.core.exceptions",
     "ModelComparison": "bayesgmm.selection.compare",
     "compare": "bayesgmm.selection.compare",
     "how_many_clusters": "bayesgmm.selection.clusters",
@@ -51,6 +53,7 @@ __all__ = [
     "MixtureParams",
     "MixturePrior",
     "ModelComparison",
+    "UnreliablePosteriorWarning",
     "__version__",
     "compare",
     "how_many_clusters",

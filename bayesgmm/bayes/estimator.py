@@ -36,6 +36,7 @@ that take new points (responsibilities, predictions, densities, imputations, dra
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Literal
 
@@ -59,6 +60,7 @@ from bayesgmm.bayes.predictions import PosteriorPredictions
 from bayesgmm.bayes.start import is_plain, jitter_points, transformed_point
 from bayesgmm.bayes.state import SavedState
 from bayesgmm.core.covariance import CovarianceType
+from bayesgmm.core.exceptions import UnreliablePosteriorWarning
 from bayesgmm.core.methods import METHODS, SAMPLERS, TUNE, Method, Sampler
 from bayesgmm.core.missing import check_missing_columns
 from bayesgmm.core.params import MixtureParams
@@ -373,7 +375,26 @@ class BayesianGaussianMixture(PosteriorPredictions, SavedState, DensityMixin, Ba
             check_missing_columns(data, names=getattr(self, "feature_names_in_", None))
             record = fit_posterior(data, sample_weight, settings)
         self._set_fitted(record)
+        self._warn_if_unreliable()
         return self
+
+    def _warn_if_unreliable(self) -> None:
+        """One :class:`~bayesgmm.core.exceptions.UnreliablePosteriorWarning`, with the
+        verdict, when the fit fails its checks (:meth:`diagnose`; not for ``"map"``, nor for
+        runs too short to diagnose)."""
+        if self.method_ == "map":
+            return
+        try:
+            diagnostics = self.diagnose()
+        except ValueError:  # too few chains or draws to diagnose
+            return
+        if not diagnostics.ok:
+            warnings.warn(
+                f"{type(self).__name__}(n_components={self.n_components}, covariance_type="
+                f"{self.covariance_type!r}, method={self.method_!r}): {diagnostics.verdict}",
+                UnreliablePosteriorWarning,
+                stacklevel=3,
+            )
 
     def _set_fitted(self, record: FitRecord) -> None:
         """Set every fitted attribute from one fit's record (and drop a refit's stale ones)."""

@@ -29,6 +29,17 @@ class UnreliableLOOWarning(UserWarning):
     """PSIS-LOO is unreliable for some observations (Pareto k above ArviZ's ``good_k``)."""
 
 
+class UnreliablePosteriorWarning(UserWarning):
+    """A Bayesian fit failed its checks; the message is ``diagnose()``'s verdict.
+
+    NUTS: R-hat, bulk or tail ESS, divergences, E-BFMI (chains in different modes fail
+    R-hat). VI: the ELBO did not converge, or the PSIS k-hat of the draws is 0.7 or more.
+    Emitted once per ``fit``; turn it into an error with
+    ``warnings.simplefilter("error", UnreliablePosteriorWarning)``, or silence it with
+    ``"ignore"`` when ``diagnose()`` is read anyway.
+    """
+
+
 class ModelFormatError(ValueError):
     """A saved model cannot be read: missing, damaged, foreign or from another format version.
 
@@ -47,4 +58,5 @@ __all__ = [
     "NumericalError",
     "SingularCovarianceError",
     "UnreliableLOOWarning",
+    "UnreliablePosteriorWarning",
 ]

@@ -67,6 +67,7 @@ from arviz_stats.utils import ELPDData
 from joblib import Parallel, delayed
 
 from bayesgmm.core.covariance import covariance_types as registered_structures
+from bayesgmm.core.exceptions import UnreliablePosteriorWarning
 from bayesgmm.core.methods import POSTERIOR_METHODS, TUNE, PosteriorMethod
 from bayesgmm.core.missing import check_missing_option
 from bayesgmm.core.validation import (
@@ -252,16 +253,19 @@ def fit_candidate(
         return fit
     from bayesgmm.bayes.estimator import BayesianGaussianMixture
 
-    bayes = BayesianGaussianMixture(
-        n_components,
-        covariance_type=covariance_type,
-        method=method,
-        random_state=random_state,
-        progressbar=False,
-        noise=noise,
-        missing=missing,
-        **bayes_kwargs,
-    ).fit(X, sample_weight=sample_weight)
+    with warnings.catch_warnings():
+        # the table's sampler_ok column reports each candidate's checks
+        warnings.simplefilter("ignore", UnreliablePosteriorWarning)
+        bayes = BayesianGaussianMixture(
+            n_components,
+            covariance_type=covariance_type,
+            method=method,
+            random_state=random_state,
+            progressbar=False,
+            noise=noise,
+            missing=missing,
+            **bayes_kwargs,
+        ).fit(X, sample_weight=sample_weight)
     fit.bayes = bayes
     fit.loo, fit.loo_method = psis_loo(
         bayes.idata_,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from bayesgmm.cli.data import SCALED_NOTE, Dataset, InputError, label_agreement_text, load_dataset
@@ -16,6 +17,7 @@ from bayesgmm.cli.output import (
     wide_display,
     write_json,
 )
+from bayesgmm.core.exceptions import UnreliablePosteriorWarning
 from bayesgmm.core.io import atomic_directory, write_text_atomic
 
 
@@ -86,20 +88,23 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
             f"fitting K={k} {cov} to {data.name} ({data.X.shape[0]} x {data.X.shape[1]}) "
             f"by {args.method}"
         )
-        bayes = BayesianGaussianMixture(
-            k,
-            covariance_type=cov,
-            prior=None if args.prior == "mle" else "default",
-            em_n_init=args.n_init,
-            method=args.method,
-            sampler=args.sampler,
-            random_state=args.seed,
-            progressbar=not args.quiet,
-            noise=args.noise,
-            missing=args.missing,
-            max_draws=args.max_draws,
-            **sampler_kwargs(args),
-        ).fit(data.X, sample_weight=data.sample_weight)
+        # the verdict is printed first and written to summary.md: no warning as well
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnreliablePosteriorWarning)
+            bayes = BayesianGaussianMixture(
+                k,
+                covariance_type=cov,
+                prior=None if args.prior == "mle" else "default",
+                em_n_init=args.n_init,
+                method=args.method,
+                sampler=args.sampler,
+                random_state=args.seed,
+                progressbar=not args.quiet,
+                noise=args.noise,
+                missing=args.missing,
+                max_draws=args.max_draws,
+                **sampler_kwargs(args),
+            ).fit(data.X, sample_weight=data.sample_weight)
         progress("writing results")
         _write_model(bayes, tmp, data, args)
         summary = bayes.summary(ci_prob=args.ci_prob, feature_names=data.feature_names)
