@@ -72,3 +72,38 @@ def test_a_generator_seeds_reproducibly_and_ci_prob_sizes_the_ball():
     first = how_many_clusters(X, 6, random_state=seq, **settings)
     again = how_many_clusters(X, 6, random_state=seq, **settings)
     assert first.answer() == again.answer()
+
+
+def test_the_stored_rhat_of_kplus_is_the_diagnostics_one(blobs_analysis):
+    _, _, result = blobs_analysis
+    stored = result.cluster_count.rhat
+    expected = result.diagnostics.loc["n_clusters", "rhat"]
+    assert (np.isnan(stored) and np.isnan(expected)) or stored == pytest.approx(expected)
+    assert result.cluster_count.reliability == ""  # converged: nothing in the headline
+
+
+def test_an_unconverged_kplus_is_marked_in_the_headline_itself(blobs_analysis):
+    import dataclasses
+
+    from bayesgmm.selection.ranking import cluster_count_sentence
+
+    _, _, result = blobs_analysis
+    shaky = dataclasses.replace(result.cluster_count, rhat=1.304)
+    assert not shaky.converged
+    assert shaky.answer().startswith("unreliable: R-hat of K+ 1.30; K+ = 3 with posterior")
+    unconverged = dataclasses.replace(result, cluster_count=shaky)
+    assert str(unconverged).splitlines()[0].startswith("unreliable: R-hat of K+ 1.30")
+    # compare's recommendation sentence says it where it quotes the probability
+    assert "unreliable: R-hat of K+ 1.30" in cluster_count_sentence(shaky, 3)
+    assert "unreliable" not in cluster_count_sentence(result.cluster_count, 3)
+
+
+def test_a_cluster_of_one_point_is_named_as_such():
+    X, _, _ = datasets.make_mixture(120, 2, 2, separation=6.0, random_state=3)
+    X = np.vstack([X, [[60.0, -60.0]]])  # one far point: its own cluster in the partition
+    result = how_many_clusters(X, 6, draws=300, burn=200, random_state=0)
+    sizes = np.bincount(result.partitions.partition)
+    assert 1 in sizes.tolist()
+    single = int(np.flatnonzero(sizes == 1)[0])
+    assert f"cluster {single} is a single point" in result.answer()
+    assert "too few to call a cluster" in result.answer()

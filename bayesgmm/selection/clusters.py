@@ -31,14 +31,15 @@ from bayesgmm.core.validation import RandomState, check_data, check_random_state
 from bayesgmm.posterior.draws import log_joint_densities, stack_draws
 from bayesgmm.posterior.partitions import Loss, PartitionSummary, summarize_partitions
 from bayesgmm.selection.sparse import (
+    RHAT_WARNING,
     ClusterCountPosterior,
     SparseMixtureFit,
     cluster_count_diagnostics,
     fit_sparse_mixture,
 )
 
-#: R-hat of ``K+`` above which the record says the chains disagree.
-RHAT_WARNING = 1.01
+#: Clusters of the point partition with at most this many points are named as such.
+SMALL_CLUSTER = 2
 
 
 def partition_summary(
@@ -115,17 +116,25 @@ class ClusterAnalysis:
 
     @property
     def converged(self) -> bool:
-        """R-hat of ``K+`` at most :data:`RHAT_WARNING` (or ``K+`` constant)."""
-        rhat = self.diagnostics.loc["n_clusters", "rhat"]
-        return bool(np.isnan(rhat) or rhat <= RHAT_WARNING)
+        """R-hat of ``K+`` at most :data:`~bayesgmm.selection.sparse.RHAT_WARNING` (or ``K+``
+        constant)."""
+        return self.cluster_count.converged
 
     def answer(self) -> str:
-        """One line: the ``K+`` mode with its probability, and the point partition."""
+        """One line: the ``K+`` mode with its probability (marked unreliable when the chains
+        disagree on it), and the point partition, naming clusters of one or two points."""
         part = self.partitions
         ball = part.credible_ball
+        sizes = np.bincount(part.partition)
+        tiny = [
+            f"cluster {c} is {'a single point' if n == 1 else 'two points'}"
+            for c, n in enumerate(sizes)
+            if 0 < n <= SMALL_CLUSTER
+        ]
+        tiny_text = f" ({'; '.join(tiny)}: too few to call a cluster)" if tiny else ""
         return (
             f"{self.cluster_count.answer()}; point partition ({part.loss.upper()} loss): "
-            f"{part.n_clusters} clusters of sizes {np.bincount(part.partition).tolist()}, "
+            f"{part.n_clusters} clusters of sizes {sizes.tolist()}{tiny_text}, "
             f"{ball.ci_prob:.0%} credible ball radius {ball.radius:.3g} ({part.loss} distance"
             f"{', bits' if part.loss == 'vi' else ''})"
         )
@@ -250,4 +259,10 @@ def how_many_clusters(
     )
 
 
-__all__ = ["RHAT_WARNING", "ClusterAnalysis", "how_many_clusters", "partition_summary"]
+__all__ = [
+    "RHAT_WARNING",
+    "SMALL_CLUSTER",
+    "ClusterAnalysis",
+    "how_many_clusters",
+    "partition_summary",
+]

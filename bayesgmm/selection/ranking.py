@@ -83,6 +83,8 @@ def cluster_count_sentence(cluster_count: ClusterCountPosterior, n_components: i
     mode, p_mode = cluster_count.mode, cluster_count.mode_probability
     p_k = float(cluster_count.probabilities.get(n_components, 0.0))
     model = f"sparse mixture with full covariances, K_max={cluster_count.max_components}"
+    if cluster_count.reliability:
+        model = f"{cluster_count.reliability}; {model}"
     if mode == n_components:
         return (
             f"The sparse-mixture posterior agrees: K+ = {mode} is its mode "

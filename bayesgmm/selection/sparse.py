@@ -37,6 +37,7 @@ draws whatever the number of threads.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -47,6 +48,9 @@ import xarray as xr
 from bayesgmm.core.priors import MixturePrior, sample_moments
 from bayesgmm.core.validation import check_data, check_positive_int
 from bayesgmm.selection.sparse_kernels import _run_chain, _weights_kernel
+
+#: R-hat of ``K+`` above which the posterior of ``K+`` is reported as unreliable.
+RHAT_WARNING = 1.01
 
 # ------------------------------------------------------------------- wrappers
 
@@ -150,12 +154,16 @@ class ClusterCountPosterior:
         The model, e.g. ``"sparse finite mixture, K_max=10, e0 ~ Gamma(10, 100)"``.
     n_draws : int
         Draws (all chains) the table is estimated from.
+    rhat : float
+        R-hat of ``K+`` over the chains (NaN: not computed, or ``K+`` constant); above
+        :data:`RHAT_WARNING` the table is unreliable and :meth:`answer` says so first.
     """
 
     probabilities: pd.Series
     max_components: int
     prior_description: str
     n_draws: int
+    rhat: float = float("nan")
 
     @classmethod
     def from_counts(
@@ -167,6 +175,16 @@ class ClusterCountPosterior:
         probs = np.bincount(flat, minlength=max_components + 1)[1:] / flat.size
         series = pd.Series(probs, index=pd.Index(ks, name="K+"), name="probability")
         return cls(series, max_components, prior_description, int(flat.size))
+
+    @property
+    def converged(self) -> bool:
+        """R-hat of ``K+`` at most :data:`RHAT_WARNING` (or not available: ``K+`` constant)."""
+        return bool(np.isnan(self.rhat) or self.rhat <= RHAT_WARNING)
+
+    @property
+    def reliability(self) -> str:
+        """``""``, or ``"unreliable: R-hat of K+ 1.30"`` when the chains disagree on ``K+``."""
+        return "" if self.converged else f"unreliable: R-hat of K+ {self.rhat:.2f}"
 
     @property
     def mode(self) -> int:
@@ -183,9 +201,11 @@ class ClusterCountPosterior:
         return float((self.probabilities.index * self.probabilities).sum())
 
     def answer(self) -> str:
-        """One-line answer, e.g. ``K+ = 3 with posterior probability 0.87 (...)``."""
+        """One-line answer, e.g. ``K+ = 3 with posterior probability 0.87 (...)``, which
+        starts ``unreliable: R-hat of K+ 1.30; `` when the chains disagree on ``K+``."""
+        warning = f"{self.reliability}; " if self.reliability else ""
         return (
-            f"K+ = {self.mode} with posterior probability {self.mode_probability:.2f} "
+            f"{warning}K+ = {self.mode} with posterior probability {self.mode_probability:.2f} "
             f"({self.prior_description})"
         )
 
@@ -398,7 +418,7 @@ def fit_sparse_mixture(
         "sampling_seconds": seconds,
     }
     idata = _to_datatree(np.exp(log_w), means, covs, e0_draws, n_clusters, z, loglik, settings)
-    return SparseMixtureFit(
+    fit = SparseMixtureFit(
         idata=idata,
         cluster_count=ClusterCountPosterior.from_counts(n_clusters, max_components, description),
         prior=prior,
@@ -407,6 +427,8 @@ def fit_sparse_mixture(
         seconds=seconds,
         settings=settings,
     )
+    rhat = float(cluster_count_diagnostics(fit).loc["n_clusters", "rhat"]) if chains > 1 else np.nan
+    return dataclasses.replace(fit, cluster_count=dataclasses.replace(fit.cluster_count, rhat=rhat))
 
 
 def _count_nonempty(z: np.ndarray, max_components: int) -> np.ndarray:
@@ -496,6 +518,7 @@ def cluster_count_diagnostics(fit: SparseMixtureFit) -> pd.DataFrame:
 
 
 __all__ = [
+    "RHAT_WARNING",
     "ClusterCountPosterior",
     "SparseMixtureFit",
     "SparsityPrior",
