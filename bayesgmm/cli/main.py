@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             args.command = shlex.join(["bayesgmm", *argv])
             progress = Progress(args.quiet)
             inputs = [getattr(args, name) for name in ("data", "model") if name in args]
-            check_output_folder(args.out, overwrite=args.overwrite, inputs=inputs)
+            if "out" in args:  # every command that writes (warmup writes nothing)
+                check_output_folder(args.out, overwrite=args.overwrite, inputs=inputs)
             return args.func(args, progress)
     except (InputError, OSError, ValueError, TypeError) as err:
         if _SIGNALS:  # raised while unwinding from a signal: report the interrupt

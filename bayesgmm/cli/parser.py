@@ -10,6 +10,7 @@ from bayesgmm.cli.commands import demo as demo_command
 from bayesgmm.cli.commands import fit as fit_command
 from bayesgmm.cli.commands import predict as predict_command
 from bayesgmm.cli.commands import report as report_command
+from bayesgmm.cli.commands import warmup as warmup_command
 from bayesgmm.cli.data import BUNDLED
 from bayesgmm.cli.options import (
     HelpFormatter,
@@ -33,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``bayesgmm`` argument parser."""
     parser = OneLineParser(
         prog="bayesgmm",
-        description="Bayesian Gaussian mixtures: fit, compare, report, clusters, predict.",
+        description=(
+            "Bayesian Gaussian mixtures: fit, compare, report, clusters, predict, warmup."
+        ),
         formatter_class=HelpFormatter,
     )
     add_debug_option(parser, False)
@@ -184,4 +187,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_overwrite_option(predict)
     add_debug_option(predict, argparse.SUPPRESS)
     predict.set_defaults(func=predict_command.run)
+    warmup = sub.add_parser(
+        "warmup",
+        help="compile the kernels once (first run on a machine: minutes), so no fit waits",
+        formatter_class=HelpFormatter,
+    )
+    warmup.add_argument(
+        "--covariance",
+        default="full,tied,diag,spherical",
+        help="comma-separated covariance structures to compile, or 'all'",
+    )
+    warmup.add_argument(
+        "--no-posterior", action="store_true", help="EM kernels only (no NUTS, no sparse mixture)"
+    )
+    warmup.add_argument("--quiet", action="store_true", help="no progress messages")
+    add_debug_option(warmup, argparse.SUPPRESS)
+    warmup.set_defaults(func=warmup_command.run)
     return parser
