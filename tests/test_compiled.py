@@ -390,6 +390,21 @@ def test_runs_stop_when_they_mix_or_cannot_reach_the_ess():
     assert long_enough(_trace(sticky), reference, 240)
 
 
+def test_runs_stop_early_when_a_component_is_empty_in_most_draws():
+    from bayesgmm.bayes.sampling import mostly_empty
+
+    rng = np.random.default_rng(1)
+    reference = MixtureParams(np.full(2, 0.5), np.array([[0.0], [5.0]]), np.ones(2), "spherical")
+    trace = _trace(rng.standard_normal((4, 60)))  # would go on: ESS ~ 240 of 400
+    assert not long_enough(trace, reference, 240)
+    near_zero = rng.uniform(-2.0, 0.0, (100, 1))  # nothing near the component at 5
+    assert mostly_empty(trace, near_zero) == (1,)
+    assert long_enough(trace, reference, 240, near_zero)
+    both = np.vstack([near_zero, near_zero + 5.0])  # both components occupied: go on
+    assert mostly_empty(trace, both) == ()
+    assert not long_enough(trace, reference, 240, both)
+
+
 @pytest.mark.slow
 def test_chains_run_in_turn_unless_a_gradient_call_is_slow(galaxies, monkeypatch):
     fit, structure, starts = _galaxies_structure(galaxies)

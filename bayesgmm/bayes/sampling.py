@@ -24,6 +24,7 @@ import xarray as xr
 from bayesgmm.bayes.model import build_model, initial_point
 from bayesgmm.bayes.options import MINIBATCH_SIZE, MINIBATCH_THRESHOLD, Settings
 from bayesgmm.bayes.postprocess import pymc_log_level, relabel_posterior
+from bayesgmm.bayes.queries import responsibilities
 from bayesgmm.bayes.start import (
     Start,
     constrained_point,
@@ -34,6 +35,7 @@ from bayesgmm.bayes.start import (
 from bayesgmm.core.params import MixtureParams
 from bayesgmm.core.spec import MixtureSpec
 from bayesgmm.posterior.diagnostics import diagnose
+from bayesgmm.posterior.modes import empty_components
 
 #: Draws of the defensive proposal of the VI correction (at least ``draws``): 16000 keep the
 #: galaxies K=3 correction's k-hat below 0.7 over fit and proposal seeds (4000: up to 0.72)
@@ -193,10 +195,40 @@ def checkpoints(draws: int, max_draws: int | None, chains: int) -> tuple[int, ..
     return (*lengths, longest) if longest > draws else ()
 
 
-def long_enough(trace: xr.DataTree, reference: MixtureParams, longest: int) -> bool:
+def mostly_empty(
+    trace: xr.DataTree, X: np.ndarray, *, per_chain: int = 100, max_rows: int = 2000
+) -> tuple[int, ...]:
+    """Components holding fewer than one point in more than half of the recent draws.
+
+    ``N_k = sum_n gamma_nk`` per draw, on the last ``per_chain`` draws of every chain and at
+    most ``max_rows`` evenly spaced rows of ``X`` (counts scaled to all rows), as
+    :func:`bayesgmm.posterior.modes.empty_components` judges them.
+
+    Parameters
+    ----------
+    trace : DataTree
+        ``posterior`` with ``weights``, ``means``, ``covariances`` (user's scale).
+    X : ndarray of shape (n_samples, n_features)
+
+    Returns
+    -------
+    tuple of int
+    """
+    posterior = trace["posterior"].to_dataset().isel(draw=slice(-per_chain, None))
+    rows = np.unique(np.linspace(0, len(X) - 1, min(len(X), max_rows)).astype(int))
+    resp = responsibilities(posterior, X[rows], None)
+    counts = resp.sum("obs").to_numpy().reshape(-1, resp.sizes["component"])
+    return empty_components(counts * (len(X) / len(rows)))
+
+
+def long_enough(
+    trace: xr.DataTree, reference: MixtureParams, longest: int, X: np.ndarray | None = None
+) -> bool:
     """Whether to stop at ``trace``: R-hat and both ESS pass on its relabelled draws, or
     ESS, growing in proportion to the draws, cannot reach its threshold by the longest
-    run even twice over (chains that barely move are not run four times as long).
+    run even twice over (chains that barely move are not run four times as long), or
+    (given ``X``) a component is empty in most draws (:func:`mostly_empty`): the answer is
+    then "fewer components", which longer chains would not change, and the verdict says so.
 
     Parameters
     ----------
@@ -216,6 +248,8 @@ def long_enough(trace: xr.DataTree, reference: MixtureParams, longest: int) -> b
     )
     diag = diagnose(tree)
     if diag.mixes:
+        return True
+    if X is not None and n_components > 1 and mostly_empty(trace, X):
         return True
     ess = min(diag.min_ess_bulk, diag.min_ess_tail)
     projected = EXTEND_ESS_SLACK * ess * longest / diag.n_draws
@@ -279,7 +313,7 @@ def run_nuts(
             longest = max(lengths, default=settings.draws)
 
             def enough(trace: xr.DataTree) -> bool:
-                return long_enough(trace, start.map, longest)
+                return long_enough(trace, start.map, longest, X)
 
             idata = _sample_compiled(
                 X,
