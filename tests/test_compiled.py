@@ -416,3 +416,21 @@ def test_chains_run_in_turn_unless_a_gradient_call_is_slow(galaxies, monkeypatch
     monkeypatch.setattr(compiled.os, "cpu_count", lambda: 2)
     assert structure.default_cores(starts[0], 4) == 2
     assert structure.default_cores(starts[0], 1) == 1
+
+
+def test_a_slow_compilation_says_what_the_wait_is(capsys):
+    import time
+
+    from bayesgmm.bayes.sampling import compile_notice
+    from bayesgmm.core.spec import MixtureSpec
+
+    spec = MixtureSpec.from_data(np.random.default_rng(0).standard_normal((30, 2)), 2, "full")
+    with compile_notice(spec, enabled=True, delay=0.05):
+        time.sleep(0.4)
+    assert "compiling the model (K=2 full, 2 feature(s))" in capsys.readouterr().err
+    with compile_notice(spec, enabled=True, delay=5.0):
+        pass  # quick (loaded from the cache): nothing said
+    with compile_notice(spec, enabled=False, delay=0.05):
+        time.sleep(0.2)  # progressbar=False: silent
+    time.sleep(0.1)
+    assert capsys.readouterr().err == ""

@@ -13,7 +13,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import sys
+import threading
 import warnings
 from collections.abc import Sequence
 
@@ -134,6 +137,41 @@ def _sample_nutpie(model, start, jitter, *, draws, tune, chains, seed, progressb
     )
 
 
+#: Seconds a model's compilation may take before :func:`compile_notice` speaks.
+COMPILE_NOTICE_SECONDS = 2.0
+
+
+@contextlib.contextmanager
+def compile_notice(spec: MixtureSpec, *, enabled: bool, delay: float = COMPILE_NOTICE_SECONDS):
+    """Say on stderr what the wait is when compiling the model takes more than ``delay`` s.
+
+    A model is compiled once per process and structure and loaded from the disk caches in
+    a second or two; on a machine's first run (or after an upgrade) compiling takes from
+    about ten seconds (a hand-written kernel) to a minute or two (a PyTensor graph), with no
+    other output. ``bayesgmm warmup`` pays it once for every default structure.
+    """
+    if not enabled:
+        yield
+        return
+    what = f"K={spec.n_components} {spec.structure.name}, {spec.n_features} feature(s)"
+    timer = threading.Timer(
+        delay,
+        lambda: print(
+            f"compiling the model ({what}): the first fit of a structure on this machine "
+            "compiles it (up to a minute or two; then cached on disk, and "
+            "'bayesgmm warmup' compiles every default structure at once)",
+            file=sys.stderr,
+            flush=True,
+        ),
+    )
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
 def _sample_compiled(
     X, spec, family, start_points, jitter, rng, *, seed, order_basis=None, **settings
 ):
@@ -145,9 +183,10 @@ def _sample_compiled(
     """
     from bayesgmm.bayes.compiled import compiled_mixture
 
-    compiled = compiled_mixture(
-        X, spec, covariance_prior_family=family, ordered_projection=order_basis is not None
-    )
+    with compile_notice(spec, enabled=settings.get("progressbar", False)):
+        compiled = compiled_mixture(
+            X, spec, covariance_prior_family=family, ordered_projection=order_basis is not None
+        )
     starts = [compiled.unconstrained(point) for point in start_points]
     if len(starts) == 1:
         starts = starts * settings["chains"]
