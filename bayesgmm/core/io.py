@@ -95,12 +95,18 @@ def check_output_folder(
                 f"--out {str(out)!r} would replace {str(source)!r}, an input of this run "
                 "(the output folder is replaced whole): choose another output folder"
             )
-    out = Path(out).absolute()
+    given = str(out)
+    # A symbolic link is followed: its target is replaced, and the link survives.
+    out = Path(os.path.realpath(Path(out).absolute()))
     if out.exists() and not out.is_dir():
-        raise OutputFolderError(f"--out {str(out)!r} exists and is not a folder")
+        raise OutputFolderError(f"--out {given!r} exists and is not a folder")
+    if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
+        raise OutputFolderError(
+            f"--out {given!r} cannot be replaced: the folder is not writable by this user"
+        )
     if out.is_dir() and not overwrite and not (out / MARKER).exists() and any(out.iterdir()):
         raise OutputFolderError(
-            f"--out {str(out)!r} is a non-empty folder that bayesgmm did not write; choose a "
+            f"--out {given!r} is a non-empty folder that bayesgmm did not write; choose a "
             "new folder or pass --overwrite to replace it whole"
         )
     parent = next((p for p in (out.parent, *out.parent.parents) if p.exists()), None)
@@ -130,8 +136,20 @@ def _replace_folder(new: Path, out: Path) -> None:
         shutil.rmtree(new, ignore_errors=True)  # ``new`` now holds the previous output
         return
     aside = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
-    os.replace(out, aside / out.name)
-    os.replace(new, out)
+    try:
+        os.replace(out, aside / out.name)
+    except OSError as err:
+        os.rmdir(aside)
+        raise OutputFolderError(
+            f"cannot replace the output folder {str(out)!r} ({err.strerror or err}); "
+            "nothing written"
+        ) from None
+    try:
+        os.replace(new, out)
+    except BaseException:
+        os.replace(aside / out.name, out)  # put the previous output back
+        os.rmdir(aside)
+        raise
     shutil.rmtree(aside, ignore_errors=True)
 
 
