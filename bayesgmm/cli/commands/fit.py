@@ -56,7 +56,36 @@ def _write_model(bayes, folder: Path, data: Dataset, args: argparse.Namespace) -
     write_model(bayes, folder, input_scaling=scaling, metadata=metadata)
 
 
+SUMMARY_NAMES = {"w": "weights", "mu": "means", "Sigma": "covariances"}
+
+
+def _bootstrap_table(bayes, bootstrap, data: Dataset, ci_prob: float):
+    """A MAP fit's bootstrap (``--method map --bootstrap N``): per free parameter the MAP
+    estimate, the bootstrap standard error and percentile interval, labelled as summary.csv."""
+    import warnings
+
+    from bayesgmm.posterior.summaries import map_vs_posterior
+
+    with warnings.catch_warnings():  # the MAP "posterior" is one draw: no sd, no interval
+        warnings.simplefilter("ignore", RuntimeWarning)
+        table = map_vs_posterior(
+            bayes.idata_.posterior.to_dataset(),
+            bayes.map_,
+            ci_prob=ci_prob,
+            feature_names=data.feature_names,
+            bootstrap=bootstrap,
+        )
+    table = table[["kind", "parameter", "map", "boot_se", "boot_lower", "boot_upper"]].copy()
+    # summary.csv's names (weights[0], means[0, x], covariances[0, x, y])
+    table["parameter"] = table["parameter"].str.replace(
+        r"^(w|mu|Sigma)\[", lambda m: SUMMARY_NAMES[m.group(1)] + "[", regex=True
+    )
+    return table
+
+
 def run(args: argparse.Namespace, progress: Progress) -> int:
+    import numpy as np
+
     from bayesgmm.bayes.estimator import BayesianGaussianMixture
     from bayesgmm.posterior.summaries import map_vs_posterior, posterior_mean_params
     from bayesgmm.reporting.report import markdown_table, readable_summary, software_versions
@@ -71,6 +100,11 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
             f"--prior mle (flat, improper) only works with --method map, got --method "
             f"{args.method}: use --prior default for a posterior"
         )
+    if args.bootstrap and args.noise:
+        raise InputError(
+            "--bootstrap cannot be combined with --noise yet (the bootstrap's replicates are "
+            "weighted refits, which a noise component does not take): leave out one of them"
+        )
     data = load_dataset(
         args.data,
         args.columns,
@@ -81,6 +115,13 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         weights=args.weights,
         missing=args.missing,
     )
+    if args.bootstrap and np.isnan(data.X).any():
+        raise InputError(
+            f"--bootstrap cannot be combined with the empty cells of {args.data!r} (--missing "
+            "marginalize) yet: its replicates are weighted refits, which missing entries do not "
+            "take; leave out --bootstrap, or drop the rows with empty cells"
+        )
+    written = ["model.json", "posterior.zarr", "params.json", "summary.csv", "summary.md"]
     with atomic_directory(args.out, overwrite=args.overwrite) as tmp:
         progress(
             f"fitting K={k} {cov} to {data.name} ({data.X.shape[0]} x {data.X.shape[1]}) "
@@ -118,16 +159,23 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
             agreement = label_agreement_text(data, bayes.predict(data.X))
             text += ["", agreement[0], "", markdown_table(agreement[1])]
             agreement[1].to_csv(tmp / "labels_vs_clusters.csv")
+            written.append("labels_vs_clusters.csv")
+        bootstrap = None
+        if args.bootstrap:
+            progress(f"bootstrapping the MAP-EM fit ({args.bootstrap} replicates)")
+            bootstrap = bayes.em_.bootstrap(
+                data.X,
+                n_boot=args.bootstrap,
+                random_state=args.seed,
+                sample_weight=data.sample_weight,
+            )
+        if args.method == "map" and bootstrap is not None:
+            written.append("bootstrap.csv")
+            _bootstrap_table(bayes, bootstrap, data, args.ci_prob).to_csv(
+                tmp / "bootstrap.csv", index=False
+            )
         if args.method != "map":
-            bootstrap = None
-            if args.bootstrap:
-                progress(f"bootstrapping the MAP-EM fit ({args.bootstrap} replicates)")
-                bootstrap = bayes.em_.bootstrap(
-                    data.X,
-                    n_boot=args.bootstrap,
-                    random_state=args.seed,
-                    sample_weight=data.sample_weight,
-                )
+            written.append("map_vs_posterior.csv")
             table = map_vs_posterior(
                 bayes.idata_.posterior.to_dataset(),
                 bayes.map_,
@@ -170,9 +218,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
             print(f"\n{heading}:\n{shown.drop(columns='kind').to_string()}")
             if agreement is not None:
                 print(f"\n{agreement[0]}\n{agreement[1].to_string()}")
-    progress(
-        f"written to {args.out}/ (model.json, posterior.zarr, params.json, summary.csv, summary.md)"
-    )
+    progress(f"written to {args.out}/ ({', '.join(written)})")
     if args.strict and diagnostics is not None and not diagnostics.ok:
         print(
             f"bayesgmm: sampler checks failed (--strict): exit status {EXIT_DIAGNOSTICS}",
