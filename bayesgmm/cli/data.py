@@ -100,9 +100,7 @@ def is_index_column(frame: pd.DataFrame, column, position: int) -> bool:
         return False
     values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
     start = values[0]
-    return bool(
-        start in (0.0, 1.0) and np.array_equal(values, start + np.arange(frame.shape[0]))
-    )
+    return bool(start in (0.0, 1.0) and np.array_equal(values, start + np.arange(frame.shape[0])))
 
 
 def index_columns(frame: pd.DataFrame) -> list[str]:

@@ -13,6 +13,7 @@ import warnings
 from bayesgmm.cli.data import InputError
 from bayesgmm.cli.output import Progress, one_line
 from bayesgmm.cli.parser import build_parser
+from bayesgmm.cli.start import ignore_after_interrupt
 from bayesgmm.core.io import cancel_output, check_output_folder, reset_output
 
 
@@ -27,9 +28,13 @@ _SIGNALS: list[int] = []
 
 
 def _on_signal(signum, frame) -> None:
+    """The first signal raises an interrupt; later ones are recorded only, so that a second
+    Ctrl-C cannot break into the cleanup (the temporary folder's removal, the message)."""
+    repeated = bool(_SIGNALS)
     _SIGNALS.append(signum)
     cancel_output()
-    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    if not repeated:
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -102,3 +107,5 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        if _SIGNALS:  # exiting: a second Ctrl-C must not kill the shutting-down interpreter
+            ignore_after_interrupt()

@@ -9,7 +9,6 @@ from bayesgmm.cli.data import InputError, is_index_column, read_frame
 from bayesgmm.cli.output import Progress, one_line
 from bayesgmm.core.io import atomic_directory
 
-
 #: Probabilities in predictions.csv: 7 significant digits (not float64's 17).
 FLOAT_FORMAT = "%.7g"
 
