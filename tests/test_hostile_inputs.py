@@ -212,6 +212,21 @@ def test_cli_column_checks_name_the_real_problem(
     assert not (tmp_path / "o").exists()
 
 
+def test_cli_fit_map_writes_its_bootstrap_and_assignments(tmp_path, capsys):
+    out = tmp_path / "fit"
+    argv = ["fit", "faithful", "--k", "2", "--method", "map", "--bootstrap", "3", "--seed", "1"]
+    assert cli.main([*argv, "--out", str(out)]) == 0
+    assert "bootstrap.csv" in capsys.readouterr().err  # the "written to" line names it
+    table = pd.read_csv(out / "bootstrap.csv")
+    summary = pd.read_csv(out / "summary.csv", index_col=0)
+    assert list(table["parameter"]) == list(summary.index)  # the same names in every file
+    assert (table["boot_se"] > 0).all()
+    assert (table["boot_lower"] <= table["boot_upper"]).all()
+    rows = pd.read_csv(out / "assignments.csv", index_col="row")  # per-row assignments
+    assert len(rows) == len(FAITHFUL) and set(rows["component"]) == {0, 1}
+    assert not [c for c in rows.columns if c.endswith("_lower")]  # a MAP fit: no intervals
+
+
 def test_cli_labels_with_empty_cells_are_named(table_csv, tmp_path, capsys):
     argv = ["fit", str(table_csv.parent / "gap.csv"), "--k", "2", "--method", "map"]
     argv += ["--columns", "eruptions,waiting", "--labels", "species", "--out", str(tmp_path / "o")]

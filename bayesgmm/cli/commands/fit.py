@@ -11,6 +11,7 @@ from bayesgmm.cli.data import SCALED_NOTE, Dataset, InputError, label_agreement_
 from bayesgmm.cli.options import parse_covariances, parse_ks, sampler_kwargs
 from bayesgmm.cli.output import (
     EXIT_DIAGNOSTICS,
+    FLOAT_FORMAT,
     Progress,
     verdict_text,
     wide_display,
@@ -56,6 +57,32 @@ def _write_model(bayes, folder: Path, data: Dataset, args: argparse.Namespace) -
     write_model(bayes, folder, input_scaling=scaling, metadata=metadata)
 
 
+#: Rows per call of ``assignment_summary`` for assignments.csv (memory: draws x rows x K).
+ASSIGNMENT_BLOCK = 2000
+#: Draws behind assignments.csv's probabilities and intervals (a seeded subset).
+ASSIGNMENT_DRAWS = 1000
+
+
+def _assignments(bayes, X, ci_prob: float, method: str):
+    """Each row's most probable component and its probabilities (assignments.csv): with their
+    ``ci_prob`` intervals over the posterior draws; a MAP fit has no intervals."""
+    import pandas as pd
+
+    blocks = [
+        bayes.assignment_summary(
+            X[start : start + ASSIGNMENT_BLOCK],
+            ci_prob=ci_prob,
+            max_draws=ASSIGNMENT_DRAWS,
+            random_state=0,  # the same draws for every block
+        )
+        for start in range(0, X.shape[0], ASSIGNMENT_BLOCK)
+    ]
+    table = pd.concat(blocks, ignore_index=True).rename_axis("row")
+    if method == "map":
+        table = table.drop(columns=[c for c in table.columns if c.endswith(("_lower", "_upper"))])
+    return table
+
+
 SUMMARY_NAMES = {"w": "weights", "mu": "means", "Sigma": "covariances"}
 
 
@@ -75,8 +102,13 @@ def _bootstrap_table(bayes, bootstrap, data: Dataset, ci_prob: float):
             feature_names=data.feature_names,
             bootstrap=bootstrap,
         )
-    table = table[["kind", "parameter", "map", "boot_se", "boot_lower", "boot_upper"]].copy()
-    # summary.csv's names (weights[0], means[0, x], covariances[0, x, y])
+    return table[["kind", "parameter", "map", "boot_se", "boot_lower", "boot_upper"]]
+
+
+def _summary_names(table):
+    """``table`` with summary.csv's parameter names (``weights[0]``, ``means[0, x]``,
+    ``covariances[0, x, y]``) for the MAP-versus-posterior table's ``w``, ``mu``, ``Sigma``."""
+    table = table.copy()
     table["parameter"] = table["parameter"].str.replace(
         r"^(w|mu|Sigma)\[", lambda m: SUMMARY_NAMES[m.group(1)] + "[", regex=True
     )
@@ -143,6 +175,10 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         ).fit(data.X, sample_weight=data.sample_weight)
         progress("writing results")
         _write_model(bayes, tmp, data, args)
+        _assignments(bayes, data.X, args.ci_prob, args.method).to_csv(
+            tmp / "assignments.csv", float_format=FLOAT_FORMAT
+        )
+        written.append("assignments.csv")
         summary = bayes.summary(ci_prob=args.ci_prob, feature_names=data.feature_names)
         summary.to_csv(tmp / "summary.csv")
         shown = readable_summary(summary)
@@ -171,7 +207,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
             )
         if args.method == "map" and bootstrap is not None:
             written.append("bootstrap.csv")
-            _bootstrap_table(bayes, bootstrap, data, args.ci_prob).to_csv(
+            _summary_names(_bootstrap_table(bayes, bootstrap, data, args.ci_prob)).to_csv(
                 tmp / "bootstrap.csv", index=False
             )
         if args.method != "map":
@@ -184,7 +220,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
                 bootstrap=bootstrap,
                 noise_weight=getattr(bayes, "map_noise_weight_", None),
             )
-            table.to_csv(tmp / "map_vs_posterior.csv", index=False)
+            _summary_names(table).to_csv(tmp / "map_vs_posterior.csv", index=False)
         write_text_atomic(tmp / "summary.md", "\n".join(text) + "\n")
         write_json(
             tmp / "params.json",

@@ -6,11 +6,8 @@ from __future__ import annotations
 import argparse
 
 from bayesgmm.cli.data import InputError, is_index_column, read_frame
-from bayesgmm.cli.output import Progress, one_line
+from bayesgmm.cli.output import FLOAT_FORMAT, Progress, one_line
 from bayesgmm.core.io import atomic_directory
-
-#: Probabilities in predictions.csv: 7 significant digits (not float64's 17).
-FLOAT_FORMAT = "%.7g"
 
 
 def identifier_columns(frame, features: list[str], taken) -> list[str]:
