@@ -435,3 +435,26 @@ def test_signal_during_the_sparse_gibbs_sampler_is_honoured_at_once(
     assert seconds < 5.0, seconds  # about 1 s: the sweeps' chunk, then the exit
     assert _snapshot(previous_output.parent) == before
     assert _hidden(previous_output.parent) == []
+
+
+# ------------------------------------------------------------------------------------------
+# The demo: one labelling, and what the posterior adds
+
+
+def test_demo_figure_rings_the_uncertain_points():
+    X = np.random.default_rng(0).normal(size=(10, 2))
+    labels = np.array([0] * 4 + [1] * 6)
+    uncertain = np.zeros(10, dtype=bool)
+    uncertain[[3, 4]] = True
+    ax = cli._demo_figure(X, labels, uncertain=uncertain).axes[0]
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts[-1] == "uncertain assignment (2 points)"
+
+
+@pytest.mark.slow
+def test_demo_uses_one_labelling_everywhere(tmp_path, capsys):
+    assert cli.main(["demo", "--out", str(tmp_path / "demo"), "--seed", "1", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    printed = dict(re.findall(r"component (\d): weight (\d\.\d{3})", out))
+    table = dict(re.findall(r"w\[(\d)\]\s+(\d\.\d{3})", out))  # the MAP column of the table
+    assert printed == table and len(printed) == 2, out
