@@ -256,6 +256,24 @@ def test_index_like_columns_are_dropped_with_a_warning(tmp_path, header, values)
     assert named.feature_names == [header, "eruptions"]
 
 
+def test_heavily_rounded_columns_are_flagged(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    duration = rng.normal(3.5, 1.0, size=100)
+    duration[:20] = 4.0  # as MASS geyser: many durations recorded as exactly 4.0
+    frame = pd.DataFrame({"duration": duration, "waiting": rng.normal(70, 10, size=100)})
+    path = tmp_path / "geyser.csv"
+    frame.to_csv(path, index=False)
+    cli.load_dataset(str(path), None, 2)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "bayesgmm: warning: column 'duration' is heavily rounded: 4 occurs 20 times (20% of the "
+        "rows); components can collapse onto such ties (check the clusters, or use fewer "
+        "components)"
+    ]
+    cli.load_dataset("faithful", None, 2)  # integer minutes, but no value in 10% of the rows
+    assert capsys.readouterr().err == ""
+
+
 # ------------------------------------------------------------------------------------------
 # predict: the data it reads, the rows at the edges, what it writes
 

@@ -229,6 +229,7 @@ def load_dataset(
         scaling = {"mean": mean.tolist(), "sd": sd.tolist()}
     else:
         _warn_scales(X, names)
+    _warn_ties(X, names)
     return Dataset(X, names, name, known, labels, scaling, sample_weight, weights)
 
 
@@ -304,6 +305,35 @@ def _warn_scales(X: np.ndarray, names: list[str]) -> None:
             "default prior and the figures suit comparable scales: consider --scale",
             file=sys.stderr,
         )
+
+
+#: Share of the rows above which one repeated value marks a column as heavily rounded.
+TIE_SHARE = 0.10
+
+
+def _warn_ties(X: np.ndarray, names: list[str]) -> None:
+    """Warn about columns whose values are heavily rounded: one value in 10% of the rows or more.
+
+    A Gaussian component can collapse onto such ties (a near-zero variance on the repeated
+    value), e.g. MASS geyser's durations, 53 of 299 exactly 4.0.
+    """
+    import numpy as np
+
+    if X.shape[0] < 20:
+        return
+    for j, name in enumerate(names):
+        column = X[:, j][~np.isnan(X[:, j])]
+        if column.size == 0:
+            continue
+        values, counts = np.unique(column, return_counts=True)
+        top = int(counts.argmax())
+        if counts[top] >= TIE_SHARE * column.size and values.size > 2:
+            print(
+                f"bayesgmm: warning: column {name!r} is heavily rounded: {values[top]:g} occurs "
+                f"{counts[top]} times ({counts[top] / column.size:.0%} of the rows); components "
+                "can collapse onto such ties (check the clusters, or use fewer components)",
+                file=sys.stderr,
+            )
 
 
 def label_agreement_text(data: Dataset, clusters: np.ndarray) -> tuple[str, pd.DataFrame]:
