@@ -153,6 +153,18 @@ def _replace_folder(new: Path, out: Path) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
+def _remove_uninterrupted(folder: Path) -> None:
+    """Remove ``folder``, finishing even if a Ctrl-C arrives meanwhile: the interrupt is
+    dropped (an earlier one is already unwinding, or the output is already committed, and
+    the signal handler has recorded it), and no temporary folder is left behind."""
+    while True:
+        try:
+            shutil.rmtree(folder, ignore_errors=True)
+            return
+        except KeyboardInterrupt:
+            continue
+
+
 #: Set by :func:`cancel_output` (a signal handler): no output folder is committed after it,
 #: even when the interrupt it raised was swallowed (e.g. inside a C callback).
 _CANCELLED = threading.Event()
@@ -200,7 +212,7 @@ def atomic_directory(out: Path | str, *, overwrite: bool = False) -> Iterator[Pa
         (tmp / MARKER).write_text("written by bayesgmm; replaced whole by the next run\n")
         _replace_folder(tmp, out)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_uninterrupted(tmp)
 
 
 __all__ = [
