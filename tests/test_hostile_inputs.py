@@ -225,6 +225,7 @@ def test_cli_fit_map_writes_its_bootstrap_and_assignments(tmp_path, capsys):
     rows = pd.read_csv(out / "assignments.csv", index_col="row")  # per-row assignments
     assert len(rows) == len(FAITHFUL) and set(rows["component"]) == {0, 1}
     assert not [c for c in rows.columns if c.endswith("_lower")]  # a MAP fit: no intervals
+    assert (out / "clusters.png").stat().st_size > 1000  # and a figure of the fit
 
 
 def test_cli_labels_with_empty_cells_are_named(table_csv, tmp_path, capsys):

@@ -15,6 +15,7 @@ from bayesgmm.cli.output import (
     Progress,
     verdict_text,
     wide_display,
+    write_figure,
     write_json,
 )
 from bayesgmm.core.io import atomic_directory, write_text_atomic
@@ -81,6 +82,47 @@ def _assignments(bayes, X, ci_prob: float, method: str):
     if method == "map":
         table = table.drop(columns=[c for c in table.columns if c.endswith(("_lower", "_upper"))])
     return table
+
+
+#: Posterior draws whose ellipses (or densities) the fit's figure shows.
+FIGURE_DRAWS = 40
+
+
+def _fit_figure(bayes, data: Dataset, ci_prob: float):
+    """The fit at a glance: the data with the MAP's and posterior draws' 2-sd ellipses
+    (clusters.png, two features or more), or the histogram with the MAP density and the
+    posterior-predictive band (density.png, one feature)."""
+    import numpy as np
+
+    from bayesgmm.posterior.summaries import data_grid, marginal_density, marginal_density_band
+    from bayesgmm.reporting.plots import plot_density, plot_ellipses
+
+    posterior = bayes.idata_.posterior.to_dataset()
+    point = bayes.map_
+    X = data.X[~np.isnan(data.X).any(axis=1)]  # the complete rows
+    if data.X.shape[1] == 1:
+        grid = data_grid(X)
+        full = point.full_covariances()
+        return plot_density(
+            X,
+            grid,
+            marginal_density(grid, point.weights, point.means, full),
+            marginal_density_band(grid, posterior, ci_prob=ci_prob, max_draws=500),
+            feature_names=data.feature_names,
+            ci_prob=ci_prob,
+        )
+    stacked = posterior.stack(sample=("chain", "draw"))
+    size = stacked.sizes["sample"]
+    chosen = np.unique(np.linspace(0, size - 1, min(FIGURE_DRAWS, size)).astype(int))
+    return plot_ellipses(
+        X,
+        point.means,
+        point.full_covariances(),
+        stacked["means"].transpose("sample", "component", "feature").to_numpy()[chosen],
+        stacked["covariances"].transpose("sample", "component", ...).to_numpy()[chosen],
+        feature_names=data.feature_names,
+        map_weights=point.weights,
+    )
 
 
 SUMMARY_NAMES = {"w": "weights", "mu": "means", "Sigma": "covariances"}
@@ -179,6 +221,10 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
             tmp / "assignments.csv", float_format=FLOAT_FORMAT
         )
         written.append("assignments.csv")
+        figure = "clusters.png" if data.X.shape[1] >= 2 else "density.png"
+        write_figure(tmp / figure, lambda: _fit_figure(bayes, data, args.ci_prob))
+        if (tmp / figure).exists():
+            written.append(figure)
         summary = bayes.summary(ci_prob=args.ci_prob, feature_names=data.feature_names)
         summary.to_csv(tmp / "summary.csv")
         shown = readable_summary(summary)
