@@ -9,6 +9,10 @@ Linux's ``renameat2(RENAME_EXCHANGE)``; otherwise two renames a few microseconds
 apart). So a failed or interrupted run leaves the previous output exactly as it was, and
 a successful one leaves nothing of the previous run behind.
 
+An output folder given as a symbolic link is followed: the folder it points to is
+replaced and the link survives. A previous output that cannot be moved aside is an
+:class:`OutputFolderError` that leaves it as it was and no temporary entry behind.
+
 An output folder written by bayesgmm carries a marker file (:data:`MARKER`). An
 existing, non-empty folder without it is the user's own and is never replaced unless
 ``overwrite=True`` (the command line's ``--overwrite``).
