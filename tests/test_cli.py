@@ -288,6 +288,7 @@ def test_fit_round_trip_verdict_first_and_strict_exit_3(tmp_path, capsys):
     np.testing.assert_allclose(params["posterior_mean"]["means"], mean)
     table = pd.read_csv(out / "map_vs_posterior.csv")
     assert {"map", "lower", "upper", "map_in_interval"} <= set(table.columns)
+    assert list(table["parameter"]) == list(saved.index)  # one name per parameter in every file
 
 
 def test_fit_map_prints_a_point_estimate_table_of_free_parameters(tmp_path, capsys):

@@ -356,7 +356,7 @@ def test_cli_predict_reads_what_save_wrote(bayes_map, faithful, tmp_path, capsys
     assert cli.main(["predict", str(model), str(data), "--out", str(out), "--quiet"]) == 0
     predictions = pd.read_csv(out / "predictions.csv", index_col="row")
     expected = bayes_map.assignment_summary(X, max_draws=1000)
-    pd.testing.assert_frame_equal(predictions, expected, check_exact=False, rtol=1e-12)
+    pd.testing.assert_frame_equal(predictions, expected, check_exact=False, rtol=1e-6)  # 7 digits
     np.testing.assert_array_equal(predictions["component"], bayes_map.predict(X))
     assert f"{len(X)} rows assigned" in capsys.readouterr().out
 
@@ -379,7 +379,7 @@ def test_cli_fit_writes_the_saved_format_with_its_scaling(faithful, tmp_path, ca
     predictions = pd.read_csv(tmp_path / "p" / "predictions.csv", index_col="row")
     scaled = saved.input_scaling.to_working(faithful)
     np.testing.assert_array_equal(predictions["component"], model.predict(scaled))
-    np.testing.assert_allclose(predictions["p0"], model.predict_proba(scaled)[:, 0], rtol=1e-12)
+    np.testing.assert_allclose(predictions["p0"], model.predict_proba(scaled)[:, 0], rtol=1e-6)
 
 
 @pytest.mark.parametrize("case", ["truncated", "other version", "missing model.json"])

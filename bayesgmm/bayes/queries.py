@@ -63,13 +63,17 @@ def log_joint(
     noise: NoiseComponent | None,
     max_draws: int | None = None,
     seed: int = 0,
+    stacked: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Log joint densities per draw, (S, n, K), plus the noise's column (K + 1) if any.
 
     ``max_draws``: at most this many draws, a subset seeded by ``seed``
-    (:func:`bayesgmm.posterior.draws.stack_draws`).
+    (:func:`bayesgmm.posterior.draws.stack_draws`); ``stacked``: that subset's weights,
+    means and covariances when the caller has them already.
     """
-    weights, means, covs = stack_draws(posterior, max_draws=max_draws, random_state=seed)
+    if stacked is None:
+        stacked = stack_draws(posterior, max_draws=max_draws, random_state=seed)
+    weights, means, covs = stacked
     joint = log_joint_densities(X, weights, means, covs)
     if noise is None:
         return joint
@@ -81,12 +85,85 @@ def log_joint(
     return with_noise_column(joint, weight, noise.log_density)
 
 
+def nearest_components(X: np.ndarray, weights: np.ndarray, means: np.ndarray, covs: np.ndarray):
+    """The nearest component (Mahalanobis distance) of every row under every draw, (S, n).
+
+    As :func:`bayesgmm.em.steps.e_step` does for one fit: the distance is computed on each
+    row's difference divided by its largest entry, ``log d^2 = 2 log c + log ||(x - mu) /
+    c||^2_{Sigma^-1}``, so it stays finite however far the row is. Components of weight 0 are
+    never nearest; a row with missing entries (NaN) is measured on its observed coordinates.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d)
+    weights : ndarray of shape (S, K)
+    means : ndarray of shape (S, K, d)
+    covs : ndarray of shape (S, K, d, d)
+    """
+    incomplete = np.isnan(X).any(axis=1)
+    if incomplete.any():
+        nearest = np.empty((weights.shape[0], X.shape[0]), dtype=np.intp)
+        for i in range(X.shape[0]):
+            obs = np.flatnonzero(~np.isnan(X[i]))
+            nearest[:, i] = nearest_components(
+                X[i : i + 1, obs], weights, means[..., obs], covs[..., obs[:, None], obs]
+            )[:, 0]
+        return nearest
+    diff = X[None, :, None, :] - means[:, None]  # (S, n, K, d)
+    scale = np.abs(diff).max(axis=-1)
+    scale = np.where(scale > 0, scale, 1.0)
+    chol = np.linalg.cholesky(covs)[:, None]  # (S, 1, K, d, d)
+    solved = np.linalg.solve(chol, (diff / scale[..., None])[..., None])[..., 0]
+    with np.errstate(divide="ignore"):
+        log_distance = 2.0 * np.log(scale) + np.log((solved**2).sum(axis=-1))
+    log_distance = np.where(weights[:, None, :] > 0, log_distance, np.inf)
+    return log_distance.argmin(axis=-1)
+
+
+def softmax_or_nearest(
+    joint: np.ndarray, X: np.ndarray, weights: np.ndarray, means: np.ndarray, covs: np.ndarray
+) -> np.ndarray:
+    """Responsibilities from log joint densities (S, n, K[+1]); never NaN.
+
+    Where every density of a row underflows (a row ``1e200`` away from every component),
+    the row goes wholly to its nearest Gaussian (:func:`nearest_components`) under that draw,
+    as in the EM estimator.
+    """
+    joint = np.where(np.isnan(joint), -np.inf, joint)
+    total = logsumexp(joint, axis=-1, keepdims=True)
+    lost = ~np.isfinite(total[..., 0])
+    with np.errstate(invalid="ignore"):
+        resp = np.exp(joint - total)
+    if lost.any():
+        rows = np.flatnonzero(lost.any(axis=0))
+        nearest = nearest_components(X[rows], weights, means, covs)  # (S, rows)
+        draw, row = np.nonzero(lost[:, rows])
+        resp[draw, rows[row]] = 0.0
+        resp[draw, rows[row], nearest[draw, row]] = 1.0
+    return resp
+
+
+def finite_responsibilities(
+    posterior: xr.Dataset,
+    X: np.ndarray,
+    noise: NoiseComponent | None,
+    max_draws: int | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Responsibilities over the K components (and the noise, last), shape (S, n, K[+1]).
+
+    Draws as in :func:`log_joint`; far rows as in :func:`softmax_or_nearest`.
+    """
+    stacked = stack_draws(posterior, max_draws=max_draws, random_state=seed)
+    joint = log_joint(posterior, X, noise, max_draws, seed, stacked)
+    return softmax_or_nearest(joint, X, *stacked)
+
+
 def all_responsibilities(
     posterior: xr.Dataset, X: np.ndarray, noise: NoiseComponent | None
 ) -> np.ndarray:
     """Responsibilities over the K components and the noise (last), shape (S, n, K + 1)."""
-    joint = log_joint(posterior, X, noise)
-    return np.exp(joint - logsumexp(joint, axis=-1, keepdims=True))
+    return finite_responsibilities(posterior, X, noise)
 
 
 def responsibilities(
@@ -96,12 +173,9 @@ def responsibilities(
 
     With a noise component the Gaussians' probabilities among all K + 1 components.
     """
-    weights, means, covs, shape = draws(posterior)
-    n_components = weights.shape[1]
-    if noise is not None:
-        resp = all_responsibilities(posterior, X, noise)[..., :n_components]
-    else:
-        resp = mixture_responsibilities(X, weights, means, covs)
+    shape = (posterior.sizes["chain"], posterior.sizes["draw"])
+    n_components = posterior.sizes["component"]
+    resp = finite_responsibilities(posterior, X, noise)[..., :n_components]
     resp = resp.reshape(*shape, len(X), n_components)
     return xr.DataArray(
         resp,
@@ -158,8 +232,7 @@ def assignment_summary(
     interval; the estimator's ``assignment_summary`` describes the table.
     """
     rng = np.random.default_rng(random_state)
-    joint = log_joint(posterior, X, noise, max_draws, int(rng.integers(2**31 - 1)))
-    resp = np.exp(joint - logsumexp(joint, axis=-1, keepdims=True))
+    resp = finite_responsibilities(posterior, X, noise, max_draws, int(rng.integers(2**31 - 1)))
     mean, lower, upper, component = assignment_intervals(resp, ci_prob)
     rows = np.arange(len(X))
     table = pd.DataFrame(

@@ -38,12 +38,16 @@ Modules: :mod:`~bayesgmm.cli.data` (reading and checking the data),
 (``bayesgmm.cli:main``) and the tests use.
 """
 
-from bayesgmm.cli.commands.demo import demo_figure as _demo_figure
-from bayesgmm.cli.data import SCALED_NOTE, Dataset, InputError, load_dataset, read_frame
-from bayesgmm.cli.main import main
-from bayesgmm.cli.options import parse_covariances, parse_e0, parse_ks
-from bayesgmm.cli.output import EXIT_DIAGNOSTICS
-from bayesgmm.cli.parser import build_parser
+import bayesgmm.cli.start as _start
+
+_start.install()  # before the imports below (NumPy ...): no traceback from an early Ctrl-C
+
+from bayesgmm.cli.commands.demo import demo_figure as _demo_figure  # noqa: E402
+from bayesgmm.cli.data import SCALED_NOTE, Dataset, InputError, load_dataset, read_frame  # noqa: E402
+from bayesgmm.cli.main import main  # noqa: E402
+from bayesgmm.cli.options import parse_covariances, parse_e0, parse_ks  # noqa: E402
+from bayesgmm.cli.output import EXIT_DIAGNOSTICS  # noqa: E402
+from bayesgmm.cli.parser import build_parser  # noqa: E402
 
 __all__ = [
     "EXIT_DIAGNOSTICS",

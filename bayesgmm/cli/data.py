@@ -79,24 +79,53 @@ def read_frame(source: str) -> tuple[pd.DataFrame, str]:
 
 #: Column names pandas gives a header-less column, typically an index saved by ``to_csv``.
 INDEX_COLUMN = re.compile(r"^Unnamed: \d+$")
+#: Headers of a saved row index or row identifier (R's ``write.csv`` writes ``""``, which pandas
+#: reads as ``Unnamed: 0``; ``rownames`` comes from R data sets exported with their names).
+INDEX_HEADERS = frozenset({"", "rownames", "row.names", "row_names", "index", "id", "row"})
+
+
+def is_index_column(frame: pd.DataFrame, column, position: int) -> bool:
+    """Whether ``column`` looks like a saved row index or identifier, not a measurement.
+
+    Its header is one of :data:`INDEX_HEADERS` (any case) or pandas' ``Unnamed: N``, or it
+    is the first column and holds the integers 1..N or 0..N-1 in order.
+    """
+    import numpy as np
+    import pandas as pd
+
+    name = str(column).strip()
+    if INDEX_COLUMN.match(name) or name.lower() in INDEX_HEADERS:
+        return True
+    if position != 0 or frame.shape[0] < 3:
+        return False
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+    start = values[0]
+    return bool(start in (0.0, 1.0) and np.array_equal(values, start + np.arange(frame.shape[0])))
+
+
+def index_columns(frame: pd.DataFrame) -> list[str]:
+    """The columns of ``frame`` that :func:`is_index_column` takes for a row index."""
+    return [c for i, c in enumerate(frame.columns) if is_index_column(frame, c, i)]
 
 
 def _select_columns(frame: pd.DataFrame, columns: str | None, source: str) -> pd.DataFrame:
-    """The columns to fit: those named in ``--columns``, else all but unnamed index columns.
+    """The columns to fit: those named in ``--columns``, else all but index-like columns.
 
-    A column pandas calls ``Unnamed: 0`` (an index written by ``DataFrame.to_csv`` without
-    a header) is dropped with a warning unless ``--columns`` names it.
+    A column that looks like a saved row index or identifier (:func:`is_index_column`:
+    pandas' ``Unnamed: 0``, R's ``rownames``, ``id``, or a first column 1..N) is dropped with
+    a warning unless ``--columns`` names it.
     """
     if not columns:
-        unnamed = [str(c) for c in frame.columns if INDEX_COLUMN.match(str(c))]
-        if unnamed:
+        dropped = index_columns(frame)
+        if dropped:
             warnings.warn(
-                f"dropping column(s) {unnamed} of {source!r}: header-less columns are taken "
-                "for a saved row index; name them in --columns to use them as features",
+                f"dropping column(s) {list(map(str, dropped))} of {source!r}: they look like a "
+                "saved row index or row identifier (header-less, rownames, index, id, or the "
+                "row numbers 1..N); name them in --columns to use them as features",
                 UserWarning,
                 stacklevel=2,
             )
-        return frame.drop(columns=unnamed)
+        return frame.drop(columns=dropped)
     wanted = [c.strip() for c in columns.split(",") if c.strip()]
     if not wanted:
         raise InputError(f"--columns names no column: {columns!r}")
@@ -151,6 +180,7 @@ def load_dataset(
         marginalises them; the structures' checks then read the complete rows.
     """
     import numpy as np
+    import pandas as pd
 
     from bayesgmm.core.priors import check_default_prior_data
     from bayesgmm.core.validation import check_data
@@ -158,14 +188,16 @@ def load_dataset(
     frame, name = read_frame(source)
     if frame.shape[0] == 0:
         raise InputError(f"data {source!r} has a header but no data rows")
+    _check_special_columns(frame, source, columns, labels=labels, weights=weights)
     known = None
     if labels is not None:
-        if labels not in frame.columns:
-            raise InputError(
-                f"--labels column {labels!r} not in {source!r}; available: "
-                f"{list(map(str, frame.columns))}"
-            )
         known = frame[labels].to_numpy()
+        empty = np.flatnonzero(pd.isna(frame[labels]).to_numpy())
+        if empty.size:
+            raise InputError(
+                f"--labels column {labels!r} of {source!r} has {empty.size} empty cell(s) "
+                f"(row(s) {empty[:10].tolist()}): give every row a class, or leave out --labels"
+            )
         frame = frame.drop(columns=[labels])
     sample_weight = None
     if weights is not None:
@@ -197,21 +229,56 @@ def load_dataset(
         scaling = {"mean": mean.tolist(), "sd": sd.tolist()}
     else:
         _warn_scales(X, names)
+    _warn_ties(X, names)
     return Dataset(X, names, name, known, labels, scaling, sample_weight, weights)
+
+
+def _check_special_columns(
+    frame: pd.DataFrame,
+    source: str,
+    columns: str | None,
+    *,
+    labels: str | None,
+    weights: str | None,
+) -> None:
+    """``--labels`` and ``--weights`` name distinct columns of the data, not features."""
+    if labels is not None and labels == weights:
+        raise InputError(
+            f"--labels and --weights both name column {labels!r}: a column holds either known "
+            "classes or frequency weights"
+        )
+    wanted = {c.strip() for c in (columns or "").split(",")}
+    for option, column in (("--labels", labels), ("--weights", weights)):
+        if column is None:
+            continue
+        if column not in frame.columns:
+            raise InputError(
+                f"{option} column {column!r} not in {source!r}; available: "
+                f"{list(map(str, frame.columns))}"
+            )
+        if column in wanted:
+            raise InputError(
+                f"column {column!r} is named by both {option} and --columns: the {option} "
+                "column is left out of the features; drop it from --columns"
+            )
 
 
 def _weight_column(frame: pd.DataFrame, column: str, source: str):
     """The validated ``--weights`` column and the frame without it."""
+    import numpy as np
     import pandas as pd
 
     from bayesgmm.core.weights import check_sample_weight
 
-    if column not in frame.columns:
+    raw = frame[column]
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+    text = np.flatnonzero(np.isnan(values) & ~pd.isna(raw).to_numpy())
+    if text.size:
         raise InputError(
-            f"--weights column {column!r} not in {source!r}; available: "
-            f"{list(map(str, frame.columns))}"
+            f"--weights column {column!r} of {source!r} is not numeric: row {int(text[0])} "
+            f"holds {str(raw.iloc[text[0]])!r} ({text.size} non-numeric cell(s)); give a "
+            "number per row"
         )
-    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
     try:
         weights = check_sample_weight(values, frame.shape[0])
     except ValueError as err:
@@ -238,6 +305,35 @@ def _warn_scales(X: np.ndarray, names: list[str]) -> None:
             "default prior and the figures suit comparable scales: consider --scale",
             file=sys.stderr,
         )
+
+
+#: Share of the rows above which one repeated value marks a column as heavily rounded.
+TIE_SHARE = 0.10
+
+
+def _warn_ties(X: np.ndarray, names: list[str]) -> None:
+    """Warn about columns whose values are heavily rounded: one value in 10% of the rows or more.
+
+    A Gaussian component can collapse onto such ties (a near-zero variance on the repeated
+    value), e.g. MASS geyser's durations, 53 of 299 exactly 4.0.
+    """
+    import numpy as np
+
+    if X.shape[0] < 20:
+        return
+    for j, name in enumerate(names):
+        column = X[:, j][~np.isnan(X[:, j])]
+        if column.size == 0:
+            continue
+        values, counts = np.unique(column, return_counts=True)
+        top = int(counts.argmax())
+        if counts[top] >= TIE_SHARE * column.size and values.size > 2:
+            print(
+                f"bayesgmm: warning: column {name!r} is heavily rounded: {values[top]:g} occurs "
+                f"{counts[top]} times ({counts[top] / column.size:.0%} of the rows); components "
+                "can collapse onto such ties (check the clusters, or use fewer components)",
+                file=sys.stderr,
+            )
 
 
 def label_agreement_text(data: Dataset, clusters: np.ndarray) -> tuple[str, pd.DataFrame]:

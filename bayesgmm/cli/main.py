@@ -13,6 +13,7 @@ import warnings
 from bayesgmm.cli.data import InputError
 from bayesgmm.cli.output import Progress, one_line
 from bayesgmm.cli.parser import build_parser
+from bayesgmm.cli.start import ignore_after_interrupt
 from bayesgmm.core.io import cancel_output, check_output_folder, reset_output
 
 
@@ -26,10 +27,18 @@ class Terminated(KeyboardInterrupt):
 _SIGNALS: list[int] = []
 
 
+#: Set once :func:`main` reports its outcome: a signal then is recorded, not raised, so that
+#: a second Ctrl-C cannot break into the message or escape :func:`main` (exit status -2).
+_EXITING: list[bool] = []
+
+
 def _on_signal(signum, frame) -> None:
+    """Raise an interrupt (every signal: a first one that a library swallowed must not leave
+    the run unstoppable), except once :func:`main` is reporting its outcome."""
     _SIGNALS.append(signum)
     cancel_output()
-    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    if not _EXITING:
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -63,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     checks fail (everything is written all the same).
     """
     _SIGNALS.clear()
+    _EXITING.clear()
     reset_output()
     try:
         previous = {
@@ -87,19 +97,26 @@ def main(argv: list[str] | None = None) -> int:
                 check_output_folder(args.out, overwrite=args.overwrite, inputs=inputs)
             return args.func(args, progress)
     except (InputError, OSError, ValueError, TypeError) as err:
+        _EXITING.append(True)
         if _SIGNALS:  # raised while unwinding from a signal: report the interrupt
             return _interrupted(err)
         _fail(err, debug)
         return 2
     except SystemExit as exit_:  # argparse: --help (0) or a usage error, already reported
+        _EXITING.append(True)
         return exit_.code if isinstance(exit_.code, int) else 2
     except KeyboardInterrupt as err:
+        _EXITING.append(True)
         return _interrupted(err)
     except Exception as err:  # a bug: still one line, the traceback behind --debug
+        _EXITING.append(True)
         if _SIGNALS:  # e.g. compiled code that fails when a signal handler raises inside it
             return _interrupted(err)
         _fail(err, debug, "internal error (run with --debug for the traceback)")
         return 1
     finally:
+        _EXITING.append(True)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        if _SIGNALS:  # exiting: a second Ctrl-C must not kill the shutting-down interpreter
+            ignore_after_interrupt()

@@ -197,7 +197,11 @@ def add_data_options(parser: argparse.ArgumentParser, k_help: str) -> None:
         "--tune", type=non_negative_int, default=TUNE, help="tuning steps per chain"
     )
     parser.add_argument(
-        "--chains", type=positive_int, default=4, help="NUTS chains (run in parallel)"
+        "--chains",
+        type=positive_int,
+        default=4,
+        help="NUTS chains (run one after another; in parallel threads when a gradient call "
+        "is slow)",
     )
     parser.add_argument("--sampler", choices=SAMPLERS, default="nutpie", help="NUTS implementation")
     parser.add_argument(

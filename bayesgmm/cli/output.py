@@ -10,6 +10,10 @@ from pathlib import Path
 
 from bayesgmm.core.io import write_text_atomic
 
+#: Probabilities in the per-row tables (predictions.csv, assignments.csv): 7 significant
+#: digits, not float64's 17.
+FLOAT_FORMAT = "%.7g"
+
 #: Exit status of ``fit --strict`` when the sampler checks fail (outputs are still written).
 EXIT_DIAGNOSTICS = 3
 

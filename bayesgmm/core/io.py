@@ -9,6 +9,10 @@ Linux's ``renameat2(RENAME_EXCHANGE)``; otherwise two renames a few microseconds
 apart). So a failed or interrupted run leaves the previous output exactly as it was, and
 a successful one leaves nothing of the previous run behind.
 
+An output folder given as a symbolic link is followed: the folder it points to is
+replaced and the link survives. A previous output that cannot be moved aside is an
+:class:`OutputFolderError` that leaves it as it was and no temporary entry behind.
+
 An output folder written by bayesgmm carries a marker file (:data:`MARKER`). An
 existing, non-empty folder without it is the user's own and is never replaced unless
 ``overwrite=True`` (the command line's ``--overwrite``).
@@ -95,12 +99,18 @@ def check_output_folder(
                 f"--out {str(out)!r} would replace {str(source)!r}, an input of this run "
                 "(the output folder is replaced whole): choose another output folder"
             )
-    out = Path(out).absolute()
+    given = str(out)
+    # A symbolic link is followed: its target is replaced, and the link survives.
+    out = Path(os.path.realpath(Path(out).absolute()))
     if out.exists() and not out.is_dir():
-        raise OutputFolderError(f"--out {str(out)!r} exists and is not a folder")
+        raise OutputFolderError(f"--out {given!r} exists and is not a folder")
+    if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
+        raise OutputFolderError(
+            f"--out {given!r} cannot be replaced: the folder is not writable by this user"
+        )
     if out.is_dir() and not overwrite and not (out / MARKER).exists() and any(out.iterdir()):
         raise OutputFolderError(
-            f"--out {str(out)!r} is a non-empty folder that bayesgmm did not write; choose a "
+            f"--out {given!r} is a non-empty folder that bayesgmm did not write; choose a "
             "new folder or pass --overwrite to replace it whole"
         )
     parent = next((p for p in (out.parent, *out.parent.parents) if p.exists()), None)
@@ -130,9 +140,33 @@ def _replace_folder(new: Path, out: Path) -> None:
         shutil.rmtree(new, ignore_errors=True)  # ``new`` now holds the previous output
         return
     aside = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
-    os.replace(out, aside / out.name)
-    os.replace(new, out)
+    try:
+        os.replace(out, aside / out.name)
+    except OSError as err:
+        os.rmdir(aside)
+        raise OutputFolderError(
+            f"cannot replace the output folder {str(out)!r} ({err.strerror or err}); "
+            "nothing written"
+        ) from None
+    try:
+        os.replace(new, out)
+    except BaseException:
+        os.replace(aside / out.name, out)  # put the previous output back
+        os.rmdir(aside)
+        raise
     shutil.rmtree(aside, ignore_errors=True)
+
+
+def _remove_uninterrupted(folder: Path) -> None:
+    """Remove ``folder``, finishing even if a Ctrl-C arrives meanwhile: the interrupt is
+    dropped (an earlier one is already unwinding, or the output is already committed, and
+    the signal handler has recorded it), and no temporary folder is left behind."""
+    while True:
+        try:
+            shutil.rmtree(folder, ignore_errors=True)
+            return
+        except KeyboardInterrupt:
+            continue
 
 
 #: Set by :func:`cancel_output` (a signal handler): no output folder is committed after it,
@@ -182,7 +216,7 @@ def atomic_directory(out: Path | str, *, overwrite: bool = False) -> Iterator[Pa
         (tmp / MARKER).write_text("written by bayesgmm; replaced whole by the next run\n")
         _replace_folder(tmp, out)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_uninterrupted(tmp)
 
 
 __all__ = [

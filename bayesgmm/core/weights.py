@@ -77,11 +77,40 @@ def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
             f"sample_weight must be non-negative; row(s) {negative[:10].tolist()} have "
             f"negative weights (smallest {plain(float(weights.min()))})"
         )
-    if not weights.sum() > 0:
+    with np.errstate(over="ignore"):
+        total = weights.sum()
+    if not np.isfinite(total):
+        raise ValueError(
+            f"sample_weight sums to {total}, beyond float64 (largest weight "
+            f"{plain(float(weights.max()))}): divide every weight by a common factor (as "
+            "frequency weights their total is the sample size)"
+        )
+    if not total > 0:
         raise ValueError(
             "sample_weight is zero for every row: at least one row needs a positive weight"
         )
     return weights
+
+
+def relative_weights(sample_weight: np.ndarray | None) -> np.ndarray | None:
+    """Weights whose mean is below 1 scaled to mean 1; others as they are.
+
+    A maximum-likelihood fit depends on the weights' ratios only, but EM counts rows in
+    absolute terms (a component with a total weight below a small threshold is taken for
+    empty and re-seeded; moments of a total weight below 1 are not defined). Scaling tiny
+    weights up leaves the maximum-likelihood estimate unchanged and makes
+    ``sample_weight=np.full(n, 1e-6)`` give the unweighted fit. Not for MAP fits, where
+    the total weight is the sample size the prior is weighed against.
+
+    Parameters
+    ----------
+    sample_weight : ndarray of shape (n_samples,) or None
+        Positive weights (rows of weight 0 already dropped).
+    """
+    if sample_weight is None or sample_weight.size == 0:
+        return sample_weight
+    mean = float(sample_weight.mean())
+    return sample_weight / mean if mean < 1.0 else sample_weight
 
 
 def weight_total(sample_weight: np.ndarray | None, n_samples: int) -> float:
@@ -137,6 +166,7 @@ __all__ = [
     "has_unequal",
     "one_per_row",
     "positive_rows",
+    "relative_weights",
     "weight_total",
     "weighted_moments",
 ]

@@ -8,6 +8,7 @@ input and delegates here; nothing in this module keeps state.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -25,7 +26,7 @@ from bayesgmm.core.validation import (
     check_positive_int,
     check_random_state,
 )
-from bayesgmm.core.weights import check_sample_weight
+from bayesgmm.core.weights import check_sample_weight, positive_rows
 from bayesgmm.em.chunked import (
     check_chunked_sample_weight,
     data_moments,
@@ -304,6 +305,23 @@ def assignment_entropy(log_resp: np.ndarray) -> float:
     return -np.sum(np.exp(log_resp) * np.where(np.isfinite(log_resp), log_resp, 0.0))
 
 
+def data_digest(data: np.ndarray, sample_weight: np.ndarray | None) -> str:
+    """A fingerprint of the rows of positive weight (and their weights) of a fit.
+
+    Parameters
+    ----------
+    data : ndarray of shape (n_samples, n_features)
+    sample_weight : ndarray of shape (n_samples,) or None
+    """
+    data, sample_weight = positive_rows(np.asarray(data), sample_weight)
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(str(data.shape).encode())
+    digest.update(np.ascontiguousarray(data, dtype=np.float64).tobytes())
+    if sample_weight is not None:
+        digest.update(np.ascontiguousarray(sample_weight, dtype=np.float64).tobytes())
+    return digest.hexdigest()
+
+
 def bootstrap_fitted(
     estimator: GaussianMixture,
     X,
@@ -325,6 +343,25 @@ def bootstrap_fitted(
         estimator.fit(X, sample_weight=sample_weight)
     data = estimator._validate_predict_data(X)
     weights = check_sample_weight(sample_weight, data.shape[0])
+    if estimator._has_noise:
+        raise ValueError(
+            "bootstrap does not support a fit with a noise component (noise=True) yet: its "
+            "replicates are refits with resampled row weights, or refits to data drawn from the "
+            "Gaussians alone, and neither fits the noise component"
+        )
+    if kind != "parametric" and has_missing(data):
+        raise ValueError(
+            f"a {kind} bootstrap resamples rows as frequency weights, which a fit with missing "
+            'entries (missing="marginalize") cannot take yet: use kind="parametric" (complete '
+            "data drawn from the fit), or drop the rows with NaN"
+        )
+    digest = getattr(estimator, "_fit_digest", None)
+    if digest is not None and digest != data_digest(data, weights):
+        raise ValueError(
+            "X (with sample_weight) is not the data this estimator was fitted to: the bootstrap "
+            "refits resamples of the fitted data from the fitted solution; pass the data (and "
+            "sample_weight) of the fit, or fit X first"
+        )
     names = getattr(estimator, "feature_names_in_", None)
     from bayesgmm.em.bootstrap import bootstrap_mixture  # imports the analysis layer
 
@@ -416,6 +453,7 @@ __all__ = [
     "bayesian_information_criterion",
     "bootstrap_fitted",
     "chunked_em_result",
+    "data_digest",
     "em_result",
     "estimator_state",
     "impute_conditional_mean",

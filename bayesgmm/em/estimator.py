@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from bayesgmm.core.covariance import get_structure
-from bayesgmm.core.missing import check_missing_columns, check_missing_option
+from bayesgmm.core.missing import check_missing_columns, check_missing_option, has_missing
 from bayesgmm.core.noise import check_noise_volume
 from bayesgmm.core.params import MixtureParams
 from bayesgmm.core.priors import MixturePrior
@@ -26,6 +26,7 @@ from bayesgmm.core.spec import MixtureSpec
 from bayesgmm.core.validation import (
     RandomState,
     check_data,
+    check_feature_combination,
     check_positive_int,
 )
 from bayesgmm.core.weights import check_sample_weight, positive_rows, weight_total, weighted_moments
@@ -41,6 +42,7 @@ from bayesgmm.em.estimate import (
     bayesian_information_criterion,
     bootstrap_fitted,
     chunked_em_result,
+    data_digest,
     em_result,
     estimator_state,
     impute_conditional_mean,
@@ -290,6 +292,7 @@ default="hierarchical"
             sample_weight=sample_weight,
         )
         self._store(result, spec)
+        self._fit_digest = None  # out-of-core data: not fingerprinted
         self.n_features_in_ = X.shape[1]
 
     def fit_predict(self, X, y=None, sample_weight=None) -> np.ndarray:
@@ -320,6 +323,9 @@ default="hierarchical"
         validate_data(self, X, dtype=[np.float64, np.float32], ensure_all_finite=self._finite())
         check_missing_columns(data, names=getattr(self, "feature_names_in_", None))
         weights = check_sample_weight(sample_weight, data.shape[0])
+        check_feature_combination(  # before the noise volume, which NaN would spoil
+            noise=bool(self.noise), weighted=weights is not None, missing=has_missing(data)
+        )
         moments = None
         if weights is not None:
             n_positive = int(np.count_nonzero(weights))
@@ -348,6 +354,7 @@ default="hierarchical"
             sample_weight=weights,
         )
         self._store(result, spec)
+        self._fit_digest = data_digest(data, weights)  # bootstrap checks it gets the same data
         return _labels(self._e_step(data)[0], spec.noise is not None)
 
     def _allow_nan(self) -> bool:

@@ -23,7 +23,12 @@ from bayesgmm.core.exceptions import NumericalError
 from bayesgmm.core.missing import MissingPatterns, has_missing, mean_imputed
 from bayesgmm.core.spec import MixtureSpec, Standardization
 from bayesgmm.core.validation import check_feature_combination, check_random_state
-from bayesgmm.core.weights import positive_rows, weight_total, weighted_moments
+from bayesgmm.core.weights import (
+    positive_rows,
+    relative_weights,
+    weight_total,
+    weighted_moments,
+)
 from bayesgmm.em.degenerate import (
     COINCIDENT_ATOL,
     DEGENERATE_VARIANCE_RATIO,
@@ -126,6 +131,9 @@ def fit_em(
     options.check_starts(spec)
     check_random_state(random_state)
     X, sample_weight = positive_rows(X, sample_weight)
+    n_total = weight_total(sample_weight, X.shape[0])
+    if spec.prior is None:  # only the weights' ratios matter (tiny weights: no false collapse)
+        sample_weight = relative_weights(sample_weight)
     scaling = Standardization.from_data(X, spec.structure, sample_weight)
     working_spec = replace(spec, prior=spec.working_prior_for(scaling))
     working_options = options_to_working(options, scaling, spec)
@@ -202,7 +210,6 @@ def fit_em(
             f"{X.shape}: the data are degenerate for K={spec.n_components}; fit with a "
             "prior (prior='default'), increase reg_covar or decrease n_components"
         )
-    n_total = weight_total(sample_weight, X.shape[0])
     result = with_optima(
         best,
         reached,
@@ -295,7 +302,15 @@ def result_to_user(
 
 def warn_if_not_converged(result: EMResult, options: EMOptions) -> None:
     """The :class:`~sklearn.exceptions.ConvergenceWarning` of every EM path."""
-    if result.converged or options.max_iter == 0:
+    if result.converged:
+        return
+    if options.max_iter == 0:
+        warnings.warn(
+            "max_iter=0: no EM iteration ran, so the parameters are the initialisation "
+            "(lower_bound_ is -inf, converged_ False); give max_iter >= 1 to fit",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
         return
     warnings.warn(
         f"EM did not converge in max_iter={options.max_iter} iterations (tol={options.tol}, "

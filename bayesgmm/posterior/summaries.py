@@ -87,6 +87,9 @@ def assignment_intervals(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Posterior mean and equal-tailed interval of every assignment probability.
 
+    The interval is widened, where needed, to hold the mean (so a reported probability
+    always lies inside its own interval).
+
     Parameters
     ----------
     resp : ndarray of shape (n_draws, n_samples, n_components)
@@ -101,7 +104,9 @@ def assignment_intervals(
     """
     mean = resp.mean(axis=0)
     lower, upper = equal_tailed_interval(resp, ci_prob)
-    return mean, lower, upper, mean.argmax(axis=1)
+    # a mean dragged by a few draws in a long tail can lie outside the equal-tailed interval
+    # (0.99999999998 below a lower bound of 0.99999999999): the reported interval holds it
+    return mean, np.minimum(lower, mean), np.maximum(upper, mean), mean.argmax(axis=1)
 
 
 def marginal_density(

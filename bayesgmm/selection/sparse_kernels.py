@@ -1,13 +1,15 @@
 """Numba kernels of the sparse-mixture Gibbs sampler (:mod:`bayesgmm.selection.sparse`).
 
-One compiled chain (:func:`_run_chain`: ``e0``, weights, Normal-Inverse-Wishart
-component draws and allocations per sweep) and its pieces; the model and the sweep are
+One chain (:func:`_run_chain`: ``e0``, weights, Normal-Inverse-Wishart component draws
+and allocations per sweep, compiled in :func:`_sweeps` and run in short chunks so that an
+interrupt is seen between them) and its pieces; the model and the sweep are
 described in :mod:`bayesgmm.selection.sparse`, which drives these kernels.
 """
 
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 from numba import njit
@@ -203,7 +205,11 @@ def _component_sums(x, z, k_max):
 # ------------------------------------------------------------------------ chain
 
 
-@njit(cache=True)
+#: Seconds of compiled sweeps between two returns to Python (where a Ctrl-C or SIGTERM is
+#: raised): :func:`_run_chain` sizes its chunks of sweeps to about this long.
+CHUNK_SECONDS = 0.2
+
+
 def _run_chain(
     x,
     z_init,
@@ -222,27 +228,95 @@ def _run_chain(
     update_z,
     rng,
 ):
-    """One chain of the blocked Gibbs sampler (module docstring); returns kept draws."""
+    """One chain of the blocked Gibbs sampler (module docstring); returns kept draws.
+
+    The sweeps run compiled (:func:`_sweeps`) in chunks of about :data:`CHUNK_SECONDS`,
+    returning to Python between chunks, so that an interrupt is seen within a fraction
+    of a second; the chain's state carries over, so the draws do not depend on the chunks.
+
+    Returns
+    -------
+    log_w : ndarray of shape (n_keep, k_max)
+    means : ndarray of shape (n_keep, k_max, d)
+    covs : ndarray of shape (n_keep, k_max, d, d)
+    e0 : ndarray of shape (n_keep,)
+    z : ndarray of shape (n_keep, n_samples), int16
+    loglik : ndarray of shape (n_keep,)
+    accept_rate : float
+        Acceptance rate of the ``e0`` Metropolis step after burn-in (NaN without it).
+    """
     n_samples, d = x.shape
-    z = z_init.copy()
+    z = np.array(z_init, dtype=np.int64)
+    out = (
+        np.empty((n_keep, k_max)),
+        np.empty((n_keep, k_max, d)),
+        np.empty((n_keep, k_max, d, d)),
+        np.empty(n_keep),
+        np.empty((n_keep, n_samples), np.int16),
+        np.empty(n_keep),
+    )
+    # log e0, log step of its proposal, accepted and proposed moves after burn-in
+    state = np.array([math.log(e0_init), math.log(0.5), 0.0, 0.0])
+    settings = (k_max, m0, kappa0, nu0, psi0, sample_e0, a_e, b_e, n_burn, thin, update_z, rng)
+    n_iter = n_burn + n_keep * thin
+    done, chunk = 0, 8
+    while done < n_iter:
+        stop = min(n_iter, done + chunk)
+        started = time.perf_counter()
+        _sweeps(x, z, *settings, state, done, stop, *out)
+        seconds = time.perf_counter() - started
+        # the next chunk: about CHUNK_SECONDS long, at most 4x the last one
+        per_sweep = seconds / (stop - done)
+        chunk = max(1, min(4 * chunk, int(CHUNK_SECONDS / max(per_sweep, 1e-9))))
+        done = stop
+    accept_rate = state[2] / state[3] if state[3] > 0 else np.nan
+    return (*out, accept_rate)
+
+
+@njit(cache=True)
+def _sweeps(
+    x,
+    z,
+    k_max,
+    m0,
+    kappa0,
+    nu0,
+    psi0,
+    sample_e0,
+    a_e,
+    b_e,
+    n_burn,
+    thin,
+    update_z,
+    rng,
+    state,
+    it_start,
+    it_stop,
+    out_log_w,
+    out_means,
+    out_covs,
+    out_e0,
+    out_z,
+    out_loglik,
+):
+    """Sweeps ``it_start`` to ``it_stop - 1`` of a chain (:func:`_run_chain`), in place.
+
+    ``z`` (the allocations) and ``state`` (log e0, the log step of its proposal, accepted
+    and proposed moves after burn-in) carry the chain from one call to the next; kept draws
+    go into the ``out_*`` arrays at their index.
+    """
+    n_samples, d = x.shape
     log_w = np.empty(k_max)
     means = np.empty((k_max, d))
     covs = np.empty((k_max, d, d))
     chols = np.empty((k_max, d, d))
-    out_log_w = np.empty((n_keep, k_max))
-    out_means = np.empty((n_keep, k_max, d))
-    out_covs = np.empty((n_keep, k_max, d, d))
-    out_e0 = np.empty(n_keep)
-    out_z = np.empty((n_keep, n_samples), np.int16)
-    out_loglik = np.empty(n_keep)
     counts_int = np.zeros(k_max, np.int64)
-    log_e0 = math.log(e0_init)
-    log_step = math.log(0.5)
-    n_accept = 0
-    n_prop = 0
-    n_iter = n_burn + n_keep * thin
-    kept = 0
-    for it in range(n_iter):
+    log_e0 = state[0]
+    log_step = state[1]
+    n_accept = state[2]
+    n_prop = state[3]
+    kept = max(0, it_start - n_burn) // thin
+    for it in range(it_start, it_stop):
         counts, xsum, xxsum = _component_sums(x, z, k_max)
         if sample_e0:
             current = _log_e0_target(log_e0, counts, n_samples, a_e, b_e)
@@ -257,8 +331,8 @@ def _run_chain(
             if it < n_burn:
                 log_step += ((1.0 if accepted else 0.0) - _TARGET_ACCEPT) / math.sqrt(it + 1.0)
             else:
-                n_prop += 1
-                n_accept += 1 if accepted else 0
+                n_prop += 1.0
+                n_accept += 1.0 if accepted else 0.0
         e0 = math.exp(log_e0)
         _draw_log_weights(counts, e0, log_w, rng)
         for k in range(k_max):
@@ -279,8 +353,10 @@ def _run_chain(
                 out_z[kept, n] = z[n]
             out_loglik[kept] = loglik
             kept += 1
-    accept_rate = n_accept / n_prop if n_prop > 0 else np.nan
-    return out_log_w, out_means, out_covs, out_e0, out_z, out_loglik, accept_rate
+    state[0] = log_e0
+    state[1] = log_step
+    state[2] = n_accept
+    state[3] = n_prop
 
 
 @njit(cache=True)

@@ -12,9 +12,11 @@ from bayesgmm.cli.data import SCALED_NOTE, Dataset, InputError, label_agreement_
 from bayesgmm.cli.options import parse_covariances, parse_ks, sampler_kwargs
 from bayesgmm.cli.output import (
     EXIT_DIAGNOSTICS,
+    FLOAT_FORMAT,
     Progress,
     verdict_text,
     wide_display,
+    write_figure,
     write_json,
 )
 from bayesgmm.core.exceptions import UnreliablePosteriorWarning
@@ -58,7 +60,108 @@ def _write_model(bayes, folder: Path, data: Dataset, args: argparse.Namespace) -
     write_model(bayes, folder, input_scaling=scaling, metadata=metadata)
 
 
+#: Rows per call of ``assignment_summary`` for assignments.csv (memory: draws x rows x K).
+ASSIGNMENT_BLOCK = 2000
+#: Draws behind assignments.csv's probabilities and intervals (a seeded subset).
+ASSIGNMENT_DRAWS = 1000
+
+
+def _assignments(bayes, X, ci_prob: float, method: str):
+    """Each row's most probable component and its probabilities (assignments.csv): with their
+    ``ci_prob`` intervals over the posterior draws; a MAP fit has no intervals."""
+    import pandas as pd
+
+    blocks = [
+        bayes.assignment_summary(
+            X[start : start + ASSIGNMENT_BLOCK],
+            ci_prob=ci_prob,
+            max_draws=ASSIGNMENT_DRAWS,
+            random_state=0,  # the same draws for every block
+        )
+        for start in range(0, X.shape[0], ASSIGNMENT_BLOCK)
+    ]
+    table = pd.concat(blocks, ignore_index=True).rename_axis("row")
+    if method == "map":
+        table = table.drop(columns=[c for c in table.columns if c.endswith(("_lower", "_upper"))])
+    return table
+
+
+#: Posterior draws whose ellipses (or densities) the fit's figure shows.
+FIGURE_DRAWS = 40
+
+
+def _fit_figure(bayes, data: Dataset, ci_prob: float):
+    """The fit at a glance: the data with the MAP's and posterior draws' 2-sd ellipses
+    (clusters.png, two features or more), or the histogram with the MAP density and the
+    posterior-predictive band (density.png, one feature)."""
+    import numpy as np
+
+    from bayesgmm.posterior.summaries import data_grid, marginal_density, marginal_density_band
+    from bayesgmm.reporting.plots import plot_density, plot_ellipses
+
+    posterior = bayes.idata_.posterior.to_dataset()
+    point = bayes.map_
+    X = data.X[~np.isnan(data.X).any(axis=1)]  # the complete rows
+    if data.X.shape[1] == 1:
+        grid = data_grid(X)
+        full = point.full_covariances()
+        return plot_density(
+            X,
+            grid,
+            marginal_density(grid, point.weights, point.means, full),
+            marginal_density_band(grid, posterior, ci_prob=ci_prob, max_draws=500),
+            feature_names=data.feature_names,
+            ci_prob=ci_prob,
+        )
+    stacked = posterior.stack(sample=("chain", "draw"))
+    size = stacked.sizes["sample"]
+    chosen = np.unique(np.linspace(0, size - 1, min(FIGURE_DRAWS, size)).astype(int))
+    return plot_ellipses(
+        X,
+        point.means,
+        point.full_covariances(),
+        stacked["means"].transpose("sample", "component", "feature").to_numpy()[chosen],
+        stacked["covariances"].transpose("sample", "component", ...).to_numpy()[chosen],
+        feature_names=data.feature_names,
+        map_weights=point.weights,
+    )
+
+
+SUMMARY_NAMES = {"w": "weights", "mu": "means", "Sigma": "covariances"}
+
+
+def _bootstrap_table(bayes, bootstrap, data: Dataset, ci_prob: float):
+    """A MAP fit's bootstrap (``--method map --bootstrap N``): per free parameter the MAP
+    estimate, the bootstrap standard error and percentile interval, labelled as summary.csv."""
+    import warnings
+
+    from bayesgmm.posterior.summaries import map_vs_posterior
+
+    with warnings.catch_warnings():  # the MAP "posterior" is one draw: no sd, no interval
+        warnings.simplefilter("ignore", RuntimeWarning)
+        table = map_vs_posterior(
+            bayes.idata_.posterior.to_dataset(),
+            bayes.map_,
+            ci_prob=ci_prob,
+            feature_names=data.feature_names,
+            bootstrap=bootstrap,
+        )
+    return table[["kind", "parameter", "map", "boot_se", "boot_lower", "boot_upper"]]
+
+
+def _summary_names(table):
+    """``table`` with summary.csv's parameter names (``weights[0]``, ``means[0, x]``,
+    ``covariances[0, x, y]``) for the MAP-versus-posterior table's ``w``, ``mu``, ``Sigma``."""
+    table = table.copy()
+    table["parameter"] = table["parameter"].str.replace(
+        r"^(w|mu|Sigma)\[", lambda m: SUMMARY_NAMES[m.group(1)] + "[", regex=True
+    )
+    return table
+
+
 def run(args: argparse.Namespace, progress: Progress) -> int:
+    import numpy as np
+
     from bayesgmm.bayes.estimator import BayesianGaussianMixture
     from bayesgmm.posterior.summaries import map_vs_posterior, posterior_mean_params
     from bayesgmm.reporting.report import markdown_table, readable_summary, software_versions
@@ -73,6 +176,11 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
             f"--prior mle (flat, improper) only works with --method map, got --method "
             f"{args.method}: use --prior default for a posterior"
         )
+    if args.bootstrap and args.noise:
+        raise InputError(
+            "--bootstrap cannot be combined with --noise yet (the bootstrap's replicates are "
+            "weighted refits, which a noise component does not take): leave out one of them"
+        )
     data = load_dataset(
         args.data,
         args.columns,
@@ -83,6 +191,13 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         weights=args.weights,
         missing=args.missing,
     )
+    if args.bootstrap and np.isnan(data.X).any():
+        raise InputError(
+            f"--bootstrap cannot be combined with the empty cells of {args.data!r} (--missing "
+            "marginalize) yet: its replicates are weighted refits, which missing entries do not "
+            "take; leave out --bootstrap, or drop the rows with empty cells"
+        )
+    written = ["model.json", "posterior.zarr", "params.json", "summary.csv", "summary.md"]
     with atomic_directory(args.out, overwrite=args.overwrite) as tmp:
         progress(
             f"fitting K={k} {cov} to {data.name} ({data.X.shape[0]} x {data.X.shape[1]}) "
@@ -107,6 +222,14 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
             ).fit(data.X, sample_weight=data.sample_weight)
         progress("writing results")
         _write_model(bayes, tmp, data, args)
+        _assignments(bayes, data.X, args.ci_prob, args.method).to_csv(
+            tmp / "assignments.csv", float_format=FLOAT_FORMAT
+        )
+        written.append("assignments.csv")
+        figure = "clusters.png" if data.X.shape[1] >= 2 else "density.png"
+        write_figure(tmp / figure, lambda: _fit_figure(bayes, data, args.ci_prob))
+        if (tmp / figure).exists():
+            written.append(figure)
         summary = bayes.summary(ci_prob=args.ci_prob, feature_names=data.feature_names)
         summary.to_csv(tmp / "summary.csv")
         shown = readable_summary(summary)
@@ -123,16 +246,23 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
             agreement = label_agreement_text(data, bayes.predict(data.X))
             text += ["", agreement[0], "", markdown_table(agreement[1])]
             agreement[1].to_csv(tmp / "labels_vs_clusters.csv")
+            written.append("labels_vs_clusters.csv")
+        bootstrap = None
+        if args.bootstrap:
+            progress(f"bootstrapping the MAP-EM fit ({args.bootstrap} replicates)")
+            bootstrap = bayes.em_.bootstrap(
+                data.X,
+                n_boot=args.bootstrap,
+                random_state=args.seed,
+                sample_weight=data.sample_weight,
+            )
+        if args.method == "map" and bootstrap is not None:
+            written.append("bootstrap.csv")
+            _summary_names(_bootstrap_table(bayes, bootstrap, data, args.ci_prob)).to_csv(
+                tmp / "bootstrap.csv", index=False
+            )
         if args.method != "map":
-            bootstrap = None
-            if args.bootstrap:
-                progress(f"bootstrapping the MAP-EM fit ({args.bootstrap} replicates)")
-                bootstrap = bayes.em_.bootstrap(
-                    data.X,
-                    n_boot=args.bootstrap,
-                    random_state=args.seed,
-                    sample_weight=data.sample_weight,
-                )
+            written.append("map_vs_posterior.csv")
             table = map_vs_posterior(
                 bayes.idata_.posterior.to_dataset(),
                 bayes.map_,
@@ -141,7 +271,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
                 bootstrap=bootstrap,
                 noise_weight=getattr(bayes, "map_noise_weight_", None),
             )
-            table.to_csv(tmp / "map_vs_posterior.csv", index=False)
+            _summary_names(table).to_csv(tmp / "map_vs_posterior.csv", index=False)
         write_text_atomic(tmp / "summary.md", "\n".join(text) + "\n")
         write_json(
             tmp / "params.json",
@@ -175,9 +305,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
             print(f"\n{heading}:\n{shown.drop(columns='kind').to_string()}")
             if agreement is not None:
                 print(f"\n{agreement[0]}\n{agreement[1].to_string()}")
-    progress(
-        f"written to {args.out}/ (model.json, posterior.zarr, params.json, summary.csv, summary.md)"
-    )
+    progress(f"written to {args.out}/ ({', '.join(written)})")
     if args.strict and diagnostics is not None and not diagnostics.ok:
         print(
             f"bayesgmm: sampler checks failed (--strict): exit status {EXIT_DIAGNOSTICS}",
