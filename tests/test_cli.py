@@ -363,6 +363,9 @@ def test_report_writes_markdown_and_html_with_figures(tmp_path):
     assert command in md and command in page
     for text in ("Recommended:", "equal-tailed", "lower is better", "pymc", "Sampler diagnostics"):
         assert text in md
+    # the answer first: K, structure, why, and the verdict, before the data and the tables
+    assert md.index("## Answer") < md.index("**Recommended: K=") < md.index("## Data")
+    assert md.index("Its posterior:") < md.index("## Data")
     _nothing_written(tmp_path, tmp_path / "absent")
 
 

@@ -332,3 +332,31 @@ def test_failed_candidates_get_their_modes_explained():
     comparison.fits.pop("K=2 full")
     assert add_unsettled_candidates(quiet, comparison, feature_names=["x"], ci_prob=0.89) == []
     assert quiet.blocks == []
+
+
+def test_the_report_opens_with_the_answer_and_the_posteriors_verdict():
+    from types import SimpleNamespace
+
+    from bayesgmm.reporting.report import answer_text
+
+    verdict = "Verdict: the sampler checks passed (4 chains x 1000 draws ...)."
+    bayes = SimpleNamespace(diagnose=lambda: SimpleNamespace(verdict=verdict))
+    best = SimpleNamespace(n_components=2, covariance_type="full", bayes=bayes)
+    comparison = SimpleNamespace(
+        best=best, recommended="K=2 full", reason="K=2 full has the best LOO elpd."
+    )
+    text = answer_text(comparison)
+    assert text.startswith("**Recommended: K=2 full** (K=2, full covariances).")
+    assert "best LOO elpd" in text
+    assert text.endswith("Its posterior: the sampler checks passed (4 chains x 1000 draws ...).")
+
+    def refuse():
+        raise ValueError("method='map'")
+
+    map_only = SimpleNamespace(best=SimpleNamespace(**{**vars(best), "bayes": None}))
+    assert "Its posterior" not in answer_text(
+        SimpleNamespace(**{**vars(comparison), **vars(map_only)})
+    )
+    too_short = SimpleNamespace(diagnose=refuse)
+    comparison.best = SimpleNamespace(**{**vars(best), "bayes": too_short})
+    assert "Its posterior" not in answer_text(comparison)

@@ -359,6 +359,24 @@ def add_posterior_analysis(
     return table
 
 
+def answer_text(comparison: ModelComparison) -> str:
+    """The report's first paragraph: the recommended K and structure, why, and whether its
+    posterior can be used (the sampler's verdict)."""
+    best = comparison.best
+    text = (
+        f"**Recommended: {comparison.recommended}** (K={best.n_components}, "
+        f"{best.covariance_type} covariances). {comparison.reason}"
+    )
+    bayes = best.bayes
+    if bayes is None:
+        return text
+    try:
+        verdict = bayes.diagnose().verdict
+    except ValueError:  # a MAP, or chains too short to diagnose
+        return text
+    return f"{text} Its posterior: {verdict.removeprefix('Verdict: ')}"
+
+
 def build_report(
     X: np.ndarray,
     comparison: ModelComparison,
@@ -402,6 +420,8 @@ def build_report(
     Report
     """
     report = Report(f"Gaussian mixture analysis: {data_name}")
+    report.heading("Answer")
+    report.text(answer_text(comparison))
     report.heading("Data")
     report.text(f"{X.shape[0]} observations of {X.shape[1]} feature(s).")
     report.table(data_summary(X, feature_names))
@@ -417,7 +437,7 @@ def build_report(
     report.table(
         comparison.table.drop(columns=["n_components", "covariance_type"]).round(2), digits=8
     )
-    report.text(f"**Recommended: {comparison.recommended}.** {comparison.reason}")
+    report.text(f"Recommended: {comparison.recommended} (the answer above).")
     report.figure_or_note(
         "loo_comparison",
         lambda: plots.plot_loo_comparison(comparison.table),
@@ -451,6 +471,7 @@ __all__ = [
     "Report",
     "add_posterior_analysis",
     "add_unsettled_candidates",
+    "answer_text",
     "build_report",
     "figure_png",
     "markdown_table",
