@@ -100,8 +100,8 @@ from pytensor.tensor.blockwise import Blockwise
 from pytensor.tensor.rewriting.linalg.decomposition import cholesky_ldotlt
 
 from bayesgmm.bayes.chains import sample_chains
+from bayesgmm.bayes.kernels import KernelFunctions, kernel_target
 from bayesgmm.bayes.model import build_model, set_model_data
-from bayesgmm.bayes.posterior_kernel import PosteriorKernel, eligible
 from bayesgmm.core.spec import MixtureSpec
 
 #: Chains run in parallel threads by default only when a gradient call takes at least this
@@ -232,61 +232,37 @@ class StructureKey:
         )
 
 
-@dataclass
-class CompiledMixture:
-    """A model of one structure with its NUTS target compiled once.
+@dataclass(frozen=True)
+class GraphFunctions:
+    """A model's three functions compiled by PyTensor (numba backend, :data:`MODE`).
 
     Attributes
     ----------
-    key : StructureKey
-    model : pymc.Model
-        The model the functions were compiled from; :meth:`set_data` swaps its data.
-    free_names : list of str
-        Free variables, in the order of the unconstrained vector.
-    slices : list of slice
-        Position of each free variable in the unconstrained vector.
-    trace_names : list of str
-        Stored variables (constrained free variables, then deterministics).
-    trace_shapes : list of tuple
-    n_dim : int
-        Length of the unconstrained vector.
-    uses_kernel : bool
-        Whether the log density and gradient are
-        :class:`bayesgmm.bayes.posterior_kernel.PosteriorKernel`'s (one Numba kernel; the
-        default full structure) rather than the PyTensor graph's.
+    logp_dlogp : callable
+        ``x -> (logp, grad)`` (:func:`reentrant`).
+    expand : callable
+        ``x -> traced values`` (:func:`reentrant`).
+    unconstrain : pytensor Function
+        ``(*constrained free values) -> x``.
+    free_names, slices, trace_names, trace_shapes, n_dim
+        As :class:`CompiledMixture`'s.
+    x0 : ndarray of shape (n_dim,)
+        The model's initial point.
     """
 
-    key: StructureKey
-    model: pm.Model
+    logp_dlogp: Callable[..., tuple]
+    expand: Callable[..., tuple]
+    unconstrain: Any
     free_names: list[str]
     slices: list[slice]
     trace_names: list[str]
     trace_shapes: list[tuple[int, ...]]
     n_dim: int
-    _logp_dlogp: Any = field(repr=False)
-    _expand: Any = field(repr=False)
-    _unconstrain: Any = field(repr=False)
-    #: the PyTensor function (:func:`reentrant`), also where ``_logp_dlogp`` is the kernel
-    _graph_logp_dlogp: Any = field(default=None, repr=False)
-    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    x0: np.ndarray
 
     @classmethod
-    def build(cls, X: np.ndarray, spec: MixtureSpec, key: StructureKey) -> CompiledMixture:
-        """Build the model for ``X`` and ``spec`` and compile its three functions.
-
-        Returns
-        -------
-        CompiledMixture
-        """
-        model = build_model(
-            X,
-            spec,
-            covariance_prior_family=key.covariance_prior_family,
-            lkj_eta=key.lkj_eta,
-            lkj_sd_scale=key.lkj_sd_scale,
-            # a placeholder direction: set_data swaps in each fit's own
-            order_basis=np.eye(key.n_features) if key.ordered_projection else None,
-        )
+    def compile(cls, model: pm.Model) -> GraphFunctions:
+        """Compile ``model``'s log density and gradient, ``expand`` and ``unconstrain``."""
         free = list(model.free_RVs)
         value_vars = [model.rvs_to_values[rv] for rv in free]
         point = model.initial_point()
@@ -329,25 +305,128 @@ class CompiledMixture:
             trace_shapes = [np.shape(v) for v in traced_x0]
             logp_dlogp(x0)
             unconstrain(*(np.asarray(v, dtype=np.float64) for v in traced_x0[: len(free)]))
-        graph = reentrant(logp_dlogp)
         return cls(
-            key=key,
-            model=model,
+            logp_dlogp=reentrant(logp_dlogp),
+            expand=reentrant(expand),
+            unconstrain=unconstrain,
             free_names=[rv.name for rv in free],
             slices=slices,
             trace_names=[rv.name for rv in traced],
             trace_shapes=trace_shapes,
             n_dim=int(ends[-1]),
-            _logp_dlogp=_nuts_target(key, model, X, graph, x0),
-            _expand=reentrant(expand),
-            _unconstrain=unconstrain,
-            _graph_logp_dlogp=graph,
+            x0=x0,
+        )
+
+
+@dataclass
+class CompiledMixture:
+    """A model of one structure with its NUTS target compiled once.
+
+    Attributes
+    ----------
+    key : StructureKey
+    model : pymc.Model
+        The model the functions were compiled from; :meth:`set_data` swaps its data.
+    free_names : list of str
+        Free variables, in the order of the unconstrained vector.
+    slices : list of slice
+        Position of each free variable in the unconstrained vector.
+    trace_names : list of str
+        Stored variables (constrained free variables, then deterministics).
+    trace_shapes : list of tuple
+    n_dim : int
+        Length of the unconstrained vector.
+    uses_kernel : bool
+        Whether the log density and gradient are
+        :class:`bayesgmm.bayes.posterior_kernel.PosteriorKernel`'s (one Numba kernel; the
+        default full structure) rather than the PyTensor graph's.
+    """
+
+    key: StructureKey
+    model: pm.Model
+    free_names: list[str]
+    slices: list[slice]
+    trace_names: list[str]
+    trace_shapes: list[tuple[int, ...]]
+    n_dim: int
+    _logp_dlogp: Any = field(repr=False)
+    _expand: Any = field(repr=False)
+    _unconstrain: Any = field(repr=False)
+    #: the PyTensor functions (:class:`GraphFunctions`), compiled on first use where the NUTS
+    #: target is a kernel
+    _graph: GraphFunctions | None = field(default=None, repr=False)
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    @classmethod
+    def build(cls, X: np.ndarray, spec: MixtureSpec, key: StructureKey) -> CompiledMixture:
+        """Build the model for ``X`` and ``spec`` and its three functions.
+
+        Where a hand-written kernel applies (:func:`bayesgmm.bayes.kernels.kernel_target`),
+        the three are the kernel and NumPy's ``expand``/``unconstrain``
+        (:class:`~bayesgmm.bayes.kernels.KernelFunctions`) and nothing is compiled in
+        PyTensor (the graph's functions are compiled on first use of
+        :attr:`_graph_logp_dlogp`); else PyTensor compiles them from the model's graph.
+
+        Returns
+        -------
+        CompiledMixture
+        """
+        model = build_model(
+            X,
+            spec,
+            covariance_prior_family=key.covariance_prior_family,
+            lkj_eta=key.lkj_eta,
+            lkj_sd_scale=key.lkj_sd_scale,
+            # a placeholder direction: set_data swaps in each fit's own
+            order_basis=np.eye(key.n_features) if key.ordered_projection else None,
+        )
+        target = kernel_target(key, model, X)
+        if target is not None:
+            functions = KernelFunctions(target, model)
+            return cls(
+                key=key,
+                model=model,
+                free_names=functions.free_names,
+                slices=functions.slices,
+                trace_names=functions.trace_names,
+                trace_shapes=functions.trace_shapes,
+                n_dim=functions.n_dim,
+                _logp_dlogp=target.logp_dlogp(model),
+                _expand=functions.expand,
+                _unconstrain=functions.unconstrain,
+            )
+        graph = GraphFunctions.compile(model)
+        return cls(
+            key=key,
+            model=model,
+            free_names=graph.free_names,
+            slices=graph.slices,
+            trace_names=graph.trace_names,
+            trace_shapes=graph.trace_shapes,
+            n_dim=graph.n_dim,
+            _logp_dlogp=graph.logp_dlogp,
+            _expand=graph.expand,
+            _unconstrain=graph.unconstrain,
+            _graph=graph,
         )
 
     @property
+    def graph(self) -> GraphFunctions:
+        """The PyTensor functions of the model (compiled now if they were not)."""
+        with self.lock:
+            if self._graph is None:
+                self._graph = GraphFunctions.compile(self.model)
+            return self._graph
+
+    @property
+    def _graph_logp_dlogp(self):
+        """The PyTensor function of the log density and gradient (:func:`reentrant`)."""
+        return self.graph.logp_dlogp
+
+    @property
     def uses_kernel(self) -> bool:
-        """Whether the NUTS target is the hand-written kernel (``posterior_kernel``)."""
-        return isinstance(self._logp_dlogp, PosteriorKernel)
+        """Whether the NUTS target is a hand-written kernel (:mod:`bayesgmm.bayes.kernels`)."""
+        return not (self._graph is not None and self._logp_dlogp is self._graph.logp_dlogp)
 
     def set_data(
         self, X: np.ndarray, spec: MixtureSpec, order_basis: np.ndarray | None = None
@@ -508,30 +587,6 @@ class CompiledMixture:
             enough=enough,
             **kwargs,
         )
-
-
-def _nuts_target(key: StructureKey, model: pm.Model, X: np.ndarray, graph, x0: np.ndarray):
-    """The log density and gradient that NUTS calls: the kernel where it applies, else ``graph``.
-
-    :class:`~bayesgmm.bayes.posterior_kernel.PosteriorKernel` where
-    :func:`~bayesgmm.bayes.posterior_kernel.eligible` says so, checked against the PyTensor
-    function ``graph`` at ``x0`` (a disagreement warns and keeps ``graph``).
-    """
-    if not eligible(key, model, X):
-        return graph
-    kernel = PosteriorKernel(model)
-    expected, found = graph(x0), kernel(x0)
-    if np.isclose(float(expected[0]), found[0], rtol=1e-9, atol=0.0) and np.allclose(
-        expected[1], found[1], rtol=1e-7, atol=1e-7
-    ):
-        return kernel
-    warnings.warn(
-        f"bayesgmm.bayes.posterior_kernel disagrees with the PyTensor graph of {key}: using the "
-        "graph (please report this)",
-        RuntimeWarning,
-        stacklevel=3,
-    )
-    return graph
 
 
 def reentrant(fn) -> Callable[..., tuple]:
