@@ -32,20 +32,28 @@ Graph
     K=2 full 36.5 -> 26.6. About 15 µs of a call does not depend on the data (the same
     targets on one row: 14-17 µs): the priors, the transforms and the call itself.
 
-    So for the default structure, full covariances with the Normal-Inverse-Wishart prior
-    on complete data in d >= 2 dimensions (no ordered projection, noise component or
-    sample weights), the whole log posterior and its gradient are one hand-written Numba
-    kernel (:mod:`bayesgmm.bayes.posterior_kernel`, chosen by
-    :func:`~bayesgmm.bayes.posterior_kernel.eligible`, checked against the PyTensor function at
-    the build, which stays as ``_graph_logp_dlogp``; ``posterior_kernel.ENABLED = False``
-    turns it off for structures built afterwards). It gives the graph's value and gradient
-    to rounding (tests: 1e-10 and 1e-8 relative, tails included), costs 1.7 µs on one row
-    and needs no triangular solve per row. ``benchmarks/bench_gradient.py`` (2026-11-27,
-    this 2-core machine shared at load 1.1-1.8, minimum of 30 interleaved batches, through
+    So for the default structures (full, tied, diag and spherical covariances with the
+    package's conjugate-type prior, the Normal-Inverse-Wishart family, on complete data in
+    d >= 2 dimensions, without ordered projection, noise component or sample weights), the
+    whole log posterior and its gradient are one hand-written Numba kernel per structure
+    (:mod:`bayesgmm.bayes.kernels`, :func:`~bayesgmm.bayes.kernels.kernel_target`; the full
+    one is :mod:`bayesgmm.bayes.posterior_kernel`), and ``expand``/``unconstrain`` are the
+    model's transforms in NumPy (:class:`~bayesgmm.bayes.kernels.KernelFunctions`, with
+    numba's ``exp``/``log``, so they give the graph's bits): such a structure compiles no
+    PyTensor function. The graph's functions (:class:`GraphFunctions`) are then compiled on
+    first use of :attr:`CompiledMixture.graph` (tests comparing the two);
+    ``posterior_kernel.ENABLED = False`` turns the kernels off for structures built
+    afterwards. The kernels give the graph's value and gradient to rounding (tests: 1e-10
+    and 1e-8 relative, tails included); the full one costs 1.7 µs on one row and needs no
+    triangular solve per row. ``benchmarks/bench_gradient.py`` (2026-11-27, this 2-core
+    machine shared at load 1.1-1.8, minimum of 30 interleaved batches, through
     :meth:`CompiledMixture.logp_dlogp`), µs per call, PyTensor-written likelihood / fused
     Op / kernel: Old Faithful K=2 full 32.3 / 27.1 / 11.2 (2.4x the fused graph),
-    synthetic (2-D, N=2000, K=4, full) 196 / 189 / 129 (1.47x). Other structures keep the
-    graph (galaxies K=2 20.0 µs, K=3 20.8 µs in that run).
+    synthetic (2-D, N=2000, K=4, full) 196 / 189 / 129 (1.47x). One-dimensional models
+    keep the graph (galaxies K=2 20.0 µs, K=3 20.8 µs in that run).
+
+Cold start
+    TIMINGS_PLACEHOLDER
 
 Reproducibility
     The structures are compiled without numba's fast-math (:data:`COMPILE_FLAGS`;
@@ -337,9 +345,10 @@ class CompiledMixture:
     n_dim : int
         Length of the unconstrained vector.
     uses_kernel : bool
-        Whether the log density and gradient are
-        :class:`bayesgmm.bayes.posterior_kernel.PosteriorKernel`'s (one Numba kernel; the
-        default full structure) rather than the PyTensor graph's.
+        Whether the log density and gradient are a hand-written Numba kernel's
+        (:mod:`bayesgmm.bayes.kernels`) rather than the PyTensor graph's.
+    graph : GraphFunctions
+        The PyTensor functions (compiled on first access where :attr:`uses_kernel`).
     """
 
     key: StructureKey

@@ -48,9 +48,10 @@ rows' sums (each in ``[1, K]``) is taken of their product, once per few hundred 
 
 :class:`PosteriorKernel` is the callable that :class:`~bayesgmm.bayes.compiled.CompiledMixture`
 uses in place of its PyTensor function where :func:`eligible` says so (and
-:data:`ENABLED`): it reads the model's ``pm.Data`` containers at every call (the values
-:meth:`~bayesgmm.bayes.compiled.CompiledMixture.set_data` swaps) and keeps the data-dependent
-constants it derives from them until one of them is replaced. Timings:
+:data:`ENABLED`, which switches every structure's kernel of :mod:`bayesgmm.bayes.kernels`,
+whose ``full`` entry this module is): it reads the model's ``pm.Data`` containers at every
+call (the values :meth:`~bayesgmm.bayes.compiled.CompiledMixture.set_data` swaps) and keeps
+the data-dependent constants it derives from them until one of them is replaced. Timings:
 :mod:`bayesgmm.bayes.compiled` ("Graph"), measured by ``benchmarks/bench_gradient.py``.
 """
 
