@@ -6,9 +6,9 @@ sampler's unconstrained space, ``expand`` (an unconstrained vector -> the traced
 and ``unconstrain`` (constrained free values -> the unconstrained vector). PyTensor
 compiles them from the model's graph; for the default structures on complete data
 (the Normal-Inverse-Wishart prior family, no noise component, no sample weights, no
-ordered projection, ``d >= 2``) this package has them without compiling anything in
-PyTensor: a Numba kernel per structure (cached on disk by numba) and the model's transforms
-in NumPy (:mod:`.common`).
+ordered projection; in one dimension the kernels apply the means' ordered transform)
+this package has them without compiling anything in PyTensor: a Numba kernel per
+structure (cached on disk by numba) and the model's transforms in NumPy (:mod:`.common`).
 
 :data:`KERNEL_TARGETS` maps a structure class to its :class:`KernelTarget` (looked up along
 the class's MRO, like :data:`bayesgmm.bayes.structures.PYMC_COVARIANCES`); a new structure
@@ -43,6 +43,8 @@ from bayesgmm.bayes.kernels.common import (
     DATA_NAMES,
     exp,
     log,
+    ordered_backward,
+    ordered_forward,
     simplex_backward,
     simplex_forward,
     spd_backward,
@@ -165,13 +167,13 @@ def kernel_target(key, model, X: np.ndarray) -> KernelTarget | None:
     ----------
     key : StructureKey
         (:class:`bayesgmm.bayes.compiled.StructureKey`) The Normal-Inverse-Wishart prior
-        family, no ordered projection, ``d >= 2`` (in one dimension the means are ordered).
+        family, no ordered projection.
     model : pymc.Model
         Of :func:`bayesgmm.bayes.model.build_model`: a proper prior, free variables
         ``weights`` (when K > 1, simplex transform), the structure's covariance variable
-        (its transform) and ``means_z`` (untransformed) in that order and nothing else (no
-        noise component); deterministics ``weights`` (K = 1), ``means``, ``covariances``;
-        no sample weights.
+        (its transform) and ``means_z`` (untransformed; ordered in one dimension) in that
+        order and nothing else (no noise component); deterministics ``weights`` (K = 1),
+        ``means``, ``covariances``; no sample weights.
     X : ndarray of shape (n_samples, n_features)
         The data ``model`` was built from: complete.
 
@@ -180,12 +182,12 @@ def kernel_target(key, model, X: np.ndarray) -> KernelTarget | None:
     KernelTarget or None
         ``None`` also whenever ``bayesgmm.bayes.posterior_kernel.ENABLED`` is false.
     """
-    from bayesgmm.bayes.model import OBSERVED
+    from bayesgmm.bayes.model import OBSERVED, OrderedComponents
     from bayesgmm.core.missing import has_missing
 
     if not posterior_kernel.ENABLED or key.covariance_prior_family != "niw":
         return None
-    if key.ordered_projection or key.n_features < 2 or has_missing(X):
+    if key.ordered_projection or has_missing(X):
         return None
     target = lookup_kernel_target(get_structure(key.covariance_type))
     if target is None:
@@ -202,7 +204,12 @@ def kernel_target(key, model, X: np.ndarray) -> KernelTarget | None:
     if any(name not in model.named_vars for name in DATA_NAMES):
         return None
     transforms = [model.rvs_to_transforms.get(rv) for rv in model.free_RVs]
-    if not isinstance(transforms[-2], target.transform) or transforms[-1] is not None:
+    if not isinstance(transforms[-2], target.transform):
+        return None
+    if key.n_features == 1:  # the means are ordered
+        if not isinstance(transforms[-1], OrderedComponents):
+            return None
+    elif transforms[-1] is not None:
         return None
     if several and type(transforms[0]).__name__ != "SimplexTransform":
         return None
@@ -260,7 +267,10 @@ class KernelFunctions:
         blocks = dict(zip(self.free_names, (x[s] for s in self.slices), strict=True))
         weights = simplex_backward(blocks["weights"]) if K > 1 else np.ones(1)
         covariance = target.backward(blocks[target.covariance_name], K, d)
-        means_z = blocks["means_z"].reshape(K, d)
+        if d == 1:  # ordered means
+            means_z = ordered_backward(blocks["means_z"])
+        else:
+            means_z = blocks["means_z"].reshape(K, d)
         location, scale = self._location[0], self._scale[0]
         working = np.broadcast_to(target.working_covariances(covariance, K, d), (K, d, d))
         return {
@@ -287,6 +297,8 @@ class KernelFunctions:
                 pieces.append(simplex_forward(value))
             elif name == target.covariance_name:
                 pieces.append(target.forward(value, K, d))
+            elif d == 1:  # ordered means
+                pieces.append(ordered_forward(value))
             else:
                 pieces.append(value.ravel())
         return np.concatenate(pieces)

@@ -225,6 +225,37 @@ def simplex_forward(weights: np.ndarray) -> np.ndarray:
     return _simplex_forward(contiguous(weights))
 
 
+@numba.njit(**_JIT)
+def _ordered_backward(y):
+    out = np.empty_like(y)
+    acc = y[0]
+    out[0] = acc
+    for k in range(1, y.shape[0]):
+        acc += np.exp(y[k])
+        out[k] = acc
+    return out
+
+
+@numba.njit(**_JIT)
+def _ordered_forward(means):
+    out = np.empty_like(means)
+    out[0] = means[0]
+    for k in range(1, means.shape[0]):
+        out[k] = np.log(means[k] - means[k - 1])
+    return out
+
+
+def ordered_backward(y: np.ndarray) -> np.ndarray:
+    """:class:`~bayesgmm.bayes.ordering.OrderedComponents`' backward map: ``y`` (K,) -> the
+    increasing means (K, 1): ``mu_0 = y_0``, ``mu_k = mu_{k-1} + exp(y_k)``."""
+    return _ordered_backward(contiguous(y))[:, None]
+
+
+def ordered_forward(means: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`ordered_backward`: means (K, 1) -> ``y`` (K,)."""
+    return _ordered_forward(contiguous(np.ravel(means)))
+
+
 def spd_backward(y: np.ndarray, d: int) -> np.ndarray:
     """:class:`~bayesgmm.bayes.structures.SPDCholeskyTransform`'s backward map.
 
@@ -256,6 +287,8 @@ __all__ = [
     "dirichlet_constant",
     "exp",
     "log",
+    "ordered_backward",
+    "ordered_forward",
     "simplex_backward",
     "simplex_forward",
     "simplex_weights",

@@ -19,7 +19,7 @@ from scipy.special import multigammaln
 from bayesgmm._numba import gaussian
 from bayesgmm._numba.cache import depend_on
 from bayesgmm._numba.gaussian import whiten
-from bayesgmm.bayes import likelihood
+from bayesgmm.bayes import likelihood, posterior_kernel
 from bayesgmm.bayes.kernels import common
 from bayesgmm.bayes.kernels.common import (
     _JIT,
@@ -30,6 +30,7 @@ from bayesgmm.bayes.kernels.common import (
     simplex_weights,
 )
 from bayesgmm.bayes.likelihood import _component_constants, _row_log_joint, _scale_terms
+from bayesgmm.bayes.posterior_kernel import ordered_gradient, ordered_means
 
 
 @numba.njit(**_JIT)
@@ -82,6 +83,9 @@ def tied_niw_logp_dlogp(
     low = chol[0]
 
     means = x[off_mean:].reshape((n_components, d))
+    if d == 1:  # one dimension: the means are ordered
+        means, jacobian = ordered_means(x, off_mean, n_components)
+        logp += jacobian
     const, inv_diag = _component_constants(weights, chol, d)
     inv = inv_diag[0]
     log_scale, inv_scale = _scale_terms(scale)
@@ -180,6 +184,8 @@ def tied_niw_logp_dlogp(
                 grad[t] = (v_psi[i, i] - n_rows * inv[i]) * low[i, i] + power[i]
             t += 1
     logp += add_weights_terms(concentration, counts, weights, log_w, grad)
+    if d == 1:
+        ordered_gradient(x, off_mean, n_components, grad)
     return logp, grad
 
 
@@ -238,6 +244,6 @@ def tied_kernel(model) -> ContainerKernel:
 
 
 # inlines the row helpers of likelihood.py and gaussian.py and common.py's weights
-depend_on(globals(), likelihood, gaussian, common)
+depend_on(globals(), likelihood, gaussian, common, posterior_kernel)
 
 __all__ = ["tied_constant", "tied_kernel", "tied_niw_logp_dlogp"]

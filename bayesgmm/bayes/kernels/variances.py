@@ -29,7 +29,7 @@ from scipy.special import gammaln
 from bayesgmm._numba import gaussian
 from bayesgmm._numba.cache import depend_on
 from bayesgmm._numba.gaussian import log_sum_exp_shift
-from bayesgmm.bayes import likelihood
+from bayesgmm.bayes import likelihood, posterior_kernel
 from bayesgmm.bayes.kernels import common
 from bayesgmm.bayes.kernels.common import (
     _JIT,
@@ -40,6 +40,7 @@ from bayesgmm.bayes.kernels.common import (
     simplex_weights,
 )
 from bayesgmm.bayes.likelihood import _scale_terms
+from bayesgmm.bayes.posterior_kernel import ordered_gradient, ordered_means
 
 _HALF_LOG_2PI = 0.5 * np.log(2.0 * np.pi)
 
@@ -82,6 +83,9 @@ def variances_logp_dlogp(
     log_w = np.empty(n_components)
     simplex_weights(x, n_components, weights, log_w)
     means = x[off_mean:].reshape((n_components, d))
+    jacobian = 0.0
+    if d == 1:  # one dimension: the means are ordered
+        means, jacobian = ordered_means(x, off_mean, n_components)
 
     # per component: log w_k - sum_i log sd_ki - d/2 log 2 pi, and 1 / sd
     inv_sd = np.empty((n_components, d))
@@ -140,7 +144,7 @@ def variances_logp_dlogp(
                 rz = r * z[k, i]
                 sum_z[k, i] += rz
                 sum_zz[k, i] += rz * z[k, i]
-    logp = constant + loglik - n_rows * log_scale
+    logp = constant + jacobian + loglik - n_rows * log_scale
 
     for k in range(n_components):
         # Inverse-Gamma priors and the log transform's Jacobian
@@ -162,6 +166,8 @@ def variances_logp_dlogp(
             grad[off_mean + k * d + i] = (sum_z[k, i] - kappa * w) * inv_sd[k, i]
         logp -= 0.5 * kappa * quad
     logp += add_weights_terms(concentration, counts, weights, log_w, grad)
+    if d == 1:
+        ordered_gradient(x, off_mean, n_components, grad)
     return logp, grad
 
 
@@ -223,6 +229,6 @@ def variances_kernel(model) -> ContainerKernel:
 
 
 # inlines the row helpers of likelihood.py and gaussian.py and common.py's weights
-depend_on(globals(), likelihood, gaussian, common)
+depend_on(globals(), likelihood, gaussian, common, posterior_kernel)
 
 __all__ = ["variances_constant", "variances_kernel", "variances_logp_dlogp"]
