@@ -33,8 +33,8 @@ Graph
     targets on one row: 14-17 µs): the priors, the transforms and the call itself.
 
     So for the default structures (full, tied, diag and spherical covariances with the
-    package's conjugate-type prior, the Normal-Inverse-Wishart family, on complete data in
-    d >= 2 dimensions, without ordered projection, noise component or sample weights), the
+    package's conjugate-type prior, the Normal-Inverse-Wishart family, on complete data
+    in any dimension, without ordered projection, noise component or sample weights), the
     whole log posterior and its gradient are one hand-written Numba kernel per structure
     (:mod:`bayesgmm.bayes.kernels`, :func:`~bayesgmm.bayes.kernels.kernel_target`; the full
     one is :mod:`bayesgmm.bayes.posterior_kernel`), and ``expand``/``unconstrain`` are the
@@ -49,8 +49,11 @@ Graph
     machine shared at load 1.1-1.8, minimum of 30 interleaved batches, through
     :meth:`CompiledMixture.logp_dlogp`), µs per call, PyTensor-written likelihood / fused
     Op / kernel: Old Faithful K=2 full 32.3 / 27.1 / 11.2 (2.4x the fused graph),
-    synthetic (2-D, N=2000, K=4, full) 196 / 189 / 129 (1.47x). One-dimensional models
-    keep the graph (galaxies K=2 20.0 µs, K=3 20.8 µs in that run).
+    synthetic (2-D, N=2000, K=4, full) 196 / 189 / 129 (1.47x). The other kernels, against
+    the fused graph (2026-12-06, load 6.5, minimum of 30 batches of 200 calls, interleaved),
+    µs per call, graph / kernel: galaxies (1-D) K=2 21.4 / 4.8, K=3 57.1 / 5.9; Old Faithful
+    K=2 tied 47.4 / 12.0, diag 70.3 / 9.6, spherical 52.8 / 9.6 (full 95.6 / 14.1 in that
+    run).
 
 Cold start
     TIMINGS_PLACEHOLDER

@@ -3,8 +3,8 @@
 :class:`bayesgmm.bayes.compiled.CompiledMixture` compiles the log posterior density of a
 :func:`bayesgmm.bayes.model.build_model` model and its gradient, in the sampler's unconstrained
 space, as a PyTensor graph (numba backend). For the default structure of
-``BayesianGaussianMixture(K, covariance_type="full")`` on complete data in ``d >= 2``
-dimensions, :func:`full_niw_logp_dlogp` computes the same function in one
+``BayesianGaussianMixture(K, covariance_type="full")`` on complete data,
+:func:`full_niw_logp_dlogp` computes the same function in one
 ``numba.njit`` pass; the graph around the fused likelihood (priors, transforms,
 Jacobians) costs more than the likelihood itself on small data sets.
 
@@ -20,7 +20,9 @@ order:
     row with its diagonal exponentiated, ``Sigma_k = L_k L_k^T``, log-Jacobian
     ``d log 2 + sum_i (d - i + 1) y_ii`` (``i`` from 0).
 ``mu`` (K, d)
-    The working-scale means ``means_z``.
+    The working-scale means ``means_z``; in one dimension PyMC's ordered transform of them
+    (:func:`ordered_means`: ``mu_0 = y_0``, ``mu_k = mu_{k-1} + exp(y_k)``, log-Jacobian
+    ``sum_{k >= 1} y_k``), which the tied, diag and spherical kernels inline too.
 
 and the log density is the sum of
 
