@@ -113,6 +113,10 @@ def test_kernels_equal_pymcs_density_gradient_and_transforms(
             _assert_agree(expected, (value, grad))
             traced = functions.expand(x)
             assert [np.shape(v) for v in traced] == functions.trace_shapes
+            # the one numba call (expand_values) gives the NumPy maps' bits
+            by_numpy = functions.values(x)
+            for name, found in zip(functions.trace_names, traced, strict=True):
+                np.testing.assert_array_equal(found, by_numpy[name])
             for found, wanted in zip(traced, expected[2], strict=True):
                 np.testing.assert_allclose(found, wanted, rtol=1e-12, atol=1e-300)
             # (L L^T factorised again: far in the tails, Sigma is ill-conditioned)

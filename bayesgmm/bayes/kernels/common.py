@@ -256,6 +256,87 @@ def ordered_forward(means: np.ndarray) -> np.ndarray:
     return _ordered_forward(contiguous(np.ravel(means)))
 
 
+#: ``kind`` of :func:`expand_values`: how the covariance block of ``x`` is laid out
+FULL_KIND, TIED_KIND, DIAG_KIND, SPHERICAL_KIND = 0, 1, 2, 3
+
+
+@numba.njit(**_JIT)
+def expand_values(x, n_components, d, kind, location, scale):
+    """The traced values at the unconstrained ``x``, as the graph's ``expand`` computes them.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_dim,)
+        ``(y_w (K-1), covariance block, means block)``.
+    n_components, d : int
+    kind : int
+        :data:`FULL_KIND` (``K d(d+1)/2``, Cholesky), :data:`TIED_KIND` (``d(d+1)/2``),
+        :data:`DIAG_KIND` (``K d`` log variances), :data:`SPHERICAL_KIND` (``K``).
+    location, scale : ndarray of shape (d,)
+
+    Returns
+    -------
+    weights : ndarray of shape (K,)
+    covariance : ndarray of shape (n_cov,)
+        The covariance variable, flattened (``L L^T`` per matrix, or the variances).
+    means_z, means : ndarray of shape (K, d)
+        Working and user scale (in one dimension, ordered: ``mu_k = mu_{k-1} + exp(y_k)``).
+    covariances : ndarray of shape (K, d, d)
+        On the user's scale, ``(Sigma_z,ij * scale_i) * scale_j`` (the graph's order).
+    """
+    n_tri = d * (d + 1) // 2
+    off = n_components - 1
+    weights = _simplex_backward(x[:off]) if n_components > 1 else np.ones(1)
+    if kind == FULL_KIND or kind == TIED_KIND:
+        n_mat = n_components if kind == FULL_KIND else 1
+        covariance = np.empty(n_mat * d * d)
+        working = np.empty((n_mat, d, d))
+        chol = np.zeros((d, d))
+        for c in range(n_mat):
+            t = off + c * n_tri
+            for i in range(d):
+                for j in range(i):
+                    chol[i, j] = x[t]
+                    t += 1
+                chol[i, i] = np.exp(x[t])
+                t += 1
+            working[c] = np.dot(chol, chol.T)
+        covariance[:] = working.ravel()
+        off += n_mat * n_tri
+    else:
+        n_var = d if kind == DIAG_KIND else 1
+        covariance = np.empty(n_components * n_var)
+        working = np.zeros((n_components, d, d))
+        for k in range(n_components):
+            for v in range(n_var):
+                covariance[k * n_var + v] = np.exp(x[off + k * n_var + v])
+            for i in range(d):
+                for j in range(d):
+                    var = covariance[k * n_var + (i if n_var > 1 else 0)]
+                    working[k, i, j] = var * (1.0 if i == j else 0.0)
+        off += n_components * n_var
+    means_z = np.empty((n_components, d))
+    if d == 1:
+        acc = x[off]
+        means_z[0, 0] = acc
+        for k in range(1, n_components):
+            acc += np.exp(x[off + k])
+            means_z[k, 0] = acc
+    else:
+        for k in range(n_components):
+            for i in range(d):
+                means_z[k, i] = x[off + k * d + i]
+    means = np.empty((n_components, d))
+    covariances = np.empty((n_components, d, d))
+    for k in range(n_components):
+        c = k if working.shape[0] > 1 else 0
+        for i in range(d):
+            means[k, i] = location[i] + scale[i] * means_z[k, i]
+            for j in range(d):
+                covariances[k, i, j] = working[c, i, j] * scale[i] * scale[j]
+    return weights, covariance, means_z, means, covariances
+
+
 def spd_backward(y: np.ndarray, d: int) -> np.ndarray:
     """:class:`~bayesgmm.bayes.structures.SPDCholeskyTransform`'s backward map.
 
@@ -281,11 +362,16 @@ def spd_forward(value: np.ndarray, d: int) -> np.ndarray:
 
 __all__ = [
     "DATA_NAMES",
+    "DIAG_KIND",
+    "FULL_KIND",
+    "SPHERICAL_KIND",
+    "TIED_KIND",
     "ContainerKernel",
     "add_weights_terms",
     "contiguous",
     "dirichlet_constant",
     "exp",
+    "expand_values",
     "log",
     "ordered_backward",
     "ordered_forward",
