@@ -199,14 +199,12 @@ def test_fit_samples_with_the_kernel_and_is_reproducible(faithful):
 
 @pytest.mark.parametrize(
     "case",
-    ["tied", "diag", "spherical", "one feature", "noise", "lkj", "ordered", "weights", "missing"],
+    ["tied", "diag", "spherical", "noise", "lkj", "ordered", "weights", "missing"],
 )
 def test_other_structures_keep_the_pytensor_graph(case, faithful):
     X, K, covariance_type, family, kwargs, noise = faithful, 2, "full", "niw", {}, False
     if case in ("tied", "diag", "spherical"):
         covariance_type = case
-    elif case == "one feature":
-        X = faithful[:, :1]
     elif case == "noise":
         noise = True
     elif case == "lkj":

@@ -32,20 +32,31 @@ Graph
     K=2 full 36.5 -> 26.6. About 15 µs of a call does not depend on the data (the same
     targets on one row: 14-17 µs): the priors, the transforms and the call itself.
 
-    So for the default structure, full covariances with the Normal-Inverse-Wishart prior
-    on complete data in d >= 2 dimensions (no ordered projection, noise component or
-    sample weights), the whole log posterior and its gradient are one hand-written Numba
-    kernel (:mod:`bayesgmm.bayes.posterior_kernel`, chosen by
-    :func:`~bayesgmm.bayes.posterior_kernel.eligible`, checked against the PyTensor function at
-    the build, which stays as ``_graph_logp_dlogp``; ``posterior_kernel.ENABLED = False``
-    turns it off for structures built afterwards). It gives the graph's value and gradient
-    to rounding (tests: 1e-10 and 1e-8 relative, tails included), costs 1.7 µs on one row
-    and needs no triangular solve per row. ``benchmarks/bench_gradient.py`` (2026-11-27,
-    this 2-core machine shared at load 1.1-1.8, minimum of 30 interleaved batches, through
+    So for the default structures (full, tied, diag and spherical covariances with the
+    package's conjugate-type prior, the Normal-Inverse-Wishart family, on complete data
+    in any dimension, without ordered projection, noise component or sample weights), the
+    whole log posterior and its gradient are one hand-written Numba kernel per structure
+    (:mod:`bayesgmm.bayes.kernels`, :func:`~bayesgmm.bayes.kernels.kernel_target`; the full
+    one is :mod:`bayesgmm.bayes.posterior_kernel`), and ``expand``/``unconstrain`` are the
+    model's transforms in NumPy (:class:`~bayesgmm.bayes.kernels.KernelFunctions`, with
+    numba's ``exp``/``log``, so they give the graph's bits): such a structure compiles no
+    PyTensor function. The graph's functions (:class:`GraphFunctions`) are then compiled on
+    first use of :attr:`CompiledMixture.graph` (tests comparing the two);
+    ``posterior_kernel.ENABLED = False`` turns the kernels off for structures built
+    afterwards. The kernels give the graph's value and gradient to rounding (tests: 1e-10
+    and 1e-8 relative, tails included); the full one costs 1.7 µs on one row and needs no
+    triangular solve per row. ``benchmarks/bench_gradient.py`` (2026-11-27, this 2-core
+    machine shared at load 1.1-1.8, minimum of 30 interleaved batches, through
     :meth:`CompiledMixture.logp_dlogp`), µs per call, PyTensor-written likelihood / fused
     Op / kernel: Old Faithful K=2 full 32.3 / 27.1 / 11.2 (2.4x the fused graph),
-    synthetic (2-D, N=2000, K=4, full) 196 / 189 / 129 (1.47x). Other structures keep the
-    graph (galaxies K=2 20.0 µs, K=3 20.8 µs in that run).
+    synthetic (2-D, N=2000, K=4, full) 196 / 189 / 129 (1.47x). The other kernels, against
+    the fused graph (2026-12-06, load 6.5, minimum of 30 batches of 200 calls, interleaved),
+    µs per call, graph / kernel: galaxies (1-D) K=2 21.4 / 4.8, K=3 57.1 / 5.9; Old Faithful
+    K=2 tied 47.4 / 12.0, diag 70.3 / 9.6, spherical 52.8 / 9.6 (full 95.6 / 14.1 in that
+    run).
+
+Cold start
+    TIMINGS_PLACEHOLDER
 
 Reproducibility
     The structures are compiled without numba's fast-math (:data:`COMPILE_FLAGS`;
@@ -100,8 +111,8 @@ from pytensor.tensor.blockwise import Blockwise
 from pytensor.tensor.rewriting.linalg.decomposition import cholesky_ldotlt
 
 from bayesgmm.bayes.chains import sample_chains
+from bayesgmm.bayes.kernels import KernelFunctions, kernel_target
 from bayesgmm.bayes.model import build_model, set_model_data
-from bayesgmm.bayes.posterior_kernel import PosteriorKernel, eligible
 from bayesgmm.core.spec import MixtureSpec
 
 #: Chains run in parallel threads by default only when a gradient call takes at least this
@@ -232,61 +243,37 @@ class StructureKey:
         )
 
 
-@dataclass
-class CompiledMixture:
-    """A model of one structure with its NUTS target compiled once.
+@dataclass(frozen=True)
+class GraphFunctions:
+    """A model's three functions compiled by PyTensor (numba backend, :data:`MODE`).
 
     Attributes
     ----------
-    key : StructureKey
-    model : pymc.Model
-        The model the functions were compiled from; :meth:`set_data` swaps its data.
-    free_names : list of str
-        Free variables, in the order of the unconstrained vector.
-    slices : list of slice
-        Position of each free variable in the unconstrained vector.
-    trace_names : list of str
-        Stored variables (constrained free variables, then deterministics).
-    trace_shapes : list of tuple
-    n_dim : int
-        Length of the unconstrained vector.
-    uses_kernel : bool
-        Whether the log density and gradient are
-        :class:`bayesgmm.bayes.posterior_kernel.PosteriorKernel`'s (one Numba kernel; the
-        default full structure) rather than the PyTensor graph's.
+    logp_dlogp : callable
+        ``x -> (logp, grad)`` (:func:`reentrant`).
+    expand : callable
+        ``x -> traced values`` (:func:`reentrant`).
+    unconstrain : pytensor Function
+        ``(*constrained free values) -> x``.
+    free_names, slices, trace_names, trace_shapes, n_dim
+        As :class:`CompiledMixture`'s.
+    x0 : ndarray of shape (n_dim,)
+        The model's initial point.
     """
 
-    key: StructureKey
-    model: pm.Model
+    logp_dlogp: Callable[..., tuple]
+    expand: Callable[..., tuple]
+    unconstrain: Any
     free_names: list[str]
     slices: list[slice]
     trace_names: list[str]
     trace_shapes: list[tuple[int, ...]]
     n_dim: int
-    _logp_dlogp: Any = field(repr=False)
-    _expand: Any = field(repr=False)
-    _unconstrain: Any = field(repr=False)
-    #: the PyTensor function (:func:`reentrant`), also where ``_logp_dlogp`` is the kernel
-    _graph_logp_dlogp: Any = field(default=None, repr=False)
-    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    x0: np.ndarray
 
     @classmethod
-    def build(cls, X: np.ndarray, spec: MixtureSpec, key: StructureKey) -> CompiledMixture:
-        """Build the model for ``X`` and ``spec`` and compile its three functions.
-
-        Returns
-        -------
-        CompiledMixture
-        """
-        model = build_model(
-            X,
-            spec,
-            covariance_prior_family=key.covariance_prior_family,
-            lkj_eta=key.lkj_eta,
-            lkj_sd_scale=key.lkj_sd_scale,
-            # a placeholder direction: set_data swaps in each fit's own
-            order_basis=np.eye(key.n_features) if key.ordered_projection else None,
-        )
+    def compile(cls, model: pm.Model) -> GraphFunctions:
+        """Compile ``model``'s log density and gradient, ``expand`` and ``unconstrain``."""
         free = list(model.free_RVs)
         value_vars = [model.rvs_to_values[rv] for rv in free]
         point = model.initial_point()
@@ -329,25 +316,129 @@ class CompiledMixture:
             trace_shapes = [np.shape(v) for v in traced_x0]
             logp_dlogp(x0)
             unconstrain(*(np.asarray(v, dtype=np.float64) for v in traced_x0[: len(free)]))
-        graph = reentrant(logp_dlogp)
         return cls(
-            key=key,
-            model=model,
+            logp_dlogp=reentrant(logp_dlogp),
+            expand=reentrant(expand),
+            unconstrain=unconstrain,
             free_names=[rv.name for rv in free],
             slices=slices,
             trace_names=[rv.name for rv in traced],
             trace_shapes=trace_shapes,
             n_dim=int(ends[-1]),
-            _logp_dlogp=_nuts_target(key, model, X, graph, x0),
-            _expand=reentrant(expand),
-            _unconstrain=unconstrain,
-            _graph_logp_dlogp=graph,
+            x0=x0,
+        )
+
+
+@dataclass
+class CompiledMixture:
+    """A model of one structure with its NUTS target compiled once.
+
+    Attributes
+    ----------
+    key : StructureKey
+    model : pymc.Model
+        The model the functions were compiled from; :meth:`set_data` swaps its data.
+    free_names : list of str
+        Free variables, in the order of the unconstrained vector.
+    slices : list of slice
+        Position of each free variable in the unconstrained vector.
+    trace_names : list of str
+        Stored variables (constrained free variables, then deterministics).
+    trace_shapes : list of tuple
+    n_dim : int
+        Length of the unconstrained vector.
+    uses_kernel : bool
+        Whether the log density and gradient are a hand-written Numba kernel's
+        (:mod:`bayesgmm.bayes.kernels`) rather than the PyTensor graph's.
+    graph : GraphFunctions
+        The PyTensor functions (compiled on first access where :attr:`uses_kernel`).
+    """
+
+    key: StructureKey
+    model: pm.Model
+    free_names: list[str]
+    slices: list[slice]
+    trace_names: list[str]
+    trace_shapes: list[tuple[int, ...]]
+    n_dim: int
+    _logp_dlogp: Any = field(repr=False)
+    _expand: Any = field(repr=False)
+    _unconstrain: Any = field(repr=False)
+    #: the PyTensor functions (:class:`GraphFunctions`), compiled on first use where the NUTS
+    #: target is a kernel
+    _graph: GraphFunctions | None = field(default=None, repr=False)
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    @classmethod
+    def build(cls, X: np.ndarray, spec: MixtureSpec, key: StructureKey) -> CompiledMixture:
+        """Build the model for ``X`` and ``spec`` and its three functions.
+
+        Where a hand-written kernel applies (:func:`bayesgmm.bayes.kernels.kernel_target`),
+        the three are the kernel and NumPy's ``expand``/``unconstrain``
+        (:class:`~bayesgmm.bayes.kernels.KernelFunctions`) and nothing is compiled in
+        PyTensor (the graph's functions are compiled on first use of
+        :attr:`_graph_logp_dlogp`); else PyTensor compiles them from the model's graph.
+
+        Returns
+        -------
+        CompiledMixture
+        """
+        model = build_model(
+            X,
+            spec,
+            covariance_prior_family=key.covariance_prior_family,
+            lkj_eta=key.lkj_eta,
+            lkj_sd_scale=key.lkj_sd_scale,
+            # a placeholder direction: set_data swaps in each fit's own
+            order_basis=np.eye(key.n_features) if key.ordered_projection else None,
+        )
+        target = kernel_target(key, model, X)
+        if target is not None:
+            functions = KernelFunctions(target, model)
+            return cls(
+                key=key,
+                model=model,
+                free_names=functions.free_names,
+                slices=functions.slices,
+                trace_names=functions.trace_names,
+                trace_shapes=functions.trace_shapes,
+                n_dim=functions.n_dim,
+                _logp_dlogp=target.logp_dlogp(model),
+                _expand=functions.expand,
+                _unconstrain=functions.unconstrain,
+            )
+        graph = GraphFunctions.compile(model)
+        return cls(
+            key=key,
+            model=model,
+            free_names=graph.free_names,
+            slices=graph.slices,
+            trace_names=graph.trace_names,
+            trace_shapes=graph.trace_shapes,
+            n_dim=graph.n_dim,
+            _logp_dlogp=graph.logp_dlogp,
+            _expand=graph.expand,
+            _unconstrain=graph.unconstrain,
+            _graph=graph,
         )
 
     @property
+    def graph(self) -> GraphFunctions:
+        """The PyTensor functions of the model (compiled now if they were not)."""
+        with self.lock:
+            if self._graph is None:
+                self._graph = GraphFunctions.compile(self.model)
+            return self._graph
+
+    @property
+    def _graph_logp_dlogp(self):
+        """The PyTensor function of the log density and gradient (:func:`reentrant`)."""
+        return self.graph.logp_dlogp
+
+    @property
     def uses_kernel(self) -> bool:
-        """Whether the NUTS target is the hand-written kernel (``posterior_kernel``)."""
-        return isinstance(self._logp_dlogp, PosteriorKernel)
+        """Whether the NUTS target is a hand-written kernel (:mod:`bayesgmm.bayes.kernels`)."""
+        return not (self._graph is not None and self._logp_dlogp is self._graph.logp_dlogp)
 
     def set_data(
         self, X: np.ndarray, spec: MixtureSpec, order_basis: np.ndarray | None = None
@@ -508,30 +599,6 @@ class CompiledMixture:
             enough=enough,
             **kwargs,
         )
-
-
-def _nuts_target(key: StructureKey, model: pm.Model, X: np.ndarray, graph, x0: np.ndarray):
-    """The log density and gradient that NUTS calls: the kernel where it applies, else ``graph``.
-
-    :class:`~bayesgmm.bayes.posterior_kernel.PosteriorKernel` where
-    :func:`~bayesgmm.bayes.posterior_kernel.eligible` says so, checked against the PyTensor
-    function ``graph`` at ``x0`` (a disagreement warns and keeps ``graph``).
-    """
-    if not eligible(key, model, X):
-        return graph
-    kernel = PosteriorKernel(model)
-    expected, found = graph(x0), kernel(x0)
-    if np.isclose(float(expected[0]), found[0], rtol=1e-9, atol=0.0) and np.allclose(
-        expected[1], found[1], rtol=1e-7, atol=1e-7
-    ):
-        return kernel
-    warnings.warn(
-        f"bayesgmm.bayes.posterior_kernel disagrees with the PyTensor graph of {key}: using the "
-        "graph (please report this)",
-        RuntimeWarning,
-        stacklevel=3,
-    )
-    return graph
 
 
 def reentrant(fn) -> Callable[..., tuple]:

@@ -3,8 +3,8 @@
 :class:`bayesgmm.bayes.compiled.CompiledMixture` compiles the log posterior density of a
 :func:`bayesgmm.bayes.model.build_model` model and its gradient, in the sampler's unconstrained
 space, as a PyTensor graph (numba backend). For the default structure of
-``BayesianGaussianMixture(K, covariance_type="full")`` on complete data in ``d >= 2``
-dimensions, :func:`full_niw_logp_dlogp` computes the same function in one
+``BayesianGaussianMixture(K, covariance_type="full")`` on complete data,
+:func:`full_niw_logp_dlogp` computes the same function in one
 ``numba.njit`` pass; the graph around the fused likelihood (priors, transforms,
 Jacobians) costs more than the likelihood itself on small data sets.
 
@@ -20,7 +20,9 @@ order:
     row with its diagonal exponentiated, ``Sigma_k = L_k L_k^T``, log-Jacobian
     ``d log 2 + sum_i (d - i + 1) y_ii`` (``i`` from 0).
 ``mu`` (K, d)
-    The working-scale means ``means_z``.
+    The working-scale means ``means_z``; in one dimension PyMC's ordered transform of them
+    (:func:`ordered_means`: ``mu_0 = y_0``, ``mu_k = mu_{k-1} + exp(y_k)``, log-Jacobian
+    ``sum_{k >= 1} y_k``), which the tied, diag and spherical kernels inline too.
 
 and the log density is the sum of
 
@@ -48,9 +50,10 @@ rows' sums (each in ``[1, K]``) is taken of their product, once per few hundred 
 
 :class:`PosteriorKernel` is the callable that :class:`~bayesgmm.bayes.compiled.CompiledMixture`
 uses in place of its PyTensor function where :func:`eligible` says so (and
-:data:`ENABLED`): it reads the model's ``pm.Data`` containers at every call (the values
-:meth:`~bayesgmm.bayes.compiled.CompiledMixture.set_data` swaps) and keeps the data-dependent
-constants it derives from them until one of them is replaced. Timings:
+:data:`ENABLED`, which switches every structure's kernel of :mod:`bayesgmm.bayes.kernels`,
+whose ``full`` entry this module is): it reads the model's ``pm.Data`` containers at every
+call (the values :meth:`~bayesgmm.bayes.compiled.CompiledMixture.set_data` swaps) and keeps
+the data-dependent constants it derives from them until one of them is replaced. Timings:
 :mod:`bayesgmm.bayes.compiled` ("Graph"), measured by ``benchmarks/bench_gradient.py``.
 """
 
@@ -75,6 +78,7 @@ ENABLED = True
 #: ``error_model="numpy"``: a division by zero gives inf or NaN (as in the PyTensor graph),
 #: not ``ZeroDivisionError``
 _JIT = dict(nogil=True, cache=True, fastmath=False, error_model="numpy")
+_INLINE = dict(_JIT, inline="always")
 #: The model's ``pm.Data`` containers the kernel reads, in :meth:`PosteriorKernel.prepare`'s order.
 DATA_NAMES = (
     "X_data",
@@ -86,6 +90,40 @@ DATA_NAMES = (
     "degrees_of_freedom",
     "covariance_prior",
 )
+
+
+@numba.njit(**_INLINE)
+def ordered_means(x, off_mean, n_components):
+    """The means (K, 1) of one-dimensional models from ``y = x[off_mean:]``, and the log-Jacobian.
+
+    :class:`bayesgmm.bayes.ordering.OrderedComponents`: ``mu_0 = y_0``, ``mu_k = mu_{k-1} +
+    exp(y_k)``; log-Jacobian ``sum_{k >= 1} y_k``.
+    """
+    means = np.empty((n_components, 1))
+    acc = x[off_mean]
+    means[0, 0] = acc
+    jacobian = 0.0
+    for k in range(1, n_components):
+        acc += np.exp(x[off_mean + k])
+        means[k, 0] = acc
+        jacobian += x[off_mean + k]
+    return means, jacobian
+
+
+@numba.njit(**_INLINE)
+def ordered_gradient(x, off_mean, n_components, grad):
+    """Turn ``grad[off_mean:]`` from ``d/dmu`` (K,) into ``d/dy`` (:func:`ordered_means`).
+
+    ``d/dy_j = exp(y_j) sum_{k >= j} d/dmu_k + 1`` for ``j >= 1``, ``d/dy_0 = sum_k d/dmu_k``.
+    """
+    total = 0.0
+    for back in range(n_components):
+        k = n_components - 1 - back
+        total += grad[off_mean + k]
+        if k > 0:
+            grad[off_mean + k] = total * np.exp(x[off_mean + k]) + 1.0
+        else:
+            grad[off_mean] = total
 
 
 @numba.njit(**_JIT)
@@ -163,6 +201,9 @@ def full_niw_logp_dlogp(
 
     # likelihood: one pass over the rows (bayesgmm.bayes.likelihood's row helpers)
     means = x[off_mean:].reshape((n_components, d))
+    if d == 1:  # one dimension: the means are ordered
+        means, jacobian = ordered_means(x, off_mean, n_components)
+        logp += jacobian
     const, inv_diag = _component_constants(weights, chol, d)
     log_scale, inv_scale = _scale_terms(scale)
     x_z = np.empty(d)
@@ -276,6 +317,8 @@ def full_niw_logp_dlogp(
         g_last = concentration[last] + counts[last]
         for j in range(n_components - 1):
             grad[j] = concentration[j] + counts[j] - g_last - total_g * (weights[j] - weights[last])
+    if d == 1:
+        ordered_gradient(x, off_mean, n_components, grad)
     return logp, grad
 
 
@@ -324,8 +367,9 @@ def eligible(key, model, X: np.ndarray) -> bool:
     ----------
     key : StructureKey
         (:class:`bayesgmm.bayes.compiled.StructureKey`) Full covariances, the
-        Normal-Inverse-Wishart prior family, no ordered projection, ``d >= 2`` (in one
-        dimension the means are ordered).
+        Normal-Inverse-Wishart prior family, no ordered projection (in one dimension the
+        means carry :class:`~bayesgmm.bayes.ordering.OrderedComponents`, which the kernel
+        applies: :func:`ordered_means`).
     model : pymc.Model
         Of :func:`bayesgmm.bayes.model.build_model`: a proper prior, free variables
         ``weights`` (when K > 1, simplex transform), ``covariances_z``
@@ -340,11 +384,11 @@ def eligible(key, model, X: np.ndarray) -> bool:
     bool
         Also ``False`` whenever :data:`ENABLED` is.
     """
-    from bayesgmm.bayes.model import OBSERVED, SPDCholeskyTransform
+    from bayesgmm.bayes.model import OBSERVED, OrderedComponents, SPDCholeskyTransform
     from bayesgmm.core.missing import has_missing
 
     kind = (key.covariance_type, key.covariance_prior_family, key.ordered_projection)
-    if not ENABLED or kind != ("full", "niw", False) or key.n_features < 2 or has_missing(X):
+    if not ENABLED or kind != ("full", "niw", False) or has_missing(X):
         return False
     names = ["weights"] * (key.n_components > 1) + ["covariances_z", "means_z"]
     if [rv.name for rv in model.free_RVs] != names:
@@ -356,7 +400,11 @@ def eligible(key, model, X: np.ndarray) -> bool:
     transforms = [model.rvs_to_transforms.get(rv) for rv in model.free_RVs]
     return (
         isinstance(transforms[-2], SPDCholeskyTransform)
-        and transforms[-1] is None
+        and (
+            isinstance(transforms[-1], OrderedComponents)
+            if key.n_features == 1
+            else transforms[-1] is None
+        )
         and (key.n_components == 1 or type(transforms[0]).__name__ == "SimplexTransform")
     )
 
