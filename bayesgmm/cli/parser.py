@@ -25,7 +25,7 @@ from bayesgmm.cli.options import (
     probability,
 )
 from bayesgmm.cli.output import EXIT_DIAGNOSTICS
-from bayesgmm.core.covariance import covariance_types
+from bayesgmm.core.covariance import covariance_names
 from bayesgmm.core.methods import METHODS
 
 
@@ -45,7 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_data_options(fit, "number of components, e.g. 3")
     fit.add_argument(
-        "--covariance", default="full", choices=covariance_types(), help="covariance structure"
+        "--covariance",
+        default="full",
+        choices=covariance_names(),
+        help="covariance structure (mclust's models other than VVV, EEE, VVI, VII: --method map)",
     )
     fit.add_argument(
         "--method",
@@ -86,8 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument(
             "--covariance",
             default="full",
-            help=f"comma-separated covariance types out of {', '.join(covariance_types())}, "
-            "e.g. full,diag, or all",
+            help=f"comma-separated covariance types out of {', '.join(covariance_names())}, "
+            "e.g. full,diag, or all (with --method map all fourteen of mclust's models)",
         )
         cmd.add_argument(
             "--method",
