@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from bayesgmm.bayes.model import COVARIANCE_PRIOR_FAMILIES
-from bayesgmm.core.covariance import MCLUST_ALIASES, bayesian_covariance_types
+from bayesgmm.core.covariance import bayesian_covariance_names
 from bayesgmm.core.methods import METHODS, SAMPLERS
 from bayesgmm.core.missing import MISSING_OPTIONS
 from bayesgmm.core.noise import check_noise_volume
@@ -78,19 +78,13 @@ def _choices(choices: tuple[str, ...]) -> str:
     return "one of " + ", ".join(repr(c) for c in choices)
 
 
-def _bayesian_names() -> tuple[str, ...]:
-    """Names of the structures the PyMC model supports, then mclust's names of them."""
-    names = bayesian_covariance_types()
-    return (*names, *(alias for alias, name in MCLUST_ALIASES.items() if name in names))
-
-
 #: Every constructor setting: a test of its value and what it must be. ``fit`` checks them all.
 PARAMETER_CONSTRAINTS: dict[str, tuple[Callable[[object], bool], str]] = {
     "n_components": (_int_at_least(1), "a positive int (the number of components K)"),
     "covariance_type": (
-        lambda v: isinstance(v, str) and v in _bayesian_names(),
+        lambda v: isinstance(v, str) and v in bayesian_covariance_names(),
         "a covariance structure of the Bayesian model: "
-        + _choices(_bayesian_names())
+        + _choices(bayesian_covariance_names())
         + " (mclust's other models, e.g. 'EEV', are not yet available for NUTS/VI; fit them "
         "with GaussianMixture)",
     ),

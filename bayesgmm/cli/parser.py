@@ -25,7 +25,7 @@ from bayesgmm.cli.options import (
     probability,
 )
 from bayesgmm.cli.output import EXIT_DIAGNOSTICS
-from bayesgmm.core.covariance import covariance_names
+from bayesgmm.core.covariance import bayesian_covariance_names, covariance_names
 from bayesgmm.core.methods import METHODS
 
 
@@ -47,8 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--covariance",
         default="full",
-        choices=covariance_names(),
-        help="covariance structure (mclust's models other than VVV, EEE, VVI, VII: --method map)",
+        choices=bayesian_covariance_names(),
+        help="covariance structure (or mclust's name of it: VVV, EEE, VVI, VII; mclust's "
+        "other models are fitted by compare and report with --method map)",
     )
     fit.add_argument(
         "--method",

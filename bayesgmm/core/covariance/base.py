@@ -289,6 +289,12 @@ def bayesian_covariance_types() -> tuple[str, ...]:
     return tuple(name for name, structure in _REGISTRY.items() if structure.bayesian)
 
 
+def bayesian_covariance_names() -> tuple[str, ...]:
+    """:func:`bayesian_covariance_types`, then mclust's names of them (``VVV``, ...)."""
+    names = bayesian_covariance_types()
+    return (*names, *(alias for alias, name in MCLUST_ALIASES.items() if name in names))
+
+
 def get_structure(covariance_type: str | CovarianceStructure) -> CovarianceStructure:
     """The registered structure called ``covariance_type`` (a structure is returned as is).
 
@@ -316,6 +322,7 @@ __all__ = [
     "MCLUST_MODELS",
     "CovarianceStructure",
     "CovarianceType",
+    "bayesian_covariance_names",
     "bayesian_covariance_types",
     "covariance_names",
     "covariance_types",
