@@ -223,9 +223,9 @@ def main() -> None:
         f"its hierarchical start), bayesgmm `GaussianMixture(K, covariance_type=model, "
         f"n_init={args.n_init}, random_state=0)`, on a 2-core machine shared with other jobs. "
         "BIC as mclust's, `2 log L - p log n` (higher is better); \"at least\": bayesgmm's "
-        "BIC >= mclust's - 0.01; NA: mclust's singular fits, bayesgmm's failed or degenerate "
-        "ones (counted apart).\n\n"
-        "| data | fit | cells (both) | at least mclust | better | worse | NA only "
+        "BIC >= mclust's - 0.01; a cell one side leaves empty (NA: mclust's singular fits, "
+        "bayesgmm's failed or degenerate ones) is counted apart.\n\n"
+        "| data | fit | cells (both) | at least mclust | better | worse | filled only by "
         "mclust / bayesgmm | median gain | worst cell | mclust s | bayesgmm s | ratio |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
         + "\n".join(rows)
