@@ -12,6 +12,8 @@ from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
 from bayesgmm import GaussianMixture, MixtureParams, datasets
 from bayesgmm.core import covariance as cov_module
 from bayesgmm.core.covariance import (
+    MCLUST_ALIASES,
+    MCLUST_MODELS,
     CovarianceStructure,
     Diag,
     Full,
@@ -40,8 +42,14 @@ def _random_params(covariance_type: str, rng: np.random.Generator) -> MixturePar
     )
 
 
-def test_registry_lists_the_four_structures_and_rejects_others():
-    assert covariance_types() == ("full", "tied", "diag", "spherical")
+def test_registry_lists_the_structures_and_rejects_others():
+    # the four classic structures, then mclust's ten other models
+    assert covariance_types()[:4] == ("full", "tied", "diag", "spherical")
+    assert set(covariance_types()[4:]) == set(MCLUST_MODELS) - {"VVV", "EEE", "VVI", "VII"}
+    # mclust's names of the classic four are the same objects
+    for alias, name in MCLUST_ALIASES.items():
+        assert get_structure(alias) is get_structure(name)
+        assert get_structure(name).mclust_name == alias
     with pytest.raises(ValueError, match="choose one of"):
         get_structure("banana")
     assert get_structure(get_structure("diag")) is get_structure("diag")

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from bayesgmm.bayes.model import COVARIANCE_PRIOR_FAMILIES
-from bayesgmm.core.covariance import covariance_types
+from bayesgmm.core.covariance import bayesian_covariance_names
 from bayesgmm.core.methods import METHODS, SAMPLERS
 from bayesgmm.core.missing import MISSING_OPTIONS
 from bayesgmm.core.noise import check_noise_volume
@@ -82,8 +82,11 @@ def _choices(choices: tuple[str, ...]) -> str:
 PARAMETER_CONSTRAINTS: dict[str, tuple[Callable[[object], bool], str]] = {
     "n_components": (_int_at_least(1), "a positive int (the number of components K)"),
     "covariance_type": (
-        lambda v: isinstance(v, str) and v in covariance_types(),
-        "a registered covariance structure: " + _choices(covariance_types()),
+        lambda v: isinstance(v, str) and v in bayesian_covariance_names(),
+        "a covariance structure of the Bayesian model: "
+        + _choices(bayesian_covariance_names())
+        + " (mclust's other models, e.g. 'EEV', are not yet available for NUTS/VI; fit them "
+        "with GaussianMixture)",
     ),
     "prior": (
         lambda v: (

@@ -10,7 +10,11 @@ import math
 import sys
 
 from bayesgmm.cli.data import BUNDLED, InputError
-from bayesgmm.core.covariance import covariance_types
+from bayesgmm.core.covariance import (
+    bayesian_covariance_types,
+    covariance_names,
+    covariance_types,
+)
 from bayesgmm.core.methods import SAMPLERS, TUNE
 
 #: Most components any --k may ask for before the data are read (the data cap it further).
@@ -57,15 +61,17 @@ def parse_ks(text: str, max_components: int = MAX_COMPONENTS) -> list[int]:
     return sorted(ks)
 
 
-def parse_covariances(text: str) -> list[str]:
-    """``"full,diag"`` -> list of covariance types (validated); ``"all"``: every one."""
+def parse_covariances(text: str, method: str | None = None) -> list[str]:
+    """``"full,diag"`` -> list of covariance types (validated); ``"all"``: every one ``method``
+    fits (with ``map`` mclust's fourteen models, otherwise the four of the Bayesian model)."""
+    every = covariance_types() if method == "map" else bayesian_covariance_types()
     if text.strip() == "all":
-        return list(covariance_types())
+        return list(every)
     types = [t.strip() for t in text.split(",") if t.strip()]
-    bad = [t for t in types if t not in covariance_types()]
+    bad = [t for t in types if t not in covariance_names()]
     if bad or not types:
         raise InputError(
-            f"--covariance must be a comma-separated subset of {', '.join(covariance_types())} "
+            f"--covariance must be a comma-separated subset of {', '.join(covariance_names())} "
             f"or 'all'; got {text!r}"
         )
     return types

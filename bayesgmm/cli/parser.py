@@ -26,7 +26,7 @@ from bayesgmm.cli.options import (
     probability,
 )
 from bayesgmm.cli.output import EXIT_DIAGNOSTICS
-from bayesgmm.core.covariance import covariance_types
+from bayesgmm.core.covariance import bayesian_covariance_names, covariance_names
 from bayesgmm.core.methods import METHODS
 
 
@@ -48,7 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_data_options(fit, "number of components, e.g. 3")
     fit.add_argument(
-        "--covariance", default="full", choices=covariance_types(), help="covariance structure"
+        "--covariance",
+        default="full",
+        choices=bayesian_covariance_names(),
+        help="covariance structure (or mclust's name of it: VVV, EEE, VVI, VII; mclust's "
+        "other models are fitted by compare and report with --method map)",
     )
     fit.add_argument(
         "--method",
@@ -89,8 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument(
             "--covariance",
             default="full",
-            help=f"comma-separated covariance types out of {', '.join(covariance_types())}, "
-            "e.g. full,diag, or all",
+            help=f"comma-separated covariance types out of {', '.join(covariance_names())}, "
+            "e.g. full,diag, or all (with --method map all fourteen of mclust's models)",
         )
         cmd.add_argument(
             "--method",

@@ -65,8 +65,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     ----------
     n_components : int, default=1
         Number of components K.
-    covariance_type : {"full", "tied", "diag", "spherical"}, default="full"
-        Same meaning as in scikit-learn.
+    covariance_type : str, default="full"
+        ``"full"``, ``"tied"``, ``"diag"``, ``"spherical"`` (as in scikit-learn; mclust's
+        ``VVV``, ``EEE``, ``VVI``, ``VII``, accepted as aliases), or one of mclust's ten other
+        models ``EII``, ``EEI``, ``VEI``, ``EVI``, ``VEE``, ``EVE``, ``VVE``, ``EEV``, ``VEV``,
+        ``EVV`` (:mod:`bayesgmm.core.covariance.eigen`; full (K, d, d) covariance matrices).
     prior : None, "default" or MixturePrior, default=None
         ``None``: maximum likelihood. ``"default"``: MAP under
         :meth:`MixturePrior.default` (data-scaled, Fraley & Raftery 2007).

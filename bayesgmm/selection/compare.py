@@ -66,6 +66,7 @@ import pandas as pd
 from arviz_stats.utils import ELPDData
 from joblib import Parallel, delayed
 
+from bayesgmm.core.covariance import bayesian_covariance_types, covariance_names, get_structure
 from bayesgmm.core.covariance import covariance_types as registered_structures
 from bayesgmm.core.exceptions import UnreliablePosteriorWarning
 from bayesgmm.core.methods import POSTERIOR_METHODS, TUNE, PosteriorMethod
@@ -192,6 +193,35 @@ class CandidateFit:
     def name(self) -> str:
         """Row label, see :func:`candidate_name`."""
         return candidate_name(self.n_components, self.covariance_type)
+
+
+def candidate_structures(covariance_types: str | Sequence[str], method: str) -> list[str]:
+    """The covariance structures a comparison fits (``"all"``: every one ``method`` can fit).
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, or one of mclust's models that only EM fits (``method="map"``)
+        asked for with a posterior method.
+    """
+    fittable = registered_structures() if method == "map" else bayesian_covariance_types()
+    if isinstance(covariance_types, str):
+        covariance_types = list(fittable) if covariance_types == "all" else [covariance_types]
+    covariance_types = list(covariance_types)
+    bad = [c for c in covariance_types if c not in covariance_names()]
+    if bad or not covariance_types:
+        raise ValueError(
+            f"covariance_types must be a non-empty subset of {list(covariance_names())} "
+            f"(or 'all'), got {covariance_types}"
+        )
+    em_only = [c for c in covariance_types if not get_structure(c).bayesian]
+    if em_only and method != "map":
+        raise ValueError(
+            f"covariance_types {em_only} are not yet available for NUTS/VI (method={method!r}); "
+            f"available: {', '.join(bayesian_covariance_types())} (VVV, EEE, VVI, VII), or "
+            'compare them by EM with method="map"'
+        )
+    return covariance_types
 
 
 def fit_candidate(
@@ -448,7 +478,10 @@ def compare(
         compares the covariance structures at K=3), not ``range(1, 4)``.
     covariance_types : str or sequence of str, default=("full",)
         Candidate covariance structures; one name is one structure, ``"all"`` every
-        registered one.
+        registered one the method can fit: with ``method="map"`` the four classic structures
+        and mclust's ten other models (EII, EEI, VEI, EVI, VEE, EVE, VVE, EEV, VEV, EVV),
+        with a posterior method the four. mclust's names of the classic four (VVV, EEE,
+        VVI, VII) are accepted too, and the table keeps the names given.
     method : {"nuts", "advi", "fullrank_advi", "map"}, default="nuts"
         How the posterior is fitted; ``"map"`` compares by EM criteria only (no posterior,
         as ``BayesianGaussianMixture(method="map")``). LOO on variational draws is plain
@@ -510,17 +543,6 @@ def compare(
         ``method=None``.
     """
     ks = _candidate_ks(n_components)
-    if isinstance(covariance_types, str):
-        covariance_types = (
-            registered_structures() if covariance_types == "all" else [covariance_types]
-        )
-    covariance_types = list(covariance_types)
-    bad = [c for c in covariance_types if c not in registered_structures()]
-    if bad or not covariance_types:
-        raise ValueError(
-            f"covariance_types must be a non-empty subset of {list(registered_structures())} "
-            f"(or 'all'), got {covariance_types}"
-        )
     if method is None:
         warnings.warn(
             'compare(method=None) is deprecated: use method="map" (EM criteria only)',
@@ -530,6 +552,7 @@ def compare(
         method = "map"
     if method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+    covariance_types = candidate_structures(covariance_types, method)
     owned = sorted(set(bayes_kwargs or {}) & set(CANDIDATE_SETTINGS))
     if owned:
         raise ValueError(

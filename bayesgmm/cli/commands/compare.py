@@ -22,7 +22,7 @@ def run_comparison(args: argparse.Namespace, data: Dataset, progress: Progress):
         result = compare(
             data.X,
             parse_ks(args.k),
-            parse_covariances(args.covariance),
+            parse_covariances(args.covariance, args.method),
             method=args.method,
             draws=settings.pop("draws"),
             tune=settings.pop("tune"),
@@ -50,7 +50,7 @@ def comparison_data(args: argparse.Namespace) -> Dataset:
         args.data,
         args.columns,
         max_k(args.k),
-        parse_covariances(args.covariance),
+        parse_covariances(args.covariance, args.method),
         labels=args.labels,
         scale=args.scale,
         weights=args.weights,

@@ -170,7 +170,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     if len(ks) != 1:
         raise InputError(f"fit needs one number of components, got --k {args.k!r}")
     k = ks[0]
-    (cov,) = parse_covariances(args.covariance)
+    (cov,) = parse_covariances(args.covariance, args.method)
     if args.prior == "mle" and args.method != "map":
         raise InputError(
             f"--prior mle (flat, improper) only works with --method map, got --method "
