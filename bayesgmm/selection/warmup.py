@@ -19,7 +19,8 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 
-from bayesgmm.core.covariance import covariance_types as registered_structures
+from bayesgmm.core.covariance import bayesian_covariance_names
+from bayesgmm.core.covariance import covariance_names as registered_structures
 
 #: The structures the Bayesian model and the EM kernels cover by default.
 DEFAULT_STRUCTURES: tuple[str, ...] = ("full", "tied", "diag", "spherical")
@@ -37,6 +38,8 @@ def warmup(
     Parameters
     ----------
     covariance_types : sequence of str, default=("full", "tied", "diag", "spherical")
+        Any registered structure (EM kernels); the posterior steps run for those with a
+        Bayesian model.
     posterior : bool, default=True
         Also the Bayesian model of each structure (a short NUTS run) and the
         post-processing of its draws.
@@ -71,8 +74,9 @@ def warmup(
     if posterior:
         from bayesgmm.bayes.estimator import BayesianGaussianMixture
 
-        for cov in covariance_types:
-            steps.append((f"NUTS {cov}", _nuts(BayesianGaussianMixture, X, cov)))
+        for cov in covariance_types:  # mclust's other models have no Bayesian model yet
+            if cov in bayesian_covariance_names():
+                steps.append((f"NUTS {cov}", _nuts(BayesianGaussianMixture, X, cov)))
         steps.append(("NUTS full, one feature", _nuts(BayesianGaussianMixture, X[:, :1], "full")))
     if clusters:
         from bayesgmm.selection.clusters import how_many_clusters
