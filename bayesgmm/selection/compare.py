@@ -68,7 +68,7 @@ from joblib import Parallel, delayed
 
 from bayesgmm.core.covariance import covariance_types as registered_structures
 from bayesgmm.core.exceptions import UnreliablePosteriorWarning
-from bayesgmm.core.methods import POSTERIOR_METHODS, TUNE, PosteriorMethod
+from bayesgmm.core.methods import MCMC_METHODS, POSTERIOR_METHODS, TUNE, PosteriorMethod
 from bayesgmm.core.missing import check_missing_option
 from bayesgmm.core.validation import (
     RandomState,
@@ -217,7 +217,7 @@ def fit_candidate(
         Validated data.
     n_components : int
     covariance_type : str
-    method : {"nuts", "advi", "fullrank_advi", "map"}
+    method : {"nuts", "gibbs", "advi", "fullrank_advi", "map"}
         ``"map"``: EM only.
     bayes_kwargs : dict
         Further settings of :class:`BayesianGaussianMixture` (``draws``, ``tune``,
@@ -273,7 +273,7 @@ def fit_candidate(
         moment_match=moment_match and method == "nuts",
         densities=compiled_densities(bayes) if method == "nuts" else None,
     )
-    if method == "nuts":
+    if method in MCMC_METHODS:
         try:
             fit.diagnostics_ok = bool(bayes.diagnose().ok)
         except ValueError:  # too few chains or draws to diagnose
@@ -449,7 +449,7 @@ def compare(
     covariance_types : str or sequence of str, default=("full",)
         Candidate covariance structures; one name is one structure, ``"all"`` every
         registered one.
-    method : {"nuts", "advi", "fullrank_advi", "map"}, default="nuts"
+    method : {"nuts", "gibbs", "advi", "fullrank_advi", "map"}, default="nuts"
         How the posterior is fitted; ``"map"`` compares by EM criteria only (no posterior,
         as ``BayesianGaussianMixture(method="map")``). LOO on variational draws is plain
         PSIS and less trustworthy than on NUTS draws. ``None`` is a deprecated spelling of
