@@ -213,9 +213,10 @@ def run_gibbs(
     points = list(start.points) if isinstance(start.points, Sequence) else [start.points]
     if len(points) == 1:
         points = points * settings.chains
-    conc = np.ascontiguousarray(prior_z.concentration(spec.n_components))
-    m0 = np.ascontiguousarray(prior_z.mean_prior, dtype=np.float64)
-    psi0 = np.ascontiguousarray(prior_z.covariance_prior, dtype=np.float64)
+    # writable copies: the prior's arrays are read-only, which numba compiles separately
+    conc = np.array(prior_z.concentration(spec.n_components), dtype=np.float64)
+    m0 = np.array(prior_z.mean_prior, dtype=np.float64)
+    psi0 = np.array(prior_z.covariance_prior, dtype=np.float64)
     results = []
     began = time.perf_counter()
     for point, chain_rng in zip(
