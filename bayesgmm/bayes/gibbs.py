@@ -5,7 +5,7 @@ The model is the one NUTS samples (:mod:`bayesgmm.bayes.model`): ``w ~ Dirichlet
 working scale ``x_z = (x - location) / scale`` with the prior mapped there exactly
 (:meth:`bayesgmm.core.spec.Standardization.prior_to_working`), so the posterior on the
 user's scale is the same whatever the standardisation. The blocked sampler
-(:func:`bayesgmm.posterior.gibbs_kernels._run_gibbs_chain`) augments it with the labels
+(:func:`bayesgmm.posterior.gibbs_kernels.gibbs_chain`) augments it with the labels
 ``z`` and alternates the exact conditionals: weights and each component's ``(mu_k,
 Sigma_k)`` given ``z`` (Dirichlet, Normal-Inverse-Wishart), then ``z`` given them. The
 ``(w, mu, Sigma)`` draws are draws of the labels-summed-out posterior NUTS samples, with no
@@ -40,7 +40,7 @@ from bayesgmm.core.densities import log_inverse_wishart, log_normal_precision_sc
 from bayesgmm.core.params import MixtureParams
 from bayesgmm.core.priors import MixturePrior
 from bayesgmm.core.spec import MixtureSpec
-from bayesgmm.posterior.gibbs_kernels import _run_gibbs_chain
+from bayesgmm.posterior.gibbs_kernels import gibbs_chain
 
 #: What ``method="gibbs"`` fits, for the error messages.
 GIBBS_SCOPE = (
@@ -213,10 +213,7 @@ def run_gibbs(
     points = list(start.points) if isinstance(start.points, Sequence) else [start.points]
     if len(points) == 1:
         points = points * settings.chains
-    # writable copies: the prior's arrays are read-only, which numba compiles separately
-    conc = np.array(prior_z.concentration(spec.n_components), dtype=np.float64)
-    m0 = np.array(prior_z.mean_prior, dtype=np.float64)
-    psi0 = np.array(prior_z.covariance_prior, dtype=np.float64)
+    conc = prior_z.concentration(spec.n_components)
     results = []
     began = time.perf_counter()
     for point, chain_rng in zip(
@@ -224,16 +221,16 @@ def run_gibbs(
     ):
         z0 = initial_allocations(x_z, scaling.params_to_working(point), chain_rng)
         results.append(
-            _run_gibbs_chain(
+            gibbs_chain(
                 x_z,
                 z0,
                 conc,
-                m0,
-                float(prior_z.mean_precision),
-                float(prior_z.degrees_of_freedom),
-                psi0,
-                int(settings.tune),
-                int(settings.draws),
+                prior_z.mean_prior,
+                prior_z.mean_precision,
+                prior_z.degrees_of_freedom,
+                prior_z.covariance_prior,
+                settings.tune,
+                settings.draws,
                 chain_rng,
             )
         )

@@ -259,5 +259,36 @@ def _run_gibbs_chain(x, z_init, conc, m0, kappa0, nu0, psi0, n_burn, n_keep, rng
     return out_log_w, out_means, out_covs, out_loglik, out_counts
 
 
+def gibbs_chain(
+    x: np.ndarray,
+    z_init: np.ndarray,
+    concentration: np.ndarray,
+    mean_prior: np.ndarray,
+    mean_precision: float,
+    degrees_of_freedom: float,
+    covariance_prior: np.ndarray,
+    n_burn: int,
+    n_keep: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_run_gibbs_chain` with its arguments made the types it is compiled for.
+
+    Writable contiguous float64 arrays (a prior's read-only arrays would compile another
+    specialisation), int64 labels, Python scalars. Returns what the kernel returns.
+    """
+    return _run_gibbs_chain(
+        np.array(x, dtype=np.float64, order="C"),
+        np.array(z_init, dtype=np.int64),
+        np.array(concentration, dtype=np.float64),
+        np.array(mean_prior, dtype=np.float64),
+        float(mean_precision),
+        float(degrees_of_freedom),
+        np.array(covariance_prior, dtype=np.float64, order="C"),
+        int(n_burn),
+        int(n_keep),
+        rng,
+    )
+
+
 # the kernels inline gaussian.py's helpers: recompile them when that file changes
 depend_on(globals(), gaussian)
