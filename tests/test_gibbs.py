@@ -178,6 +178,23 @@ def test_compare_takes_gibbs(faithful):
     assert np.isfinite(result.fits["K=2 full"].loo.elpd)
 
 
+def test_save_load_and_command_line(faithful, tmp_path, capsys):
+    from bayesgmm import cli, load
+
+    fit = _gibbs(faithful, 2)
+    fit.save(tmp_path / "model")
+    loaded = load(tmp_path / "model")
+    assert loaded.method_ == "gibbs"
+    np.testing.assert_allclose(loaded.predict_proba(faithful[:4]), fit.predict_proba(faithful[:4]))
+    assert loaded.diagnose().n_divergences == 0
+    out = tmp_path / "fit"
+    argv = ["fit", "faithful", "--k", "2", "--method", "gibbs", "--draws", "200", "--tune"]
+    argv += ["50", "--chains", "2", "--seed", "1", "--quiet", "--out", str(out)]
+    assert cli.main(argv) == 0
+    stdout = capsys.readouterr().out
+    assert stdout.startswith("Verdict:") and "max R-hat" in (out / "summary.md").read_text()
+
+
 # ------------------------------------------------------------------ against NUTS
 
 
