@@ -129,16 +129,21 @@ def replicate(config: dict, method: str, seed: int) -> tuple[np.ndarray, list[st
     return ranks, names, info
 
 
-def run(configs: list[str], methods: list[str], replicates: int, budget: float) -> pd.DataFrame:
-    """Replicates of every (config, method) until ``replicates`` or ``budget`` seconds each."""
+def run(
+    configs: list[str], methods: list[str], replicates: int, budget: float, first_seed: int = 0
+) -> pd.DataFrame:
+    """Replicates (seeds ``first_seed, first_seed + 1, ...``) of every (config, method) until
+    ``replicates`` or ``budget`` seconds each."""
     rows = []
     for key in configs:
         config = CONFIGS[key]
         for method in methods:
             began = time.perf_counter()
-            for seed in range(replicates):
+            tried = 0
+            for seed in range(first_seed, first_seed + replicates):
                 if time.perf_counter() - began > budget:
                     break
+                tried += 1
                 try:
                     ranks, names, info = replicate(config, method, seed)
                 except Exception as error:  # recorded, counted in the report
@@ -159,7 +164,7 @@ def run(configs: list[str], methods: list[str], replicates: int, budget: float) 
                             "divergences": info.get("divergences", 0),
                         }
                     )
-            print(f"{key} {method}: {seed + 1} replicates tried", flush=True)
+            print(f"{key} {method}: {tried} replicates tried", flush=True)
     return pd.DataFrame(rows)
 
 
@@ -263,12 +268,14 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=240.0, help="seconds per method/config")
     parser.add_argument("--methods", default="gibbs,nuts")
     parser.add_argument("--configs", default="1d,2d")
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--append", action="store_true", help="add to the saved ranks")
     args = parser.parse_args()
     command = (
         f"benchmarks/bench_sbc.py --replicates {args.replicates} --budget {args.budget:g} "
         f"--methods {args.methods} --configs {args.configs}"
+        + (f" --first-seed {args.first_seed}" if args.first_seed else "")
     )
     if args.report_only:
         frame = pd.read_csv(RANKS)
@@ -278,7 +285,13 @@ def main() -> None:
             else command
         )
     else:
-        frame = run(args.configs.split(","), args.methods.split(","), args.replicates, args.budget)
+        frame = run(
+            args.configs.split(","),
+            args.methods.split(","),
+            args.replicates,
+            args.budget,
+            args.first_seed,
+        )
         if args.append and RANKS.exists():
             frame = pd.concat([pd.read_csv(RANKS), frame], ignore_index=True)
             command = (
