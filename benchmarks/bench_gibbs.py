@@ -18,6 +18,7 @@ Usage: ``.venv/bin/python benchmarks/bench_gibbs.py [--draws N] [--sets faithful
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -34,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_em import REPORT, _write_section
 
 HEADING = "## Gibbs vs NUTS: ESS per second"
+ROWS = Path(__file__).resolve().parents[1] / "reports" / "data" / "bench_gibbs.json"
 
 
 def _standardised(X: np.ndarray) -> np.ndarray:
@@ -41,10 +43,12 @@ def _standardised(X: np.ndarray) -> np.ndarray:
 
 
 def data_sets() -> dict[str, tuple[np.ndarray, int]]:
-    """Key -> (X, K): Old Faithful (d=2), iris (d=4), wine (d=13), breast cancer (d=30)."""
+    """Key -> (X, K): Old Faithful (d=2), iris (d=4, K=2 and K=3), wine (d=13), breast
+    cancer (d=30); wine and breast cancer standardised."""
     return {
         "faithful": (datasets.load_faithful(), 2),
-        "iris": (sk_datasets.load_iris().data, 3),
+        "iris": (sk_datasets.load_iris().data, 2),
+        "iris3": (sk_datasets.load_iris().data, 3),
         "wine": (_standardised(sk_datasets.load_wine().data), 3),
         "cancer": (_standardised(sk_datasets.load_breast_cancer().data), 2),
     }
@@ -88,12 +92,12 @@ def _table(rows: list[dict]) -> str:
     nuts = {r["data"]: r["ess_per_s"] for r in rows if r["method"] == "nuts"}
     for r in rows:
         ratio = r["ess_per_s"] / nuts[r["data"]] if r["data"] in nuts else float("nan")
+        sampling = f"{r['sampling_s']:.1f}" if np.isfinite(r["sampling_s"]) else "-"
+        shown = f"{ratio:.1f}x" if r["method"] == "gibbs" and np.isfinite(ratio) else ""
         lines.append(
-            f"| {r['data']} | {r['method']} | {r['wall_s']:.1f} | {r['sampling_s']:.1f} | "
+            f"| {r['data']} | {r['method']} | {r['wall_s']:.1f} | {sampling} | "
             f"{r['ess_bulk']:.0f} | {r['ess_tail']:.0f} | {r['rhat']:.3f} | "
-            f"{r['ess_per_s']:.0f} | "
-            + (f"{ratio:.1f}x" if r["method"] == "gibbs" and ratio == ratio else "")
-            + " |"
+            f"{r['ess_per_s']:.1f} | {shown} |"
         )
     return "\n".join(lines)
 
@@ -104,9 +108,15 @@ def main() -> None:
     parser.add_argument("--sets", default="faithful,iris,wine")
     parser.add_argument("--methods", default="gibbs,nuts")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--append", action="store_true", help="add the rows to those of earlier runs"
+    )
     args = parser.parse_args()
     sets = data_sets()
-    rows = []
+    rows, commands = [], []
+    if args.append and ROWS.exists():
+        saved = json.loads(ROWS.read_text())
+        rows, commands = saved["rows"], saved["commands"]
     for name in args.sets.split(","):
         X, k = sets[name]
         for method in args.methods.split(","):
@@ -117,7 +127,13 @@ def main() -> None:
     print(table)
     if args.no_write:
         return
-    command = f"benchmarks/bench_gibbs.py --draws {args.draws} --sets {args.sets}"
+    commands.append(
+        f"benchmarks/bench_gibbs.py --draws {args.draws} --sets {args.sets}"
+        + (" --append" if args.append else "")
+    )
+    ROWS.parent.mkdir(parents=True, exist_ok=True)
+    ROWS.write_text(json.dumps({"rows": rows, "commands": commands}, indent=1) + "\n")
+    command = "`, then `".join(commands)
     text = (
         f"{HEADING}\n\n"
         f"`{command}` ({time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
