@@ -106,8 +106,8 @@ NOTE = (
     "Reading the table: on Old Faithful and iris K=2 both samplers mix (R-hat <= 1.002) and "
     "Gibbs gives more bulk ESS per second of a whole fit, most of whose time is the shared "
     "EM start and post-processing (the Gibbs kernel itself: the sampling column). On iris "
-    "K=3 and wine K=3 neither sampler mixes (R-hat 1.06 / 1.06 and 1.14 / 1.81: chains in "
-    "different modes), so their ESS and ratios there measure non-convergence, not speed; "
+    "K=3 and wine K=3 neither sampler mixes (R-hat 1.06 / 1.06 and 1.14 / 1.81: the chains "
+    "disagree), so their ESS and ratios there measure non-convergence, not speed; "
     "Gibbs fails less badly and much faster. Breast cancer (d=30, K=2): Gibbs alone, "
     "R-hat 1.022; NUTS did not finish within the session's time on this shared machine."
 )
