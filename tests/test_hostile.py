@@ -144,7 +144,7 @@ API_ERRORS = [
         ValueError,
         "covariance_types",
     ),
-    ("compare-method", lambda: compare(NORMAL, [1], method="gibbs"), ValueError, "method"),
+    ("compare-method", lambda: compare(NORMAL, [1], method="hmc"), ValueError, "method"),
 ]
 
 
@@ -435,7 +435,7 @@ CLI_CASES = [
         2,
         "--covariance",
     ),
-    ("method-unknown", ["fit", "{dir}/good.csv", "--k", "2", "--method", "gibbs"], 2, "--method"),
+    ("method-unknown", ["fit", "{dir}/good.csv", "--k", "2", "--method", "hmc"], 2, "--method"),
     (
         "report-needs-posterior",
         ["report", "{dir}/good.csv", "--k", "1-2", *MAP],

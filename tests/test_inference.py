@@ -52,7 +52,7 @@ def test_every_setting_is_checked_from_one_table():
 @pytest.mark.parametrize(
     ("settings", "match"),
     [
-        ({"method": "gibbs"}, r"method='gibbs'.*'nuts'"),
+        ({"method": "hmc"}, r"method='hmc'.*'nuts'"),
         ({"sampler": "stan"}, r"sampler='stan'.*'nutpie'"),
         ({"n_components": 0}, r"n_components=0.*positive int"),
         ({"draws": 0}, r"draws=0.*positive int"),

@@ -61,7 +61,7 @@ from bayesgmm.bayes.start import is_plain, jitter_points, transformed_point
 from bayesgmm.bayes.state import SavedState
 from bayesgmm.core.covariance import CovarianceType
 from bayesgmm.core.exceptions import UnreliablePosteriorWarning
-from bayesgmm.core.methods import METHODS, SAMPLERS, TUNE, Method, Sampler
+from bayesgmm.core.methods import MCMC_METHODS, METHODS, SAMPLERS, TUNE, Method, Sampler
 from bayesgmm.core.missing import check_missing_columns
 from bayesgmm.core.params import MixtureParams
 from bayesgmm.core.priors import MixturePrior
@@ -96,10 +96,13 @@ class BayesianGaussianMixture(PosteriorPredictions, SavedState, DensityMixin, Ba
         priors, only for ``method="map"`` (the MLE); NUTS and VI need a proper prior.
     covariance_prior_family : {"niw", "lkj"}, default="niw"
         See :func:`bayesgmm.bayes.model.build_model`.
-    method : {"nuts", "advi", "fullrank_advi", "map"}, default="nuts"
-        NUTS, mean-field or full-rank ADVI, or only the MAP (stored as one draw).
+    method : {"nuts", "gibbs", "advi", "fullrank_advi", "map"}, default="nuts"
+        NUTS, the conjugate Gibbs sampler (exact like NUTS; ``covariance_type="full"``,
+        complete unweighted data without noise: :mod:`bayesgmm.bayes.gibbs`), mean-field or
+        full-rank ADVI, or only the MAP (stored as one draw).
     draws : int, default=1000
-        Draws per chain (NUTS); independent draws stored as one chain (VI).
+        Draws per chain (NUTS, Gibbs: kept sweeps after ``tune`` discarded ones);
+        independent draws stored as one chain (VI).
     max_draws : int, optional
         NUTS runs longer when ``draws`` are not enough: if after ``draws`` draws per chain
         R-hat or the bulk or tail ESS misses its threshold (:meth:`diagnose`, on the
@@ -503,10 +506,10 @@ class BayesianGaussianMixture(PosteriorPredictions, SavedState, DensityMixin, Ba
             from bayesgmm.bayes.vi import VIDiagnostics
 
             return VIDiagnostics.from_results(self.vi_, self.psis_, self.psis_correction_)
-        if self.method_ != "nuts":
+        if self.method_ not in MCMC_METHODS:
             raise ValueError(
                 f"diagnose() needs posterior draws, but the model was fitted with "
-                f"method={self.method_!r}: refit with method='nuts' (or a VI method)"
+                f"method={self.method_!r}: refit with method='nuts' or 'gibbs' (or a VI method)"
             )
         return queries.nuts_diagnostics(
             self.idata_,

@@ -4,12 +4,12 @@
 :class:`FitRecord`, from which the estimator sets its fitted attributes once:
 
 1. the start (:func:`bayesgmm.bayes.start.find_start`: MAP-EM, the chains' starts);
-2. the draws (:func:`bayesgmm.bayes.sampling.run_nuts` or
-   :func:`~bayesgmm.bayes.sampling.run_vi`, or the MAP as one draw), then, for NUTS on
-   the cached model, the MAP refined from the draws
-   (:func:`bayesgmm.bayes.postprocess.refine_map`);
+2. the draws (:func:`bayesgmm.bayes.sampling.run_nuts`,
+   :func:`~bayesgmm.bayes.sampling.run_gibbs` or :func:`~bayesgmm.bayes.sampling.run_vi`,
+   or the MAP as one draw), then, for NUTS on the cached model and Gibbs, the MAP
+   refined from the draws (:func:`bayesgmm.bayes.postprocess.refine_map`);
 3. the post-processing (:func:`bayesgmm.bayes.postprocess.postprocess`, then
-   :func:`~bayesgmm.bayes.postprocess.combine_chains` for NUTS).
+   :func:`~bayesgmm.bayes.postprocess.combine_chains` for NUTS and Gibbs).
 
 One seed (``random_state``) gives four: the sampler's, the start jitter's, the predictive
 draws' and the chain stacking's.
@@ -23,11 +23,13 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
+from bayesgmm.bayes.gibbs import check_gibbs
 from bayesgmm.bayes.model import build_model, check_model_options
 from bayesgmm.bayes.options import Settings
 from bayesgmm.bayes.postprocess import combine_chains, map_idata, postprocess, refine_map
-from bayesgmm.bayes.sampling import VIFit, run_nuts, run_vi
+from bayesgmm.bayes.sampling import VIFit, run_gibbs, run_nuts, run_vi
 from bayesgmm.bayes.start import Start, find_start, is_plain, weighted_spec
+from bayesgmm.core.methods import MCMC_METHODS
 from bayesgmm.core.missing import has_missing
 from bayesgmm.core.noise import check_noise_init
 from bayesgmm.core.params import MixtureParams
@@ -61,7 +63,7 @@ class FitRecord:
         The MAP: ``start.map``, or the better optimum EM reached from a draw.
     map_source : str
     n_draws : int or None
-        NUTS: draws per chain of the run (``draws`` or longer); else ``None``.
+        NUTS and Gibbs: draws per chain of the run (``draws`` or longer); else ``None``.
     chain_weights : ndarray of shape (chains,) or None
         Stacking weights of stacked chains.
     vi : VIFit or None
@@ -129,6 +131,8 @@ def model_spec(
     )
     noise_init = check_noise_init(settings.noise_init, data.shape[0]) if settings.noise else None
     check_model_options(spec.structure, settings.covariance_prior_family, data.shape[1])
+    if settings.method == "gibbs":
+        check_gibbs(settings, spec, weighted=weights is not None, missing=has_missing(data))
     return data, weights, spec, noise_init
 
 
@@ -162,17 +166,20 @@ def fit_posterior(data: np.ndarray, sample_weight, settings: Settings) -> FitRec
     map_params, map_source, vi = start.map, EM_RESTARTS, None
     if method == "map":
         draws = map_idata(model, spec, start.map, start.noise_weight)
-    elif method == "nuts":
-        draws = run_nuts(
-            data,
-            spec,
-            model,
-            start,
-            settings,
-            plain=plain,
-            rng=np.random.default_rng(seeds[1]),
-            seed=seeds[0],
-        )
+    elif method in MCMC_METHODS:
+        if method == "gibbs":
+            draws = run_gibbs(data, spec, start, settings, seed=seeds[0])
+        else:
+            draws = run_nuts(
+                data,
+                spec,
+                model,
+                start,
+                settings,
+                plain=plain,
+                rng=np.random.default_rng(seeds[1]),
+                seed=seeds[0],
+            )
         refined = (
             refine_map(draws, data, start.em, start.projection_order, spec.standardization)
             if plain
@@ -197,7 +204,7 @@ def fit_posterior(data: np.ndarray, sample_weight, settings: Settings) -> FitRec
         progressbar=settings.progressbar,
     )
     chain_weights, n_draws = None, None
-    if method == "nuts":
+    if method in MCMC_METHODS:
         n_draws = int(draws["posterior"].sizes["draw"])
         idata, chain_weights = combine_chains(
             idata, start.chain_starts, settings.combine_chains, np.random.default_rng(seeds[3])

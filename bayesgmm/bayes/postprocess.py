@@ -28,6 +28,7 @@ from bayesgmm.bayes.model import OBSERVED, initial_point
 from bayesgmm.bayes.options import MAX_POINTWISE_VALUES
 from bayesgmm.bayes.start import ordered, sorted_in_1d
 from bayesgmm.core.covariance import get_structure
+from bayesgmm.core.methods import MCMC_METHODS
 from bayesgmm.core.missing import has_missing
 from bayesgmm.core.params import MixtureParams
 from bayesgmm.core.spec import MixtureSpec, Standardization
@@ -318,15 +319,15 @@ def postprocess(
         posterior, record = relabel_posterior(posterior, reference)
     posterior.attrs["relabeling"] = str(record.to_dict())
     posterior.attrs["map_source"] = map_source
-    if method == "nuts":
+    if method in MCMC_METHODS:
         posterior.attrs["draws_per_chain"] = n_draws
-    if method == "nuts" and order is not None:
+    if method in MCMC_METHODS and order is not None:
         posterior.attrs["identification"] = (
             f"means ordered along {np.round(order.direction, 4).tolist()} (working scale, "
             f"separation {order.separation:.1f} sd at the MAP), then relabelled"
         )
     groups = {"posterior": posterior}
-    if method == "nuts":
+    if method in MCMC_METHODS:
         groups["sample_stats"] = idata["sample_stats"].to_dataset()
     groups["observed_data"] = xr.Dataset(
         {OBSERVED: (("obs", "feature"), X)},

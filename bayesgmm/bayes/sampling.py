@@ -7,6 +7,8 @@
   after ``draws`` goes on to the longer lengths of :func:`checkpoints` while
   :func:`long_enough` says no. Models with noise, weights or missing entries run nutpie
   on a model of their own; ``sampler="pymc"`` is PyMC's NUTS with per-chain ``initvals``.
+* :func:`run_gibbs` (:mod:`bayesgmm.bayes.gibbs`): the conjugate Gibbs sampler (``full``
+  covariances, complete unweighted data without noise), from the same starts.
 * :func:`run_vi`: ADVI / full-rank ADVI (optionally minibatched) from the MAP, then the
   PSIS check of q and the PSIS correction from a defensive proposal (:mod:`bayesgmm.bayes.vi`).
 """
@@ -24,6 +26,7 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
+from bayesgmm.bayes.gibbs import run_gibbs
 from bayesgmm.bayes.model import build_model, initial_point
 from bayesgmm.bayes.options import MINIBATCH_SIZE, MINIBATCH_THRESHOLD, Settings
 from bayesgmm.bayes.postprocess import pymc_log_level, relabel_posterior
@@ -488,6 +491,7 @@ __all__ = [
     "checkpoints",
     "long_enough",
     "psis_draws",
+    "run_gibbs",
     "run_nuts",
     "run_vi",
 ]

@@ -19,6 +19,7 @@ import pytensor.tensor as pt
 from pymc.initial_point import make_initial_point_fn
 
 from bayesgmm.bayes.options import Settings
+from bayesgmm.core.methods import MCMC_METHODS
 from bayesgmm.core.missing import has_missing
 from bayesgmm.core.params import MixtureParams
 from bayesgmm.core.spec import MixtureSpec, Standardization
@@ -136,7 +137,7 @@ def projection_order_for(
     """
     if (
         settings.identify != "ordered_projection"
-        or settings.method != "nuts"
+        or settings.method not in MCMC_METHODS
         or settings.n_components == 1
         or spec.n_features == 1
     ):
@@ -219,7 +220,8 @@ def find_start(
     points = map_params if settings.start is None else settings.start
     chain_starts = np.zeros(settings.chains, dtype=int)
     per_chain = settings.sampler == "pymc" or is_plain(X, sample_weight, spec)
-    if settings.method == "nuts" and settings.start is None and per_chain and len(optima) > 1:
+    mcmc = settings.method in MCMC_METHODS
+    if mcmc and settings.start is None and per_chain and len(optima) > 1:
         chain_starts = np.arange(settings.chains) % len(optima)
         points = [optima[i] for i in chain_starts]
     elif isinstance(settings.start, Sequence) and len(settings.start) > 1:

@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 
 from bayesgmm.bayes.model import OBSERVED, build_model
-from bayesgmm.core.methods import METHODS
+from bayesgmm.core.methods import MCMC_METHODS, METHODS
 from bayesgmm.core.params import MixtureParams
 from bayesgmm.core.spec import MixtureSpec
 from bayesgmm.posterior.relabel import ProjectionOrder, RelabelingRecord
@@ -106,8 +106,8 @@ def restored_attributes(
     method = state["method"]
     if method not in METHODS:
         raise ValueError(f"method {method!r} is not one of {METHODS}")
-    if method == "nuts" and "sample_stats" not in posterior.children:
-        raise ValueError("posterior has no sample_stats group (NUTS diagnostics)")
+    if method in MCMC_METHODS and "sample_stats" not in posterior.children:
+        raise ValueError(f"posterior has no sample_stats group ({method} diagnostics)")
     em = em_class(**state["em"]["params"])
     em._set_state(state["em"]["state"])
     order = state["projection_order"]

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from bayesgmm.core.io import write_text_atomic
+from bayesgmm.core.methods import MCMC_METHODS
 
 #: Probabilities in the per-row tables (predictions.csv, assignments.csv): 7 significant
 #: digits, not float64's 17.
@@ -42,7 +43,7 @@ def write_json(path: Path, payload: dict) -> None:
 
 def verdict_text(method: str, diagnostics) -> str:
     """The first thing ``fit`` prints: whether the result can be trusted, and what to do."""
-    if method not in ("map", "nuts") and diagnostics is not None:
+    if method not in ("map", *MCMC_METHODS) and diagnostics is not None:
         checked = "PSIS-corrected draws" if diagnostics.posterior == "psis" else "draws of q"
         if diagnostics.ok:
             return (

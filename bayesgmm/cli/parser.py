@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--method",
         default="nuts",
         choices=METHODS,
-        help="NUTS, variational (advi, fullrank_advi) or the MAP point estimate only",
+        help="NUTS, conjugate Gibbs (full covariances, complete data), variational (advi, "
+        "fullrank_advi) or the MAP point estimate only",
     )
     fit.add_argument(
         "--prior",

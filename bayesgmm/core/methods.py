@@ -7,7 +7,7 @@ offer the choices without loading PyMC.
 from typing import Literal, get_args
 
 #: Methods that give posterior draws.
-PosteriorMethod = Literal["nuts", "advi", "fullrank_advi"]
+PosteriorMethod = Literal["nuts", "gibbs", "advi", "fullrank_advi"]
 #: Every method of :class:`bayesgmm.BayesianGaussianMixture`: the posterior ones and the MAP.
 Method = Literal[PosteriorMethod, "map"]
 #: NUTS implementations.
@@ -16,6 +16,9 @@ Sampler = Literal["nutpie", "pymc"]
 POSTERIOR_METHODS: tuple[str, ...] = get_args(PosteriorMethod)
 METHODS: tuple[str, ...] = get_args(Method)
 SAMPLERS: tuple[str, ...] = get_args(Sampler)
+#: Markov chain methods: several chains, R-hat/ESS diagnostics, ``sample_stats``
+#: (``"gibbs"``: the conjugate Gibbs sampler of :mod:`bayesgmm.bayes.gibbs`).
+MCMC_METHODS: tuple[str, ...] = ("nuts", "gibbs")
 
 #: NUTS tuning steps per chain. Measured on 2026-11-27 (default settings otherwise,
 #: ``bayesgmm.BayesianGaussianMixture(K, random_state=seed, tune=t)``): galaxies K=3
@@ -27,6 +30,7 @@ SAMPLERS: tuple[str, ...] = get_args(Sampler)
 TUNE = 500
 
 __all__ = [
+    "MCMC_METHODS",
     "METHODS",
     "POSTERIOR_METHODS",
     "SAMPLERS",

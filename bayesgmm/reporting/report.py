@@ -17,6 +17,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from bayesgmm.core.methods import MCMC_METHODS
 from bayesgmm.posterior.diagnostics import stacking_groups
 from bayesgmm.posterior.draws import stack_draws
 from bayesgmm.posterior.summaries import (
@@ -183,7 +184,7 @@ def add_unsettled_candidates(
         if (
             name == comparison.recommended
             or bayes is None
-            or getattr(bayes, "method_", None) != "nuts"
+            or getattr(bayes, "method_", None) not in MCMC_METHODS
             or getattr(bayes, "map_noise_weight_", None) is not None
         ):
             continue
@@ -259,7 +260,7 @@ def add_posterior_analysis(
         noise_weight=noise_weight,
     )
     n_out = int((~table["map_in_interval"]).sum())
-    diagnostics = bayes.diagnose() if bayes.method_ == "nuts" else None
+    diagnostics = bayes.diagnose() if bayes.method_ in MCMC_METHODS else None
     report.heading("MAP versus posterior")
     report.text(
         f"MAP: the MAP-EM estimate (same model and priors). Posterior: {_describe_draws(bayes)}. "
@@ -275,7 +276,7 @@ def add_posterior_analysis(
         )
     )
     report.table(table.set_index("parameter"), digits=4)
-    if bayes.method_ == "nuts" and getattr(bayes, "map_noise_weight_", None) is None:
+    if bayes.method_ in MCMC_METHODS and getattr(bayes, "map_noise_weight_", None) is None:
         _add_map_mode(report, bayes, diagnostics, n_out, "log_density")
     report.figure_or_note(
         "map_vs_posterior",

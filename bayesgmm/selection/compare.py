@@ -69,7 +69,7 @@ from joblib import Parallel, delayed
 from bayesgmm.core.covariance import bayesian_covariance_types, covariance_names, get_structure
 from bayesgmm.core.covariance import covariance_types as registered_structures
 from bayesgmm.core.exceptions import UnreliablePosteriorWarning
-from bayesgmm.core.methods import POSTERIOR_METHODS, TUNE, PosteriorMethod
+from bayesgmm.core.methods import MCMC_METHODS, POSTERIOR_METHODS, TUNE, PosteriorMethod
 from bayesgmm.core.missing import check_missing_option
 from bayesgmm.core.validation import (
     RandomState,
@@ -247,7 +247,7 @@ def fit_candidate(
         Validated data.
     n_components : int
     covariance_type : str
-    method : {"nuts", "advi", "fullrank_advi", "map"}
+    method : {"nuts", "gibbs", "advi", "fullrank_advi", "map"}
         ``"map"``: EM only.
     bayes_kwargs : dict
         Further settings of :class:`BayesianGaussianMixture` (``draws``, ``tune``,
@@ -303,7 +303,7 @@ def fit_candidate(
         moment_match=moment_match and method == "nuts",
         densities=compiled_densities(bayes) if method == "nuts" else None,
     )
-    if method == "nuts":
+    if method in MCMC_METHODS:
         try:
             fit.diagnostics_ok = bool(bayes.diagnose().ok)
         except ValueError:  # too few chains or draws to diagnose
@@ -482,7 +482,7 @@ def compare(
         and mclust's ten other models (EII, EEI, VEI, EVI, VEE, EVE, VVE, EEV, VEV, EVV),
         with a posterior method the four. mclust's names of the classic four (VVV, EEE,
         VVI, VII) are accepted too, and the table keeps the names given.
-    method : {"nuts", "advi", "fullrank_advi", "map"}, default="nuts"
+    method : {"nuts", "gibbs", "advi", "fullrank_advi", "map"}, default="nuts"
         How the posterior is fitted; ``"map"`` compares by EM criteria only (no posterior,
         as ``BayesianGaussianMixture(method="map")``). LOO on variational draws is plain
         PSIS and less trustworthy than on NUTS draws. ``None`` is a deprecated spelling of

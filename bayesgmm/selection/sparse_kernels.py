@@ -2,8 +2,10 @@
 
 One chain (:func:`_run_chain`: ``e0``, weights, Normal-Inverse-Wishart component draws
 and allocations per sweep, compiled in :func:`_sweeps` and run in short chunks so that an
-interrupt is seen between them) and its pieces; the model and the sweep are
-described in :mod:`bayesgmm.selection.sparse`, which drives these kernels.
+interrupt is seen between them); the model and the sweep are described in
+:mod:`bayesgmm.selection.sparse`, which drives these kernels. The conjugate pieces (weights,
+Normal-Inverse-Wishart draws, allocations) are those of the plain Gibbs sampler,
+:mod:`bayesgmm.posterior.gibbs_kernels`.
 """
 
 from __future__ import annotations
@@ -14,131 +16,17 @@ import time
 import numpy as np
 from numba import njit
 
-from bayesgmm._numba import gaussian
 from bayesgmm._numba.cache import depend_on
-from bayesgmm._numba.gaussian import (
-    cholesky_lower,
-    exp_shifted,
-    gaussian_log_const,
-    inv_lower,
-    inverse_diagonal,
-    log_sum_exp_shift,
-    whiten,
+from bayesgmm.posterior import gibbs_kernels
+from bayesgmm.posterior.gibbs_kernels import (
+    _allocate,
+    _component_sums,
+    _draw_log_weights,
+    _draw_niw,
+    _niw_posterior,
 )
 
 _TARGET_ACCEPT = 0.44  # optimal for a one-dimensional random-walk Metropolis step
-
-# ------------------------------------------------------------------ linear algebra
-
-
-@njit(cache=True)
-def _cholesky(a: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factor of a small positive definite matrix (pivots ``<= 0`` become
-    ``1e-300``)."""
-    low = np.empty_like(a)
-    cholesky_lower(a, low, 1e-300)
-    return low
-
-
-@njit(cache=True)
-def _inv_lower(low: np.ndarray) -> np.ndarray:
-    """Inverse of a lower-triangular matrix (lower triangular)."""
-    inv = np.empty_like(low)
-    inv_lower(low, inv)
-    return inv
-
-
-# ------------------------------------------------------------- conditional draws
-
-
-@njit(cache=True)
-def _log_gamma_variate(shape: float, rng) -> float:
-    """``log G`` with ``G ~ Gamma(shape, 1)``, accurate for tiny shapes.
-
-    For ``shape < 1``, ``G = G' U^(1/shape)`` with ``G' ~ Gamma(shape + 1)``: on the log
-    scale this does not underflow when ``shape`` is 0.01 and ``G`` is ``1e-300``.
-    """
-    if shape >= 1.0:
-        return math.log(rng.gamma(shape, 1.0))
-    u = rng.random()
-    while u == 0.0:
-        u = rng.random()
-    return math.log(rng.gamma(shape + 1.0, 1.0)) + math.log(u) / shape
-
-
-@njit(cache=True)
-def _draw_log_weights(counts: np.ndarray, e0: float, out: np.ndarray, rng) -> None:
-    """``log w`` with ``w ~ Dirichlet(e0 + counts)``, normalised by a log-sum-exp."""
-    k_max = counts.shape[0]
-    top = -np.inf
-    for k in range(k_max):
-        out[k] = _log_gamma_variate(e0 + counts[k], rng)
-        top = max(top, out[k])
-    total = 0.0
-    for k in range(k_max):
-        total += math.exp(out[k] - top)
-    norm = top + math.log(total)
-    for k in range(k_max):
-        out[k] -= norm
-
-
-@njit(cache=True)
-def _niw_posterior(n, xsum, xxsum, m0, kappa0, nu0, psi0):
-    """Normal-Inverse-Wishart posterior ``(m_n, kappa_n, nu_n, Psi_n)`` from sums.
-
-    ``xsum`` is ``sum x_i`` (d,), ``xxsum`` is ``sum x_i x_i^T`` (d, d) over the ``n``
-    points of the component.
-    """
-    d = m0.shape[0]
-    kappa_n = kappa0 + n
-    nu_n = nu0 + n
-    m_n = (kappa0 * m0 + xsum) / kappa_n
-    psi_n = psi0.copy()
-    if n > 0:
-        xbar = xsum / n
-        diff = xbar - m0
-        shrink = kappa0 * n / kappa_n
-        for i in range(d):
-            for j in range(d):
-                psi_n[i, j] += xxsum[i, j] - n * xbar[i] * xbar[j] + shrink * diff[i] * diff[j]
-    return m_n, kappa_n, nu_n, psi_n
-
-
-@njit(cache=True)
-def _draw_niw(m_n, kappa_n, nu_n, psi_n, mean_out, cov_out, chol_out, rng) -> None:
-    """``Sigma ~ InvWishart(nu_n, Psi_n)``, ``mu | Sigma ~ N(m_n, Sigma / kappa_n)``.
-
-    Bartlett: with ``Psi_n = L L^T`` and ``A`` lower triangular, ``A_ii^2 ~ chi2(nu_n - i)``
-    and ``A_ij ~ N(0, 1)`` below the diagonal, ``W = L^-T A A^T L^-1 ~ Wishart(nu_n,
-    Psi_n^-1)``, so ``Sigma = W^-1 = (L A^-T)(L A^-T)^T``.
-    """
-    d = m_n.shape[0]
-    low = _cholesky(psi_n)
-    a = np.zeros((d, d))
-    for i in range(d):
-        a[i, i] = math.sqrt(rng.chisquare(nu_n - i))
-        for j in range(i):
-            a[i, j] = rng.standard_normal()
-    a_inv = _inv_lower(a)
-    b = low @ a_inv.T
-    cov = b @ b.T
-    for i in range(d):
-        for j in range(i):
-            sym = 0.5 * (cov[i, j] + cov[j, i])
-            cov[i, j] = sym
-            cov[j, i] = sym
-    chol = _cholesky(cov)
-    scale = 1.0 / math.sqrt(kappa_n)
-    eps = np.empty(d)
-    for i in range(d):
-        eps[i] = rng.standard_normal()
-    for i in range(d):
-        s = 0.0
-        for j in range(i + 1):
-            s += chol[i, j] * eps[j]
-        mean_out[i] = m_n[i] + scale * s
-    cov_out[:, :] = cov
-    chol_out[:, :] = chol
 
 
 @njit(cache=True)
@@ -151,55 +39,6 @@ def _log_e0_target(log_e0, counts, n_total, a_e, b_e) -> float:
     for k in range(k_max):
         value += math.lgamma(counts[k] + e0) - math.lgamma(e0)
     return value
-
-
-@njit(cache=True)
-def _allocate(x, log_w, means, chols, z_out, counts, rng) -> float:
-    """Draw ``z_n`` from the responsibilities; return the log-likelihood of the draw."""
-    n_samples, d = x.shape
-    k_max = log_w.shape[0]
-    inv_diag = np.empty((k_max, d))
-    const = np.empty(k_max)
-    for k in range(k_max):
-        inverse_diagonal(chols[k], inv_diag[k])
-        const[k] = gaussian_log_const(log_w[k], chols[k])
-    lp = np.empty(k_max)
-    resid = np.empty(d)
-    counts[:] = 0
-    loglik = 0.0
-    for n in range(n_samples):
-        for k in range(k_max):
-            lp[k] = const[k] - 0.5 * whiten(x[n], means[k], chols[k], inv_diag[k], resid)
-        top = log_sum_exp_shift(lp)
-        total = exp_shifted(lp, top)
-        loglik += top + math.log(total)
-        u = rng.random() * total
-        acc = 0.0
-        chosen = k_max - 1
-        for k in range(k_max):
-            acc += lp[k]
-            if u < acc:
-                chosen = k
-                break
-        z_out[n] = chosen
-        counts[chosen] += 1
-    return loglik
-
-
-@njit(cache=True)
-def _component_sums(x, z, k_max):
-    n_samples, d = x.shape
-    xsum = np.zeros((k_max, d))
-    xxsum = np.zeros((k_max, d, d))
-    counts = np.zeros(k_max)
-    for n in range(n_samples):
-        k = z[n]
-        counts[k] += 1.0
-        for i in range(d):
-            xsum[k, i] += x[n, i]
-            for j in range(d):
-                xxsum[k, i, j] += x[n, i] * x[n, j]
-    return counts, xsum, xxsum
 
 
 # ------------------------------------------------------------------------ chain
@@ -334,7 +173,7 @@ def _sweeps(
                 n_prop += 1.0
                 n_accept += 1.0 if accepted else 0.0
         e0 = math.exp(log_e0)
-        _draw_log_weights(counts, e0, log_w, rng)
+        _draw_log_weights(counts, np.full(k_max, e0), log_w, rng)
         for k in range(k_max):
             m_n, kappa_n, nu_n, psi_n = _niw_posterior(
                 counts[k], xsum[k], xxsum[k], m0, kappa0, nu0, psi0
@@ -362,10 +201,12 @@ def _sweeps(
 @njit(cache=True)
 def _weights_kernel(counts, e0, n_draws, rng):
     out = np.empty((n_draws, counts.shape[0]))
+    conc = np.full(counts.shape[0], e0)
     for s in range(n_draws):
-        _draw_log_weights(counts, e0, out[s], rng)
+        _draw_log_weights(counts, conc, out[s], rng)
     return out
 
 
-# the kernels inline gaussian.py's helpers: recompile them when that file changes
-depend_on(globals(), gaussian)
+# the kernels inline gibbs_kernels.py's helpers (and those gaussian.py's): recompile them
+# when either file changes
+depend_on(globals(), gibbs_kernels)

@@ -1,0 +1,1 @@
+benchmarks/bench_sbc.py --replicates 200 --budget 220 --methods gibbs,nuts --configs 1d,2d; then benchmarks/bench_sbc.py --replicates 300 --budget 200 --methods gibbs --configs 2d --first-seed 200 --append; then benchmarks/bench_sbc.py --replicates 300 --budget 230 --methods nuts --configs 1d,2d --first-seed 100 --append
