@@ -20,7 +20,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from bayesgmm import datasets
-from bayesgmm.bayes.compiled import reproducible_compilation
+from bayesgmm.bayes.graph import reproducible_compilation
 from bayesgmm.bayes.model import build_model, initial_point
 from bayesgmm.bayes.sampling import PSIS_DRAWS, psis_draws
 from bayesgmm.bayes.vi import (

@@ -15,9 +15,9 @@ Sampler
     ``nutpie.sample`` call with its own start and seed, so the draws do not depend on how many
     run at once: ``cores`` of them in nutpie's threads (default
     :meth:`~bayesgmm.bayes.compiled.CompiledMixture.default_cores`). The compiled graph releases
-    the GIL (:class:`~bayesgmm.bayes.compiled.NogilNumbaLinker`) and is called directly, not
+    the GIL (:class:`~bayesgmm.bayes.graph.NogilNumbaLinker`) and is called directly, not
     through the PyTensor ``Function``, whose storage cells the threads would share
-    (:func:`~bayesgmm.bayes.compiled.reentrant`); but nutpie calls it from Python, and that part
+    (:func:`~bayesgmm.bayes.graph.reentrant`); but nutpie calls it from Python, and that part
     of every call holds the GIL: on this 2-core machine at load 0.7-0.9, warm fits (4 x 1000
     draws, seeds 1-3, interleaved) took 2.42-2.47 s in turn against 4.27-4.44 s two at a time on
     galaxies K=3, and 2.97-3.01 s against 4.30-4.46 s on Old Faithful K=2 full, whose gradients

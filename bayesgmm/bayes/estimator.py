@@ -362,7 +362,7 @@ class BayesianGaussianMixture(PosteriorPredictions, SavedState, DensityMixin, Ba
         -------
         self
         """
-        from bayesgmm.bayes.compiled import reproducible_compilation
+        from bayesgmm.bayes.graph import reproducible_compilation
 
         with reproducible_compilation():
             settings = Settings.checked(self.get_params(deep=False), type(self).__name__)

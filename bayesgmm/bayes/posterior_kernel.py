@@ -412,7 +412,7 @@ def eligible(key, model, X: np.ndarray) -> bool:
 class PosteriorKernel:
     """``x -> (logp, grad)`` of a model of :func:`bayesgmm.bayes.model.build_model` (full, NIW).
 
-    Called like the PyTensor function it replaces (:func:`bayesgmm.bayes.compiled.reentrant`)
+    Called like the PyTensor function it replaces (:func:`bayesgmm.bayes.graph.reentrant`)
     and from many threads at once: it reads the current values of the model's ``pm.Data``
     containers (:data:`DATA_NAMES`) at every call, and derives the kernel's arguments
     from them (contiguous data, ``chol(Psi)``, the prior's constant; all but the data packed

@@ -55,7 +55,7 @@ from arviz_stats.base import array_stats
 from pymc.variational.minibatch_rv import MinibatchRandomVariable
 from scipy.special import logsumexp
 
-from bayesgmm.bayes.compiled import reproducible_compilation
+from bayesgmm.bayes.graph import reproducible_compilation
 from bayesgmm.bayes.model import build_model
 
 Verdict = Literal["good", "ok", "unreliable"]

@@ -28,7 +28,7 @@ import numpy as np
 import pymc as pm
 import pytensor
 
-from bayesgmm.bayes.compiled import reproducible_compilation
+from bayesgmm.bayes.graph import reproducible_compilation
 from bayesgmm.bayes.psis import (
     KHAT_GOOD,
     KHAT_USABLE,
