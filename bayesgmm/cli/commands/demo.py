@@ -120,13 +120,14 @@ def demo_figure(X: np.ndarray, labels: np.ndarray, *, uncertain=None, posterior=
             )
         title = "Old Faithful: MAP-EM clusters, posterior draws' 2-sd ellipses"
     if uncertain is not None and np.any(uncertain):
+        n_uncertain = int(np.sum(uncertain))
         ax.scatter(
             X[uncertain, 0],
             X[uncertain, 1],
             s=60,
             facecolors="none",
             edgecolors="k",
-            label=f"uncertain assignment ({int(np.sum(uncertain))} points)",
+            label=f"uncertain assignment ({n_uncertain} point{'s' if n_uncertain > 1 else ''})",
         )
     ax.legend(frameon=False, fontsize="small", title="MAP-EM cluster")
     ax.set(xlabel="eruption duration (min)", ylabel="waiting time (min)", title=title)
