@@ -132,10 +132,20 @@ def log_sum_exp_shift(a):
 
 @numba.njit(**_INLINE)
 def exp_shifted(a, top):
-    """``a_k <- exp(a_k - top)`` in place; returns their sum."""
+    """``a_k <- exp(a_k - top)`` in place; returns their sum.
+
+    The first entry equal to ``top`` is set to 1 without calling ``exp`` (``exp(0)`` is
+    exactly 1, so the result is the same): one exponential fewer per row when ``top`` is
+    the largest entry, as in a log-sum-exp.
+    """
     total = 0.0
+    first_top = True
     for k in range(a.shape[0]):
-        a[k] = np.exp(a[k] - top)
+        if first_top and a[k] == top:
+            a[k] = 1.0
+            first_top = False
+        else:
+            a[k] = np.exp(a[k] - top)
         total += a[k]
     return total
 

@@ -103,15 +103,8 @@ def tied_niw_logp_dlogp(
         top = _row_log_joint(
             value, n, means, chol, location, inv_scale, const, inv_diag, x_z, z, log_joint
         )
-        total = 0.0
-        first_top = True
-        for k in range(n_components):
-            if first_top and log_joint[k] == top:
-                log_joint[k] = 1.0
-                first_top = False
-            else:
-                log_joint[k] = np.exp(log_joint[k] - top)
-            total += log_joint[k]
+        # exp(log_joint - top) in place, one exponential fewer per row
+        total = gaussian.exp_shifted(log_joint, top)
         loglik += top
         product *= total
         left -= 1

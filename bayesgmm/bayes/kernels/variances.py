@@ -120,15 +120,8 @@ def variances_logp_dlogp(
                 q += zi * zi
             log_joint[k] = const[k] - 0.5 * q
         top = log_sum_exp_shift(log_joint)
-        total = 0.0
-        first_top = True
-        for k in range(n_components):
-            if first_top and log_joint[k] == top:
-                log_joint[k] = 1.0
-                first_top = False
-            else:
-                log_joint[k] = np.exp(log_joint[k] - top)
-            total += log_joint[k]
+        # exp(log_joint - top) in place, one exponential fewer per row
+        total = gaussian.exp_shifted(log_joint, top)
         loglik += top
         product *= total
         left -= 1
