@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bayesgmm._numba.cache import depend_on, source_digest
-from bayesgmm.bayes import likelihood, posterior_kernel
+from bayesgmm.bayes import kernel_terms, likelihood, posterior_kernel
 from bayesgmm.em import kernels, loop
 
 HELPER = """
@@ -70,12 +70,14 @@ def test_a_callee_edit_reaches_the_cached_caller_only_with_the_guard(tmp_path, g
 
 
 def test_the_package_kernels_carry_their_callees_digest():
-    # posterior_kernel inlines likelihood's row helpers; em.loop calls em.kernels' blocks
-    for kernel, callee in (
-        (posterior_kernel.full_niw_logp_dlogp, likelihood),
-        (loop._em_full, kernels),
+    # posterior_kernel inlines likelihood's row helpers and kernel_terms' weights and row
+    # totals; em.loop calls em.kernels' blocks
+    for kernel, callees in (
+        (posterior_kernel.full_niw_logp_dlogp, (likelihood, kernel_terms)),
+        (loop._em_full, (kernels,)),
     ):
-        assert kernel._cache._cache_file._source_stamp[1:] == (source_digest(callee), "bayesgmm")
+        stamp = kernel._cache._cache_file._source_stamp[1:]
+        assert stamp == (source_digest(*callees), "bayesgmm")
 
 
 def test_depend_on_is_idempotent_and_skips_imported_and_uncached_functions():

@@ -68,7 +68,8 @@ from scipy.special import gammaln, multigammaln
 from bayesgmm._numba import gaussian
 from bayesgmm._numba.cache import depend_on
 from bayesgmm._numba.gaussian import whiten
-from bayesgmm.bayes import likelihood
+from bayesgmm.bayes import kernel_terms, likelihood
+from bayesgmm.bayes.kernel_terms import add_row_total, row_run, simplex_weights
 from bayesgmm.bayes.likelihood import _component_constants, _row_log_joint, _scale_terms
 
 #: Use the kernel for the structures it covers (:func:`eligible`); ``False``: every
@@ -166,24 +167,7 @@ def full_niw_logp_dlogp(
     # weights: PyMC's simplex transform (backward as PyMC writes it)
     weights = np.empty(n_components)
     log_w = np.empty(n_components)
-    if n_components == 1:
-        weights[0] = 1.0
-        log_w[0] = 0.0
-    else:
-        last = 0.0
-        for k in range(n_components - 1):
-            last -= x[k]
-        top = last
-        for k in range(n_components - 1):
-            top = max(top, x[k])
-        total = 0.0
-        for k in range(n_components):
-            zk = x[k] if k < n_components - 1 else last
-            weights[k] = np.exp(zk - top)
-            total += weights[k]
-        for k in range(n_components):
-            weights[k] = weights[k] / total
-            log_w[k] = np.log(weights[k])
+    simplex_weights(x, n_components, weights, log_w)
 
     # Cholesky factors of the covariances
     chol = np.zeros((n_components, d, d))
@@ -215,7 +199,7 @@ def full_niw_logp_dlogp(
     loglik = 0.0
     # the rows' sums of exp(log_joint - top) lie in [1, K]: their product is kept and its
     # log taken every `run` rows (before it could overflow), one log per run, not per row
-    run = n_rows if n_components == 1 else max(1, int(600.0 / np.log(n_components)))
+    run = row_run(n_rows, n_components)
     product = 1.0
     left = run
     for n in range(n_rows):
@@ -225,12 +209,7 @@ def full_niw_logp_dlogp(
         # exp(log_joint - top) in place, one exponential fewer per row
         total = gaussian.exp_shifted(log_joint, top)
         loglik += top
-        product *= total
-        left -= 1
-        if left == 0 or n == n_rows - 1:
-            loglik += np.log(product)
-            product = 1.0
-            left = run
+        loglik, product, left = add_row_total(loglik, product, left, total, run, n == n_rows - 1)
         inv_total = 1.0 / total
         for k in range(n_components):
             r = log_joint[k] * inv_total
@@ -486,7 +465,7 @@ def _packed_logp_dlogp(x, value, packed):
 
 # the kernels inline likelihood.py's row helpers and gaussian.py's: recompile them when
 # either file changes
-depend_on(globals(), likelihood, gaussian)
+depend_on(globals(), likelihood, gaussian, kernel_terms)
 
 __all__ = [
     "DATA_NAMES",

@@ -1,9 +1,8 @@
 """What the structures' NUTS-target kernels share: the weights, the data containers, transforms.
 
 Numba side
-    :func:`simplex_weights` (PyMC's simplex transform's backward map, as the graph writes it)
-    and :func:`add_weights_terms` (the Dirichlet prior, the transform's Jacobian and their
-    gradient through the softmax), inlined by every kernel with K > 1 components.
+    The weights' and the rows' terms every kernel inlines, the full one's included, are
+    :mod:`bayesgmm.bayes.kernel_terms`'s.
 
 Python side
     :class:`ContainerKernel`: the callable ``x -> (logp, grad)`` that reads a model's
@@ -42,55 +41,6 @@ DATA_NAMES = (
     "covariance_prior",
 )
 _FIRST = operator.itemgetter(0)
-
-
-@numba.njit(**_INLINE)
-def simplex_weights(x, n_components, weights, log_w):
-    """Fill ``weights`` and ``log_w`` (K,) from ``y_w = x[:K-1]`` (PyMC's simplex backward).
-
-    ``z = (y_w, -sum y_w)``, ``w = exp(z - max z) / sum exp(z - max z)``; ``w = (1,)`` for K = 1.
-    """
-    if n_components == 1:
-        weights[0] = 1.0
-        log_w[0] = 0.0
-        return
-    last = 0.0
-    for k in range(n_components - 1):
-        last -= x[k]
-    top = last
-    for k in range(n_components - 1):
-        top = max(top, x[k])
-    total = 0.0
-    for k in range(n_components):
-        zk = x[k] if k < n_components - 1 else last
-        weights[k] = np.exp(zk - top)
-        total += weights[k]
-    for k in range(n_components):
-        weights[k] = weights[k] / total
-        log_w[k] = np.log(weights[k])
-
-
-@numba.njit(**_INLINE)
-def add_weights_terms(concentration, counts, weights, log_w, grad):
-    """``sum_k a_k log w_k`` (Dirichlet and simplex Jacobian, constants aside); the gradient.
-
-    ``grad[:K-1]`` gets ``d/dy_j`` of that and of the likelihood, whose derivative with
-    respect to ``log w_k`` is the responsibility sum ``counts[k]``: with ``G_k = a_k + N_k``,
-    ``G_j - G_{K-1} - (sum_k G_k)(w_j - w_{K-1})``. Returns the value (0 when K = 1).
-    """
-    n_components = concentration.shape[0]
-    if n_components == 1:
-        return 0.0
-    logp = 0.0
-    total_g = 0.0
-    for k in range(n_components):
-        logp += concentration[k] * log_w[k]
-        total_g += concentration[k] + counts[k]
-    last = n_components - 1
-    g_last = concentration[last] + counts[last]
-    for j in range(n_components - 1):
-        grad[j] = concentration[j] + counts[j] - g_last - total_g * (weights[j] - weights[last])
-    return logp
 
 
 def dirichlet_constant(concentration: np.ndarray) -> float:
@@ -367,7 +317,6 @@ __all__ = [
     "SPHERICAL_KIND",
     "TIED_KIND",
     "ContainerKernel",
-    "add_weights_terms",
     "contiguous",
     "dirichlet_constant",
     "exp",
@@ -377,7 +326,6 @@ __all__ = [
     "ordered_forward",
     "simplex_backward",
     "simplex_forward",
-    "simplex_weights",
     "spd_backward",
     "spd_forward",
 ]

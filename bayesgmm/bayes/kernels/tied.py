@@ -19,15 +19,14 @@ from scipy.special import multigammaln
 from bayesgmm._numba import gaussian
 from bayesgmm._numba.cache import depend_on
 from bayesgmm._numba.gaussian import whiten
-from bayesgmm.bayes import likelihood, posterior_kernel
+from bayesgmm.bayes import kernel_terms, likelihood, posterior_kernel
+from bayesgmm.bayes.kernel_terms import add_row_total, add_weights_terms, row_run, simplex_weights
 from bayesgmm.bayes.kernels import common
 from bayesgmm.bayes.kernels.common import (
     _JIT,
     ContainerKernel,
-    add_weights_terms,
     contiguous,
     dirichlet_constant,
-    simplex_weights,
 )
 from bayesgmm.bayes.likelihood import _component_constants, _row_log_joint, _scale_terms
 from bayesgmm.bayes.posterior_kernel import ordered_gradient, ordered_means
@@ -96,7 +95,7 @@ def tied_niw_logp_dlogp(
     sum_z = np.zeros((n_components, d))
     sum_zz = np.zeros((d, d))  # sum_n sum_k r_nk z_nk z_nk^T (lower triangle)
     loglik = 0.0
-    run = n_rows if n_components == 1 else max(1, int(600.0 / np.log(n_components)))
+    run = row_run(n_rows, n_components)
     product = 1.0
     left = run
     for n in range(n_rows):
@@ -106,12 +105,7 @@ def tied_niw_logp_dlogp(
         # exp(log_joint - top) in place, one exponential fewer per row
         total = gaussian.exp_shifted(log_joint, top)
         loglik += top
-        product *= total
-        left -= 1
-        if left == 0 or n == n_rows - 1:
-            loglik += np.log(product)
-            product = 1.0
-            left = run
+        loglik, product, left = add_row_total(loglik, product, left, total, run, n == n_rows - 1)
         inv_total = 1.0 / total
         for k in range(n_components):
             r = log_joint[k] * inv_total
@@ -237,6 +231,6 @@ def tied_kernel(model) -> ContainerKernel:
 
 
 # inlines the row helpers of likelihood.py and gaussian.py and common.py's weights
-depend_on(globals(), likelihood, gaussian, common, posterior_kernel)
+depend_on(globals(), likelihood, gaussian, common, kernel_terms, posterior_kernel)
 
 __all__ = ["tied_constant", "tied_kernel", "tied_niw_logp_dlogp"]

@@ -29,15 +29,14 @@ from scipy.special import gammaln
 from bayesgmm._numba import gaussian
 from bayesgmm._numba.cache import depend_on
 from bayesgmm._numba.gaussian import log_sum_exp_shift
-from bayesgmm.bayes import likelihood, posterior_kernel
+from bayesgmm.bayes import kernel_terms, likelihood, posterior_kernel
+from bayesgmm.bayes.kernel_terms import add_row_total, add_weights_terms, row_run, simplex_weights
 from bayesgmm.bayes.kernels import common
 from bayesgmm.bayes.kernels.common import (
     _JIT,
     ContainerKernel,
-    add_weights_terms,
     contiguous,
     dirichlet_constant,
-    simplex_weights,
 )
 from bayesgmm.bayes.likelihood import _scale_terms
 from bayesgmm.bayes.posterior_kernel import ordered_gradient, ordered_means
@@ -106,7 +105,7 @@ def variances_logp_dlogp(
     sum_z = np.zeros((n_components, d))
     sum_zz = np.zeros((n_components, d))
     loglik = 0.0
-    run = n_rows if n_components == 1 else max(1, int(600.0 / np.log(n_components)))
+    run = row_run(n_rows, n_components)
     product = 1.0
     left = run
     for n in range(n_rows):
@@ -123,12 +122,7 @@ def variances_logp_dlogp(
         # exp(log_joint - top) in place, one exponential fewer per row
         total = gaussian.exp_shifted(log_joint, top)
         loglik += top
-        product *= total
-        left -= 1
-        if left == 0 or n == n_rows - 1:
-            loglik += np.log(product)
-            product = 1.0
-            left = run
+        loglik, product, left = add_row_total(loglik, product, left, total, run, n == n_rows - 1)
         inv_total = 1.0 / total
         for k in range(n_components):
             r = log_joint[k] * inv_total
@@ -222,6 +216,6 @@ def variances_kernel(model) -> ContainerKernel:
 
 
 # inlines the row helpers of likelihood.py and gaussian.py and common.py's weights
-depend_on(globals(), likelihood, gaussian, common, posterior_kernel)
+depend_on(globals(), likelihood, gaussian, common, kernel_terms, posterior_kernel)
 
 __all__ = ["variances_constant", "variances_kernel", "variances_logp_dlogp"]
