@@ -99,7 +99,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -370,71 +369,13 @@ class CompiledMixture:
         return {name: np.array(v) for name, v in zip(self.trace_names, values, strict=True)}
 
     def sample(
-        self,
-        X: np.ndarray,
-        spec: MixtureSpec,
-        starts: list[np.ndarray],
-        *,
-        draws: int,
-        tune: int,
-        seed: int,
-        target_accept: float,
-        progressbar: bool = False,
-        order_basis: np.ndarray | None = None,
-        checkpoints: tuple[int, ...] = (),
-        enough: Callable[[xr.DataTree], bool] | None = None,
-        **kwargs,
+        self, X: np.ndarray, spec: MixtureSpec, starts: list[np.ndarray], **settings
     ) -> xr.DataTree:
-        """NUTS (nutpie) on the posterior of ``X``, chain ``c`` starting at ``starts[c]``.
-
-        Parameters
-        ----------
-        X : ndarray of shape (n_samples, n_features)
-        spec : MixtureSpec
-            Of this structure; its standardisation and prior are swapped in with ``X``.
-        starts : list of ndarray of shape (n_dim,)
-            One start per chain.
-        draws, tune : int
-        seed : int
-            Seeds every chain (independent streams).
-        target_accept : float
-        progressbar : bool
-        order_basis : ndarray of shape (n_features, n_features), optional
-            The identifying basis (see :meth:`set_data`).
-        checkpoints : tuple of int
-            Longer runs (draws per chain, each above ``draws``): when all chains have made
-            ``draws`` draws, ``enough`` is asked about them; if it says no, the same chains
-            go on to the next checkpoint, and so on. The draws up to a checkpoint are those a
-            run of that length gives (nutpie's warm-up does not depend on the run's
-            length), so the result depends on the seed only, not on timing.
-        enough : callable, optional
-            ``enough(trace) -> bool`` on the trace cut at a checkpoint (the return value's
-            layout); required with ``checkpoints``.
-        **kwargs
-            Further arguments of :func:`nutpie.sample` (e.g. ``adaptation="low_rank"``).
-
-        Returns
-        -------
-        xarray.DataTree
-            ``posterior`` and ``sample_stats`` (nutpie's, less its text-valued
-            divergence messages) with dims ``chain``, ``draw``: ``draws`` draws per chain,
-            or those of the first checkpoint ``enough`` accepted (else the last).
-        """
-        return sample_chains(
-            self,
-            X,
-            spec,
-            starts,
-            draws=draws,
-            tune=tune,
-            seed=seed,
-            target_accept=target_accept,
-            progressbar=progressbar,
-            order_basis=order_basis,
-            checkpoints=checkpoints,
-            enough=enough,
-            **kwargs,
-        )
+        """NUTS (nutpie) on the posterior of ``X``, chain ``c`` starting at ``starts[c]``:
+        :func:`bayesgmm.bayes.chains.sample_chains` on this structure, whose docstring lists
+        the settings (``draws``, ``tune``, ``seed``, ``target_accept``, ``progressbar``,
+        ``order_basis``, ``checkpoints``, ``enough`` and nutpie's own)."""
+        return sample_chains(self, X, spec, starts, **settings)
 
 
 _CACHE: dict[StructureKey, CompiledMixture] = {}
