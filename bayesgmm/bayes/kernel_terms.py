@@ -15,9 +15,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-#: as :mod:`bayesgmm.bayes.posterior_kernel`: reproducible (no fast-math), GIL-free, cached,
-#: a division by zero gives inf or NaN as in the PyTensor graph; inlined into the kernels
-_INLINE = dict(nogil=True, cache=True, fastmath=False, error_model="numpy", inline="always")
+#: Every NUTS-target kernel's compilation: reproducible (no fast-math), GIL-free, cached, and
+#: ``error_model="numpy"``: a division by zero gives inf or NaN (as in the PyTensor graph),
+#: not ``ZeroDivisionError``
+_JIT = dict(nogil=True, cache=True, fastmath=False, error_model="numpy")
+#: the same, inlined into the kernel that calls it
+_INLINE = dict(_JIT, inline="always")
 
 
 @numba.njit(**_INLINE)

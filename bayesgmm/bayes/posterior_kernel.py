@@ -69,17 +69,13 @@ from bayesgmm._numba import gaussian
 from bayesgmm._numba.cache import depend_on
 from bayesgmm._numba.gaussian import whiten
 from bayesgmm.bayes import kernel_terms, likelihood
-from bayesgmm.bayes.kernel_terms import add_row_total, row_run, simplex_weights
+from bayesgmm.bayes.kernel_terms import _INLINE, _JIT, add_row_total, row_run, simplex_weights
 from bayesgmm.bayes.likelihood import _component_constants, _row_log_joint, _scale_terms
 
 #: Use the kernel for the structures it covers (:func:`eligible`); ``False``: every
 #: structure compiled afterwards keeps its PyTensor function.
 ENABLED = True
 
-#: ``error_model="numpy"``: a division by zero gives inf or NaN (as in the PyTensor graph),
-#: not ``ZeroDivisionError``
-_JIT = dict(nogil=True, cache=True, fastmath=False, error_model="numpy")
-_INLINE = dict(_JIT, inline="always")
 #: The model's ``pm.Data`` containers the kernel reads, in :meth:`PosteriorKernel.prepare`'s order.
 DATA_NAMES = (
     "X_data",

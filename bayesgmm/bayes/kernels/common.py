@@ -24,22 +24,12 @@ import numba
 import numpy as np
 from scipy.special import gammaln
 
-#: as :mod:`bayesgmm.bayes.posterior_kernel`: reproducible (no fast-math), GIL-free, cached,
-#: a division by zero gives inf or NaN as in the PyTensor graph
-_JIT = dict(nogil=True, cache=True, fastmath=False, error_model="numpy")
-_INLINE = dict(_JIT, inline="always")
-#: The model's ``pm.Data`` containers a kernel reads, in the order :class:`ContainerKernel`
-#: passes their values to its ``prepare``.
-DATA_NAMES = (
-    "X_data",
-    "location",
-    "scale",
-    "concentration",
-    "mean_prior",
-    "mean_precision",
-    "degrees_of_freedom",
-    "covariance_prior",
-)
+from bayesgmm.bayes.kernel_terms import _JIT
+
+# the model's pm.Data containers every kernel reads, in the order ContainerKernel passes
+# their values to its ``prepare``: the full kernel's
+from bayesgmm.bayes.posterior_kernel import DATA_NAMES
+
 _FIRST = operator.itemgetter(0)
 
 
