@@ -23,6 +23,16 @@ from bayesgmm.core.exceptions import UnreliablePosteriorWarning
 from bayesgmm.core.io import atomic_directory, write_text_atomic
 
 
+def _data_record(args: argparse.Namespace, data: Dataset) -> dict:
+    """What the saved model and params.json record of the data: source, columns, rows, weights."""
+    return {
+        "source": args.data,
+        "columns": data.feature_names,
+        "n_samples": data.X.shape[0],
+        "weights": data.weight_name,
+    }
+
+
 def _noise_record(bayes) -> dict | None:
     """The noise component of a fit for params.json (``None`` without one)."""
     if not bayes.noise:
@@ -48,15 +58,7 @@ def _write_model(bayes, folder: Path, data: Dataset, args: argparse.Namespace) -
     scaling = None
     if data.scaling is not None:
         scaling = Standardization(np.asarray(data.scaling["mean"]), np.asarray(data.scaling["sd"]))
-    metadata = {
-        "command": args.command,
-        "data": {
-            "source": args.data,
-            "columns": data.feature_names,
-            "n_samples": data.X.shape[0],
-            "weights": data.weight_name,
-        },
-    }
+    metadata = {"command": args.command, "data": _data_record(args, data)}
     write_model(bayes, folder, input_scaling=scaling, metadata=metadata)
 
 
@@ -277,12 +279,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
             tmp / "params.json",
             {
                 "command": args.command,
-                "data": {
-                    "source": args.data,
-                    "columns": data.feature_names,
-                    "n_samples": data.X.shape[0],
-                    "weights": data.weight_name,
-                },
+                "data": _data_record(args, data),
                 "n_components": k,
                 "covariance_type": cov,
                 "method": args.method,
