@@ -132,7 +132,10 @@ class PosteriorPredictions:
         -------
         DataArray of dims (chain, draw, component)
         """
-        return self.responsibilities().sum("obs").rename("component_counts")
+        X = self._data(None)
+        return queries.component_counts(self._posterior(), X, self._noise).rename(
+            "component_counts"
+        )
 
     def predictive_density(self, grid, ci_prob: float = 0.89) -> xr.Dataset:
         """Posterior mean and equal-tailed band of the mixture density at ``grid``.

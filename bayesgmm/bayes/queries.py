@@ -33,7 +33,6 @@ from bayesgmm.posterior.draws import (
     sample_mixture,
     stack_draws,
 )
-from bayesgmm.posterior.draws import responsibilities as mixture_responsibilities
 from bayesgmm.posterior.partitions import Loss, PartitionSummary, summarize_partitions
 from bayesgmm.posterior.relabel import RelabelingRecord
 from bayesgmm.posterior.summaries import (
@@ -183,6 +182,29 @@ def responsibilities(
         coords={"obs": np.arange(len(X)), "component": np.arange(n_components)},
         name="responsibilities",
     )
+
+
+#: Responsibilities held at once by :func:`component_counts` (about 128 MiB of float64).
+COUNT_CHUNK_ELEMENTS = 2**24
+
+
+def component_counts(
+    posterior: xr.Dataset, X: np.ndarray, noise: NoiseComponent | None
+) -> xr.DataArray:
+    """Draws of ``N_k = sum_n gamma_nk``, dims (chain, draw, component).
+
+    :func:`responsibilities` summed over the rows, for a few draws at a time, so that at most
+    about :data:`COUNT_CHUNK_ELEMENTS` responsibilities exist at once (all draws at once
+    would be chains x draws x rows x K: 4 GB at 5,000 rows and K = 3).
+    """
+    n_chains, n_draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    n_components = posterior["weights"].sizes["component"] + (noise is not None)
+    step = max(1, COUNT_CHUNK_ELEMENTS // max(1, n_chains * len(X) * n_components))
+    pieces = [
+        responsibilities(posterior.isel(draw=slice(start, start + step)), X, noise).sum("obs")
+        for start in range(0, n_draws, step)
+    ]
+    return xr.concat(pieces, dim="draw").transpose("chain", "draw", "component")
 
 
 def noise_probability(
@@ -412,23 +434,17 @@ def nuts_diagnostics(
     stored = idata["posterior"].to_dataset()
     tree = idata
     if "posterior_chains" not in idata.children:
-        counts = responsibilities(stored, X, noise).sum("obs")
-        counts = counts.transpose("chain", "draw", "component").values
+        counts = component_counts(stored, X, noise).values
     else:
         chains = idata["posterior_chains"].to_dataset()
         tree = xr.DataTree.from_dict(
             {"posterior": chains, "sample_stats": idata["sample_stats"].to_dataset()}
         )
         if noise is not None:  # the stacked draws' counts: not per chain as sampled
-            counts = responsibilities(stored, X, noise).sum("obs")
-            counts = counts.transpose("chain", "draw", "component").values
+            counts = component_counts(stored, X, noise).values
             counts = counts.reshape(-1, counts.shape[-1])
         else:
-            weights, means, covs = stack_draws(chains)
-            resp = mixture_responsibilities(X, weights, means, covs)
-            counts = resp.sum(axis=1).reshape(
-                chains.sizes["chain"], chains.sizes["draw"], weights.shape[1]
-            )
+            counts = component_counts(chains, X, None).values
     return diagnose(
         tree,
         var_names=names,

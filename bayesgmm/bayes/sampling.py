@@ -30,7 +30,7 @@ from bayesgmm.bayes.gibbs import run_gibbs
 from bayesgmm.bayes.model import build_model, initial_point
 from bayesgmm.bayes.options import MINIBATCH_SIZE, MINIBATCH_THRESHOLD, Settings
 from bayesgmm.bayes.postprocess import pymc_log_level, relabel_posterior
-from bayesgmm.bayes.queries import responsibilities
+from bayesgmm.bayes.queries import component_counts
 from bayesgmm.bayes.start import (
     Start,
     constrained_point,
@@ -258,8 +258,8 @@ def mostly_empty(
     """
     posterior = trace["posterior"].to_dataset().isel(draw=slice(-per_chain, None))
     rows = np.unique(np.linspace(0, len(X) - 1, min(len(X), max_rows)).astype(int))
-    resp = responsibilities(posterior, X[rows], None)
-    counts = resp.sum("obs").to_numpy().reshape(-1, resp.sizes["component"])
+    counts = component_counts(posterior, X[rows], None).to_numpy()
+    counts = counts.reshape(-1, counts.shape[-1])
     return empty_components(counts * (len(X) / len(rows)))
 
 
