@@ -40,9 +40,19 @@ def test_a_run_too_short_for_its_checks_warns_once_with_the_verdict():
 
 @pytest.mark.slow
 def test_a_fit_passing_its_checks_does_not_warn():
+    import pickle
+
+    from bayesgmm.bayes.state import DIAGNOSTICS_CACHE
+
     model, unreliable = _fit_catching()
     assert model.diagnose().ok
     assert unreliable == []
+    # the warning's diagnostics are kept for the fit, not recomputed, pickled or kept by a refit
+    first = model.diagnose()
+    assert model.diagnose() is first
+    assert DIAGNOSTICS_CACHE not in vars(pickle.loads(pickle.dumps(model)))
+    model.set_params(random_state=1).fit(load_faithful())
+    assert model.diagnose() is not first
 
 
 def test_the_map_alone_has_no_checks_and_does_not_warn():

@@ -58,7 +58,7 @@ from bayesgmm.bayes.model import CovariancePriorFamily
 from bayesgmm.bayes.options import PARAMETER_CONSTRAINTS, START_JITTER, TARGET_ACCEPT, Settings
 from bayesgmm.bayes.predictions import PosteriorPredictions
 from bayesgmm.bayes.start import is_plain, jitter_points, transformed_point
-from bayesgmm.bayes.state import SavedState
+from bayesgmm.bayes.state import DIAGNOSTICS_CACHE, SavedState
 from bayesgmm.core.covariance import CovarianceType
 from bayesgmm.core.exceptions import UnreliablePosteriorWarning
 from bayesgmm.core.methods import MCMC_METHODS, METHODS, SAMPLERS, TUNE, Method, Sampler
@@ -377,6 +377,7 @@ class BayesianGaussianMixture(PosteriorPredictions, SavedState, DensityMixin, Ba
             )
             check_missing_columns(data, names=getattr(self, "feature_names_in_", None))
             record = fit_posterior(data, sample_weight, settings)
+        self.__dict__.pop(DIAGNOSTICS_CACHE, None)
         self._set_fitted(record)
         self._warn_if_unreliable()
         return self
@@ -511,7 +512,11 @@ class BayesianGaussianMixture(PosteriorPredictions, SavedState, DensityMixin, Ba
                 f"diagnose() needs posterior draws, but the model was fitted with "
                 f"method={self.method_!r}: refit with method='nuts' or 'gibbs' (or a VI method)"
             )
-        return queries.nuts_diagnostics(
+        # computed once per fit (fit's warning asks first; the CLI and compare again)
+        cached = self.__dict__.get(DIAGNOSTICS_CACHE)
+        if cached is not None and cached[0] == self.draws:
+            return cached[1]
+        diagnostics = queries.nuts_diagnostics(
             self.idata_,
             self._X,
             self._noise,
@@ -520,6 +525,8 @@ class BayesianGaussianMixture(PosteriorPredictions, SavedState, DensityMixin, Ba
             chain_starts=self.chain_starts_,
             draws_asked=self.draws,
         )
+        self.__dict__[DIAGNOSTICS_CACHE] = (self.draws, diagnostics)
+        return diagnostics
 
     def log_posterior_density(self) -> tuple[np.ndarray, float, int]:
         """The MAP-EM objective at every draw and at the MAP.

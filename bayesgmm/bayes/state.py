@@ -180,6 +180,11 @@ def _psis_result(fields: dict | None):
     return PSISResult(log_weights=np.empty(0), draws={}, **fields)
 
 
+#: Where ``diagnose()`` keeps its result for the fit it describes (with the ``draws`` setting
+#: it reports against); not saved, not pickled, dropped by a refit.
+DIAGNOSTICS_CACHE = "_diagnostics_cache"
+
+
 class SavedState:
     """What :class:`~bayesgmm.BayesianGaussianMixture` adds for ``save`` and pickling.
 
@@ -239,8 +244,10 @@ class SavedState:
         self.__dict__.update(fitted)
 
     def __getstate__(self) -> dict:
-        """Pickle without the compiled PyMC objects (``model_`` is rebuilt on first use)."""
-        return picklable_state(super().__getstate__())
+        """Pickle without the compiled PyMC objects (``model_`` is rebuilt on first use) and
+        without the kept diagnostics (computed again on first use)."""
+        state = picklable_state(super().__getstate__())
+        return {name: value for name, value in state.items() if name != DIAGNOSTICS_CACHE}
 
     def __getattr__(self, name: str):
         """Rebuild ``model_`` after unpickling or loading; explain a dropped ``approximation_``."""
