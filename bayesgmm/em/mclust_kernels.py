@@ -1,0 +1,526 @@
+"""Compiled maximum-likelihood EM for mclust's fourteen covariance models.
+
+One call of :func:`em_run` runs EM for one model from given responsibilities, entirely in
+compiled code: the M-step (weights, means, the weighted scatters ``W_k`` and the model's
+constrained covariances) and the E-step (responsibilities and the log-likelihood). The
+covariance updates are those of :mod:`bayesgmm.core.covariance.decomposition` (closed forms
+for EII, VII, EEI, EVI, VVI, EEE, EEV, EVV, VVV; alternating exact updates for VEI, VEE,
+VEV; Jacobi plane rotations of the common orientation for EVE and VVE), written here for
+Numba; the iterative ones start from the previous iteration's volumes or orientation, so
+an EM iteration costs a few sweeps at most.
+
+Stopping rule (mclust's ``me``): iterate M-step, E-step until the relative change of the
+log-likelihood ``|L_t - L_{t-1}| / (1 + |L_t|)`` is at most ``tol``. A run fails (status
+:data:`SINGULAR`) when a component's total responsibility falls to ``sqrt(eps)`` or below
+or when a covariance is singular by mclust's test: its Cholesky factor on the data's scale
+has ``min |U_jj| / (1 + max |U_jj|) <= sqrt(eps)``. Models are numbered as
+:data:`MODELS`.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+#: mclust's fourteen models, in mclust's order; :func:`em_run` takes the index.
+MODELS: tuple[str, ...] = (
+    "EII",
+    "VII",
+    "EEI",
+    "VEI",
+    "EVI",
+    "VVI",
+    "EEE",
+    "VEE",
+    "EVE",
+    "VVE",
+    "EEV",
+    "VEV",
+    "EVV",
+    "VVV",
+)
+#: Status of :func:`em_run`.
+CONVERGED, MAX_ITER, SINGULAR = 0, 1, 2
+
+_LOG_2PI = float(np.log(2.0 * np.pi))
+_RTEPS = float(np.sqrt(np.finfo(float).eps))
+_INNER_TOL = 1e-10
+_INNER_MAX = 500
+_ANGLES = 24
+_OFFSETS = np.linspace(-1.0, 1.0, _ANGLES, endpoint=False)
+
+
+@numba.njit(cache=True)
+def _cholesky(A, L):
+    """Lower Cholesky factor of ``A`` (d, d) into ``L``; ``False`` when not positive definite."""
+    d = A.shape[0]
+    for j in range(d):
+        s = A[j, j]
+        for k in range(j):
+            s -= L[j, k] * L[j, k]
+        if not s > 0.0:
+            return False
+        L[j, j] = np.sqrt(s)
+        for i in range(j + 1, d):
+            t = A[i, j]
+            for k in range(j):
+                t -= L[i, k] * L[j, k]
+            L[i, j] = t / L[j, j]
+        for i in range(j):
+            L[i, j] = 0.0
+    return True
+
+
+@numba.njit(cache=True)
+def _log_geomean(values):
+    total = 0.0
+    for v in values:
+        if not v > 0.0:
+            return -np.inf
+        total += np.log(v)
+    return total / values.shape[0]
+
+
+@numba.njit(cache=True)
+def _statistics(X, resp, nk, means, W):
+    """Soft counts, weighted means and scatters; ``False`` when a count is <= sqrt(eps)."""
+    n, d = X.shape
+    K = resp.shape[1]
+    diff = np.empty(d)
+    for k in range(K):
+        total = 0.0
+        for j in range(d):
+            means[k, j] = 0.0
+        for i in range(n):
+            r = resp[i, k]
+            total += r
+            for j in range(d):
+                means[k, j] += r * X[i, j]
+        nk[k] = total
+        if not total > _RTEPS:
+            return False
+        for j in range(d):
+            means[k, j] /= total
+        for a in range(d):
+            for b in range(d):
+                W[k, a, b] = 0.0
+        for i in range(n):
+            r = resp[i, k]
+            for j in range(d):
+                diff[j] = X[i, j] - means[k, j]
+            for a in range(d):
+                ra = r * diff[a]
+                for b in range(a + 1):
+                    W[k, a, b] += ra * diff[b]
+        for a in range(d):
+            for b in range(a):
+                W[k, b, a] = W[k, a, b]
+    return True
+
+
+@numba.njit(cache=True)
+def _eigh_descending(A):
+    values, vectors = np.linalg.eigh(A)
+    d = A.shape[0]
+    out_values = np.empty(d)
+    out_vectors = np.empty((d, d))
+    for j in range(d):
+        out_values[j] = max(values[d - 1 - j], 0.0)
+        for i in range(d):
+            out_vectors[i, j] = vectors[i, d - 1 - j]
+    return out_values, out_vectors
+
+
+@numba.njit(cache=True)
+def _alternate_volumes(values, nk, lam, warm):
+    """VEI / VEV: volumes ``lam`` (K,) and the shared shape (d,) from per-component
+    diagonals or eigenvalues ``values`` (K, d), alternating exact updates."""
+    K, d = values.shape
+    if not warm:
+        for k in range(K):
+            lam[k] = values[k].sum() / (d * nk[k])
+    shape = np.empty(d)
+    pooled = np.empty(d)
+    for _ in range(_INNER_MAX):
+        for j in range(d):
+            pooled[j] = 0.0
+            for k in range(K):
+                pooled[j] += values[k, j] / lam[k]
+        log_g = _log_geomean(pooled)
+        if not np.isfinite(log_g):
+            return shape, False
+        g = np.exp(log_g)
+        for j in range(d):
+            shape[j] = pooled[j] / g
+        done = True
+        for k in range(K):
+            new = 0.0
+            for j in range(d):
+                new += values[k, j] / shape[j]
+            new /= d * nk[k]
+            if abs(new - lam[k]) > _INNER_TOL * abs(new):
+                done = False
+            lam[k] = new
+        if done:
+            break
+    return shape, True
+
+
+@numba.njit(cache=True)
+def _orientation_criterion(M, nk, equal_volume, i, j, c, s, logs_rest):
+    """EVE (``sum_k g_k``) or VVE (``sum_k n_k sum_j log a_kj``) after rotating columns
+    ``i``, ``j`` by the angle with cosine ``c`` and sine ``s``."""
+    K = M.shape[0]
+    d = M.shape[1]
+    total = 0.0
+    for k in range(K):
+        ai = c * c * M[k, i, i] + 2.0 * c * s * M[k, i, j] + s * s * M[k, j, j]
+        aj = s * s * M[k, i, i] - 2.0 * c * s * M[k, i, j] + c * c * M[k, j, j]
+        if not (ai > 0.0 and aj > 0.0):
+            return np.inf
+        if equal_volume:
+            total += np.exp((logs_rest[k] + np.log(ai) + np.log(aj)) / d)
+        else:
+            total += nk[k] * (logs_rest[k] + np.log(ai) + np.log(aj))
+    return total
+
+
+@numba.njit(cache=True)
+def _rotate_all(W, D, M):
+    for k in range(W.shape[0]):
+        M[k] = D.T @ W[k] @ D
+
+
+@numba.njit(cache=True)
+def _common_orientation(W, nk, D, warm, equal_volume, covs):
+    """EVE / VVE: one orientation ``D`` (updated in place) by Jacobi sweeps whose angles
+    are chosen on nested grids (see :mod:`bayesgmm.core.covariance.decomposition`)."""
+    K, d, _ = W.shape
+    if not warm:
+        total = np.zeros((d, d))
+        for k in range(K):
+            total += W[k]
+        _, vectors = _eigh_descending(total)
+        D[:, :] = vectors
+    M = np.empty((K, d, d))
+    _rotate_all(W, D, M)
+    logs_rest = np.empty(K)
+    for _ in range(_INNER_MAX):
+        improved = 0.0
+        reference = 0.0
+        for i in range(d - 1):
+            for j in range(i + 1, d):
+                for k in range(K):
+                    rest = 0.0
+                    for m in range(d):
+                        if m != i and m != j:
+                            if not M[k, m, m] > 0.0:
+                                return False
+                            rest += np.log(M[k, m, m])
+                    logs_rest[k] = rest
+                current = _orientation_criterion(M, nk, equal_volume, i, j, 1.0, 0.0, logs_rest)
+                if not np.isfinite(current):
+                    return False
+                reference = abs(current)
+                best_angle, best_value = 0.0, current
+                centre, half = 0.0, np.pi / 4.0
+                for _level in range(4):
+                    level_best, level_value = centre, np.inf
+                    for offset in _OFFSETS:
+                        angle = centre + half * offset
+                        value = _orientation_criterion(
+                            M, nk, equal_volume, i, j, np.cos(angle), np.sin(angle), logs_rest
+                        )
+                        if value < level_value:
+                            level_best, level_value = angle, value
+                    if level_value < best_value:
+                        best_angle, best_value = level_best, level_value
+                    centre, half = level_best, 2.0 * half / _ANGLES
+                if best_angle != 0.0:
+                    improved += current - best_value
+                    c, s = np.cos(best_angle), np.sin(best_angle)
+                    for r in range(d):
+                        di, dj = D[r, i], D[r, j]
+                        D[r, i] = c * di + s * dj
+                        D[r, j] = -s * di + c * dj
+                    _rotate_all(W, D, M)
+        if not improved > _INNER_TOL * max(reference, 1e-300):
+            break
+    a = np.empty(d)
+    lam = 0.0
+    if equal_volume:
+        total_n = nk.sum()
+        for k in range(K):
+            for m in range(d):
+                a[m] = M[k, m, m]
+            lam += np.exp(_log_geomean(a))
+        lam /= total_n
+    for k in range(K):
+        for m in range(d):
+            a[m] = M[k, m, m]
+        if equal_volume:
+            g = np.exp(_log_geomean(a))
+            for m in range(d):
+                a[m] = lam * a[m] / g
+        else:
+            for m in range(d):
+                a[m] = a[m] / nk[k]
+        for r in range(d):
+            for q in range(d):
+                value = 0.0
+                for m in range(d):
+                    value += D[r, m] * a[m] * D[q, m]
+                covs[k, r, q] = value
+    return True
+
+
+@numba.njit(cache=True)
+def _set_diagonal(covs, k, diagonal):
+    d = covs.shape[1]
+    for a in range(d):
+        for b in range(d):
+            covs[k, a, b] = 0.0
+        covs[k, a, a] = diagonal[a]
+
+
+@numba.njit(cache=True)
+def _from_eigen(covs, k, vectors, diagonal):
+    d = covs.shape[1]
+    for r in range(d):
+        for q in range(d):
+            value = 0.0
+            for m in range(d):
+                value += vectors[r, m] * diagonal[m] * vectors[q, m]
+            covs[k, r, q] = value
+
+
+@numba.njit(cache=True)
+def covariances(model, W, nk, covs, lam, D, warm):
+    """The model's constrained covariances (K, d, d) from scatters ``W`` and counts ``nk``.
+
+    ``lam`` (K,) and ``D`` (d, d) carry the volumes (VEI, VEE, VEV) and the orientation
+    (EVE, VVE) from one call to the next when ``warm``. Returns ``False`` when the update
+    is undefined (a zero variance or determinant).
+    """
+    K, d, _ = W.shape
+    total_n = nk.sum()
+    diag = np.empty((K, d))
+    for k in range(K):
+        for j in range(d):
+            diag[k, j] = W[k, j, j]
+    row = np.empty(d)
+    if model == 0 or model == 1:  # EII, VII
+        pooled = 0.0
+        for k in range(K):
+            pooled += diag[k].sum()
+        for k in range(K):
+            value = pooled / (d * total_n) if model == 0 else diag[k].sum() / (d * nk[k])
+            row[:] = value
+            _set_diagonal(covs, k, row)
+    elif model == 2:  # EEI
+        for j in range(d):
+            row[j] = diag[:, j].sum() / total_n
+        for k in range(K):
+            _set_diagonal(covs, k, row)
+    elif model == 3:  # VEI
+        shape, ok = _alternate_volumes(diag, nk, lam, warm)
+        if not ok:
+            return False
+        for k in range(K):
+            _set_diagonal(covs, k, lam[k] * shape)
+    elif model == 4:  # EVI
+        g = np.empty(K)
+        for k in range(K):
+            g[k] = np.exp(_log_geomean(diag[k]))
+            if not g[k] > 0.0:
+                return False
+        volume = g.sum() / total_n
+        for k in range(K):
+            _set_diagonal(covs, k, volume * diag[k] / g[k])
+    elif model == 5:  # VVI
+        for k in range(K):
+            _set_diagonal(covs, k, diag[k] / nk[k])
+    elif model == 6:  # EEE
+        pooled = np.zeros((d, d))
+        for k in range(K):
+            pooled += W[k]
+        for k in range(K):
+            covs[k] = pooled / total_n
+    elif model == 7:  # VEE
+        if not warm:
+            for k in range(K):
+                lam[k] = diag[k].sum() / (d * nk[k])
+        L = np.empty((d, d))
+        shape = np.eye(d)
+        for _ in range(_INNER_MAX):
+            pooled = np.zeros((d, d))
+            for k in range(K):
+                pooled += W[k] / lam[k]
+            if not _cholesky(pooled, L):
+                return False
+            log_det = 0.0
+            for j in range(d):
+                log_det += 2.0 * np.log(L[j, j])
+            shape = pooled / np.exp(log_det / d)
+            inverse = np.linalg.inv(shape)
+            done = True
+            for k in range(K):
+                new = 0.0
+                for a in range(d):
+                    for b in range(d):
+                        new += inverse[a, b] * W[k, b, a]
+                new /= d * nk[k]
+                if abs(new - lam[k]) > _INNER_TOL * abs(new):
+                    done = False
+                lam[k] = new
+            if done:
+                break
+        for k in range(K):
+            covs[k] = lam[k] * shape
+    elif model == 8 or model == 9:  # EVE, VVE
+        if not _common_orientation(W, nk, D, warm, model == 8, covs):
+            return False
+    elif model == 10 or model == 11:  # EEV, VEV
+        values = np.empty((K, d))
+        vectors = np.empty((K, d, d))
+        for k in range(K):
+            values[k], vectors[k] = _eigh_descending(W[k])
+        if model == 10:
+            for j in range(d):
+                row[j] = values[:, j].sum()
+            if not np.isfinite(_log_geomean(row)):
+                return False
+            for k in range(K):  # lambda A = (g / N) (pooled / g)
+                _from_eigen(covs, k, vectors[k], row / total_n)
+        else:
+            shape, ok = _alternate_volumes(values, nk, lam, warm)
+            if not ok:
+                return False
+            for k in range(K):
+                _from_eigen(covs, k, vectors[k], lam[k] * shape)
+    elif model == 12:  # EVV
+        L = np.empty((d, d))
+        g = np.empty(K)
+        for k in range(K):
+            if not _cholesky(W[k], L):
+                return False
+            log_det = 0.0
+            for j in range(d):
+                log_det += 2.0 * np.log(L[j, j])
+            g[k] = np.exp(log_det / d)
+        volume = g.sum() / total_n
+        for k in range(K):
+            covs[k] = volume * W[k] / g[k]
+    else:  # VVV
+        for k in range(K):
+            covs[k] = W[k] / nk[k]
+    return True
+
+
+@numba.njit(cache=True)
+def _factorise(covs, chol, log_det, scale):
+    """Cholesky factors and log-determinants; ``False`` when mclust would call it singular."""
+    K, d, _ = covs.shape
+    for k in range(K):
+        if not _cholesky(covs[k], chol[k]):
+            return False
+        smallest, largest, total = np.inf, 0.0, 0.0
+        for j in range(d):
+            u = chol[k, j, j] * scale
+            smallest = min(smallest, u)
+            largest = max(largest, u)
+            total += 2.0 * np.log(chol[k, j, j])
+        if smallest / (1.0 + largest) <= _RTEPS:
+            return False
+        log_det[k] = total
+    return True
+
+
+@numba.njit(cache=True)
+def e_step(X, weights, means, chol, log_det, resp):
+    """Responsibilities (in ``resp``) and the log-likelihood of the data."""
+    n, d = X.shape
+    K = means.shape[0]
+    y = np.empty(d)
+    lp = np.empty(K)
+    log_w = np.log(weights)
+    total = 0.0
+    for i in range(n):
+        peak = -np.inf
+        for k in range(K):
+            q = 0.0
+            for a in range(d):
+                s = X[i, a] - means[k, a]
+                for b in range(a):
+                    s -= chol[k, a, b] * y[b]
+                y[a] = s / chol[k, a, a]
+                q += y[a] * y[a]
+            lp[k] = log_w[k] - 0.5 * (d * _LOG_2PI + log_det[k] + q)
+            peak = max(peak, lp[k])
+        s = 0.0
+        for k in range(K):
+            lp[k] = np.exp(lp[k] - peak)
+            s += lp[k]
+        for k in range(K):
+            resp[i, k] = lp[k] / s
+        total += peak + np.log(s)
+    return total
+
+
+@numba.njit(cache=True)
+def em_run(model, X, resp, weights, means, covs, lam, D, warm, max_iter, tol, scale):
+    """EM for ``model`` (an index of :data:`MODELS`) from responsibilities ``resp``.
+
+    Parameters
+    ----------
+    model : int
+    X : ndarray of shape (n, d)
+    resp : ndarray of shape (n, K)
+        The start; holds the final responsibilities on return.
+    weights, means, covs : ndarray of shape (K,), (K, d), (K, d, d)
+        Filled with the fitted parameters.
+    lam, D : ndarray of shape (K,), (d, d)
+        Volumes and orientation carried between M-steps (see :func:`covariances`).
+    warm : bool
+        Whether ``lam`` and ``D`` already hold a previous run's values.
+    max_iter : int
+    tol : float
+        mclust's relative tolerance on the log-likelihood.
+    scale : float
+        The data's scale (the working data are the original divided by it), for mclust's
+        singularity test on the original scale.
+
+    Returns
+    -------
+    (float, int, int)
+        Log-likelihood of the working data at the returned parameters, iterations, status
+        (:data:`CONVERGED`, :data:`MAX_ITER` or :data:`SINGULAR`).
+    """
+    n, d = X.shape
+    K = resp.shape[1]
+    nk = np.empty(K)
+    W = np.empty((K, d, d))
+    chol = np.zeros((K, d, d))
+    log_det = np.empty(K)
+    old = np.inf
+    loglik = np.nan
+    for it in range(1, max_iter + 1):
+        if not _statistics(X, resp, nk, means, W):
+            return np.nan, it, SINGULAR
+        if not covariances(model, W, nk, covs, lam, D, warm):
+            return np.nan, it, SINGULAR
+        warm = True
+        if not _factorise(covs, chol, log_det, scale):
+            return np.nan, it, SINGULAR
+        for k in range(K):
+            weights[k] = nk[k] / n
+        loglik = e_step(X, weights, means, chol, log_det, resp)
+        if not np.isfinite(loglik):
+            return np.nan, it, SINGULAR
+        if abs(old - loglik) / (1.0 + abs(loglik)) <= tol:
+            return loglik, it, CONVERGED
+        old = loglik
+    return loglik, max_iter, MAX_ITER
+
+
+__all__ = ["CONVERGED", "MAX_ITER", "MODELS", "SINGULAR", "covariances", "e_step", "em_run"]
