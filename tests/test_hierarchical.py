@@ -85,9 +85,9 @@ def test_cuts_are_nested_and_have_k_clusters():
 
 def test_recovers_separated_clusters_and_beats_random_partitions():
     rng = np.random.default_rng(2)
-    centres = np.array([[0, 0, 0], [8, 0, 0], [0, 8, 0], [0, 0, 8]])
+    centres = np.array([[0, 0, 0], [10, 0, 0], [0, 10, 0], [0, 0, 10]])
     truth = np.repeat(np.arange(4), 30)
-    X = centres[truth] + rng.normal(size=(120, 3)) @ np.diag([1.0, 0.5, 2.0])
+    X = centres[truth] + rng.normal(size=(120, 3)) @ np.diag([1.0, 0.5, 0.8])
     labels = hc_partitions(X, 6)
     assert adjusted_rand_score(truth, labels[3]) == 1.0
     Z = svd_transform(X)

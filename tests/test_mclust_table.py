@@ -9,7 +9,12 @@ from scipy.stats import multivariate_normal
 from bayesgmm import datasets
 from bayesgmm.core.covariance.decomposition import SOLVERS
 from bayesgmm.em.mclust_kernels import MODELS, SINGULAR, covariances, em_run
-from bayesgmm.em.mclust_table import cell_estimator, fit_table, kmeans_partitions
+from bayesgmm.em.mclust_table import (
+    cell_estimator,
+    fit_table,
+    kmeans_partitions,
+    quantile_partitions,
+)
 from bayesgmm.selection.compare import compare, em_criteria, uses_table
 
 
@@ -171,3 +176,16 @@ def test_compare_all_map_uses_the_table():
         assert row["bic"] == pytest.approx(-table.bic.loc[row["n_components"], mclust], rel=1e-9)
         fit = result.fits[name]
         assert em_criteria(fit.em, X)["bic"] == pytest.approx(row["bic"])
+
+
+def test_quantile_partitions_are_ordered_intervals():
+    x = np.random.default_rng(5).gamma(2.0, size=101)
+    parts = quantile_partitions(x, 6)
+    assert np.all(parts[0] == 0)
+    for k in range(2, 7):
+        labels = parts[k - 1]
+        assert sorted(np.unique(labels)) == list(range(k))
+        for g in range(k - 1):
+            assert x[labels == g].max() < x[labels == g + 1].min()
+        sizes = np.bincount(labels)
+        assert sizes.max() - sizes.min() <= 2  # quantiles: (nearly) equal counts

@@ -56,7 +56,7 @@ def svd_transform(X: np.ndarray) -> np.ndarray:
     return (scaled @ vt[positive].T) / np.sqrt(s[positive])
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _log_det_over(W, l):
     """``log det(W / l)`` through a Cholesky factorisation; ``_NEG_BIG`` when singular."""
     d = W.shape[0]
@@ -78,7 +78,7 @@ def _log_det_over(W, l):
     return total - d * np.log(float(l))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _term(l, W, trace, alpha, beta):
     """mclust's ``vvvtij``: the criterion of one cluster of ``l`` points (module docstring)."""
     d = W.shape[0]
@@ -98,7 +98,7 @@ def _term(l, W, trace, alpha, beta):
     return l * value
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _pair(a, b, count, xs, W, trace, term, alpha, beta, v, Wab):
     """Merge cost of slots ``a`` and ``b``; fills ``v`` (the between-cluster vector) and
     ``Wab`` (the merged scatter); returns ``(cost, merged trace, merged term)``."""
@@ -128,7 +128,7 @@ def _pair(a, b, count, xs, W, trace, term, alpha, beta, v, Wab):
     return merged - (term[a] + term[b]), tr, merged
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _agglomerate(Z, k_max, alpha, beta):
     """Labels (k_max, n): row ``K - 1`` is the partition into ``min(K, n)`` clusters."""
     n, d = Z.shape
@@ -158,7 +158,8 @@ def _agglomerate(Z, k_max, alpha, beta):
         _, tr, merged = _pair(bi, bj, count, xs, W, trace, term, alpha, beta, v, Wab)
         na, nb = count[bi], count[bj]
         if na == 1 and nb == 1:
-            sa = sb = _RTHALF
+            sa = _RTHALF
+            sb = _RTHALF
         else:
             q = 1.0 / (na + nb)
             sa, sb = np.sqrt(na * q), np.sqrt(nb * q)

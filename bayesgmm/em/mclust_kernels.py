@@ -50,7 +50,7 @@ _ANGLES = 24
 _OFFSETS = np.linspace(-1.0, 1.0, _ANGLES, endpoint=False)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _cholesky(A, L):
     """Lower Cholesky factor of ``A`` (d, d) into ``L``; ``False`` when not positive definite."""
     d = A.shape[0]
@@ -71,7 +71,7 @@ def _cholesky(A, L):
     return True
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _log_geomean(values):
     total = 0.0
     for v in values:
@@ -81,44 +81,49 @@ def _log_geomean(values):
     return total / values.shape[0]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _statistics(X, resp, nk, means, W):
-    """Soft counts, weighted means and scatters; ``False`` when a count is <= sqrt(eps)."""
+    """Soft counts, weighted means and scatters; ``False`` when a count is <= sqrt(eps).
+
+    Two passes over the rows: the means, then the scatter of the centred rows (stable for
+    components much narrower than their distance from the origin).
+    """
     n, d = X.shape
     K = resp.shape[1]
-    diff = np.empty(d)
+    nk[:] = 0.0
+    means[:, :] = 0.0
+    W[:, :, :] = 0.0
+    for i in range(n):
+        for k in range(K):
+            r = resp[i, k]
+            nk[k] += r
+            for a in range(d):
+                means[k, a] += r * X[i, a]
     for k in range(K):
-        total = 0.0
-        for j in range(d):
-            means[k, j] = 0.0
-        for i in range(n):
-            r = resp[i, k]
-            total += r
-            for j in range(d):
-                means[k, j] += r * X[i, j]
-        nk[k] = total
-        if not total > _RTEPS:
+        if not nk[k] > _RTEPS:
             return False
-        for j in range(d):
-            means[k, j] /= total
         for a in range(d):
-            for b in range(d):
-                W[k, a, b] = 0.0
-        for i in range(n):
+            means[k, a] /= nk[k]
+    diff = np.empty(d)
+    for i in range(n):
+        for k in range(K):
             r = resp[i, k]
-            for j in range(d):
-                diff[j] = X[i, j] - means[k, j]
+            if r == 0.0:
+                continue
+            for a in range(d):
+                diff[a] = X[i, a] - means[k, a]
             for a in range(d):
                 ra = r * diff[a]
                 for b in range(a + 1):
                     W[k, a, b] += ra * diff[b]
+    for k in range(K):
         for a in range(d):
             for b in range(a):
                 W[k, b, a] = W[k, a, b]
     return True
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _eigh_descending(A):
     values, vectors = np.linalg.eigh(A)
     d = A.shape[0]
@@ -131,7 +136,7 @@ def _eigh_descending(A):
     return out_values, out_vectors
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _alternate_volumes(values, nk, lam, warm):
     """VEI / VEV: volumes ``lam`` (K,) and the shared shape (d,) from per-component
     diagonals or eigenvalues ``values`` (K, d), alternating exact updates."""
@@ -166,35 +171,106 @@ def _alternate_volumes(values, nk, lam, warm):
     return shape, True
 
 
-@numba.njit(cache=True)
-def _orientation_criterion(M, nk, equal_volume, i, j, c, s, logs_rest):
+@numba.njit(cache=True, error_model="numpy")
+def _orientation_criterion(M, nk, equal_volume, i, j, theta, logs_rest):
     """EVE (``sum_k g_k``) or VVE (``sum_k n_k sum_j log a_kj``) after rotating columns
-    ``i``, ``j`` by the angle with cosine ``c`` and sine ``s``."""
+    ``i``, ``j`` of the orientation by ``theta``, with its first and second derivatives in
+    ``theta`` (``inf`` when a variance would not be positive)."""
     K = M.shape[0]
     d = M.shape[1]
-    total = 0.0
+    c2, s2 = np.cos(2.0 * theta), np.sin(2.0 * theta)
+    value, first, second = 0.0, 0.0, 0.0
     for k in range(K):
-        ai = c * c * M[k, i, i] + 2.0 * c * s * M[k, i, j] + s * s * M[k, j, j]
-        aj = s * s * M[k, i, i] - 2.0 * c * s * M[k, i, j] + c * c * M[k, j, j]
+        p, q, m = M[k, i, i], M[k, j, j], M[k, i, j]
+        ai = 0.5 * (p + q) + 0.5 * (p - q) * c2 + m * s2
+        aj = p + q - ai
         if not (ai > 0.0 and aj > 0.0):
-            return np.inf
+            return np.inf, 0.0, 0.0
+        da = -(p - q) * s2 + 2.0 * m * c2  # d ai / d theta = -d aj / d theta
+        dda = -2.0 * (p - q) * c2 - 4.0 * m * s2
+        u = da * (1.0 / ai - 1.0 / aj)
+        du = dda * (1.0 / ai - 1.0 / aj) - da * da * (1.0 / (ai * ai) + 1.0 / (aj * aj))
         if equal_volume:
-            total += np.exp((logs_rest[k] + np.log(ai) + np.log(aj)) / d)
+            g = np.exp((logs_rest[k] + np.log(ai) + np.log(aj)) / d)
+            value += g
+            first += g * u / d
+            second += g * (u / d) ** 2 + g * du / d
         else:
-            total += nk[k] * (logs_rest[k] + np.log(ai) + np.log(aj))
-    return total
+            value += nk[k] * (logs_rest[k] + np.log(ai) + np.log(aj))
+            first += nk[k] * u
+            second += nk[k] * du
+    return value, first, second
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
+def _best_angle(M, nk, equal_volume, i, j, logs_rest, search):
+    """The rotation of columns ``i``, ``j`` that lowers the criterion: nested grids over a
+    quarter turn (when ``search``; the criterion has period ``pi / 2``), then safeguarded
+    Newton steps. Returns ``(angle, criterion at 0, criterion at the angle)``."""
+    current = _orientation_criterion(M, nk, equal_volume, i, j, 0.0, logs_rest)[0]
+    theta, value = 0.0, current
+    if search:
+        centre, half = 0.0, np.pi / 4.0
+        for _level in range(4):
+            level_best, level_value = centre, np.inf
+            for offset in _OFFSETS:
+                angle = centre + half * offset
+                trial = _orientation_criterion(M, nk, equal_volume, i, j, angle, logs_rest)[0]
+                if trial < level_value:
+                    level_best, level_value = angle, trial
+            if level_value < value:
+                theta, value = level_best, level_value
+            centre, half = level_best, 2.0 * half / _ANGLES
+    for _ in range(30):
+        f, g, h = _orientation_criterion(M, nk, equal_volume, i, j, theta, logs_rest)
+        if not np.isfinite(f) or g == 0.0:
+            break
+        step = -g / h if h > 0.0 else -np.sign(g) * 1e-2
+        step = min(max(step, -0.2), 0.2)
+        moved = False
+        for _halving in range(40):
+            trial = _orientation_criterion(M, nk, equal_volume, i, j, theta + step, logs_rest)[0]
+            if trial < f:
+                theta, value, moved = theta + step, trial, True
+                break
+            step *= 0.5
+        if not moved or abs(step) < 1e-12:
+            break
+    return theta, current, value
+
+
+@numba.njit(cache=True, error_model="numpy")
 def _rotate_all(W, D, M):
     for k in range(W.shape[0]):
         M[k] = D.T @ W[k] @ D
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
+def _rotate_pair(D, M, i, j, c, s):
+    """Rotate columns ``i``, ``j`` of ``D`` by ``R`` (cosine ``c``, sine ``s``) and update
+    every ``M_k = D^T W_k D`` to ``R^T M_k R`` in place."""
+    d = D.shape[0]
+    for r in range(d):
+        di, dj = D[r, i], D[r, j]
+        D[r, i] = c * di + s * dj
+        D[r, j] = -s * di + c * dj
+    for k in range(M.shape[0]):
+        for r in range(d):
+            mi, mj = M[k, r, i], M[k, r, j]
+            M[k, r, i] = c * mi + s * mj
+            M[k, r, j] = -s * mi + c * mj
+        for r in range(d):
+            mi, mj = M[k, i, r], M[k, j, r]
+            M[k, i, r] = c * mi + s * mj
+            M[k, j, r] = -s * mi + c * mj
+
+
+@numba.njit(cache=True, error_model="numpy")
 def _common_orientation(W, nk, D, warm, equal_volume, covs):
-    """EVE / VVE: one orientation ``D`` (updated in place) by Jacobi sweeps whose angles
-    are chosen on nested grids (see :mod:`bayesgmm.core.covariance.decomposition`)."""
+    """EVE / VVE: one orientation ``D`` (updated in place) by Jacobi sweeps of plane
+    rotations (see :mod:`bayesgmm.core.covariance.decomposition`); a cold start searches
+    each angle on grids first, a warm one (``D`` from the previous M-step) takes Newton
+    steps only."""
     K, d, _ = W.shape
     if not warm:
         total = np.zeros((d, d))
@@ -205,7 +281,7 @@ def _common_orientation(W, nk, D, warm, equal_volume, covs):
     M = np.empty((K, d, d))
     _rotate_all(W, D, M)
     logs_rest = np.empty(K)
-    for _ in range(_INNER_MAX):
+    for sweep in range(_INNER_MAX):
         improved = 0.0
         reference = 0.0
         for i in range(d - 1):
@@ -218,32 +294,15 @@ def _common_orientation(W, nk, D, warm, equal_volume, covs):
                                 return False
                             rest += np.log(M[k, m, m])
                     logs_rest[k] = rest
-                current = _orientation_criterion(M, nk, equal_volume, i, j, 1.0, 0.0, logs_rest)
+                theta, current, value = _best_angle(
+                    M, nk, equal_volume, i, j, logs_rest, not warm and sweep == 0
+                )
                 if not np.isfinite(current):
                     return False
                 reference = abs(current)
-                best_angle, best_value = 0.0, current
-                centre, half = 0.0, np.pi / 4.0
-                for _level in range(4):
-                    level_best, level_value = centre, np.inf
-                    for offset in _OFFSETS:
-                        angle = centre + half * offset
-                        value = _orientation_criterion(
-                            M, nk, equal_volume, i, j, np.cos(angle), np.sin(angle), logs_rest
-                        )
-                        if value < level_value:
-                            level_best, level_value = angle, value
-                    if level_value < best_value:
-                        best_angle, best_value = level_best, level_value
-                    centre, half = level_best, 2.0 * half / _ANGLES
-                if best_angle != 0.0:
-                    improved += current - best_value
-                    c, s = np.cos(best_angle), np.sin(best_angle)
-                    for r in range(d):
-                        di, dj = D[r, i], D[r, j]
-                        D[r, i] = c * di + s * dj
-                        D[r, j] = -s * di + c * dj
-                    _rotate_all(W, D, M)
+                if theta != 0.0 and value < current:
+                    improved += current - value
+                    _rotate_pair(D, M, i, j, np.cos(theta), np.sin(theta))
         if not improved > _INNER_TOL * max(reference, 1e-300):
             break
     a = np.empty(d)
@@ -274,7 +333,7 @@ def _common_orientation(W, nk, D, warm, equal_volume, covs):
     return True
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _set_diagonal(covs, k, diagonal):
     d = covs.shape[1]
     for a in range(d):
@@ -283,7 +342,7 @@ def _set_diagonal(covs, k, diagonal):
         covs[k, a, a] = diagonal[a]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _from_eigen(covs, k, vectors, diagonal):
     d = covs.shape[1]
     for r in range(d):
@@ -294,7 +353,7 @@ def _from_eigen(covs, k, vectors, diagonal):
             covs[k, r, q] = value
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def covariances(model, W, nk, covs, lam, D, warm):
     """The model's constrained covariances (K, d, d) from scatters ``W`` and counts ``nk``.
 
@@ -417,7 +476,7 @@ def covariances(model, W, nk, covs, lam, D, warm):
     return True
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _factorise(covs, chol, log_det, scale):
     """Cholesky factors and log-determinants; ``False`` when mclust would call it singular."""
     K, d, _ = covs.shape
@@ -436,7 +495,7 @@ def _factorise(covs, chol, log_det, scale):
     return True
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def e_step(X, weights, means, chol, log_det, resp):
     """Responsibilities (in ``resp``) and the log-likelihood of the data."""
     n, d = X.shape
@@ -467,7 +526,7 @@ def e_step(X, weights, means, chol, log_det, resp):
     return total
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def em_run(model, X, resp, weights, means, covs, lam, D, warm, max_iter, tol, scale):
     """EM for ``model`` (an index of :data:`MODELS`) from responsibilities ``resp``.
 
@@ -523,4 +582,36 @@ def em_run(model, X, resp, weights, means, covs, lam, D, warm, max_iter, tol, sc
     return loglik, max_iter, MAX_ITER
 
 
-__all__ = ["CONVERGED", "MAX_ITER", "MODELS", "SINGULAR", "covariances", "e_step", "em_run"]
+@numba.njit(cache=True, error_model="numpy")
+def responsibilities_from(model, X_part, resp_part, X, resp, scale):
+    """One M-step on part of the data (``X_part``, ``resp_part``), then the E-step on all of
+    it into ``resp``: mclust's start when the agglomeration ran on a subset. Returns
+    ``False`` when the M-step is singular."""
+    K = resp_part.shape[1]
+    d = X.shape[1]
+    nk = np.empty(K)
+    means = np.empty((K, d))
+    W = np.empty((K, d, d))
+    covs = np.empty((K, d, d))
+    chol = np.zeros((K, d, d))
+    log_det = np.empty(K)
+    if not _statistics(X_part, resp_part, nk, means, W):
+        return False
+    if not covariances(model, W, nk, covs, np.ones(K), np.eye(d), False):
+        return False
+    if not _factorise(covs, chol, log_det, scale):
+        return False
+    weights = nk / X_part.shape[0]
+    return np.isfinite(e_step(X, weights, means, chol, log_det, resp))
+
+
+__all__ = [
+    "CONVERGED",
+    "MAX_ITER",
+    "MODELS",
+    "SINGULAR",
+    "covariances",
+    "e_step",
+    "em_run",
+    "responsibilities_from",
+]

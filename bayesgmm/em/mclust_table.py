@@ -9,10 +9,13 @@ iterations (compiled, :mod:`bayesgmm.em.mclust_kernels`):
 * the starts are computed once per data set or per K and used by every model:
 
   - ``"hc"``: mclust's own start, the model-based hierarchical agglomeration
-    (:mod:`bayesgmm.em.hierarchical`) computed once and cut at every K. From the same
-    partition, EM retraces mclust's path, so this start alone reaches mclust's solution;
-  - ``"neighbour"``: the responsibilities of the model already fitted at the same K with
-    the highest BIC (models run from the most flexible, VVV, to the least, EII);
+    (:mod:`bayesgmm.em.hierarchical`) computed once and cut at every K (one feature:
+    mclust's quantile classes, :func:`quantile_partitions`). From the same partition, EM
+    retraces mclust's path, so this start alone reaches mclust's solution;
+  - ``"neighbour"``: once every model has run from the other starts, the responsibilities
+    of the ``n_neighbours`` models with the highest BIC at the same K start every other
+    model (a constrained model's optimum is often a good start for a richer one, and the
+    reverse);
   - ``"kmeans"``: ``n_random`` k-means++ partitions (a few Lloyd steps each), run as
     emEM (Biernacki, Celeux & Govaert 2003): each EM run is short (``short_iter``
     iterations) and only the best continues;
@@ -46,7 +49,13 @@ from bayesgmm.core.validation import RandomState, check_data, check_positive_int
 from bayesgmm.em.estimate import data_digest
 from bayesgmm.em.estimator import GaussianMixture
 from bayesgmm.em.hierarchical import hc_partitions
-from bayesgmm.em.mclust_kernels import CONVERGED, MODELS, SINGULAR, em_run
+from bayesgmm.em.mclust_kernels import (
+    CONVERGED,
+    MODELS,
+    SINGULAR,
+    em_run,
+    responsibilities_from,
+)
 from bayesgmm.em.run import EMResult
 
 #: The order in which :func:`fit_table` fits the models at each K (most flexible first,
@@ -237,6 +246,46 @@ def _better(a: _Run | None, b: _Run) -> _Run | None:
     return a
 
 
+def quantile_partitions(x: np.ndarray, k_max: int) -> np.ndarray:
+    """mclust's start for one feature (``qclass``): cuts at quantiles, for K = 1..k_max.
+
+    Returns
+    -------
+    ndarray of int of shape (k_max, n_samples)
+        Row ``K - 1``: labels ``0, ..., K - 1`` of ``K`` intervals of ``x`` whose bounds
+        are quantiles (the narrowest gaps dropped when tied quantiles leave too few).
+    """
+    x = np.asarray(x, dtype=np.float64).ravel()
+    eps = np.sqrt(np.finfo(float).eps)
+    out = np.zeros((k_max, x.shape[0]), dtype=np.int64)
+    for k in range(2, k_max + 1):
+        q, m = np.array([np.nan]), k
+        while q.shape[0] < k + 1 and m < 10 * k + x.shape[0]:
+            m += 1
+            q = np.unique(np.quantile(x, np.linspace(0.0, 1.0, m)))
+        if q.shape[0] < k + 1:
+            continue
+        if q.shape[0] > k + 1:
+            drop = np.argsort(np.diff(q), kind="stable")[: q.shape[0] - k - 1]
+            q = np.delete(q, drop)
+        q[0], q[-1] = x.min() - eps, x.max() + eps
+        out[k - 1] = np.clip(np.searchsorted(q, x, side="right") - 1, 0, k - 1)
+    return out
+
+
+def _hc_start(model: int, hc, k: int, X: np.ndarray, subset, scale: float):
+    """Responsibilities of the agglomeration's cut into ``k`` clusters (``None``: none)."""
+    if hc is None or len(np.unique(hc[k - 1])) != k:
+        return None
+    resp = _one_hot(hc[k - 1], k)
+    if subset is None:
+        return resp
+    full = np.empty((X.shape[0], k))
+    if not responsibilities_from(model, X[subset], resp, X, full, scale):
+        return None
+    return full
+
+
 def _check_starts(starts: Sequence[str]) -> tuple[str, ...]:
     starts = tuple(starts)
     bad = [s for s in starts if s not in STARTS]
@@ -264,10 +313,12 @@ def fit_table(
     *,
     starts: Sequence[str] = STARTS,
     n_random: int = 2,
+    n_neighbours: int = 2,
     short_iter: int = 10,
     tol: float = 1e-5,
     final_tol: float = 1e-9,
     max_iter: int = 2000,
+    hc_subset: int = 2000,
     random_state: RandomState = 0,
 ) -> BICTable:
     """mclust's BIC table by maximum-likelihood EM (see the module docstring).
@@ -282,6 +333,9 @@ def fit_table(
     starts : sequence of {"hc", "neighbour", "kmeans"}, default=all three
     n_random : int, default=2
         k-means++ starts per K (``"kmeans"``).
+    n_neighbours : int, default=2
+        ``"neighbour"``: how many of the models with the highest BIC at the same K (after
+        the hc and k-means starts) start every other model.
     short_iter : int, default=10
         EM iterations of each k-means++ start before the best continues.
     tol : float, default=1e-5
@@ -290,6 +344,10 @@ def fit_table(
         The tolerance the chosen run is refined to.
     max_iter : int, default=2000
         Iterations per run at most.
+    hc_subset : int, default=2000
+        With more rows, the agglomeration runs on this many drawn at random and its cuts
+        start EM through one M-step on them (mclust's ``subset``); its cost grows as the
+        cube of the rows it sees.
     random_state : int, Generator or None, default=0
         Seeds the k-means++ starts.
 
@@ -313,28 +371,35 @@ def fit_table(
     Xw = np.ascontiguousarray((data - centre) / scale)
     shift = -n * d * np.log(scale)
     rng = np.random.default_rng(random_state)
-    hc = hc_partitions(data, max(ks)) if "hc" in starts else None
+    subset = None
+    if n > hc_subset:  # as mclust: the agglomeration on a random subset of rows
+        subset = np.sort(rng.choice(n, size=hc_subset, replace=False))
+    hc = None
+    if "hc" in starts:
+        part = data if subset is None else data[subset]
+        hc = quantile_partitions(part, max(ks)) if d == 1 else hc_partitions(part, max(ks))
     order = [m for m in FIT_ORDER if m in models]
+
+    def bic_of(name: str, k: int, run: _Run) -> float:
+        n_parameters = (k - 1) + k * d + n_variance_parameters(name, k, d)
+        return 2.0 * (run.loglik + shift) - n_parameters * np.log(n)
 
     fits: dict[tuple[int, str], CellFit] = {}
     for k in ks:
-        random_labels = (
-            kmeans_partitions(Xw, k, n_random, rng) if "kmeans" in starts and k > 1 else []
-        )
-        best_here: CellFit | None = None
-        for name in order:
-            model = _MODEL_INDEX[name]
-            best: _Run | None = None
-            if k == 1:
-                best = _better(best, _run(model, Xw, np.ones((n, 1)), 1, 2, tol, scale, "hc"))
-            else:
-                if hc is not None and len(np.unique(hc[k - 1])) == k:
-                    resp = _one_hot(hc[k - 1], k)
+        found: dict[str, _Run] = {}
+        if k == 1:
+            for name in order:
+                run = _run(_MODEL_INDEX[name], Xw, np.ones((n, 1)), 1, 2, tol, scale, "hc")
+                if _better(None, run) is not None:
+                    found[name] = run
+        else:
+            random_labels = kmeans_partitions(Xw, k, n_random, rng) if "kmeans" in starts else []
+            for name in order:  # pass 1: the shared starts
+                model = _MODEL_INDEX[name]
+                best: _Run | None = None
+                resp = _hc_start(model, hc, k, Xw, subset, scale)
+                if resp is not None:
                     best = _better(best, _run(model, Xw, resp, k, max_iter, tol, scale, "hc"))
-                if "neighbour" in starts and best_here is not None:
-                    resp = best_here.resp.copy()
-                    run = _run(model, Xw, resp, k, max_iter, tol, scale, "neighbour")
-                    best = _better(best, run)
                 short: _Run | None = None
                 for labels in random_labels:
                     run = _run(model, Xw, _one_hot(labels, k), k, short_iter, tol, scale, "kmeans")
@@ -344,15 +409,35 @@ def fit_table(
                 if short is not None:
                     best = _better(best, short)
                 if best is not None:
-                    refined = _run(
-                        model, Xw, best.resp, k, max_iter, final_tol, scale, best.start, best
-                    )
-                    best = _better(best, refined) if refined.status != SINGULAR else best
-            if best is None:
-                continue
+                    found[name] = best
+            if "neighbour" in starts:  # pass 2: from the best models at this K
+                ranked = sorted(found, key=lambda m: -bic_of(m, k, found[m]))[:n_neighbours]
+                sources = {m: found[m].resp.copy() for m in ranked}
+                for name in order:
+                    model = _MODEL_INDEX[name]
+                    for other, resp in sources.items():
+                        if other != name:
+                            run = _run(model, Xw, resp.copy(), k, max_iter, tol, scale, "neighbour")
+                            if _better(found.get(name), run) is run:
+                                found[name] = run
+            for name, best in list(found.items()):  # the chosen run, to final_tol
+                refined = _run(
+                    _MODEL_INDEX[name],
+                    Xw,
+                    best.resp,
+                    k,
+                    max_iter,
+                    final_tol,
+                    scale,
+                    best.start,
+                    best,
+                )
+                if refined.status != SINGULAR:
+                    found[name] = _better(best, refined)
+        for name, best in found.items():
             loglik = float(best.loglik + shift)
             n_parameters = (k - 1) + k * d + n_variance_parameters(name, k, d)
-            cell = CellFit(
+            fits[(k, name)] = CellFit(
                 model=name,
                 n_components=k,
                 loglik=loglik,
@@ -366,9 +451,6 @@ def fit_table(
                 start=best.start,
                 resp=best.resp.copy(),
             )
-            fits[(k, name)] = cell
-            if best_here is None or cell.bic > best_here.bic:
-                best_here = cell
     bic = pd.DataFrame(np.nan, index=pd.Index(ks, name="K"), columns=models)
     loglik = bic.copy()
     for (k, name), cell in fits.items():
@@ -437,4 +519,5 @@ __all__ = [
     "cell_estimator",
     "fit_table",
     "kmeans_partitions",
+    "quantile_partitions",
 ]
