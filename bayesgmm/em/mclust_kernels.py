@@ -527,6 +527,108 @@ def e_step(X, weights, means, chol, log_det, resp):
 
 
 @numba.njit(cache=True, error_model="numpy")
+def _inverse_lower(chol, inv):
+    """Inverses of lower-triangular factors (K, d, d), by forward substitution."""
+    K, d, _ = chol.shape
+    for k in range(K):
+        for c in range(d):
+            for r in range(d):
+                if r < c:
+                    inv[k, r, c] = 0.0
+                    continue
+                s = 1.0 if r == c else 0.0
+                for m in range(c, r):
+                    s -= chol[k, r, m] * inv[k, m, c]
+                inv[k, r, c] = s / chol[k, r, r]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _e_step_moments(X, const, means, inv, resp, nk, sums):
+    """E-step (``const_k = log w_k - (d log 2 pi + log det Sigma_k) / 2``, ``inv`` the
+    inverse Cholesky factors) that also accumulates the next M-step's soft counts ``nk``
+    and weighted sums ``sums``; returns the log-likelihood."""
+    n, d = X.shape
+    K = means.shape[0]
+    diff = np.empty(d)
+    lp = np.empty(K)
+    nk[:] = 0.0
+    sums[:, :] = 0.0
+    total = 0.0
+    for i in range(n):
+        peak = -np.inf
+        for k in range(K):
+            for a in range(d):
+                diff[a] = X[i, a] - means[k, a]
+            q = 0.0
+            for a in range(d):
+                y = 0.0
+                for b in range(a + 1):
+                    y += inv[k, a, b] * diff[b]
+                q += y * y
+            lp[k] = const[k] - 0.5 * q
+            if lp[k] > peak:
+                peak = lp[k]
+        s = 0.0
+        for k in range(K):
+            lp[k] = np.exp(lp[k] - peak)
+            s += lp[k]
+        scale = 1.0 / s
+        for k in range(K):
+            r = lp[k] * scale
+            resp[i, k] = r
+            nk[k] += r
+            for a in range(d):
+                sums[k, a] += r * X[i, a]
+        total += peak + np.log(s)
+    return total
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _first_moments(X, resp, nk, sums):
+    n, d = X.shape
+    K = resp.shape[1]
+    nk[:] = 0.0
+    sums[:, :] = 0.0
+    for i in range(n):
+        for k in range(K):
+            r = resp[i, k]
+            nk[k] += r
+            for a in range(d):
+                sums[k, a] += r * X[i, a]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _scatter(X, resp, nk, sums, means, W):
+    """Means from the sums, then the scatters of the centred rows; ``False`` when a soft
+    count is <= sqrt(eps) (mclust's test)."""
+    n, d = X.shape
+    K = resp.shape[1]
+    for k in range(K):
+        if not nk[k] > _RTEPS:
+            return False
+        for a in range(d):
+            means[k, a] = sums[k, a] / nk[k]
+    W[:, :, :] = 0.0
+    diff = np.empty(d)
+    for i in range(n):
+        for k in range(K):
+            r = resp[i, k]
+            if r == 0.0:
+                continue
+            for a in range(d):
+                diff[a] = X[i, a] - means[k, a]
+            for a in range(d):
+                ra = r * diff[a]
+                for b in range(a + 1):
+                    W[k, a, b] += ra * diff[b]
+    for k in range(K):
+        for a in range(d):
+            for b in range(a):
+                W[k, b, a] = W[k, a, b]
+    return True
+
+
+@numba.njit(cache=True, error_model="numpy")
 def em_run(model, X, resp, weights, means, covs, lam, D, warm, max_iter, tol, scale):
     """EM for ``model`` (an index of :data:`MODELS`) from responsibilities ``resp``.
 
@@ -558,22 +660,28 @@ def em_run(model, X, resp, weights, means, covs, lam, D, warm, max_iter, tol, sc
     n, d = X.shape
     K = resp.shape[1]
     nk = np.empty(K)
+    sums = np.empty((K, d))
     W = np.empty((K, d, d))
     chol = np.zeros((K, d, d))
+    inv = np.zeros((K, d, d))
     log_det = np.empty(K)
+    const = np.empty(K)
     old = np.inf
     loglik = np.nan
+    _first_moments(X, resp, nk, sums)
     for it in range(1, max_iter + 1):
-        if not _statistics(X, resp, nk, means, W):
+        if not _scatter(X, resp, nk, sums, means, W):
             return np.nan, it, SINGULAR
         if not covariances(model, W, nk, covs, lam, D, warm):
             return np.nan, it, SINGULAR
         warm = True
         if not _factorise(covs, chol, log_det, scale):
             return np.nan, it, SINGULAR
+        _inverse_lower(chol, inv)
         for k in range(K):
             weights[k] = nk[k] / n
-        loglik = e_step(X, weights, means, chol, log_det, resp)
+            const[k] = np.log(weights[k]) - 0.5 * (d * _LOG_2PI + log_det[k])
+        loglik = _e_step_moments(X, const, means, inv, resp, nk, sums)
         if not np.isfinite(loglik):
             return np.nan, it, SINGULAR
         if abs(old - loglik) / (1.0 + abs(loglik)) <= tol:
