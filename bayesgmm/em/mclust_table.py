@@ -62,6 +62,7 @@ from bayesgmm.em.estimator import GaussianMixture
 from bayesgmm.em.hierarchical import hc_partitions
 from bayesgmm.em.mclust_kernels import (
     CONVERGED,
+    MAX_ITER,
     MODELS,
     SINGULAR,
     em_run,
@@ -372,7 +373,7 @@ def fit_table(
     n_rescue: int = 20,
     short_iter: int = 10,
     tol: float = 1e-5,
-    final_tol: float = 1e-7,
+    final_tol: float = 1e-6,
     max_iter: int = 2000,
     hc_subset: int = 2000,
     random_state: RandomState = 0,
@@ -396,10 +397,11 @@ def fit_table(
         For a cell every start leaves singular: the other models' fits at the same K start
         it, then up to this many more k-means++ partitions.
     short_iter : int, default=10
-        EM iterations of each k-means++ start before the best continues.
+        EM iterations of each k-means++ start before the best continues, and of each
+        neighbour start before it continues only if already above the cell's best.
     tol : float, default=1e-5
         mclust's relative tolerance on the log-likelihood, for every candidate run.
-    final_tol : float, default=1e-7
+    final_tol : float, default=1e-6
         The tolerance the chosen run is refined to.
     max_iter : int, default=2000
         Iterations per run at most.
@@ -475,10 +477,20 @@ def fit_table(
                 for name in order:
                     model = _MODEL_INDEX[name]
                     for other, resp in sources.items():
-                        if other != name:
-                            run = _run(model, Xw, resp.copy(), k, max_iter, tol, scale, "neighbour")
-                            if _better(found.get(name), run) is run:
-                                found[name] = run
+                        if other == name:
+                            continue
+                        current = found.get(name)
+                        iters = max_iter if current is None else short_iter
+                        run = _run(model, Xw, resp.copy(), k, iters, tol, scale, "neighbour")
+                        if run.status == MAX_ITER and (
+                            current is None or run.loglik > current.loglik
+                        ):
+                            # emEM: a short run already above the best continues
+                            run = _run(
+                                model, Xw, run.resp, k, max_iter, tol, scale, "neighbour", run
+                            )
+                        if run.status != MAX_ITER and _better(current, run) is run:
+                            found[name] = run
             for name in order:  # a cell every start left singular: every model's fit, more starts
                 if name not in found and found:
                     found_run = _rescue(
