@@ -138,19 +138,11 @@ def plot_bic_models(bic, *, title: str | None = None) -> Figure:
     stacked = frame.stack()
     best_k, best_model = stacked.idxmax()
     ax.plot(best_k, stacked.max(), "o", ms=16, mfc="none", mec="k", mew=1.2)
-    ax.annotate(
-        f"best: {best_model}, K={best_k}",
-        (best_k, stacked.max()),
-        xytext=(0, 12),
-        textcoords="offset points",
-        ha="center",
-        fontsize="small",
-    )
     ax.set_xticks(ks)
     ax.set(
         xlabel="Number of components",
         ylabel="BIC (2 log L - p log n, higher is better)",
-        title=title or "BIC by model",
+        title=f"{title or 'BIC by model'}\nbest: {best_model}, K={best_k} (circled)",
     )
     ax.grid(alpha=0.3)
     ax.legend(ncols=2 if len(order) > 7 else 1, fontsize="small", loc="lower right", frameon=True)
