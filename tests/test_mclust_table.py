@@ -8,7 +8,7 @@ from scipy.stats import multivariate_normal
 
 from bayesgmm import datasets
 from bayesgmm.core.covariance.decomposition import SOLVERS
-from bayesgmm.em.mclust_kernels import MODELS, SINGULAR, covariances, em_run
+from bayesgmm.em.mclust_kernels import EXACT, MODELS, SINGULAR, covariances, em_run
 from bayesgmm.em.mclust_table import (
     cell_estimator,
     fit_table,
@@ -47,7 +47,7 @@ def test_compiled_m_step_agrees_with_the_numpy_solvers(model):
     rng = np.random.default_rng(MODELS.index(model))
     W, n = random_problem(rng)
     covs = np.empty_like(W)
-    assert covariances(MODELS.index(model), W, n, covs, np.ones(3), np.eye(3), False)
+    assert covariances(MODELS.index(model), W, n, covs, np.ones(3), np.eye(3), False, EXACT)
     reference = SOLVERS[model](W, n)
     if model in ("EVE", "VVE"):  # both search angles on grids: compare the objective
         assert objective(covs, W, n) >= objective(reference, W, n) - 1e-6
@@ -67,7 +67,7 @@ def test_em_run_returns_the_loglik_of_its_parameters_and_never_decreases(model):
     warm = False
     for _ in range(5):  # five EM iterations, one call each
         loglik, n_iter, status = em_run(
-            MODELS.index(model), X, resp, weights, means, covs, lam, D, warm, 1, 0.0, 1.0
+            MODELS.index(model), X, resp, weights, means, covs, lam, D, warm, 1, 0.0, 1.0, 1
         )
         warm = True
         assert status != SINGULAR and n_iter == 1
@@ -77,26 +77,11 @@ def test_em_run_returns_the_loglik_of_its_parameters_and_never_decreases(model):
 
 
 def test_singular_start_is_reported_not_raised():
+    """Component 1 holds one row: its covariance is singular, so is the run (no error)."""
     X = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 0.5], [3.0, 3.0]])
-    resp = np.eye(4)[:, :2].copy()  # one row per component: singular covariances
-    resp[2:, 1] = 0.0
-    resp[2:, 0] = 1.0
-    resp[1] = [0.0, 1.0]
-    resp[0] = [1.0, 0.0]
-    out = em_run(
-        13,
-        X,
-        resp,
-        np.empty(2),
-        np.empty((2, 2)),
-        np.empty((2, 2, 2)),
-        np.ones(2),
-        np.eye(2),
-        False,
-        10,
-        1e-5,
-        1.0,
-    )
+    resp = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0]])
+    arrays = (np.empty(2), np.empty((2, 2)), np.empty((2, 2, 2)), np.ones(2), np.eye(2))
+    out = em_run(13, X, resp, *arrays, False, 10, 1e-5, 1.0, EXACT)
     assert out[2] == SINGULAR and np.isnan(out[0])
 
 

@@ -46,6 +46,8 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 _RTEPS = float(np.sqrt(np.finfo(float).eps))
 _INNER_TOL = 1e-10
 _INNER_MAX = 500
+#: ``sweeps`` of :func:`em_run` for exact EVE and VVE M-steps (sweeps to convergence).
+EXACT = _INNER_MAX
 _ANGLES = 24
 _OFFSETS = np.linspace(-1.0, 1.0, _ANGLES, endpoint=False)
 
@@ -266,11 +268,14 @@ def _rotate_pair(D, M, i, j, c, s):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _common_orientation(W, nk, D, warm, equal_volume, covs):
+def _common_orientation(W, nk, D, warm, sweeps, equal_volume, covs):
     """EVE / VVE: one orientation ``D`` (updated in place) by Jacobi sweeps of plane
-    rotations (see :mod:`bayesgmm.core.covariance.decomposition`); a cold start searches
-    each angle on grids first, a warm one (``D`` from the previous M-step) takes Newton
-    steps only."""
+    rotations (see :mod:`bayesgmm.core.covariance.decomposition`). A cold start searches
+    each angle on grids first and sweeps to convergence; a warm one (``D`` from the
+    previous M-step) takes at most ``sweeps`` sweeps of Newton steps, each raising the
+    objective: a
+    generalised EM step, whose fixed points are the same (the run ends when the
+    log-likelihood stops moving, after which a sweep changes ``D`` no more)."""
     K, d, _ = W.shape
     if not warm:
         total = np.zeros((d, d))
@@ -303,8 +308,8 @@ def _common_orientation(W, nk, D, warm, equal_volume, covs):
                 if theta != 0.0 and value < current:
                     improved += current - value
                     _rotate_pair(D, M, i, j, np.cos(theta), np.sin(theta))
-        if not improved > _INNER_TOL * max(reference, 1e-300):
-            break
+        if (warm and sweep + 1 >= sweeps) or not improved > _INNER_TOL * max(reference, 1e-300):
+            break  # warm: at most ``sweeps`` sweeps per M-step (a generalised EM step)
     a = np.empty(d)
     lam = 0.0
     if equal_volume:
@@ -354,12 +359,13 @@ def _from_eigen(covs, k, vectors, diagonal):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def covariances(model, W, nk, covs, lam, D, warm):
+def covariances(model, W, nk, covs, lam, D, warm, sweeps):
     """The model's constrained covariances (K, d, d) from scatters ``W`` and counts ``nk``.
 
     ``lam`` (K,) and ``D`` (d, d) carry the volumes (VEI, VEE, VEV) and the orientation
-    (EVE, VVE) from one call to the next when ``warm``. Returns ``False`` when the update
-    is undefined (a zero variance or determinant).
+    (EVE, VVE) from one call to the next when ``warm``; a warm EVE or VVE update takes at
+    most ``sweeps`` sweeps of the orientation. Returns ``False`` when the update is
+    undefined (a zero variance or determinant).
     """
     K, d, _ = W.shape
     total_n = nk.sum()
@@ -437,7 +443,7 @@ def covariances(model, W, nk, covs, lam, D, warm):
         for k in range(K):
             covs[k] = lam[k] * shape
     elif model == 8 or model == 9:  # EVE, VVE
-        if not _common_orientation(W, nk, D, warm, model == 8, covs):
+        if not _common_orientation(W, nk, D, warm, sweeps, model == 8, covs):
             return False
     elif model == 10 or model == 11:  # EEV, VEV
         values = np.empty((K, d))
@@ -543,16 +549,18 @@ def _inverse_lower(chol, inv):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _e_step_moments(X, const, means, inv, resp, nk, sums):
+def _e_step_moments(X, const, means, inv, resp, nk, sums, squares):
     """E-step (``const_k = log w_k - (d log 2 pi + log det Sigma_k) / 2``, ``inv`` the
-    inverse Cholesky factors) that also accumulates the next M-step's soft counts ``nk``
-    and weighted sums ``sums``; returns the log-likelihood."""
+    inverse Cholesky factors) that also accumulates the next M-step's soft counts ``nk``,
+    weighted sums ``sums`` and (lower triangles of) weighted squares ``squares``; returns
+    the log-likelihood."""
     n, d = X.shape
     K = means.shape[0]
     diff = np.empty(d)
     lp = np.empty(K)
     nk[:] = 0.0
     sums[:, :] = 0.0
+    squares[:, :, :] = 0.0
     total = 0.0
     for i in range(n):
         peak = -np.inf
@@ -578,23 +586,57 @@ def _e_step_moments(X, const, means, inv, resp, nk, sums):
             resp[i, k] = r
             nk[k] += r
             for a in range(d):
-                sums[k, a] += r * X[i, a]
+                ra = r * X[i, a]
+                sums[k, a] += ra
+                for b in range(a + 1):
+                    squares[k, a, b] += ra * X[i, b]
         total += peak + np.log(s)
     return total
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _first_moments(X, resp, nk, sums):
+def _first_moments(X, resp, nk, sums, squares):
     n, d = X.shape
     K = resp.shape[1]
     nk[:] = 0.0
     sums[:, :] = 0.0
+    squares[:, :, :] = 0.0
     for i in range(n):
         for k in range(K):
             r = resp[i, k]
             nk[k] += r
             for a in range(d):
-                sums[k, a] += r * X[i, a]
+                ra = r * X[i, a]
+                sums[k, a] += ra
+                for b in range(a + 1):
+                    squares[k, a, b] += ra * X[i, b]
+
+
+#: :func:`_scatter_from_moments` falls back to two passes when ``W_jj`` keeps less than
+#: this share of the weighted square it came from (cancellation past ~7 digits).
+_CANCELLATION = 1e-9
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _scatter_from_moments(nk, sums, squares, means, W):
+    """Means and scatters ``W_k = sum r x x^T - n_k mu_k mu_k^T`` from the moments; returns
+    0 when done, 1 when a count is <= sqrt(eps) (mclust's test), 2 when cancellation
+    makes the moment form inexact (the caller then takes two passes)."""
+    K, d = sums.shape
+    for k in range(K):
+        if not nk[k] > _RTEPS:
+            return 1
+        for a in range(d):
+            means[k, a] = sums[k, a] / nk[k]
+    for k in range(K):
+        for a in range(d):
+            for b in range(a + 1):
+                value = squares[k, a, b] - nk[k] * means[k, a] * means[k, b]
+                W[k, a, b] = value
+                W[k, b, a] = value
+            if not W[k, a, a] > _CANCELLATION * squares[k, a, a]:
+                return 2
+    return 0
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -629,7 +671,7 @@ def _scatter(X, resp, nk, sums, means, W):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def em_run(model, X, resp, weights, means, covs, lam, D, warm, max_iter, tol, scale):
+def em_run(model, X, resp, weights, means, covs, lam, D, warm, max_iter, tol, scale, sweeps):
     """EM for ``model`` (an index of :data:`MODELS`) from responsibilities ``resp``.
 
     Parameters
@@ -650,6 +692,9 @@ def em_run(model, X, resp, weights, means, covs, lam, D, warm, max_iter, tol, sc
     scale : float
         The data's scale (the working data are the original divided by it), for mclust's
         singularity test on the original scale.
+    sweeps : int
+        EVE, VVE: Jacobi sweeps of the orientation per warm M-step at most (1: a
+        generalised EM step; :data:`EXACT`: to convergence).
 
     Returns
     -------
@@ -661,6 +706,7 @@ def em_run(model, X, resp, weights, means, covs, lam, D, warm, max_iter, tol, sc
     K = resp.shape[1]
     nk = np.empty(K)
     sums = np.empty((K, d))
+    squares = np.empty((K, d, d))
     W = np.empty((K, d, d))
     chol = np.zeros((K, d, d))
     inv = np.zeros((K, d, d))
@@ -668,11 +714,12 @@ def em_run(model, X, resp, weights, means, covs, lam, D, warm, max_iter, tol, sc
     const = np.empty(K)
     old = np.inf
     loglik = np.nan
-    _first_moments(X, resp, nk, sums)
+    _first_moments(X, resp, nk, sums, squares)
     for it in range(1, max_iter + 1):
-        if not _scatter(X, resp, nk, sums, means, W):
+        state = _scatter_from_moments(nk, sums, squares, means, W)
+        if state == 1 or (state == 2 and not _scatter(X, resp, nk, sums, means, W)):
             return np.nan, it, SINGULAR
-        if not covariances(model, W, nk, covs, lam, D, warm):
+        if not covariances(model, W, nk, covs, lam, D, warm, sweeps):
             return np.nan, it, SINGULAR
         warm = True
         if not _factorise(covs, chol, log_det, scale):
@@ -681,7 +728,7 @@ def em_run(model, X, resp, weights, means, covs, lam, D, warm, max_iter, tol, sc
         for k in range(K):
             weights[k] = nk[k] / n
             const[k] = np.log(weights[k]) - 0.5 * (d * _LOG_2PI + log_det[k])
-        loglik = _e_step_moments(X, const, means, inv, resp, nk, sums)
+        loglik = _e_step_moments(X, const, means, inv, resp, nk, sums, squares)
         if not np.isfinite(loglik):
             return np.nan, it, SINGULAR
         if abs(old - loglik) / (1.0 + abs(loglik)) <= tol:
@@ -705,7 +752,7 @@ def responsibilities_from(model, X_part, resp_part, X, resp, scale):
     log_det = np.empty(K)
     if not _statistics(X_part, resp_part, nk, means, W):
         return False
-    if not covariances(model, W, nk, covs, np.ones(K), np.eye(d), False):
+    if not covariances(model, W, nk, covs, np.ones(K), np.eye(d), False, _INNER_MAX):
         return False
     if not _factorise(covs, chol, log_det, scale):
         return False
@@ -715,6 +762,7 @@ def responsibilities_from(model, X_part, resp_part, X, resp, scale):
 
 __all__ = [
     "CONVERGED",
+    "EXACT",
     "MAX_ITER",
     "MODELS",
     "SINGULAR",
