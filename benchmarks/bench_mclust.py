@@ -62,6 +62,7 @@ suppressMessages({library(mclust); library(MASS)})
 args <- commandArgs(trailingOnly = TRUE)
 out <- args[1]
 priors <- strsplit(args[3], ",")[[1]]
+repeats <- as.integer(args[4])
 data <- list(
   faithful = as.matrix(read.csv(args[2], header = FALSE)),
   iris = as.matrix(iris[, 1:4]),
@@ -78,10 +79,11 @@ for (name in names(data)) {
   write.table(cuts, file.path(out, paste0(name, "_hc.csv")), sep = ",",
               row.names = FALSE, col.names = FALSE)
   for (p in priors) {
-    t <- system.time(
+    t <- Inf
+    for (r in seq_len(repeats)) t <- min(t, system.time(
       b <- if (p == "none") mclustBIC(X, G = 1:9, verbose = FALSE)
            else mclustBIC(X, G = 1:9, prior = priorControl(), verbose = FALSE)
-    )[["elapsed"]]
+    )[["elapsed"]])
     m <- matrix(as.numeric(b), nrow = nrow(b), dimnames = dimnames(b))
     write.csv(m, file.path(out, sprintf("%s_%s.csv", name, p)))
     cat("time", name, p, t, "\n")
@@ -106,7 +108,7 @@ def r_available() -> str | None:
     return None
 
 
-def run_mclust(folder: Path, priors: list[str]) -> tuple:
+def run_mclust(folder: Path, priors: list[str], repeats: int = 1) -> tuple:
     """mclust's tables ``{(data, prior): DataFrame (K x model)}``, times, the data, the
     crabs' four groups (species x sex) and mclust's hierarchical cuts ``{data: (n, 9)}``."""
     faithful = folder / "faithful_in.csv"
@@ -114,7 +116,7 @@ def run_mclust(folder: Path, priors: list[str]) -> tuple:
     script = folder / "bench.R"
     script.write_text(R_SCRIPT)
     out = subprocess.run(
-        ["Rscript", str(script), str(folder), str(faithful), ",".join(priors)],
+        ["Rscript", str(script), str(folder), str(faithful), ",".join(priors), str(repeats)],
         capture_output=True,
         text=True,
         timeout=3600,
@@ -161,25 +163,30 @@ def warm_up() -> None:
     fit_table(rng.normal(size=(40, 2)), [1, 2], random_state=0)
 
 
-def run_bayesgmm(data: dict, priors: list[str], n_init) -> tuple[dict, dict, dict]:
-    """bayesgmm's tables and times: :func:`fit_table` for maximum likelihood, one
-    ``GaussianMixture`` per cell with the prior."""
+def run_bayesgmm(data: dict, priors: list[str], n_init, repeats: int = 1) -> tuple:
+    """bayesgmm's tables and times: :func:`fit_table` for maximum likelihood (the fastest
+    of ``repeats`` calls), one ``GaussianMixture`` per cell with the prior."""
     tables, times, fits = {}, {}, {}
     for name, X in data.items():
         for p in priors:
-            t0 = time.perf_counter()
             if p == "none" and n_init == "table":
-                result = fit_table(X, KS, random_state=0)
-                table = result.bic.reindex(columns=list(MCLUST_MODELS))
+                seconds = []
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    result = fit_table(X, KS, random_state=0)
+                    seconds.append(time.perf_counter() - t0)
+                times[(name, p)] = min(seconds)
+                tables[(name, p)] = result.bic.reindex(columns=list(MCLUST_MODELS))
                 fits[name] = result
             else:
+                t0 = time.perf_counter()
                 prior = None if p == "none" else "default"
                 table = pd.DataFrame(index=list(KS), columns=list(MCLUST_MODELS), dtype=float)
                 for model in MCLUST_MODELS:
                     for k in KS:
                         table.loc[k, model] = bayesgmm_bic(X, k, model, prior, n_init)
-            times[(name, p)] = time.perf_counter() - t0
-            tables[(name, p)] = table
+                times[(name, p)] = time.perf_counter() - t0
+                tables[(name, p)] = table
             print(f"bayesgmm {name} {p}: {times[(name, p)]:.2f} s", flush=True)
     return tables, times, fits
 
@@ -233,6 +240,9 @@ def main() -> None:
     parser.add_argument("--prior", action="store_true", help="also the priorControl() tables")
     parser.add_argument("--prior-n-init", default="1", help="n_init of the prior cells")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="maximum likelihood: best time of this many"
+    )
     args = parser.parse_args()
     n_init = args.n_init if args.n_init in ("auto", "table") else int(args.n_init)
     prior_n_init = args.prior_n_init if args.prior_n_init == "auto" else int(args.prior_n_init)
@@ -245,8 +255,8 @@ def main() -> None:
     warm_up()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
-        version, theirs, r_times, data, groups, cuts = run_mclust(Path(tmp), priors)
-    ours, times, fits = run_bayesgmm(data, ["none"], n_init)
+        version, theirs, r_times, data, groups, cuts = run_mclust(Path(tmp), priors, args.repeats)
+    ours, times, fits = run_bayesgmm(data, ["none"], n_init, args.repeats)
     if args.prior:
         prior_tables, prior_times, _ = run_bayesgmm(data, ["default"], prior_n_init)
         ours.update(prior_tables)
@@ -342,8 +352,9 @@ def main() -> None:
         "after; compiled kernels loaded before timing). BIC as mclust's, "
         '`2 log L - p log n` (higher is better); "at least": bayesgmm\'s '
         "BIC >= mclust's - 0.01; a cell one side leaves empty (NA: a singular fit) is "
-        "counted apart. Times: the whole 14 x 9 table, R's `system.time` of `mclustBIC` and "
-        "Python's wall time of the call (hierarchical tree included on both sides).\n\n"
+        "counted apart. Times: the whole 14 x 9 table, the fastest of "
+        f"{args.repeats} calls on each side (R's `system.time` of `mclustBIC`, Python's wall "
+        "time of the call; the hierarchical tree included on both sides).\n\n"
         "| data | cells (both) | at least mclust | better | worse | filled only by "
         "mclust / bayesgmm | median gain | worst cell | mclust s | bayesgmm s | ratio |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|\n"
