@@ -308,12 +308,13 @@ def main() -> None:
         "\n\nThe hierarchical agglomeration (`bayesgmm.em.hierarchical.hc_partitions`, mclust's "
         '`hc(X, "VVV", use = "SVD")`) gives the same partition as mclust\'s `hclass` at '
         + ", ".join(f"{v} of 9 Ks on {name}" for name, v in same_cuts.items())
-        + ". Cells whose fit came from that start, and from the best model's fit at the same K "
-        "(the other start), count in the table; where bayesgmm is better, it found a "
-        "different, higher optimum, or mclust's iterative M-steps (VEI, VEE, EVE, VVE, VEV) "
-        "stopped short of it. On geyser, whose durations are often recorded as exactly 2 or 4 "
-        "minutes, some higher cells hold a component on rows with one duration (a small "
-        "variance, above mclust's singularity test, which both sides apply)."
+        + ". From the same start, bayesgmm's EM follows mclust's to the same optimum (up to "
+        "the iterative M-steps of VEI, VEE, EVE, VVE, VEV, which are not mclust's); its second "
+        "start, the best model's fit at the same K, and the restarts that keep nested models "
+        'in order, find a higher optimum in the cells counted "better". On geyser, whose '
+        "durations are often recorded as exactly 2 or 4 minutes, some higher cells hold a "
+        "component on rows with one duration (a small variance, above mclust's singularity "
+        "test, which both sides apply)."
     )
     crabs_note = ""
     if "crabs" in data:
@@ -372,10 +373,16 @@ def main() -> None:
         text += (
             f"\n\nWith the default prior (bayesgmm `GaussianMixture(K, covariance_type=model, "
             f'prior="default", n_init={args.prior_n_init})` per cell against mclust\'s '
-            "`priorControl()`; the two maximise different posteriors, see the notes):\n\n"
+            "`priorControl()`):\n\n"
             "| data | cells (both) | at least mclust | filled only by mclust / bayesgmm | "
             "median gain | mclust s | bayesgmm s |\n|---|---|---|---|---|---|---|\n"
             + "\n".join(prior_rows)
+            + "\n\nmclust has no prior for VEE, EVE, VVE and EVV (its NA cells; bayesgmm fills "
+            "them with `full`'s prior restricted to the model). The two sides maximise different "
+            "posteriors (bayesgmm's exact modes of its Normal-Inverse-Wishart prior, mclust's "
+            "per-model formulas, e.g. a different denominator for VII and EEE), so a lower BIC "
+            "here need not be a poorer optimum of either; these cells are not fitted by "
+            "`fit_table`, which is maximum likelihood only."
         )
     text += "\n\n" + "\n\n".join(details) + "\n"
     print(text)

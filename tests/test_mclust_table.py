@@ -176,3 +176,14 @@ def test_quantile_partitions_are_ordered_intervals():
             assert x[labels == g].max() < x[labels == g + 1].min()
         sizes = np.bincount(labels)
         assert sizes.max() - sizes.min() <= 2  # quantiles: (nearly) equal counts
+
+
+def test_agglomeration_on_a_subset_starts_every_row():
+    """More rows than ``hc_subset``: the tree is cut on a random subset, one M-step on it
+    and one E-step on all rows start EM (mclust's ``subset``); the cells are as good as
+    those of the full tree here (well-separated faithful clusters at K=2)."""
+    X = datasets.load_faithful()
+    small = fit_table(X, [2, 3], ["VVV", "EEE"], hc_subset=60, random_state=1)
+    full = fit_table(X, [2, 3], ["VVV", "EEE"])
+    assert np.isfinite(small.bic.to_numpy()).all()
+    assert small.bic.loc[2, "VVV"] == pytest.approx(full.bic.loc[2, "VVV"], abs=1e-3)

@@ -84,48 +84,6 @@ def _log_geomean(values):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _statistics(X, resp, nk, means, W):
-    """Soft counts, weighted means and scatters; ``False`` when a count is <= sqrt(eps).
-
-    Two passes over the rows: the means, then the scatter of the centred rows (stable for
-    components much narrower than their distance from the origin).
-    """
-    n, d = X.shape
-    K = resp.shape[1]
-    nk[:] = 0.0
-    means[:, :] = 0.0
-    W[:, :, :] = 0.0
-    for i in range(n):
-        for k in range(K):
-            r = resp[i, k]
-            nk[k] += r
-            for a in range(d):
-                means[k, a] += r * X[i, a]
-    for k in range(K):
-        if not nk[k] > _RTEPS:
-            return False
-        for a in range(d):
-            means[k, a] /= nk[k]
-    diff = np.empty(d)
-    for i in range(n):
-        for k in range(K):
-            r = resp[i, k]
-            if r == 0.0:
-                continue
-            for a in range(d):
-                diff[a] = X[i, a] - means[k, a]
-            for a in range(d):
-                ra = r * diff[a]
-                for b in range(a + 1):
-                    W[k, a, b] += ra * diff[b]
-    for k in range(K):
-        for a in range(d):
-            for b in range(a):
-                W[k, b, a] = W[k, a, b]
-    return True
-
-
-@numba.njit(cache=True, error_model="numpy")
 def _eigh_descending(A):
     values, vectors = np.linalg.eigh(A)
     d = A.shape[0]
@@ -750,7 +708,9 @@ def responsibilities_from(model, X_part, resp_part, X, resp, scale):
     covs = np.empty((K, d, d))
     chol = np.zeros((K, d, d))
     log_det = np.empty(K)
-    if not _statistics(X_part, resp_part, nk, means, W):
+    sums = np.empty((K, d))
+    _first_moments(X_part, resp_part, nk, sums, np.empty((K, d, d)))
+    if not _scatter(X_part, resp_part, nk, sums, means, W):
         return False
     if not covariances(model, W, nk, covs, np.ones(K), np.eye(d), False, _INNER_MAX):
         return False
