@@ -44,7 +44,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from bayesgmm import GaussianMixture, datasets
 from bayesgmm.core.covariance import MCLUST_MODELS
-from bayesgmm.em.hierarchical import hc_partitions
+from bayesgmm.em.agglomeration import hc_partitions
 from bayesgmm.em.mclust_table import fit_table
 from bayesgmm.reporting.plots import plot_bic_models
 from bayesgmm.selection.compare import compare
@@ -305,7 +305,7 @@ def main() -> None:
         for name, X in data.items()
     }
     cuts_note = (
-        "\n\nThe hierarchical agglomeration (`bayesgmm.em.hierarchical.hc_partitions`, mclust's "
+        "\n\nThe hierarchical agglomeration (`bayesgmm.em.agglomeration.hc_partitions`, mclust's "
         '`hc(X, "VVV", use = "SVD")`) gives the same partition as mclust\'s `hclass` at '
         + ", ".join(f"{v} of 9 Ks on {name}" for name, v in same_cuts.items())
         + ". From the same start, bayesgmm's EM follows mclust's to the same optimum (up to "

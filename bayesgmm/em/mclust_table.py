@@ -10,7 +10,7 @@ iterations (compiled, :mod:`bayesgmm.em.mclust_kernels`):
   models:
 
   - ``"hc"``: mclust's own start, the model-based hierarchical agglomeration
-    (:mod:`bayesgmm.em.hierarchical`) computed once and cut at every K (one feature:
+    (:mod:`bayesgmm.em.agglomeration`) computed once and cut at every K (one feature:
     mclust's quantile classes, :func:`quantile_partitions`). From the same partition, EM
     retraces mclust's path, so this start alone comes close to mclust's solution (the
     iterative M-steps, VEI, VEE, EVE, VVE, VEV, are not mclust's, so paths can part);
@@ -58,9 +58,9 @@ from bayesgmm.core.covariance.decomposition import n_variance_parameters
 from bayesgmm.core.params import MixtureParams
 from bayesgmm.core.spec import MixtureSpec
 from bayesgmm.core.validation import RandomState, check_data, check_positive_int
+from bayesgmm.em.agglomeration import hc_partitions
 from bayesgmm.em.estimate import data_digest
 from bayesgmm.em.estimator import GaussianMixture
-from bayesgmm.em.hierarchical import hc_partitions
 from bayesgmm.em.mclust_kernels import (
     CONVERGED,
     EXACT,

@@ -1,4 +1,4 @@
-"""mclust's model-based hierarchical agglomeration (bayesgmm.em.hierarchical)."""
+"""mclust's model-based hierarchical agglomeration (bayesgmm.em.agglomeration)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from bayesgmm.em.hierarchical import classification_criterion, hc_partitions, svd_transform
+from bayesgmm.em.agglomeration import classification_criterion, hc_partitions, svd_transform
 
 
 def reference_term(rows: np.ndarray, alpha: float) -> float:
