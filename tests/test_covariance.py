@@ -441,7 +441,10 @@ def test_a_genuinely_new_structure_has_its_map_in_pymc_equal_to_map_em(faithful)
         transformed = pm.initial_point.make_initial_point_fn(
             model=model, overrides=start, jitter_rvs=set(), return_transformed=True
         )(0)
-        logp_dlogp = model.compile_logp(jacobian=False), model.compile_dlogp(jacobian=False)
+        logp_dlogp = (
+            model.compile_logp(jacobian=False, mode="FAST_COMPILE"),
+            model.compile_dlogp(jacobian=False, mode="FAST_COMPILE"),
+        )
         gradient = logp_dlogp[1](transformed)
     assert np.isfinite(logp_dlogp[0](transformed))
     np.testing.assert_allclose(gradient, 0.0, atol=1e-4 * len(faithful))

@@ -211,7 +211,8 @@ def test_compiled_structure_matches_the_models_own_logp_and_gradient(faithful, c
     assert MixtureLogp not in ops and MixtureLogpGrad not in ops
     model = target.model
     values = [model.rvs_to_values[model[name]] for name in target.free_names]
-    logp, dlogp = model.compile_logp(), model.compile_dlogp()
+    logp = model.compile_logp(mode="FAST_COMPILE")
+    dlogp = model.compile_dlogp(mode="FAST_COMPILE")
     start = model.initial_point()
     shapes = [np.shape(start[v.name]) for v in values]
     assert [v.name for v in model.value_vars] == [v.name for v in values]

@@ -367,7 +367,8 @@ def test_model_logp_is_the_observed_data_log_likelihood_plus_log_prior(covarianc
     model = build_model(X, spec)
     point = _transformed(model, params, spec)
     pointwise, total = model.compile_fn(
-        [model.logp(vars=[model["X"]], sum=False)[0], model.logp(jacobian=False)]
+        [model.logp(vars=[model["X"]], sum=False)[0], model.logp(jacobian=False)],
+        mode="FAST_COMPILE",
     )(point)
     expected = _scipy_marginal_log_lik(X, params)
     assert pointwise.shape == (len(X),)
@@ -395,6 +396,7 @@ def test_find_map_equals_map_em_with_missing_entries():
             maxiter=20_000,
             ftol=1e-14,
             gtol=1e-10,
+            compile_kwargs={"mode": "FAST_COMPILE"},
         )["posterior"]
     np.testing.assert_allclose(found["weights"].values[0, 0], em.weights_, rtol=1e-4)
     np.testing.assert_allclose(found["means"].values[0, 0], em.means_, rtol=1e-4, atol=1e-5)

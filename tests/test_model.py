@@ -41,7 +41,7 @@ def _model_logp(model, spec, params):
     ip = pm.initial_point.make_initial_point_fn(
         model=model, overrides=point, jitter_rvs=set(), return_transformed=True
     )(0)
-    return float(model.compile_logp(jacobian=False)(ip))
+    return float(model.compile_logp(jacobian=False, mode="FAST_COMPILE")(ip))
 
 
 def _scipy_logp(X, params: MixtureParams, prior: MixturePrior):
@@ -98,7 +98,9 @@ def test_log_likelihood_is_one_term_per_observation_on_user_scale(galaxies):
     ip = pm.initial_point.make_initial_point_fn(
         model=model, overrides=point, jitter_rvs=set(), return_transformed=True
     )(0)
-    elementwise = model.compile_fn(model.logp(vars=[model["X"]], sum=False)[0])(ip)
+    elementwise = model.compile_fn(
+        model.logp(vars=[model["X"]], sum=False)[0], mode="FAST_COMPILE"
+    )(ip)
     comp = np.stack(
         [
             stats.norm.logpdf(galaxies[:, 0], m[0], np.sqrt(c[0, 0]))
@@ -151,6 +153,7 @@ def _find_map(model, start):
             maxiter=20_000,
             ftol=1e-14,
             gtol=1e-10,
+            compile_kwargs={"mode": "FAST_COMPILE"},
         )
     post = result["posterior"]
     return {name: post[name].values[0, 0] for name in ("weights", "means", "covariances")}
@@ -194,7 +197,7 @@ def test_find_map_equals_em(faithful, covariance_type, prior):
 def test_lkj_family_builds_per_component_correlations(faithful):
     model, _ = _build(faithful, 3, "full", covariance_prior_family="lkj")
     assert model.named_vars_to_dims["corr_chol_z"] == ("component", "feature", "feature_bis")
-    assert np.isfinite(model.compile_logp()(model.initial_point()))
+    assert np.isfinite(model.compile_logp(mode="FAST_COMPILE")(model.initial_point()))
 
 
 @pytest.mark.parametrize(

@@ -68,7 +68,9 @@ def test_model_logp_matches_scipy():
     spec = MixtureSpec.from_data(X, 2, "full", prior, standardize=False, noise=True)
     model = build_model(X, spec)
     params = MixtureParams([0.4, 0.6], [[0.1, 0.0], [4.0, 2.1]], [np.eye(2) * 0.4] * 2)
-    logp = model.compile_logp(jacobian=False)(_point(model, spec, params, 0.08))
+    logp = model.compile_logp(jacobian=False, mode="FAST_COMPILE")(
+        _point(model, spec, params, 0.08)
+    )
     volume = np.prod(X.max(axis=0) - X.min(axis=0))
     expected = _scipy_log_posterior(X, params, 0.08, prior, volume)
     assert logp == pytest.approx(expected, abs=1e-8)
@@ -84,7 +86,9 @@ def test_model_density_is_the_map_em_objective_times_the_weights_jacobian():
     em = GaussianMixture(3, noise=True, prior=prior, n_init=2, random_state=0).fit(X)
     spec = MixtureSpec.from_data(X, 3, "full", prior, standardize=False, noise=True)
     model = build_model(X, spec)
-    logp = model.compile_logp(jacobian=False)(_point(model, spec, em.params_, em.noise_weight_))
+    logp = model.compile_logp(jacobian=False, mode="FAST_COMPILE")(
+        _point(model, spec, em.params_, em.noise_weight_)
+    )
     objective = em.score_samples(X).sum() + noise_log_prior(
         prior, NoisyParams(em.params_, em.noise_weight_)
     )
@@ -97,9 +101,9 @@ def test_pointwise_log_likelihood_is_one_term_per_row_on_the_user_scale():
     spec = MixtureSpec.from_data(X, 2, "full", "default", noise=True, noise_volume=50.0)
     model = build_model(X, spec)
     params = MixtureParams([0.5, 0.5], [[0.0, 0.0], [400.0, 0.2]], [np.diag([40.0, 4e-3])] * 2)
-    elementwise = model.compile_fn(model.logp(vars=[model["X"]], sum=False)[0])(
-        _point(model, spec, params, 0.1)
-    )
+    elementwise = model.compile_fn(
+        model.logp(vars=[model["X"]], sum=False)[0], mode="FAST_COMPILE"
+    )(_point(model, spec, params, 0.1))
     dens = sum(
         0.9 * w * stats.multivariate_normal.pdf(X, m, c)
         for w, m, c in zip(params.weights, params.means, params.covariances, strict=True)
