@@ -100,6 +100,7 @@ def test_scale_log_density_is_scipys_wishart():
     assert prior.scale_log_density(psi) == pytest.approx(want, rel=1e-10)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_ecm_ascends_the_map_objective_monotonically(faithful):
     scaling = Standardization.from_data(faithful, HierarchicalPrior.from_data(faithful).structure)
     Z = scaling.to_working(faithful)

@@ -28,6 +28,12 @@ Variables (named dims ``component``, ``feature``, ``feature_bis``, ``obs``)
         Inverse-Gamma variances (diag (component, feature); spherical
         (component)), or with ``covariance_prior_family="lkj"`` half-normal
         scales times LKJ correlation Cholesky factors, one per component.
+    ``covariance_scale_z`` (feature, feature_bis)
+        Only under the hierarchical prior (:class:`~bayesgmm.core.priors.HierarchicalPrior`,
+        full covariances): the Inverse-Wishart scale ``Psi ~ Wishart(nu_g, G0^-1)`` on the
+        working scale, a variable (the covariances' prior takes it as its scale), in the
+        Cholesky space of :class:`SPDCholeskyTransform`; no hand-written kernel, so NUTS runs
+        the PyTensor graph.
     ``means_z`` (component, feature)
         ``mu_k | Sigma_k ~ N(m0, Sigma_k / kappa0)``, batched over components. In
         one dimension the means are ordered (identifiability). With ``order_basis``
