@@ -17,9 +17,14 @@ second step maximises over ``Psi`` exactly, the objective after it is the profil
 :attr:`EMResult.lower_bound` reports (per sample, as for MAP-EM).
 
 Starts: the restarts of :func:`bayesgmm.em.fit.fit_em` (with split-and-merge moves on small
-data) under the prior with ``Psi`` fixed at its starting value, then ECM from every distinct
-optimum they reached; the best ECM optimum is the MAP. ``full`` covariances, complete data,
-no noise component (frequency weights are supported).
+data) under the default data-scaled prior and under the hierarchical prior with ``Psi``
+fixed at its starting value, then ECM from every distinct optimum they reached; the best ECM
+optimum that converges with every component holding a point (:data:`MIN_POINTS`) is the
+MAP. With components left empty the joint density can grow
+without bound as ``Psi`` and their covariances shrink together (MASS crabs K=4 from a
+one-component start: ``Psi`` shrinks by a constant factor per iteration), so a run that
+does not settle within ``max_iter`` (or whose ``Psi`` becomes singular) is not a mode.
+``full`` covariances, complete data, no noise component (frequency weights are supported).
 """
 
 from __future__ import annotations
@@ -29,11 +34,12 @@ from functools import partial
 
 import numpy as np
 
+from bayesgmm.core.exceptions import NumericalError
 from bayesgmm.core.missing import has_missing
 from bayesgmm.core.params import MixtureParams
-from bayesgmm.core.priors import HierarchicalPrior
+from bayesgmm.core.priors import HierarchicalPrior, MixturePrior
 from bayesgmm.core.spec import MixtureSpec, Standardization
-from bayesgmm.core.weights import positive_rows, weight_total
+from bayesgmm.core.weights import positive_rows, weight_total, weighted_moments
 from bayesgmm.em.fit import (
     check_map_prior,
     fit_em,
@@ -45,6 +51,8 @@ from bayesgmm.em.run import EMResult
 from bayesgmm.em.starts import with_optima
 from bayesgmm.em.steps import e_step, m_step
 
+#: An ECM optimum counts as a mode when every component holds at least this many points.
+MIN_POINTS = 1.0
 #: What MAP-EM under the hierarchical prior fits, for the error messages.
 ECM_SCOPE = "covariance_type='full', complete data (no NaN) and no noise component"
 
@@ -168,31 +176,51 @@ def fit_ecm(
     check_map_prior(spec)
     X, sample_weight = positive_rows(X, sample_weight)
     n_total = weight_total(sample_weight, X.shape[0])
-    anchor = spec.with_prior(prior.conditional(prior.covariance_prior))
-    first = fit_em(
-        X,
-        anchor,
-        options,
-        random_state=random_state,
-        warn_not_converged=False,
-        sample_weight=sample_weight,
-    )
+    # candidate optima: the restarts under the default (data-scaled) prior and under the
+    # hierarchical one with Psi fixed at its start; ECM from each distinct optimum
+    mean, cov = weighted_moments(X, sample_weight)
+    default = MixturePrior.from_moments(mean, cov, spec.n_components, "full", data=X)
+    starts: list[MixtureParams] = []
+    for anchor in (default, prior.conditional(prior.covariance_prior)):
+        first = fit_em(
+            X,
+            spec.with_prior(anchor),
+            options,
+            random_state=random_state,
+            warn_not_converged=False,
+            sample_weight=sample_weight,
+        )
+        starts += [params for params, _ in first.optima] or [first.params]
     scaling = Standardization.from_data(X, spec.structure, sample_weight)
     working_spec = replace(spec, prior=spec.working_prior_for(scaling))
     Z = scaling.to_working(X)
-    starts = [params for params, _ in first.optima] or [first.params]
-    reached = [
-        run_ecm(
-            Z,
-            scaling.params_to_working(params),
-            working_spec.prior,
-            reg_covar=options.reg_covar,
-            tol=options.tol,
-            max_iter=max(options.max_iter, 1),
-            sample_weight=sample_weight,
+    reached, failed = [], []
+    for params in starts:
+        try:
+            result = run_ecm(
+                Z,
+                scaling.params_to_working(params),
+                working_spec.prior,
+                reg_covar=options.reg_covar,
+                tol=options.tol,
+                max_iter=max(options.max_iter, 1),
+                sample_weight=sample_weight,
+            )
+        except (ValueError, np.linalg.LinAlgError):  # Psi collapsed to singular
+            continue
+        settled = result.converged and np.isfinite(result.lower_bound)
+        occupied = float(np.min(result.params.weights)) * n_total >= MIN_POINTS
+        (reached if settled and occupied else failed).append(result)
+    # components left empty let Psi and their covariances shrink together: the joint
+    # density grows without bound there (the run does not settle) or peaks at a spike of
+    # empty components (MASS crabs K=4: weights (1, 0, 0, 0), above every clustering); a
+    # mode is one where every component holds a point
+    reached = reached or failed
+    if not reached:
+        raise NumericalError(
+            "MAP-EM under prior='hierarchical' found no mode: every ECM run let the "
+            "covariance scale collapse (components left empty); decrease n_components"
         )
-        for params in starts
-    ]
     best = max(reached, key=lambda r: r.lower_bound)
     result = with_optima(
         best,
@@ -210,4 +238,4 @@ def fit_ecm(
     return result
 
 
-__all__ = ["ECM_SCOPE", "check_hierarchical", "ecm_objective", "fit_ecm", "run_ecm"]
+__all__ = ["ECM_SCOPE", "MIN_POINTS", "check_hierarchical", "ecm_objective", "fit_ecm", "run_ecm"]
