@@ -310,3 +310,33 @@ def test_nuts_and_gibbs_agree_within_monte_carlo_error(faithful):
         z = np.abs(m1 - m2) / se
         assert z.max() < 5.0, (name, z)
         np.testing.assert_allclose(s1, s2, rtol=0.2, err_msg=name)
+
+
+def test_empty_components_let_the_scale_collapse_and_are_not_modes(faithful):
+    """From a start with two empty components (K=3, d=2) Psi and their covariances shrink
+    together and the objective climbs without settling; MAP-EM keeps only optima where every
+    component holds a point."""
+    prior_user = HierarchicalPrior.from_data(faithful)
+    scaling = Standardization.from_data(faithful, prior_user.structure)
+    Z = scaling.to_working(faithful)
+    prior = scaling.prior_to_working(prior_user)
+    one = GaussianMixture(1, prior="default").fit(Z).params_
+    start = MixtureParams(
+        np.array([1.0 - 2e-12, 1e-12, 1e-12]),
+        np.repeat(one.means, 3, axis=0),
+        np.repeat(one.covariances, 3, axis=0),
+    )
+    try:
+        result = run_ecm(Z, start, prior, tol=1e-10, max_iter=200)
+    except ValueError:  # Psi no longer positive definite: collapsed
+        pass
+    else:
+        assert not result.converged
+        scale = prior.scale_mode(result.params.covariances)
+        assert (
+            np.linalg.eigvalsh(scale).min()
+            < 1e-3 * np.linalg.eigvalsh(prior.covariance_prior).min()
+        )
+    fit = GaussianMixture(3, prior="hierarchical", random_state=0).fit(faithful)
+    for params, _ in fit.optima_:
+        assert params.weights.min() * len(faithful) >= 1.0
