@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from bayesgmm.bayes.estimator import BayesianGaussianMixture
     from bayesgmm.core.exceptions import UnreliablePosteriorWarning
     from bayesgmm.core.params import MixtureParams
-    from bayesgmm.core.priors import MixturePrior
+    from bayesgmm.core.priors import HierarchicalPrior, MixturePrior
     from bayesgmm.em.estimator import GaussianMixture
     from bayesgmm.selection.clusters import ClusterAnalysis, how_many_clusters
     from bayesgmm.selection.compare import ModelComparison, compare
@@ -38,6 +38,7 @@ _LAZY: dict[str, str] = {
     "BayesianGaussianMixture": "bayesgmm.bayes.estimator",
     "ClusterAnalysis": "bayesgmm.selection.clusters",
     "GaussianMixture": "bayesgmm.em.estimator",
+    "HierarchicalPrior": "bayesgmm.core.priors",
     "MixtureParams": "bayesgmm.core.params",
     "MixturePrior": "bayesgmm.core.priors",
     "UnreliablePosteriorWarning": "bayesgmm.core.exceptions",
@@ -50,6 +51,7 @@ __all__ = [
     "BayesianGaussianMixture",
     "ClusterAnalysis",
     "GaussianMixture",
+    "HierarchicalPrior",
     "MixtureParams",
     "MixturePrior",
     "ModelComparison",

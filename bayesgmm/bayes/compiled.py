@@ -110,6 +110,7 @@ from bayesgmm.bayes.chains import sample_chains
 from bayesgmm.bayes.graph import GraphFunctions
 from bayesgmm.bayes.kernels import KernelFunctions, kernel_target
 from bayesgmm.bayes.model import build_model, set_model_data
+from bayesgmm.core.priors import HierarchicalPrior
 from bayesgmm.core.spec import MixtureSpec
 
 #: Chains run in parallel threads by default only when a gradient call takes at least this
@@ -133,6 +134,9 @@ class StructureKey:
     ordered_projection : bool
         Means ordered along a direction (``build_model(..., order_basis=...)``); the
         direction itself is data.
+    hierarchical : bool
+        The prior's covariance scale is a variable
+        (:class:`~bayesgmm.core.priors.HierarchicalPrior`; no kernel: the PyTensor graph).
     """
 
     n_components: int
@@ -142,6 +146,7 @@ class StructureKey:
     lkj_eta: float = 2.0
     lkj_sd_scale: float = 1.0
     ordered_projection: bool = False
+    hierarchical: bool = False
 
     @classmethod
     def of(
@@ -159,6 +164,7 @@ class StructureKey:
             spec.n_features,
             covariance_prior_family,
             ordered_projection=ordered_projection,
+            hierarchical=isinstance(spec.prior, HierarchicalPrior),
             **lkj,
         )
 
@@ -284,11 +290,12 @@ class CompiledMixture:
         ``ordered_projection``; :meth:`unconstrained` depends on it too.
         """
         key = self.key
-        if (spec.n_components, spec.structure.name, spec.n_features) != (
-            key.n_components,
-            key.covariance_type,
-            key.n_features,
-        ):
+        if (
+            spec.n_components,
+            spec.structure.name,
+            spec.n_features,
+            isinstance(spec.prior, HierarchicalPrior),
+        ) != (key.n_components, key.covariance_type, key.n_features, key.hierarchical):
             raise ValueError(f"spec does not match the compiled structure {key}")
         set_model_data(self.model, X, spec, order_basis)
 

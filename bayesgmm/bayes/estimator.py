@@ -91,9 +91,14 @@ class BayesianGaussianMixture(PosteriorPredictions, SavedState, DensityMixin, Ba
     ----------
     n_components : int, default=1
     covariance_type : {"full", "tied", "diag", "spherical"}, default="full"
-    prior : "default", None or MixturePrior, default="default"
-        ``"default"``: the MAP-EM prior :meth:`MixturePrior.default`. ``None``: flat
-        priors, only for ``method="map"`` (the MLE); NUTS and VI need a proper prior.
+    prior : "default", "hierarchical", None or MixturePrior, default="default"
+        ``"default"``: the MAP-EM prior :meth:`MixturePrior.default`. ``"hierarchical"``
+        (``covariance_type="full"``, no noise): the covariance-scale prior of Malsiner-Walli,
+        Frühwirth-Schnatter & Grün (2016), whose Inverse-Wishart scale is learned
+        (:class:`~bayesgmm.core.priors.HierarchicalPrior`; MAP-EM by ECM, NUTS on the
+        PyTensor graph with ``covariance_scale_z`` a variable, Gibbs with its Wishart
+        conditional). ``None``: flat priors, only for ``method="map"`` (the MLE); NUTS and
+        VI need a proper prior.
     covariance_prior_family : {"niw", "lkj"}, default="niw"
         See :func:`bayesgmm.bayes.model.build_model`.
     method : {"nuts", "gibbs", "advi", "fullrank_advi", "map"}, default="nuts"
@@ -287,7 +292,7 @@ class BayesianGaussianMixture(PosteriorPredictions, SavedState, DensityMixin, Ba
         n_components: int = 1,
         *,
         covariance_type: CovarianceType = "full",
-        prior: MixturePrior | Literal["default"] | None = "default",
+        prior: MixturePrior | Literal["default", "hierarchical"] | None = "default",
         covariance_prior_family: CovariancePriorFamily = "niw",
         method: Method = "nuts",
         draws: int = 1000,

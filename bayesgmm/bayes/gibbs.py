@@ -11,6 +11,12 @@ Sigma_k)`` given ``z`` (Dirichlet, Normal-Inverse-Wishart), then ``z`` given the
 ``(w, mu, Sigma)`` draws are draws of the labels-summed-out posterior NUTS samples, with no
 tuning, no step size and no divergences.
 
+Under the hierarchical prior (:class:`~bayesgmm.core.priors.HierarchicalPrior`) the scale
+``Psi`` of the Inverse-Wishart is one more block, drawn after the components from its
+Wishart full conditional ``Wishart(nu_g + K nu0, (G0 + sum_k Sigma_k^-1)^-1)``
+(:func:`bayesgmm.posterior.gibbs_kernels.hierarchical_gibbs_chain`) and stored as
+``covariance_scale_z`` (working scale), as NUTS stores it.
+
 Scope: ``covariance_type="full"``, ``covariance_prior_family="niw"``, complete data, no
 ``sample_weight``, no noise component (:func:`check_gibbs`). Each chain starts from
 allocations drawn from the responsibilities of its start (the MAP, or the EM optimum or
@@ -32,15 +38,16 @@ from collections.abc import Sequence
 
 import numpy as np
 import xarray as xr
-from scipy.special import gammaln
+from scipy.special import gammaln, multigammaln
 
 from bayesgmm.bayes.options import Settings
 from bayesgmm.bayes.start import Start
+from bayesgmm.bayes.structures import SCALE_NAME
 from bayesgmm.core.densities import log_inverse_wishart, log_normal_precision_scaled
 from bayesgmm.core.params import MixtureParams
-from bayesgmm.core.priors import MixturePrior
+from bayesgmm.core.priors import HierarchicalPrior, MixturePrior
 from bayesgmm.core.spec import MixtureSpec
-from bayesgmm.posterior.gibbs_kernels import gibbs_chain
+from bayesgmm.posterior.gibbs_kernels import gibbs_chain, hierarchical_gibbs_chain
 
 #: What ``method="gibbs"`` fits, for the error messages.
 GIBBS_SCOPE = (
@@ -132,6 +139,49 @@ def log_prior_draws(
     return log_dir + (log_iw + log_mean).reshape(*lead, n_components).sum(-1)
 
 
+def log_hierarchical_prior_draws(
+    weights: np.ndarray,
+    means: np.ndarray,
+    covariances: np.ndarray,
+    scales: np.ndarray,
+    prior: HierarchicalPrior,
+) -> np.ndarray:
+    """``log p(w, mu, Sigma, Psi)`` of every draw under the hierarchical prior.
+
+    Parameters
+    ----------
+    weights, means, covariances
+        As :func:`log_prior_draws`: (..., K), (..., K, d), (..., K, d, d).
+    scales : ndarray of shape (..., d, d)
+        Each draw's ``Psi``.
+    prior : HierarchicalPrior
+        On the scale of the draws.
+
+    Returns
+    -------
+    ndarray of shape (...)
+    """
+    d = scales.shape[-1]
+    nu0, nu_g = prior.degrees_of_freedom, prior.scale_degrees_of_freedom
+    eye = np.eye(d)
+    fixed = log_prior_draws(weights, means, covariances, prior.conditional(eye))
+    precision_sum = np.linalg.inv(covariances).sum(axis=-3)
+    logdet_psi = np.linalg.slogdet(scales)[1]
+    n_components = weights.shape[-1]
+    # log InvWishart(Sigma | nu0, Psi) - log InvWishart(Sigma | nu0, I), summed over k
+    shift = 0.5 * n_components * nu0 * logdet_psi - 0.5 * np.einsum(
+        "...ij,...ji->...", scales - eye, precision_sum
+    )
+    log_wishart = (
+        0.5 * (nu_g - d - 1.0) * logdet_psi
+        - 0.5 * np.einsum("ij,...ji->...", prior.scale_rate, scales)
+        + 0.5 * nu_g * np.linalg.slogdet(prior.scale_rate)[1]
+        - 0.5 * nu_g * d * np.log(2.0)
+        - multigammaln(0.5 * nu_g, d)
+    )
+    return fixed + shift + log_wishart
+
+
 def initial_allocations(
     x_z: np.ndarray, params_z: MixtureParams, rng: np.random.Generator
 ) -> np.ndarray:
@@ -214,35 +264,49 @@ def run_gibbs(
     if len(points) == 1:
         points = points * settings.chains
     conc = prior_z.concentration(spec.n_components)
+    hierarchical = isinstance(prior_z, HierarchicalPrior)
     results = []
     began = time.perf_counter()
     for point, chain_rng in zip(
         points, np.random.default_rng(int(seed)).spawn(settings.chains), strict=True
     ):
-        z0 = initial_allocations(x_z, scaling.params_to_working(point), chain_rng)
-        results.append(
-            gibbs_chain(
-                x_z,
-                z0,
-                conc,
-                prior_z.mean_prior,
-                prior_z.mean_precision,
+        point_z = scaling.params_to_working(point)
+        z0 = initial_allocations(x_z, point_z, chain_rng)
+        common = (x_z, z0, conc, prior_z.mean_prior, prior_z.mean_precision)
+        if hierarchical:  # Psi drawn in every sweep, from its mode given the start
+            chain = hierarchical_gibbs_chain(
+                *common,
+                prior_z.degrees_of_freedom,
+                prior_z.scale_mode(point_z.full_covariances()),
+                prior_z.scale_degrees_of_freedom,
+                prior_z.scale_rate,
+                settings.tune,
+                settings.draws,
+                chain_rng,
+            )
+        else:
+            chain = gibbs_chain(
+                *common,
                 prior_z.degrees_of_freedom,
                 prior_z.covariance_prior,
                 settings.tune,
                 settings.draws,
                 chain_rng,
             )
-        )
+        results.append(chain)
     seconds = time.perf_counter() - began
-    log_w, means_z, covs_z, loglik, _ = (np.stack(r) for r in zip(*results, strict=True))
+    stacked = [np.stack(r) for r in zip(*results, strict=True)]
+    log_w, means_z, covs_z, loglik = stacked[:4]
     direction = None if start.projection_order is None else start.projection_order.direction
     order = identified_order(means_z, direction, spec.n_features)
     if order is not None:
         log_w, means_z, covs_z = (_take_components(v, order) for v in (log_w, means_z, covs_z))
     weights = np.exp(log_w)
     weights /= weights.sum(axis=-1, keepdims=True)
-    lp = loglik + log_prior_draws(weights, means_z, covs_z, prior_z)
+    if hierarchical:
+        lp = loglik + log_hierarchical_prior_draws(weights, means_z, covs_z, stacked[5], prior_z)
+    else:
+        lp = loglik + log_prior_draws(weights, means_z, covs_z, prior_z)
     loc, sc = scaling.location, scaling.scale
     dims = ("chain", "draw")
     comp = (*dims, "component")
@@ -265,6 +329,8 @@ def run_gibbs(
         coords=coords,
         attrs={"sampler": "gibbs", "sampling_time": seconds, "tune": int(settings.tune)},
     )
+    if hierarchical:
+        posterior[SCALE_NAME] = ((*dims, "feature", "feature_bis"), stacked[5])
     stats = xr.Dataset(
         {
             "lp": (dims, lp),
@@ -282,6 +348,7 @@ __all__ = [
     "check_gibbs",
     "identified_order",
     "initial_allocations",
+    "log_hierarchical_prior_draws",
     "log_prior_draws",
     "run_gibbs",
 ]

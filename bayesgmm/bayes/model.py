@@ -28,6 +28,12 @@ Variables (named dims ``component``, ``feature``, ``feature_bis``, ``obs``)
         Inverse-Gamma variances (diag (component, feature); spherical
         (component)), or with ``covariance_prior_family="lkj"`` half-normal
         scales times LKJ correlation Cholesky factors, one per component.
+    ``covariance_scale_z`` (feature, feature_bis)
+        Only under the hierarchical prior (:class:`~bayesgmm.core.priors.HierarchicalPrior`,
+        full covariances): the Inverse-Wishart scale ``Psi ~ Wishart(nu_g, G0^-1)`` on the
+        working scale, a variable (the covariances' prior takes it as its scale), in the
+        Cholesky space of :class:`SPDCholeskyTransform`; no hand-written kernel, so NUTS runs
+        the PyTensor graph.
     ``means_z`` (component, feature)
         ``mu_k | Sigma_k ~ N(m0, Sigma_k / kappa0)``, batched over components. In
         one dimension the means are ordered (identifiability). With ``order_basis``
@@ -62,6 +68,7 @@ are in :mod:`bayesgmm.bayes.observed`, the means' ordering constraints in
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -91,18 +98,20 @@ from bayesgmm.bayes.ordering import (
     ordered_projection_means,
 )
 from bayesgmm.bayes.structures import (
+    SCALE_NAME,
     SPDCholeskyTransform,
     covariance_initial_values,
     covariance_variables,
     inverse_gamma_covariances,
     inverse_wishart_covariances,
     inverse_wishart_logp,
+    wishart_scale,
 )
 from bayesgmm.core.covariance import CovarianceStructure
 from bayesgmm.core.missing import MissingPatterns, has_missing
 from bayesgmm.core.noise import noise_concentration
 from bayesgmm.core.params import MixtureParams
-from bayesgmm.core.priors import MixturePrior
+from bayesgmm.core.priors import HierarchicalPrior, MixturePrior
 from bayesgmm.core.spec import MixtureSpec
 from bayesgmm.core.validation import check_feature_combination
 
@@ -129,17 +138,26 @@ class PriorInputs:
     mean_precision: pt.TensorVariable
     degrees_of_freedom: pt.TensorVariable
     covariance_prior: pt.TensorVariable
+    #: the hierarchical prior's ``nu_g`` and ``G0`` (``None`` for a fixed scale)
+    scale_degrees_of_freedom: pt.TensorVariable | None = None
+    scale_rate: pt.TensorVariable | None = None
 
     @staticmethod
     def values(prior_z: MixturePrior, n_components: int) -> dict[str, np.ndarray]:
         """Values of the containers for ``prior_z``, keyed by container name."""
-        return {
+        values = {
             "concentration": prior_z.concentration(n_components),
             "mean_prior": np.asarray(prior_z.mean_prior, dtype=np.float64),
             "mean_precision": np.asarray(prior_z.mean_precision, dtype=np.float64),
             "degrees_of_freedom": np.asarray(prior_z.degrees_of_freedom, dtype=np.float64),
             "covariance_prior": np.asarray(prior_z.covariance_prior, dtype=np.float64),
         }
+        if isinstance(prior_z, HierarchicalPrior):
+            values["scale_degrees_of_freedom"] = np.asarray(
+                prior_z.scale_degrees_of_freedom, dtype=np.float64
+            )
+            values["scale_rate"] = np.asarray(prior_z.scale_rate, dtype=np.float64)
+        return values
 
     @classmethod
     def create(cls, prior_z: MixturePrior, n_components: int) -> PriorInputs:
@@ -274,6 +292,13 @@ def build_model(
     check_model_options(structure, covariance_prior_family, n_features)
     if spec.prior is None and covariance_prior_family == "lkj":
         raise ValueError("covariance_prior_family='lkj' needs a prior ('default' or MixturePrior)")
+    if isinstance(spec.prior, HierarchicalPrior) and (
+        covariance_prior_family != "niw" or spec.noise is not None
+    ):
+        raise ValueError(
+            "prior='hierarchical' learns the scale of the Inverse-Wishart prior: it needs "
+            "covariance_prior_family='niw' and no noise component"
+        )
     if sample_weight is not None and batch_size is not None:
         raise ValueError(
             "sample_weight with minibatches (batch_size) is not supported: use batch_size=None"
@@ -302,6 +327,9 @@ def build_model(
         location = pm.Data("location", std.location, dims="feature")
         scale = pm.Data("scale", std.scale, dims="feature")
         hyper = None if prior_z is None else PriorInputs.create(prior_z, n_components)
+        if hyper is not None and hyper.scale_rate is not None:  # Psi learned (hierarchical)
+            scale_z = wishart_scale(hyper.scale_degrees_of_freedom, hyper.scale_rate, n_features)
+            hyper = dataclasses.replace(hyper, covariance_prior=scale_z)
         if spec.noise is not None:
             weights, noise_weight = _noisy_weights(prior_z, n_components)
         elif n_components == 1:
@@ -433,6 +461,8 @@ def initial_point(
         point["corr_chol_z"] = np.linalg.cholesky(cov / (stds[..., :, None] * stds[..., None, :]))
     else:
         point.update(covariance_initial_values(structure, working.covariances))
+    if SCALE_NAME in names:  # the learned scale at its conditional mode given the covariances
+        point[SCALE_NAME] = spec.working_prior.scale_mode(working.full_covariances())
     return point
 
 

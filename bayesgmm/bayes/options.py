@@ -90,9 +90,12 @@ PARAMETER_CONSTRAINTS: dict[str, tuple[Callable[[object], bool], str]] = {
     ),
     "prior": (
         lambda v: (
-            v is None or isinstance(v, MixturePrior) or (isinstance(v, str) and v == "default")
+            v is None
+            or isinstance(v, MixturePrior)
+            or (isinstance(v, str) and v in ("default", "hierarchical"))
         ),
-        "'default', None (flat: method='map' only) or a MixturePrior",
+        "'default', 'hierarchical' (learned covariance scale, covariance_type='full'), None "
+        "(flat: method='map' only) or a MixturePrior",
     ),
     "covariance_prior_family": (
         _one_of(COVARIANCE_PRIOR_FAMILIES),

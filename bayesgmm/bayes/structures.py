@@ -34,6 +34,9 @@ from scipy import stats
 from bayesgmm.core.covariance import CovarianceStructure, Diag, Full, Spherical, Tied
 from bayesgmm.core.priors import MixturePrior
 
+#: The hierarchical prior's learned covariance scale ``Psi`` (working scale) in the model.
+SCALE_NAME = "covariance_scale_z"
+
 
 class SPDCholeskyTransform(Transform):
     """Unconstrained vector of length ``d(d+1)/2`` <-> symmetric positive definite matrix.
@@ -129,6 +132,67 @@ def _inverse_wishart_mode(rv, size, dof, scale):
 
 def _flat_spd_logp(value, *inputs):
     return pt.zeros(value.shape[:-2])
+
+
+def wishart_logp(value, dof, rate):
+    """Wishart log-density of ``value`` (d, d) w.r.t. the matrix itself: ``Wishart(dof,
+    rate^-1)``, ``∝ |value|^((dof - d - 1) / 2) exp(-tr(rate value) / 2)``."""
+    d = value.shape[-1]
+    chol = pt.linalg.cholesky(value)
+    rate_chol = pt.linalg.cholesky(rate)
+    logdet = 2.0 * pt.log(pt.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
+    logdet_rate = 2.0 * pt.log(pt.diagonal(rate_chol, axis1=-2, axis2=-1)).sum(axis=-1)
+    trace = (rate * value).sum(axis=(-2, -1))
+    half_dof = 0.5 * dof
+    log_multigamma = 0.25 * d * (d - 1) * np.log(np.pi) + pt.gammaln(
+        half_dof[..., None] + 0.5 * (1 - pt.arange(1, d + 1))
+    ).sum(axis=-1)
+    return (
+        0.5 * (dof - d - 1.0) * logdet
+        - 0.5 * trace
+        + half_dof * logdet_rate
+        - half_dof * d * np.log(2.0)
+        - log_multigamma
+    )
+
+
+def _wishart_random(dof, rate, rng=None, size=None):
+    d = np.shape(rate)[-1]
+    size = tuple(size or ())
+    draws = stats.wishart.rvs(
+        df=float(np.ravel(dof)[0]),
+        scale=np.linalg.inv(np.reshape(rate, (-1, d, d))[0]),
+        size=int(np.prod(size)) or 1,
+        random_state=rng,
+    )
+    return np.reshape(draws, (*size, d, d))
+
+
+def _wishart_mean(rv, size, dof, rate):
+    return pt.broadcast_to(dof * pt.linalg.inv(rate), rv.shape)
+
+
+def wishart_scale(dof, rate, n_features: int):
+    """The learned Inverse-Wishart scale ``covariance_scale_z ~ Wishart(dof, rate^-1)``.
+
+    The hierarchical prior's ``Psi`` (:class:`~bayesgmm.core.priors.HierarchicalPrior`) on
+    the working scale, (feature, feature_bis). Like the covariances it moves in the
+    unconstrained Cholesky space of :class:`SPDCholeskyTransform` (lower factor, log
+    diagonal), with its density w.r.t. the matrix, so ``find_MAP`` without the Jacobian
+    maximises the objective of MAP-EM's ECM.
+    """
+    return pm.CustomDist(
+        SCALE_NAME,
+        dof,
+        rate,
+        logp=wishart_logp,
+        random=_wishart_random,
+        support_point=_wishart_mean,
+        signature="(),(d,d)->(d,d)",
+        transform=SPDCholeskyTransform(n_features),
+        shape=(n_features, n_features),
+        dims=("feature", "feature_bis"),
+    )
 
 
 def inverse_wishart_covariances(
@@ -315,6 +379,7 @@ def covariance_initial_values(
 
 __all__ = [
     "PYMC_COVARIANCES",
+    "SCALE_NAME",
     "PyMCCovariances",
     "SPDCholeskyTransform",
     "covariance_initial_values",
@@ -324,4 +389,6 @@ __all__ = [
     "inverse_wishart_logp",
     "pymc_covariances",
     "register_pymc_covariances",
+    "wishart_logp",
+    "wishart_scale",
 ]

@@ -63,10 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fit.add_argument(
         "--prior",
-        choices=("default", "mle"),
+        choices=("default", "hierarchical", "mle"),
         default="default",
-        help="prior of the fit: default (weakly informative), or mle (flat: maximum "
-        "likelihood, --method map only)",
+        help="prior of the fit: default (weakly informative), hierarchical (the components' "
+        "covariance scale learned, Malsiner-Walli et al. 2016; --covariance full), or mle "
+        "(flat: maximum likelihood, --method map only)",
     )
     add_bootstrap_option(fit)
     fit.add_argument(
@@ -131,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--e0",
         default="0.01",
         help="Dirichlet parameter of the weights, fixed, or 'gamma' for e0 ~ Gamma(10, 10 K_max)",
+    )
+    clusters.add_argument(
+        "--prior",
+        choices=("default", "hierarchical"),
+        default="default",
+        help="prior of the components: default (fixed Inverse-Wishart scale) or hierarchical "
+        "(its scale learned, Malsiner-Walli et al. 2016)",
     )
     clusters.add_argument("--draws", type=positive_int, default=2000, help="kept draws per chain")
     clusters.add_argument(

@@ -58,7 +58,7 @@ from bayesgmm.core.exceptions import ModelFormatError
 from bayesgmm.core.io import atomic_directory, write_text_atomic
 from bayesgmm.core.noise import NoiseComponent
 from bayesgmm.core.params import MixtureParams
-from bayesgmm.core.priors import MixturePrior
+from bayesgmm.core.priors import HierarchicalPrior, MixturePrior
 from bayesgmm.core.spec import MixtureSpec, Standardization
 from bayesgmm.core.version import __version__
 
@@ -200,6 +200,8 @@ def _decode_record(name: str, fields: dict):
         return MixtureParams(**fields)
     if name == "MixturePrior":
         return MixturePrior(**fields)
+    if name == "HierarchicalPrior":
+        return HierarchicalPrior(**fields)
     if name == "Standardization":
         return check_scaling(Standardization(**fields), "standardization")
     if name == "NoiseComponent":

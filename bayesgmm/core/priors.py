@@ -36,7 +36,7 @@ J. Classification 24, as used by mclust's ``priorControl()``:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -122,6 +122,18 @@ class MixturePrior:
         """Dirichlet concentration broadcast to shape (n_components,)."""
         conc = np.broadcast_to(self.weight_concentration, (n_components,)).astype(np.float64)
         return conc
+
+    def to_scale(self, location: np.ndarray, scale: np.ndarray) -> MixturePrior:
+        """The same prior for the variable ``(x - location) / scale`` (both (d,)).
+
+        Means shift and shrink with the data; ``Psi0 -> D Psi0 D`` with ``D = diag(1 / scale)``.
+        """
+        inv = 1.0 / np.asarray(scale, dtype=np.float64)
+        return replace(
+            self,
+            mean_prior=(self.mean_prior - location) * inv,
+            covariance_prior=self.structure.rescale(np.asarray(self.covariance_prior), inv),
+        )
 
     @classmethod
     def default(
@@ -209,6 +221,186 @@ class MixturePrior:
         )
 
 
+@dataclass(frozen=True)
+class HierarchicalPrior(MixturePrior):
+    """The hierarchical covariance-scale prior of Malsiner-Walli, Frühwirth-Schnatter & Grün.
+
+    *Model-based clustering based on sparse finite Gaussian mixtures*, Statistics and
+    Computing 26 (2016), 303-324, section 3 (and Frühwirth-Schnatter 2006, ch. 6): the scale
+    of the components' Inverse-Wishart prior is not fixed but learned,
+
+    * ``Psi ~ Wishart(nu_g, G0^-1)`` (density ``∝ |Psi|^((nu_g - d - 1) / 2)
+      exp(-tr(G0 Psi) / 2)``),
+    * ``Sigma_k | Psi ~ InvWishart(nu0, Psi)`` independently, ``mu_k | Sigma_k ~ N(m0,
+      Sigma_k / kappa0)`` and ``w ~ Dirichlet(a0)`` as in :class:`MixturePrior`.
+
+    The paper writes ``Sigma_k^-1 ~ W(c0, C0)``, ``C0 ~ W(g0, G0)`` in Frühwirth-Schnatter's
+    parametrisation (``W(c, C)`` with density ``∝ |W|^(c - (d+1)/2) exp(-tr(C W))``); in the
+    usual one that is ``nu0 = 2 c0``, ``Psi = 2 C0``, ``nu_g = 2 g0`` and the same ``G0``.
+    Pooling the components' precisions into ``Psi`` lets the data set the size of a
+    component, so a small cluster is not forced up to a fixed prior scale.
+
+    Only ``covariance_type="full"`` (the paper's model). Given ``Psi`` the prior is the
+    conjugate :class:`MixturePrior` ``conditional(Psi)``, so every conjugate update still
+    applies; given the covariances ``Psi`` is Wishart (:meth:`scale_conditional`).
+
+    Parameters
+    ----------
+    weight_concentration, mean_prior, mean_precision, degrees_of_freedom
+        As in :class:`MixturePrior` (``degrees_of_freedom`` is ``nu0 = 2 c0``).
+    covariance_prior : ndarray of shape (d, d)
+        Where the learned scale ``Psi`` starts (MAP-EM's first restarts use it as a fixed
+        scale); :meth:`from_data` takes its prior mean ``nu_g G0^-1``. Not a fixed
+        hyper-parameter.
+    covariance_type : "full"
+    scale_degrees_of_freedom : float
+        ``nu_g = 2 g0 > d - 1``.
+    scale_rate : ndarray of shape (d, d)
+        ``G0``, symmetric positive definite (the inverse of the Wishart's scale matrix).
+    """
+
+    scale_degrees_of_freedom: float | None = None
+    scale_rate: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if get_structure(self.covariance_type).name != "full":
+            raise ValueError(
+                "the hierarchical covariance-scale prior (Malsiner-Walli et al. 2016) is "
+                f"defined for covariance_type='full' only, got {self.covariance_type!r}: use "
+                "prior='default' for other structures"
+            )
+        super().__post_init__()
+        d = self.n_features
+        dof = self.scale_degrees_of_freedom
+        if dof is None or not (np.isfinite(dof) and dof > d - 1):
+            raise ValueError(f"scale_degrees_of_freedom must exceed {d - 1}, got {dof}")
+        rate = np.asarray(self.scale_rate, dtype=np.float64)
+        if rate.shape != (d, d) or not np.all(np.isfinite(rate)):
+            raise ValueError(f"scale_rate must be a finite ({d}, {d}) matrix, got {rate.shape}")
+        if not np.allclose(rate, rate.T) or np.linalg.eigvalsh(rate)[0] <= 0:
+            raise ValueError("scale_rate (G0) must be symmetric positive definite")
+        rate.setflags(write=False)
+        object.__setattr__(self, "scale_degrees_of_freedom", float(dof))
+        object.__setattr__(self, "scale_rate", rate)
+
+    @classmethod
+    def from_data(
+        cls,
+        X: np.ndarray,
+        *,
+        weight_concentration: float = 1.0,
+        mean_precision: float = 0.01,
+        mean: np.ndarray | None = None,
+    ) -> HierarchicalPrior:
+        """The paper's data-scaled hyper-parameters (its section 3.2 / 4).
+
+        ``c0 = 2.5 + (d - 1) / 2``, ``g0 = 0.5 + (d - 1) / 2`` and
+        ``G0 = 100 g0 / c0 diag(1 / R_j^2)`` with ``R_j`` the range of feature ``j``; hence
+        ``nu0 = 2 c0 = d + 4``, ``nu_g = 2 g0 = d``. The mean prior is
+        :meth:`MixturePrior.default`'s (``m0`` the sample mean, ``kappa0 = 0.01``). The
+        ranges make the prior equivariant under rescaling each feature, so it is the same
+        model on the user's and the working scale.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+            In-memory data (complete rows are read for the ranges).
+        mean : ndarray of shape (n_features,), optional
+            ``m0`` (default: the sample mean of the complete rows).
+        """
+        X = np.asarray(X, dtype=np.float64)
+        complete = X[np.isfinite(X).all(axis=1)]
+        if complete.shape[0] < 2:
+            raise ValueError("prior='hierarchical' needs at least two complete rows")
+        d = complete.shape[1]
+        ranges = np.ptp(complete, axis=0)
+        if np.any(~(ranges > 0)) or not np.all(np.isfinite(ranges)):
+            constant = np.flatnonzero(~(ranges > 0)).tolist()
+            raise ValueError(
+                f"data column(s) {constant} are constant: prior='hierarchical' scales "
+                "by each feature's range"
+            )
+        c0, g0 = 2.5 + (d - 1) / 2.0, 0.5 + (d - 1) / 2.0
+        rate = np.diag(100.0 * g0 / c0 / ranges**2)
+        return cls(
+            weight_concentration=weight_concentration,
+            mean_prior=complete.mean(axis=0) if mean is None else mean,
+            mean_precision=mean_precision,
+            degrees_of_freedom=2.0 * c0,
+            covariance_prior=2.0 * g0 * np.linalg.inv(rate),
+            covariance_type="full",
+            scale_degrees_of_freedom=2.0 * g0,
+            scale_rate=rate,
+        )
+
+    def to_scale(self, location: np.ndarray, scale: np.ndarray) -> HierarchicalPrior:
+        """The same prior for ``(x - location) / scale``: ``G0 -> S G0 S``, ``S =
+        diag(scale)`` (``Psi`` scales as a covariance, so its rate as a precision)."""
+        moved = super().to_scale(location, scale)
+        rate = self.structure.rescale(np.asarray(self.scale_rate), np.asarray(scale, float))
+        return replace(moved, scale_rate=rate)
+
+    def conditional(self, scale: np.ndarray) -> MixturePrior:
+        """The conjugate prior given ``Psi = scale`` (d, d)."""
+        return MixturePrior(
+            weight_concentration=self.weight_concentration,
+            mean_prior=self.mean_prior,
+            mean_precision=self.mean_precision,
+            degrees_of_freedom=self.degrees_of_freedom,
+            covariance_prior=np.asarray(scale, dtype=np.float64),
+            covariance_type="full",
+        )
+
+    def scale_conditional(self, covariances: np.ndarray) -> tuple[float, np.ndarray]:
+        """``Psi | Sigma_1..K ~ Wishart(nu_g + K nu0, (G0 + sum_k Sigma_k^-1)^-1)``.
+
+        Parameters
+        ----------
+        covariances : ndarray of shape (K, d, d)
+
+        Returns
+        -------
+        dof : float
+        scale_matrix : ndarray of shape (d, d)
+        """
+        covariances = np.asarray(covariances, dtype=np.float64)
+        precision_sum = np.linalg.inv(covariances).sum(axis=0)
+        rate = self.scale_rate + 0.5 * (precision_sum + precision_sum.T)
+        dof = self.scale_degrees_of_freedom + covariances.shape[0] * self.degrees_of_freedom
+        return dof, np.linalg.inv(rate)
+
+    def scale_mode(self, covariances: np.ndarray) -> np.ndarray:
+        """The mode of :meth:`scale_conditional`, ``(dof - d - 1) S``, shape (d, d): the
+        ``Psi`` that maximises the prior density given the covariances (K, d, d)."""
+        dof, scale_matrix = self.scale_conditional(covariances)
+        return (dof - self.n_features - 1.0) * scale_matrix
+
+    def scale_log_density(self, scale: np.ndarray) -> float:
+        """``log Wishart(Psi | nu_g, G0^-1)`` at ``Psi = scale`` (d, d), w.r.t. the matrix."""
+        from scipy.special import multigammaln
+
+        d, nu = self.n_features, self.scale_degrees_of_freedom
+        _, logdet = np.linalg.slogdet(scale)
+        _, logdet_rate = np.linalg.slogdet(self.scale_rate)
+        return float(
+            0.5 * (nu - d - 1.0) * logdet
+            - 0.5 * np.sum(self.scale_rate * scale)
+            + 0.5 * nu * logdet_rate
+            - 0.5 * nu * d * np.log(2.0)
+            - multigammaln(0.5 * nu, d)
+        )
+
+    def log_density(self, params: MixtureParams, scale: np.ndarray | None = None) -> float:
+        """``log p(alpha, mu, Sigma, Psi)`` at ``params`` and ``Psi = scale``.
+
+        ``scale=None`` takes ``Psi`` at its conditional mode (:meth:`scale_mode`): the
+        profile log density MAP-EM maximises (at a joint mode the two agree).
+        """
+        if scale is None:
+            scale = self.scale_mode(params.full_covariances())
+        return self.conditional(scale).log_density(params) + self.scale_log_density(scale)
+
+
 def _check_data_covariance(
     cov: np.ndarray, structure: CovarianceStructure, data: np.ndarray | None = None
 ) -> None:
@@ -283,7 +475,10 @@ def _check_data_covariance(
     )
 
 
-PRIOR_CHOICES = "None (maximum likelihood), 'default' (data-scaled conjugate) or a MixturePrior"
+PRIOR_CHOICES = (
+    "None (maximum likelihood), 'default' (data-scaled conjugate), 'hierarchical' (learned "
+    "covariance scale, covariance_type='full') or a MixturePrior"
+)
 
 
 def resolve_prior(
@@ -298,9 +493,10 @@ def resolve_prior(
 
     Parameters
     ----------
-    prior : None, "default" or MixturePrior
-        ``"default"`` builds :meth:`MixturePrior.from_moments`; a given prior is checked
-        against the model.
+    prior : None, "default", "hierarchical" or MixturePrior
+        ``"default"`` builds :meth:`MixturePrior.from_moments`, ``"hierarchical"``
+        :meth:`HierarchicalPrior.from_data` (``covariance_type="full"``, in-memory data); a
+        given prior is checked against the model.
     n_components : int
     covariance_type : str or CovarianceStructure
     n_features : int
@@ -321,8 +517,20 @@ def resolve_prior(
     if prior is None:
         return None
     if isinstance(prior, str):
-        if prior != "default":
+        if prior not in ("default", "hierarchical"):
             raise ValueError(f"prior must be {PRIOR_CHOICES}; got {prior!r}")
+        if prior == "hierarchical":
+            if structure.name != "full":
+                raise ValueError(
+                    "prior='hierarchical' (Malsiner-Walli et al. 2016) is defined for "
+                    f"covariance_type='full' only, got {structure.name!r}: use prior='default'"
+                )
+            if data is None:
+                raise ValueError(
+                    "prior='hierarchical' needs the data in memory (it scales by each "
+                    "feature's range); for chunked data build a HierarchicalPrior yourself"
+                )
+            return HierarchicalPrior.from_data(data, mean=moments()[0])
         mean, cov = moments()
         return MixturePrior.from_moments(mean, cov, n_components, structure.name, data=data)
     if not isinstance(prior, MixturePrior):
@@ -383,6 +591,7 @@ def sample_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 __all__ = [
     "PRIOR_CHOICES",
+    "HierarchicalPrior",
     "MixturePrior",
     "check_default_prior_data",
     "resolve_prior",

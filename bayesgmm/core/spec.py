@@ -106,16 +106,8 @@ class Standardization:
         return float(np.log(self.scale).sum())
 
     def prior_to_working(self, prior: MixturePrior) -> MixturePrior:
-        """The same prior expressed on the working scale."""
-        inv = 1.0 / self.scale
-        return MixturePrior(
-            weight_concentration=prior.weight_concentration,
-            mean_prior=(prior.mean_prior - self.location) * inv,
-            mean_precision=prior.mean_precision,
-            degrees_of_freedom=prior.degrees_of_freedom,
-            covariance_prior=prior.structure.rescale(np.asarray(prior.covariance_prior), inv),
-            covariance_type=prior.covariance_type,
-        )
+        """The same prior expressed on the working scale (:meth:`MixturePrior.to_scale`)."""
+        return prior.to_scale(self.location, self.scale)
 
     def params_to_working(self, params: MixtureParams) -> MixtureParams:
         """Mixture parameters mapped from the user's scale to the working scale."""

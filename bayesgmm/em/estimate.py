@@ -19,6 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 from bayesgmm.core.missing import has_missing
 from bayesgmm.core.noise import NoiseComponent, check_noise_init
 from bayesgmm.core.params import MixtureParams
+from bayesgmm.core.priors import HierarchicalPrior
 from bayesgmm.core.spec import MixtureSpec, Standardization
 from bayesgmm.core.validation import (
     check_data,
@@ -84,6 +85,10 @@ def em_result(
         weighted=sample_weight is not None,
         missing=has_missing(X),
     )
+    if isinstance(spec.prior, HierarchicalPrior):  # ECM: the scale of the prior is learned
+        from bayesgmm.em.hierarchical import fit_ecm
+
+        return fit_ecm(X, spec, options, random_state=random_state, sample_weight=sample_weight)
     if spec.noise is None:
         return fit_em(X, spec, options, random_state=random_state, sample_weight=sample_weight)
     from bayesgmm.em.noise import fit_noise_em
@@ -137,6 +142,10 @@ def chunked_em_result(
         standardize=False,
         moments=moments,
     )
+    if isinstance(spec.prior, HierarchicalPrior):
+        raise ValueError(
+            "prior='hierarchical' (MAP-EM by ECM) runs in memory only: pass a NumPy array"
+        )
     # the same working scale as the in-memory path (so reg_covar means the same)
     std = np.sqrt(np.diag(moments[1]) * (n_samples - 1) / max(n_samples, 1))
     scaling = Standardization.from_moments(moments[0], std, spec.structure)

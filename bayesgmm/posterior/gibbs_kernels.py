@@ -149,6 +149,40 @@ def _draw_niw(m_n, kappa_n, nu_n, psi_n, mean_out, cov_out, chol_out, rng) -> No
 
 
 @njit(cache=True)
+def _draw_wishart_scale(chols, nu0, scale_dof, scale_rate, psi_out, rng) -> None:
+    """The hierarchical prior's scale given the covariances, in place (``psi_out`` (d, d)):
+    ``Psi ~ Wishart(nu_g + K nu0, (G0 + sum_k Sigma_k^-1)^-1)``.
+
+    ``chols`` (K, d, d) are the lower Cholesky factors of the ``Sigma_k``, ``scale_rate``
+    is ``G0``. Bartlett: with ``S = M M^T`` and ``A`` lower triangular, ``A_ii^2 ~
+    chi2(dof - i)``, ``A_ij ~ N(0, 1)`` below the diagonal, ``M A A^T M^T ~ Wishart(dof, S)``.
+    """
+    k_max, d = chols.shape[0], chols.shape[1]
+    rate = scale_rate.copy()
+    for k in range(k_max):
+        inv = _inv_lower(chols[k])  # Sigma_k^-1 = inv^T inv
+        rate += inv.T @ inv
+    for i in range(d):
+        for j in range(i):
+            sym = 0.5 * (rate[i, j] + rate[j, i])
+            rate[i, j] = sym
+            rate[j, i] = sym
+    rate_inv_chol = _inv_lower(_cholesky(rate))  # rate^-1 = R^-T R^-1
+    low = _cholesky(rate_inv_chol.T @ rate_inv_chol)
+    dof = scale_dof + k_max * nu0
+    a = np.zeros((d, d))
+    for i in range(d):
+        a[i, i] = math.sqrt(rng.chisquare(dof - i))
+        for j in range(i):
+            a[i, j] = rng.standard_normal()
+    b = low @ a
+    psi = b @ b.T
+    for i in range(d):
+        for j in range(d):
+            psi_out[i, j] = 0.5 * (psi[i, j] + psi[j, i])
+
+
+@njit(cache=True)
 def _allocate(x, log_w, means, chols, z_out, counts, rng) -> float:
     """Draw ``z_n`` from the responsibilities; return the log-likelihood of the draw."""
     n_samples, d = x.shape
@@ -227,9 +261,25 @@ def _run_gibbs_chain(x, z_init, conc, m0, kappa0, nu0, psi0, n_burn, n_keep, rng
     counts : ndarray of shape (n_keep, K)
         ``N_k`` of the allocations each kept draw was drawn from.
     """
+    out = _gibbs_sweeps(
+        x, z_init, conc, m0, kappa0, nu0, psi0, False, 0.0, psi0, n_burn, n_keep, rng
+    )
+    return out[0], out[1], out[2], out[3], out[4]
+
+
+@njit(cache=True)
+def _gibbs_sweeps(
+    x, z_init, conc, m0, kappa0, nu0, psi0, learn_scale, scale_dof, scale_rate, n_burn, n_keep, rng
+):
+    """The sweeps of :func:`_run_gibbs_chain`; with ``learn_scale`` the Inverse-Wishart
+    scale ``Psi`` (starting at ``psi0``) is drawn after the components in every sweep
+    (:func:`_draw_wishart_scale`, hyper-parameters ``scale_dof`` ``nu_g`` and
+    ``scale_rate`` ``G0``) and returned as a sixth output (n_keep, d, d), the ``Psi`` the
+    kept draw's allocations were drawn with."""
     d = x.shape[1]
     k_max = conc.shape[0]
     z = z_init.copy()
+    psi = psi0.copy()
     log_w = np.empty(k_max)
     means = np.empty((k_max, d))
     covs = np.empty((k_max, d, d))
@@ -239,15 +289,18 @@ def _run_gibbs_chain(x, z_init, conc, m0, kappa0, nu0, psi0, n_burn, n_keep, rng
     out_covs = np.empty((n_keep, k_max, d, d))
     out_loglik = np.empty(n_keep)
     out_counts = np.empty((n_keep, k_max))
+    out_psi = np.empty((n_keep, d, d))
     counts_int = np.zeros(k_max, np.int64)
     for it in range(n_burn + n_keep):
         counts, xsum, xxsum = _component_sums(x, z, k_max)
         _draw_log_weights(counts, conc, log_w, rng)
         for k in range(k_max):
             m_n, kappa_n, nu_n, psi_n = _niw_posterior(
-                counts[k], xsum[k], xxsum[k], m0, kappa0, nu0, psi0
+                counts[k], xsum[k], xxsum[k], m0, kappa0, nu0, psi
             )
             _draw_niw(m_n, kappa_n, nu_n, psi_n, means[k], covs[k], chols[k], rng)
+        if learn_scale:
+            _draw_wishart_scale(chols, nu0, scale_dof, scale_rate, psi, rng)
         loglik = _allocate(x, log_w, means, chols, z, counts_int, rng)
         if it >= n_burn:
             kept = it - n_burn
@@ -256,7 +309,8 @@ def _run_gibbs_chain(x, z_init, conc, m0, kappa0, nu0, psi0, n_burn, n_keep, rng
             out_covs[kept] = covs
             out_loglik[kept] = loglik
             out_counts[kept] = counts
-    return out_log_w, out_means, out_covs, out_loglik, out_counts
+            out_psi[kept] = psi
+    return out_log_w, out_means, out_covs, out_loglik, out_counts, out_psi
 
 
 def gibbs_chain(
@@ -284,6 +338,40 @@ def gibbs_chain(
         float(mean_precision),
         float(degrees_of_freedom),
         np.array(covariance_prior, dtype=np.float64, order="C"),
+        int(n_burn),
+        int(n_keep),
+        rng,
+    )
+
+
+def hierarchical_gibbs_chain(
+    x: np.ndarray,
+    z_init: np.ndarray,
+    concentration: np.ndarray,
+    mean_prior: np.ndarray,
+    mean_precision: float,
+    degrees_of_freedom: float,
+    scale_start: np.ndarray,
+    scale_degrees_of_freedom: float,
+    scale_rate: np.ndarray,
+    n_burn: int,
+    n_keep: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One chain under the hierarchical prior (:class:`~bayesgmm.core.priors.HierarchicalPrior`:
+    ``Psi ~ Wishart(nu_g, G0^-1)``, learned): :func:`gibbs_chain`'s outputs plus the ``Psi``
+    draws (n_keep, d, d); ``Psi`` starts at ``scale_start``."""
+    return _gibbs_sweeps(
+        np.array(x, dtype=np.float64, order="C"),
+        np.array(z_init, dtype=np.int64),
+        np.array(concentration, dtype=np.float64),
+        np.array(mean_prior, dtype=np.float64),
+        float(mean_precision),
+        float(degrees_of_freedom),
+        np.array(scale_start, dtype=np.float64, order="C"),
+        True,
+        float(scale_degrees_of_freedom),
+        np.array(scale_rate, dtype=np.float64, order="C"),
         int(n_burn),
         int(n_keep),
         rng,

@@ -208,8 +208,10 @@ def how_many_clusters(
         Fixed Dirichlet parameter of the weights; ``None``: Gamma hyperprior.
     e0_prior : (shape, rate), optional
         Gamma hyperprior on ``e0`` (default ``(10, 10 K_max)``).
-    prior : "default" or MixturePrior
-        Component prior, see :func:`~bayesgmm.selection.sparse.default_sparse_prior`.
+    prior : "default", "hierarchical" or MixturePrior
+        Component prior, see :func:`~bayesgmm.selection.sparse.default_sparse_prior`;
+        ``"hierarchical"`` learns its Inverse-Wishart scale
+        (:func:`~bayesgmm.selection.sparse.fit_sparse_mixture`).
     draws, burn, chains, thin : int
         Gibbs sampler settings.
     loss : {"vi", "binder"}, default="vi"

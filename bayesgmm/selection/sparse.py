@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesgmm.core.priors import MixturePrior, sample_moments
+from bayesgmm.core.priors import HierarchicalPrior, MixturePrior, sample_moments
 from bayesgmm.core.validation import check_data, check_positive_int
 from bayesgmm.selection.sparse_kernels import _run_chain, _weights_kernel
 
@@ -324,9 +324,13 @@ def fit_sparse_mixture(
     X : array-like of shape (n_samples, n_features), or (n_samples,) for 1-D data
     max_components : int, default=10
         ``K_max``; must not exceed ``n_samples``.
-    prior : "default" or MixturePrior
+    prior : "default", "hierarchical" or MixturePrior
         A given prior must have ``covariance_type="full"``; its weight concentration is
-        ignored (``e0`` takes its place).
+        ignored (``e0`` takes its place). ``"hierarchical"`` (or a
+        :class:`~bayesgmm.core.priors.HierarchicalPrior`) learns the Inverse-Wishart scale,
+        ``Psi ~ Wishart(nu_g, G0^-1)``, with the data-scaled hyper-parameters of
+        Malsiner-Walli et al. (2016) (:meth:`HierarchicalPrior.from_data`), as in that
+        paper's sparse finite mixture.
     e0 : float or None, default=0.01
         Fixed Dirichlet parameter; ``None`` puts a Gamma hyperprior on it.
     e0_prior : (shape, rate), optional
@@ -356,9 +360,11 @@ def fit_sparse_mixture(
     if max_components > np.iinfo(np.int16).max:
         raise ValueError(f"max_components must be at most 32767, got {max_components}")
     if isinstance(prior, str):
-        if prior != "default":
-            raise ValueError(f"prior must be 'default' or a MixturePrior, got {prior!r}")
-        prior = default_sparse_prior(x)
+        if prior not in ("default", "hierarchical"):
+            raise ValueError(
+                f"prior must be 'default', 'hierarchical' or a MixturePrior, got {prior!r}"
+            )
+        prior = default_sparse_prior(x) if prior == "default" else HierarchicalPrior.from_data(x)
     elif not isinstance(prior, MixturePrior):
         raise TypeError(f"prior must be 'default' or a MixturePrior, got {type(prior).__name__}")
     if prior.covariance_type != "full" or prior.n_features != d:
@@ -372,6 +378,12 @@ def fit_sparse_mixture(
     xc = np.ascontiguousarray(x - shift)
     m0 = np.asarray(prior.mean_prior, np.float64) - shift
     psi0 = np.ascontiguousarray(prior.covariance_prior, np.float64)
+    hierarchical = isinstance(prior, HierarchicalPrior)
+    learned = (
+        {"scale_dof": prior.scale_degrees_of_freedom, "scale_rate": np.array(prior.scale_rate)}
+        if hierarchical
+        else {}
+    )
     rng = np.random.default_rng(random_state)
     results = []
     start = time.perf_counter()
@@ -395,12 +407,12 @@ def fit_sparse_mixture(
                 thin,
                 True,
                 chain_rng,
+                **learned,
             )
         )
     seconds = time.perf_counter() - start
-    log_w, means, covs, e0_draws, z, loglik, accept = (
-        np.stack(r) for r in zip(*results, strict=True)
-    )
+    stacked = [np.stack(r) for r in zip(*results, strict=True)]
+    log_w, means, covs, e0_draws, z, loglik, accept = stacked[:7]
     means = means + shift
     n_clusters = _count_nonempty(z, max_components)
     description = f"sparse finite mixture, K_max={max_components}, {sparsity}"
@@ -414,10 +426,20 @@ def fit_sparse_mixture(
         "prior": (
             f"m0={np.round(prior.mean_prior, 6).tolist()}, kappa0={prior.mean_precision:g}, "
             f"nu0={prior.degrees_of_freedom:g}, Psi0={np.round(psi0, 6).tolist()}"
+            + (
+                f" (learned: Psi ~ Wishart({prior.scale_degrees_of_freedom:g}, G0^-1), "
+                f"G0={np.round(prior.scale_rate, 6).tolist()})"
+                if hierarchical
+                else ""
+            )
         ),
         "sampling_seconds": seconds,
     }
     idata = _to_datatree(np.exp(log_w), means, covs, e0_draws, n_clusters, z, loglik, settings)
+    if hierarchical:
+        dims = ("chain", "draw", "feature", "feature_bis")
+        posterior = idata["posterior"].to_dataset().assign(covariance_scale=(dims, stacked[7]))
+        idata["posterior"] = xr.DataTree(posterior)
     fit = SparseMixtureFit(
         idata=idata,
         cluster_count=ClusterCountPosterior.from_counts(n_clusters, max_components, description),

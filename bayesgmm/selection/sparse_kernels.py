@@ -23,6 +23,7 @@ from bayesgmm.posterior.gibbs_kernels import (
     _component_sums,
     _draw_log_weights,
     _draw_niw,
+    _draw_wishart_scale,
     _niw_posterior,
 )
 
@@ -66,8 +67,15 @@ def _run_chain(
     thin,
     update_z,
     rng,
+    scale_dof=0.0,
+    scale_rate=None,
 ):
     """One chain of the blocked Gibbs sampler (module docstring); returns kept draws.
+
+    With ``scale_rate`` (``G0``, (d, d)) the Inverse-Wishart scale is learned (the
+    hierarchical prior, :class:`~bayesgmm.core.priors.HierarchicalPrior`: ``Psi ~
+    Wishart(scale_dof, G0^-1)``, starting at ``psi0``), drawn after the components in every
+    sweep, and its kept draws (n_keep, d, d) are returned last.
 
     The sweeps run compiled (:func:`_sweeps`) in chunks of about :data:`CHUNK_SECONDS`,
     returning to Python between chunks, so that an interrupt is seen within a fraction
@@ -94,22 +102,27 @@ def _run_chain(
         np.empty((n_keep, n_samples), np.int16),
         np.empty(n_keep),
     )
+    learn_scale = scale_rate is not None
+    rate = np.ascontiguousarray(np.eye(d) if scale_rate is None else scale_rate, dtype=np.float64)
+    psi = np.array(psi0, dtype=np.float64, order="C")  # the chain's Psi (updated if learned)
+    out_psi = np.empty((n_keep, d, d) if learn_scale else (0, d, d))
     # log e0, log step of its proposal, accepted and proposed moves after burn-in
     state = np.array([math.log(e0_init), math.log(0.5), 0.0, 0.0])
-    settings = (k_max, m0, kappa0, nu0, psi0, sample_e0, a_e, b_e, n_burn, thin, update_z, rng)
+    settings = (k_max, m0, kappa0, nu0, psi, sample_e0, a_e, b_e, n_burn, thin, update_z, rng)
+    scale = (learn_scale, float(scale_dof), rate)
     n_iter = n_burn + n_keep * thin
     done, chunk = 0, 8
     while done < n_iter:
         stop = min(n_iter, done + chunk)
         started = time.perf_counter()
-        _sweeps(x, z, *settings, state, done, stop, *out)
+        _sweeps(x, z, *settings, *scale, state, done, stop, *out, out_psi)
         seconds = time.perf_counter() - started
         # the next chunk: about CHUNK_SECONDS long, at most 4x the last one
         per_sweep = seconds / (stop - done)
         chunk = max(1, min(4 * chunk, int(CHUNK_SECONDS / max(per_sweep, 1e-9))))
         done = stop
     accept_rate = state[2] / state[3] if state[3] > 0 else np.nan
-    return (*out, accept_rate)
+    return (*out, accept_rate, out_psi) if learn_scale else (*out, accept_rate)
 
 
 @njit(cache=True)
@@ -128,6 +141,9 @@ def _sweeps(
     thin,
     update_z,
     rng,
+    learn_scale,
+    scale_dof,
+    scale_rate,
     state,
     it_start,
     it_stop,
@@ -137,10 +153,12 @@ def _sweeps(
     out_e0,
     out_z,
     out_loglik,
+    out_psi,
 ):
     """Sweeps ``it_start`` to ``it_stop - 1`` of a chain (:func:`_run_chain`), in place.
 
-    ``z`` (the allocations) and ``state`` (log e0, the log step of its proposal, accepted
+    ``z`` (the allocations), ``psi0`` (the Inverse-Wishart scale, redrawn in every sweep
+    when ``learn_scale``) and ``state`` (log e0, the log step of its proposal, accepted
     and proposed moves after burn-in) carry the chain from one call to the next; kept draws
     go into the ``out_*`` arrays at their index.
     """
@@ -179,6 +197,8 @@ def _sweeps(
                 counts[k], xsum[k], xxsum[k], m0, kappa0, nu0, psi0
             )
             _draw_niw(m_n, kappa_n, nu_n, psi_n, means[k], covs[k], chols[k], rng)
+        if learn_scale:
+            _draw_wishart_scale(chols, nu0, scale_dof, scale_rate, psi0, rng)
         if update_z:
             loglik = _allocate(x, log_w, means, chols, z, counts_int, rng)
         else:
@@ -191,6 +211,8 @@ def _sweeps(
             for n in range(n_samples):
                 out_z[kept, n] = z[n]
             out_loglik[kept] = loglik
+            if learn_scale:
+                out_psi[kept] = psi0
             kept += 1
     state[0] = log_e0
     state[1] = log_step

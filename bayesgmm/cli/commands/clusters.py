@@ -36,6 +36,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
             data.X,
             k_max,
             e0=e0,
+            prior=args.prior,
             draws=draws,
             burn=burn,
             chains=chains,

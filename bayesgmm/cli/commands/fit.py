@@ -178,6 +178,13 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
             f"--prior mle (flat, improper) only works with --method map, got --method "
             f"{args.method}: use --prior default for a posterior"
         )
+    if args.prior == "hierarchical" and (cov != "full" or args.noise):
+        raise InputError(
+            f"--prior hierarchical (learned covariance scale, Malsiner-Walli et al. 2016) is "
+            f"defined for --covariance full without --noise, got --covariance {cov}"
+            + (" --noise" if args.noise else "")
+            + ": use --prior default"
+        )
     if args.bootstrap and args.noise:
         raise InputError(
             "--bootstrap cannot be combined with --noise yet (the bootstrap's replicates are "
@@ -211,7 +218,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
             bayes = BayesianGaussianMixture(
                 k,
                 covariance_type=cov,
-                prior=None if args.prior == "mle" else "default",
+                prior=None if args.prior == "mle" else args.prior,
                 em_n_init=args.n_init,
                 method=args.method,
                 sampler=args.sampler,
