@@ -43,9 +43,10 @@ def _standardised(X: np.ndarray) -> np.ndarray:
 
 
 def data_sets() -> dict[str, tuple[np.ndarray, int]]:
-    """Key -> (X, K): Old Faithful (d=2), iris (d=4, K=2 and K=3), wine (d=13), breast
-    cancer (d=30); wine and breast cancer standardised."""
+    """Key -> (X, K): galaxies (d=1, K=3), Old Faithful (d=2), iris (d=4, K=2 and K=3), wine
+    (d=13), breast cancer (d=30); wine and breast cancer standardised."""
     return {
+        "galaxies": (datasets.load_galaxies(), 3),
         "faithful": (datasets.load_faithful(), 2),
         "iris": (sk_datasets.load_iris().data, 2),
         "iris3": (sk_datasets.load_iris().data, 3),
@@ -54,26 +55,30 @@ def data_sets() -> dict[str, tuple[np.ndarray, int]]:
     }
 
 
-def _fit(X, k, method, draws, seed):
+def _fit(X, k, method, draws, seed, **settings):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnreliablePosteriorWarning)
         began = time.perf_counter()
         fit = BayesianGaussianMixture(
-            k, method=method, draws=draws, max_draws=draws, random_state=seed
+            k, method=method, draws=draws, max_draws=draws, random_state=seed, **settings
         ).fit(X)
         return fit, time.perf_counter() - began
 
 
-def run(name: str, X: np.ndarray, k: int, method: str, draws: int) -> dict:
-    """One warm-up fit and one timed fit; the row of the table."""
-    _fit(X, k, method, 50, seed=0)
-    fit, seconds = _fit(X, k, method, draws, seed=1)
+def run(name: str, X: np.ndarray, k: int, method: str, draws: int, tune: int | None = None) -> dict:
+    """One warm-up fit (compilation: 1 chain, 20 draws after 20 tuning steps) and one timed
+    fit (``tune=None``: the method's default); the row of the table."""
+    _fit(X, k, method, 20, seed=0, tune=20, chains=1)
+    fit, seconds = _fit(X, k, method, draws, seed=1, **({} if tune is None else {"tune": tune}))
     diag = fit.diagnose()
     stats = fit.idata_["sample_stats"].attrs if "sample_stats" in fit.idata_.children else {}
     sampling = stats.get("sampling_time", fit.idata_.posterior.attrs.get("sampling_time"))
     return {
         "data": f"{name} (n={X.shape[0]}, d={X.shape[1]}, K={k})",
-        "method": method,
+        "method": method if method != "auto" else f"auto ({fit.method_})",
+        "draws": draws,
+        "tune": fit.tune,
+        "verdict": diag.verdict,
         "wall_s": seconds,
         "sampling_s": float(sampling) if sampling is not None else float("nan"),
         "ess_bulk": diag.min_ess_bulk,
@@ -83,20 +88,28 @@ def run(name: str, X: np.ndarray, k: int, method: str, draws: int) -> dict:
     }
 
 
+def _key(row: dict) -> tuple[str, int]:
+    """Rows compared with each other: the same data and draws per chain."""
+    return row["data"], row.get("draws", 1000)
+
+
 def _table(rows: list[dict]) -> str:
     lines = [
-        "| data | method | wall (s) | sampling (s) | min bulk ESS | min tail ESS | max R-hat "
-        "| bulk ESS/s | gibbs/nuts |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| data | draws (tune) | method | wall (s) | sampling (s) | min bulk ESS | min tail ESS "
+        "| max R-hat | bulk ESS/s | gibbs/nuts |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    nuts = {r["data"]: r["ess_per_s"] for r in rows if r["method"] == "nuts"}
+    nuts = {_key(r): r["ess_per_s"] for r in rows if r["method"] == "nuts"}
     for r in rows:
-        ratio = r["ess_per_s"] / nuts[r["data"]] if r["data"] in nuts else float("nan")
+        key = _key(r)
+        ratio = r["ess_per_s"] / nuts[key] if key in nuts else float("nan")
         sampling = f"{r['sampling_s']:.1f}" if np.isfinite(r["sampling_s"]) else "-"
-        shown = f"{ratio:.1f}x" if r["method"] == "gibbs" and np.isfinite(ratio) else ""
+        gibbs = r["method"] == "gibbs" or "(gibbs)" in r["method"]
+        shown = f"{ratio:.2g}x" if gibbs and np.isfinite(ratio) else ""
+        tune = r.get("tune", "default")
         lines.append(
-            f"| {r['data']} | {r['method']} | {r['wall_s']:.1f} | {sampling} | "
-            f"{r['ess_bulk']:.0f} | {r['ess_tail']:.0f} | {r['rhat']:.3f} | "
+            f"| {r['data']} | {key[1]} ({tune}) | {r['method']} | {r['wall_s']:.1f} | "
+            f"{sampling} | {r['ess_bulk']:.0f} | {r['ess_tail']:.0f} | {r['rhat']:.3f} | "
             f"{r['ess_per_s']:.1f} | {shown} |"
         )
     return "\n".join(lines)
@@ -114,16 +127,19 @@ NOTE = (
 )
 
 
-def _section(rows: list[dict], commands: list[str], draws: int) -> str:
+def _section(rows: list[dict], commands: list[str]) -> str:
     """The report section: the commands, the settings, the table and the note."""
     command = "`, then `".join(commands)
     return (
         f"{HEADING}\n\n"
         f"`{command}` ({time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} logical CPUs shared with other jobs; 4 chains x {draws} draws, "
-        "each method's default tune; warm fits: compilation excluded, EM start and "
-        "post-processing included). ESS: the smallest over weights, means and covariance "
-        "entries. gibbs/nuts: ratio of bulk ESS per second of wall time.\n\n"
+        f"{os.cpu_count()} logical CPUs shared with other jobs; 4 chains x the draws of the "
+        "table after the tuning steps (Gibbs: discarded sweeps) in brackets, no extension; "
+        "warm fits: compilation excluded (a 1-chain fit of the same model first), EM start "
+        "and post-processing included). ESS: the smallest over weights, means and "
+        "covariance entries. gibbs/nuts: ratio of bulk ESS per second of wall time, between "
+        'rows of the same data and draws; auto: `method="auto"`, the method it ran in '
+        "brackets.\n\n"
         f"{_table(rows)}\n\n{NOTE}\n"
     )
 
@@ -131,6 +147,7 @@ def _section(rows: list[dict], commands: list[str], draws: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--tune", type=int, default=None, help="default: each method's")
     parser.add_argument("--sets", default="faithful,iris,wine")
     parser.add_argument("--methods", default="gibbs,nuts")
     parser.add_argument("--no-write", action="store_true")
@@ -147,12 +164,12 @@ def main() -> None:
         saved = json.loads(ROWS.read_text())
         rows, commands = saved["rows"], saved["commands"]
     if args.report_only:
-        _write_section(REPORT, HEADING, _section(rows, commands, args.draws))
+        _write_section(REPORT, HEADING, _section(rows, commands))
         return
     for name in args.sets.split(","):
         X, k = sets[name]
         for method in args.methods.split(","):
-            row = run(name, X, k, method, args.draws)
+            row = run(name, X, k, method, args.draws, args.tune)
             print(row, flush=True)
             rows.append(row)
     table = _table(rows)
@@ -161,12 +178,13 @@ def main() -> None:
         return
     commands.append(
         f"benchmarks/bench_gibbs.py --draws {args.draws} --sets {args.sets}"
+        + (f" --tune {args.tune}" if args.tune is not None else "")
         + (f" --methods {args.methods}" if args.methods != "gibbs,nuts" else "")
         + (" --append" if args.append else "")
     )
     ROWS.parent.mkdir(parents=True, exist_ok=True)
     ROWS.write_text(json.dumps({"rows": rows, "commands": commands}, indent=1) + "\n")
-    _write_section(REPORT, HEADING, _section(rows, commands, args.draws))
+    _write_section(REPORT, HEADING, _section(rows, commands))
 
 
 if __name__ == "__main__":
