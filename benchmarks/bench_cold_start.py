@@ -144,6 +144,7 @@ def timed(step: str, command: list[str], env: dict, caches: Path, cwd: Path) -> 
 
 def run_tree(label: str, tree: Path, work: Path) -> list[dict]:
     """Set-up, then the first fit and the first compare from copies of set-up's caches."""
+    began = time.time()
     python = sys.executable
     cli = [python, "-m", "bayesgmm.cli"]
     setup = work / "setup"
@@ -178,12 +179,17 @@ def run_tree(label: str, tree: Path, work: Path) -> list[dict]:
         rows.append(timed(step, command, cache_env(tree, caches), caches, work))
     for row in rows:
         row["tree"] = label
+        row["when"] = time.strftime("%Y-%m-%d %H:%M UTC run", time.gmtime(began))
         print(json.dumps({k: v for k, v in row.items() if "tail" not in k}), flush=True)
     return rows
 
 
 def _label(tree: str) -> str:
     return "base" if tree.startswith("base") else "today"
+
+
+def _count(value) -> str:
+    return "?" if value is None else str(value)
 
 
 def _table(rows: list[dict]) -> str:
@@ -206,7 +212,8 @@ def _table(rows: list[dict]) -> str:
         ratio = f"{base['wall_s'] / today['wall_s']:.1f}x" if base and today else "-"
         target = f"< {TARGETS[step]:.0f} s" if step in TARGETS else "-"
         compiled = "; ".join(
-            f"{r['numba_compiled']} / {r['pytensor_modules']}" if r else "-" for r in (base, today)
+            f"{r['numba_compiled']} / {_count(r['pytensor_modules'])}" if r else "-"
+            for r in (base, today)
         )
         loads = ", ".join(f"{r['load_before']:.1f}" if r else "-" for r in (base, today))
         lines.append(
@@ -227,10 +234,14 @@ def _section(rows: list[dict], command: str, note: str) -> str:
             f"(method {fit['method']}); its verdict: {fit['verdict']}"
         )
     for step, row in today.items():
-        if row["numba_functions"]:
+        if row["numba_functions"] and not step.startswith("set-up"):
             details.append(
                 f"Numba functions today's {step} compiled: {', '.join(row['numba_functions'])}"
             )
+    whens = {_label(r["tree"]): r.get("when", "?") for r in rows}
+    details.insert(
+        0, f"Measured: base in the {whens.get('base', '-')}, today in the {whens.get('today', '-')}"
+    )
     listed = "".join(f"- {line}\n" for line in details)
     return (
         f"{HEADING}\n\n"
@@ -272,8 +283,13 @@ def main() -> None:
         _write_section(REPORT, HEADING, _section(saved["rows"], saved["command"], args.note))
         return
     rows = []
+    trees = args.trees.split(",")
+    if "base" not in trees and ROWS.exists():  # keep the base's rows of an earlier run
+        saved = json.loads(ROWS.read_text())
+        rows = [r for r in saved["rows"] if _label(r["tree"]) == "base"]
+        command += f" (base rows: {saved['command']}, {rows[0]['when'] if rows else '-'})"
     with tempfile.TemporaryDirectory(prefix="bayesgmm-cold-") as tmp:
-        for label in args.trees.split(","):
+        for label in trees:
             tree = Path(args.today_tree) if label == "today" else base_tree(Path(args.base_tree))
             rows += run_tree(f"{label} ({tree})", tree, Path(tmp) / label)
     print(_table(rows))
