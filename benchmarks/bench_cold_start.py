@@ -287,7 +287,8 @@ def main() -> None:
     if "base" not in trees and ROWS.exists():  # keep the base's rows of an earlier run
         saved = json.loads(ROWS.read_text())
         rows = [r for r in saved["rows"] if _label(r["tree"]) == "base"]
-        command += f" (base rows: {saved['command']}, {rows[0]['when'] if rows else '-'})"
+        base_command = saved.get("base_command", saved["command"])
+        command += f" (base rows: {base_command}, {rows[0]['when'] if rows else '-'})"
     with tempfile.TemporaryDirectory(prefix="bayesgmm-cold-") as tmp:
         for label in trees:
             tree = Path(args.today_tree) if label == "today" else base_tree(Path(args.base_tree))
@@ -296,7 +297,12 @@ def main() -> None:
     if args.no_write:
         return
     ROWS.parent.mkdir(parents=True, exist_ok=True)
-    ROWS.write_text(json.dumps({"rows": rows, "command": command}, indent=1) + "\n")
+    record = {"rows": rows, "command": command}
+    if "base" in trees:
+        record["base_command"] = command
+    elif ROWS.exists():
+        record["base_command"] = json.loads(ROWS.read_text()).get("base_command", command)
+    ROWS.write_text(json.dumps(record, indent=1) + "\n")
     _write_section(REPORT, HEADING, _section(rows, command, args.note))
 
 
