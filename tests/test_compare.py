@@ -81,10 +81,10 @@ def test_method_names_have_one_definition():
     from bayesgmm.bayes import estimator as inference
     from bayesgmm.core import methods as _methods
 
-    assert compare_module.METHODS == (*_methods.POSTERIOR_METHODS, "map")
+    assert compare_module.METHODS == (*_methods.POSTERIOR_METHODS, _methods.AUTO, "map")
     assert set(compare_module.METHODS) == set(_methods.METHODS)
     assert inference.METHODS is _methods.METHODS
-    assert set(_methods.METHODS) == {*_methods.POSTERIOR_METHODS, "map"}
+    assert set(_methods.METHODS) == {*_methods.POSTERIOR_METHODS, "auto", "map"}
 
 
 @pytest.mark.slow

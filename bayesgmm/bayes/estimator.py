@@ -36,6 +36,7 @@ that take new points (responsibilities, predictions, densities, imputations, dra
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Sequence
 from typing import Literal
@@ -101,10 +102,15 @@ class BayesianGaussianMixture(PosteriorPredictions, SavedState, DensityMixin, Ba
         VI need a proper prior.
     covariance_prior_family : {"niw", "lkj"}, default="niw"
         See :func:`bayesgmm.bayes.model.build_model`.
-    method : {"nuts", "gibbs", "advi", "fullrank_advi", "map"}, default="nuts"
+    method : {"nuts", "gibbs", "auto", "advi", "fullrank_advi", "map"}, default="nuts"
         NUTS, the conjugate Gibbs sampler (exact like NUTS; ``covariance_type="full"``,
         complete unweighted data without noise: :mod:`bayesgmm.bayes.gibbs`), mean-field or
-        full-rank ADVI, or only the MAP (stored as one draw).
+        full-rank ADVI, or only the MAP (stored as one draw). ``"auto"``
+        (:mod:`bayesgmm.bayes.auto`): Gibbs where it applies and has at least two features
+        (measured 1.8x NUTS's bulk ESS per second at d=2, 3.5x at d=4, and minutes against
+        tens of minutes at d=30), NUTS otherwise (other covariance structures or priors,
+        missing entries, weights, noise, ``sampler="pymc"``, one feature); ``method_`` is
+        the method that ran and :attr:`method_choice_` says why.
     draws : int, default=1000
         Draws per chain (NUTS, Gibbs: kept sweeps after ``tune`` discarded ones);
         independent draws stored as one chain (VI).
@@ -282,7 +288,8 @@ class BayesianGaussianMixture(PosteriorPredictions, SavedState, DensityMixin, Ba
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Only when ``X`` had string column names.
     method_ : str
-        The method of the last fit.
+        The method of the last fit (with ``method="auto"``: ``"gibbs"`` or ``"nuts"``, the
+        one that ran).
     sample_weight_ : ndarray of shape (n_rows,) or None
         The frequency weights of the rows fitted (those of positive weight).
     """
@@ -432,6 +439,13 @@ class BayesianGaussianMixture(PosteriorPredictions, SavedState, DensityMixin, Ba
         return is_plain(self._X, self.sample_weight_, self.spec_)
 
     @property
+    def method_choice_(self) -> str | None:
+        """What ``method="auto"`` chose and why (``None`` when another method was asked
+        for); kept in the posterior's attributes, so saved models keep it too."""
+        self._check_fitted()
+        return self.idata_["posterior"].attrs.get("method_choice")
+
+    @property
     def _noise(self):
         """The model's noise component, or ``None``."""
         return self.spec_.noise if self._has_noise else None
@@ -487,11 +501,13 @@ class BayesianGaussianMixture(PosteriorPredictions, SavedState, DensityMixin, Ba
             ``eti<pct>_ub``, ``ess_bulk``, ``ess_tail``, ``r_hat``
             (:func:`bayesgmm.posterior.summaries.posterior_summary`; ESS and R-hat are NaN for one
             chain). For ``method="map"``: ``kind`` and ``estimate`` (the MAP).
+            ``attrs["method"]``: the method that ran (and ``attrs["method_choice"]`` with
+            ``method="auto"``).
         """
         self._check_fitted()
         if feature_names is None:
             feature_names = getattr(self, "feature_names_in_", None)
-        return queries.summary(
+        table = queries.summary(
             self.idata_,
             self.map_,
             self.method_,
@@ -499,6 +515,10 @@ class BayesianGaussianMixture(PosteriorPredictions, SavedState, DensityMixin, Ba
             feature_names,
             getattr(self, "map_noise_weight_", None),
         )
+        table.attrs["method"] = self.method_
+        if self.method_choice_ is not None:
+            table.attrs["method_choice"] = self.method_choice_
+        return table
 
     def diagnose(self):
         """Diagnostics of the fit, as a record that prints its verdict first.
@@ -530,6 +550,8 @@ class BayesianGaussianMixture(PosteriorPredictions, SavedState, DensityMixin, Ba
             chain_starts=self.chain_starts_,
             draws_asked=self.draws,
         )
+        if self.method_choice_ is not None:
+            diagnostics = dataclasses.replace(diagnostics, method_choice=self.method_choice_)
         self.__dict__[DIAGNOSTICS_CACHE] = (self.draws, diagnostics)
         return diagnostics
 

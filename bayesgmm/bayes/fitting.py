@@ -23,13 +23,14 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
+from bayesgmm.bayes.auto import MethodChoice, choose_method
 from bayesgmm.bayes.gibbs import check_gibbs
 from bayesgmm.bayes.model import build_model, check_model_options
 from bayesgmm.bayes.options import Settings
 from bayesgmm.bayes.postprocess import combine_chains, map_idata, postprocess, refine_map
 from bayesgmm.bayes.sampling import VIFit, run_gibbs, run_nuts, run_vi
 from bayesgmm.bayes.start import Start, find_start, is_plain, weighted_spec
-from bayesgmm.core.methods import MCMC_METHODS
+from bayesgmm.core.methods import AUTO, MCMC_METHODS
 from bayesgmm.core.missing import has_missing
 from bayesgmm.core.noise import check_noise_init
 from bayesgmm.core.params import MixtureParams
@@ -56,6 +57,7 @@ class FitRecord:
         MAP-EM and the chains' starts.
     model : pymc.Model
     method : str
+        The method that ran (``method="auto"``: the one it chose).
     idata : DataTree
         The stored posterior.
     relabeling : RelabelingRecord
@@ -68,6 +70,8 @@ class FitRecord:
         Stacking weights of stacked chains.
     vi : VIFit or None
         VI only.
+    method_choice : MethodChoice or None
+        ``method="auto"`` only: what it chose and why.
     """
 
     X: np.ndarray
@@ -83,6 +87,7 @@ class FitRecord:
     n_draws: int | None
     chain_weights: np.ndarray | None
     vi: VIFit | None
+    method_choice: MethodChoice | None = None
 
 
 def model_spec(
@@ -152,6 +157,12 @@ def fit_posterior(data: np.ndarray, sample_weight, settings: Settings) -> FitRec
     FitRecord
     """
     data, weights, spec, noise_init = model_spec(data, sample_weight, settings)
+    choice = None
+    if settings.method == AUTO:
+        choice = choose_method(
+            settings, spec, weighted=weights is not None, missing=has_missing(data)
+        )
+        settings = dataclasses.replace(settings, method=choice.method)
     seeds = np.random.default_rng(settings.random_state).integers(2**31 - 1, size=4)
     start = find_start(data, weights, spec, settings, noise_init)
     model = build_model(
@@ -209,6 +220,8 @@ def fit_posterior(data: np.ndarray, sample_weight, settings: Settings) -> FitRec
         idata, chain_weights = combine_chains(
             idata, start.chain_starts, settings.combine_chains, np.random.default_rng(seeds[3])
         )
+    if choice is not None:
+        idata["posterior"].attrs["method_choice"] = str(choice)
     return FitRecord(
         X=data,
         sample_weight=weights,
@@ -223,6 +236,7 @@ def fit_posterior(data: np.ndarray, sample_weight, settings: Settings) -> FitRec
         n_draws=n_draws,
         chain_weights=chain_weights,
         vi=vi,
+        method_choice=choice,
     )
 
 

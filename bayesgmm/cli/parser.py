@@ -58,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--method",
         default="nuts",
         choices=METHODS,
-        help="NUTS, conjugate Gibbs (full covariances, complete data), variational (advi, "
-        "fullrank_advi) or the MAP point estimate only",
+        help="NUTS, conjugate Gibbs (full covariances, complete data), auto (Gibbs where it "
+        "applies with 2 or more features, NUTS otherwise), variational (advi, fullrank_advi) "
+        "or the MAP point estimate only",
     )
     fit.add_argument(
         "--prior",
@@ -103,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--method",
             default="nuts",
             choices=METHODS,
-            help="posterior method (map: EM criteria only)",
+            help="posterior method (auto: Gibbs or NUTS per candidate; map: EM criteria only)",
         )
         cmd.add_argument(
             "--jobs", type=jobs, default=1, help="candidates fitted in parallel (-1: all cores)"

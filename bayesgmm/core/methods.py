@@ -8,8 +8,12 @@ from typing import Literal, get_args
 
 #: Methods that give posterior draws.
 PosteriorMethod = Literal["nuts", "gibbs", "advi", "fullrank_advi"]
-#: Every method of :class:`bayesgmm.BayesianGaussianMixture`: the posterior ones and the MAP.
-Method = Literal[PosteriorMethod, "map"]
+#: ``method="auto"``: the conjugate Gibbs sampler where it is exact and was measured to win,
+#: NUTS otherwise (the rule: :func:`bayesgmm.bayes.auto.choose_method`).
+AUTO = "auto"
+#: Every method of :class:`bayesgmm.BayesianGaussianMixture`: the posterior ones, the choice
+#: between Gibbs and NUTS, and the MAP.
+Method = Literal[PosteriorMethod, "auto", "map"]
 #: NUTS implementations.
 Sampler = Literal["nutpie", "pymc"]
 
@@ -30,6 +34,7 @@ MCMC_METHODS: tuple[str, ...] = ("nuts", "gibbs")
 TUNE = 500
 
 __all__ = [
+    "AUTO",
     "MCMC_METHODS",
     "METHODS",
     "POSTERIOR_METHODS",

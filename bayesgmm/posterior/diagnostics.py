@@ -97,6 +97,8 @@ class Diagnostics:
     draws_asked : int
         The draws per chain asked for (0 if not known); fewer than ``n_draws`` when the
         run was extended (``BayesianGaussianMixture(max_draws=...)``).
+    method_choice : str
+        What ``method="auto"`` chose and why ("" for a method asked for by name).
     """
 
     max_rhat: float
@@ -121,6 +123,7 @@ class Diagnostics:
     stacking_gain: float = float("nan")
     stacking_penalty: float = float("nan")
     empty_draws: tuple[float, ...] = ()
+    method_choice: str = ""
 
     @property
     def stacking_rejected(self) -> bool:

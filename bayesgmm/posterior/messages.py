@@ -242,6 +242,8 @@ def summary_text(diag: Diagnostics) -> str:
     ]
     if np.isfinite(diag.lp_rhat):
         lines.insert(2, f"  R-hat log post {diag.lp_rhat:.4f}")
+    if diag.method_choice:
+        lines.insert(1, f"  method         {diag.method_choice}")
     if len(set(diag.chain_starts)) > 1:
         lines.append("  starts         " + starts_sentence(diag.chain_starts))
     if 0 < diag.draws_asked < diag.n_draws:

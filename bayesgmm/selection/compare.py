@@ -69,7 +69,7 @@ from joblib import Parallel, delayed
 from bayesgmm.core.covariance import bayesian_covariance_types, covariance_names, get_structure
 from bayesgmm.core.covariance import covariance_types as registered_structures
 from bayesgmm.core.exceptions import UnreliablePosteriorWarning
-from bayesgmm.core.methods import MCMC_METHODS, POSTERIOR_METHODS, TUNE, PosteriorMethod
+from bayesgmm.core.methods import AUTO, MCMC_METHODS, POSTERIOR_METHODS, TUNE, PosteriorMethod
 from bayesgmm.core.missing import check_missing_option
 from bayesgmm.core.validation import (
     RandomState,
@@ -93,9 +93,10 @@ from bayesgmm.selection.ranking import (
 )
 from bayesgmm.selection.sparse import ClusterCountPosterior, fit_sparse_mixture
 
-#: Methods a comparison can use: a posterior method, or ``"map"`` (EM criteria only, as
+#: Methods a comparison can use: a posterior method, ``"auto"`` (Gibbs or NUTS per
+#: candidate, :mod:`bayesgmm.bayes.auto`), or ``"map"`` (EM criteria only, as
 #: ``BayesianGaussianMixture(method="map")`` fits only the MAP).
-METHODS: tuple[str, ...] = (*POSTERIOR_METHODS, "map")
+METHODS: tuple[str, ...] = (*POSTERIOR_METHODS, AUTO, "map")
 #: Settings of :class:`BayesianGaussianMixture` that :func:`fit_candidate` sets itself.
 CANDIDATE_SETTINGS: tuple[str, ...] = (
     "n_components",
@@ -230,7 +231,7 @@ def fit_candidate(
     n_components: int,
     covariance_type: str,
     *,
-    method: PosteriorMethod | Literal["map"],
+    method: PosteriorMethod | Literal["auto", "map"],
     bayes_kwargs: dict,
     em_prior: str | None,
     em_n_init: int | Literal["auto"],
@@ -248,8 +249,9 @@ def fit_candidate(
         Validated data.
     n_components : int
     covariance_type : str
-    method : {"nuts", "gibbs", "advi", "fullrank_advi", "map"}
-        ``"map"``: EM only.
+    method : {"nuts", "gibbs", "auto", "advi", "fullrank_advi", "map"}
+        ``"map"``: EM only; ``"auto"``: Gibbs or NUTS for this candidate
+        (:func:`bayesgmm.bayes.auto.choose_method`).
     bayes_kwargs : dict
         Further settings of :class:`BayesianGaussianMixture` (``draws``, ``tune``,
         ``sampler``, ...), all but :data:`CANDIDATE_SETTINGS`.
@@ -298,13 +300,14 @@ def fit_candidate(
             **bayes_kwargs,
         ).fit(X, sample_weight=sample_weight)
     fit.bayes = bayes
+    ran = bayes.method_  # method="auto": the one it chose for this candidate
     fit.loo, fit.loo_method = psis_loo(
         bayes.idata_,
         bayes.model_,
-        moment_match=moment_match and method == "nuts",
-        densities=compiled_densities(bayes) if method == "nuts" else None,
+        moment_match=moment_match and ran == "nuts",
+        densities=compiled_densities(bayes) if ran == "nuts" else None,
     )
-    if method in MCMC_METHODS:
+    if ran in MCMC_METHODS:
         try:
             fit.diagnostics_ok = bool(bayes.diagnose().ok)
         except ValueError:  # too few chains or draws to diagnose
@@ -360,6 +363,12 @@ class ModelComparison:
         return self.fits[self.recommended]
 
     @property
+    def methods_run(self) -> dict[str, str]:
+        """The method each candidate's posterior ran (``method="auto"``: Gibbs or NUTS), by
+        candidate name (empty for an EM-only comparison)."""
+        return {name: fit.bayes.method_ for name, fit in self.fits.items() if fit.bayes is not None}
+
+    @property
     def elpd(self) -> dict[str, ELPDData]:
         """Pointwise LOO results by candidate name (empty for an EM-only comparison)."""
         return {name: fit.loo for name, fit in self.fits.items() if fit.loo is not None}
@@ -374,6 +383,11 @@ class ModelComparison:
             text = self.table[columns].round(2).to_string()
         kplus = "" if self.cluster_count is None else f"{self.cluster_count}\n"
         method = "EM only" if self.method == "map" else self.method
+        if self.method == AUTO:
+            ran: dict[str, list[str]] = {}
+            for name, ran_by in self.methods_run.items():
+                ran.setdefault(ran_by, []).append(name)
+            method += ": " + "; ".join(f"{m} for {', '.join(n)}" for m, n in ran.items())
         return (
             f"Model comparison ({method})\n{text}\n{kplus}"
             f"{SIGN_CONVENTION}\nRecommended: {self.recommended}. {self.reason}"
@@ -480,7 +494,7 @@ def compare(
     X,
     n_components: int | Iterable[int] = range(1, 7),
     covariance_types: str | Sequence[str] = ("full",),
-    method: PosteriorMethod | Literal["map"] = "nuts",
+    method: PosteriorMethod | Literal["auto", "map"] = "nuts",
     *,
     draws: int = 1000,
     tune: int = TUNE,
@@ -521,8 +535,10 @@ def compare(
         and mclust's ten other models (EII, EEI, VEI, EVI, VEE, EVE, VVE, EEV, VEV, EVV),
         with a posterior method the four. mclust's names of the classic four (VVV, EEE,
         VVI, VII) are accepted too, and the table keeps the names given.
-    method : {"nuts", "gibbs", "advi", "fullrank_advi", "map"}, default="nuts"
-        How the posterior is fitted; ``"map"`` compares by EM criteria only (no posterior,
+    method : {"nuts", "gibbs", "auto", "advi", "fullrank_advi", "map"}, default="nuts"
+        How the posterior is fitted; ``"auto"`` picks Gibbs or NUTS per candidate
+        (:mod:`bayesgmm.bayes.auto`; each candidate's ``bayes.method_`` says which ran);
+        ``"map"`` compares by EM criteria only (no posterior,
         as ``BayesianGaussianMixture(method="map")``). LOO on variational draws is plain
         PSIS and less trustworthy than on NUTS draws. ``None`` is a deprecated spelling of
         ``"map"``.

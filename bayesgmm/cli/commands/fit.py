@@ -68,6 +68,11 @@ ASSIGNMENT_BLOCK = 2000
 ASSIGNMENT_DRAWS = 1000
 
 
+def _method_label(asked: str, ran: str) -> str:
+    """The method in headings: ``"gibbs (auto)"`` when ``--method auto`` chose it."""
+    return f"{ran} (auto)" if asked == "auto" else ran
+
+
 def _assignments(bayes, X, ci_prob: float, method: str):
     """Each row's most probable component and its probabilities (assignments.csv): with their
     ``ci_prob`` intervals over the posterior draws; a MAP fit has no intervals."""
@@ -230,8 +235,9 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
                 **sampler_kwargs(args),
             ).fit(data.X, sample_weight=data.sample_weight)
         progress("writing results")
+        method = bayes.method_  # --method auto: the method it chose
         _write_model(bayes, tmp, data, args)
-        _assignments(bayes, data.X, args.ci_prob, args.method).to_csv(
+        _assignments(bayes, data.X, args.ci_prob, method).to_csv(
             tmp / "assignments.csv", float_format=FLOAT_FORMAT
         )
         written.append("assignments.csv")
@@ -242,9 +248,10 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         summary = bayes.summary(ci_prob=args.ci_prob, feature_names=data.feature_names)
         summary.to_csv(tmp / "summary.csv")
         shown = readable_summary(summary)
-        diagnostics = bayes.diagnose() if args.method != "map" else None
-        verdict = verdict_text(args.method, diagnostics)
-        text = [f"# {data.name}: K={k} {cov}, {args.method}", "", verdict, ""]
+        diagnostics = bayes.diagnose() if method != "map" else None
+        verdict = verdict_text(method, diagnostics)
+        label = _method_label(args.method, method)
+        text = [f"# {data.name}: K={k} {cov}, {label}", "", verdict, ""]
         if data.scaling is not None:
             text += [SCALED_NOTE, ""]
         if diagnostics is not None:
@@ -265,12 +272,12 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
                 random_state=args.seed,
                 sample_weight=data.sample_weight,
             )
-        if args.method == "map" and bootstrap is not None:
+        if method == "map" and bootstrap is not None:
             written.append("bootstrap.csv")
             _summary_names(_bootstrap_table(bayes, bootstrap, data, args.ci_prob)).to_csv(
                 tmp / "bootstrap.csv", index=False
             )
-        if args.method != "map":
+        if method != "map":
             written.append("map_vs_posterior.csv")
             table = map_vs_posterior(
                 bayes.idata_.posterior.to_dataset(),
@@ -289,7 +296,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
                 "data": _data_record(args, data),
                 "n_components": k,
                 "covariance_type": cov,
-                "method": args.method,
+                "method": method,
+                **({"method_choice": bayes.method_choice_} if args.method == "auto" else {}),
                 "scaling": data.scaling,
                 "map": bayes.map_.to_dict(),
                 "posterior_mean": posterior_mean_params(
@@ -302,7 +310,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         print(verdict)
         if diagnostics is not None:
             print(f"\n{diagnostics}")
-        heading = "MAP estimate" if args.method == "map" else f"Posterior summary ({args.method})"
+        heading = "MAP estimate" if method == "map" else f"Posterior summary ({label})"
         if data.scaling is not None:
             heading += f" ({SCALED_NOTE[:-1].lower()})"
         with wide_display():
