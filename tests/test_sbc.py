@@ -16,12 +16,15 @@ import pytest
 from bayesgmm import MixturePrior
 from bayesgmm.posterior.gibbs_kernels import gibbs_chain
 from bayesgmm.posterior.sbc import (
+    aligned_to_reference,
     chisq_uniformity_test,
     draw_from_prior,
     ecdf_band,
     ecdf_uniformity_test,
     fractional_ranks,
     mixture_quantities,
+    parameter_quantities,
+    rank_shape,
     sbc_ranks,
     simulate_mixture,
     thinned,
@@ -143,3 +146,71 @@ def test_prior_draws_have_the_prior_moments(n_features):
     expected_cov = 2.0 * np.eye(n_features) / (prior.degrees_of_freedom - n_features - 1)
     np.testing.assert_allclose(covs.mean(0), expected_cov, atol=0.03)
     np.testing.assert_allclose(means.mean(0), prior.mean_prior, atol=0.05)
+
+
+def _normal_sbc(rng, n_replicates, shift=0.0, sd_factor=1.0):
+    """Fractional ranks of a conjugate normal model, posterior optionally distorted.
+
+    ``theta ~ N(0, 1)``, ``x_1..10 | theta ~ N(theta, 1)``: the posterior is
+    ``N(sum(x) / 11, 1 / 11)``; its draws are shifted by ``shift`` posterior sds and
+    scaled by ``sd_factor``.
+    """
+    u = []
+    for _ in range(n_replicates):
+        theta = rng.standard_normal()
+        x = theta + rng.standard_normal(10)
+        mean, sd = x.sum() / 11, np.sqrt(1 / 11)
+        draws = mean + sd * (shift + sd_factor * rng.standard_normal((N_RANK_DRAWS, 1)))
+        rank = sbc_ranks(draws, np.array([theta]), rng)
+        u.append(fractional_ranks(rank, N_RANK_DRAWS, rng)[0])
+    return np.array(u)
+
+
+def test_rank_shape_says_which_way_a_posterior_is_wrong():
+    rng = np.random.default_rng(5)
+    exact = rank_shape(_normal_sbc(rng, 400))
+    assert exact.describe() == "", exact
+    narrow = rank_shape(_normal_sbc(rng, 400, sd_factor=0.5))
+    assert narrow.describe().startswith("too narrow (U:"), narrow
+    assert narrow.tails > 0.3
+    wide = rank_shape(_normal_sbc(rng, 400, sd_factor=2.0))
+    assert wide.describe().startswith("too wide (hump:"), wide
+    high = rank_shape(_normal_sbc(rng, 400, shift=1.0))
+    assert "overestimates" in high.describe() and high.mean < 0.4, high
+    low = rank_shape(_normal_sbc(rng, 400, shift=-1.0))
+    assert "underestimates" in low.describe() and low.mean > 0.6, low
+    with pytest.raises(ValueError, match="tail"):
+        rank_shape(np.array([0.5]), tail=0.6)
+
+
+def test_aligned_to_reference_sorts_in_1d_and_follows_the_reference_in_2d():
+    rng = np.random.default_rng(6)
+    # 1-D: every draw sorted by mean, whatever its labels
+    weights = np.array([[0.2, 0.5, 0.3], [0.6, 0.1, 0.3]])
+    means = np.array([[[2.0], [-1.0], [0.5]], [[0.0], [3.0], [-2.0]]])
+    covs = np.arange(1.0, 7.0).reshape(2, 3, 1, 1)
+    w, m, c = aligned_to_reference(weights, means, covs, None, None)
+    np.testing.assert_array_equal(m[..., 0], [[-1.0, 0.5, 2.0], [-2.0, 0.0, 3.0]])
+    np.testing.assert_array_equal(w, [[0.5, 0.3, 0.2], [0.3, 0.6, 0.1]])
+    np.testing.assert_array_equal(c[..., 0, 0], [[2.0, 3.0, 1.0], [6.0, 4.0, 5.0]])
+    # 2-D: permuted, jittered copies of the reference come back in its labels
+    ref_means = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]])
+    ref_covs = np.stack([np.eye(2), 2 * np.eye(2), np.diag([1.0, 3.0])])
+    perms = np.array([rng.permutation(3) for _ in range(20)])
+    rows = np.arange(20)[:, None]
+    jitter = 0.1 * rng.standard_normal((20, 3, 2))
+    w, m, c = aligned_to_reference(
+        np.tile([0.2, 0.3, 0.5], (20, 1))[rows, perms],
+        (ref_means + jitter)[rows, perms],
+        np.broadcast_to(ref_covs, (20, 3, 2, 2))[rows, perms],
+        ref_means,
+        ref_covs,
+    )
+    np.testing.assert_allclose(m, ref_means + jitter)
+    np.testing.assert_array_equal(w, np.tile([0.2, 0.3, 0.5], (20, 1)))
+    np.testing.assert_array_equal(c, np.broadcast_to(ref_covs, (20, 3, 2, 2)))
+    values, names = parameter_quantities(w, m, c)
+    assert values.shape == (20, 3 * (1 + 2 * 2))
+    assert names[:4] == ["weight 1", "weight 2", "weight 3", "mean 1[0]"]
+    assert names[-1] == "variance 3[1]"
+    np.testing.assert_allclose(values[:, -1], 3.0)

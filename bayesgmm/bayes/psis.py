@@ -55,7 +55,7 @@ from arviz_stats.base import array_stats
 from pymc.variational.minibatch_rv import MinibatchRandomVariable
 from scipy.special import logsumexp
 
-from bayesgmm.bayes.graph import reproducible_compilation
+from bayesgmm.bayes.graph import MODE, reproducible_compilation
 from bayesgmm.bayes.model import build_model
 
 Verdict = Literal["good", "ok", "unreliable"]
@@ -276,6 +276,7 @@ def psis_khat(
         ],
         inputs=model.value_vars,
         on_unused_input="ignore",
+        mode=MODE,  # as fit_vi: no Blockwise(AllocDiag) left for numba's object mode
     )
     if proposal == "q":
         theta, log_q = _mixture_draws(rng, [(1.0, mu, chol)], int(n_draws))

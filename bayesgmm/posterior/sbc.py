@@ -27,6 +27,22 @@ band of the ECDF-difference plot (:func:`ecdf_band`: every ``z_i`` inside with p
 ``1 - alpha`` jointly). A Pearson chi-square test on equal-width bins
 (:func:`chisq_uniformity_test`) is given as the classic alternative.
 
+The relabelled parameters (component ``k``'s weight, mean and variances after the
+package's own relabelling) are ranked too (:func:`aligned_to_reference`,
+:func:`parameter_quantities`): in one dimension every draw is sorted by mean, a
+label-invariant function of ``theta``, so its ranks are exactly uniform; in ``d > 1`` each
+draw is permuted to the reference (the MAP) that minimises the KL cost, and the true
+parameters are permuted by the same rule. SBC's ranks stay uniform for any quantity
+``f(theta, X)`` when the reference depends on ``X`` alone (truth and draws are then
+exchangeable given ``X``); a reference that also depends on the draws (the package's MAP
+is refined from the chains' best draws) breaks that exchangeability slightly, so small
+deviations there are expected and are not a miscalibration of the sampler.
+
+To read a failure (:func:`rank_shape`): a mean fractional rank below 1/2 means the true
+value sits below the draws too often (the posterior overestimates the quantity); more
+ranks than expected in both tails (a U shape) means the posterior is too narrow
+(under-dispersed); fewer (a hump) means too wide.
+
 Draws are autocorrelated: the ranks are uniform only for (nearly) independent draws, so
 thin the chains to about their effective sample size first (:func:`thinned`).
 
@@ -46,6 +62,7 @@ from scipy import stats
 
 from bayesgmm.core.priors import MixturePrior
 from bayesgmm.posterior.draws import log_mixture_density, responsibilities
+from bayesgmm.posterior.relabel import best_permutations, gaussian_kl_cost
 
 
 def draw_from_prior(
@@ -132,6 +149,86 @@ def mixture_quantities(
         columns.append((first * second).sum(-1))
         names += [f"co-clustering {i}-{j}" for i, j in pairs]
     return np.concatenate(columns, axis=-1), names
+
+
+def aligned_to_reference(
+    weights: np.ndarray,
+    means: np.ndarray,
+    covariances: np.ndarray,
+    reference_means: np.ndarray,
+    reference_covariances: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Parameters with their components in the package's labelling of a reference.
+
+    In one dimension each draw is sorted by mean (the ordered-means model; the reference
+    is not used); in ``d > 1`` each draw is permuted to minimise the summed
+    ``KL(N(draw_k) || N(ref_j))`` of matched components (the rule of
+    :func:`bayesgmm.posterior.relabel.relabel_to_reference`), which is invariant to an
+    affine change of scale applied to both.
+
+    Parameters
+    ----------
+    weights : ndarray of shape (n_draws, K)
+    means : ndarray of shape (n_draws, K, d)
+    covariances : ndarray of shape (n_draws, K, d, d)
+    reference_means : ndarray of shape (K, d)
+    reference_covariances : ndarray of shape (K, d, d)
+
+    Returns
+    -------
+    weights, means, covariances
+        The same shapes, components permuted draw by draw.
+    """
+    means = np.asarray(means, dtype=np.float64)
+    if means.ndim != 3:
+        raise ValueError(f"means must have shape (n_draws, K, d), got {means.shape}")
+    if means.shape[-1] == 1:
+        perms = np.argsort(means[..., 0], axis=-1, kind="stable")
+    else:
+        cost = gaussian_kl_cost(
+            means, np.asarray(covariances, np.float64), reference_means, reference_covariances
+        )
+        perms = best_permutations(cost)  # perms[s, j]: the draw's component labelled j
+    rows = np.arange(len(means))[:, None]
+    return (
+        np.asarray(weights)[rows, perms],
+        means[rows, perms],
+        np.asarray(covariances)[rows, perms],
+    )
+
+
+def parameter_quantities(
+    weights: np.ndarray, means: np.ndarray, covariances: np.ndarray
+) -> tuple[np.ndarray, list[str]]:
+    """Component-wise parameters as quantities: weights, means and variances (diagonal).
+
+    Parameters
+    ----------
+    weights : ndarray of shape (..., K)
+    means : ndarray of shape (..., K, d)
+    covariances : ndarray of shape (..., K, d, d)
+
+    Returns
+    -------
+    values : ndarray of shape (..., K (1 + 2 d))
+    names : list of str
+        ``"weight k"``, ``"mean k[j]"``, ``"variance k[j]"`` (``k`` from 1).
+    """
+    means = np.asarray(means, dtype=np.float64)
+    k, d = means.shape[-2:]
+    variances = np.diagonal(np.asarray(covariances, np.float64), axis1=-2, axis2=-1)
+    values = np.concatenate(
+        [
+            np.asarray(weights, np.float64),
+            means.reshape(*means.shape[:-2], k * d),
+            variances.reshape(*variances.shape[:-2], k * d),
+        ],
+        axis=-1,
+    )
+    names = [f"weight {c + 1}" for c in range(k)]
+    names += [f"mean {c + 1}[{j}]" for c in range(k) for j in range(d)]
+    names += [f"variance {c + 1}[{j}]" for c in range(k) for j in range(d)]
+    return values, names
 
 
 def thinned(draws: np.ndarray, n_keep: int) -> np.ndarray:
@@ -271,8 +368,63 @@ def chisq_uniformity_test(u: np.ndarray, n_bins: int | None = None) -> Uniformit
     return UniformityTest(float(result.statistic), float(result.pvalue), len(u))
 
 
+@dataclass(frozen=True)
+class RankShape:
+    """How fractional ranks depart from uniform: their location and their tails.
+
+    Attributes
+    ----------
+    mean : float
+        Mean fractional rank; 1/2 under uniformity (Monte Carlo sd ``sqrt(1 / (12 N))``).
+        Below 1/2: the true value sits below the draws too often, the posterior
+        overestimates the quantity; above: it underestimates it.
+    tails : float
+        Share of the fractional ranks below ``tail`` or above ``1 - tail``; ``2 tail``
+        under uniformity. More: a U shape, the posterior is too narrow (under-dispersed);
+        fewer: a hump, too wide.
+    tail : float
+    n_replicates : int
+    """
+
+    mean: float
+    tails: float
+    tail: float
+    n_replicates: int
+
+    def describe(self, n_sd: float = 2.0) -> str:
+        """The departures beyond ``n_sd`` Monte Carlo sds, in words ("" when none).
+
+        E.g. ``"too narrow (U: 41% in the outer 2 x 10%, 20% expected)"``.
+        """
+        words = []
+        n, expected = self.n_replicates, 2 * self.tail
+        tail_sd = np.sqrt(expected * (1 - expected) / n)
+        shown = f"{self.tails:.0%} in the outer 2 x {self.tail:.0%}, {expected:.0%} expected"
+        if self.tails > expected + n_sd * tail_sd:
+            words.append(f"too narrow (U: {shown})")
+        elif self.tails < expected - n_sd * tail_sd:
+            words.append(f"too wide (hump: {shown})")
+        if abs(self.mean - 0.5) > n_sd * np.sqrt(1 / (12 * n)):
+            side = "over" if self.mean < 0.5 else "under"
+            words.append(f"{side}estimates (mean rank {self.mean:.2f})")
+        return "; ".join(words)
+
+
+def rank_shape(u: np.ndarray, tail: float = 0.1) -> RankShape:
+    """Location and tail mass of fractional ranks ``u`` (N,): see :class:`RankShape`."""
+    u = np.asarray(u, dtype=np.float64)
+    if not 0 < tail < 0.5:
+        raise ValueError(f"tail must be in (0, 0.5), got {tail}")
+    if u.ndim != 1 or len(u) == 0:
+        raise ValueError(f"u must be a non-empty 1-D array, got shape {u.shape}")
+    tails = float(np.mean((u < tail) | (u > 1 - tail)))
+    return RankShape(float(u.mean()), tails, float(tail), len(u))
+
+
 __all__ = [
+    "RankShape",
     "UniformityTest",
+    "aligned_to_reference",
     "chisq_uniformity_test",
     "draw_from_prior",
     "ecdf_band",
@@ -281,6 +433,8 @@ __all__ = [
     "fractional_ranks",
     "mixture_quantities",
     "null_statistics",
+    "parameter_quantities",
+    "rank_shape",
     "sbc_ranks",
     "simulate_mixture",
     "thinned",
