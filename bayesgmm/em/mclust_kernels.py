@@ -22,23 +22,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from bayesgmm.core.covariance.base import MCLUST_MODELS
+
 #: mclust's fourteen models, in mclust's order; :func:`em_run` takes the index.
-MODELS: tuple[str, ...] = (
-    "EII",
-    "VII",
-    "EEI",
-    "VEI",
-    "EVI",
-    "VVI",
-    "EEE",
-    "VEE",
-    "EVE",
-    "VVE",
-    "EEV",
-    "VEV",
-    "EVV",
-    "VVV",
-)
+MODELS: tuple[str, ...] = MCLUST_MODELS
 #: Status of :func:`em_run`.
 CONVERGED, MAX_ITER, SINGULAR = 0, 1, 2
 
