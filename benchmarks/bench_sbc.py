@@ -84,9 +84,9 @@ FINDINGS = """## Findings of the committed run
   log density at point 2 touching its band), `sparse_gibbs` (the sparse mixture, K+
   included) and `gibbs_relabelled` pass: every ECDF p-value above its Bonferroni level.
   `nuts_pymc` (PyMC's NUTS, 1-D K=2) passes on 51 replicates (p >= 0.077; 10-25 s a fit:
-  PyMC compiles its sampler at every fit), a test with less power than the others. In the figures every ECDF stays
-  inside its (unadjusted) 95 % simultaneous band but the 1-D log density at point 1 for
-  Gibbs (p 0.048; NUTS leans the same way on the same seeds, p 0.111, because replicate `s`
+  PyMC compiles its sampler at every fit), a test with less power than the others. In the
+  figures every ECDF stays inside its (unadjusted) 95 % simultaneous band but the 1-D log
+  density at point 1 for Gibbs (p 0.048; NUTS leans the same way on the same seeds, p 0.111, because replicate `s`
   simulates the same data set for every method; the Gibbs kernel alone on the same model,
   1500 replicates, seed 21, gives p 0.28), read as a feature of these simulated data sets.
   The 2-D K=2 Gibbs row's first 195 replicates gave p 0.004 (co-clustering 2-3, a FAIL by
