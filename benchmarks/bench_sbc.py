@@ -80,17 +80,17 @@ VARIANT_ORDER = (
 FINDINGS = """## Findings of the committed run
 
 - **Exact methods: calibrated on every quantity ranked.** `gibbs` (1-D K=2, 2-D K=2, 2-D
-  K=3), `nuts` with nutpie (1-D K=2, 2-D K=2, 2-D K=3: 300 replicates, p >= 0.046, the
-  log density at point 2 touching its band), `sparse_gibbs` (the sparse mixture, K+
-  included) and `gibbs_relabelled` pass: every ECDF p-value above its Bonferroni level.
-  `nuts_pymc` (PyMC's NUTS, 1-D K=2) passes on 51 replicates (p >= 0.077; 10-25 s a fit:
-  PyMC compiles its sampler at every fit), a test with less power than the others. In the
-  figures every ECDF stays inside its (unadjusted) 95 % simultaneous band but the 1-D log
-  density at point 1 for Gibbs (p 0.048; NUTS leans the same way on the same seeds, p 0.111, because replicate `s`
-  simulates the same data set for every method; the Gibbs kernel alone on the same model,
-  1500 replicates, seed 21, gives p 0.28), read as a feature of these simulated data sets.
-  The 2-D K=2 Gibbs row's first 195 replicates gave p 0.004 (co-clustering 2-3, a FAIL by
-  the rule); extended to 357 replicates 0.023, and the Gibbs kernel alone (1500
+  K=3), `nuts` with nutpie (1-D K=2, 2-D K=2, 2-D K=3: 300 replicates, p >= 0.046, the log
+  density at point 2 touching its band), `sparse_gibbs` (the sparse mixture, K+ included)
+  and `gibbs_relabelled` pass: every ECDF p-value above its Bonferroni level. `nuts_pymc`
+  (PyMC's NUTS, 1-D K=2) passes on 51 replicates (p >= 0.077; 10-25 s a fit: PyMC compiles
+  its sampler at every fit), a test with less power than the others. In the figures every
+  ECDF stays inside its (unadjusted) 95 % simultaneous band but the 1-D log density at point
+  1 for Gibbs (p 0.048; NUTS leans the same way on the same seeds, p 0.111, because
+  replicate `s` simulates the same data set for every method; the Gibbs kernel alone on the
+  same model, 1500 replicates, seed 21, gives p 0.28), read as a feature of these simulated
+  data sets. The 2-D K=2 Gibbs row's first 195 replicates gave p 0.004 (co-clustering 2-3, a
+  FAIL by the rule); extended to 357 replicates 0.023, and the Gibbs kernel alone (1500
   replicates, seed 9) 0.13: read as chance (4 rows x 8 quantities), not a bias. NUTS had
   divergent transitions in a few fits (the notes column) and is calibrated all the same.
 - **Sparse mixture and K+.** `fit_sparse_mixture(X, 5, e0=0.1)` against data simulated
@@ -413,11 +413,11 @@ def report(frame: pd.DataFrame, command: str, boot: pd.DataFrame | None, boot_co
 
 def _command(args: argparse.Namespace) -> str:
     if args.bootstrap:
-        return f"benchmarks/bench_sbc.py --bootstrap {args.bootstrap} --n-boot {args.n_boot}" + (
+        return f"python benchmarks/bench_sbc.py --bootstrap {args.bootstrap} --n-boot {args.n_boot}" + (
             f" --first-seed {args.first_seed}" if args.first_seed else ""
         )
     return (
-        f"benchmarks/bench_sbc.py --replicates {args.replicates} --budget {args.budget:g} "
+        f"python benchmarks/bench_sbc.py --replicates {args.replicates} --budget {args.budget:g} "
         f"--methods {args.methods} --configs {args.configs}"
         + (f" --first-seed {args.first_seed}" if args.first_seed else "")
     )
@@ -428,7 +428,7 @@ def _saved(path: Path, frame: pd.DataFrame, command: str, append: bool) -> tuple
     stamp = path.with_suffix(".command")
     if append and path.exists():
         frame = pd.concat([pd.read_csv(path), frame], ignore_index=True)
-        command = stamp.read_text().strip() + "; then " + command + " --append"
+        command = stamp.read_text().strip() + " && " + command + " --append"
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False)
     stamp.write_text(command + "\n")

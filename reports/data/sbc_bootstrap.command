@@ -1,1 +1,1 @@
-benchmarks/bench_sbc.py --bootstrap 100 --n-boot 100
+python benchmarks/bench_sbc.py --bootstrap 100 --n-boot 100
