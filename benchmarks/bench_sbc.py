@@ -413,8 +413,9 @@ def report(frame: pd.DataFrame, command: str, boot: pd.DataFrame | None, boot_co
 
 def _command(args: argparse.Namespace) -> str:
     if args.bootstrap:
-        return f"python benchmarks/bench_sbc.py --bootstrap {args.bootstrap} --n-boot {args.n_boot}" + (
-            f" --first-seed {args.first_seed}" if args.first_seed else ""
+        return (
+            f"python benchmarks/bench_sbc.py --bootstrap {args.bootstrap} --n-boot {args.n_boot}"
+            + (f" --first-seed {args.first_seed}" if args.first_seed else "")
         )
     return (
         f"python benchmarks/bench_sbc.py --replicates {args.replicates} --budget {args.budget:g} "
