@@ -14,6 +14,8 @@ import pandas as pd
 from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.figure import Figure
 
+from bayesgmm.core.covariance import MCLUST_ALIASES
+
 #: mclust's fourteen models in its legend order.
 MCLUST_ORDER: tuple[str, ...] = (
     "EII",
@@ -48,8 +50,8 @@ MARKERS: dict[str, tuple[str, bool]] = {
     "EVV": ("X", False),  # 14: square and triangle
     "VVV": ("s", False),  # 0
 }
-#: The classic structures' names in mclust's terms.
-CLASSIC_NAMES: dict[str, str] = {"full": "VVV", "tied": "EEE", "diag": "VVI", "spherical": "VII"}
+#: The classic structures' names in mclust's terms (the registry's aliases, inverted).
+CLASSIC_NAMES: dict[str, str] = {name: alias for alias, name in MCLUST_ALIASES.items()}
 
 
 def model_colors() -> dict[str, tuple]:
