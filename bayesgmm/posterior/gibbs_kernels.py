@@ -325,22 +325,28 @@ def gibbs_chain(
     n_keep: int,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`_run_gibbs_chain` with its arguments made the types it is compiled for.
+    """:func:`_run_gibbs_chain` with its arguments made the types it is compiled for
+    (:func:`_compiled_arguments`). Returns what the kernel returns."""
+    leading = _compiled_arguments(
+        x, z_init, concentration, mean_prior, mean_precision, degrees_of_freedom, covariance_prior
+    )
+    return _run_gibbs_chain(*leading, int(n_burn), int(n_keep), rng)
 
-    Writable contiguous float64 arrays (a prior's read-only arrays would compile another
-    specialisation), int64 labels, Python scalars. Returns what the kernel returns.
-    """
-    return _run_gibbs_chain(
+
+def _compiled_arguments(
+    x, z_init, concentration, mean_prior, mean_precision, degrees_of_freedom, scale
+) -> tuple:
+    """The chain kernels' leading arguments as the types they are compiled for: writable
+    contiguous float64 arrays (a prior's read-only arrays would compile another
+    specialisation), int64 labels, Python scalars."""
+    return (
         np.array(x, dtype=np.float64, order="C"),
         np.array(z_init, dtype=np.int64),
         np.array(concentration, dtype=np.float64),
         np.array(mean_prior, dtype=np.float64),
         float(mean_precision),
         float(degrees_of_freedom),
-        np.array(covariance_prior, dtype=np.float64, order="C"),
-        int(n_burn),
-        int(n_keep),
-        rng,
+        np.array(scale, dtype=np.float64, order="C"),
     )
 
 
@@ -361,14 +367,11 @@ def hierarchical_gibbs_chain(
     """One chain under the hierarchical prior (:class:`~bayesgmm.core.priors.HierarchicalPrior`:
     ``Psi ~ Wishart(nu_g, G0^-1)``, learned): :func:`gibbs_chain`'s outputs plus the ``Psi``
     draws (n_keep, d, d); ``Psi`` starts at ``scale_start``."""
+    leading = _compiled_arguments(
+        x, z_init, concentration, mean_prior, mean_precision, degrees_of_freedom, scale_start
+    )
     return _gibbs_sweeps(
-        np.array(x, dtype=np.float64, order="C"),
-        np.array(z_init, dtype=np.int64),
-        np.array(concentration, dtype=np.float64),
-        np.array(mean_prior, dtype=np.float64),
-        float(mean_precision),
-        float(degrees_of_freedom),
-        np.array(scale_start, dtype=np.float64, order="C"),
+        *leading,
         True,
         float(scale_degrees_of_freedom),
         np.array(scale_rate, dtype=np.float64, order="C"),
