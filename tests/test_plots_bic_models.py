@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
@@ -38,8 +39,9 @@ def _table(models=ALL_STRUCTURES, ks=range(1, 6), seed=0) -> pd.DataFrame:
     table = pd.DataFrame(
         rows, index=[f"K={r['n_components']} {r['covariance_type']}" for r in rows]
     )
-    table.loc["K=3 EEV", "bic"] = 900.0  # the lowest
-    table.loc["K=4 VEV", "bic"] = np.nan  # no non-singular fit: a gap
+    for name, value in (("K=3 EEV", 900.0), ("K=4 VEV", np.nan)):  # the lowest; a gap
+        if name in table.index:
+            table.loc[name, "bic"] = value
     return table
 
 
@@ -78,10 +80,12 @@ def test_fourteen_models_fourteen_distinct_styles_legend_outside():
     # mclust's legend order, classic structures named with mclust's name
     (legend,) = fig.legends
     texts = [t.get_text() for t in legend.get_texts()]
-    assert texts[:3] == ["EII", "spherical (VII)", "EEI"] and texts[-1] == "full (VVV)"
-    assert ax.get_legend() is None
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
+    assert texts[:3] == ["EII", "spherical (VII)", "EEI"]
+    assert texts[13:] == ["full (VVV)", "lowest BIC"]
+    assert ax.get_legend() is None and len(fig.axes) == 1  # no zoom: one cell near the best
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
     assert legend.get_window_extent(renderer).x0 >= ax.get_window_extent(renderer).x1
     png = figure_png(fig, dpi=40)
     assert png.startswith(b"\x89PNG") and len(png) > 500
@@ -117,6 +121,22 @@ def test_a_comparisons_recommendation_is_circled_and_the_lowest_bic_squared():
     # the recommendation that is the lowest BIC: one circle, no square
     comparison.recommended = "K=3 EEV"
     assert _marks(plot_bic_models(comparison).axes[0]) == {"o": (3.0, 900.0)}
+
+
+def test_a_second_panel_zooms_on_the_crowd_near_the_best_when_poor_models_stretch_the_axis():
+    table = _table()
+    poor = table["covariance_type"].isin(["spherical", "EII", "EEI", "EVI", "VEI", "diag"])
+    table.loc[poor, "bic"] += 3000.0  # as EII and the diagonal models on crabs
+    fig = plot_bic_models(table)
+    full, zoom = fig.axes
+    low, high = zoom.get_ylim()
+    assert low < 900.0 < high and high < table.loc[poor, "bic"].min()
+    assert table.loc[~poor, "bic"].max() < high  # every good cell is in the zoom
+    assert "zoom" in zoom.get_title() and zoom.get_ylabel() == full.get_ylabel()
+    for label, line in _model_lines(full).items():
+        np.testing.assert_array_equal(_model_lines(zoom)[label].get_ydata(), line.get_ydata())
+    assert _marks(zoom) == _marks(full) == {"o": (3.0, 900.0)}
+    assert len(fig.legends) == 1
 
 
 def test_bic_by_model_keeps_the_tables_sign_unless_asked_for_mclusts():

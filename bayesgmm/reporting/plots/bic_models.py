@@ -4,13 +4,16 @@ The one BIC-by-model figure of bayesgmm: ``bayesgmm compare`` writes it as
 ``bic_by_model.png``, ``bayesgmm report`` embeds it, and :func:`plot_bic_models` draws it from
 Python (``plot_bic_models(compare(X, range(1, 10), "all", method="map"))``).
 
-Layout: mclust's ``plot(mclustBIC(X))`` -- one line per model against K, each model with
-mclust's symbol and colour (``mclust.options("bicPlotSymbols")``, ``"bicPlotColors"``: EII
-grey, VII black, the other twelve along a forest-green, royal-blue, red ramp), empty cells (no
-non-singular fit) left as gaps -- with a line style per orientation so that neighbouring
-colours stay apart: dotted for the spherical models (EII, VII), dashed for the diagonal ones
+Layout: mclust's ``plot(mclustBIC(X))`` -- one line per model against K with mclust's
+plotting symbol (``mclust.options("bicPlotSymbols")``), empty cells (no non-singular fit)
+left as gaps -- but with fourteen clearly different colours (:data:`MODEL_COLORS`: EII grey
+and VII black as in mclust, the other twelve from a qualitative palette instead of mclust's
+green-blue-red ramp, whose neighbours are hard to tell apart) and a line style per
+orientation: dotted for the spherical models (EII, VII), dashed for the diagonal ones
 (``**I``), dash-dot for equal orientation (``**E``), solid for varying orientation (``**V``).
-The legend sits outside the axes, and the chosen cell is circled.
+The legend sits outside the axes, the chosen cell is circled, and where the poor models
+stretch the axis (as EII and the diagonal models on crabs) a second panel zooms on the cells
+near the best.
 
 Sign: BIC as in :attr:`bayesgmm.selection.compare.ModelComparison.table` and the table that
 ``compare`` prints, scikit-learn's ``-2 log L + p log n``: **lower is better**. mclust plots
@@ -24,7 +27,6 @@ import re
 
 import numpy as np
 import pandas as pd
-from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
@@ -81,14 +83,35 @@ _FALLBACK_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "<", ">")
 _FALLBACK_LINESTYLES = ("-", "--", "-.", ":")
 
 
-def model_colors() -> dict[str, tuple]:
-    """mclust's ``bicPlotColors``: grey, black, then a 12-step forest-green, royal-blue,
-    red ramp, in :data:`MCLUST_ORDER`."""
-    ramp = LinearSegmentedColormap.from_list("mclust", ["#228B22", "#4876FF", "#CD0000"])
-    colors = {"EII": (0.5, 0.5, 0.5, 1.0), "VII": (0.0, 0.0, 0.0, 1.0)}
-    for i, name in enumerate(MCLUST_ORDER[2:]):
-        colors[name] = ramp(i / 11)
-    return colors
+#: Each model's colour: EII grey and VII black (mclust's), then one colour per model, chosen
+#: so that the models sharing a line style (:data:`ORIENTATION_LINESTYLES`) differ most.
+MODEL_COLORS: dict[str, str] = {
+    "EII": "#808080",
+    "VII": "#000000",
+    "EEI": "#1f77b4",
+    "EVI": "#ff7f0e",
+    "VEI": "#2ca02c",
+    "VVI": "#9467bd",
+    "EEE": "#8c564b",
+    "VEE": "#e377c2",
+    "EVE": "#bcbd22",
+    "VVE": "#17becf",
+    "EEV": "#000080",
+    "VEV": "#b8860b",
+    "EVV": "#006400",
+    "VVV": "#d62728",
+}
+#: Share of the BIC range above the best cell that the zoom panel shows.
+ZOOM_SHARE = 0.15
+#: The zoom panel is drawn when at least this share of the cells lies outside it and at
+#: least this many models have a cell inside it (fewer lines are told apart without it).
+ZOOM_WHEN_OUTSIDE = 0.25
+ZOOM_MIN_MODELS = 5
+
+
+def model_colors() -> dict[str, str]:
+    """The colour of each of mclust's models (:data:`MODEL_COLORS`), in :data:`MCLUST_ORDER`."""
+    return {name: MODEL_COLORS[name] for name in MCLUST_ORDER}
 
 
 def _mclust_name(name: str) -> str:
@@ -108,7 +131,7 @@ def model_styles(names) -> dict[str, dict]:
     -------
     dict of str to dict
         Keyword arguments of ``Axes.plot`` (``color``, ``marker``, ``ls``, ``mfc``, ``mec``)
-        by name: mclust's colour and symbol and a line style by orientation
+        by name: :data:`MODEL_COLORS`, mclust's symbol and a line style by orientation
         (:data:`ORIENTATION_LINESTYLES`); a name outside mclust's fourteen gets the default
         colour cycle with a marker and line style of its own.
     """
@@ -253,7 +276,9 @@ def plot_by_model(
     Returns
     -------
     Figure
-        Lines with :func:`model_styles`, legend outside the axes on the right.
+        Lines with :func:`model_styles`, legend outside the axes on the right; a second
+        panel, the same lines zoomed on the cells near the best, where many models crowd
+        there and other cells stretch the axis (see :func:`_zoom_limits`).
     """
     values = wide.to_numpy(float)
     if wide.empty or not np.isfinite(values).any():
@@ -268,40 +293,45 @@ def plot_by_model(
         raise ValueError(f"the chosen cell K={chosen[0]} {chosen[1]} is not in the table")
     order = _model_order(list(wide.columns))
     styles = model_styles(order)
-    fig = Figure(figsize=(9.0, 5.6), layout="constrained")
-    ax = fig.subplots()
-    ks = np.asarray(wide.index, dtype=float)
-    for name in order:
-        key = _mclust_name(name)
-        ax.plot(
-            ks,
-            wide[name].to_numpy(float),
-            lw=1.3,
-            ms=7,
-            label=name if key == name else f"{name} ({key})",
-            **styles[name],
-        )
+    zoom = _zoom_limits(values, lower_is_better)
+    fig = Figure(figsize=(9.0 if zoom is None else 14.0, 5.6), layout="constrained")
+    axes = fig.subplots(1, 1 if zoom is None else 2, squeeze=False)[0]
     marks = [(chosen, "o", chosen_label)]
     if best != chosen:
         marks.append((best, "s", best_label))
-    handles = []
-    for (k, model), marker, what in marks:
-        value = float(wide.loc[k, model])
-        ax.plot(k, value, marker, ms=18, mfc="none", mec="k", mew=1.5, label="_" + what)
-        handles.append(
-            Line2D([], [], ls="", marker=marker, ms=12, mfc="none", mec="k", mew=1.5, label=what)
-        )
-    ax.set_xticks(ks)
+    ks = np.asarray(wide.index, dtype=float)
+    for ax in axes:
+        for name in order:
+            key = _mclust_name(name)
+            ax.plot(
+                ks,
+                wide[name].to_numpy(float),
+                lw=1.3,
+                ms=7,
+                label=name if key == name else f"{name} ({key})",
+                **styles[name],
+            )
+        for (k, model), marker, what in marks:
+            value = float(wide.loc[k, model])
+            ax.plot(k, value, marker, ms=18, mfc="none", mec="k", mew=1.5, label="_" + what)
+        ax.set_xticks(ks)
+        ax.set(xlabel="number of components K", ylabel=label)
+        ax.grid(alpha=0.3)
     (k, model), what = chosen, marks[0][2]
     key = _mclust_name(model)
     named = model if key == model else f"{model} ({key})"
-    ax.set(
-        xlabel="number of components K",
-        ylabel=label,
-        title=f"{title or 'BIC by model'}\n{what}: {named}, K={k} (circled)",
-    )
-    ax.grid(alpha=0.3)
-    model_handles, _ = ax.get_legend_handles_labels()
+    axes[0].set_title(f"{title or 'BIC by model'}\n{what}: {named}, K={k} (circled)")
+    if zoom is not None:
+        axes[1].set_ylim(*zoom)
+        axes[1].set_title(
+            f"zoom: the cells within {abs(zoom[1] - zoom[0]) / 1.05:.3g} of the "
+            f"{'lowest' if lower_is_better else 'highest'}"
+        )
+    handles = [
+        Line2D([], [], ls="", marker=marker, ms=12, mfc="none", mec="k", mew=1.5, label=what)
+        for _, marker, what in marks
+    ]
+    model_handles, _ = axes[0].get_legend_handles_labels()
     fig.legend(
         handles=[*model_handles, *handles],
         loc="outside right upper",
@@ -310,6 +340,36 @@ def plot_by_model(
         title="model",
     )
     return fig
+
+
+def _zoom_limits(values: np.ndarray, lower_is_better: bool) -> tuple[float, float] | None:
+    """y-limits of a zoom on the cells within :data:`ZOOM_SHARE` of the range from the best.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_k, n_models)
+    lower_is_better : bool
+
+    Returns
+    -------
+    (float, float) or None
+        None unless the zoom helps: at least :data:`ZOOM_WHEN_OUTSIDE` of the cells lie
+        outside it and at least :data:`ZOOM_MIN_MODELS` models have a cell inside it.
+    """
+    signed = values if lower_is_better else -values
+    finite = signed[np.isfinite(signed)]
+    low, span = finite.min(), np.ptp(finite)
+    window = ZOOM_SHARE * span
+    with np.errstate(invalid="ignore"):
+        near = signed <= low + window
+    models_near = int(near.any(axis=0).sum())
+    if span == 0 or np.mean(finite > low + window) < ZOOM_WHEN_OUTSIDE:
+        return None
+    if models_near < ZOOM_MIN_MODELS:
+        return None
+    pad = 0.05 * window
+    limits = (low - pad, low + window)
+    return limits if lower_is_better else (-limits[1], -limits[0])
 
 
 def _as_bic_table(bic, mclust_sign: bool | None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
@@ -398,6 +458,7 @@ __all__ = [
     "CLASSIC_NAMES",
     "MARKERS",
     "MCLUST_ORDER",
+    "MODEL_COLORS",
     "ORIENTATION_LINESTYLES",
     "bic_by_model",
     "criterion_by_model",
