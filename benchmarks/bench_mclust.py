@@ -18,7 +18,7 @@ slightly different objectives.
 
 R is found as ``Rscript`` with the packages mclust and MASS; without them the script says
 so and exits with status 0. Writes the section "bayesgmm vs R's mclust" of
-``reports/benchmarks.md`` and mclust's BIC figure for crabs
+``reports/benchmarks.md`` and the BIC-by-model figure for crabs
 (``reports/figures/mclust_bic_crabs.png``).
 
     python benchmarks/bench_mclust.py                 # maximum likelihood, fit_table
@@ -331,8 +331,9 @@ def main() -> None:
             f"fitted estimators) recommends {chosen.name} (mclust: {theirs_model}, "
             f"K={theirs_k}); its classification against the four groups (species x sex) has "
             f"adjusted Rand index {ari:.3f}. The figure is "
-            "`bayesgmm.reporting.plots.plot_bic_models(comparison)`, mclust's layout (also "
-            "`bic_models.png` of `bayesgmm compare`)."
+            "`bayesgmm.reporting.plots.plot_bic_models(comparison)` (`bic_by_model.png` of "
+            "`bayesgmm compare`): mclust's layout in the comparison table's sign, lower is "
+            "better, so its best cell is the lowest point where mclust's is the highest."
         )
         if not args.no_write:
             FIGURE.parent.mkdir(parents=True, exist_ok=True)
@@ -367,7 +368,12 @@ def main() -> None:
         + "\n".join(picks)
         + cuts_note
         + crabs_note
-        + (f"\n\n![mclust's BIC figure for crabs](figures/{FIGURE.name})" if crabs_note else "")
+        + (
+            "\n\n![BIC by model for crabs, mclust's layout, lower is better]"
+            f"(figures/{FIGURE.name})"
+            if crabs_note
+            else ""
+        )
     )
     if prior_rows:
         text += (

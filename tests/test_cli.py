@@ -131,7 +131,9 @@ def test_compare_em_only_writes_table(tmp_path, capsys):
     assert "bayesgmm compare galaxies --k 1-3 --method map" in md
     assert "Recommended" in capsys.readouterr().out
     assert (out / "bic_by_model.png").read_bytes().startswith(b"\x89PNG")
-    assert not (out / "loo_comparison.png").exists()
+    # one BIC figure (no second one in another sign), no LOO figure without a posterior
+    written = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    assert written == ["bic_by_model.png", "comparison.csv", "comparison.md"]
     _nothing_written(tmp_path, tmp_path / "absent")
 
 
@@ -511,13 +513,47 @@ def test_help_shows_defaults_and_a_line_for_every_option():
     assert "(default: 1000)" in text and "(default: auto)" in text and "(default: None)" not in text
 
 
+def test_compare_draws_its_one_bic_figure_from_the_comparison_it_prints(tmp_path, monkeypatch):
+    """The command line's figure is ``plot_bic_models(compare(...))``: the API's, with the
+    table's values in the table's sign and the recommendation circled."""
+    import bayesgmm.reporting.plots
+    from bayesgmm.selection.compare import ModelComparison
+
+    drawn = []
+    real = bayesgmm.reporting.plots.plot_bic_models
+
+    def recording(comparison, **kwargs):
+        fig = real(comparison, **kwargs)
+        drawn.append((fig, comparison))
+        return fig
+
+    monkeypatch.setattr(bayesgmm.reporting.plots, "plot_bic_models", recording)
+    out = tmp_path / "cmp"
+    argv = ["compare", "faithful", "--k", "1-3", "--covariance", "full,diag", "--method", "map"]
+    assert cli.main([*argv, "--quiet", "--out", str(out)]) == 0
+    ((fig, comparison),) = drawn  # drawn once
+    assert isinstance(comparison, ModelComparison)
+    table = pd.read_csv(out / "comparison.csv", index_col=0)
+    ax = fig.axes[0]
+    assert "lower is better" in ax.get_ylabel() and "faithful" in ax.get_title()
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    for label, model in (("full (VVV)", "full"), ("diag (VVI)", "diag")):
+        rows = table[table["covariance_type"] == model].sort_values("n_components")
+        np.testing.assert_allclose(lines[label].get_ydata(), rows["bic"], rtol=1e-12)
+    best = table.loc[comparison.recommended]
+    assert best["bic"] == table["bic"].min()
+    (circle,) = [line for line in ax.get_lines() if line.get_label() == "_recommended"]
+    assert circle.get_xdata()[0] == best["n_components"]
+    assert circle.get_ydata()[0] == pytest.approx(best["bic"], rel=1e-12)
+
+
 def test_compare_keeps_its_table_when_a_figure_fails(tmp_path, monkeypatch, capsys):
     import bayesgmm.reporting.plots
 
     def broken(*args, **kwargs):
         raise ValueError("Requested 42 subplots")
 
-    monkeypatch.setattr(bayesgmm.reporting.plots, "plot_criterion_by_k", broken)
+    monkeypatch.setattr(bayesgmm.reporting.plots, "plot_bic_models", broken)
     out = tmp_path / "cmp"
     argv = ["compare", "galaxies", "--k", "1-2", "--method", "map", "--quiet", "--out", str(out)]
     assert cli.main(argv) == 0

@@ -266,16 +266,18 @@ def test_criterion_by_k_one_line_per_covariance_structure():
         {
             "n_components": [1, 2, 3, 1, 2, 3],
             "covariance_type": ["full"] * 3 + ["diag"] * 3,
-            "bic": [500.0, 420.0, 430.0, 520.0, 450.0, 440.0],
+            "aic": [500.0, 420.0, 430.0, 520.0, 450.0, 440.0],
         },
         index=[f"K={k} {c}" for c, k in [("full", 1), ("full", 2), ("full", 3)] * 1]
         + [f"K={k} diag" for k in (1, 2, 3)],
     )
-    fig = plots.plot_criterion_by_k(table)
+    fig = plots.plot_criterion_by_k(table, "aic")
     ax = fig.axes[0]
     lines = [line for line in ax.get_lines() if len(line.get_xdata()) == 3]
     assert len(lines) == 2
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels == ["full", "diag", "best: K=2 full"]
-    assert ax.get_xlabel() == "number of components K" and "BIC" in ax.get_ylabel()
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["diag (VVI)", "full (VVV)", "lowest AIC"]  # mclust's order
+    assert ax.get_xlabel() == "number of components K"
+    assert ax.get_ylabel() == "AIC (lower is better)"
+    assert "lowest AIC: full (VVV), K=2" in ax.get_title()
     _png_ok(fig)

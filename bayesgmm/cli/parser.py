@@ -83,8 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
             "compare",
             compare_command.run,
             "compare K and covariance types by LOO and BIC/AIC/ICL; writes the table, "
-            "bic_by_model.png, bic_models.png (mclust's layout) and (with a posterior) "
-            "loo_comparison.png",
+            "bic_by_model.png (BIC by model in mclust's layout, lower is better, as the "
+            "table) and (with a posterior) loo_comparison.png",
         ),
         (
             "report",

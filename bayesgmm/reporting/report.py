@@ -447,8 +447,10 @@ def build_report(
     )
     report.figure_or_note(
         "bic_by_model",
-        lambda: plots.plot_criterion_by_k(comparison.table, "bic"),
-        "BIC (EM, lower is better) against K, one line per covariance structure.",
+        lambda: plots.plot_bic_models(comparison),
+        "BIC of the EM fits against K, one line per covariance structure, in the table's sign "
+        "(-2 log L + p log n, lower is better; mclust plots its negative, higher is better); "
+        "the recommended candidate circled, the lowest BIC squared where it is another.",
     )
     if known_classes is not None:
         report.heading("Known classes")

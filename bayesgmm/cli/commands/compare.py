@@ -59,7 +59,7 @@ def comparison_data(args: argparse.Namespace) -> Dataset:
 
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
-    from bayesgmm.reporting.plots import plot_bic_models, plot_criterion_by_k, plot_loo_comparison
+    from bayesgmm.reporting import plots
     from bayesgmm.reporting.report import markdown_table
 
     data = comparison_data(args)
@@ -81,13 +81,14 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
             "```",
         ]
         write_text_atomic(tmp / "comparison.md", "\n".join(lines) + "\n")
-        write_figure(tmp / "bic_by_model.png", lambda: plot_criterion_by_k(result.table))
         write_figure(
-            tmp / "bic_models.png",
-            lambda: plot_bic_models(result, title=f"{data.name}: BIC by model (mclust's layout)"),
+            tmp / "bic_by_model.png",
+            lambda: plots.plot_bic_models(result, title=f"{data.name}: BIC by model"),
         )
         if result.method != "map":
-            write_figure(tmp / "loo_comparison.png", lambda: plot_loo_comparison(result.table))
+            write_figure(
+                tmp / "loo_comparison.png", lambda: plots.plot_loo_comparison(result.table)
+            )
         print(result)
     progress(f"written to {args.out}/")
     return 0

@@ -13,7 +13,8 @@ model has hundreds of parameters) a figure shows a capped selection and says whi
 
 Modules, by subject: :mod:`.density` (feature densities, component ellipses),
 :mod:`.assignments`, :mod:`.map_vs_posterior`, :mod:`.traces` (trace and rank plots),
-:mod:`.comparison` (LOO, criterion by K), :mod:`.bic_models` (mclust's BIC figure),
+:mod:`.comparison` (LOO, criterion by K), :mod:`.bic_models` (BIC by model in mclust's
+layout, lower is better: the one BIC figure of ``compare`` and the report),
 :mod:`.clusters` (number of clusters),
 :mod:`.partitions` (similarity matrix) and :mod:`.vi` (ELBO trace); every public function
 is re-exported here, so ``plots.plot_density(...)`` works.
@@ -30,7 +31,7 @@ from bayesgmm.reporting.plots._style import (
     component_legend,
 )
 from bayesgmm.reporting.plots.assignments import plot_assignment
-from bayesgmm.reporting.plots.bic_models import bic_by_model, plot_bic_models
+from bayesgmm.reporting.plots.bic_models import bic_by_model, model_styles, plot_bic_models
 from bayesgmm.reporting.plots.clusters import plot_cluster_count
 from bayesgmm.reporting.plots.comparison import plot_criterion_by_k, plot_loo_comparison
 from bayesgmm.reporting.plots.density import plot_density, plot_ellipses
@@ -57,6 +58,7 @@ __all__ = [
     "POSTERIOR_COLOR",
     "bic_by_model",
     "component_legend",
+    "model_styles",
     "plot_assignment",
     "plot_bic_models",
     "plot_cluster_count",

@@ -1,4 +1,4 @@
-"""Model-comparison figures: LOO elpd by model and an information criterion by K."""
+"""Model-comparison figures: LOO elpd by model and a criterion by K."""
 
 from __future__ import annotations
 
@@ -7,8 +7,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from bayesgmm.reporting.plots._style import (
-    FLAG_COLOR,
+from bayesgmm.reporting.plots._style import FLAG_COLOR
+from bayesgmm.reporting.plots.bic_models import (
+    LOWER_IS_BETTER,
+    criterion_by_model,
+    criterion_label,
+    plot_bic_models,
+    plot_by_model,
 )
 
 
@@ -122,8 +127,14 @@ def plot_loo_comparison(table: pd.DataFrame, *, high_k_share: float = 0.05) -> F
     return fig
 
 
-def plot_criterion_by_k(table: pd.DataFrame, criterion: str = "bic") -> Figure:
-    """mclust-style plot of an information criterion against K, one line per covariance.
+def plot_criterion_by_k(
+    table: pd.DataFrame, criterion: str = "bic", *, title: str | None = None
+) -> Figure:
+    """An information criterion or the elpd against K, one line per covariance structure.
+
+    The layout of :func:`~bayesgmm.reporting.plots.bic_models.plot_bic_models` (mclust's:
+    one style per model, legend outside the axes, the best cell circled); with
+    ``criterion="bic"`` it is that figure.
 
     Parameters
     ----------
@@ -131,40 +142,26 @@ def plot_criterion_by_k(table: pd.DataFrame, criterion: str = "bic") -> Figure:
         :attr:`bayesgmm.selection.compare.ModelComparison.table` (columns ``n_components``,
         ``covariance_type`` and ``criterion``).
     criterion : str, default="bic"
-        Column drawn: ``bic``, ``aic``, ``icl`` (lower is better) or ``elpd_loo``
-        (higher is better).
+        Column drawn, in the table's sign: ``bic``, ``aic``, ``icl`` (lower is better) or
+        ``elpd_loo`` (higher is better).
+    title : str, optional
+        First line of the title (default "<criterion> by model").
 
     Returns
     -------
     Figure
-        One line with markers per covariance structure (legend), the best candidate
-        circled.
     """
-    lower_better = criterion != "elpd_loo"
-    fig = Figure(figsize=(6.5, 4.2), layout="constrained")
-    ax = fig.subplots()
-    for i, (cov, rows) in enumerate(table.groupby("covariance_type", sort=False)):
-        rows = rows.sort_values("n_components")
-        ax.plot(rows["n_components"], rows[criterion], marker="o", color=f"C{i}", label=cov)
-    best = table[criterion].idxmin() if lower_better else table[criterion].idxmax()
-    ax.plot(
-        table.loc[best, "n_components"],
-        table.loc[best, criterion],
-        "o",
-        ms=14,
-        mfc="none",
-        mec="k",
-        label=f"best: {best}",
+    if criterion == "bic":
+        return plot_bic_models(table, title=title)
+    lower = criterion in LOWER_IS_BETTER
+    name = criterion.upper() if lower else criterion
+    return plot_by_model(
+        criterion_by_model(table, criterion),
+        label=criterion_label(criterion),
+        lower_is_better=lower,
+        best_label=f"{'lowest' if lower else 'highest'} {name}",
+        title=title or f"{name} by model",
     )
-    ax.set_xticks(sorted(table["n_components"].unique()))
-    direction = "lower" if lower_better else "higher"
-    ax.set(
-        xlabel="number of components K",
-        ylabel=f"{criterion.upper() if lower_better else criterion} ({direction} is better)",
-        title=f"{criterion.upper() if lower_better else criterion} by model",
-    )
-    ax.legend(title="covariance", frameon=False, fontsize="small")
-    return fig
 
 
 __all__ = [
