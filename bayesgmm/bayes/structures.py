@@ -17,6 +17,7 @@ structure      variables
 ``tied``       ``covariances_z`` (feature, feature_bis), one Inverse-Wishart
 ``diag``       ``variances_z`` (component, feature), Inverse-Gamma
 ``spherical``  ``variances_z`` (component), Inverse-Gamma
+``EII`` ...    volumes, shapes, orientations: :mod:`bayesgmm.bayes.eigen_structures`
 =============  ==================================================================
 """
 
@@ -392,3 +393,6 @@ __all__ = [
     "wishart_logp",
     "wishart_scale",
 ]
+
+# mclust's ten other models register their variables (that module imports this one)
+from bayesgmm.bayes import eigen_structures as _eigen_structures  # noqa: E402, F401
