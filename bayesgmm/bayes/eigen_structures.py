@@ -1,8 +1,10 @@
 """PyMC variables of mclust's ten models ``Sigma_k = lambda_k D_k A_k D_k^T`` (NUTS, VI).
 
 The ten structures of :mod:`bayesgmm.core.covariance.eigen` (EII, EEI, VEI, EVI, VEE, EVE,
-VVE, EEV, VEV, EVV) register their variables in
-:data:`bayesgmm.bayes.structures.PYMC_COVARIANCES` here. Everything is on the working scale
+VVE, EEV, VEV, EVV; subclasses of ``Decomposed``) get their variables in
+:data:`bayesgmm.bayes.structures.PYMC_COVARIANCES` here, one entry under ``Decomposed``
+(replacing the placeholder that keeps them from inheriting ``full``'s);
+:mod:`bayesgmm.bayes.model` imports this module. Everything is on the working scale
 (:mod:`bayesgmm.bayes.model`); ``E`` parts are one variable shared by the components,
 ``V`` parts one per component.
 
@@ -79,7 +81,6 @@ from bayesgmm.bayes.structures import (
     register_pymc_covariances,
 )
 from bayesgmm.core.covariance import CovarianceStructure, Decomposed
-from bayesgmm.core.covariance.eigen import EEI, EEV, EII, EVE, EVI, EVV, VEE, VEI, VEV, VVE
 
 #: Potential of the restricted Inverse-Wishart prior, and of the orientations' density.
 PRIOR_POTENTIAL = "covariance_prior"
@@ -329,8 +330,8 @@ def eigen_parameters(structure: CovarianceStructure, covariances: np.ndarray) ->
 
 EIGEN_COVARIANCES = PyMCCovariances(eigen_covariances, eigen_parameters)
 
-for _structure in (EII, EEI, VEI, EVI, VEE, EVE, VVE, EEV, VEV, EVV):
-    register_pymc_covariances(_structure, EIGEN_COVARIANCES)
+#: one entry for the ten: they are the subclasses of ``Decomposed`` (their MRO finds it)
+register_pymc_covariances(Decomposed, EIGEN_COVARIANCES)
 
 
 __all__ = [
