@@ -82,7 +82,9 @@ def test_initial_values_give_back_the_models_covariances(name):
     for key, value in values.items():
         if key.startswith("orientation"):
             assert np.allclose(np.linalg.det(value), 1.0)  # proper rotations
-    got = model.compile_fn(model["covariances"], mode="FAST_COMPILE")(values)
+    inputs = [model.rvs_to_values[model[name]] for name in values]
+    [covariances] = model.replace_rvs_by_values([model["covariances"]])
+    got = pm.compile(inputs, covariances, mode="FAST_COMPILE")(*values.values())
     np.testing.assert_allclose(got, covs, rtol=1e-10, atol=1e-12)
 
 

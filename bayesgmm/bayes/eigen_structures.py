@@ -44,9 +44,10 @@ Parametrisation
 
 Prior
     The ``full`` structure's Normal-Inverse-Wishart prior restricted to the model, as in
-    MAP-EM (:mod:`bayesgmm.core.covariance.eigen`): the potential ``covariance_prior`` adds
-    ``sum_k log InvWishart(Sigma_k | nu0, Psi0)`` evaluated at the model's covariances, the
-    means are ``N(m0, Sigma_k / kappa0)`` and the weights Dirichlet, as for ``full``.
+    MAP-EM (:mod:`bayesgmm.core.covariance.eigen`): the potential
+    ``covariance_prior_density`` adds ``sum_k log InvWishart(Sigma_k | nu0, Psi0)``
+    evaluated at the model's covariances, the means are ``N(m0, Sigma_k / kappa0)`` and the
+    weights Dirichlet, as for ``full``.
     The prior density of the covariance parameters is therefore
     ``prod_k InvWishart(Sigma_k(theta))`` (times ``p(M)`` for an orientation) with respect
     to Lebesgue measure on the free coordinates above (``log lambda``, ``c``, the
@@ -83,7 +84,7 @@ from bayesgmm.bayes.structures import (
 from bayesgmm.core.covariance import CovarianceStructure, Decomposed
 
 #: Potential of the restricted Inverse-Wishart prior, and of the orientations' density.
-PRIOR_POTENTIAL = "covariance_prior"
+PRIOR_POTENTIAL = "covariance_prior_density"
 ORIENTATION_POTENTIAL = "orientation_density"
 #: Named dims of the shape coordinates and of the Cholesky factors' off-diagonal entries.
 SHAPE_DIM = "shape_contrast"
