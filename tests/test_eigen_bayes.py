@@ -15,6 +15,7 @@ from scipy import linalg, stats
 from scipy.special import logsumexp
 
 from bayesgmm.bayes.eigen_structures import (
+    ORIENTATION_CONCENTRATION,
     eigen_parameters,
     family,
     orientation_log_normaliser,
@@ -155,13 +156,19 @@ def test_log_density_is_the_likelihood_times_the_restricted_prior(name):
         log_prior += stats.multivariate_normal(
             prior.mean_prior, covs_z[k] / prior.mean_precision
         ).logpdf(means_z[k])
+    a = ORIENTATION_CONCENTRATION
     for key, M in values.items():
         if key.startswith("orientation"):
-            chi_means = [stats.chi(i).mean() for i in range(1, d + 1)]
-            normaliser = 0.5 * d * d * np.log(2 * np.pi) + np.sum(np.log(chi_means))
-            assert orientation_log_normaliser(d) == pytest.approx(normaliser, rel=1e-12)
+            # int |det M|^a exp(-a ||M||^2 / 2) dM, M = Z / sqrt(a), |det Z| = prod chi_i
+            moments = [stats.chi(i).moment(a) for i in range(1, d + 1)]
+            normaliser = (
+                0.5 * d * d * np.log(2 * np.pi / a)
+                - 0.5 * a * d * np.log(a)
+                + np.log(moments).sum()
+            )
+            assert orientation_log_normaliser(d) == pytest.approx(normaliser, rel=1e-10)
             for m in np.reshape(M, (-1, d, d)):
-                log_prior += np.log(abs(np.linalg.det(m))) - 0.5 * np.sum(m**2) - normaliser
+                log_prior += a * (np.log(abs(np.linalg.det(m))) - 0.5 * np.sum(m**2)) - normaliser
     assert got == pytest.approx(log_lik + log_prior, rel=1e-9)
 
 
