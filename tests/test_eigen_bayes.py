@@ -315,3 +315,26 @@ def test_nuts_passes_its_checks_and_covers_the_truth(name):
     posterior = fit.idata_["posterior"]
     assert {"volumes", "shapes"} <= set(posterior.data_vars)
     _covers(posterior, covs)
+
+
+@pytest.mark.slow
+def test_compare_fits_a_decomposed_model_by_nuts():
+    # after the VEV test above, its compiled structure (K=2, d=2) is reused: no compilation
+    from bayesgmm.selection.compare import compare
+
+    X, _, _ = simulate("VEV", 60, 2, seed=3)
+    result = compare(
+        X,
+        [2],
+        ["VEV"],
+        method="nuts",
+        draws=300,
+        tune=300,
+        chains=2,
+        moment_match=False,
+        random_state=1,
+    )
+    [fit] = result.fits.values()
+    assert fit.covariance_type == "VEV" and fit.bayes.method_ == "nuts"
+    assert fit.loo is not None and np.isfinite(fit.loo.elpd)
+    assert "volumes" in fit.bayes.idata_["posterior"].data_vars
