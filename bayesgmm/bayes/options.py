@@ -85,7 +85,7 @@ PARAMETER_CONSTRAINTS: dict[str, tuple[Callable[[object], bool], str]] = {
         lambda v: isinstance(v, str) and v in bayesian_covariance_names(),
         "a covariance structure of the Bayesian model: "
         + _choices(bayesian_covariance_names())
-        + " (the last ones mclust's names)",
+        + " (VVV, EEE, VVI, VII: mclust's names of full, tied, diag, spherical)",
     ),
     "prior": (
         lambda v: (
