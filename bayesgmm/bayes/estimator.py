@@ -91,7 +91,10 @@ class BayesianGaussianMixture(PosteriorPredictions, SavedState, DensityMixin, Ba
     Parameters
     ----------
     n_components : int, default=1
-    covariance_type : {"full", "tied", "diag", "spherical"}, default="full"
+    covariance_type : {"full", "tied", "diag", "spherical"} or an mclust name, default="full"
+        mclust's names of the four (VVV, EEE, VVI, VII) and its ten other models (EII, EEI,
+        VEI, EVI, VEE, EVE, VVE, EEV, VEV, EVV: :mod:`bayesgmm.bayes.eigen_structures`,
+        the PyTensor graph, no hand-written kernel) are accepted.
     prior : "default", "hierarchical", None or MixturePrior, default="default"
         ``"default"``: the MAP-EM prior :meth:`MixturePrior.default`. ``"hierarchical"``
         (``covariance_type="full"``, no noise): the covariance-scale prior of Malsiner-Walli,

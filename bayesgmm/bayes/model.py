@@ -77,6 +77,7 @@ import pymc as pm
 import pytensor.tensor as pt
 from pymc.distributions import transforms
 
+from bayesgmm.bayes import eigen_structures  # noqa: F401  (registers mclust's ten models)
 from bayesgmm.bayes.observed import (
     _NOISY_OBSERVED_DIST,
     _OBSERVED_DIST,

@@ -85,8 +85,7 @@ PARAMETER_CONSTRAINTS: dict[str, tuple[Callable[[object], bool], str]] = {
         lambda v: isinstance(v, str) and v in bayesian_covariance_names(),
         "a covariance structure of the Bayesian model: "
         + _choices(bayesian_covariance_names())
-        + " (mclust's other models, e.g. 'EEV', are not yet available for NUTS/VI; fit them "
-        "with GaussianMixture)",
+        + " (VVV, EEE, VVI, VII: mclust's names of full, tied, diag, spherical)",
     ),
     "prior": (
         lambda v: (

@@ -33,6 +33,7 @@ from bayesgmm.core.missing import has_missing
 from bayesgmm.core.params import MixtureParams
 from bayesgmm.core.spec import MixtureSpec, Standardization
 from bayesgmm.em.estimator import GaussianMixture
+from bayesgmm.posterior.decomposition import with_decomposition
 from bayesgmm.posterior.diagnostics import (
     POSTERIOR_VARS,
     chain_modes,
@@ -317,6 +318,10 @@ def postprocess(
         record = identity_record("ordered", n_chains, n_draws, n_components)
     else:
         posterior, record = relabel_posterior(posterior, reference)
+    # mclust's decomposed models: identified volumes, shapes, orientations per draw
+    posterior = with_decomposition(
+        posterior, reference.full_covariances(), reference.covariance_type
+    )
     posterior.attrs["relabeling"] = str(record.to_dict())
     posterior.attrs["map_source"] = map_source
     if method in MCMC_METHODS:

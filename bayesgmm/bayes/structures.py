@@ -17,6 +17,7 @@ structure      variables
 ``tied``       ``covariances_z`` (feature, feature_bis), one Inverse-Wishart
 ``diag``       ``variances_z`` (component, feature), Inverse-Gamma
 ``spherical``  ``variances_z`` (component), Inverse-Gamma
+``EII`` ...    volumes, shapes, orientations: :mod:`bayesgmm.bayes.eigen_structures`
 =============  ==================================================================
 """
 
@@ -31,7 +32,7 @@ import pytensor.tensor as pt
 from pymc.logprob.transforms import Transform
 from scipy import stats
 
-from bayesgmm.core.covariance import CovarianceStructure, Diag, Full, Spherical, Tied
+from bayesgmm.core.covariance import CovarianceStructure, Decomposed, Diag, Full, Spherical, Tied
 from bayesgmm.core.priors import MixturePrior
 
 #: The hierarchical prior's learned covariance scale ``Psi`` (working scale) in the model.
@@ -317,12 +318,25 @@ _INVERSE_GAMMA = PyMCCovariances(
     _variance_variables, lambda structure, covariances: {"variances_z": covariances}
 )
 
+
+def _unregistered(structure, *args):
+    raise ValueError(
+        f"covariance structure {structure.name!r}: its PyMC variables are registered by "
+        "bayesgmm.bayes.eigen_structures; import it (bayesgmm.bayes.model does) first"
+    )
+
+
+#: mclust's ten decomposed models subclass ``Full`` but must not inherit its variables: this
+#: entry stands in until :mod:`bayesgmm.bayes.eigen_structures` registers theirs.
+_DECOMPOSED_PLACEHOLDER = PyMCCovariances(_unregistered, _unregistered)
+
 #: Structure class -> its PyMC variables, looked up along the MRO (:func:`pymc_covariances`).
 PYMC_COVARIANCES: dict[type[CovarianceStructure], PyMCCovariances] = {
     Full: _INVERSE_WISHART,
     Tied: _INVERSE_WISHART,
     Diag: _INVERSE_GAMMA,
     Spherical: _INVERSE_GAMMA,
+    Decomposed: _DECOMPOSED_PLACEHOLDER,
 }
 
 

@@ -63,7 +63,7 @@ def parse_ks(text: str, max_components: int = MAX_COMPONENTS) -> list[int]:
 
 def parse_covariances(text: str, method: str | None = None) -> list[str]:
     """``"full,diag"`` -> list of covariance types (validated); ``"all"``: every one ``method``
-    fits (with ``map`` mclust's fourteen models, otherwise the four of the Bayesian model)."""
+    fits (mclust's fourteen models, which the Bayesian model fits too)."""
     every = covariance_types() if method == "map" else bayesian_covariance_types()
     if text.strip() == "all":
         return list(every)

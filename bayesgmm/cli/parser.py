@@ -51,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--covariance",
         default="full",
         choices=bayesian_covariance_names(),
-        help="covariance structure (or mclust's name of it: VVV, EEE, VVI, VII; mclust's "
-        "other models are fitted by compare and report with --method map)",
+        help="covariance structure (or mclust's name of it: VVV, EEE, VVI, VII), or one of "
+        "mclust's ten other models (EII, EEI, VEI, EVI, VEE, EVE, VVE, EEV, VEV, EVV)",
     )
     fit.add_argument(
         "--method",

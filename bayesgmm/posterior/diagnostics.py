@@ -36,6 +36,7 @@ import pandas as pd
 import xarray as xr
 
 from bayesgmm.posterior import messages
+from bayesgmm.posterior.decomposition import DECOMPOSITION_VARS
 from bayesgmm.posterior.messages import drift_sentence, modes_sentence, starts_sentence
 from bayesgmm.posterior.modes import (
     LOG_DENSITY_STATS,
@@ -283,7 +284,9 @@ def diagnose(
         With ``posterior`` (dims ``chain``, ``draw``) and ``sample_stats`` (``diverging``
         and, if available, ``energy``).
     var_names : tuple of str
-        Posterior variables checked.
+        Posterior variables checked; the identified decomposition of mclust's models
+        (:data:`~bayesgmm.posterior.decomposition.DECOMPOSITION_VARS`) is added when the
+        posterior holds it.
     label_switching : str
         The relabelling verdict to report.
     component_counts : ndarray of shape (n_chains, n_draws, n_components), optional
@@ -308,7 +311,11 @@ def diagnose(
     ValueError
         With fewer than 2 chains or 4 draws (R-hat is undefined).
     """
-    posterior = idata["posterior"].to_dataset()[list(var_names)]
+    stored = idata["posterior"].to_dataset()
+    # mclust's decomposed models: their identified volumes, shapes and orientations too
+    extra = [n for n in DECOMPOSITION_VARS if n in stored.data_vars and n not in var_names]
+    var_names = (*var_names, *extra)
+    posterior = stored[list(var_names)]
     n_chains, n_draws = posterior.sizes["chain"], posterior.sizes["draw"]
     if n_chains < 2 or n_draws < 4:
         raise ValueError(

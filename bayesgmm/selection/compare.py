@@ -531,10 +531,11 @@ def compare(
         compares the covariance structures at K=3), not ``range(1, 4)``.
     covariance_types : str or sequence of str, default=("full",)
         Candidate covariance structures; one name is one structure, ``"all"`` every
-        registered one the method can fit: with ``method="map"`` the four classic structures
-        and mclust's ten other models (EII, EEI, VEI, EVI, VEE, EVE, VVE, EEV, VEV, EVV),
-        with a posterior method the four. mclust's names of the classic four (VVV, EEE,
-        VVI, VII) are accepted too, and the table keeps the names given.
+        registered one the method can fit: the four classic structures and mclust's ten
+        other models (EII, EEI, VEI, EVI, VEE, EVE, VVE, EEV, VEV, EVV), by MAP-EM or by a
+        posterior method (:mod:`bayesgmm.bayes.eigen_structures`). mclust's names of the
+        classic four (VVV, EEE, VVI, VII) are accepted too, and the table keeps the names
+        given.
     method : {"nuts", "gibbs", "auto", "advi", "fullrank_advi", "map"}, default="nuts"
         How the posterior is fitted; ``"auto"`` picks Gibbs or NUTS per candidate
         (:mod:`bayesgmm.bayes.auto`; each candidate's ``bayes.method_`` says which ran);

@@ -74,7 +74,7 @@ def warmup(
     if posterior:
         from bayesgmm.bayes.estimator import BayesianGaussianMixture
 
-        for cov in covariance_types:  # mclust's other models have no Bayesian model yet
+        for cov in covariance_types:
             if cov in bayesian_covariance_names():
                 steps.append((f"NUTS {cov}", _nuts(BayesianGaussianMixture, X, cov)))
         steps.append(("NUTS full, one feature", _nuts(BayesianGaussianMixture, X[:, :1], "full")))

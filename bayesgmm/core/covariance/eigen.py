@@ -25,7 +25,21 @@ Standardisation. EM works on standardised data. Equal volumes, diagonal shapes a
 shared matrix survive a per-feature rescaling, but a spherical covariance (EII) or a
 shape or orientation shared across components while the other varies (EVE, VVE, EEV,
 VEV) does not, so those models standardise with one common scale (as ``spherical``).
-The Bayesian model (NUTS, VI) is not yet available for these ten (``bayesian = False``).
+
+Bayesian model (NUTS, VI; ``bayesian = True``). :mod:`bayesgmm.bayes.eigen_structures`
+gives each model its PyMC variables on the working scale: log volumes (one or K), log
+shapes summing to zero over the features (one or K vectors), and, where the orientation is
+not tied to the shape, unconstrained matrices ``M`` whose QR factor ``Q`` is the
+orientation (one shared, or one per component), under a density of ``M^T M`` whose mode is
+every orthogonal ``M`` and under which ``Q`` is Haar distributed; VEE and EVV (shape and
+orientation shared alike) use one Cholesky factor of determinant one instead. The prior is
+the one above, ``prod_k InvWishart(Sigma_k)`` evaluated at the model's covariances (a
+density with respect to Lebesgue measure on those coordinates, Haar measure on ``Q``),
+with the same means and weights prior, so the PyMC model's MAP is MAP-EM's. The signs and
+order of ``Q``'s columns and shapes are not identified: the posterior's ``covariances``
+and their canonical ``volumes``, ``shapes`` (decreasing) and ``orientations`` (signs
+following the MAP's; :mod:`bayesgmm.posterior.decomposition`) are what ``diagnose()``
+checks, not the raw ``M``.
 """
 
 from __future__ import annotations
@@ -43,7 +57,7 @@ class Decomposed(Full):
     """Base class of the ten models (full-matrix layout; see the module docstring)."""
 
     name: ClassVar[str]
-    bayesian = False
+    bayesian = True
     supports_lkj = False
     per_component = False
     #: Whether the constraint survives only an isotropic rescaling of the features.
