@@ -215,7 +215,10 @@ NOTE = (
     "1.022, bulk ESS 215): more draws. That fit took 39.4 s at load 1.5 at the last stop, "
     "of which 21 s was the drifting-chains check run twice; it is now computed once per fit "
     "and its R-hat is vectorised (posterior/rhat.py: arviz-stats' numbers, all columns at "
-    "once), which also computes diagnose()'s max R-hat."
+    "once), which also computes diagnose()'s max R-hat. The same fit before and after "
+    "that change, alternated on this machine (11:00 UTC, load 2.3-3.7, a warm-up fit first): "
+    "43.6 and 34.9 s wall (34.7 s CPU) before, 20.3 and 20.7 s (20.2 s CPU) after, the "
+    "same verdict."
 )
 
 
