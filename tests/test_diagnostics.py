@@ -344,3 +344,16 @@ def test_drifting_chains_that_predict_alike_are_pooled_and_say_why():
     text = diag.verdict
     assert "Stacking does not tell the chains apart" in text and "pooled with equal" in text
     assert "combine_chains='stack'" not in text
+
+
+def test_a_mostly_empty_component_is_the_remedy_not_more_draws():
+    # the extended run stops early when a component is empty in most draws (long_enough);
+    # the verdict says why instead of asking for the draws it did not run
+    failed = Diagnostics(1.03, 120.0, 150.0, 0, 0.9, "none", 4, 1000, empty_components=(2,))
+    text = failed.verdict
+    assert "not more draws: component(s) [2] hold fewer than one point in most draws" in text
+    assert "stops early" in text and "fewer components" in text
+    assert "draws=2000" not in text and "--draws" not in text
+    # the same numbers with every component occupied: more draws, as before
+    occupied = Diagnostics(1.03, 120.0, 150.0, 0, 0.9, "none", 4, 1000)
+    assert "more draws and tuning (e.g. draws=3400" in occupied.verdict

@@ -28,6 +28,7 @@ their public names are re-exported here.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import arviz_stats as azs
@@ -55,6 +56,7 @@ from bayesgmm.posterior.modes import (
     split_rhat,
     stacking_groups,
 )
+from bayesgmm.posterior.rhat import rank_split_rhat
 
 POSTERIOR_VARS: tuple[str, ...] = ("weights", "means", "covariances")
 
@@ -263,6 +265,14 @@ def _extreme(stat: xr.Dataset, varying: xr.Dataset, reduce) -> float:
     return float(reduce(np.concatenate(values)))
 
 
+def _varying_columns(params: np.ndarray) -> np.ndarray:
+    """Whether each column of (n_chains, n_draws, n_columns) varies over its draws (NaN
+    skipped, as ``Dataset.std`` skips them)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: NaN, not varying
+        return np.nanstd(params, axis=(0, 1)) > 0
+
+
 def diagnose(
     idata: xr.DataTree,
     *,
@@ -329,17 +339,18 @@ def diagnose(
         min_bfmi = float(np.min(azs.bfmi(stats["energy"])))
     else:
         min_bfmi = float("nan")
+    params = parameter_matrix(posterior, tuple(var_names))
     with np.errstate(invalid="ignore", divide="ignore"):
         # entries that never vary (the zero off-diagonals of diag covariances, a fixed
         # weight at K=1) give 0/0 in R-hat and ESS; they are masked out by ``varying``.
-        rhat = azs.rhat(posterior)
+        # R-hat: arviz-stats' rank-normalised split R-hat, all entries at once
+        rhat = np.where(_varying_columns(params), rank_split_rhat(params), np.nan)
         ess_bulk = azs.ess(posterior, method="bulk")
         ess_tail = azs.ess(posterior, method="tail")
     lp = log_density_draws(idata)
     lp_rhat = float("nan")
     if lp is not None and np.ptp(lp) > 0:
         lp_rhat = float(azs.rhat(xr.DataArray(lp, dims=("chain", "draw"))))
-    params = parameter_matrix(posterior, tuple(var_names))
     modes = chain_modes(lp, params)
     drifting = drifting_chains(lp, params, modes)
     weights, gain = chain_weights, (float("nan"), float("nan"))
@@ -351,7 +362,7 @@ def diagnose(
     if weights is not None and (len(modes) > 1 or drifting):
         modes = chain_modes(lp, params, chain_weights=weights)
     return Diagnostics(
-        max_rhat=_extreme(rhat, varying, np.nanmax),
+        max_rhat=float(np.nanmax(rhat)) if not np.isnan(rhat).all() else float("nan"),
         min_ess_bulk=_extreme(ess_bulk, varying, np.nanmin),
         min_ess_tail=_extreme(ess_tail, varying, np.nanmin),
         n_divergences=n_div,

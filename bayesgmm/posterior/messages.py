@@ -148,7 +148,14 @@ def remedies(diag: Diagnostics) -> list[str]:
     if not (checks["min_ess_bulk"] and checks["min_ess_tail"]) or not checks["max_rhat"]:
         ess = min(diag.min_ess_bulk, diag.min_ess_tail)
         factor = diag.ess_threshold / ess if np.isfinite(ess) and ess > 0 else 4.0
-        if factor <= MAX_DRAWS_FACTOR:
+        if diag.empty_components:
+            # the sampler's own rule (bayes/sampling.py, long_enough): such runs stop early
+            found.append(
+                f"not more draws: component(s) {list(diag.empty_components)} hold fewer "
+                "than one point in most draws, which longer chains would not change (a run "
+                "that may be extended stops early for this reason)"
+            )
+        elif factor <= MAX_DRAWS_FACTOR:
             draws = int(np.ceil(diag.n_draws * max(2.0, factor) / 100.0) * 100)
             found.append(
                 f"more draws and tuning (e.g. draws={draws}, tune={draws}; on the command "

@@ -12,11 +12,15 @@ Pure NumPy/arviz-stats maths on arrays of draws; the record and its sentences li
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
-from arviz_stats.base import array_stats
+
+from bayesgmm.posterior.rhat import rank_split_rhat
 
 #: R-hat above which chains probably sit in different modes (fewer components may help).
 MULTIMODAL_RHAT = 1.1
@@ -203,10 +207,19 @@ def split_rhat(values: np.ndarray) -> float:
     """
     values = np.asarray(values, dtype=float)
     if values.shape[0] == 1:
-        half = values.shape[1] // 2
-        values = np.stack([values[0, :half], values[0, half : 2 * half]])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rhat = np.asarray(array_stats.rhat(np.moveaxis(values, 2, 0)), dtype=float)
+        values = _halves(values)[0]
+    return _worst(rank_split_rhat(values))
+
+
+def _halves(values: np.ndarray) -> np.ndarray:
+    """Each chain's first and second halves as two chains: shape (n_chains, 2, half, n_columns)
+    from (n_chains, n_draws, n_columns) (the middle draw of an odd length left out)."""
+    half = values.shape[1] // 2
+    return np.stack([values[:, :half], values[:, half : 2 * half]], axis=1)
+
+
+def _worst(rhat: np.ndarray) -> float:
+    """The largest R-hat over columns; NaN when none is finite (no column varies)."""
     return float(np.nanmax(rhat)) if np.isfinite(rhat).any() else float("nan")
 
 
@@ -244,8 +257,55 @@ def drifting_chains(
     -------
     tuple of int
         The drifting chains, in increasing order (empty when every chain stays in its mode).
+
+    Notes
+    -----
+    The answer is kept for the same draws, modes and settings (:data:`DRIFT_CACHE_SIZE`
+    answers, keyed on a digest of the draws): a fit asks once when it combines its chains
+    and again when it is diagnosed.
     """
-    values = _chain_values(log_density, params)
+    values = np.ascontiguousarray(_chain_values(log_density, params))
+    key = _drift_key(values, modes, threshold, separation)
+    with _DRIFT_LOCK:
+        found = _DRIFT_CACHE.get(key)
+    if found is None:
+        found = _find_drifting(values, modes, threshold, separation)
+        with _DRIFT_LOCK:
+            _DRIFT_CACHE[key] = found
+            while len(_DRIFT_CACHE) > DRIFT_CACHE_SIZE:
+                _DRIFT_CACHE.popitem(last=False)
+    return found
+
+
+#: Results of :func:`drifting_chains` kept, keyed on a digest of the draws and settings: a
+#: fit combines its chains (:func:`bayesgmm.bayes.postprocess.combine_chains`) and is then
+#: diagnosed (:func:`bayesgmm.posterior.diagnostics.diagnose`) on the same draws.
+DRIFT_CACHE_SIZE = 16
+_DRIFT_CACHE: OrderedDict[bytes, tuple[int, ...]] = OrderedDict()
+_DRIFT_LOCK = threading.Lock()
+
+
+def clear_drift_cache() -> None:
+    """Forget the results :func:`drifting_chains` kept (the next call computes afresh)."""
+    with _DRIFT_LOCK:
+        _DRIFT_CACHE.clear()
+
+
+def _drift_key(
+    values: np.ndarray, modes: tuple[Mode, ...], threshold: float, separation: float
+) -> bytes:
+    """A digest of the draws (shape, bytes), the modes' chains and the two settings."""
+    digest = hashlib.blake2b(digest_size=20)
+    settings = (values.shape, str(values.dtype), [m.chains for m in modes], threshold, separation)
+    digest.update(repr(settings).encode())
+    digest.update(memoryview(values).cast("B"))
+    return digest.digest()
+
+
+def _find_drifting(
+    values: np.ndarray, modes: tuple[Mode, ...], threshold: float, separation: float
+) -> tuple[int, ...]:
+    """:func:`drifting_chains` on ``values`` of shape (n_chains, n_draws, n_columns)."""
     n_chains, n_draws = values.shape[:2]
     half = n_draws // 2
     drifting: set[int] = set()
@@ -253,9 +313,13 @@ def drifting_chains(
         halves = np.concatenate([values[:, :half], values[:, half : 2 * half]], axis=0)
         group = _linked_groups(halves, separation)
         drifting.update(c for c in range(n_chains) if group[c] != group[c + n_chains])
-    drifting.update(c for c in range(n_chains) if split_rhat(values[c : c + 1]) > threshold)
+    # every chain's own halves at once: shape (n_chains, n_columns)
+    own = [_worst(rhat) for rhat in rank_split_rhat(_halves(values))]
+    drifting.update(c for c in range(n_chains) if own[c] > threshold)
     for mode in modes:
-        if split_rhat(values[list(mode.chains)]) > threshold:
+        chains = list(mode.chains)
+        worst = own[chains[0]] if len(chains) == 1 else split_rhat(values[chains])
+        if worst > threshold:
             drifting.update(mode.chains)
     return tuple(sorted(drifting))
 
@@ -350,6 +414,7 @@ __all__ = [
     "chain_modes",
     "chain_stacking",
     "chain_stacking_weights",
+    "clear_drift_cache",
     "drifting_chains",
     "empty_components",
     "empty_draw_fractions",

@@ -6,10 +6,12 @@ hand-written kernel), so compilation is paid once per machine and installation, 
 process. :func:`warmup` pays it up front, on a small synthetic data set: the EM kernels and
 compiled loop of each covariance structure, the Bayesian model's NUTS target of each
 structure in two dimensions and (full) in one, the post-processing kernels over draws
-(relabelling, log-likelihood, posterior predictive) and the sparse mixture's Gibbs
-sampler. A later fit of any size, K or data set then starts at once wherever the model
-has a hand-written kernel; a model compiled through PyTensor is compiled per (K,
-structure, d) and reuses only the compiled pieces its graph shares with the warmed one.
+(relabelling, log-likelihood, posterior predictive), the conjugate Gibbs sampler
+(``method="gibbs"``, which ``method="auto"`` runs for full covariances) and the sparse
+mixture's Gibbs sampler. A later fit of any size, K or data set then starts at once
+wherever the model has a hand-written kernel; a model compiled through PyTensor is compiled
+per (K, structure, d) and reuses only the compiled pieces its graph shares with the warmed
+one.
 ``bayesgmm warmup`` is the command-line form.
 """
 
@@ -31,6 +33,7 @@ def warmup(
     *,
     posterior: bool = True,
     clusters: bool = True,
+    gibbs: bool | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
     """Compile (or load from the disk cache) the compiled code of the default paths.
@@ -46,6 +49,9 @@ def warmup(
     clusters : bool, default=True
         Also the sparse mixture's Gibbs sampler
         (:func:`~bayesgmm.selection.clusters.how_many_clusters`).
+    gibbs : bool or None, default=None
+        Also the conjugate Gibbs sampler of the full structure (``method="gibbs"``, and
+        ``method="auto"`` wherever it is exact), a short run; ``None``: as ``posterior``.
     progress : callable, optional
         Called with a line before each step.
 
@@ -76,8 +82,13 @@ def warmup(
 
         for cov in covariance_types:
             if cov in bayesian_covariance_names():
-                steps.append((f"NUTS {cov}", _nuts(BayesianGaussianMixture, X, cov)))
-        steps.append(("NUTS full, one feature", _nuts(BayesianGaussianMixture, X[:, :1], "full")))
+                steps.append((f"NUTS {cov}", _short_fit(BayesianGaussianMixture, X, cov)))
+        one_feature = _short_fit(BayesianGaussianMixture, X[:, :1], "full")
+        steps.append(("NUTS full, one feature", one_feature))
+    if posterior if gibbs is None else gibbs:  # the sampler of method="auto"
+        from bayesgmm.bayes.estimator import BayesianGaussianMixture
+
+        steps.append(("Gibbs full", _short_fit(BayesianGaussianMixture, X, "full", method="gibbs")))
     if clusters:
         from bayesgmm.selection.clusters import how_many_clusters
 
@@ -104,10 +115,11 @@ def _em(estimator, X, covariance_type: str) -> Callable[[], object]:
     return lambda: estimator(2, covariance_type=covariance_type, random_state=0).fit(X)
 
 
-def _nuts(estimator, X, covariance_type: str) -> Callable[[], object]:
+def _short_fit(estimator, X, covariance_type: str, method: str = "nuts") -> Callable[[], object]:
     return lambda: estimator(
         2,
         covariance_type=covariance_type,
+        method=method,
         draws=20,
         tune=20,
         chains=1,
