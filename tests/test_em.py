@@ -272,3 +272,37 @@ def test_distinct_optima_are_kept_once_each():
     assert not same_optimum(first, second)
     # one start: no list of optima
     assert _fit(X, 2, "full", prior=MixturePrior.default(X, 2, "full"), n_init=1).optima == ()
+
+
+@pytest.mark.parametrize("structure", ["full", "tied", "diag", "spherical"])
+def test_large_data_e_step_runs_the_fused_kernel_with_numpys_answers(structure, monkeypatch):
+    """Beyond COMPILED_MAX_ROWS rows the E-step of predict/score/fit_predict runs the fused
+    kernel; it gives NumPy's log-responsibilities and log-likelihoods, including rows whose
+    every density underflows (nearest component, floored log-likelihood) and a component of
+    weight zero."""
+    from bayesgmm.core.covariance import get_structure
+    from bayesgmm.em import fused
+    from bayesgmm.em.run import COMPILED_MAX_ROWS, log_responsibilities
+    from bayesgmm.em.steps import LOG_DENSITY_FLOOR, e_step
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(COMPILED_MAX_ROWS + 500, 3))
+    X[:3] = [[1e200, 0, 0], [-1e200, 1e200, 0], [0, 0, -1e180]]
+    resp = rng.dirichlet(np.ones(3), size=X.shape[0])
+    params = m_step(X[3:], resp[3:], get_structure(structure), reg_covar=1e-6)
+    params = MixtureParams(
+        np.array([0.6, 0.4, 0.0]), params.means, params.covariances, params.structure
+    )
+    calls = []
+    original = fused.fused_log_resp
+    monkeypatch.setattr(
+        fused, "fused_log_resp", lambda *a, **k: calls.append(1) or original(*a, **k)
+    )
+    log_resp, log_lik = log_responsibilities(X, params)
+    expected_resp, expected_lik = e_step(X, params)
+    assert calls, "the fused kernel was not used"
+    assert np.all(np.isfinite(log_lik)) and np.all(log_lik >= LOG_DENSITY_FLOOR)
+    np.testing.assert_allclose(log_lik, expected_lik, rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(np.exp(log_resp), np.exp(expected_resp), atol=1e-10)
+    assert np.all(log_resp[:, 2] == -np.inf)
+    np.testing.assert_array_equal(log_resp[:3].argmax(axis=1), expected_resp[:3].argmax(axis=1))

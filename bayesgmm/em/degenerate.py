@@ -15,9 +15,7 @@ import numpy as np
 
 from bayesgmm.core.exceptions import DegenerateFitWarning
 from bayesgmm.core.params import MixtureParams
-from bayesgmm.em.backends import kernel_layout
-from bayesgmm.em.run import COMPILED_MAX_ROWS
-from bayesgmm.em.steps import e_step
+from bayesgmm.em.run import log_responsibilities
 
 #: A fitted component is *degenerate* when, measured in units of the data's covariance, one
 #: of its variances is below this: it sits on repeated values (integer measurements, say)
@@ -61,18 +59,7 @@ def degenerate_components(
     relative = np.linalg.solve(scale, np.swapaxes(half, -1, -2))
     tiny = np.linalg.eigvalsh(relative)[:, 0] < DEGENERATE_VARIANCE_RATIO
     tiny = np.broadcast_to(tiny, (k,)) if tiny.size == 1 else tiny
-    if kernel_layout(params.structure) is None or X.shape[0] <= COMPILED_MAX_ROWS:
-        log_resp = e_step(X, params)[0]  # small data: cheaper than starting threads
-    else:
-        from bayesgmm.em.fused import fused_log_resp
-
-        log_resp = fused_log_resp(
-            X,
-            params.weights,
-            params.means,
-            params.precisions_cholesky,
-            kernel_layout(params.structure),
-        )[0]
+    log_resp = log_responsibilities(X, params)[0]
     carried = log_resp > np.log(_CARRIES)
     few = np.array([_fewer_distinct_rows(X[carried[:, j]], d + 1) for j in range(k)])
     return tiny | few

@@ -43,7 +43,7 @@ from bayesgmm.em.fit import (
     warn_if_not_converged,
 )
 from bayesgmm.em.options import EMOptions
-from bayesgmm.em.steps import e_step
+from bayesgmm.em.run import log_responsibilities
 from bayesgmm.posterior.draws import sample_mixture
 
 if TYPE_CHECKING:
@@ -196,7 +196,7 @@ def mixture_e_step(
         from bayesgmm.em.missing import e_step_missing
 
         return e_step_missing(data, params)
-    return e_step(data, params)
+    return log_responsibilities(data, params)
 
 
 def map_row_blocks(X, fn: Callable[[np.ndarray], np.ndarray], n_features: int, allow_nan: bool):
