@@ -16,6 +16,7 @@ never reaches a fit outside them, nor the reverse.
 """
 
 import os
+import sys
 from pathlib import Path
 
 #: numba's LLVM optimisation level in the test processes (and the subprocesses they start).
@@ -26,7 +27,7 @@ TEST_CACHE = f"tests-numba-opt{NUMBA_OPT}"
 
 def _use_test_caches() -> None:
     """Set ``NUMBA_OPT`` and point numba's and PyTensor's caches at the tests' own folders."""
-    if "numba" in __import__("sys").modules or "NUMBA_OPT" in os.environ:
+    if "numba" in sys.modules or "NUMBA_OPT" in os.environ:
         return  # numba read its settings already, or the caller chose a level
     os.environ["NUMBA_OPT"] = NUMBA_OPT
     flags = os.environ.get("PYTENSOR_FLAGS", "")
