@@ -21,8 +21,11 @@ ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("pymc", "pytensor", "arviz")
 #: The session's compilation caches reach the clean interpreter: with ``NUMBA_CACHE_DIR`` set
 #: (as for a timed run with empty caches) it would otherwise compile the EM kernels again
-#: into ``__pycache__`` (108 s of a 120 s timeout on the shared machine at load 8).
-CACHES = {k: os.environ[k] for k in ("NUMBA_CACHE_DIR", "PYTENSOR_FLAGS") if k in os.environ}
+#: into ``__pycache__`` (108 s of a 120 s timeout on the shared machine at load 8); and with
+#: them the optimisation level of the code in them (``NUMBA_OPT``, ``tests/conftest.py``).
+CACHES = {
+    k: os.environ[k] for k in ("NUMBA_CACHE_DIR", "PYTENSOR_FLAGS", "NUMBA_OPT") if k in os.environ
+}
 
 #: Estimator checks that fail by design, with the reason.
 EXPECTED_FAILED_CHECKS = {

@@ -276,6 +276,9 @@ def test_find_map_equals_the_ecm_map(faithful):
             maxiter=20_000,
             ftol=1e-14,
             gtol=1e-10,
+            # the reference optimiser: PyTensor's Python linker compiles nothing (numba: a
+            # minute with a cold cache for this graph, which no fit uses)
+            compile_kwargs={"mode": "FAST_COMPILE"},
         )["posterior"]
     value = {name: found[name].values[0, 0] for name in ("weights", "means", "covariances")}
     np.testing.assert_allclose(value["weights"], em.weights_, rtol=1e-4)

@@ -426,6 +426,40 @@ def test_ctrl_c_twice_during_fit_exits_130(previous_output):
     assert _hidden(previous_output.parent) == []
 
 
+def test_a_second_interrupt_while_the_first_is_being_handled_still_exits_130(monkeypatch, capsys):
+    """The race behind one exit status -2 of the test above (under load): the second Ctrl-C
+    lands between catching the first interrupt and recording that main is exiting, so the
+    handler raises again inside main's ``except``; it must not escape main."""
+    import argparse
+    import importlib
+    from types import SimpleNamespace
+
+    command = importlib.import_module("bayesgmm.cli.main")  # the module, not the function
+
+    class SecondPress(list):
+        armed = True
+
+        def append(self, item):  # main's first step in its except: the signal comes first
+            if self.armed:
+                self.armed = False
+                raise KeyboardInterrupt
+            super().append(item)
+
+    def interrupted(args, progress):
+        raise KeyboardInterrupt
+
+    args = argparse.Namespace(debug=False, quiet=True, func=interrupted)
+    monkeypatch.setattr(command, "build_parser", lambda: SimpleNamespace(parse_args=lambda a: args))
+    monkeypatch.setattr(command, "_EXITING", SecondPress())
+    try:
+        status = command.main([])
+    except KeyboardInterrupt:
+        pytest.fail("the second interrupt escaped main (the process would die by the signal)")
+    assert status == 130
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == ["bayesgmm: interrupted; nothing written"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("signum", "status", "word"),

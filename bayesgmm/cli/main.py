@@ -71,6 +71,19 @@ def main(argv: list[str] | None = None) -> int:
     3 (:data:`~bayesgmm.cli.output.EXIT_DIAGNOSTICS`) from ``fit --strict`` when the sampler
     checks fail (everything is written all the same).
     """
+    try:
+        return _run(argv)
+    except KeyboardInterrupt as err:
+        # a second signal in the few steps between catching the first interrupt and
+        # recording that main is exiting raises again inside the handler; uncaught, the
+        # interpreter would end by the signal (exit status -2, seen once under load).
+        # The handlers are ignoring signals by now (_run's finally), so this is the last.
+        _EXITING.append(True)
+        return _interrupted(err)
+
+
+def _run(argv: list[str] | None) -> int:
+    """:func:`main` itself (:func:`main` adds the net for an interrupt that escapes it)."""
     _SIGNALS.clear()
     _EXITING.clear()
     reset_output()
