@@ -66,7 +66,12 @@ import pandas as pd
 from arviz_stats.utils import ELPDData
 from joblib import Parallel, delayed
 
-from bayesgmm.core.covariance import bayesian_covariance_types, covariance_names, get_structure
+from bayesgmm.core.covariance import (
+    Decomposed,
+    bayesian_covariance_types,
+    covariance_names,
+    get_structure,
+)
 from bayesgmm.core.covariance import covariance_types as registered_structures
 from bayesgmm.core.exceptions import UnreliablePosteriorWarning
 from bayesgmm.core.methods import AUTO, MCMC_METHODS, POSTERIOR_METHODS, TUNE, PosteriorMethod
@@ -470,7 +475,7 @@ def uses_table(
         and em_n_init == "auto"
         and not features
         and all(s.mclust_name is not None for s in structures)
-        and any(not s.bayesian for s in structures)
+        and any(isinstance(s, Decomposed) for s in structures)
     )
 
 
