@@ -5,12 +5,11 @@ all ten; the canonical decomposition and its place in ``diagnose()``; NUTS on on
 per family on data where it is the truth.
 """
 
-import warnings
-
 import numpy as np
 import pymc as pm
 import pytest
 import xarray as xr
+from map_reference import find_map
 from scipy import linalg, stats
 from scipy.special import logsumexp
 
@@ -173,24 +172,6 @@ def test_log_density_is_the_likelihood_times_the_restricted_prior(name):
 
 
 # ---- the MAP -----------------------------------------------------------------------------------
-def _find_map(model, start):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        result = pm.find_MAP(
-            model=model,
-            initvals=start,
-            jitter=False,
-            progressbar=False,
-            return_inferencedata=True,
-            maxiter=20_000,
-            ftol=1e-15,
-            gtol=1e-9,
-            compile_kwargs={"mode": "FAST_COMPILE"},
-        )
-    post = result["posterior"]
-    return {name: post[name].values[0, 0] for name in post.data_vars}
-
-
 @pytest.mark.parametrize("name", MODELS)
 def test_find_map_equals_map_em(name):
     X, _, _ = simulate(name, 40, 3, seed=2)
@@ -217,7 +198,7 @@ def test_find_map_equals_map_em(name):
     for key in start:  # move the shapes and orientations too
         if key.startswith(("orientation", "log_shape", "shape")):
             start[key] = start[key] + 0.1 * rng.normal(size=np.shape(start[key]))
-    found = _find_map(model, start)
+    found = find_map(model, start, names=None, ftol=1e-15, gtol=1e-9)
     logp = model.compile_logp(jacobian=False, mode="FAST_COMPILE")
     at_em = float(logp(_transformed(model, initial_point(params, model, spec))))
     free = {rv.name: found[rv.name] for rv in model.free_RVs}

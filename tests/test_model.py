@@ -1,11 +1,10 @@
 """The PyMC model: densities against SciPy, transforms, and find_MAP against MAP-EM."""
 
-import warnings
-
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 import pytest
+from map_reference import find_map
 from scipy import stats
 from scipy.special import logsumexp
 
@@ -141,24 +140,6 @@ def test_ordered_components_transform():
     assert analytic.sum() == pytest.approx(numeric, abs=1e-12)
 
 
-def _find_map(model, start):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        result = pm.find_MAP(
-            model=model,
-            initvals=start,
-            jitter=False,
-            progressbar=False,
-            return_inferencedata=True,
-            maxiter=20_000,
-            ftol=1e-14,
-            gtol=1e-10,
-            compile_kwargs={"mode": "FAST_COMPILE"},
-        )
-    post = result["posterior"]
-    return {name: post[name].values[0, 0] for name in ("weights", "means", "covariances")}
-
-
 def _perturbed(params: MixtureParams) -> MixtureParams:
     """A start away from the optimum, in the same labelling."""
     return MixtureParams(
@@ -183,7 +164,7 @@ def test_find_map_equals_em(faithful, covariance_type, prior):
     ).fit(faithful)
     model, spec = _build(faithful, 2, covariance_type, prior)
     start = initial_point(_perturbed(em.params_), model, spec)
-    found = _find_map(model, start)
+    found = find_map(model, start)
     np.testing.assert_allclose(found["weights"], em.weights_, rtol=1e-4)
     np.testing.assert_allclose(found["means"], em.means_, rtol=1e-4)
     np.testing.assert_allclose(
