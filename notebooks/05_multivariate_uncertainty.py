@@ -90,13 +90,13 @@ pd.DataFrame(
 # every per-component summary (means, R-hat, ESS) becomes meaningless.
 #
 # Above, every chain started from the same MAP point, so they agreed. To see switching we
-# start half of the chains from the MAP with its two components swapped (possible with
-# PyMC's sampler, which takes one start per chain).
+# start half of the chains from the MAP with its two components swapped (`start` takes
+# one point per chain).
 
 # %%
 swapped = nuts.map_.permuted([1, 0])
 starts = [nuts.map_ if c % 2 == 0 else swapped for c in range(CHAINS)]
-switched = clone(nuts).set_params(sampler="pymc", start=starts)  # same settings, new starts
+switched = clone(nuts).set_params(start=starts)  # same settings, new starts
 switched.fit(X)
 record = switched.relabeling_
 print(record)
