@@ -25,31 +25,12 @@ import arviz_stats as azs
 import numpy as np
 
 from bayesgmm.bayes.estimator import BayesianGaussianMixture
-
-
-def _rotation(d: int, rng: np.random.Generator) -> np.ndarray:
-    Q, R = np.linalg.qr(rng.normal(size=(d, d)))
-    return Q * np.sign(np.diag(R))
+from bayesgmm.datasets import make_decomposed_mixture
 
 
 def simulate(model: str, n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``n`` rows per component of a two-component mixture of ``model``, and its covariances."""
-    rng = np.random.default_rng(seed)
-    volumes = {"E": np.array([1.0, 1.0]), "V": np.array([1.0, 0.35])}[model[0]]
-    first, second = np.exp(np.linspace(1.0, -1.0, d)), np.exp(np.linspace(-0.6, 0.6, d))
-    shapes = {"I": np.ones((2, d)), "E": np.stack([first, first]), "V": np.stack([first, second])}
-    common = _rotation(d, rng)
-    orientations = {
-        "I": np.stack([np.eye(d)] * 2),
-        "E": np.stack([common, common]),
-        "V": np.stack([common, _rotation(d, rng)]),
-    }
-    D, A = orientations[model[2]], shapes[model[1]]
-    covs = volumes[:, None, None] * np.einsum("kij,kj,klj->kil", D, A, D)
-    draws = np.random.default_rng(seed + 1)
-    X = np.concatenate(
-        [draws.multivariate_normal(np.full(d, 5.0 * k), covs[k], size=n) for k in range(2)]
-    )
+    X, _, covs = make_decomposed_mixture(model, n, d, seed)
     return X, covs
 
 

@@ -40,3 +40,25 @@ def test_make_mixture_is_seeded_and_follows_its_parameters():
     for k in range(3):
         np.testing.assert_allclose(X1[y1 == k].mean(axis=0), params.means[k], atol=0.1)
     np.testing.assert_allclose(np.bincount(y1) / 4000, params.weights, atol=0.03)
+
+
+@pytest.mark.parametrize("model", ["EII", "VVI", "EEE", "VEV", "EVE", "EEV"])
+def test_decomposed_mixture_follows_the_models_letters(model):
+    X, means, covs = datasets.make_decomposed_mixture(model, 50, 3, random_state=4)
+    assert X.shape == (100, 3) and means.shape == (2, 3) and covs.shape == (2, 3, 3)
+    values, vectors = np.linalg.eigh(covs)
+    volumes = np.prod(values, axis=1) ** (1 / 3)
+    shapes = values / volumes[:, None]
+    assert np.allclose(volumes[0], volumes[1]) == (model[0] == "E")
+    assert np.allclose(shapes[0], shapes[1]) == (model[1] in "EI")
+    diagonal = np.allclose(covs, np.eye(3) * np.diagonal(covs, axis1=1, axis2=2)[:, None, :])
+    assert diagonal == (model[2] == "I")
+    if model[2] == "E":  # one orientation: the covariances commute
+        assert np.allclose(covs[0] @ covs[1], covs[1] @ covs[0])
+    if model[1] == "I":
+        assert np.allclose(shapes, 1.0)
+
+
+def test_decomposed_mixture_names_a_bad_model():
+    with pytest.raises(ValueError, match="mclust"):
+        datasets.make_decomposed_mixture("XYZ", 10, 2)

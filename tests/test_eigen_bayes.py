@@ -23,6 +23,7 @@ from bayesgmm.bayes.model import build_model, initial_point
 from bayesgmm.core.covariance import get_structure
 from bayesgmm.core.params import MixtureParams
 from bayesgmm.core.spec import MixtureSpec
+from bayesgmm.datasets import decomposed_covariances, make_decomposed_mixture
 from bayesgmm.em.estimator import GaussianMixture
 from bayesgmm.posterior.decomposition import canonical_decomposition, with_decomposition
 from bayesgmm.posterior.diagnostics import diagnose
@@ -30,36 +31,12 @@ from bayesgmm.posterior.diagnostics import diagnose
 MODELS = ("EII", "EEI", "VEI", "EVI", "VEE", "EVE", "VVE", "EEV", "VEV", "EVV")
 
 
-def _rotation(d: int, rng: np.random.Generator) -> np.ndarray:
-    Q, R = np.linalg.qr(rng.normal(size=(d, d)))
-    return Q * np.sign(np.diag(R))
-
-
 def true_covariances(model: str, d: int, seed: int = 0) -> np.ndarray:
-    """Two covariances ``lambda_k D_k A_k D_k^T`` of mclust's ``model`` (distinct parts)."""
-    rng = np.random.default_rng(seed)
-    volumes = {"E": np.array([1.0, 1.0]), "V": np.array([1.0, 0.35])}[model[0]]
-    first = np.exp(np.linspace(1.0, -1.0, d))  # decreasing, determinant 1
-    second = np.exp(np.linspace(-0.6, 0.6, d))
-    shapes = {"I": np.ones((2, d)), "E": np.stack([first, first]), "V": np.stack([first, second])}
-    common = _rotation(d, rng)
-    orientations = {
-        "I": np.stack([np.eye(d)] * 2),
-        "E": np.stack([common, common]),
-        "V": np.stack([common, _rotation(d, rng)]),
-    }
-    D, A = orientations[model[2]], shapes[model[1]]
-    return volumes[:, None, None] * np.einsum("kij,kj,klj->kil", D, A, D)
+    return decomposed_covariances(model, d, seed)
 
 
 def simulate(model: str, n_per_component: int, d: int, seed: int = 0):
-    covs = true_covariances(model, d, seed)
-    rng = np.random.default_rng(seed + 1)
-    means = np.array([np.zeros(d), np.full(d, 5.0)])
-    X = np.concatenate(
-        [rng.multivariate_normal(means[k], covs[k], size=n_per_component) for k in range(2)]
-    )
-    return X, means, covs
+    return make_decomposed_mixture(model, n_per_component, d, seed)
 
 
 def _build(X, model, prior="default", standardize=True):

@@ -1,4 +1,6 @@
-"""Small real data sets shipped with the package, and a seeded synthetic mixture.
+"""Small real data sets shipped with the package, and seeded synthetic mixtures
+(:func:`make_mixture`; :func:`make_decomposed_mixture`, whose covariances follow one of
+mclust's models).
 
 =====================  ========  ==========================================================
 loader                 shape     source
@@ -33,6 +35,7 @@ import pandas as pd
 
 from bayesgmm.core.params import MixtureParams
 from bayesgmm.core.validation import check_positive_int
+from bayesgmm.datasets.decomposed import decomposed_covariances, make_decomposed_mixture
 from bayesgmm.posterior.draws import sample_mixture
 
 _FILES = {
@@ -137,10 +140,12 @@ def make_mixture(
 
 
 __all__ = [
+    "decomposed_covariances",
     "load_acidity",
     "load_enzyme",
     "load_faithful",
     "load_galaxies",
     "load_low_dim_gauss_mix",
+    "make_decomposed_mixture",
     "make_mixture",
 ]
