@@ -46,7 +46,7 @@ def test_make_mixture_is_seeded_and_follows_its_parameters():
 def test_decomposed_mixture_follows_the_models_letters(model):
     X, means, covs = datasets.make_decomposed_mixture(model, 50, 3, random_state=4)
     assert X.shape == (100, 3) and means.shape == (2, 3) and covs.shape == (2, 3, 3)
-    values, vectors = np.linalg.eigh(covs)
+    values = np.linalg.eigvalsh(covs)
     volumes = np.prod(values, axis=1) ** (1 / 3)
     shapes = values / volumes[:, None]
     assert np.allclose(volumes[0], volumes[1]) == (model[0] == "E")
