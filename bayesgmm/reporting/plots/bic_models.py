@@ -32,24 +32,8 @@ from matplotlib.lines import Line2D
 
 from bayesgmm.core.covariance import MCLUST_ALIASES
 
-#: mclust's fourteen models in its legend order.
-MCLUST_ORDER: tuple[str, ...] = (
-    "EII",
-    "VII",
-    "EEI",
-    "EVI",
-    "VEI",
-    "VVI",
-    "EEE",
-    "VEE",
-    "EVE",
-    "VVE",
-    "EEV",
-    "VEV",
-    "EVV",
-    "VVV",
-)
-#: R's plotting symbol (``pch``) of each model, as ``(matplotlib marker, filled)``.
+#: R's plotting symbol (``pch``) of each model, as ``(matplotlib marker, filled)``, in mclust's
+#: legend order (:data:`MCLUST_ORDER`).
 MARKERS: dict[str, tuple[str, bool]] = {
     "EII": ("^", True),  # 17
     "VII": ("^", False),  # 2
@@ -66,6 +50,9 @@ MARKERS: dict[str, tuple[str, bool]] = {
     "EVV": ("X", False),  # 14: square and triangle
     "VVV": ("s", False),  # 0
 }
+#: mclust's fourteen models in its legend order (``bicPlotColors``; EVI before VEI, unlike
+#: the registry's :data:`~bayesgmm.core.covariance.MCLUST_MODELS`).
+MCLUST_ORDER: tuple[str, ...] = tuple(MARKERS)
 #: Line style by orientation: spherical, diagonal (``I``), equal (``E``), varying (``V``).
 ORIENTATION_LINESTYLES: dict[str, str] = {
     "spherical": ":",
