@@ -7,7 +7,7 @@ speed only. The rule (:func:`auto_rule`) comes from the side-by-side runs of
 whole warm fits, 4 chains, the smallest bulk ESS over weights, means and covariance entries
 per second of wall time, on the shared 2-core machine):
 
-* **Gibbs** whenever the model is in its scope (:func:`bayesgmm.bayes.gibbs.check_gibbs`:
+* **Gibbs** whenever the model is in its scope (:func:`bayesgmm.bayes.gibbs.gibbs_problem`:
   full covariances, the NIW prior, complete unweighted data without a noise component, no
   ``sampler_kwargs``, equal Dirichlet concentrations in one dimension) and no NUTS setting
   is asked for (``sampler="pymc"``). It gave more bulk ESS per second than NUTS on every
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from bayesgmm.bayes.gibbs import check_gibbs
+from bayesgmm.bayes.gibbs import gibbs_problem
 from bayesgmm.bayes.options import Settings
 from bayesgmm.core.spec import MixtureSpec
 
@@ -60,7 +60,7 @@ def auto_rule(*, gibbs_applies: bool, nuts_setting: bool = False) -> str:
     ----------
     gibbs_applies : bool
         Whether the model is in the Gibbs sampler's scope
-        (:func:`bayesgmm.bayes.gibbs.check_gibbs` passes).
+        (:func:`bayesgmm.bayes.gibbs.gibbs_problem` finds nothing).
     nuts_setting : bool, default=False
         Whether a setting only NUTS uses was asked for (``sampler="pymc"``).
     """
@@ -85,13 +85,7 @@ def choose_method(
     -------
     MethodChoice
     """
-    problem = None
-    try:
-        check_gibbs(
-            dataclasses.replace(settings, method="gibbs"), spec, weighted=weighted, missing=missing
-        )
-    except ValueError as error:
-        problem = str(error).split(": use method=")[0]
+    problem = gibbs_problem(settings, spec, weighted=weighted, missing=missing)
     nuts_setting = settings.sampler != "nutpie"
     if auto_rule(gibbs_applies=problem is None, nuts_setting=nuts_setting) == "gibbs":
         return MethodChoice(

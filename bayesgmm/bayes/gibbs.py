@@ -56,14 +56,14 @@ GIBBS_SCOPE = (
 )
 
 
-def check_gibbs(
+def gibbs_problem(
     settings: Settings,
     spec: MixtureSpec,
     *,
     weighted: bool,
     missing: bool,
-) -> None:
-    """Raise ``ValueError`` naming what ``method="gibbs"`` does not support.
+) -> str | None:
+    """What ``method="gibbs"`` does not support in this model, in words; ``None`` if nothing.
 
     Parameters
     ----------
@@ -88,17 +88,29 @@ def check_gibbs(
     if settings.sampler_kwargs:
         problems.append(f"sampler_kwargs={settings.sampler_kwargs!r} (it takes none)")
     if problems:
-        raise ValueError(
-            f"method='gibbs' supports {GIBBS_SCOPE}; got {', '.join(problems)}: use "
-            "method='nuts' for this model"
-        )
+        return f"method='gibbs' supports {GIBBS_SCOPE}; got {', '.join(problems)}"
     conc = spec.prior.concentration(spec.n_components)
     if spec.n_features == 1 and spec.n_components > 1 and not np.all(conc == conc[0]):
-        raise ValueError(
+        return (
             "method='gibbs' in one dimension needs equal Dirichlet concentrations (the "
             f"ordered-means model is then the symmetric one sorted), got "
-            f"weight_concentration={conc.tolist()}: use method='nuts'"
+            f"weight_concentration={conc.tolist()}"
         )
+    return None
+
+
+def check_gibbs(
+    settings: Settings,
+    spec: MixtureSpec,
+    *,
+    weighted: bool,
+    missing: bool,
+) -> None:
+    """Raise ``ValueError`` naming what ``method="gibbs"`` does not support
+    (:func:`gibbs_problem`), with the remedy."""
+    problem = gibbs_problem(settings, spec, weighted=weighted, missing=missing)
+    if problem is not None:
+        raise ValueError(f"{problem}: use method='nuts' for this model")
 
 
 def log_prior_draws(
@@ -346,6 +358,7 @@ def run_gibbs(
 __all__ = [
     "GIBBS_SCOPE",
     "check_gibbs",
+    "gibbs_problem",
     "identified_order",
     "initial_allocations",
     "log_hierarchical_prior_draws",
