@@ -22,6 +22,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from bayesgmm._numba import gaussian
+from bayesgmm._numba.cache import depend_on
+from bayesgmm._numba.gaussian import cholesky_lower
 from bayesgmm.core.covariance.base import MCLUST_MODELS
 
 #: mclust's fourteen models, in mclust's order; :func:`em_run` takes the index.
@@ -37,27 +40,6 @@ _INNER_MAX = 500
 EXACT = _INNER_MAX
 _ANGLES = 24
 _OFFSETS = np.linspace(-1.0, 1.0, _ANGLES, endpoint=False)
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _cholesky(A, L):
-    """Lower Cholesky factor of ``A`` (d, d) into ``L``; ``False`` when not positive definite."""
-    d = A.shape[0]
-    for j in range(d):
-        s = A[j, j]
-        for k in range(j):
-            s -= L[j, k] * L[j, k]
-        if not s > 0.0:
-            return False
-        L[j, j] = np.sqrt(s)
-        for i in range(j + 1, d):
-            t = A[i, j]
-            for k in range(j):
-                t -= L[i, k] * L[j, k]
-            L[i, j] = t / L[j, j]
-        for i in range(j):
-            L[i, j] = 0.0
-    return True
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -366,7 +348,7 @@ def covariances(model, W, nk, covs, lam, D, warm, sweeps):
             pooled = np.zeros((d, d))
             for k in range(K):
                 pooled += W[k] / lam[k]
-            if not _cholesky(pooled, L):
+            if not cholesky_lower(pooled, L, 0.0):
                 return False
             log_det = 0.0
             for j in range(d):
@@ -412,7 +394,7 @@ def covariances(model, W, nk, covs, lam, D, warm, sweeps):
         L = np.empty((d, d))
         g = np.empty(K)
         for k in range(K):
-            if not _cholesky(W[k], L):
+            if not cholesky_lower(W[k], L, 0.0):
                 return False
             log_det = 0.0
             for j in range(d):
@@ -432,7 +414,7 @@ def _factorise(covs, chol, log_det, scale):
     """Cholesky factors and log-determinants; ``False`` when mclust would call it singular."""
     K, d, _ = covs.shape
     for k in range(K):
-        if not _cholesky(covs[k], chol[k]):
+        if not cholesky_lower(covs[k], chol[k], 0.0):
             return False
         smallest, largest, total = np.inf, 0.0, 0.0
         for j in range(d):
@@ -706,6 +688,8 @@ def responsibilities_from(model, X_part, resp_part, X, resp, scale):
     weights = nk / X_part.shape[0]
     return np.isfinite(e_step(X, weights, means, chol, log_det, resp))
 
+
+depend_on(globals(), gaussian)
 
 __all__ = [
     "CONVERGED",
