@@ -24,7 +24,7 @@ import numpy as np
 
 from bayesgmm._numba import gaussian
 from bayesgmm._numba.cache import depend_on
-from bayesgmm._numba.gaussian import cholesky_lower
+from bayesgmm._numba.gaussian import cholesky_lower, inv_lower, log_det_lower
 from bayesgmm.core.covariance.base import MCLUST_MODELS
 
 #: mclust's fourteen models, in mclust's order; :func:`em_run` takes the index.
@@ -350,9 +350,7 @@ def covariances(model, W, nk, covs, lam, D, warm, sweeps):
                 pooled += W[k] / lam[k]
             if not cholesky_lower(pooled, L, 0.0):
                 return False
-            log_det = 0.0
-            for j in range(d):
-                log_det += 2.0 * np.log(L[j, j])
+            log_det = 2.0 * log_det_lower(L)
             shape = pooled / np.exp(log_det / d)
             inverse = np.linalg.inv(shape)
             done = True
@@ -396,10 +394,7 @@ def covariances(model, W, nk, covs, lam, D, warm, sweeps):
         for k in range(K):
             if not cholesky_lower(W[k], L, 0.0):
                 return False
-            log_det = 0.0
-            for j in range(d):
-                log_det += 2.0 * np.log(L[j, j])
-            g[k] = np.exp(log_det / d)
+            g[k] = np.exp(2.0 * log_det_lower(L) / d)
         volume = g.sum() / total_n
         for k in range(K):
             covs[k] = volume * W[k] / g[k]
@@ -457,22 +452,6 @@ def e_step(X, weights, means, chol, log_det, resp):
             resp[i, k] = lp[k] / s
         total += peak + np.log(s)
     return total
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _inverse_lower(chol, inv):
-    """Inverses of lower-triangular factors (K, d, d), by forward substitution."""
-    K, d, _ = chol.shape
-    for k in range(K):
-        for c in range(d):
-            for r in range(d):
-                if r < c:
-                    inv[k, r, c] = 0.0
-                    continue
-                s = 1.0 if r == c else 0.0
-                for m in range(c, r):
-                    s -= chol[k, r, m] * inv[k, m, c]
-                inv[k, r, c] = s / chol[k, r, r]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -651,7 +630,8 @@ def em_run(model, X, resp, weights, means, covs, lam, D, warm, max_iter, tol, sc
         warm = True
         if not _factorise(covs, chol, log_det, scale):
             return np.nan, it, SINGULAR
-        _inverse_lower(chol, inv)
+        for k in range(K):
+            inv_lower(chol[k], inv[k])
         for k in range(K):
             weights[k] = nk[k] / n
             const[k] = np.log(weights[k]) - 0.5 * (d * _LOG_2PI + log_det[k])
