@@ -86,6 +86,7 @@ from bayesgmm.bayes.structures import (
     register_pymc_covariances,
 )
 from bayesgmm.core.covariance import CovarianceStructure, Decomposed
+from bayesgmm.core.covariance.decomposition import eigh_descending
 
 #: ``a`` of the orientations' density ``|det M|^a exp(-a ||M||^2 / 2)`` (module docstring).
 ORIENTATION_CONCENTRATION = 10
@@ -264,11 +265,6 @@ def eigen_covariances(
     return cov, chol
 
 
-def _eigh_descending(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    values, vectors = np.linalg.eigh(matrices)
-    return values[..., ::-1], vectors[..., ::-1]
-
-
 def _proper_rotation(Q: np.ndarray) -> np.ndarray:
     """``Q`` (..., d, d) with its last column negated where ``det Q < 0``."""
     Q = np.array(Q, dtype=np.float64)
@@ -326,13 +322,13 @@ def eigen_parameters(structure: CovarianceStructure, covariances: np.ndarray) ->
         )
     else:
         if orientation == "V":
-            values_k, Q = _eigh_descending(unit)
+            values_k, Q = eigh_descending(unit)
             Q = _proper_rotation(Q)
             log_a = np.log(np.clip(values_k, 1e-300, None))
             values["orientations_z"] = Q
         else:
             weights = 1.0 / (np.arange(K) + 1.618)  # generic: breaks one component's ties
-            _, D = _eigh_descending(np.einsum("k,kij->ij", weights, unit))
+            _, D = eigh_descending(np.einsum("k,kij->ij", weights, unit))
             D = _proper_rotation(D)
             log_a = np.log(np.einsum("ji,kjl,li->ki", D, unit, D))
             values["orientation_z"] = D

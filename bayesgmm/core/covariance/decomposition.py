@@ -55,10 +55,11 @@ def _checked(covariances: np.ndarray) -> np.ndarray:
     return covariances
 
 
-def _eigh_descending(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvalues (K, d) in decreasing order and their eigenvectors (K, d, d)."""
+def eigh_descending(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (..., d) of symmetric ``W`` (..., d, d) in decreasing order, clipped at 0,
+    and their eigenvectors (..., d, d), column ``j`` for value ``j``."""
     values, vectors = np.linalg.eigh(W)
-    return np.clip(values[:, ::-1], 0.0, None), vectors[:, :, ::-1]
+    return np.clip(values[..., ::-1], 0.0, None), vectors[..., ::-1]
 
 
 def _diagonal_matrices(diagonals: np.ndarray) -> np.ndarray:
@@ -170,7 +171,7 @@ def _common_orientation(W: np.ndarray, n: np.ndarray, equal_volume: bool) -> np.
     eigenvectors of ``sum_k W_k`` (the EEE orientation).
     """
     d = W.shape[1]
-    _, vectors = _eigh_descending(W.sum(axis=0)[None])
+    _, vectors = eigh_descending(W.sum(axis=0)[None])
     D = vectors[0].copy()
 
     def criterion(a: np.ndarray) -> np.ndarray:
@@ -250,7 +251,7 @@ def eev(W: np.ndarray, n: np.ndarray) -> np.ndarray:
     """``Sigma_k = lambda D_k A D_k^T``: ``D_k`` the eigenvectors of ``W_k`` (decreasing
     eigenvalues ``omega_k``), ``A ∝ sum_k omega_k`` (det 1), ``lambda = g / sum_k n_k`` with
     ``g = det(diag(sum_k omega_k))^(1/d)`` (Celeux & Govaert 1995)."""
-    values, vectors = _eigh_descending(W)
+    values, vectors = eigh_descending(W)
     pooled = values.sum(axis=0)
     g = _geometric_mean(pooled)
     diagonal = np.broadcast_to((g / n.sum()) * pooled / g, values.shape)
@@ -260,7 +261,7 @@ def eev(W: np.ndarray, n: np.ndarray) -> np.ndarray:
 def vev(W: np.ndarray, n: np.ndarray) -> np.ndarray:
     """``Sigma_k = lambda_k D_k A D_k^T``: ``D_k`` as in :func:`eev`; alternate
     ``A ∝ sum_k omega_k / lambda_k`` and ``lambda_k = sum_j omega_kj / A_j / (d n_k)``."""
-    values, vectors = _eigh_descending(W)
+    values, vectors = eigh_descending(W)
     d = values.shape[1]
     lam = values.sum(axis=1) / (d * n)
     for _ in range(MAX_ITER):
@@ -341,6 +342,7 @@ __all__ = [
     "eee",
     "eei",
     "eev",
+    "eigh_descending",
     "eii",
     "eve",
     "evi",
