@@ -5,8 +5,10 @@
   compiled log-density, compiled once per (K, covariance structure, d, prior family) and
   process (:mod:`bayesgmm.bayes.compiled`); a run whose R-hat or ESS misses its threshold
   after ``draws`` goes on to the longer lengths of :func:`checkpoints` while
-  :func:`long_enough` says no. Models with noise, weights or missing entries run nutpie
-  on a model of their own; ``sampler="pymc"`` is PyMC's NUTS with per-chain ``initvals``.
+  :func:`long_enough` says no. Models with noise, weights or missing entries run the same
+  chain runner on a target compiled from their own model
+  (:meth:`~bayesgmm.bayes.compiled.CompiledMixture.of_model`, no longer extended);
+  ``sampler="pymc"`` is PyMC's NUTS with per-chain ``initvals``.
 * :func:`run_gibbs` (:mod:`bayesgmm.bayes.gibbs`): the conjugate Gibbs sampler (``full``
   covariances, complete unweighted data without noise), from the same starts.
 * :func:`run_vi`: ADVI / full-rank ADVI (optionally minibatched) from the MAP, then the
@@ -112,34 +114,6 @@ def _sample_pymc(model, starts, *, draws, tune, chains, seed, progressbar, **kwa
     )
 
 
-def _sample_nutpie(model, start, jitter, *, draws, tune, chains, seed, progressbar, **kwargs):
-    """NUTS with nutpie, every chain starting at ``start`` plus a seeded U(-jitter, jitter)."""
-    import nutpie
-
-    # Workaround of an upstream limitation: nutpie's initial point is PyMC's, whose jitter is
-    # a fixed U(-1, 1) on every jittered variable, with no scale and no per-chain start
-    # (https://github.com/pymc-devs/nutpie/issues/149, https://github.com/pymc-devs/pymc/issues/7555):
-    #   c = nutpie.compile_pymc_model(model, initial_points=start)
-    #   c.initial_point_func(0) - c.initial_point_func(1)  # differences up to 2, not 2 * jitter
-    # So compile without jitter and replace the initial-point function by a scaled one.
-    compiled = nutpie.compile_pymc_model(model, initial_points=start, jitter_rvs=set())
-    base = np.asarray(compiled.initial_point_func(0), dtype=np.float64)
-
-    def jittered(chain_seed) -> np.ndarray:
-        return base + np.random.default_rng(chain_seed).uniform(-jitter, jitter, base.shape)
-
-    compiled = dataclasses.replace(compiled, initial_point_func=jittered)
-    return nutpie.sample(
-        compiled,
-        draws=draws,
-        tune=tune,
-        chains=chains,
-        seed=seed,
-        progress_bar=progressbar,
-        **kwargs,
-    )
-
-
 #: Seconds a model's compilation may take before :func:`compile_notice` speaks.
 COMPILE_NOTICE_SECONDS = 2.0
 
@@ -176,20 +150,26 @@ def compile_notice(spec: MixtureSpec, *, enabled: bool, delay: float = COMPILE_N
 
 
 def _sample_compiled(
-    X, spec, family, start_points, jitter, rng, *, seed, order_basis=None, **settings
+    X, spec, family, start_points, jitter, rng, *, seed, model=None, order_basis=None, **settings
 ):
-    """NUTS with nutpie on the structure's cached compiled model (:mod:`bayesgmm.bayes.compiled`).
+    """NUTS with nutpie on a compiled model (:mod:`bayesgmm.bayes.compiled`).
 
+    The structure's cached model, or with ``model`` (a noise component, sample weights or
+    missing entries) that model's own target
+    (:meth:`~bayesgmm.bayes.compiled.CompiledMixture.of_model`).
     ``start_points`` are constrained points, one per chain or one for all; each chain
     starts there plus a seeded U(-jitter, jitter) in the unconstrained space.
     ``order_basis``: the identifying basis of an ordered-projection model, or ``None``.
     """
-    from bayesgmm.bayes.compiled import compiled_mixture
+    from bayesgmm.bayes.compiled import CompiledMixture, compiled_mixture
 
     with compile_notice(spec, enabled=settings.get("progressbar", False)):
-        compiled = compiled_mixture(
-            X, spec, covariance_prior_family=family, ordered_projection=order_basis is not None
-        )
+        if model is None:
+            compiled = compiled_mixture(
+                X, spec, covariance_prior_family=family, ordered_projection=order_basis is not None
+            )
+        else:
+            compiled = CompiledMixture.of_model(model)
     starts = [compiled.unconstrained(point) for point in start_points]
     if len(starts) == 1:
         starts = starts * settings["chains"]
@@ -370,9 +350,18 @@ def run_nuts(
                 **common,
             )
         else:
-            # noise, weights or missing entries: a model of its own (not cached), every
-            # chain from the first start
-            idata = _sample_nutpie(model, values[0], settings.jitter, **common)
+            # noise, weights or missing entries: a target of the model's own (its numba code
+            # cached on disk, not per structure in this process)
+            idata = _sample_compiled(
+                X,
+                spec,
+                settings.covariance_prior_family,
+                values,
+                settings.jitter,
+                rng,
+                model=model,
+                **common,
+            )
         return _check_complete(idata, common)
     starts = [transformed_point(model, v) for v in values]
     chain_points = starts * settings.chains if len(starts) == 1 else starts
