@@ -259,7 +259,13 @@ def build_model(
         ``N(m0, Sigma_k / kappa0)`` means prior.
     batch_size : int, optional
         Minibatch size for stochastic variational inference; the likelihood is then
-        rescaled to the full data (``total_size``) and ``obs`` is not a named dim.
+        rescaled to the full data (``total_size``) and ``obs`` is not a named dim. The
+        minibatches are drawn from the ``pm.Data`` container of the rows, not from the rows
+        as a constant: numba then neither embeds the rows in the compiled step function (on
+        10^5 x 2 rows LLVM spent ~30 s on that constant in every process) nor keys the disk
+        cache on them. Measured (2026-12-06, load ~2, 10^5 x 2 rows, K=3, 4000 steps of
+        1000 rows, each fit in a new process): 35.4 s with the rows as a constant, 41.6 s
+        for the first fit now and 8.3 s for the next, with the same draws bit for bit.
     lkj_eta, lkj_sd_scale : float
         Hyper-parameters of the ``"lkj"`` family.
     random_seed : int, optional
@@ -379,7 +385,7 @@ def build_model(
             data = pm.Data(DATA, X, dims=("obs", "feature"))
             pm.CustomDist(OBSERVED, *params, observed=data, dims=("obs", "feature"), **dist_kwargs)
         else:
-            batch = pm.Minibatch(X, batch_size=batch_size)
+            batch = pm.Minibatch(pm.Data(DATA, X, dims=("obs", "feature")), batch_size=batch_size)
             pm.CustomDist(OBSERVED, *params, observed=batch, total_size=n_samples, **dist_kwargs)
     return model
 
