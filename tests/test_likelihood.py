@@ -9,6 +9,8 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from compile_groups import FAITHFUL_FULL_GRAPH, FAITHFUL_TIED_GRAPH
+from pytensor.compile.mode import Mode, get_mode
 from scipy import stats
 from scipy.special import logsumexp
 
@@ -40,14 +42,19 @@ def _inputs():
 
 @pytest.fixture(scope="module")
 def functions():
-    """Density and gradients (upstream ``g``) of the Op (C and numba backends) and the graph."""
+    """Density and gradients (upstream ``g``) of the Op and of the graph written in PyTensor.
+
+    The Op in PyTensor's Python backend (its ``perform``) and in numba (its numba dispatch,
+    PyTensor 3's default backend: ``FAST_RUN`` is ``NUMBA``); the graph, the reference, in the
+    Python backend (numba compiles its gradient for about 20 s).
+    """
     inputs = _inputs()
     g = pt.dvector("g")
     fns = {}
     for name, mode, logp in (
-        ("op", "FAST_RUN", mixture_loglik),
+        ("op", "FAST_COMPILE", mixture_loglik),
         ("op_numba", "NUMBA", mixture_loglik),
-        ("graph", "FAST_RUN", mixture_logp_graph),
+        ("graph", "FAST_COMPILE", mixture_logp_graph),
     ):
         out = logp(*inputs)
         grads = pt.grad((g * out).sum(), inputs[1:4])
@@ -148,21 +155,27 @@ def test_broadcast_tied_factor_gets_the_summed_gradient():
     op_cost = mixture_loglik(*inputs[:3], broadcast, *inputs[4:]).sum()
     graph_cost = mixture_logp_graph(*inputs[:3], broadcast, *inputs[4:]).sum()
     given = [*inputs[:3], shared, *inputs[4:]]
-    fn = pytensor.function(given, [op_cost, pt.grad(op_cost, shared)])
-    ref = pytensor.function(given, [graph_cost, pt.grad(graph_cost, shared)])
+    fn = pytensor.function(given, [op_cost, pt.grad(op_cost, shared)])  # numba, rewritten
+    # the reference in the Python backend (numba compiles the graph's gradient for 15-20 s)
+    ref = pytensor.function(given, [graph_cost, pt.grad(graph_cost, shared)], mode="FAST_COMPILE")
     (value, grad), (expected_value, expected_grad) = fn(*args), ref(*args)
     assert value == pytest.approx(expected_value, rel=1e-12)
     np.testing.assert_allclose(grad, np.tril(expected_grad), rtol=1e-10, atol=1e-10)
 
 
 def test_density_and_gradient_in_one_node_match_the_pair():
-    """The rewrite puts one MixtureLogpAndGrad in place of the pair; same numbers as apart."""
+    """The rewrite puts one MixtureLogpAndGrad in place of the pair; same numbers as apart.
+
+    In numba (PyTensor 3's default backend, ``FAST_RUN``) and in the Python backend with the
+    same rewrites (the Ops' ``perform``); ``FAST_COMPILE`` leaves the rewrite out.
+    """
     args = _case("full", 3, 2, seed=5)
     g = np.random.default_rng(1).normal(size=len(args[0]))
     inputs = _inputs()
     out = mixture_loglik(*inputs)
     grads = pt.grad((out * g).sum(), inputs[1:4])
-    for mode in ("FAST_RUN", "NUMBA"):
+    python = Mode(linker="py", optimizer=get_mode("NUMBA").optimizer)
+    for mode in ("NUMBA", python):
         fused = pytensor.function(inputs, [out, *grads], mode=mode)
         ops = [type(node.op) for node in fused.maker.fgraph.toposort()]
         assert MixtureLogpAndGrad in ops and MixtureLogp not in ops
@@ -199,9 +212,15 @@ def test_op_refuses_inputs_of_the_wrong_rank():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+@pytest.mark.parametrize(
+    "covariance_type",
+    [
+        pytest.param("full", marks=FAITHFUL_FULL_GRAPH),
+        pytest.param("tied", marks=FAITHFUL_TIED_GRAPH),
+    ],
+)
 def test_compiled_structure_matches_the_models_own_logp_and_gradient(faithful, covariance_type):
-    """The NUTS target (numba, fused Op) against PyMC's own compiled logp and dlogp (C backend)."""
+    """The NUTS target (numba, fused Op) against PyMC's own logp and dlogp (Python backend)."""
     spec = MixtureSpec.from_data(faithful, 2, covariance_type, "default")
     target = compiled.compiled_mixture(faithful, spec)
     target.set_data(faithful, spec)

@@ -17,6 +17,7 @@ import logging
 import numpy as np
 import pymc as pm
 import pytest
+from compile_groups import VI_FAITHFUL, VI_GALAXIES
 from matplotlib.figure import Figure
 
 from bayesgmm import datasets
@@ -61,7 +62,13 @@ def _moments(posterior, chains=None):
     return out
 
 
-@pytest.fixture(scope="module", params=["faithful", "galaxies"])
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param("faithful", marks=VI_FAITHFUL),
+        pytest.param("galaxies", marks=VI_GALAXIES),
+    ],
+)
 def problem(request):
     X, spec, model, start = _problem(request.param)
     # NUTS (nutpie) on the same posterior through the structure's compiled target, the
