@@ -397,8 +397,9 @@ def test_advi_means_agree_with_nuts(galaxies, galaxies_nuts):
     assert advi.idata_["log_likelihood"]["X"].dims == ("chain", "draw", "obs")
 
 
-#: The minibatch tests' data and batch size: a minibatch model holds its rows as constants, so
-#: fits on the same rows share one compiled step function (a minute with a cold cache)
+#: The minibatch tests' data and batch size: a minibatch step function depends on the number
+#: of rows and the batch size (``total_size``), so fits with these share one compiled step
+#: function (half a minute with a cold cache)
 LARGE = dict(n_samples=30_000, n_components=2, n_features=2, separation=5.0, random_state=1)
 MINIBATCH = dict(method="advi", draws=200, batch_size=500, pointwise=False)
 
