@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 import xarray as xr
 from arviz_stats import mcse
-from compile_groups import MINIBATCH_ADVI, ORDERED_PROJECTION, VI_FAITHFUL, VI_GALAXIES
 from scipy.special import logsumexp
 from scipy.stats import norm
 from sklearn.base import clone
@@ -185,7 +184,6 @@ def test_unfitted_model_says_so():
         BayesianGaussianMixture(2).predict(np.zeros((3, 1)))
 
 
-@VI_FAITHFUL
 def test_refit_keeps_only_the_attributes_of_the_new_fit(faithful):
     model = BayesianGaussianMixture(
         2, method="advi", vi_iterations=300, draws=50, noise=False, random_state=0
@@ -387,7 +385,6 @@ def test_same_seed_gives_identical_draws(galaxies):
 
 
 @pytest.mark.slow
-@VI_GALAXIES
 def test_advi_means_agree_with_nuts(galaxies, galaxies_nuts):
     advi = _fit(galaxies, 3, method="advi", draws=2000)
     sd = galaxies.std()
@@ -405,7 +402,6 @@ MINIBATCH = dict(method="advi", draws=200, batch_size=500, pointwise=False)
 
 
 @pytest.mark.slow
-@MINIBATCH_ADVI
 def test_minibatch_advi_on_large_data_recovers_the_mixture():
     X, _, truth = make_mixture(**LARGE)
     kwargs = dict(MINIBATCH, vi_iterations=2000)
@@ -435,7 +431,6 @@ def test_lkj_covariance_prior_samples_near_the_map(faithful):
 
 
 @pytest.mark.slow
-@MINIBATCH_ADVI
 def test_minibatch_advi_standard_deviations_leave_their_start():
     # PyMC scales a minibatch objective by a wrong constant (5e4 instead of 20 on 5,000 rows in
     # batches of 250; 60 is right here), which froze the standard deviations at their start
@@ -512,7 +507,6 @@ def test_partitions_recover_separated_clusters_and_ignore_label_order():
 
 
 @pytest.mark.slow
-@VI_FAITHFUL
 def test_fullrank_advi_is_checked_by_psis(faithful):
     fit = _fit(faithful, 2, method="fullrank_advi", draws=500)
     diag = fit.diagnose()
@@ -610,7 +604,6 @@ def _label_free(gm, points):
 
 
 @pytest.mark.slow
-@ORDERED_PROJECTION
 def test_ordered_projection_keeps_the_relabelled_posterior():
     """The ordering constraint changes how NUTS moves, not the posterior of the mixture."""
     X, _, _ = make_mixture(80, 2, 2, separation=3.0, random_state=3)

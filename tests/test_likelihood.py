@@ -9,7 +9,6 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
-from compile_groups import FAITHFUL_FULL_GRAPH, FAITHFUL_TIED_GRAPH
 from pytensor.compile.mode import Mode, get_mode
 from scipy import stats
 from scipy.special import logsumexp
@@ -212,13 +211,7 @@ def test_op_refuses_inputs_of_the_wrong_rank():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "covariance_type",
-    [
-        pytest.param("full", marks=FAITHFUL_FULL_GRAPH),
-        pytest.param("tied", marks=FAITHFUL_TIED_GRAPH),
-    ],
-)
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
 def test_compiled_structure_matches_the_models_own_logp_and_gradient(faithful, covariance_type):
     """The NUTS target (numba, fused Op) against PyMC's own logp and dlogp (Python backend)."""
     spec = MixtureSpec.from_data(faithful, 2, covariance_type, "default")

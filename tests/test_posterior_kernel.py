@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from compile_groups import FAITHFUL_FULL_GRAPH
 from pytensor.compile.mode import Mode
 
 from bayesgmm.bayes import compiled, posterior_kernel
@@ -160,7 +159,6 @@ def test_kernel_one_component_one_row_closed_form():
 
 
 @pytest.mark.slow
-@FAITHFUL_FULL_GRAPH
 def test_compiled_structure_uses_the_kernel_and_follows_set_data(faithful):
     """The compiled target is the kernel, equal to the PyTensor graph before and after set_data."""
     spec = MixtureSpec.from_data(faithful, 2, "full", "default")

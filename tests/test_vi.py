@@ -17,7 +17,6 @@ import logging
 import numpy as np
 import pymc as pm
 import pytest
-from compile_groups import VI_FAITHFUL, VI_GALAXIES
 from matplotlib.figure import Figure
 
 from bayesgmm import datasets
@@ -62,13 +61,7 @@ def _moments(posterior, chains=None):
     return out
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        pytest.param("faithful", marks=VI_FAITHFUL),
-        pytest.param("galaxies", marks=VI_GALAXIES),
-    ],
-)
+@pytest.fixture(scope="module", params=["faithful", "galaxies"])
 def problem(request):
     X, spec, model, start = _problem(request.param)
     # NUTS (nutpie) on the same posterior through the structure's compiled target, the
