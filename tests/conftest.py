@@ -65,3 +65,18 @@ def galaxies() -> np.ndarray:
 def three_blobs() -> tuple[np.ndarray, np.ndarray]:
     X, labels, _ = datasets.make_mixture(300, 3, 2, separation=5.0, random_state=7)
     return X, labels
+
+
+#: Test modules run after the others: they start processes of their own (a notebook kernel
+#: each) that load what the in-process tests compiled into the disk caches instead of
+#: compiling it again (notebook 05's ADVI and full-rank ADVI on Old Faithful are the VI tests'
+#: models).
+LAST_MODULES = ("test_notebooks.py",)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Move the tests of :data:`LAST_MODULES` to the end, in reverse order (the notebooks
+    that take longest, 05, 06 and 08, before the short ones, so that the run does not end on
+    one worker running a long notebook); the same order in every xdist worker."""
+    last = [item for item in items if item.path.name in LAST_MODULES]
+    items[:] = [item for item in items if item.path.name not in LAST_MODULES] + last[::-1]
