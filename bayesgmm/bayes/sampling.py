@@ -330,38 +330,28 @@ def run_nuts(
     points = [ordered(s, start.projection_order, scaling) for s in start_list(start.points)]
     values = [initial_point(s, model, spec, noise_weight=start.noise_weight) for s in points]
     if settings.sampler == "nutpie":
-        if plain:
+        if plain:  # the structure's cached model; runs may extend
             lengths = checkpoints(settings.draws, settings.max_draws, settings.chains)
             longest = max(lengths, default=settings.draws)
 
             def enough(trace: xr.DataTree) -> bool:
                 return long_enough(trace, start.map, longest, X)
 
-            idata = _sample_compiled(
-                X,
-                spec,
-                settings.covariance_prior_family,
-                values,
-                settings.jitter,
-                rng,
-                order_basis=start.order_basis,
-                checkpoints=lengths,
-                enough=enough,
-                **common,
-            )
+            target = {"order_basis": start.order_basis, "checkpoints": lengths, "enough": enough}
         else:
             # noise, weights or missing entries: a target of the model's own (its numba code
             # cached on disk, not per structure in this process)
-            idata = _sample_compiled(
-                X,
-                spec,
-                settings.covariance_prior_family,
-                values,
-                settings.jitter,
-                rng,
-                model=model,
-                **common,
-            )
+            target = {"model": model}
+        idata = _sample_compiled(
+            X,
+            spec,
+            settings.covariance_prior_family,
+            values,
+            settings.jitter,
+            rng,
+            **target,
+            **common,
+        )
         return _check_complete(idata, common)
     starts = [transformed_point(model, v) for v in values]
     chain_points = starts * settings.chains if len(starts) == 1 else starts
