@@ -31,14 +31,6 @@ from bayesgmm.posterior.diagnostics import diagnose
 MODELS = ("EII", "EEI", "VEI", "EVI", "VEE", "EVE", "VVE", "EEV", "VEV", "EVV")
 
 
-def true_covariances(model: str, d: int, seed: int = 0) -> np.ndarray:
-    return decomposed_covariances(model, d, seed)
-
-
-def simulate(model: str, n_per_component: int, d: int, seed: int = 0):
-    return make_decomposed_mixture(model, n_per_component, d, seed)
-
-
 def _build(X, model, prior="default", standardize=True):
     spec = MixtureSpec.from_data(X, 2, model, prior, standardize=standardize)
     return build_model(X, spec), spec
@@ -53,7 +45,7 @@ def _transformed(model, point):
 # ---- parametrisation ---------------------------------------------------------------------------
 @pytest.mark.parametrize("name", MODELS)
 def test_initial_values_give_back_the_models_covariances(name):
-    X, _, covs = simulate(name, 20, 3)
+    X, _, covs = make_decomposed_mixture(name, 20, 3)
     model, _ = _build(X, name, standardize=False)
     values = eigen_parameters(get_structure(name), covs)
     for key, value in values.items():
@@ -98,7 +90,7 @@ def _reference_covariances(name, values, d):
 @pytest.mark.parametrize("name", MODELS)
 def test_log_density_is_the_likelihood_times_the_restricted_prior(name):
     d = 3
-    X, _, _ = simulate(name, 15, d)
+    X, _, _ = make_decomposed_mixture(name, 15, d)
     model, spec = _build(X, name)
     prior, std = spec.working_prior, spec.standardization
     rng = np.random.default_rng(5)
@@ -151,7 +143,7 @@ def test_log_density_is_the_likelihood_times_the_restricted_prior(name):
 # ---- the MAP -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", MODELS)
 def test_find_map_equals_map_em(name):
-    X, _, _ = simulate(name, 40, 3, seed=2)
+    X, _, _ = make_decomposed_mixture(name, 40, 3, random_state=2)
     em = GaussianMixture(
         2,
         covariance_type=name,
@@ -191,7 +183,7 @@ def test_find_map_equals_map_em(name):
 
 # ---- the canonical decomposition ---------------------------------------------------------------
 def test_canonical_decomposition_orders_shapes_and_fixes_signs():
-    covs = true_covariances("VEV", 3, seed=4)
+    covs = decomposed_covariances("VEV", 3, random_state=4)
     volumes, shapes, orientations = canonical_decomposition(covs, diagonal=False)
     np.testing.assert_allclose(volumes, [1.0, 0.35])
     np.testing.assert_allclose(shapes, np.exp(np.stack([np.linspace(1, -1, 3)] * 2)))
@@ -229,7 +221,7 @@ def _posterior(covs, rng, n_chains=2, n_draws=200):
 
 def test_diagnose_checks_the_decomposition_of_decomposed_models():
     rng = np.random.default_rng(0)
-    covs = true_covariances("VEV", 2, seed=1)
+    covs = decomposed_covariances("VEV", 2, random_state=1)
     posterior = _posterior(covs, rng)
     stats_ = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((2, 200), dtype=bool))})
     decomposed = with_decomposition(posterior, covs, "VEV")
@@ -259,7 +251,7 @@ def _covers(posterior, truth):
 def test_nuts_passes_its_checks_and_covers_the_truth(name):
     from bayesgmm.bayes.estimator import BayesianGaussianMixture
 
-    X, _, covs = simulate(name, 60, 2, seed=3)
+    X, _, covs = make_decomposed_mixture(name, 60, 2, random_state=3)
     fit = BayesianGaussianMixture(
         2,
         covariance_type=name,
@@ -281,7 +273,7 @@ def test_compare_fits_a_decomposed_model_by_nuts():
     # after the VEV test above, its compiled structure (K=2, d=2) is reused: no compilation
     from bayesgmm.selection.compare import compare
 
-    X, _, _ = simulate("VEV", 60, 2, seed=3)
+    X, _, _ = make_decomposed_mixture("VEV", 60, 2, random_state=3)
     result = compare(
         X,
         [2],

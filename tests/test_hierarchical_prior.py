@@ -249,7 +249,6 @@ def _ecm_map(X, k):
 
 @pytest.mark.slow
 def test_find_map_equals_the_ecm_map(faithful):
-
     from bayesgmm.bayes.model import build_model, initial_point
     from bayesgmm.bayes.structures import SCALE_NAME
 

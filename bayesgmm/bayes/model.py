@@ -381,11 +381,11 @@ def build_model(
             )
             params = (*params, row_weight)
             dist_kwargs = _WEIGHTED_OBSERVED_DIST
+        data = pm.Data(DATA, X, dims=("obs", "feature"))
         if batch_size is None:
-            data = pm.Data(DATA, X, dims=("obs", "feature"))
             pm.CustomDist(OBSERVED, *params, observed=data, dims=("obs", "feature"), **dist_kwargs)
         else:
-            batch = pm.Minibatch(pm.Data(DATA, X, dims=("obs", "feature")), batch_size=batch_size)
+            batch = pm.Minibatch(data, batch_size=batch_size)
             pm.CustomDist(OBSERVED, *params, observed=batch, total_size=n_samples, **dist_kwargs)
     return model
 
