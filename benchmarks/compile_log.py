@@ -9,8 +9,11 @@ before it in the same process. Use::
         --junitxml=junit.xml
 
 Each process writes ``compile_log_<worker>.json`` into ``$COMPILE_LOG_DIR`` (default: the
-current directory): a list of ``[test id, compiled function, seconds]``, one entry per
-top-level compilation (compilations nested in it are included in its seconds). PyTensor's
+current directory): a list of ``[test id, compiled function, seconds, key]``, one entry per
+top-level compilation (compilations nested in it are included in its seconds; a load from
+the disk cache is an entry of a fraction of a second). ``key`` is the PyTensor cache key of
+a graph compiled by the package's linker (``None`` otherwise): the same key in two tests is
+one graph, compiled by the first and loaded by the other. PyTensor's
 graphs appear as ``bayesgmm.bayes.graph.nogil_fgraph`` (the package's mode) or
 ``pytensor...numba_funcified_fgraph`` (PyTensor's default mode). numba is patched at the first
 test's set-up, after ``tests/conftest.py`` has chosen numba's settings.
@@ -25,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-_state: dict = {"test": None, "depth": 0, "log": [], "patched": False}
+_state: dict = {"test": None, "depth": 0, "log": [], "patched": False, "keys": {}}
 
 
 def _patch() -> None:
@@ -35,6 +38,16 @@ def _patch() -> None:
     _state["patched"] = True
     from numba.core import dispatcher
 
+    from bayesgmm.bayes.graph import NogilNumbaLinker
+
+    jit_compile = NogilNumbaLinker.jit_compile
+
+    def keyed(self, fn_and_cache):
+        compiled = jit_compile(self, fn_and_cache)
+        _state["keys"][id(compiled)] = fn_and_cache[1]
+        return compiled
+
+    NogilNumbaLinker.jit_compile = keyed
     original = dispatcher._DispatcherBase._compile_for_args
 
     def timed(self, *args, **kwargs):
@@ -47,7 +60,9 @@ def _patch() -> None:
             if _state["depth"] == 0:
                 func = getattr(self, "py_func", None)
                 name = f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', '?')}"
-                _state["log"].append([_state["test"], name, time.perf_counter() - start])
+                seconds = time.perf_counter() - start
+                key = _state["keys"].get(id(self))
+                _state["log"].append([_state["test"], name, seconds, key])
 
     dispatcher._DispatcherBase._compile_for_args = timed
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 import warnings
 
@@ -209,6 +210,8 @@ def test_ctrl_c_while_chains_run_in_parallel_stops_the_fit(galaxies):
             _thread.interrupt_main()
             delay = 5.0
 
+    # Python's handler, which a process started in the background (SIGINT ignored) lacks
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
     presser = threading.Thread(target=press_ctrl_c, daemon=True)
     presser.start()
     try:
@@ -217,6 +220,7 @@ def test_ctrl_c_while_chains_run_in_parallel_stops_the_fit(galaxies):
     finally:
         stopped.set()
         presser.join()
+        signal.signal(signal.SIGINT, handler)
     if len(presses) > 1:
         warnings.warn(f"the fit stopped only after {len(presses)} interrupts", stacklevel=1)
     # the interrupted samplers are gone: the structure samples again

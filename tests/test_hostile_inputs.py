@@ -382,9 +382,18 @@ def _wait_for(proc: subprocess.Popen, cue: str, timeout: float = 300) -> list[st
 
 
 def test_importing_the_cli_leaves_a_library_users_signals_alone():
-    import bayesgmm.cli  # noqa: F401
-
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # in a process of its own, with Python's handler installed first: a process started in
+    # the background inherits SIGINT ignored, and this one may have imported the CLI already
+    code = (
+        "import signal\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "import bayesgmm.cli\n"
+        "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=120
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def test_ctrl_c_while_the_command_loads_is_one_line():
