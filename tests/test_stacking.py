@@ -6,6 +6,7 @@ from scipy.special import logsumexp
 from scipy.stats import norm
 
 from bayesgmm.posterior.stacking import (
+    PSIS_MIN_DRAWS,
     chain_loo_log_densities,
     stack_chains,
     stacked_indices,
@@ -112,3 +113,26 @@ def test_bad_input_is_refused():
         chain_loo_log_densities(np.zeros((3, 4)))
     with pytest.raises(ValueError, match="non-finite"):
         stacking_weights(np.array([[0.0, np.nan]]))
+
+
+def test_too_few_draws_for_psis_are_refused_by_name():
+    # ArviZ's own error ("n_draws_tail must be at least 5") reached the command line
+    log_lik = _two_mode_log_lik(np.zeros(5), [0.0, 1.0], np.random.default_rng(0), draws=24)
+    with pytest.raises(ValueError, match=f"at least {PSIS_MIN_DRAWS} finite draws"):
+        chain_loo_log_densities(log_lik)
+    enough = _two_mode_log_lik(np.zeros(5), [0.0, 1.0], np.random.default_rng(0), draws=25)
+    assert np.all(np.isfinite(chain_loo_log_densities(enough)[0]))
+
+
+def test_a_short_run_is_pooled_not_stacked_and_told_to_draw_more(faithful):
+    from bayesgmm import BayesianGaussianMixture
+
+    settings = dict(method="gibbs", draws=20, tune=20, chains=2, em_n_init=1, random_state=0)
+    with pytest.warns(UserWarning, match=f"needs at least {PSIS_MIN_DRAWS} draws per chain"):
+        fit = BayesianGaussianMixture(2, combine_chains="stack", **settings).fit(faithful)
+    assert fit.idata_["posterior"].attrs["chain_combination"] == "pooled"
+    assert fit.idata_["posterior"].sizes["chain"] == 2
+    # 2 x 20 draws cannot reach 400 effective draws: more of them, not "the chains barely move"
+    remedies = fit.diagnose().remedies
+    assert not any("not more draws" in r for r in remedies), remedies
+    assert any("more draws and tuning (e.g. draws=400, tune=400" in r for r in remedies), remedies

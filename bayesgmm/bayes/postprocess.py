@@ -52,7 +52,7 @@ from bayesgmm.posterior.relabel import (
     identity_record,
     relabel_to_reference,
 )
-from bayesgmm.posterior.stacking import stacked_indices
+from bayesgmm.posterior.stacking import PSIS_MIN_DRAWS, stacked_indices
 
 #: Nats by which EM from a posterior draw must beat the restarts' optimum to become the MAP:
 #: more than two EM runs that stop at the same optimum differ by (measured: a 2-component
@@ -415,6 +415,17 @@ def combine_chains(
         tree["posterior"] = posterior
         return tree, None
     stacking = chain_stacking(tree, stacking_groups(modes, drifting))
+    if stacking is None:  # too few draws per chain for PSIS-LOO (PSIS_MIN_DRAWS)
+        if combine == "stack":
+            warnings.warn(
+                f"combine_chains='stack' needs at least {PSIS_MIN_DRAWS} draws per chain "
+                f"(got {n_draws}): the chains were pooled",
+                UserWarning,
+                stacklevel=4,
+            )
+        posterior.attrs["chain_combination"] = "pooled"
+        tree["posterior"] = posterior
+        return tree, None
     if combine == "auto" and not stacking.significant:
         # the chains predict the data equally well: stacking weights would be noise
         posterior.attrs.update(

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 
 #: More draws are suggested as a remedy only when at most this factor would reach the ESS.
 MAX_DRAWS_FACTOR = 8.0
+#: A run of fewer draws (all chains) than this many times the ESS threshold is too short to
+#: say the chains barely move (unless they sit in different modes): its ESS estimates are
+#: noise themselves (2 x 20 Gibbs draws on Old Faithful K=2 showed an ESS of 12).
+SHORT_RUN_FACTOR = 2.0
 
 
 def starts_sentence(chain_starts: tuple[int, ...]) -> str:
@@ -155,8 +159,13 @@ def remedies(diag: Diagnostics) -> list[str]:
                 "than one point in most draws, which longer chains would not change (a run "
                 "that may be extended stops early for this reason)"
             )
-        elif factor <= MAX_DRAWS_FACTOR:
-            draws = int(np.ceil(diag.n_draws * max(2.0, factor) / 100.0) * 100)
+        elif factor <= MAX_DRAWS_FACTOR or (
+            not diag.multimodal
+            and diag.n_chains * diag.n_draws < SHORT_RUN_FACTOR * diag.ess_threshold
+        ):
+            factor = min(factor, MAX_DRAWS_FACTOR)
+            short = SHORT_RUN_FACTOR * diag.ess_threshold / max(diag.n_chains, 1)
+            draws = int(np.ceil(max(diag.n_draws * max(2.0, factor), short) / 100.0) * 100)
             found.append(
                 f"more draws and tuning (e.g. draws={draws}, tune={draws}; on the command "
                 f"line --draws {draws} --tune {draws})"
@@ -273,6 +282,7 @@ def summary_text(diag: Diagnostics) -> str:
 
 __all__ = [
     "MAX_DRAWS_FACTOR",
+    "SHORT_RUN_FACTOR",
     "drift_sentence",
     "empty_sentence",
     "modes_sentence",

@@ -388,11 +388,13 @@ def chain_stacking(idata: xr.DataTree, groups: list[tuple[int, ...]] | None = No
     -------
     ChainStacking or None
         The stacking weights of ``groups`` (default: every chain alone), their gain over
-        pooling and whether it is significant.
+        pooling and whether it is significant; None without a pointwise log-likelihood or
+        with fewer draws per chain than a PSIS-LOO estimate takes
+        (:data:`~bayesgmm.posterior.stacking.PSIS_MIN_DRAWS`).
     """
-    from bayesgmm.posterior.stacking import stack_chains
+    from bayesgmm.posterior.stacking import PSIS_MIN_DRAWS, stack_chains
 
-    if "log_likelihood" not in idata.children:
+    if "log_likelihood" not in idata.children or idata.posterior.sizes["draw"] < PSIS_MIN_DRAWS:
         return None
     log_lik = idata["log_likelihood"].to_dataset()
     (name, *_) = log_lik.data_vars

@@ -45,6 +45,9 @@ STACKING_TOL = 1e-12
 STACKING_MAX_ITER = 1_000
 #: Log score (nats) that each free stacking weight must gain over pooling to be used.
 STACKING_NATS_PER_WEIGHT = 1.0
+#: Fewest draws a PSIS-LOO estimate takes: ArviZ fits the Pareto tail to the largest fifth of
+#: the ratios (below 225 draws) and needs at least 5 of them.
+PSIS_MIN_DRAWS = 25
 
 
 def chain_loo_log_densities(log_lik: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -67,9 +70,9 @@ def chain_loo_log_densities(log_lik: np.ndarray) -> tuple[np.ndarray, np.ndarray
     if log_lik.ndim != 3:
         raise ValueError(f"log_lik must have shape (n_chains, n_draws, n_obs), got {log_lik.shape}")
     n_chains, n_draws, n_obs = log_lik.shape
-    if n_draws < 2 or not np.all(np.isfinite(log_lik)):
+    if n_draws < PSIS_MIN_DRAWS or not np.all(np.isfinite(log_lik)):
         raise ValueError(
-            "log_lik needs at least 2 finite draws per chain (got "
+            f"log_lik needs at least {PSIS_MIN_DRAWS} finite draws per chain (got "
             f"{n_draws} draws, {int((~np.isfinite(log_lik)).sum())} non-finite values)"
         )
     lpd = np.empty((n_obs, n_chains))
@@ -259,6 +262,7 @@ def stacked_indices(
 
 
 __all__ = [
+    "PSIS_MIN_DRAWS",
     "STACKING_NATS_PER_WEIGHT",
     "ChainStacking",
     "chain_loo_log_densities",
