@@ -358,6 +358,13 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
 
 
+def _python(code: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a Python process of its own (the package importable)."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=120
+    )
+
+
 def _start(argv: list[str]) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "bayesgmm.cli", *argv],
@@ -390,9 +397,7 @@ def test_importing_the_cli_leaves_a_library_users_signals_alone():
         "import bayesgmm.cli\n"
         "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=120
-    )
+    done = _python(code)
     assert done.returncode == 0, done.stderr
 
 
@@ -406,9 +411,7 @@ def test_ctrl_c_while_the_command_loads_is_one_line():
         "os.kill(os.getpid(), signal.SIGINT)\n"
         "time.sleep(30)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=120
-    )
+    done = _python(code)
     assert done.returncode == 130, done.stderr
     assert done.stderr.strip() == "bayesgmm: interrupted; nothing written"
 
