@@ -293,6 +293,7 @@ def test_idata_layout(faithful_nuts):
     # one EM optimum on Old Faithful K=2: every chain starts there and the chains are pooled
     assert post.attrs["chain_combination"] == "pooled" and "posterior_chains" not in idata
     assert post.attrs["chain_starts"] == [0, 0, 0, 0] and len(faithful_nuts.start_optima_) == 1
+    assert post.attrs["chain_start_source"] == "em"
     assert faithful_nuts.chain_weights_ is None
     # the posterior concentrates around the MAP (same labelling)
     np.testing.assert_allclose(
@@ -355,6 +356,9 @@ def test_chains_started_in_permuted_labelings_are_relabelled(faithful):
     diag = gm.diagnose()
     assert "between chains" in diag.label_switching
     assert diag.max_rhat <= 1.01, diag
+    # the report names the user's starts, not EM optima
+    assert gm.idata_["posterior"].attrs["chain_start_source"] == "given"
+    assert "chain 1 from the start given 1" in str(diag) and "EM optimum" not in str(diag)
 
 
 @pytest.mark.slow

@@ -218,7 +218,11 @@ def fit_posterior(data: np.ndarray, sample_weight, settings: Settings) -> FitRec
     if method in MCMC_METHODS:
         n_draws = int(draws["posterior"].sizes["draw"])
         idata, chain_weights = combine_chains(
-            idata, start.chain_starts, settings.combine_chains, np.random.default_rng(seeds[3])
+            idata,
+            start.chain_starts,
+            settings.combine_chains,
+            np.random.default_rng(seeds[3]),
+            starts_given=start.starts_given,
         )
     if choice is not None:
         idata["posterior"].attrs["method_choice"] = str(choice)

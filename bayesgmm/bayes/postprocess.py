@@ -376,6 +376,7 @@ def combine_chains(
     chain_starts: np.ndarray,
     combine: str,
     rng: np.random.Generator,
+    starts_given: bool = False,
 ) -> tuple[xr.DataTree, np.ndarray | None]:
     """Pool or stack the chains (``combine_chains``); record the choice in the attributes.
 
@@ -388,6 +389,9 @@ def combine_chains(
     combine : {"auto", "pool", "stack"}
     rng : Generator
         Draws the stacked sample.
+    starts_given : bool
+        Whether ``chain_starts`` index the user's starts (recorded as
+        ``chain_start_source``: ``"given"``, else ``"em"``).
 
     Returns
     -------
@@ -401,6 +405,7 @@ def combine_chains(
     posterior = tree["posterior"].to_dataset()
     n_chains, n_draws = posterior.sizes["chain"], posterior.sizes["draw"]
     posterior.attrs["chain_starts"] = [int(c) for c in chain_starts]
+    posterior.attrs["chain_start_source"] = "given" if starts_given else "em"
     usable = n_chains > 1 and "log_likelihood" in tree.children
     if combine == "pool" or not usable:
         posterior.attrs["chain_combination"] = "pooled"

@@ -452,6 +452,7 @@ def nuts_diagnostics(
         component_counts=counts,
         chain_weights=chain_weights,
         chain_starts=tuple(int(c) for c in chain_starts),
+        starts_given=idata["posterior"].attrs.get("chain_start_source") == "given",
         chain_combination=str(idata["posterior"].attrs.get("chain_combination", "pooled")),
         draws_asked=draws_asked,
     )

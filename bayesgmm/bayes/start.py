@@ -57,6 +57,8 @@ class Start:
         chain, best first (sorted by mean in 1-D).
     chain_starts : ndarray of shape (chains,)
         Index of each chain's start in ``optima`` (or in the ``start`` setting).
+    starts_given : bool
+        Whether ``chain_starts`` index the ``start`` setting (one start per chain).
     points : MixtureParams or list of MixtureParams
         What the sampler starts from: one point, or one per chain.
     """
@@ -68,6 +70,7 @@ class Start:
     optima: list[MixtureParams]
     chain_starts: np.ndarray
     points: MixtureParams | list[MixtureParams]
+    starts_given: bool = False
 
     @property
     def order_basis(self) -> np.ndarray | None:
@@ -224,7 +227,8 @@ def find_start(
     if mcmc and settings.start is None and per_chain and len(optima) > 1:
         chain_starts = np.arange(settings.chains) % len(optima)
         points = [optima[i] for i in chain_starts]
-    elif isinstance(settings.start, Sequence) and len(settings.start) > 1:
+    starts_given = isinstance(settings.start, Sequence) and len(settings.start) > 1
+    if starts_given:
         chain_starts = np.arange(settings.chains)
     return Start(
         em=em,
@@ -234,6 +238,7 @@ def find_start(
         optima=optima,
         chain_starts=chain_starts,
         points=points,
+        starts_given=starts_given,
     )
 
 

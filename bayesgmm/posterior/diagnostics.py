@@ -95,6 +95,9 @@ class Diagnostics:
         Rank-normalised split R-hat of the model's log density (NaN if not stored).
     chain_starts : tuple of int
         Index of the start (EM optimum) of each chain; empty if not known.
+    starts_given : bool
+        Whether ``chain_starts`` index the starts the user gave (``start``, one per chain)
+        rather than EM optima.
     chain_combination : {"pooled", "stacked"}
         How the chains were combined into the posterior.
     draws_asked : int
@@ -119,6 +122,7 @@ class Diagnostics:
     modes: tuple[Mode, ...] = field(default=())
     lp_rhat: float = float("nan")
     chain_starts: tuple[int, ...] = ()
+    starts_given: bool = False
     chain_combination: str = "pooled"
     draws_asked: int = 0
     drifting: tuple[int, ...] = ()
@@ -283,6 +287,7 @@ def diagnose(
     ess_threshold: float = 400.0,
     chain_weights: np.ndarray | None = None,
     chain_starts: tuple[int, ...] = (),
+    starts_given: bool = False,
     chain_combination: str = "pooled",
     draws_asked: int = 0,
 ) -> Diagnostics:
@@ -310,6 +315,8 @@ def diagnose(
         given, they are computed from the ``log_likelihood`` group if there is one.
     chain_starts : tuple of int
         The start of each chain, reported by :class:`Diagnostics`.
+    starts_given : bool
+        Whether those are the user's starts (one per chain), not EM optima.
     chain_combination : str
         How the chains were combined ("pooled" or "stacked").
     draws_asked : int
@@ -381,6 +388,7 @@ def diagnose(
         modes=modes,
         lp_rhat=lp_rhat,
         chain_starts=tuple(chain_starts),
+        starts_given=bool(starts_given),
         draws_asked=int(draws_asked),
         chain_combination=chain_combination,
         drifting=drifting,

@@ -29,13 +29,15 @@ MAX_DRAWS_FACTOR = 8.0
 SHORT_RUN_FACTOR = 2.0
 
 
-def starts_sentence(chain_starts: tuple[int, ...]) -> str:
-    """Which EM optimum (0: the best) each chain started from, in words."""
+def starts_sentence(chain_starts: tuple[int, ...], given: bool = False) -> str:
+    """Which EM optimum (0: the best), or which of the starts the user ``given``, each chain
+    started from, in words."""
     groups: dict[int, list[int]] = {}
     for chain, start in enumerate(chain_starts):
         groups.setdefault(start, []).append(chain)
+    source = "the start given" if given else "EM optimum"
     return "; ".join(
-        f"chain{'s' if len(c) > 1 else ''} {','.join(map(str, c))} from EM optimum {s}"
+        f"chain{'s' if len(c) > 1 else ''} {','.join(map(str, c))} from {source} {s}"
         for s, c in sorted(groups.items())
     )
 
@@ -261,7 +263,7 @@ def summary_text(diag: Diagnostics) -> str:
     if diag.method_choice:
         lines.insert(1, f"  method         {diag.method_choice}")
     if len(set(diag.chain_starts)) > 1:
-        lines.append("  starts         " + starts_sentence(diag.chain_starts))
+        lines.append("  starts         " + starts_sentence(diag.chain_starts, diag.starts_given))
     if 0 < diag.draws_asked < diag.n_draws:
         lines.append(
             f"  length         extended from {diag.draws_asked} to {diag.n_draws} draws per "
