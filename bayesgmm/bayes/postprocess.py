@@ -407,6 +407,15 @@ def combine_chains(
     posterior.attrs["chain_starts"] = [int(c) for c in chain_starts]
     posterior.attrs["chain_start_source"] = "given" if starts_given else "em"
     usable = n_chains > 1 and "log_likelihood" in tree.children
+    if usable and n_draws < PSIS_MIN_DRAWS:  # too few draws per chain for PSIS-LOO
+        usable = False
+        if combine == "stack":
+            warnings.warn(
+                f"combine_chains='stack' needs at least {PSIS_MIN_DRAWS} draws per chain "
+                f"(got {n_draws}): the chains were pooled",
+                UserWarning,
+                stacklevel=4,
+            )
     if combine == "pool" or not usable:
         posterior.attrs["chain_combination"] = "pooled"
         tree["posterior"] = posterior
@@ -420,17 +429,6 @@ def combine_chains(
         tree["posterior"] = posterior
         return tree, None
     stacking = chain_stacking(tree, stacking_groups(modes, drifting))
-    if stacking is None:  # too few draws per chain for PSIS-LOO (PSIS_MIN_DRAWS)
-        if combine == "stack":
-            warnings.warn(
-                f"combine_chains='stack' needs at least {PSIS_MIN_DRAWS} draws per chain "
-                f"(got {n_draws}): the chains were pooled",
-                UserWarning,
-                stacklevel=4,
-            )
-        posterior.attrs["chain_combination"] = "pooled"
-        tree["posterior"] = posterior
-        return tree, None
     if combine == "auto" and not stacking.significant:
         # the chains predict the data equally well: stacking weights would be noise
         posterior.attrs.update(
